@@ -1,1 +1,18 @@
-//! meshpay-chain
+//! meshpay-chain: the EVM chains meshpay pays on.
+//!
+//! - [`config`]: typed `chains.toml` (file named by `MESHPAY_CHAINS_CONFIG`), validated at load.
+//! - [`recipient`]: EIP-55 / zero-address / deny-list checks on payment recipients.
+//! - [`fees`]: EIP-1559 fee estimation (capped per chain) and gas limits for quotes.
+
+pub mod address;
+pub mod config;
+pub mod fees;
+pub mod recipient;
+
+pub use address::{AddressError, parse_address};
+pub use config::{CHAINS_CONFIG_ENV, Chain, ChainProblem, ChainsConfig, ConfigError};
+pub use fees::{FeeError, FeeEstimate, FeeEstimator, FixedFeeEstimator, RpcFeeEstimator, TransferSpec};
+pub use recipient::RecipientError;
+
+/// Re-exported so callers name the same primitive types.
+pub use alloy::primitives::{Address, U256};

@@ -1,1 +1,34 @@
-//! meshpay-domain
+//! meshpay-domain: money, assets, identifiers, scopes and the payment state machine.
+//!
+//! No I/O lives here: everything is a pure function of its inputs, so every rule can be unit
+//! tested exhaustively. The store (`meshpay-store`) and the HTTP functions build on these types.
+//!
+//! - [`money`]: [`Amount`] (U256 base units), decimal parsing/formatting, fee math in basis points.
+//! - [`asset`]: [`AssetId`] (`chain:SYMBOL`), [`Asset`] (decimals, native or ERC-20).
+//! - [`charges`]: what a quote debits from a merchant ([`Charges`]).
+//! - [`ids`]: prefixed UUIDv7 identifiers (`pay_…`, `quo_…`, `mer_…`, `key_…`), [`IdempotencyKey`].
+//! - [`scope`]: API key scopes.
+//! - [`messages`]: the queue message envelope between pipeline steps.
+//! - [`payment`]: [`PaymentStatus`], [`PaymentEvent`] and the one [`transition`] function.
+
+pub mod asset;
+pub mod charges;
+pub mod ids;
+pub mod messages;
+pub mod money;
+pub mod payment;
+pub mod scope;
+
+pub use alloy::primitives::{Address, B256, U256};
+pub use asset::{Asset, AssetId, AssetIdError, AssetKind, DecimalsError};
+pub use charges::Charges;
+pub use ids::{
+    ApiKeyId, IdError, IdempotencyKey, IdempotencyKeyError, MerchantId, PaymentId, QuoteId,
+};
+pub use messages::PaymentMessage;
+pub use money::{Amount, AmountError, FeeBps, FeeBpsError, MAX_DECIMALS};
+pub use payment::{
+    EventKind, FailureReason, HoldEffect, IllegalTransition, PaymentEvent, PaymentStatus,
+    UnknownStatus, transition,
+};
+pub use scope::{Scope, ScopeError, Scopes};

@@ -1,1 +1,51 @@
-//! meshpay-shim
+//! meshpay-shim: the Azure Functions custom-handler protocol as an axum service, in the model
+//! of `lambda_http`.
+//!
+//! * HTTP functions are ordinary axum handlers in the app's `Router`. Forwarded requests
+//!   (`enableForwardingHttpRequest`/`enableProxyingHttpRequest`) reach it unchanged at
+//!   `/api/...`; envelope invocations (`POST /{function}` with `Data.<req>`) are rebuilt into an
+//!   `http::Request` and the response is carried back as `Outputs.<res>`. Queue messages from
+//!   an HTTP handler travel as the [`QueueOutputs`] response extension.
+//! * Queue and timer functions are typed async handlers registered by function name with
+//!   [`FunctionApp::queue`] and [`FunctionApp::timer`], returning [`Outputs`].
+//! * `GET /` answers at once (the host's readiness probe).
+//!
+//! Wire facts: `shared/reference/custom-handler-protocol.md` (outside the repo root).
+
+mod app;
+mod context;
+pub mod definition;
+mod outputs;
+mod problem;
+mod server;
+mod service;
+pub mod trigger;
+pub mod wire;
+
+pub use app::{
+    BoxError, BuildError, DEFAULT_ENVELOPE_LIMIT_BYTES, DEFAULT_HTTP_RESPONSE_LIMIT_BYTES,
+    FunctionApp,
+};
+pub use context::{EnvelopeHttpContext, HttpOrigin, InvocationContext, RequestExt};
+pub use definition::{
+    Binding, BindingType, DefinitionError, Direction, FunctionDefinition, FunctionJson,
+    TriggerKind,
+};
+pub use outputs::{OutputError, Outputs, QueueOutputs, with_queue_output};
+pub use server::{DEFAULT_PORT, PORT_ENV, bind_loopback, serve};
+pub use trigger::http::{HttpEnvelopeError, HttpResponseOutput, HttpTriggerRequest};
+pub use trigger::queue::{MessageError, QueueInvocation, QueueMetadata, decode_message};
+pub use trigger::timer::{ScheduleStatus, TimerInfo, TimerInvocation, TimerSchedule};
+pub use wire::{InvocationRequest, InvocationResponse, RetryContext, Sys};
+
+/// Embeds a function's `function.json` beside its code:
+/// `pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("health");`
+#[macro_export]
+macro_rules! function_json {
+    ($name:literal) => {
+        $crate::FunctionJson::new(
+            $name,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/function.json")),
+        )
+    };
+}

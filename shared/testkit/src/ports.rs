@@ -29,6 +29,10 @@ pub fn target_bin_dir() -> PathBuf {
 /// `node_modules/.bin/<name>` in the repo; panics with a hint when `npm ci` has not run.
 pub fn node_bin(name: &str) -> PathBuf {
     let path = repo_root().join("node_modules/.bin").join(name);
-    assert!(path.exists(), "{} missing: run `npm ci` (make test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} missing: run `npm ci` (make test does)",
+        path.display()
+    );
     path
 }

@@ -1,0 +1,41 @@
+# meshpay: the two commands a newcomer needs are `make dev` and `make test` (see README.md).
+# Recipes live in scripts/ so they can be read and run on their own.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+.PHONY: help dev test build lint deps contracts contracts-check package clean-stack
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+dev: ## install what is missing, start Azurite + anvil + PostgreSQL + devhost/meshpay (Ctrl-C stops all)
+	@scripts/dev.sh
+
+test: ## install what is missing, start PostgreSQL, run fmt check, clippy and every test
+	@scripts/test.sh
+
+build: ## release build; copies the handler to ./meshpay (host.json defaultExecutablePath)
+	cargo build --release --locked --bin meshpay
+	cp target/release/meshpay ./meshpay
+
+lint: ## cargo fmt --check and clippy -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+deps: ## npm packages (Azurite, anvil, solc) and PostgreSQL
+	@scripts/deps.sh
+	@scripts/postgres.sh ensure
+
+contracts: ## recompile contracts/*.sol into the committed contracts/*.json
+	@scripts/compile-contracts.sh
+
+contracts-check: ## fail when contracts/*.json differs from a fresh compile
+	@scripts/compile-contracts.sh --check
+
+package: build ## dist/app (host.json, functions/*/function.json, meshpay) and dist/meshpay.zip
+	@scripts/package.sh
+
+clean-stack: ## stop what make dev started and delete its local data (.dev/)
+	@scripts/clean-stack.sh

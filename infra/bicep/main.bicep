@@ -1,0 +1,518 @@
+// meshpay: one environment in one resource group.
+//
+//   az deployment group create -g <rg> -f infra/bicep/main.bicep -p infra/bicep/main.prod.bicepparam
+//
+// What it creates and why each piece is configured as it is: docs/DEPLOY.md ("Deploy to Azure").
+// Every secret-bearing service authenticates with Entra ID; no connection string, account key
+// or database password exists anywhere in this deployment.
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Environment
+// ---------------------------------------------------------------------------------------------
+
+@description('Environment name, part of every resource name (2-8 lowercase letters or digits), e.g. dev, prod.')
+@minLength(2)
+@maxLength(8)
+param environmentName string
+
+@description('Azure region (Flex Consumption is not offered everywhere: az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Application name, part of every resource name (lowercase letters, at most 8).')
+@minLength(2)
+@maxLength(8)
+param appName string = 'meshpay'
+
+@description('Extra tags for every resource.')
+param extraTags object = {}
+
+// ---------------------------------------------------------------------------------------------
+// Wallets, fees, webhooks
+// ---------------------------------------------------------------------------------------------
+
+@description('Number of hot-wallet keys (EC-HSM, P-256K); each is one Ethereum address to fund.')
+@minValue(1)
+@maxValue(16)
+param walletKeyCount int = 1
+
+@description('Name prefix of the hot-wallet keys: <prefix>-0, <prefix>-1, ...')
+param walletKeyPrefix string = 'hot-wallet'
+
+@description('''Per-chain cap on max fee per gas, in wei, as decimal strings (money is never a float),
+keyed by chain name from chains.toml, e.g. { ethereum: '200000000000' }. Each entry becomes the app
+setting MESHPAY_FEE_CAP_WEI_<CHAIN> (upper case, "-" as "_"), overriding max_fee_per_gas_cap_wei.''')
+param networkFeeCapsWei object = {}
+
+@description('Path of chains.toml as the app sees it; relative paths resolve against the app root (the unzipped package).')
+param chainsConfigPath string = 'chains.toml'
+
+@description('NCRONTAB schedule of the heartbeat timer function (setting HEARTBEAT_SCHEDULE).')
+param heartbeatSchedule string = '0 */5 * * * *'
+
+@description('Key Vault secret name of the webhook signing key.')
+param webhookSecretName string = 'webhook-signing-key'
+
+@description('Webhook signing key. Pass it on the first deployment and to rotate; leave empty otherwise (the secret is then kept).')
+@secure()
+param webhookSigningKey string = ''
+
+@description('Validity written on a newly set webhook secret (ISO 8601 duration); informational, for rotation reminders.')
+param webhookSecretLifetime string = 'P1Y'
+
+@description('Deployment time; do not set (used to date a newly written secret).')
+param deployedAt string = utcNow()
+
+// ---------------------------------------------------------------------------------------------
+// Function app (Flex Consumption)
+// ---------------------------------------------------------------------------------------------
+
+@description('''Flex runtime for the custom handler. UNCONFIRMED: whether "custom" is accepted for a bare binary,
+and its version string, are not documented (docs/DEPLOY.md lists the fallback).''')
+param flexRuntimeName string = 'custom'
+
+@description('Flex runtime version matching flexRuntimeName.')
+param flexRuntimeVersion string = '1.0'
+
+@description('Memory per instance.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Scale-out ceiling (Flex minimum is 40). Instances x DB pool size must fit the server max_connections.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Instances kept warm for the HTTP functions (0 = scale to zero, cold starts).')
+@minValue(0)
+@maxValue(10)
+param alwaysReadyHttpInstances int = 0
+
+@description('Spread the Flex plan over availability zones (region must support it).')
+param zoneRedundant bool = false
+
+@description('Queues of the pipeline (function.json names); the host creates the -poison queues itself.')
+param queueNames array = [
+  'probes'
+  'probe-results'
+  'heartbeats'
+  'payments-broadcast'
+  'payments-confirm'
+  'payments-settle'
+]
+
+@description('Storage replication.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSkuName string = 'Standard_ZRS'
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+@description('PostgreSQL major version.')
+@allowed([
+  '15'
+  '16'
+  '17'
+])
+param postgresVersion string = '16'
+
+@description('PostgreSQL compute SKU.')
+param postgresSkuName string = 'Standard_B1ms'
+
+@description('Tier matching postgresSkuName.')
+@allowed([
+  'Burstable'
+  'GeneralPurpose'
+  'MemoryOptimized'
+])
+param postgresSkuTier string = 'Burstable'
+
+@description('PostgreSQL storage in GiB.')
+@minValue(32)
+param postgresStorageSizeGB int = 32
+
+@description('Days of point-in-time restore.')
+@minValue(7)
+@maxValue(35)
+param postgresBackupRetentionDays int = 7
+
+@description('Geo-redundant backups (fixed at server creation).')
+param postgresGeoRedundantBackup bool = false
+
+@description('Zone-redundant high availability (needs GeneralPurpose or MemoryOptimized).')
+param postgresZoneRedundantHa bool = false
+
+@description('Application database name.')
+param postgresDatabaseName string = 'meshpay'
+
+@description('Object id of the Entra principal administering PostgreSQL (recommended: a group holding the DBAs and the CI deployer).')
+param postgresAdminObjectId string
+
+@description('Display name of that principal = the PostgreSQL role its members log in as (PGUSER for migrations).')
+param postgresAdminPrincipalName string
+
+@description('Type of that principal.')
+@allowed([
+  'Group'
+  'ServicePrincipal'
+  'User'
+])
+param postgresAdminPrincipalType string = 'Group'
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring and network
+// ---------------------------------------------------------------------------------------------
+
+@description('Days of log retention in Log Analytics.')
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 90
+
+@description('''Private networking: VNet integration for the app, private endpoints for storage, Key Vault and
+PostgreSQL, their public endpoints disabled. The app's HTTP endpoint stays public (merchants call it).''')
+param enablePrivateNetworking bool = false
+
+@description('VNet address space (private networking only).')
+param vnetAddressPrefix string = '10.60.0.0/16'
+
+@description('App integration subnet (private networking only; /27 or larger).')
+param appSubnetPrefix string = '10.60.0.0/24'
+
+@description('Private endpoint subnet (private networking only).')
+param privateEndpointSubnetPrefix string = '10.60.1.0/24'
+
+// ---------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------
+
+var token = toLower(take(uniqueString(subscription().id, resourceGroup().id, appName, environmentName), 8))
+var namePrefix = '${appName}-${environmentName}'
+var tags = union(extraTags, {
+  application: appName
+  environment: environmentName
+})
+var names = {
+  identity: 'id-${namePrefix}'
+  storage: take('st${appName}${environmentName}${token}', 24)
+  keyVault: take('kv-${environmentName}-${token}', 24)
+  postgres: 'psql-${namePrefix}-${token}'
+  plan: 'plan-${namePrefix}-${token}'
+  functionApp: 'func-${namePrefix}-${token}'
+}
+var deploymentContainerName = 'app-package'
+
+// Storage, Key Vault and PostgreSQL close their public endpoints with private networking.
+var dataPublicNetworkAccess = enablePrivateNetworking ? 'Disabled' : 'Enabled'
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------
+
+module identity 'modules/identity.bicep' = {
+  name: '${namePrefix}-identity'
+  params: {
+    name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: '${namePrefix}-monitoring'
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    retentionDays: logRetentionDays
+    appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module network 'modules/network.bicep' = if (enablePrivateNetworking) {
+  name: '${namePrefix}-network'
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: '${namePrefix}-storage'
+  params: {
+    name: names.storage
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    publicNetworkAccess: dataPublicNetworkAccess
+    deploymentContainerName: deploymentContainerName
+    queueNames: queueNames
+    appPrincipalId: identity.outputs.principalId
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: '${namePrefix}-keyvault'
+  params: {
+    name: names.keyVault
+    location: location
+    tags: tags
+    publicNetworkAccess: dataPublicNetworkAccess
+    walletKeyCount: walletKeyCount
+    walletKeyPrefix: walletKeyPrefix
+    webhookSecretName: webhookSecretName
+    webhookSigningKey: webhookSigningKey
+    webhookSecretExpiresEpoch: dateTimeToEpoch(dateTimeAdd(deployedAt, webhookSecretLifetime))
+    appPrincipalId: identity.outputs.principalId
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module postgres 'modules/postgres.bicep' = {
+  name: '${namePrefix}-postgres'
+  params: {
+    name: names.postgres
+    location: location
+    tags: tags
+    version: postgresVersion
+    skuName: postgresSkuName
+    skuTier: postgresSkuTier
+    storageSizeGB: postgresStorageSizeGB
+    backupRetentionDays: postgresBackupRetentionDays
+    geoRedundantBackup: postgresGeoRedundantBackup
+    zoneRedundantHa: postgresZoneRedundantHa
+    publicNetworkAccess: dataPublicNetworkAccess
+    databaseName: postgresDatabaseName
+    adminObjectId: postgresAdminObjectId
+    adminPrincipalName: postgresAdminPrincipalName
+    adminPrincipalType: postgresAdminPrincipalType
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+// Private endpoints, one per service sub-resource (private networking only).
+var endpointTargets = {
+  storage: storage.outputs.id
+  keyVault: keyVault.outputs.id
+  postgres: postgres.outputs.id
+}
+var endpoints = [
+  {
+    groupId: 'blob'
+    target: 'storage'
+    zoneOutput: 'blobZoneId'
+  }
+  {
+    groupId: 'queue'
+    target: 'storage'
+    zoneOutput: 'queueZoneId'
+  }
+  {
+    groupId: 'table'
+    target: 'storage'
+    zoneOutput: 'tableZoneId'
+  }
+  {
+    groupId: 'vault'
+    target: 'keyVault'
+    zoneOutput: 'vaultZoneId'
+  }
+  {
+    groupId: 'postgresqlServer'
+    target: 'postgres'
+    zoneOutput: 'postgresZoneId'
+  }
+]
+
+module privateEndpoints 'modules/private-endpoint.bicep' = [for e in endpoints: if (enablePrivateNetworking) {
+  name: '${namePrefix}-pe-${e.groupId}'
+  params: {
+    name: 'pe-${namePrefix}-${e.groupId}'
+    location: location
+    tags: tags
+    subnetId: network.outputs.privateEndpointSubnetId
+    targetId: endpointTargets[e.target]
+    groupId: e.groupId
+    dnsZoneId: network.outputs[e.zoneOutput]
+  }
+}]
+
+// ---------------------------------------------------------------------------------------------
+// App settings: the contract with the app (names documented in docs/DEPLOY.md)
+// ---------------------------------------------------------------------------------------------
+
+// The Functions host: identity-based storage and Entra-authenticated Application Insights.
+var hostSettings = [
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: storage.outputs.name
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identity.outputs.clientId
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: monitoring.outputs.appInsightsConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  }
+  {
+    name: 'HEARTBEAT_SCHEDULE'
+    value: heartbeatSchedule
+  }
+]
+
+// meshpay itself. PGUSER is the identity's name: the PostgreSQL role created for it after deployment.
+var meshpaySettings = [
+  {
+    name: 'MESHPAY_ENV'
+    value: 'production'
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identity.outputs.clientId
+  }
+  {
+    name: 'MESHPAY_DB_AUTH'
+    value: 'entra'
+  }
+  {
+    name: 'PGHOST'
+    value: postgres.outputs.fqdn
+  }
+  {
+    name: 'PGPORT'
+    value: '5432'
+  }
+  {
+    name: 'PGDATABASE'
+    value: postgres.outputs.databaseName
+  }
+  {
+    name: 'PGUSER'
+    value: identity.outputs.name
+  }
+  {
+    name: 'PGSSLMODE'
+    value: 'verify-full'
+  }
+  {
+    name: 'MESHPAY_KEYVAULT_URL'
+    value: keyVault.outputs.uri
+  }
+  {
+    name: 'MESHPAY_WALLET_KEYS'
+    value: join(keyVault.outputs.walletKeyNames, ',')
+  }
+  {
+    name: 'MESHPAY_CHAINS_CONFIG'
+    value: chainsConfigPath
+  }
+]
+
+var feeCapSettings = [for cap in items(networkFeeCapsWei): {
+  name: 'MESHPAY_FEE_CAP_WEI_${toUpper(replace(cap.key, '-', '_'))}'
+  value: string(cap.value)
+}]
+
+// Flex Consumption cannot resolve Key Vault references when the vault is network-restricted, so
+// with private networking the app gets the secret URI and reads it with its own identity.
+var webhookSettings = enablePrivateNetworking ? [
+  {
+    name: 'MESHPAY_WEBHOOK_SIGNING_KEY_SECRET_URI'
+    value: keyVault.outputs.webhookSecretUri
+  }
+] : [
+  {
+    name: 'MESHPAY_WEBHOOK_SIGNING_KEY'
+    value: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookSecretUri})'
+  }
+]
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: '${namePrefix}-functionapp'
+  params: {
+    name: names.functionApp
+    planName: names.plan
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    runtimeName: flexRuntimeName
+    runtimeVersion: flexRuntimeVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    zoneRedundant: zoneRedundant
+    appSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
+    appSettings: concat(hostSettings, meshpaySettings, feeCapSettings, webhookSettings)
+  }
+  dependsOn: [
+    privateEndpoints
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------------------------
+
+@description('Base URL of the API (routes under /api).')
+output functionAppUrl string = 'https://${functionApp.outputs.defaultHostName}'
+
+@description('Function app name (for zip deploy).')
+output functionAppName string = functionApp.outputs.name
+
+@description('Key Vault key ids of the hot-wallet keys (versionless).')
+output walletKeyIds array = keyVault.outputs.walletKeyIds
+
+@description('Hot-wallet key names (MESHPAY_WALLET_KEYS).')
+output walletKeyNames array = keyVault.outputs.walletKeyNames
+
+@description('Key Vault URL (MESHPAY_KEYVAULT_URL).')
+output keyVaultUrl string = keyVault.outputs.uri
+
+@description('Key Vault name.')
+output keyVaultName string = keyVault.outputs.name
+
+@description('PostgreSQL host (PGHOST).')
+output postgresHost string = postgres.outputs.fqdn
+
+@description('PostgreSQL server name.')
+output postgresServerName string = postgres.outputs.name
+
+@description('PostgreSQL database (PGDATABASE).')
+output postgresDatabase string = postgres.outputs.databaseName
+
+@description('Name of the app identity = its PostgreSQL role (PGUSER).')
+output appIdentityName string = identity.outputs.name
+
+@description('Object (principal) id of the app identity, for pgaadauth_create_principal_with_oid.')
+output appIdentityPrincipalId string = identity.outputs.principalId
+
+@description('Client id of the app identity (AZURE_CLIENT_ID).')
+output appIdentityClientId string = identity.outputs.clientId
+
+@description('Storage account name.')
+output storageAccountName string = storage.outputs.name

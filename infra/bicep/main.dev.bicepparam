@@ -1,0 +1,29 @@
+// Development environment: smallest sizes, public endpoints (Entra ID + RBAC only), short retention.
+//   export MESHPAY_PG_ADMIN_OBJECT_ID=$(az ad group show -g meshpay-dev-db-admins --query id -o tsv)
+//   export MESHPAY_WEBHOOK_SIGNING_KEY=$(openssl rand -hex 32)   # first deployment / rotation only
+//   az deployment group create -g rg-meshpay-dev -f infra/bicep/main.bicep -p infra/bicep/main.dev.bicepparam
+using './main.bicep'
+
+param environmentName = 'dev'
+
+param walletKeyCount = 1
+
+// Chain names as in chains.toml; caps in wei as decimal strings.
+param networkFeeCapsWei = {
+  sepolia: '50000000000'
+}
+
+param webhookSigningKey = readEnvironmentVariable('MESHPAY_WEBHOOK_SIGNING_KEY', '')
+
+param storageSkuName = 'Standard_LRS'
+
+param postgresSkuName = 'Standard_B1ms'
+param postgresSkuTier = 'Burstable'
+param postgresBackupRetentionDays = 7
+param postgresAdminObjectId = readEnvironmentVariable('MESHPAY_PG_ADMIN_OBJECT_ID')
+param postgresAdminPrincipalName = 'meshpay-dev-db-admins'
+param postgresAdminPrincipalType = 'Group'
+
+param logRetentionDays = 30
+
+param enablePrivateNetworking = false

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Stops what `make dev` started (from .dev/dev.pids, if a run was killed without cleanup) and
+# deletes the local dev data in .dev/ (Azurite storage, logs, demo merchant id).
+# PostgreSQL: the dev database `meshpay` is dropped and recreated empty; the server keeps
+# running (tests and other work may share it). `scripts/postgres.sh stop` stops it.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+if [ -f .dev/dev.pids ]; then
+  while read -r pid name; do
+    if kill -0 "$pid" 2>/dev/null; then
+      say "stopping $name ($pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done <.dev/dev.pids
+fi
+rm -rf .dev/azurite .dev/logs .dev/dev.pids .dev/demo-merchant-id
+
+if scripts/postgres.sh status | grep -q '^up'; then
+  say "recreating database meshpay"
+  PGPASSWORD=meshpay psql -h 127.0.0.1 -U meshpay -d postgres -XAtq \
+    -c 'DROP DATABASE IF EXISTS meshpay WITH (FORCE)' -c 'CREATE DATABASE meshpay'
+fi
+say "clean"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make test` (and .ci/run): installs what is missing, starts PostgreSQL, then runs the checks
+# and every test. Tests start their own Azurite and anvil on free ports (meshpay-testkit) and
+# create their own databases on the shared PostgreSQL, so they run in parallel.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+# CI builds from a fresh clone: the lock file must already be up to date.
+LOCKED=()
+[ "${CI:-}" = true ] && LOCKED=(--locked)
+
+# Checks run to the end even when one fails (a format slip should not hide a failing test);
+# the script fails if any did.
+FAILED=()
+check() {
+  local name=$1; shift
+  phase "$name"
+  "$@" || FAILED+=("$name")
+}
+
+trap 'phases_report' EXIT
+
+phase "deps (npm ci if needed)"
+scripts/deps.sh
+phase "postgresql"
+scripts/postgres.sh ensure
+check "contracts check" scripts/compile-contracts.sh --check
+check "cargo fmt --check" cargo fmt --all --check
+check "cargo clippy" cargo clippy --workspace --all-targets "${LOCKED[@]}" -- -D warnings
+# End-to-end tests spawn the devhost and meshpay binaries from target/debug.
+check "cargo build (binaries)" cargo build --workspace --bins "${LOCKED[@]}"
+check "cargo test" cargo test --workspace --no-fail-fast "${LOCKED[@]}"
+trap - EXIT
+phases_report
+if [ "${#FAILED[@]}" -gt 0 ]; then
+  die "failed: $(IFS=,; echo "${FAILED[*]}")"
+fi
+say "all checks passed"

@@ -1,0 +1,441 @@
+//! The payment state machine. Every status change of a payment anywhere in meshpay goes through
+//! [`transition`]; the store persists its result with an optimistic version check and an
+//! appended event in one database transaction.
+//!
+//! ```text
+//!  quoted ──Authorize──▶ authorized ──Broadcast──▶ broadcast ──Confirm──▶ confirmed ──Settle──▶ settled
+//!    │                      │   │                     │  ▲                    │
+//!  Expire                Cancel Fail                Fail └───────Reorg────────┘
+//!    ▼                      ▼   ▼                     ▼
+//!  expired             cancelled failed ◀─────────────┘
+//! ```
+//!
+//! Decision on `quoted`: a quote is a payment that has not been authorized yet, so `quoted` is
+//! the machine's start state, but it is *represented by the quote row* (whose `expires_at` is
+//! the quote's own property). A payment row is created by applying `Authorize` to `quoted`, so
+//! every stored payment starts in `authorized` with the event `quoted → authorized` first in its
+//! history. `Expire` applies only to `quoted`: a lapsed quote can no longer be authorized; an
+//! authorized payment never expires (it is cancelled or fails, releasing its hold).
+//!
+//! A `Reorg` moves a confirmed payment back to `broadcast` (its block left the canonical chain);
+//! it is then confirmed again, or fails. Settled, failed, expired and cancelled are terminal.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentStatus {
+    Quoted,
+    Authorized,
+    Broadcast,
+    Confirmed,
+    Settled,
+    Failed,
+    Expired,
+    Cancelled,
+}
+
+impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 8] = [
+        PaymentStatus::Quoted,
+        PaymentStatus::Authorized,
+        PaymentStatus::Broadcast,
+        PaymentStatus::Confirmed,
+        PaymentStatus::Settled,
+        PaymentStatus::Failed,
+        PaymentStatus::Expired,
+        PaymentStatus::Cancelled,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Quoted => "quoted",
+            PaymentStatus::Authorized => "authorized",
+            PaymentStatus::Broadcast => "broadcast",
+            PaymentStatus::Confirmed => "confirmed",
+            PaymentStatus::Settled => "settled",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Expired => "expired",
+            PaymentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// No event leaves a terminal status.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Settled
+                | PaymentStatus::Failed
+                | PaymentStatus::Expired
+                | PaymentStatus::Cancelled
+        )
+    }
+
+    /// Whether a payment in this status has an open hold on the merchant's balance.
+    pub const fn holds_funds(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Authorized | PaymentStatus::Broadcast | PaymentStatus::Confirmed
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown payment status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PaymentStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PaymentStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+impl Serialize for PaymentStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PaymentStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a payment failed, recorded with it (never "failed" without a reason). At most 1000
+/// characters are kept; longer reasons (e.g. raw RPC errors) are truncated on a char boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FailureReason(String);
+
+impl FailureReason {
+    pub const MAX_CHARS: usize = 1000;
+
+    pub fn new(reason: impl Into<String>) -> Self {
+        let reason: String = reason.into();
+        match reason.char_indices().nth(Self::MAX_CHARS) {
+            Some((cut, _)) => FailureReason(reason[..cut].to_owned()),
+            None => FailureReason(reason),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Something that happens to a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentEvent {
+    /// The merchant authorized the quote; funds are held.
+    Authorize,
+    /// A signed transaction was sent.
+    Broadcast,
+    /// The transaction is deep enough (or finalized).
+    Confirm,
+    /// The confirming block left the canonical chain.
+    Reorg,
+    /// Ledger settlement posted; the hold was captured.
+    Settle,
+    /// Terminal failure (reverted, rejected, ...), with the reason.
+    Fail { reason: FailureReason },
+    /// The merchant cancelled before broadcast.
+    Cancel,
+    /// The quote lapsed before authorization.
+    Expire,
+}
+
+/// An event without its payload: what is stored in `payment_events.event` and reported in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Authorize,
+    Broadcast,
+    Confirm,
+    Reorg,
+    Settle,
+    Fail,
+    Cancel,
+    Expire,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Authorize,
+        EventKind::Broadcast,
+        EventKind::Confirm,
+        EventKind::Reorg,
+        EventKind::Settle,
+        EventKind::Fail,
+        EventKind::Cancel,
+        EventKind::Expire,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Authorize => "authorize",
+            EventKind::Broadcast => "broadcast",
+            EventKind::Confirm => "confirm",
+            EventKind::Reorg => "reorg",
+            EventKind::Settle => "settle",
+            EventKind::Fail => "fail",
+            EventKind::Cancel => "cancel",
+            EventKind::Expire => "expire",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an accepted event does to the payment's hold on the merchant's balance. The store applies
+/// it in the same transaction as the status change, so status and ledger cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldEffect {
+    /// Move the total debit from available to held.
+    Place,
+    /// Leave the hold as it is.
+    Keep,
+    /// Move the held funds back to available.
+    Release,
+    /// Consume the hold: post the settlement (recipient outflow and fees).
+    Capture,
+}
+
+impl PaymentEvent {
+    pub fn fail(reason: impl Into<String>) -> Self {
+        PaymentEvent::Fail {
+            reason: FailureReason::new(reason),
+        }
+    }
+
+    pub const fn kind(&self) -> EventKind {
+        match self {
+            PaymentEvent::Authorize => EventKind::Authorize,
+            PaymentEvent::Broadcast => EventKind::Broadcast,
+            PaymentEvent::Confirm => EventKind::Confirm,
+            PaymentEvent::Reorg => EventKind::Reorg,
+            PaymentEvent::Settle => EventKind::Settle,
+            PaymentEvent::Fail { .. } => EventKind::Fail,
+            PaymentEvent::Cancel => EventKind::Cancel,
+            PaymentEvent::Expire => EventKind::Expire,
+        }
+    }
+
+    pub fn failure_reason(&self) -> Option<&FailureReason> {
+        match self {
+            PaymentEvent::Fail { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    pub const fn hold_effect(&self) -> HoldEffect {
+        match self.kind() {
+            EventKind::Authorize => HoldEffect::Place,
+            EventKind::Fail | EventKind::Cancel => HoldEffect::Release,
+            EventKind::Settle => HoldEffect::Capture,
+            EventKind::Broadcast | EventKind::Confirm | EventKind::Reorg | EventKind::Expire => {
+                HoldEffect::Keep
+            }
+        }
+    }
+}
+
+/// The event is not allowed in the payment's current status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {event} a payment that is {from}")]
+pub struct IllegalTransition {
+    pub from: PaymentStatus,
+    pub event: EventKind,
+}
+
+/// The payment state machine: the status after `event` in status `from`, or why not.
+pub fn transition(
+    from: PaymentStatus,
+    event: &PaymentEvent,
+) -> Result<PaymentStatus, IllegalTransition> {
+    use EventKind as E;
+    use PaymentStatus as S;
+    let kind = event.kind();
+    let to = match (from, kind) {
+        (S::Quoted, E::Authorize) => S::Authorized,
+        (S::Quoted, E::Expire) => S::Expired,
+        (S::Authorized, E::Broadcast) => S::Broadcast,
+        (S::Authorized, E::Cancel) => S::Cancelled,
+        (S::Authorized | S::Broadcast, E::Fail) => S::Failed,
+        (S::Broadcast, E::Confirm) => S::Confirmed,
+        (S::Confirmed, E::Reorg) => S::Broadcast,
+        (S::Confirmed, E::Settle) => S::Settled,
+        (
+            S::Quoted
+            | S::Authorized
+            | S::Broadcast
+            | S::Confirmed
+            | S::Settled
+            | S::Failed
+            | S::Expired
+            | S::Cancelled,
+            _,
+        ) => return Err(IllegalTransition { from, event: kind }),
+    };
+    // Invariant: a hold exists exactly while the status says funds are held.
+    debug_assert_eq!(
+        to.holds_funds(),
+        match event.hold_effect() {
+            HoldEffect::Place => true,
+            HoldEffect::Keep => from.holds_funds(),
+            HoldEffect::Release | HoldEffect::Capture => false,
+        }
+    );
+    Ok(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EventKind as E;
+    use PaymentStatus as S;
+
+    fn event_of(kind: EventKind) -> PaymentEvent {
+        match kind {
+            E::Authorize => PaymentEvent::Authorize,
+            E::Broadcast => PaymentEvent::Broadcast,
+            E::Confirm => PaymentEvent::Confirm,
+            E::Reorg => PaymentEvent::Reorg,
+            E::Settle => PaymentEvent::Settle,
+            E::Fail => PaymentEvent::fail("reverted"),
+            E::Cancel => PaymentEvent::Cancel,
+            E::Expire => PaymentEvent::Expire,
+        }
+    }
+
+    /// The specification, written independently of `transition`: every legal move.
+    const LEGAL: [(PaymentStatus, EventKind, PaymentStatus); 9] = [
+        (S::Quoted, E::Authorize, S::Authorized),
+        (S::Quoted, E::Expire, S::Expired),
+        (S::Authorized, E::Broadcast, S::Broadcast),
+        (S::Authorized, E::Cancel, S::Cancelled),
+        (S::Authorized, E::Fail, S::Failed),
+        (S::Broadcast, E::Confirm, S::Confirmed),
+        (S::Broadcast, E::Fail, S::Failed),
+        (S::Confirmed, E::Reorg, S::Broadcast),
+        (S::Confirmed, E::Settle, S::Settled),
+    ];
+
+    #[test]
+    fn every_status_event_pair_matches_the_specification() {
+        let mut checked = 0;
+        for from in PaymentStatus::ALL {
+            for kind in EventKind::ALL {
+                let expected = LEGAL
+                    .iter()
+                    .find(|(f, e, _)| *f == from && *e == kind)
+                    .map(|(_, _, to)| *to)
+                    .ok_or(IllegalTransition { from, event: kind });
+                assert_eq!(
+                    transition(from, &event_of(kind)),
+                    expected,
+                    "{from} + {kind}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 64);
+    }
+
+    #[test]
+    fn terminal_statuses_accept_no_event() {
+        for from in PaymentStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for kind in EventKind::ALL {
+                assert!(
+                    transition(from, &event_of(kind)).is_err(),
+                    "{from} + {kind}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cancel_is_only_possible_before_broadcast() {
+        let allowed: Vec<_> = PaymentStatus::ALL
+            .into_iter()
+            .filter(|s| transition(*s, &PaymentEvent::Cancel).is_ok())
+            .collect();
+        assert_eq!(allowed, vec![S::Authorized]);
+    }
+
+    #[test]
+    fn reorg_returns_a_confirmed_payment_to_broadcast_and_it_can_confirm_again() {
+        let s = transition(S::Confirmed, &PaymentEvent::Reorg).unwrap();
+        assert_eq!(s, S::Broadcast);
+        assert_eq!(transition(s, &PaymentEvent::Confirm), Ok(S::Confirmed));
+        assert!(transition(S::Settled, &PaymentEvent::Reorg).is_err());
+    }
+
+    #[test]
+    fn the_happy_path_walks_from_quoted_to_settled() {
+        let path = [E::Authorize, E::Broadcast, E::Confirm, E::Settle];
+        let end = path
+            .into_iter()
+            .try_fold(S::Quoted, |s, kind| transition(s, &event_of(kind)))
+            .unwrap();
+        assert_eq!(end, S::Settled);
+    }
+
+    #[test]
+    fn hold_effects_keep_funds_held_exactly_while_the_status_holds_funds() {
+        for (from, kind, to) in LEGAL {
+            let effect = event_of(kind).hold_effect();
+            let held_after = match effect {
+                HoldEffect::Place => true,
+                HoldEffect::Keep => from.holds_funds(),
+                HoldEffect::Release | HoldEffect::Capture => false,
+            };
+            assert_eq!(held_after, to.holds_funds(), "{from} + {kind}");
+        }
+    }
+
+    #[test]
+    fn illegal_transition_names_status_and_event() {
+        let err = transition(S::Settled, &PaymentEvent::Cancel).unwrap_err();
+        assert_eq!(err.to_string(), "cannot cancel a payment that is settled");
+    }
+
+    #[test]
+    fn status_strings_round_trip() {
+        for s in PaymentStatus::ALL {
+            assert_eq!(s.as_str().parse::<PaymentStatus>(), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert!("Settled".parse::<PaymentStatus>().is_err());
+    }
+
+    #[test]
+    fn failure_reasons_are_bounded_on_a_char_boundary() {
+        let long = "é".repeat(FailureReason::MAX_CHARS + 5);
+        let reason = FailureReason::new(long);
+        assert_eq!(reason.as_str().chars().count(), FailureReason::MAX_CHARS);
+        assert_eq!(FailureReason::new("reverted").as_str(), "reverted");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of meshpay-shim: fixtures, the service via `oneshot`, one real socket.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod envelope;
+mod fixtures;
+mod http;
+mod socket;
+mod support;

@@ -1,0 +1,214 @@
+//! The one way a stored payment changes status: [`apply_transition`] (inside a caller's
+//! transaction) or [`Store::transition_payment`] (its own transaction).
+//!
+//! One transaction: optimistic version check (`UPDATE … WHERE version = expected`), the domain's
+//! [`transition`], the event's ledger effect (release or capture of the holds), an appended
+//! `payment_events` row, a `webhook` outbox event plus the caller's outbox messages.
+
+use meshpay_domain::{
+    Address, B256, EventKind, HoldEffect, MerchantId, PaymentEvent, PaymentId, PaymentStatus,
+    transition,
+};
+use sqlx::PgConnection;
+
+use crate::Store;
+use crate::error::{Result, StoreError};
+use crate::ledger;
+use crate::outbox::{self, NewOutboxMessage, topics};
+use crate::payments::{Payment, select_payment, vanished};
+
+/// Fields the pipeline fills in along with a status change (`None` = leave as is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentPatch {
+    pub hot_wallet: Option<Address>,
+    pub tx_hash: Option<B256>,
+    pub nonce: Option<u64>,
+    pub block_hash: Option<B256>,
+    pub block_number: Option<u64>,
+}
+
+/// A requested status change.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub payment_id: PaymentId,
+    /// `Some` for tenant-facing calls (another merchant's payment is NotFound); `None` for the
+    /// pipeline.
+    pub merchant_id: Option<MerchantId>,
+    /// The version the caller read; a different current version is [`StoreError::Conflict`].
+    pub expected_version: i64,
+    pub event: PaymentEvent,
+    pub patch: PaymentPatch,
+    /// Stored with the event (tx hash, block, RPC error, ...).
+    pub data: serde_json::Value,
+    /// Extra messages to write atomically (e.g. the next step's queue message).
+    pub outbox: Vec<NewOutboxMessage>,
+}
+
+impl Transition {
+    pub fn new(payment_id: PaymentId, expected_version: i64, event: PaymentEvent) -> Self {
+        Transition {
+            payment_id,
+            merchant_id: None,
+            expected_version,
+            event,
+            patch: PaymentPatch::default(),
+            data: serde_json::json!({}),
+            outbox: Vec::new(),
+        }
+    }
+}
+
+/// The webhook event type for a status (`payment.settled`).
+pub fn webhook_event_type(status: PaymentStatus) -> String {
+    format!("payment.{status}")
+}
+
+pub(crate) fn webhook_event(
+    payment: PaymentId,
+    status: PaymentStatus,
+    version: i64,
+) -> NewOutboxMessage {
+    NewOutboxMessage::new(
+        topics::WEBHOOK,
+        serde_json::json!({
+            "type": webhook_event_type(status),
+            "payment_id": payment,
+            "status": status,
+            "version": version,
+        }),
+    )
+}
+
+/// One `payment_events` row.
+pub(crate) struct EventRow<'a> {
+    pub payment: PaymentId,
+    pub version: i64,
+    pub event: EventKind,
+    pub from: PaymentStatus,
+    pub to: PaymentStatus,
+    pub reason: Option<&'a str>,
+    pub data: &'a serde_json::Value,
+}
+
+pub(crate) async fn insert_event(conn: &mut PgConnection, e: &EventRow<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO payment_events (payment_id, version, event, from_status, to_status, reason, data)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.payment.as_uuid())
+    .bind(e.version)
+    .bind(e.event.as_str())
+    .bind(e.from.as_str())
+    .bind(e.to.as_str())
+    .bind(e.reason)
+    .bind(e.data)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn opt_i64(value: Option<u64>, what: &str) -> Result<Option<i64>> {
+    value
+        .map(|v| i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} too large"))))
+        .transpose()
+}
+
+/// Applies `t` inside the caller's transaction (so later steps can add their own writes, e.g. a
+/// nonce allocation, atomically). Returns the updated payment.
+pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result<Payment> {
+    let current = select_payment(conn, t.merchant_id, t.payment_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if current.version != t.expected_version {
+        return Err(StoreError::Conflict {
+            expected: t.expected_version,
+        });
+    }
+    let to = transition(current.status, &t.event)?;
+    let reason = t.event.failure_reason().map(|r| r.as_str());
+    let updated = sqlx::query(
+        "UPDATE payments SET status = $3, version = version + 1, updated_at = now(),
+             failure_reason = coalesce($4, failure_reason),
+             hot_wallet = coalesce($5, hot_wallet), tx_hash = coalesce($6, tx_hash),
+             nonce = coalesce($7, nonce), block_hash = coalesce($8, block_hash),
+             block_number = coalesce($9, block_number)
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(t.payment_id.as_uuid())
+    .bind(t.expected_version)
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(t.patch.hot_wallet.map(|a| a.to_checksum(None)))
+    .bind(t.patch.tx_hash.map(|h| h.to_string()))
+    .bind(opt_i64(t.patch.nonce, "nonce")?)
+    .bind(t.patch.block_hash.map(|h| h.to_string()))
+    .bind(opt_i64(t.patch.block_number, "block number")?)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::Conflict {
+            expected: t.expected_version,
+        });
+    }
+    // From here on the row is locked by our UPDATE: nobody else can change it until we commit.
+    match t.event.hold_effect() {
+        HoldEffect::Keep => {}
+        HoldEffect::Release => ledger::release_holds(conn, t.payment_id).await?,
+        HoldEffect::Capture => ledger::capture_holds(conn, &current).await?,
+        // Only `authorize_payment` creates payments (and their holds); a stored payment is never
+        // `quoted`, so `transition` has already refused `Authorize`.
+        HoldEffect::Place => {
+            return Err(StoreError::Corrupt(
+                "hold placement outside authorize".into(),
+            ));
+        }
+    }
+    let version = t.expected_version + 1;
+    let event = EventRow {
+        payment: t.payment_id,
+        version,
+        event: t.event.kind(),
+        from: current.status,
+        to,
+        reason,
+        data: &t.data,
+    };
+    insert_event(conn, &event).await?;
+    let mut messages = vec![webhook_event(t.payment_id, to, version)];
+    messages.extend(t.outbox.iter().cloned());
+    outbox::insert(
+        conn,
+        Some(current.merchant_id),
+        Some(t.payment_id),
+        &messages,
+    )
+    .await?;
+    select_payment(conn, None, t.payment_id)
+        .await?
+        .ok_or_else(vanished)
+}
+
+impl Store {
+    /// Applies one status change in its own transaction (see [`apply_transition`]).
+    pub async fn transition_payment(&self, t: &Transition) -> Result<Payment> {
+        let mut tx = self.pool.begin().await?;
+        let payment = apply_transition(&mut tx, t).await?;
+        tx.commit().await?;
+        Ok(payment)
+    }
+
+    /// Cancels the merchant's authorized payment and releases its hold. NotFound for another
+    /// merchant's payment; IllegalTransition once it is past `authorized`; Conflict if it changed
+    /// while we were cancelling (e.g. the broadcast step took it).
+    pub async fn cancel_payment(&self, merchant_id: MerchantId, id: PaymentId) -> Result<Payment> {
+        let mut tx = self.pool.begin().await?;
+        let current = select_payment(&mut tx, Some(merchant_id), id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut t = Transition::new(id, current.version, PaymentEvent::Cancel);
+        t.merchant_id = Some(merchant_id);
+        let payment = apply_transition(&mut tx, &t).await?;
+        tx.commit().await?;
+        Ok(payment)
+    }
+}

@@ -1,0 +1,61 @@
+//! Command line. `serve` is the default so the host can start the bare executable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "meshpay", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Options of `serve` when no subcommand is given.
+    #[command(flatten)]
+    serve: ServeArgs,
+
+    #[arg(long, global = true, env = "MESHPAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Compact)]
+    pub log_format: LogFormat,
+}
+
+impl Cli {
+    pub fn command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every function on 127.0.0.1 (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Port the Functions host assigned (`FUNCTIONS_CUSTOMHANDLER_PORT`).
+    #[arg(long, env = meshpay_shim::PORT_ENV, default_value_t = meshpay_shim::DEFAULT_PORT)]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Compact,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        let cli = Cli::try_parse_from(["meshpay", "--port", "7001"]).unwrap();
+        let Command::Serve(args) = cli.command();
+        assert_eq!(args.port, 7001);
+    }
+
+    #[test]
+    fn explicit_serve_takes_its_own_port() {
+        let cli = Cli::try_parse_from(["meshpay", "serve", "--port", "7002"]).unwrap();
+        let Command::Serve(args) = cli.command();
+        assert_eq!(args.port, 7002);
+    }
+}
