@@ -17,8 +17,8 @@ test: ## install what is missing, start PostgreSQL, run fmt check, clippy and ev
 	@scripts/test.sh
 
 build: ## release build; copies the handler to ./meshpay (host.json defaultExecutablePath)
-	cargo build --release --locked --bin meshpay
-	cp target/release/meshpay ./meshpay
+	cargo build --release --bin meshpay
+	cp --remove-destination target/release/meshpay ./meshpay
 
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all --check

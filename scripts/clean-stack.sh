@@ -4,6 +4,7 @@
 # PostgreSQL: the dev database `meshpay` is dropped and recreated empty; the server keeps
 # running (tests and other work may share it). `scripts/postgres.sh stop` stops it.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 

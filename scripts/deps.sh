@@ -4,6 +4,7 @@
 # anvil, solc) when node_modules is missing or older than the lock file.
 # PostgreSQL is scripts/postgres.sh's job.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -12,8 +13,8 @@ command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (h
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   say "installing Node.js and npm from Debian packages"
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq nodejs npm >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 install -y -qq nodejs npm >/dev/null
 fi
 
 # npm writes node_modules/.package-lock.json on every install: newer than package-lock.json

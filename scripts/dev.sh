@@ -10,6 +10,8 @@
 # Env: PROFILE=release to run release binaries (default debug, faster to build);
 #      KEEP_PG=1 to leave PostgreSQL running on exit.
 set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -76,6 +78,7 @@ load_settings() {
   local line
   while IFS= read -r line; do
     local key=${line%%=*}
+    # shellcheck disable=SC2163 # exports KEY=VALUE
     [ -n "${!key:-}" ] || export "$line"
   done < <(node -e '
     const v = require("./local.settings.json").Values || {};
@@ -138,32 +141,56 @@ phase "dev chain: USDC"
 node scripts/dev-chain.mjs --rpc http://127.0.0.1:8545
 
 phase "demo merchant"
-DEMO_KEY=""
-if has_cmd admin merchant create && has_cmd admin api-key create && has_cmd admin ledger fund; then
-  # Merchant id is kept in .dev/ so re-runs reuse the merchant (and its balance) and only mint a
-  # fresh key: keys are shown once and stored hashed.
-  if [ -s "$DEV/demo-merchant-id" ]; then
-    merchant=$(cat "$DEV/demo-merchant-id")
-  else
-    merchant=$("$BIN/meshpay" admin merchant create --name demo | node -e '
-      let s=""; process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).id))')
-    echo "$merchant" >"$DEV/demo-merchant-id"
+# JSON field of meshpay's admin output on stdin.
+json_field() { node -e '
+  let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+    const v = JSON.parse(s)[process.argv[1]];
+    if (v === undefined) { console.error(`no "${process.argv[1]}" in: ${s}`); process.exit(1); }
+    console.log(v);
+  })' "$1"; }
+# The first run creates the demo merchant with `meshpay admin demo-merchant` (funded with every
+# asset of chain anvil, all scopes) and keeps its id in .dev/, so re-runs reuse the merchant and
+# its balance and only mint a fresh key (keys are shown once and stored hashed).
+demo_key() {
+  local merchant="" out
+  [ -s "$DEV/demo-merchant-id" ] && merchant=$(cat "$DEV/demo-merchant-id")
+  if [ -n "$merchant" ]; then
+    if out=$("$BIN/meshpay" admin api-key create --merchant "$merchant" 2>>"$LOGS/admin.log"); then
+      json_field key <<<"$out"
+      return
+    fi
+    say "demo merchant $merchant is gone (database reset?): creating a new one"
   fi
-  "$BIN/meshpay" admin ledger fund --merchant "$merchant" --asset USDC --amount 10000.00 \
-    --reference dev-demo-funding >/dev/null
-  DEMO_KEY=$("$BIN/meshpay" admin api-key create --merchant "$merchant" \
-    --scopes quotes:write,payments:write,payments:read | node -e '
-      let s=""; process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).key))')
+  out=$("$BIN/meshpay" admin demo-merchant --chain anvil)
+  head -n1 <<<"$out" | json_field merchant_id >"$DEV/demo-merchant-id"
+  sed -n 's/^demo api key: //p' <<<"$out"
+}
+DEMO_KEY=""
+if has_cmd admin demo-merchant && has_cmd admin api-key create; then
+  DEMO_KEY=$(demo_key)
+  [ -n "$DEMO_KEY" ] || die "no demo api key in the output of meshpay admin demo-merchant"
 else
-  say "TODO: 'meshpay admin merchant|api-key|ledger' not there yet: no demo merchant"
+  say "TODO: 'meshpay admin demo-merchant' not there yet: no demo merchant"
 fi
 
 phase "devhost + meshpay"
 [ -x "$BIN/devhost" ] || die "$BIN/devhost was not built"
 # devhost reads host.json and functions/*/function.json from the app root and spawns the
-# handler; MESHPAY_HANDLER points it at the freshly built binary instead of ./meshpay.
-# TODO(devhost): keep in step with devhost's CLI once it lands.
-start devhost env MESHPAY_HANDLER="$BIN/meshpay" "$BIN/devhost" --app-root "$ROOT"
+# handler host.json names (./meshpay). Point it at the binary just built: with a flag when
+# devhost has one, else by copying the binary to ./meshpay as `make build` does.
+# TODO(devhost): settle on the flag names once devhost's CLI lands.
+devhost_help=$("$BIN/devhost" --help 2>/dev/null || true)
+DEVHOST_ARGS=()
+for flag in --app-root --script-root; do
+  if grep -q -- "$flag" <<<"$devhost_help"; then DEVHOST_ARGS+=("$flag" "$ROOT"); break; fi
+done
+for flag in --handler --handler-path --executable; do
+  if grep -q -- "$flag" <<<"$devhost_help"; then DEVHOST_ARGS+=("$flag" "$BIN/meshpay"); break; fi
+done
+if ! grep -qE -- '--handler|--executable' <<<"$devhost_help"; then
+  cp --remove-destination "$BIN/meshpay" "$ROOT/meshpay"
+fi
+start devhost "$BIN/devhost" "${DEVHOST_ARGS[@]}"
 wait_up devhost 120 curl -sf http://127.0.0.1:7071/api/health
 _phase_end
 

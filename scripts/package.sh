@@ -5,6 +5,7 @@
 #   dist/app/meshpay                the release handler (host.json defaultExecutablePath)
 # and zips it to dist/meshpay.zip (zip deploy). Run after `make build` (make package does).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 

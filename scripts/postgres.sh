@@ -47,8 +47,8 @@ install_if_missing() {
   fi
   log "installing PostgreSQL from Debian packages"
   export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq postgresql >/dev/null
+  as_root apt-get -o DPkg::Lock::Timeout=300 update -qq
+  as_root apt-get -o DPkg::Lock::Timeout=300 install -y -qq postgresql >/dev/null
 }
 
 wait_ready() {

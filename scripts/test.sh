@@ -3,6 +3,7 @@
 # and every test. Tests start their own Azurite and anvil on free ports (meshpay-testkit) and
 # create their own databases on the shared PostgreSQL, so they run in parallel.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 

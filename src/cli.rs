@@ -3,7 +3,12 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "meshpay", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "meshpay",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -26,6 +31,10 @@ impl Cli {
 pub enum Command {
     /// Serve every function on 127.0.0.1 (the default).
     Serve(ServeArgs),
+    /// Apply the PostgreSQL migrations (DATABASE_URL).
+    Migrate(crate::migrate::MigrateArgs),
+    /// Operator commands: merchants, API keys, ledger funding, demo merchant.
+    Admin(crate::admin::AdminArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -48,14 +57,18 @@ mod tests {
     #[test]
     fn no_subcommand_means_serve() {
         let cli = Cli::try_parse_from(["meshpay", "--port", "7001"]).unwrap();
-        let Command::Serve(args) = cli.command();
+        let Command::Serve(args) = cli.command() else {
+            panic!("expected serve")
+        };
         assert_eq!(args.port, 7001);
     }
 
     #[test]
     fn explicit_serve_takes_its_own_port() {
         let cli = Cli::try_parse_from(["meshpay", "serve", "--port", "7002"]).unwrap();
-        let Command::Serve(args) = cli.command();
+        let Command::Serve(args) = cli.command() else {
+            panic!("expected serve")
+        };
         assert_eq!(args.port, 7002);
     }
 }

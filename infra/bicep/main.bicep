@@ -516,3 +516,6 @@ output appIdentityClientId string = identity.outputs.clientId
 
 @description('Storage account name.')
 output storageAccountName string = storage.outputs.name
+
+@description('Whether storage, Key Vault and PostgreSQL are reachable only from the VNet.')
+output privateNetworking bool = enablePrivateNetworking

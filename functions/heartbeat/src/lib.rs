@@ -41,8 +41,14 @@ mod tests {
     #[test]
     fn function_json_schedule_comes_from_an_app_setting() {
         let def = FUNCTION.parse().unwrap();
-        assert_eq!(def.trigger().schedule.as_deref(), Some("%HEARTBEAT_SCHEDULE%"));
-        assert_eq!(def.output(OUTPUT).unwrap().queue_name.as_deref(), Some("heartbeats"));
+        assert_eq!(
+            def.trigger().schedule.as_deref(),
+            Some("%HEARTBEAT_SCHEDULE%")
+        );
+        assert_eq!(
+            def.output(OUTPUT).unwrap().queue_name.as_deref(),
+            Some("heartbeats")
+        );
     }
 
     #[tokio::test]

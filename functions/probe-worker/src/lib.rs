@@ -60,7 +60,10 @@ mod tests {
         let def = FUNCTION.parse().unwrap();
         assert_eq!(def.trigger().name, "message");
         assert_eq!(def.trigger().queue_name.as_deref(), Some("probes"));
-        assert_eq!(def.output(OUTPUT).unwrap().queue_name.as_deref(), Some("probe-results"));
+        assert_eq!(
+            def.output(OUTPUT).unwrap().queue_name.as_deref(),
+            Some("probe-results")
+        );
     }
 
     #[tokio::test]
@@ -72,16 +75,24 @@ mod tests {
 
     #[tokio::test]
     async fn fail_flag_makes_the_invocation_fail() {
-        let error = handle(invocation(json!({"fail": true}), 3)).await.unwrap_err();
+        let error = handle(invocation(json!({"fail": true}), 3))
+            .await
+            .unwrap_err();
         assert!(matches!(
             error,
-            ProbeWorkerError::RequestedFailure { dequeue_count: Some(3) }
+            ProbeWorkerError::RequestedFailure {
+                dequeue_count: Some(3)
+            }
         ));
     }
 
     #[tokio::test]
     async fn fail_false_or_non_bool_is_echoed() {
-        for message in [json!({"fail": false}), json!({"fail": "true"}), json!("text")] {
+        for message in [
+            json!({"fail": false}),
+            json!({"fail": "true"}),
+            json!("text"),
+        ] {
             assert!(handle(invocation(message, 1)).await.is_ok());
         }
     }

@@ -64,7 +64,10 @@ mod tests {
     fn function_json_declares_http_and_probes_queue_output() {
         let def = FUNCTION.parse().unwrap();
         assert_eq!(def.trigger().methods, ["post"]);
-        assert_eq!(format!("/api/{}", def.trigger().route.as_deref().unwrap()), PATH);
+        assert_eq!(
+            format!("/api/{}", def.trigger().route.as_deref().unwrap()),
+            PATH
+        );
         let out = def.output(OUTPUT).unwrap();
         assert_eq!(out.queue_name.as_deref(), Some("probes"));
         assert_eq!(out.connection.as_deref(), Some("AzureWebJobsStorage"));
@@ -82,7 +85,10 @@ mod tests {
         let queued = response.extensions().get::<QueueOutputs>().unwrap();
         assert_eq!(queued.get(OUTPUT).unwrap(), &[json!({"n": 1})]);
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), json!({"n": 1}));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).unwrap(),
+            json!({"n": 1})
+        );
     }
 
     #[tokio::test]

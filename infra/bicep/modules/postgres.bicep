@@ -136,7 +136,7 @@ resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
 
 // One at a time: the server rejects concurrent configuration changes ("ServerIsBusy").
 @batchSize(1)
-resource parameters 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2024-08-01' = [for p in serverParameters: {
+resource serverConfigs 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2024-08-01' = [for p in serverParameters: {
   parent: server
   name: p.name
   properties: {
@@ -154,7 +154,7 @@ resource entraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@20
     tenantId: subscription().tenantId
   }
   dependsOn: [
-    parameters
+    serverConfigs
   ]
 }
 

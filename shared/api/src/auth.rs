@@ -12,6 +12,7 @@ use meshpay_store::Principal;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store_error::from_store;
 
 /// A scope a handler requires, as a type.
 pub trait RequiredScope: Send + Sync + 'static {
@@ -76,7 +77,7 @@ where
             .store
             .authenticate(token)
             .await
-            .map_err(|e| ApiError::internal("authenticate", &e))?
+            .map_err(|e| from_store(e, "api key", &state.chains))?
             .ok_or_else(ApiError::unauthorized)?;
         if !principal.has(S::SCOPE) {
             return Err(ApiError::forbidden(S::SCOPE));

@@ -87,17 +87,18 @@ pub async fn read_limited(request: Request) -> Result<Bytes, ApiError> {
 }
 
 /// Syntax errors are 400 `invalid_json`; well-formed JSON of the wrong shape (unknown field,
-/// wrong type, missing field) is 422 `validation_failed`.
+/// wrong type, missing field) is 422 `validation_failed`. Syntax is checked over the whole body
+/// first (allocation-free), because a typed parse stops at the first type error and would
+/// report `[1,2` as a type problem.
 pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(raw).map_err(|error| {
-        use serde_json::error::Category;
-        match error.classify() {
-            Category::Data => ApiError::validation(format!("invalid request body: {error}")),
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::new(ErrorCode::InvalidJson, format!("malformed JSON: {error}"))
-            }
-        }
-    })
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("malformed JSON: {error}"),
+        ));
+    }
+    serde_json::from_slice(raw)
+        .map_err(|error| ApiError::validation(format!("invalid request body: {error}")))
 }
 
 #[cfg(test)]

@@ -1,1 +1,30 @@
-//! meshpay-api
+//! meshpay-api: HTTP plumbing shared by meshpay's HTTP functions.
+//!
+//! - [`state`]: [`AppState`] (store, chains, fee estimator, clock, config).
+//! - [`auth`]: `Authorization: Bearer` → [`Auth<S>`] with the scope `S` checked by type.
+//! - [`error`]: [`ApiError`] → RFC 9457 `application/problem+json` with a stable `code`.
+//! - [`json`]: [`ApiJson`], strict JSON bodies (64 KiB limit, unknown fields rejected).
+//! - [`query`]: [`ApiQuery`], query strings with problem+json rejections.
+//! - [`path`]: [`PathId`], ids in the path; malformed ids are 404s.
+//! - [`pagination`]: `limit` validation and opaque keyset cursors.
+//! - [`views`]: the JSON shapes of quotes, payments and balances.
+//! - [`openapi`]: the bearer security scheme for the generated spec.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod openapi;
+pub mod pagination;
+pub mod path;
+pub mod query;
+pub mod state;
+pub mod store_error;
+pub mod views;
+
+pub use auth::{Auth, PaymentsRead, PaymentsWrite, QuotesWrite, RequiredScope};
+pub use error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
+pub use json::{ApiJson, BODY_LIMIT_BYTES};
+pub use path::PathId;
+pub use query::ApiQuery;
+pub use state::{ApiConfig, AppState, Clock, SystemClock};
+pub use store_error::from_store;

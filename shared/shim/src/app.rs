@@ -38,7 +38,11 @@ pub(crate) enum Rejection {
 
 /// Decodes an envelope for one function and starts its handler.
 pub(crate) type Invoker = Arc<
-    dyn Fn(InvocationRequest, InvocationContext, &FunctionDefinition) -> Result<HandlerFuture, Rejection>
+    dyn Fn(
+            InvocationRequest,
+            InvocationContext,
+            &FunctionDefinition,
+        ) -> Result<HandlerFuture, Rejection>
         + Send
         + Sync,
 >;
@@ -49,7 +53,9 @@ pub enum BuildError {
     Definition(#[from] DefinitionError),
     #[error("function `{0}` is registered twice")]
     Duplicate(String),
-    #[error("function `{function}` is registered as a {registered_as} function but its trigger is `{trigger}`")]
+    #[error(
+        "function `{function}` is registered as a {registered_as} function but its trigger is `{trigger}`"
+    )]
     WrongTrigger {
         function: String,
         registered_as: &'static str,
@@ -57,7 +63,9 @@ pub enum BuildError {
     },
     #[error("HTTP function `{0}` has no `http` output binding")]
     MissingHttpOutput(String),
-    #[error("function `{0}` has the same name as the route prefix, so its envelope path is ambiguous")]
+    #[error(
+        "function `{0}` has the same name as the route prefix, so its envelope path is ambiguous"
+    )]
     ShadowsRoutePrefix(String),
 }
 
@@ -187,7 +195,10 @@ impl FunctionApp {
                 definition,
                 invoker: entry.invoker,
             };
-            if functions.insert(name.clone(), Arc::new(registered)).is_some() {
+            if functions
+                .insert(name.clone(), Arc::new(registered))
+                .is_some()
+            {
                 return Err(BuildError::Duplicate(name));
             }
         }

@@ -104,3 +104,25 @@ impl<B> RequestExt for http::Request<B> {
         invocation_id(self.headers())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ext_reads_origin_and_invocation_id() {
+        let request = http::Request::builder()
+            .header("X-Azure-Functions-InvocationId", "inv-1")
+            .body(())
+            .unwrap();
+        assert_eq!(request.http_origin(), HttpOrigin::Forwarded);
+        assert_eq!(request.invocation_id(), Some("inv-1"));
+        let origin = HttpOrigin::Envelope(Box::new(EnvelopeHttpContext {
+            invocation: InvocationContext::for_function("probe"),
+            params: BTreeMap::from([("id".to_owned(), "7".to_owned())]),
+            identities: Vec::new(),
+        }));
+        let request = request.with_http_origin(origin.clone());
+        assert_eq!(request.http_origin_ref(), Some(&origin));
+    }
+}

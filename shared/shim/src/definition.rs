@@ -289,7 +289,10 @@ mod tests {
         let def = FunctionDefinition::parse("probe", PROBE).unwrap();
         assert_eq!(def.trigger_kind(), TriggerKind::Http);
         assert_eq!(def.http_output().unwrap().name, "res");
-        assert_eq!(def.output("out").unwrap().queue_name.as_deref(), Some("probes"));
+        assert_eq!(
+            def.output("out").unwrap().queue_name.as_deref(),
+            Some("probes")
+        );
         assert!(!def.is_http_forwardable());
     }
 
@@ -306,14 +309,23 @@ mod tests {
         let json = r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"a"},
             {"type":"timerTrigger","direction":"in","name":"b","schedule":"0 * * * * *"}]}"#;
         let err = FunctionDefinition::parse("x", json).unwrap_err();
-        assert!(matches!(err, DefinitionError::TriggerCount { count: 2, .. }));
+        assert!(matches!(
+            err,
+            DefinitionError::TriggerCount { count: 2, .. }
+        ));
     }
 
     #[test]
     fn queue_binding_without_queue_name_is_rejected() {
         let json = r#"{"bindings":[{"type":"queueTrigger","direction":"in","name":"m"}]}"#;
         let err = FunctionDefinition::parse("x", json).unwrap_err();
-        assert!(matches!(err, DefinitionError::MissingField { field: "queueName", .. }));
+        assert!(matches!(
+            err,
+            DefinitionError::MissingField {
+                field: "queueName",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -332,7 +344,8 @@ mod tests {
 
     #[test]
     fn unknown_binding_properties_survive_a_round_trip() {
-        let json = r#"{"type":"blob","direction":"in","name":"b","path":"c/{x}","dataType":"binary"}"#;
+        let json =
+            r#"{"type":"blob","direction":"in","name":"b","path":"c/{x}","dataType":"binary"}"#;
         let binding: Binding = serde_json::from_str(json).unwrap();
         assert_eq!(binding.kind, BindingType::Other("blob".into()));
         assert_eq!(binding.other["path"], "c/{x}");

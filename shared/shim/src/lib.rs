@@ -28,8 +28,7 @@ pub use app::{
 };
 pub use context::{EnvelopeHttpContext, HttpOrigin, InvocationContext, RequestExt};
 pub use definition::{
-    Binding, BindingType, DefinitionError, Direction, FunctionDefinition, FunctionJson,
-    TriggerKind,
+    Binding, BindingType, DefinitionError, Direction, FunctionDefinition, FunctionJson, TriggerKind,
 };
 pub use outputs::{OutputError, Outputs, QueueOutputs, with_queue_output};
 pub use server::{DEFAULT_PORT, PORT_ENV, bind_loopback, serve};

@@ -186,7 +186,10 @@ mod tests {
         let response = with_queue_output(response, "out", json!({"n": 2}));
         let response = with_queue_output(response, "audit", json!("x-1"));
         let outputs = response.extensions().get::<QueueOutputs>().unwrap();
-        assert_eq!(outputs.get("out").unwrap(), &[json!({"n": 1}), json!({"n": 2})]);
+        assert_eq!(
+            outputs.get("out").unwrap(),
+            &[json!({"n": 1}), json!({"n": 2})]
+        );
         assert_eq!(outputs.get("audit").unwrap(), &[json!("x-1")]);
     }
 
@@ -198,7 +201,10 @@ mod tests {
             .message("other", &"m")
             .unwrap()
             .log("done");
-        assert_eq!(outputs.queues().get("out").unwrap(), &[json!(1), json!(2), json!(3)]);
+        assert_eq!(
+            outputs.queues().get("out").unwrap(),
+            &[json!(1), json!(2), json!(3)]
+        );
         assert_eq!(outputs.logs(), ["done"]);
     }
 

@@ -35,23 +35,43 @@ impl Problem {
 
     pub(crate) fn malformed_invocation(detail: impl Into<String>) -> Self {
         let title = "Malformed invocation";
-        Self::new(StatusCode::BAD_REQUEST, "malformed_invocation", title, detail.into())
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_invocation",
+            title,
+            detail.into(),
+        )
     }
 
     pub(crate) fn payload_too_large(limit_bytes: usize) -> Self {
         let detail = format!("invocation body exceeds {limit_bytes} bytes");
         let title = "Invocation too large";
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", title, detail)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            title,
+            detail,
+        )
     }
 
     pub(crate) fn unknown_function(name: &str) -> Self {
         let detail = format!("no function named `{name}` is registered with this handler");
-        Self::new(StatusCode::NOT_FOUND, "unknown_function", "Unknown function", detail)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_function",
+            "Unknown function",
+            detail,
+        )
     }
 
     pub(crate) fn invalid_message(detail: impl Into<String>) -> Self {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        Self::new(status, "invalid_message", "Invalid trigger message", detail.into())
+        Self::new(
+            status,
+            "invalid_message",
+            "Invalid trigger message",
+            detail.into(),
+        )
     }
 
     /// Internal failures: the detail is fixed text, the cause goes to the log only.

@@ -107,8 +107,11 @@ async fn forward(shared: &Shared, mut request: Request) -> Response {
                 "handler emitted queue outputs on a forwarded HTTP request; declare the queue \
                  output binding in the function's function.json so the host sends an envelope"
             );
-            Problem::internal("queue_outputs_on_forwarded_request", "misconfigured function")
-                .into_response()
+            Problem::internal(
+                "queue_outputs_on_forwarded_request",
+                "misconfigured function",
+            )
+            .into_response()
         }
         _ => response,
     }

@@ -48,11 +48,7 @@ pub struct Sys {
         serialize_with = "serialize_datetime"
     )]
     pub utc_now: Option<OffsetDateTime>,
-    #[serde(
-        rename = "RandGuid",
-        default,
-        deserialize_with = "lenient_opt_string"
-    )]
+    #[serde(rename = "RandGuid", default, deserialize_with = "lenient_opt_string")]
     pub rand_guid: Option<String>,
 }
 
@@ -172,7 +168,10 @@ mod tests {
     fn double_encoded_string_is_unwrapped_once() {
         assert_eq!(unwrap_double_encoded(json!("\"abc\"")), json!("abc"));
         assert_eq!(unwrap_double_encoded(json!("abc")), json!("abc"));
-        assert_eq!(unwrap_double_encoded(json!("{\"a\":1}")), json!("{\"a\":1}"));
+        assert_eq!(
+            unwrap_double_encoded(json!("{\"a\":1}")),
+            json!("{\"a\":1}")
+        );
         assert_eq!(unwrap_double_encoded(json!("1")), json!("1"));
         assert_eq!(unwrap_double_encoded(json!(3)), json!(3));
     }

@@ -1,6 +1,8 @@
 //! [`SignerConfig`]: which signer a hot wallet uses, read from configuration.
 
-use crate::{KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, LocalConfig, LocalKeyError, WalletSigner};
+use crate::{
+    KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, LocalConfig, LocalKeyError, WalletSigner,
+};
 use serde::Deserialize;
 
 /// `[signer]` of a hot wallet. `kind` is required: there is no default, so a production

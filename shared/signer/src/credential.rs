@@ -50,8 +50,10 @@ impl CredentialConfig {
                     .map_err(KeyVaultSignerError::Credential)?
             }
             Self::AzureCli { tenant_id } => {
-                let options =
-                    AzureCliCredentialOptions { tenant_id: tenant_id.clone(), ..Default::default() };
+                let options = AzureCliCredentialOptions {
+                    tenant_id: tenant_id.clone(),
+                    ..Default::default()
+                };
                 AzureCliCredential::new(Some(options)).map_err(KeyVaultSignerError::Credential)?
             }
             Self::DeveloperTools => {

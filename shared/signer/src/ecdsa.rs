@@ -23,22 +23,39 @@ pub fn public_key_from_jwk(jwk: &JsonWebKey) -> Result<VerifyingKey, KeyVaultSig
     let crv_ok = matches!(jwk.crv, Some(CurveName::P256K));
     if !(kty_ok && crv_ok) {
         return Err(KeyVaultSignerError::UnsupportedKey {
-            kty: jwk.kty.as_ref().map_or_else(|| "none".into(), ToString::to_string),
-            crv: jwk.crv.as_ref().map_or_else(|| "none".into(), ToString::to_string),
+            kty: jwk
+                .kty
+                .as_ref()
+                .map_or_else(|| "none".into(), ToString::to_string),
+            crv: jwk
+                .crv
+                .as_ref()
+                .map_or_else(|| "none".into(), ToString::to_string),
         });
     }
-    if let Some(key_ops) = &jwk.key_ops {
-        if !key_ops.iter().any(|op| op == "sign") {
-            return Err(KeyVaultSignerError::SignNotPermitted { key_ops: key_ops.clone() });
-        }
+    if let Some(key_ops) = &jwk.key_ops
+        && !key_ops.iter().any(|op| op == "sign")
+    {
+        return Err(KeyVaultSignerError::SignNotPermitted {
+            key_ops: key_ops.clone(),
+        });
     }
-    let x = jwk.x.as_deref().ok_or(KeyVaultSignerError::MissingCoordinate("x"))?;
-    let y = jwk.y.as_deref().ok_or(KeyVaultSignerError::MissingCoordinate("y"))?;
+    let x = jwk
+        .x
+        .as_deref()
+        .ok_or(KeyVaultSignerError::MissingCoordinate("x"))?;
+    let y = jwk
+        .y
+        .as_deref()
+        .ok_or(KeyVaultSignerError::MissingCoordinate("y"))?;
     public_key_from_coordinates(x, y)
 }
 
 /// A secp256k1 public key from affine coordinates; rejects points not on the curve.
-pub fn public_key_from_coordinates(x: &[u8], y: &[u8]) -> Result<VerifyingKey, KeyVaultSignerError> {
+pub fn public_key_from_coordinates(
+    x: &[u8],
+    y: &[u8],
+) -> Result<VerifyingKey, KeyVaultSignerError> {
     let x = field_bytes(x, "x")?;
     let y = field_bytes(y, "y")?;
     let point = EncodedPoint::from_affine_coordinates(&x, &y, false);
@@ -71,7 +88,9 @@ pub fn ethereum_signature(
             return Ok(Signature::from_signature_and_parity(low_s, y_parity));
         }
     }
-    Err(KeyVaultSignerError::DoesNotRecover { address: address_of(public_key) })
+    Err(KeyVaultSignerError::DoesNotRecover {
+        address: address_of(public_key),
+    })
 }
 
 /// Trial recovery: does (`signature`, `y_parity`) over `digest` recover `public_key`?
@@ -92,7 +111,10 @@ fn recovers_to(
 /// strip leading zero bytes although RFC 7518 asks for the full length).
 fn field_bytes(bytes: &[u8], coordinate: &'static str) -> Result<FieldBytes, KeyVaultSignerError> {
     if bytes.len() > COORDINATE_LEN {
-        return Err(KeyVaultSignerError::CoordinateLength { coordinate, len: bytes.len() });
+        return Err(KeyVaultSignerError::CoordinateLength {
+            coordinate,
+            len: bytes.len(),
+        });
     }
     let mut padded = [0u8; COORDINATE_LEN];
     padded[COORDINATE_LEN - bytes.len()..].copy_from_slice(bytes);

@@ -40,7 +40,9 @@ pub enum KeyVaultSignerError {
     },
     /// The service asked (`Retry-After`) for a longer pause than the retry budget allows; the
     /// caller should retry later (for a queue message: let it be redelivered).
-    #[error("Key Vault {operation} asked to retry after {retry_after_ms} ms (budget {max_backoff_ms} ms)")]
+    #[error(
+        "Key Vault {operation} asked to retry after {retry_after_ms} ms (budget {max_backoff_ms} ms)"
+    )]
     RetryAfterTooLong {
         /// `get_key` or `sign`.
         operation: &'static str,
@@ -59,7 +61,9 @@ pub enum KeyVaultSignerError {
     #[error("Key Vault returned no key material")]
     MissingKey,
     /// The key is not a secp256k1 EC key.
-    #[error("key {kty}/{crv} cannot sign Ethereum transactions: need kty EC or EC-HSM with crv P-256K")]
+    #[error(
+        "key {kty}/{crv} cannot sign Ethereum transactions: need kty EC or EC-HSM with crv P-256K"
+    )]
     UnsupportedKey {
         /// The JWK `kty`.
         kty: String,

@@ -45,7 +45,11 @@ pub struct KeyVaultConfig {
 /// signer retries itself, see [`RetryConfig`]) and an optional custom HTTP transport.
 pub fn key_client_options(transport: Option<Transport>) -> KeyClientOptions {
     KeyClientOptions {
-        client_options: ClientOptions { retry: RetryOptions::none(), transport, ..Default::default() },
+        client_options: ClientOptions {
+            retry: RetryOptions::none(),
+            transport,
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -126,13 +130,21 @@ impl KeyVaultSigner {
             request_key(&client, &key_name, key_version.clone())
         })
         .await?;
-        if key.attributes.as_ref().and_then(|attributes| attributes.enabled) == Some(false) {
+        if key
+            .attributes
+            .as_ref()
+            .and_then(|attributes| attributes.enabled)
+            == Some(false)
+        {
             return Err(KeyVaultSignerError::KeyDisabled);
         }
         let jwk = key.key.as_ref().ok_or(KeyVaultSignerError::MissingKey)?;
         let public_key = public_key_from_jwk(jwk)?;
         let (key_id, resolved_version) = key_id_and_version(&key)?;
-        if key_version.as_ref().is_some_and(|pinned| *pinned != resolved_version) {
+        if key_version
+            .as_ref()
+            .is_some_and(|pinned| *pinned != resolved_version)
+        {
             return Err(KeyVaultSignerError::InvalidKeyId { kid: Some(key_id) });
         }
         let address = address_of(&public_key);
@@ -158,7 +170,9 @@ impl KeyVaultSigner {
         // Invariant, checked the way a node checks it: the sender recovered from the signature
         // is this wallet.
         if signature.recover_address_from_prehash(digest).ok() != Some(self.address) {
-            return Err(KeyVaultSignerError::DoesNotRecover { address: self.address });
+            return Err(KeyVaultSignerError::DoesNotRecover {
+                address: self.address,
+            });
         }
         Ok(signature)
     }
@@ -187,7 +201,10 @@ impl KeyVaultSigner {
             key_version: Some(self.key_version.clone()),
             ..Default::default()
         };
-        let response = self.client.sign(&self.key_name, parameters.try_into()?, Some(options)).await?;
+        let response = self
+            .client
+            .sign(&self.key_name, parameters.try_into()?, Some(options))
+            .await?;
         Ok(response.into_model()?.result)
     }
 }
@@ -197,14 +214,21 @@ async fn request_key(
     key_name: &str,
     key_version: Option<String>,
 ) -> azure_core::Result<Key> {
-    let options = KeyClientGetKeyOptions { key_version, ..Default::default() };
+    let options = KeyClientGetKeyOptions {
+        key_version,
+        ..Default::default()
+    };
     client.get_key(key_name, Some(options)).await?.into_model()
 }
 
 /// The key id and its version segment, from the `kid` Key Vault returned.
 fn key_id_and_version(key: &Key) -> Result<(String, String), KeyVaultSignerError> {
     let kid = key.key.as_ref().and_then(|jwk| jwk.kid.clone());
-    let version = key.resource_id().ok().and_then(|id| id.version).filter(|v| !v.is_empty());
+    let version = key
+        .resource_id()
+        .ok()
+        .and_then(|id| id.version)
+        .filter(|v| !v.is_empty());
     match (kid, version) {
         (Some(kid), Some(version)) => Ok((kid, version)),
         (kid, _) => Err(KeyVaultSignerError::InvalidKeyId { kid }),
@@ -214,7 +238,9 @@ fn key_id_and_version(key: &Key) -> Result<(String, String), KeyVaultSignerError
 #[async_trait]
 impl Signer for KeyVaultSigner {
     async fn sign_hash(&self, hash: &B256) -> alloy::signers::Result<Signature> {
-        self.sign_digest(hash).await.map_err(alloy::signers::Error::other)
+        self.sign_digest(hash)
+            .await
+            .map_err(alloy::signers::Error::other)
     }
 
     fn address(&self) -> Address {
@@ -253,11 +279,11 @@ pub(crate) fn apply_chain_id(
     chain_id: Option<ChainId>,
     tx: &mut dyn SignableTransaction<Signature>,
 ) -> alloy::signers::Result<()> {
-    if let Some(signer) = chain_id {
-        if !tx.set_chain_id_checked(signer) {
-            let tx = tx.chain_id().unwrap_or_default();
-            return Err(alloy::signers::Error::TransactionChainIdMismatch { signer, tx });
-        }
+    if let Some(signer) = chain_id
+        && !tx.set_chain_id_checked(signer)
+    {
+        let tx = tx.chain_id().unwrap_or_default();
+        return Err(alloy::signers::Error::TransactionChainIdMismatch { signer, tx });
     }
     Ok(())
 }

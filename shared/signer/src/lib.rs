@@ -21,6 +21,8 @@ pub use config::{SignerBuildError, SignerConfig};
 pub use credential::CredentialConfig;
 pub use error::KeyVaultSignerError;
 pub use key_vault::{KeyVaultConfig, KeyVaultSigner, key_client_options};
-pub use local::{ANVIL_DEV_MNEMONIC, LocalConfig, LocalKeyError, LocalKeySource, anvil_dev_account};
+pub use local::{
+    ANVIL_DEV_MNEMONIC, LocalConfig, LocalKeyError, LocalKeySource, anvil_dev_account,
+};
 pub use retry::RetryConfig;
 pub use wallet::WalletSigner;

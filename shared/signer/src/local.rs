@@ -97,15 +97,21 @@ impl LocalConfig {
         let secret = |var: &str| {
             env(var)
                 .map(Zeroizing::new)
-                .ok_or_else(|| LocalKeyError::MissingEnv { var: var.to_owned() })
+                .ok_or_else(|| LocalKeyError::MissingEnv {
+                    var: var.to_owned(),
+                })
         };
         let signer = match &self.key {
             LocalKeySource::AnvilMnemonic { index } => anvil_dev_account(*index)?,
             LocalKeySource::HexKeyEnv { var } => hex_key(var, &secret(var)?)?,
             LocalKeySource::Keystore { path, password_env } => {
                 let password = secret(password_env)?;
-                PrivateKeySigner::decrypt_keystore(path, password.as_bytes())
-                    .map_err(|source| LocalKeyError::Keystore { path: path.clone(), source })?
+                PrivateKeySigner::decrypt_keystore(path, password.as_bytes()).map_err(|source| {
+                    LocalKeyError::Keystore {
+                        path: path.clone(),
+                        source,
+                    }
+                })?
             }
         };
         Ok(signer.with_chain_id(self.chain_id))
@@ -126,8 +132,12 @@ fn hex_key(var: &str, value: &str) -> Result<PrivateKeySigner, LocalKeyError> {
     let digits = value.trim();
     let digits = digits.strip_prefix("0x").unwrap_or(digits);
     let mut key = Zeroizing::new([0u8; 32]);
-    alloy::hex::decode_to_slice(digits, key.as_mut_slice())
-        .map_err(|_| LocalKeyError::InvalidHexKey { var: var.to_owned() })?;
-    PrivateKeySigner::from_slice(key.as_slice())
-        .map_err(|_| LocalKeyError::InvalidHexKey { var: var.to_owned() })
+    alloy::hex::decode_to_slice(digits, key.as_mut_slice()).map_err(|_| {
+        LocalKeyError::InvalidHexKey {
+            var: var.to_owned(),
+        }
+    })?;
+    PrivateKeySigner::from_slice(key.as_slice()).map_err(|_| LocalKeyError::InvalidHexKey {
+        var: var.to_owned(),
+    })
 }

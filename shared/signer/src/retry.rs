@@ -9,7 +9,9 @@
 
 use crate::KeyVaultSignerError;
 use azure_core::error::ErrorKind;
-use azure_core::http::headers::{HeaderName, Headers, RETRY_AFTER, RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS};
+use azure_core::http::headers::{
+    HeaderName, Headers, RETRY_AFTER, RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS,
+};
 use rand::Rng;
 use serde::Deserialize;
 use std::future::Future;
@@ -93,7 +95,10 @@ where
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => classify(operation, error),
             Err(_elapsed) => Failure {
-                error: KeyVaultSignerError::Timeout { operation, timeout_ms: config.attempt_timeout_ms },
+                error: KeyVaultSignerError::Timeout {
+                    operation,
+                    timeout_ms: config.attempt_timeout_ms,
+                },
                 retryable: true,
                 retry_after: None,
             },
@@ -112,7 +117,9 @@ where
         let Some(delay) = config.delay_before_retry(attempt, failure.retry_after, jitter) else {
             return Err(KeyVaultSignerError::RetryAfterTooLong {
                 operation,
-                retry_after_ms: failure.retry_after.map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+                retry_after_ms: failure
+                    .retry_after
+                    .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
                 max_backoff_ms: config.max_backoff_ms,
             });
         };
@@ -133,15 +140,28 @@ where
 /// failures) needs configuration changes, not time.
 fn classify(operation: &'static str, error: azure_core::Error) -> Failure {
     let (retryable, retry_after) = match error.kind() {
-        ErrorKind::HttpResponse { status, raw_response, .. } => {
+        ErrorKind::HttpResponse {
+            status,
+            raw_response,
+            ..
+        } => {
             let retryable = matches!(u16::from(*status), 408 | 429 | 500 | 502 | 503 | 504);
-            let retry_after = raw_response.as_ref().and_then(|raw| retry_after(raw.headers()));
+            let retry_after = raw_response
+                .as_ref()
+                .and_then(|raw| retry_after(raw.headers()));
             (retryable, retry_after)
         }
         ErrorKind::Io | ErrorKind::Connection => (true, None),
         _ => (false, None),
     };
-    Failure { error: KeyVaultSignerError::Request { operation, source: error }, retryable, retry_after }
+    Failure {
+        error: KeyVaultSignerError::Request {
+            operation,
+            source: error,
+        },
+        retryable,
+        retry_after,
+    }
 }
 
 /// The service's requested pause: `x-ms-retry-after-ms` / `retry-after-ms` (milliseconds) or
@@ -175,7 +195,12 @@ mod tests {
     use super::*;
 
     fn config() -> RetryConfig {
-        RetryConfig { max_attempts: 5, initial_backoff_ms: 100, max_backoff_ms: 1_000, attempt_timeout_ms: 50 }
+        RetryConfig {
+            max_attempts: 5,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1_000,
+            attempt_timeout_ms: 50,
+        }
     }
 
     #[test]
@@ -186,14 +211,24 @@ mod tests {
         assert_eq!(full(2), Some(Duration::from_millis(200)));
         assert_eq!(full(4), Some(Duration::from_millis(800)));
         assert_eq!(full(5), Some(Duration::from_millis(1_000)));
-        assert_eq!(full(40), Some(Duration::from_millis(1_000)), "no overflow for large retry numbers");
+        assert_eq!(
+            full(40),
+            Some(Duration::from_millis(1_000)),
+            "no overflow for large retry numbers"
+        );
     }
 
     #[test]
     fn jitter_draws_from_the_upper_half_of_the_backoff() {
         let config = config();
-        assert_eq!(config.delay_before_retry(2, None, 0.0), Some(Duration::from_millis(100)));
-        assert_eq!(config.delay_before_retry(2, None, 0.5), Some(Duration::from_millis(150)));
+        assert_eq!(
+            config.delay_before_retry(2, None, 0.0),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            config.delay_before_retry(2, None, 0.5),
+            Some(Duration::from_millis(150))
+        );
     }
 
     #[test]
@@ -202,13 +237,20 @@ mod tests {
         let delay = config.delay_before_retry(1, Some(Duration::from_millis(700)), 0.0);
         assert_eq!(delay, Some(Duration::from_millis(700)));
         let delay = config.delay_before_retry(4, Some(Duration::from_millis(10)), 1.0);
-        assert_eq!(delay, Some(Duration::from_millis(800)), "backoff wins when longer");
+        assert_eq!(
+            delay,
+            Some(Duration::from_millis(800)),
+            "backoff wins when longer"
+        );
     }
 
     #[test]
     fn retry_after_beyond_the_budget_stops_retrying() {
         let config = config();
-        assert_eq!(config.delay_before_retry(1, Some(Duration::from_secs(30)), 0.5), None);
+        assert_eq!(
+            config.delay_before_retry(1, Some(Duration::from_secs(30)), 0.5),
+            None
+        );
     }
 
     #[test]
@@ -217,7 +259,11 @@ mod tests {
         headers.insert(RETRY_AFTER, "3");
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
         headers.insert(X_MS_RETRY_AFTER_MS, "250");
-        assert_eq!(retry_after(&headers), Some(Duration::from_millis(250)), "ms header preferred");
+        assert_eq!(
+            retry_after(&headers),
+            Some(Duration::from_millis(250)),
+            "ms header preferred"
+        );
         let mut dated = Headers::new();
         dated.insert(RETRY_AFTER, "Fri, 01 Jan 2021 00:00:00 GMT");
         assert_eq!(retry_after(&dated), None);
@@ -228,7 +274,12 @@ mod tests {
         let mut calls = 0;
         let result: Result<(), _> = with_retry(&config(), "sign", || {
             calls += 1;
-            async { Err(azure_core::Error::with_message(ErrorKind::Credential, "no token")) }
+            async {
+                Err(azure_core::Error::with_message(
+                    ErrorKind::Credential,
+                    "no token",
+                ))
+            }
         })
         .await;
         assert!(matches!(result, Err(KeyVaultSignerError::Request { .. })));
@@ -247,7 +298,10 @@ mod tests {
         })
         .await;
         let error = result.expect_err("must give up");
-        assert!(matches!(error, KeyVaultSignerError::RetriesExhausted { attempts: 3, .. }));
+        assert!(matches!(
+            error,
+            KeyVaultSignerError::RetriesExhausted { attempts: 3, .. }
+        ));
         assert!(error.is_transient());
         assert_eq!(calls, 3);
     }

@@ -186,13 +186,12 @@ async fn claim_key(
     }
 }
 
-async fn check_limits(
+/// The merchant's limits for one asset: (max_per_payment, daily_max).
+async fn load_limits(
     conn: &mut PgConnection,
     merchant: MerchantId,
     asset: &AssetId,
-    amount: Amount,
-    daily: bool,
-) -> Result<()> {
+) -> Result<(Option<Amount>, Option<Amount>)> {
     let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT max_per_payment::text, daily_max::text FROM merchant_limits
          WHERE merchant_id = $1 AND asset = $2",
@@ -201,25 +200,24 @@ async fn check_limits(
     .bind(asset.to_string())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((per_payment, daily_max)) = row else {
-        return Ok(());
+    let Some((per_payment, daily)) = row else {
+        return Ok((None, None));
     };
-    let exceeded = |which, limit| StoreError::LimitExceeded {
-        which,
-        asset: asset.clone(),
-        limit,
-    };
-    if !daily {
-        let limit = per_payment.as_deref().map(convert::amount).transpose()?;
-        if let Some(limit) = limit.filter(|limit| amount > *limit) {
-            return Err(exceeded(LimitKind::PerPayment, limit));
-        }
-        return Ok(());
-    }
-    let Some(limit) = daily_max.as_deref().map(convert::amount).transpose()? else {
-        return Ok(());
-    };
-    // Today = the current UTC day of the database clock.
+    Ok((
+        per_payment.as_deref().map(convert::amount).transpose()?,
+        daily.as_deref().map(convert::amount).transpose()?,
+    ))
+}
+
+/// Today's (UTC, database clock) volume plus `amount` must stay within `limit`. Callers hold the
+/// merchant's account locks for `asset`, which serializes this read-then-insert per merchant.
+async fn check_daily_limit(
+    conn: &mut PgConnection,
+    merchant: MerchantId,
+    asset: &AssetId,
+    amount: Amount,
+    limit: Amount,
+) -> Result<()> {
     let (used,): (String,) = sqlx::query_as(
         "SELECT coalesce(sum(amount), 0)::text FROM payments
          WHERE merchant_id = $1 AND asset = $2
@@ -230,10 +228,13 @@ async fn check_limits(
     .bind(asset.to_string())
     .fetch_one(&mut *conn)
     .await?;
-    let total = convert::amount(&used)?.checked_add(amount);
-    match total {
+    match convert::amount(&used)?.checked_add(amount) {
         Some(total) if total <= limit => Ok(()),
-        _ => Err(exceeded(LimitKind::Daily, limit)),
+        _ => Err(StoreError::LimitExceeded {
+            which: LimitKind::Daily,
+            asset: asset.clone(),
+            limit,
+        }),
     }
 }
 
@@ -304,12 +305,22 @@ impl Store {
             return Err(StoreError::QuoteExpired);
         }
         let c = &quote.charges;
-        check_limits(&mut tx, req.merchant_id, &c.asset, c.amount, false).await?;
+        let (per_payment, daily) = load_limits(&mut tx, req.merchant_id, &c.asset).await?;
+        if let Some(limit) = per_payment.filter(|limit| c.amount > *limit) {
+            let which = LimitKind::PerPayment;
+            return Err(StoreError::LimitExceeded {
+                which,
+                asset: c.asset.clone(),
+                limit,
+            });
+        }
         let debits = c.debits();
         let assets: Vec<AssetId> = debits.iter().map(|(a, _)| a.clone()).collect();
         let pairs =
             ledger::lock_merchant_accounts(&mut tx, req.merchant_id, &assets, false).await?;
-        check_limits(&mut tx, req.merchant_id, &c.asset, c.amount, true).await?;
+        if let Some(limit) = daily {
+            check_daily_limit(&mut tx, req.merchant_id, &c.asset, c.amount, limit).await?;
+        }
 
         let id = PaymentId::new();
         let created_at = insert_payment(&mut tx, id, &quote, req).await?;

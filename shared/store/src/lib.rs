@@ -58,6 +58,7 @@ pub mod merchants;
 pub mod outbox;
 pub mod payments;
 pub mod quotes;
+pub mod transactions;
 pub mod transition;
 
 use std::time::Duration;

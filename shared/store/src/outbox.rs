@@ -59,25 +59,32 @@ fn interval_ms(d: Duration) -> Result<i64> {
     i64::try_from(d.as_millis()).map_err(|_| StoreError::Invalid("duration too large".into()))
 }
 
+/// Writes `messages` in one statement.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     merchant: Option<MerchantId>,
     payment: Option<PaymentId>,
     messages: &[NewOutboxMessage],
 ) -> Result<()> {
-    for m in messages {
-        sqlx::query(
-            "INSERT INTO outbox (topic, merchant_id, payment_id, payload, available_at)
-             VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond')",
-        )
-        .bind(&m.topic)
-        .bind(merchant.map(|x| x.as_uuid()))
-        .bind(payment.map(|x| x.as_uuid()))
-        .bind(&m.payload)
-        .bind(interval_ms(m.delay)?)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+    let payloads: Vec<&serde_json::Value> = messages.iter().map(|m| &m.payload).collect();
+    let delays = messages
+        .iter()
+        .map(|m| interval_ms(m.delay))
+        .collect::<Result<Vec<i64>>>()?;
+    sqlx::query(
+        "INSERT INTO outbox (topic, merchant_id, payment_id, payload, available_at)
+         SELECT t, $1, $2, p, now() + d * interval '1 millisecond'
+         FROM unnest($3::text[], $4::jsonb[], $5::bigint[]) WITH ORDINALITY AS m(t, p, d, n)
+         ORDER BY n",
+    )
+    .bind(merchant.map(|x| x.as_uuid()))
+    .bind(payment.map(|x| x.as_uuid()))
+    .bind(&topics)
+    .bind(&payloads)
+    .bind(&delays)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

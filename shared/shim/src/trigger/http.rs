@@ -57,7 +57,9 @@ pub enum HttpEnvelopeError {
     },
     #[error("response body could not be read: {0}")]
     ResponseBody(#[source] axum::Error),
-    #[error("response body is not UTF-8 text; the host cannot relay binary bodies without forwarding")]
+    #[error(
+        "response body is not UTF-8 text; the host cannot relay binary bodies without forwarding"
+    )]
     BinaryResponse,
 }
 
@@ -164,11 +166,13 @@ fn is_base64_media_type(content_type: &str) -> bool {
 /// `Outputs.<http output>`: what the host turns into the client's response.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct HttpResponseOutput {
-    /// Written as a string, as in the host's own tests (`"201"`); read as string or number.
+    /// Written as a string, as in the host's own tests (`"201"`); read as string or number,
+    /// and as 200 when absent (the documented examples omit it; the host answers 200).
     #[serde(
         rename = "statusCode",
         alias = "status",
         alias = "StatusCode",
+        default = "default_status",
         serialize_with = "status_as_string",
         deserialize_with = "lenient_status"
     )]
@@ -187,11 +191,15 @@ impl HttpResponseOutput {
         limit_bytes: usize,
     ) -> Result<(Self, QueueOutputs), HttpEnvelopeError> {
         let (mut parts, body) = response.into_parts();
-        let queues = parts.extensions.remove::<QueueOutputs>().unwrap_or_default();
+        let queues = parts
+            .extensions
+            .remove::<QueueOutputs>()
+            .unwrap_or_default();
         let bytes = axum::body::to_bytes(body, limit_bytes)
             .await
             .map_err(HttpEnvelopeError::ResponseBody)?;
-        let body = String::from_utf8(bytes.to_vec()).map_err(|_| HttpEnvelopeError::BinaryResponse)?;
+        let body =
+            String::from_utf8(bytes.to_vec()).map_err(|_| HttpEnvelopeError::BinaryResponse)?;
         let mut headers = BTreeMap::<String, String>::new();
         for (name, value) in &parts.headers {
             if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
@@ -212,7 +220,10 @@ impl HttpResponseOutput {
         }
         if !body.is_empty() && !headers.contains_key(CONTENT_TYPE.as_str()) {
             // Without it the host falls back to text/plain anyway; be explicit.
-            headers.insert(CONTENT_TYPE.as_str().to_owned(), "text/plain; charset=utf-8".into());
+            headers.insert(
+                CONTENT_TYPE.as_str().to_owned(),
+                "text/plain; charset=utf-8".into(),
+            );
         }
         let output = Self {
             status_code: parts.status.as_u16(),
@@ -221,6 +232,10 @@ impl HttpResponseOutput {
         };
         Ok((output, queues))
     }
+}
+
+fn default_status() -> u16 {
+    200
 }
 
 fn status_as_string<S: Serializer>(status: &u16, serializer: S) -> Result<S::Ok, S::Error> {
@@ -254,16 +269,22 @@ fn scalar_text(value: Value) -> String {
 }
 
 /// An object, `null`, or the object as JSON text (the docs' `"Query": "{}"`).
-fn object_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<serde_json::Map<String, Value>, D::Error> {
+fn object_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<serde_json::Map<String, Value>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(Default::default()),
         Value::Object(map) => Ok(map),
         Value::String(text) if text.trim().is_empty() => Ok(Default::default()),
         Value::String(text) => match serde_json::from_str(&text) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(serde::de::Error::custom("expected an object or its JSON text")),
+            _ => Err(serde::de::Error::custom(
+                "expected an object or its JSON text",
+            )),
         },
-        other => Err(serde::de::Error::custom(format!("expected an object, got {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "expected an object, got {other}"
+        ))),
     }
 }
 
@@ -274,9 +295,7 @@ fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
         .collect())
 }
 
-fn header_map<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+fn header_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
     Ok(object_or_text(d)?
         .into_iter()
         .map(|(name, value)| {
@@ -360,7 +379,10 @@ mod tests {
         assert_eq!(ok.decoded_body().unwrap().as_ref(), &[0u8, 1, 2]);
         let bad = request(json!({"Url": "http://h/api/u", "Method": "POST",
             "Headers": {"Content-Type": "application/octet-stream"}, "Body": "not base64!"}));
-        assert!(matches!(bad.decoded_body(), Err(HttpEnvelopeError::Base64 { .. })));
+        assert!(matches!(
+            bad.decoded_body(),
+            Err(HttpEnvelopeError::Base64 { .. })
+        ));
     }
 
     #[test]
@@ -383,7 +405,9 @@ mod tests {
             .header("content-length", "2")
             .body(Body::from("hi"))
             .unwrap();
-        let (out, queues) = HttpResponseOutput::from_response(response, 1024).await.unwrap();
+        let (out, queues) = HttpResponseOutput::from_response(response, 1024)
+            .await
+            .unwrap();
         assert_eq!(out.status_code, 418);
         assert_eq!(out.headers["x-a"], "1, 2");
         assert!(!out.headers.contains_key("content-length"));

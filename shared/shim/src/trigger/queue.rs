@@ -92,7 +92,9 @@ pub fn decode_message<T: DeserializeOwned>(value: Value) -> Result<T, MessageErr
     match unwrap_double_encoded(value) {
         Value::String(text) => match serde_json::from_str::<T>(&text) {
             Ok(message) => Ok(message),
-            Err(json_error) => serde_json::from_value(Value::String(text)).map_err(|_| wrap(json_error)),
+            Err(json_error) => {
+                serde_json::from_value(Value::String(text)).map_err(|_| wrap(json_error))
+            }
         },
         other => serde_json::from_value(other).map_err(wrap),
     }
@@ -120,12 +122,18 @@ mod tests {
     #[test]
     fn plain_text_message_decodes_as_string_in_both_encodings() {
         assert_eq!(decode_message::<String>(json!("hello")).unwrap(), "hello");
-        assert_eq!(decode_message::<String>(json!("\"hello\"")).unwrap(), "hello");
+        assert_eq!(
+            decode_message::<String>(json!("\"hello\"")).unwrap(),
+            "hello"
+        );
     }
 
     #[test]
     fn object_value_decodes_directly() {
-        assert_eq!(decode_message::<Probe>(json!({"id": 3})).unwrap(), Probe { id: 3 });
+        assert_eq!(
+            decode_message::<Probe>(json!({"id": 3})).unwrap(),
+            Probe { id: 3 }
+        );
     }
 
     #[test]

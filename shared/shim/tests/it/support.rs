@@ -1,17 +1,17 @@
 //! Shared test app: a catch-all router that describes each request it receives, and functions
 //! of every kind registered on it.
 
+use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::Json;
 use base64::Engine as _;
 use meshpay_shim::{
-    FunctionApp, FunctionJson, HttpOrigin, Outputs, QueueInvocation, QueueOutputs, RequestExt,
-    TimerInvocation, with_queue_output,
+    FunctionApp, FunctionJson, HttpOrigin, Outputs, QueueInvocation, QueueOutputs, TimerInvocation,
+    with_queue_output,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -52,7 +52,12 @@ fn leak(text: String) -> &'static str {
 }
 
 /// An HTTP function on `route`, with extra output bindings (JSON objects) after `res`.
-pub fn http_function(name: &'static str, route: &str, out_name: &str, extra: &[Value]) -> FunctionJson {
+pub fn http_function(
+    name: &'static str,
+    route: &str,
+    out_name: &str,
+    extra: &[Value],
+) -> FunctionJson {
     let mut bindings = vec![
         json!({"type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous",
                "methods": ["get", "post"], "route": route}),
@@ -86,7 +91,13 @@ pub fn timer_function(name: &'static str) -> FunctionJson {
 
 /// Describes the request as JSON, so tests can assert what the app router received.
 async fn describe(request: Request) -> Response {
-    let (origin, params, identities, invocation_id) = match request.http_origin() {
+    let (parts, body) = request.into_parts();
+    let origin = parts
+        .extensions
+        .get::<HttpOrigin>()
+        .cloned()
+        .unwrap_or(HttpOrigin::Forwarded);
+    let (origin, params, identities, invocation_id) = match origin {
         HttpOrigin::Forwarded => ("forwarded", json!({}), 0, Value::Null),
         HttpOrigin::Envelope(ctx) => (
             "envelope",
@@ -95,19 +106,20 @@ async fn describe(request: Request) -> Response {
             json!(ctx.invocation.invocation_id),
         ),
     };
-    let method = request.method().to_string();
-    let uri = request.uri().to_string();
-    let header = |name: &str| {
-        request
-            .headers()
+    let header = |name: &str| -> Option<String> {
+        parts
+            .headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let content_type = header("content-type");
-    let content_length = header("content-length");
-    let path = request.uri().path().to_owned();
-    let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap();
+    let (content_type, content_length) = (header("content-type"), header("content-length"));
+    let (method, uri, path) = (
+        parts.method.to_string(),
+        parts.uri.to_string(),
+        parts.uri.path().to_owned(),
+    );
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
     let description = json!({
         "origin": origin, "method": method, "uri": uri, "params": params,
         "identities": identities, "invocation_id": invocation_id,
@@ -122,7 +134,12 @@ async fn describe(request: Request) -> Response {
         }
         "/api/undeclared" => with_queue_output(Json(description), "nope", json!(1)),
         "/api/binary" => (StatusCode::OK, vec![0xffu8, 0xfe]).into_response(),
-        "/api/created" => (StatusCode::CREATED, [("x-a", "1"), ("x-a", "2")], "made").into_response(),
+        "/api/created" => {
+            let mut response = (StatusCode::CREATED, "made").into_response();
+            response.headers_mut().append("x-a", "1".parse().unwrap());
+            response.headers_mut().append("x-a", "2".parse().unwrap());
+            response
+        }
         _ => Json(description).into_response(),
     }
 }
@@ -135,7 +152,10 @@ pub struct Probe {
 
 async fn echo(invocation: QueueInvocation<Value>) -> Result<Outputs, String> {
     if invocation.message.get("fail") == Some(&json!(true)) {
-        return Err(format!("asked to fail: secret-free reason {}", invocation.metadata.dequeue_count.unwrap_or(0)));
+        return Err(format!(
+            "asked to fail: secret-free reason {}",
+            invocation.metadata.dequeue_count.unwrap_or(0)
+        ));
     }
     if invocation.message.get("panic") == Some(&json!(true)) {
         panic!("handler panic on purpose");
@@ -145,20 +165,29 @@ async fn echo(invocation: QueueInvocation<Value>) -> Result<Outputs, String> {
     }
     let metadata = serde_json::to_value(&invocation.metadata).unwrap();
     Ok(Outputs::new()
-        .message_json("out", json!({"message": invocation.message, "metadata": metadata,
-            "invocation_id": invocation.context.invocation_id}))
+        .message_json(
+            "out",
+            json!({"message": invocation.message, "metadata": metadata,
+            "invocation_id": invocation.context.invocation_id}),
+        )
         .log("echoed"))
 }
 
 async fn typed(invocation: QueueInvocation<Probe>) -> Result<Outputs, std::io::Error> {
-    Ok(Outputs::new()
-        .messages("out", &[invocation.message.probe.clone(), format!("n={}", invocation.message.n)])
-        .map_err(std::io::Error::other)?)
+    let sent = [
+        invocation.message.probe.clone(),
+        format!("n={}", invocation.message.n),
+    ];
+    Outputs::new()
+        .messages("out", &sent)
+        .map_err(std::io::Error::other)
 }
 
 async fn tick(invocation: TimerInvocation) -> Result<Outputs, std::convert::Infallible> {
     let timer = serde_json::to_value(&invocation.timer).unwrap();
-    Ok(Outputs::new().message_json("out", timer).return_value(json!("ticked")))
+    Ok(Outputs::new()
+        .message_json("out", timer)
+        .return_value(json!("ticked")))
 }
 
 pub fn app_router() -> Router {
@@ -168,8 +197,18 @@ pub fn app_router() -> Router {
 pub fn test_app() -> Router {
     FunctionApp::new(app_router())
         .http(http_function("order", "order", "res", &[]))
-        .http(http_function("enqueue", "enqueue", "res", &[queue_output("out")]))
-        .http(http_function("undeclared", "undeclared", "res", &[queue_output("out")]))
+        .http(http_function(
+            "enqueue",
+            "enqueue",
+            "res",
+            &[queue_output("out")],
+        ))
+        .http(http_function(
+            "undeclared",
+            "undeclared",
+            "res",
+            &[queue_output("out")],
+        ))
         .http(http_function("binary", "binary", "res", &[]))
         .http(http_function("created", "created", "$return", &[]))
         .queue(queue_function("echo", "myQueueItem"), echo)
@@ -189,7 +228,9 @@ pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Option<S
         .headers()
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let body = if bytes.is_empty() {
         Value::Null
     } else {

@@ -28,14 +28,27 @@ fn key_vault_config_with_managed_identity_parses_and_is_fit_for_production() {
         "#,
     )
     .unwrap();
-    let SignerConfig::KeyVault(key_vault) = &config else { panic!("expected key_vault: {config:?}") };
-    assert_eq!(key_vault.key_version.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+    let SignerConfig::KeyVault(key_vault) = &config else {
+        panic!("expected key_vault: {config:?}")
+    };
+    assert_eq!(
+        key_vault.key_version.as_deref(),
+        Some("0123456789abcdef0123456789abcdef")
+    );
     assert_eq!(key_vault.chain_id, Some(8453));
     assert_eq!(
         key_vault.credential,
-        CredentialConfig::ManagedIdentity { client_id: Some("1b9f2e0c-0000-0000-0000-000000000001".into()) }
+        CredentialConfig::ManagedIdentity {
+            client_id: Some("1b9f2e0c-0000-0000-0000-000000000001".into())
+        }
     );
-    assert_eq!(key_vault.retry, RetryConfig { max_attempts: 3, ..RetryConfig::default() });
+    assert_eq!(
+        key_vault.retry,
+        RetryConfig {
+            max_attempts: 3,
+            ..RetryConfig::default()
+        }
+    );
     assert!(!config.is_dev_only());
 }
 
@@ -51,14 +64,19 @@ fn key_vault_config_without_version_means_latest_at_startup() {
         "#,
     )
     .unwrap();
-    let SignerConfig::KeyVault(key_vault) = config else { panic!("expected key_vault") };
+    let SignerConfig::KeyVault(key_vault) = config else {
+        panic!("expected key_vault")
+    };
     assert_eq!(key_vault.key_version, None);
     assert_eq!(key_vault.retry, RetryConfig::default());
 }
 
 #[test]
 fn key_vault_through_a_developer_login_is_dev_only() {
-    for credential in [r#"{ kind = "azure_cli" }"#, r#"{ kind = "developer_tools" }"#] {
+    for credential in [
+        r#"{ kind = "azure_cli" }"#,
+        r#"{ kind = "developer_tools" }"#,
+    ] {
         let config = parse(&format!(
             "[signer]\nkind = \"key_vault\"\nvault_url = \"https://v.vault.azure.net/\"\nkey_name = \"k\"\ncredential = {credential}\n"
         ))
@@ -79,13 +97,21 @@ fn local_config_parses_is_dev_only_and_derives_anvil_accounts() {
     )
     .unwrap();
     assert!(config.is_dev_only());
-    let SignerConfig::Local(local) = &config else { panic!("expected local") };
+    let SignerConfig::Local(local) = &config else {
+        panic!("expected local")
+    };
     assert_eq!(local.key, LocalKeySource::AnvilMnemonic { index: 0 });
     let signer = local.build().unwrap();
-    assert_eq!(signer.address(), address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+    assert_eq!(
+        signer.address(),
+        address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+    );
     assert_eq!(signer.chain_id(), Some(31337));
     let second = crate::anvil_dev_account(1).unwrap();
-    assert_eq!(second.address(), address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));
+    assert_eq!(
+        second.address(),
+        address!("70997970C51812dc3A010C7d01b50e0d17dc79C8")
+    );
 }
 
 #[test]
@@ -104,7 +130,12 @@ fn misspelt_fields_are_rejected() {
         key_verison = "abc"
         credential = { kind = "managed_identity" }
         "#;
-    assert!(parse(typo_in_key_vault).unwrap_err().to_string().contains("key_verison"));
+    assert!(
+        parse(typo_in_key_vault)
+            .unwrap_err()
+            .to_string()
+            .contains("key_verison")
+    );
     let typo_in_credential = r#"
         [signer]
         kind = "key_vault"
@@ -112,17 +143,30 @@ fn misspelt_fields_are_rejected() {
         key_name = "k"
         credential = { kind = "managed_identity", clientid = "x" }
         "#;
-    assert!(parse(typo_in_credential).unwrap_err().to_string().contains("clientid"));
+    assert!(
+        parse(typo_in_credential)
+            .unwrap_err()
+            .to_string()
+            .contains("clientid")
+    );
     let unknown_kind = "[signer]\nkind = \"aws_kms\"\n";
     assert!(parse(unknown_kind).is_err());
 }
 
 #[test]
 fn hex_key_is_read_from_the_named_environment_variable() {
-    let config = LocalConfig { key: LocalKeySource::HexKeyEnv { var: "HOT_KEY".into() }, chain_id: None };
+    let config = LocalConfig {
+        key: LocalKeySource::HexKeyEnv {
+            var: "HOT_KEY".into(),
+        },
+        chain_id: None,
+    };
     let env = |var: &str| (var == "HOT_KEY").then(|| format!(" {ANVIL_0_KEY}\n"));
     let signer = config.build_with_env(env).unwrap();
-    assert_eq!(signer.address(), address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+    assert_eq!(
+        signer.address(),
+        address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+    );
 
     let missing = config.build_with_env(|_| None).unwrap_err();
     assert!(matches!(missing, LocalKeyError::MissingEnv { ref var } if var == "HOT_KEY"));
@@ -130,7 +174,12 @@ fn hex_key_is_read_from_the_named_environment_variable() {
 
 #[test]
 fn a_malformed_hex_key_error_does_not_echo_the_value() {
-    let config = LocalConfig { key: LocalKeySource::HexKeyEnv { var: "HOT_KEY".into() }, chain_id: None };
+    let config = LocalConfig {
+        key: LocalKeySource::HexKeyEnv {
+            var: "HOT_KEY".into(),
+        },
+        chain_id: None,
+    };
     let almost = format!("{}zz", &ANVIL_0_KEY[..64]);
     let error = config.build_with_env(|_| Some(almost.clone())).unwrap_err();
     let shown = format!("{error} {error:?}");
@@ -143,14 +192,25 @@ fn keystore_is_decrypted_with_the_password_from_the_environment() {
     let dir = std::env::temp_dir().join(format!("meshpay-signer-keystore-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = alloy::hex::decode(ANVIL_0_KEY).unwrap();
-    PrivateKeySigner::encrypt_keystore(&dir, &mut rand::thread_rng(), key, "pw", Some("hot.json")).unwrap();
+    PrivateKeySigner::encrypt_keystore(&dir, &mut rand::thread_rng(), key, "pw", Some("hot.json"))
+        .unwrap();
     let config = LocalConfig {
-        key: LocalKeySource::Keystore { path: dir.join("hot.json"), password_env: "KEYSTORE_PW".into() },
+        key: LocalKeySource::Keystore {
+            path: dir.join("hot.json"),
+            password_env: "KEYSTORE_PW".into(),
+        },
         chain_id: None,
     };
-    let signer = config.build_with_env(|var| (var == "KEYSTORE_PW").then(|| "pw".to_owned())).unwrap();
-    assert_eq!(signer.address(), address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
-    let wrong = config.build_with_env(|_| Some("nope".to_owned())).unwrap_err();
+    let signer = config
+        .build_with_env(|var| (var == "KEYSTORE_PW").then(|| "pw".to_owned()))
+        .unwrap();
+    assert_eq!(
+        signer.address(),
+        address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+    );
+    let wrong = config
+        .build_with_env(|_| Some("nope".to_owned()))
+        .unwrap_err();
     assert!(matches!(wrong, LocalKeyError::Keystore { .. }));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -159,7 +219,10 @@ fn keystore_is_decrypted_with_the_password_from_the_environment() {
 fn wallet_signer_debug_shows_the_address_not_the_key() {
     let signer = WalletSigner::from(crate::anvil_dev_account(0).unwrap());
     let shown = format!("{signer:?}").to_lowercase();
-    assert!(shown.contains("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"), "{shown}");
+    assert!(
+        shown.contains("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"),
+        "{shown}"
+    );
     assert!(!shown.contains("ac0974bec39a"), "{shown}");
     assert!(signer.is_dev_only());
     assert_eq!(signer.kind(), "local");

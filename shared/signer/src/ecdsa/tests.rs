@@ -37,14 +37,22 @@ fn vectors() -> [Vector; 2] {
     [
         Vector {
             digest: b256!("e12830b2d2fd0c8810518c7fe93a4aba1298d80490f2a46a902648e0dc03a342"),
-            r: U256::from_be_bytes(hex!("0491536a17bb644d5aad9a61925418e8b8e824b7b035b07c1669c02d6cbba519")),
-            s: U256::from_be_bytes(hex!("34c571f4ea6d974c26a67d4accdda6b777f685994c5a284a77291b3d332ea4e2")),
+            r: U256::from_be_bytes(hex!(
+                "0491536a17bb644d5aad9a61925418e8b8e824b7b035b07c1669c02d6cbba519"
+            )),
+            s: U256::from_be_bytes(hex!(
+                "34c571f4ea6d974c26a67d4accdda6b777f685994c5a284a77291b3d332ea4e2"
+            )),
             y_parity: false,
         },
         Vector {
             digest: b256!("f12e9f786accdf12ed070bf28fd3ad4759cfa869e13477b025766afb06c0008c"),
-            r: U256::from_be_bytes(hex!("55f29644a687319d4e35cb15ce613492fa66e5f7ae21fd5290a9e0a42c1f3810")),
-            s: U256::from_be_bytes(hex!("069060dbb3e3b2f918209da9eb1770540d4d5ddce1a4c6a166936b22a0e79a40")),
+            r: U256::from_be_bytes(hex!(
+                "55f29644a687319d4e35cb15ce613492fa66e5f7ae21fd5290a9e0a42c1f3810"
+            )),
+            s: U256::from_be_bytes(hex!(
+                "069060dbb3e3b2f918209da9eb1770540d4d5ddce1a4c6a166936b22a0e79a40"
+            )),
             y_parity: true,
         },
     ]
@@ -73,8 +81,10 @@ fn jwk(json: &str) -> JsonWebKey {
 /// k256 refuses) can be checked too.
 fn recover_by_hand(r: U256, s: U256, y_parity: bool, digest: &B256) -> Option<AffinePoint> {
     let r_bytes = FieldBytes::from(r.to_be_bytes::<32>());
-    let big_r: AffinePoint =
-        Option::from(AffinePoint::decompress(&r_bytes, Choice::from(u8::from(y_parity))))?;
+    let big_r: AffinePoint = Option::from(AffinePoint::decompress(
+        &r_bytes,
+        Choice::from(u8::from(y_parity)),
+    ))?;
     let r = <Scalar as Reduce<U256k>>::reduce_bytes(&r_bytes);
     let s = <Scalar as Reduce<U256k>>::reduce_bytes(&FieldBytes::from(s.to_be_bytes::<32>()));
     let e = <Scalar as Reduce<U256k>>::reduce_bytes(&FieldBytes::from(digest.0));
@@ -87,18 +97,32 @@ type U256k = alloy::signers::k256::U256;
 #[test]
 fn jwk_of_anvil_account_0_derives_its_address() {
     let public_key = public_key_from_jwk(&jwk(ANVIL_0_JWK)).unwrap();
-    assert_eq!(hex::encode(public_key.to_encoded_point(false).as_bytes()), ANVIL_0_PUBLIC_KEY);
+    assert_eq!(
+        hex::encode(public_key.to_encoded_point(false).as_bytes()),
+        ANVIL_0_PUBLIC_KEY
+    );
     assert_eq!(address_of(&public_key), ANVIL_0_ADDRESS);
 }
 
 #[test]
 fn low_s_signature_gets_the_parity_that_recovers_the_key() {
     for vector in vectors() {
-        let signature =
-            ethereum_signature(&raw(vector.r, vector.s), &vector.digest, &anvil_0_public_key())
-                .unwrap();
-        assert_eq!(signature, Signature::new(vector.r, vector.s, vector.y_parity));
-        assert_eq!(signature.recover_address_from_prehash(&vector.digest).unwrap(), ANVIL_0_ADDRESS);
+        let signature = ethereum_signature(
+            &raw(vector.r, vector.s),
+            &vector.digest,
+            &anvil_0_public_key(),
+        )
+        .unwrap();
+        assert_eq!(
+            signature,
+            Signature::new(vector.r, vector.s, vector.y_parity)
+        );
+        assert_eq!(
+            signature
+                .recover_address_from_prehash(&vector.digest)
+                .unwrap(),
+            ANVIL_0_ADDRESS
+        );
     }
 }
 
@@ -109,12 +133,21 @@ fn high_s_signature_is_flipped_to_low_s_and_its_parity_flips() {
         let high_s = N - vector.s;
         assert!(high_s > N >> 1, "vector must be in the high half");
         // The high-s form is valid ECDSA for the opposite parity: -R pairs with n - s.
-        assert_eq!(recover_by_hand(vector.r, high_s, !vector.y_parity, &vector.digest), Some(public_key));
-        assert_ne!(recover_by_hand(vector.r, high_s, vector.y_parity, &vector.digest), Some(public_key));
+        assert_eq!(
+            recover_by_hand(vector.r, high_s, !vector.y_parity, &vector.digest),
+            Some(public_key)
+        );
+        assert_ne!(
+            recover_by_hand(vector.r, high_s, vector.y_parity, &vector.digest),
+            Some(public_key)
+        );
 
-        let signature =
-            ethereum_signature(&raw(vector.r, high_s), &vector.digest, &anvil_0_public_key())
-                .unwrap();
+        let signature = ethereum_signature(
+            &raw(vector.r, high_s),
+            &vector.digest,
+            &anvil_0_public_key(),
+        )
+        .unwrap();
         assert_eq!(signature.s(), vector.s, "s moved to the low half");
         assert_eq!(signature.v(), vector.y_parity, "parity of the low-s form");
     }
@@ -130,7 +163,8 @@ fn recovered_parity_matches_the_local_signer_for_both_forms_of_many_signatures()
         let expected = signer.sign_hash_sync(&digest).unwrap();
         parities_seen[usize::from(expected.v())] = true;
         for s in [expected.s(), N - expected.s()] {
-            let signature = ethereum_signature(&raw(expected.r(), s), &digest, &public_key).unwrap();
+            let signature =
+                ethereum_signature(&raw(expected.r(), s), &digest, &public_key).unwrap();
             assert_eq!(signature, expected, "digest #{i}");
         }
     }
@@ -155,9 +189,17 @@ fn signatures_that_are_not_64_bytes_are_rejected() {
 fn r_or_s_out_of_range_is_rejected() {
     let public_key = anvil_0_public_key();
     let vector = &vectors()[0];
-    for bytes in [raw(U256::ZERO, vector.s), raw(vector.r, U256::ZERO), raw(vector.r, N), raw(N, vector.s)] {
+    for bytes in [
+        raw(U256::ZERO, vector.s),
+        raw(vector.r, U256::ZERO),
+        raw(vector.r, N),
+        raw(N, vector.s),
+    ] {
         let error = ethereum_signature(&bytes, &vector.digest, &public_key).unwrap_err();
-        assert!(matches!(error, KeyVaultSignerError::InvalidSignature), "{error:?}");
+        assert!(
+            matches!(error, KeyVaultSignerError::InvalidSignature),
+            "{error:?}"
+        );
     }
 }
 
@@ -166,37 +208,58 @@ fn signature_by_another_key_does_not_recover_and_is_an_error() {
     let other = crate::anvil_dev_account(1).unwrap();
     let digest = vectors()[0].digest;
     let signature = other.sign_hash_sync(&digest).unwrap();
-    let error = ethereum_signature(&raw(signature.r(), signature.s()), &digest, &anvil_0_public_key())
-        .unwrap_err();
-    assert!(matches!(error, KeyVaultSignerError::DoesNotRecover { address } if address == ANVIL_0_ADDRESS));
+    let error = ethereum_signature(
+        &raw(signature.r(), signature.s()),
+        &digest,
+        &anvil_0_public_key(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, KeyVaultSignerError::DoesNotRecover { address } if address == ANVIL_0_ADDRESS)
+    );
 }
 
 #[test]
 fn keys_that_are_not_secp256k1_signing_keys_are_rejected() {
     let p256 = ANVIL_0_JWK.replace("P-256K", "P-256");
-    assert!(matches!(public_key_from_jwk(&jwk(&p256)), Err(KeyVaultSignerError::UnsupportedKey { .. })));
+    assert!(matches!(
+        public_key_from_jwk(&jwk(&p256)),
+        Err(KeyVaultSignerError::UnsupportedKey { .. })
+    ));
     let rsa = ANVIL_0_JWK.replace("EC-HSM", "RSA");
-    assert!(matches!(public_key_from_jwk(&jwk(&rsa)), Err(KeyVaultSignerError::UnsupportedKey { .. })));
+    assert!(matches!(
+        public_key_from_jwk(&jwk(&rsa)),
+        Err(KeyVaultSignerError::UnsupportedKey { .. })
+    ));
     let verify_only = ANVIL_0_JWK.replace(r#"["sign", "verify"]"#, r#"["verify"]"#);
     assert!(matches!(
         public_key_from_jwk(&jwk(&verify_only)),
         Err(KeyVaultSignerError::SignNotPermitted { .. })
     ));
     let software_key = ANVIL_0_JWK.replace("EC-HSM", "EC");
-    assert!(public_key_from_jwk(&jwk(&software_key)).is_ok(), "software EC keys sign too");
+    assert!(
+        public_key_from_jwk(&jwk(&software_key)).is_ok(),
+        "software EC keys sign too"
+    );
 }
 
 #[test]
 fn jwk_coordinates_must_form_a_curve_point() {
     let mut key = jwk(ANVIL_0_JWK);
     key.y = None;
-    assert!(matches!(public_key_from_jwk(&key), Err(KeyVaultSignerError::MissingCoordinate("y"))));
+    assert!(matches!(
+        public_key_from_jwk(&key),
+        Err(KeyVaultSignerError::MissingCoordinate("y"))
+    ));
 
     let mut key = jwk(ANVIL_0_JWK);
     if let Some(y) = key.y.as_mut() {
         y[31] ^= 1;
     }
-    assert!(matches!(public_key_from_jwk(&key), Err(KeyVaultSignerError::InvalidPublicKey)));
+    assert!(matches!(
+        public_key_from_jwk(&key),
+        Err(KeyVaultSignerError::InvalidPublicKey)
+    ));
 
     let mut key = jwk(ANVIL_0_JWK);
     if let Some(x) = key.x.as_mut() {
@@ -204,7 +267,10 @@ fn jwk_coordinates_must_form_a_curve_point() {
     }
     assert!(matches!(
         public_key_from_jwk(&key),
-        Err(KeyVaultSignerError::CoordinateLength { coordinate: "x", len: 33 })
+        Err(KeyVaultSignerError::CoordinateLength {
+            coordinate: "x",
+            len: 33
+        })
     ));
 }
 

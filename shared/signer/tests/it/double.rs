@@ -126,13 +126,21 @@ impl KeyVaultDouble {
             bad_signatures: Mutex::default(),
             seen: Mutex::default(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("double serves");
         });
-        Self { shared, addr, server }
+        Self {
+            shared,
+            addr,
+            server,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -153,7 +161,11 @@ impl KeyVaultDouble {
     }
 
     pub fn corrupt_next_signature(&self, bad: BadSignature) {
-        self.shared.bad_signatures.lock().expect("bad signatures lock").push_back(bad);
+        self.shared
+            .bad_signatures
+            .lock()
+            .expect("bad signatures lock")
+            .push_back(bad);
     }
 
     /// Signatures produced (good ones), and how many of them were sent in high-s form.
@@ -177,7 +189,9 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let expected = format!("Bearer {TOKEN}");
-    let authorized = headers.get(header::AUTHORIZATION).is_some_and(|value| value == expected.as_str());
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|value| value == expected.as_str());
     let response = if authorized {
         respond(&shared, &method, &uri, &body).await
     } else {
@@ -196,13 +210,25 @@ fn challenge() -> Response {
     let challenge = format!(
         r#"Bearer authorization="https://login.microsoftonline.com/{TENANT}", resource="https://vault.azure.net""#
     );
-    let body = error_body("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.");
-    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], body).into_response()
+    let body = error_body(
+        "Unauthorized",
+        "AKV10000: Request is missing a Bearer or PoP token.",
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        body,
+    )
+        .into_response()
 }
 
 async fn respond(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Response {
     if !uri.query().unwrap_or_default().contains("api-version=") {
-        return error(StatusCode::BAD_REQUEST, "BadParameter", "The api-version query parameter is missing.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The api-version query parameter is missing.",
+        );
     }
     let fault = shared.faults.lock().expect("faults lock").pop_front();
     match fault {
@@ -217,7 +243,9 @@ async fn respond(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Re
     let options = &shared.options;
     let segments: Vec<&str> = uri.path().split('/').collect();
     match (method, segments.as_slice()) {
-        (&Method::GET, ["", "keys", name] | ["", "keys", name, ""]) if *name == options.key_name => {
+        (&Method::GET, ["", "keys", name] | ["", "keys", name, ""])
+            if *name == options.key_name =>
+        {
             key_bundle(options)
         }
         (&Method::GET, ["", "keys", name, version])
@@ -226,7 +254,8 @@ async fn respond(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Re
             key_bundle(options)
         }
         (&Method::POST, ["", "keys", name, version, "sign"])
-            if *name == options.key_name && (version.is_empty() || *version == options.key_version) =>
+            if *name == options.key_name
+                && (version.is_empty() || *version == options.key_version) =>
         {
             sign(shared, body)
         }
@@ -241,7 +270,10 @@ async fn respond(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Re
 
 fn key_bundle(options: &DoubleOptions) -> Response {
     let point = options.signing_key.verifying_key().to_encoded_point(false);
-    let (x, y) = (point.x().expect("uncompressed x"), point.y().expect("uncompressed y"));
+    let (x, y) = (
+        point.x().expect("uncompressed x"),
+        point.y().expect("uncompressed y"),
+    );
     let bundle = json!({
         "key": {
             "kid": kid(options),
@@ -267,26 +299,38 @@ fn sign(shared: &Shared, body: &[u8]) -> Response {
         return error(StatusCode::BAD_REQUEST, "BadParameter", "Body is not JSON.");
     };
     if request["alg"] != "ES256K" {
-        return error(StatusCode::BAD_REQUEST, "BadParameter", "Key and signing algorithm are incompatible.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "Key and signing algorithm are incompatible.",
+        );
     }
-    let digest = request["value"].as_str().and_then(|value| URL_SAFE_NO_PAD.decode(value).ok());
+    let digest = request["value"]
+        .as_str()
+        .and_then(|value| URL_SAFE_NO_PAD.decode(value).ok());
     let Some(digest) = digest.filter(|digest| digest.len() == 32) else {
         let len = request["value"].as_str().map_or(0, str::len);
         return error(
             StatusCode::BAD_REQUEST,
             "BadParameter",
-            &format!("Invalid length of 'value': {len} bytes. ES256K requires 32 bytes, encoded with base64url."),
+            &format!(
+                "Invalid length of 'value': {len} bytes. ES256K requires 32 bytes, encoded with base64url."
+            ),
         );
     };
     let options = &shared.options;
-    let bad = shared.bad_signatures.lock().expect("bad signatures lock").pop_front();
+    let bad = shared
+        .bad_signatures
+        .lock()
+        .expect("bad signatures lock")
+        .pop_front();
     let raw = match bad {
         Some(BadSignature::Bytes(bytes)) => bytes,
         Some(BadSignature::OtherKey(key)) => sign_digest(&key, &digest).to_bytes().to_vec(),
         None => {
             let low: Signature = sign_digest(&options.signing_key, &digest);
             let n = shared.signatures.fetch_add(1, Ordering::SeqCst);
-            let high_s = options.high_s_every > 0 && n % options.high_s_every == 0;
+            let high_s = options.high_s_every > 0 && n.is_multiple_of(options.high_s_every);
             if high_s {
                 shared.high_s_returned.fetch_add(1, Ordering::SeqCst);
                 to_high_s(&low).to_bytes().to_vec()
@@ -310,7 +354,10 @@ pub fn to_high_s(signature: &Signature) -> Signature {
 }
 
 fn kid(options: &DoubleOptions) -> String {
-    format!("{}keys/{}/{}", options.vault_url, options.key_name, options.key_version)
+    format!(
+        "{}keys/{}/{}",
+        options.vault_url, options.key_name, options.key_version
+    )
 }
 
 fn throttled(retry_after_secs: Option<u64>) -> Response {
@@ -320,7 +367,9 @@ fn throttled(retry_after_secs: Option<u64>) -> Response {
     );
     let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
     if let Some(secs) = retry_after_secs {
-        response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
     }
     response
 }

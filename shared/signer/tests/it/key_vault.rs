@@ -17,7 +17,11 @@ fn digest(i: u32) -> B256 {
 }
 
 fn sign_requests(double: &KeyVaultDouble) -> Vec<crate::double::Seen> {
-    double.seen().into_iter().filter(|seen| seen.path.ends_with("/sign")).collect()
+    double
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.path.ends_with("/sign"))
+        .collect()
 }
 
 #[tokio::test]
@@ -38,9 +42,20 @@ async fn first_request_meets_the_bearer_challenge_and_later_ones_carry_a_cached_
         signer.sign_hash(&digest(i)).await.unwrap();
     }
     let seen = double.seen();
-    assert_eq!((seen[0].authorized, seen[0].status), (false, 401), "{seen:?}");
-    assert!(seen[1..].iter().all(|s| s.authorized && s.status == 200), "{seen:?}");
-    assert_eq!(seen.len(), 1 + 1 + 3, "challenge, get_key, three signs: {seen:?}");
+    assert_eq!(
+        (seen[0].authorized, seen[0].status),
+        (false, 401),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1..].iter().all(|s| s.authorized && s.status == 200),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.len(),
+        1 + 1 + 3,
+        "challenge, get_key, three signs: {seen:?}"
+    );
     assert_eq!(credential.calls(), 1, "token cached by the client");
 }
 
@@ -55,15 +70,32 @@ async fn without_a_version_the_current_one_is_pinned_for_signing() {
     signer.sign_hash(&digest(1)).await.unwrap();
     let seen = double.seen();
     assert_eq!(seen[1].path, "/keys/hot-1/", "get_key without version");
-    assert_eq!(sign_requests(&double)[0].path, format!("/keys/hot-1/{version}/sign"));
+    assert_eq!(
+        sign_requests(&double)[0].path,
+        format!("/keys/hot-1/{version}/sign")
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_pinned_version_fails_at_construction_without_retries() {
     let double = start_double().await;
-    let (signer, _) = connect(&double, Some("0000000000000000000000000000dead"), fast_retry()).await;
+    let (signer, _) = connect(
+        &double,
+        Some("0000000000000000000000000000dead"),
+        fast_retry(),
+    )
+    .await;
     let error = signer.unwrap_err();
-    assert!(matches!(error, KeyVaultSignerError::Request { operation: "get_key", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            KeyVaultSignerError::Request {
+                operation: "get_key",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert!(!error.is_transient());
     let not_found = double.seen().iter().filter(|s| s.status == 404).count();
     assert_eq!(not_found, 1);
@@ -71,7 +103,11 @@ async fn an_unknown_pinned_version_fails_at_construction_without_retries() {
 
 #[tokio::test]
 async fn high_s_answers_are_normalized_and_every_signature_recovers_to_the_wallet() {
-    let double = KeyVaultDouble::start(DoubleOptions { high_s_every: 2, ..DoubleOptions::new() }).await;
+    let double = KeyVaultDouble::start(DoubleOptions {
+        high_s_every: 2,
+        ..DoubleOptions::new()
+    })
+    .await;
     let (signer, _) = connect(&double, None, fast_retry()).await;
     let signer = signer.unwrap();
     let half_order = alloy::primitives::U256::from_be_bytes(alloy::primitives::hex!(
@@ -80,7 +116,10 @@ async fn high_s_answers_are_normalized_and_every_signature_recovers_to_the_walle
     for i in 0..10 {
         let signature = signer.sign_hash(&digest(i)).await.unwrap();
         assert!(signature.s() <= half_order, "low s");
-        assert_eq!(signature.recover_address_from_prehash(&digest(i)).unwrap(), Signer::address(&signer));
+        assert_eq!(
+            signature.recover_address_from_prehash(&digest(i)).unwrap(),
+            Signer::address(&signer)
+        );
     }
     assert_eq!(double.signature_counts(), (10, 5));
 }
@@ -90,7 +129,12 @@ async fn throttled_requests_are_retried_until_key_vault_answers() {
     let double = start_double().await;
     let (signer, _) = connect(&double, None, fast_retry()).await;
     let signer = signer.unwrap();
-    double.inject(Fault::Throttle { retry_after_secs: Some(0) }, 3);
+    double.inject(
+        Fault::Throttle {
+            retry_after_secs: Some(0),
+        },
+        3,
+    );
     signer.sign_hash(&digest(7)).await.unwrap();
     let statuses: Vec<u16> = sign_requests(&double).iter().map(|s| s.status).collect();
     assert_eq!(statuses, [429, 429, 429, 200]);
@@ -99,13 +143,31 @@ async fn throttled_requests_are_retried_until_key_vault_answers() {
 #[tokio::test]
 async fn persistent_throttling_ends_in_a_transient_error_after_the_attempt_limit() {
     let double = start_double().await;
-    let retry = meshpay_signer::RetryConfig { max_attempts: 3, ..fast_retry() };
+    let retry = meshpay_signer::RetryConfig {
+        max_attempts: 3,
+        ..fast_retry()
+    };
     let (signer, _) = connect(&double, None, retry).await;
     let signer = signer.unwrap();
-    double.inject(Fault::Throttle { retry_after_secs: None }, 10);
+    double.inject(
+        Fault::Throttle {
+            retry_after_secs: None,
+        },
+        10,
+    );
     let error = signer.sign_hash(&digest(7)).await.unwrap_err();
     let error = KeyVaultSignerError::from_alloy(&error).expect("a Key Vault error");
-    assert!(matches!(error, KeyVaultSignerError::RetriesExhausted { operation: "sign", attempts: 3, .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            KeyVaultSignerError::RetriesExhausted {
+                operation: "sign",
+                attempts: 3,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert!(error.is_transient());
     assert_eq!(sign_requests(&double).len(), 3);
 }
@@ -115,10 +177,21 @@ async fn retry_after_beyond_the_budget_returns_at_once_as_transient() {
     let double = start_double().await;
     let (signer, _) = connect(&double, None, fast_retry()).await;
     let signer = signer.unwrap();
-    double.inject(Fault::Throttle { retry_after_secs: Some(3_600) }, 1);
+    double.inject(
+        Fault::Throttle {
+            retry_after_secs: Some(3_600),
+        },
+        1,
+    );
     let error = signer.sign_digest(&digest(7)).await.unwrap_err();
     assert!(
-        matches!(error, KeyVaultSignerError::RetryAfterTooLong { retry_after_ms: 3_600_000, .. }),
+        matches!(
+            error,
+            KeyVaultSignerError::RetryAfterTooLong {
+                retry_after_ms: 3_600_000,
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(error.is_transient());
@@ -128,7 +201,10 @@ async fn retry_after_beyond_the_budget_returns_at_once_as_transient() {
 #[tokio::test]
 async fn server_errors_and_slow_answers_are_retried() {
     let double = start_double().await;
-    let retry = meshpay_signer::RetryConfig { attempt_timeout_ms: 300, ..fast_retry() };
+    let retry = meshpay_signer::RetryConfig {
+        attempt_timeout_ms: 300,
+        ..fast_retry()
+    };
     let (signer, _) = connect(&double, None, retry).await;
     let signer = signer.unwrap();
     double.inject(Fault::Status(503), 1);
@@ -153,7 +229,10 @@ async fn a_signature_from_another_key_is_an_error_not_a_signature() {
         "{error:?}"
     );
     assert!(!error.is_transient());
-    signer.sign_digest(&digest(1)).await.expect("next signature is fine again");
+    signer
+        .sign_digest(&digest(1))
+        .await
+        .expect("next signature is fine again");
 }
 
 #[tokio::test]
@@ -165,9 +244,15 @@ async fn a_der_or_wrong_length_signature_is_rejected() {
     double.corrupt_next_signature(BadSignature::Bytes(der_like));
     double.corrupt_next_signature(BadSignature::Bytes(vec![7u8; 65]));
     let error = signer.sign_digest(&digest(1)).await.unwrap_err();
-    assert!(matches!(error, KeyVaultSignerError::SignatureLength { len: 70 }), "{error:?}");
+    assert!(
+        matches!(error, KeyVaultSignerError::SignatureLength { len: 70 }),
+        "{error:?}"
+    );
     let error = signer.sign_digest(&digest(1)).await.unwrap_err();
-    assert!(matches!(error, KeyVaultSignerError::SignatureLength { len: 65 }), "{error:?}");
+    assert!(
+        matches!(error, KeyVaultSignerError::SignatureLength { len: 65 }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -176,8 +261,14 @@ async fn debug_output_names_key_and_address_but_no_token() {
     let (signer, _) = connect(&double, None, fast_retry()).await;
     let signer = signer.unwrap();
     let shown = format!("{signer:?}");
-    assert!(shown.contains("meshpay-test.vault.azure.net/keys/hot-1/"), "{shown}");
-    assert!(shown.contains(&format!("{:?}", Signer::address(&signer))), "{shown}");
+    assert!(
+        shown.contains("meshpay-test.vault.azure.net/keys/hot-1/"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("{:?}", Signer::address(&signer))),
+        "{shown}"
+    );
     assert!(!shown.contains(crate::double::TOKEN), "{shown}");
 }
 
@@ -189,8 +280,19 @@ async fn the_double_serves_the_sdks_unversioned_sign_path() {
     let credential = Arc::new(crate::transport::FakeCredential::default());
     let options = key_client_options(Some(RedirectToDouble::transport(double.addr())));
     let client = KeyClient::new(&double.options().vault_url, credential, Some(options)).unwrap();
-    let parameters = SignParameters { algorithm: Some(SignatureAlgorithm::Es256K), value: Some(digest(3).to_vec()) };
-    let result = client.sign("hot-1", parameters.try_into().unwrap(), None).await.unwrap().into_model().unwrap();
+    let parameters = SignParameters {
+        algorithm: Some(SignatureAlgorithm::Es256K),
+        value: Some(digest(3).to_vec()),
+    };
+    let result = client
+        .sign("hot-1", parameters.try_into().unwrap(), None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
     assert_eq!(result.result.map(|raw| raw.len()), Some(64));
-    assert_eq!(sign_requests(&double).last().map(|s| s.path.clone()), Some("/keys/hot-1//sign".to_owned()));
+    assert_eq!(
+        sign_requests(&double).last().map(|s| s.path.clone()),
+        Some("/keys/hot-1//sign".to_owned())
+    );
 }

@@ -9,16 +9,27 @@ mod on_chain;
 mod transport;
 
 use double::{DoubleOptions, KeyVaultDouble};
-use meshpay_signer::{CredentialConfig, KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, RetryConfig};
+use meshpay_signer::{
+    CredentialConfig, KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, RetryConfig,
+};
 use std::sync::Arc;
 use transport::{FakeCredential, RedirectToDouble};
 
 /// Retries quick enough for tests.
 fn fast_retry() -> RetryConfig {
-    RetryConfig { max_attempts: 4, initial_backoff_ms: 5, max_backoff_ms: 2_000, attempt_timeout_ms: 2_000 }
+    RetryConfig {
+        max_attempts: 4,
+        initial_backoff_ms: 5,
+        max_backoff_ms: 2_000,
+        attempt_timeout_ms: 2_000,
+    }
 }
 
-fn config_for(double: &KeyVaultDouble, key_version: Option<&str>, retry: RetryConfig) -> KeyVaultConfig {
+fn config_for(
+    double: &KeyVaultDouble,
+    key_version: Option<&str>,
+    retry: RetryConfig,
+) -> KeyVaultConfig {
     KeyVaultConfig {
         vault_url: double.options().vault_url.clone(),
         key_name: double.options().key_name.clone(),
@@ -35,7 +46,10 @@ async fn connect(
     double: &KeyVaultDouble,
     key_version: Option<&str>,
     retry: RetryConfig,
-) -> (Result<KeyVaultSigner, KeyVaultSignerError>, Arc<FakeCredential>) {
+) -> (
+    Result<KeyVaultSigner, KeyVaultSignerError>,
+    Arc<FakeCredential>,
+) {
     let credential = Arc::new(FakeCredential::default());
     let signer = KeyVaultSigner::from_config_with(
         &config_for(double, key_version, retry),

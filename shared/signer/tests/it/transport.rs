@@ -27,7 +27,10 @@ pub struct RedirectToDouble {
 
 impl RedirectToDouble {
     pub fn transport(double: SocketAddr) -> Transport {
-        Transport::new(Arc::new(Self { double, inner: new_http_client(None) }))
+        Transport::new(Arc::new(Self {
+            double,
+            inner: new_http_client(None),
+        }))
     }
 }
 
@@ -44,8 +47,10 @@ impl HttpClient for RedirectToDouble {
         let mut redirected = request.clone();
         let url = redirected.url_mut();
         url.set_scheme("http").map_err(|()| other("set scheme"))?;
-        url.set_host(Some(&self.double.ip().to_string())).map_err(|_| other("set host"))?;
-        url.set_port(Some(self.double.port())).map_err(|()| other("set port"))?;
+        url.set_host(Some(&self.double.ip().to_string()))
+            .map_err(|_| other("set host"))?;
+        url.set_port(Some(self.double.port()))
+            .map_err(|()| other("set port"))?;
         self.inner.execute_request(&redirected).await
     }
 }

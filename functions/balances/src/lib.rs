@@ -1,0 +1,49 @@
+//! `balances`: `GET /api/balances`, the merchant's available and held amount per asset.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use meshpay_api::views::{BalanceList, BalanceView, Renderer};
+use meshpay_api::{ApiError, AppState, Auth, PaymentsRead, Problem, from_store};
+use meshpay_shim::FunctionJson;
+use utoipa::OpenApi;
+
+pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("balances");
+
+pub const PATH: &str = "/api/balances";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(PATH, get(get_balances))
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(get_balances), components(schemas(BalanceList, BalanceView, Problem)))]
+pub struct BalancesApi;
+
+#[utoipa::path(
+    get,
+    path = "/api/balances",
+    tag = "balances",
+    responses(
+        (status = 200, description = "Balances per asset the merchant was ever funded in", body = BalanceList),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Key lacks `payments:read`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_balances(
+    State(state): State<AppState>,
+    auth: Auth<PaymentsRead>,
+) -> Result<Json<BalanceList>, ApiError> {
+    let balances = state
+        .store
+        .balances(auth.merchant_id())
+        .await
+        .map_err(|e| from_store(e, "merchant", &state.chains))?;
+    let renderer = Renderer::new(&state.chains);
+    let data = balances
+        .iter()
+        .map(|b| renderer.balance(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(BalanceList { data }))
+}

@@ -1,0 +1,124 @@
+//! `payments`: `GET /api/payments/{id}` and `GET /api/payments?status=&limit=&cursor=` (newest
+//! first, keyset pagination). Another merchant's payment is a 404, like an unknown one.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use meshpay_api::pagination::{decode_cursor, encode_cursor, page_limit};
+use meshpay_api::views::{PaymentList, PaymentView, Renderer};
+use meshpay_api::{ApiError, ApiQuery, AppState, Auth, PathId, PaymentsRead, Problem, from_store};
+use meshpay_domain::{PaymentId, PaymentStatus};
+use meshpay_shim::FunctionJson;
+use meshpay_store::ListPayments;
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
+
+pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("payments");
+
+pub const PATH: &str = "/api/payments";
+pub const ITEM_PATH: &str = "/api/payments/{id}";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(PATH, get(list_payments))
+        .route(ITEM_PATH, get(get_payment))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(get_payment, list_payments),
+    components(schemas(PaymentView, PaymentList, Problem))
+)]
+pub struct PaymentsApi;
+
+/// Listing filters.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only payments in this status (authorized, broadcast, confirmed, settled, failed,
+    /// expired, cancelled).
+    pub status: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/payments/{id}",
+    tag = "payments",
+    params(("id" = String, Path, description = "Payment id (`pay_…`)")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentView),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Key lacks `payments:read`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment for this merchant", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_payment(
+    State(state): State<AppState>,
+    auth: Auth<PaymentsRead>,
+    PathId(id): PathId<PaymentId>,
+) -> Result<Json<PaymentView>, ApiError> {
+    let payment = state
+        .store
+        .get_payment(auth.merchant_id(), id)
+        .await
+        .map_err(|e| from_store(e, "payment", &state.chains))?
+        .ok_or_else(|| ApiError::not_found("payment"))?;
+    Ok(Json(Renderer::new(&state.chains).payment(&payment)?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/payments",
+    tag = "payments",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of payments, newest first", body = PaymentList),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Key lacks `payments:read`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown parameter, bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_payments(
+    State(state): State<AppState>,
+    auth: Auth<PaymentsRead>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<PaymentList>, ApiError> {
+    let query = ListPayments {
+        status: params
+            .status
+            .as_deref()
+            .map(|s| {
+                s.parse::<PaymentStatus>()
+                    .map_err(|_| ApiError::validation(format!("status `{s}` is not a payment status")))
+            })
+            .transpose()?,
+        limit: page_limit(params.limit)?,
+        before: params
+            .cursor
+            .as_deref()
+            .map(decode_cursor::<PaymentId>)
+            .transpose()?,
+    };
+    let page = state
+        .store
+        .list_payments(auth.merchant_id(), &query)
+        .await
+        .map_err(|e| from_store(e, "payment", &state.chains))?;
+    let renderer = Renderer::new(&state.chains);
+    let data = page
+        .items
+        .iter()
+        .map(|p| renderer.payment(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(PaymentList {
+        data,
+        next_cursor: page.next_cursor.as_ref().map(encode_cursor),
+    }))
+}

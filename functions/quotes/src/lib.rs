@@ -1,0 +1,226 @@
+//! `quotes`: `POST /api/quotes` prices a payment (network fee from the chain, service fee from
+//! the merchant's rate) and stores the offer for `quote_ttl` (60 s); `GET /api/quotes/{id}`
+//! reads it back. Nothing is written unless every input is valid.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use meshpay_api::views::{QuoteView, Renderer};
+use meshpay_api::{
+    ApiError, ApiJson, AppState, Auth, ErrorCode, PathId, Problem, QuotesWrite, from_store,
+};
+use meshpay_chain::{Chain, FeeError, FeeEstimate, TransferSpec};
+use meshpay_domain::{Asset, Charges, QuoteId};
+use meshpay_shim::FunctionJson;
+use meshpay_store::NewQuote;
+use serde::Deserialize;
+use utoipa::{OpenApi, ToSchema};
+
+pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("quotes");
+
+pub const PATH: &str = "/api/quotes";
+pub const ITEM_PATH: &str = "/api/quotes/{id}";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(PATH, post(create_quote))
+        .route(ITEM_PATH, get(get_quote))
+}
+
+/// This function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(create_quote, get_quote),
+    components(schemas(CreateQuoteRequest, QuoteView, Problem))
+)]
+pub struct QuotesApi;
+
+/// What to pay, to whom.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQuoteRequest {
+    /// A configured chain ("anvil").
+    #[schema(example = "anvil")]
+    pub chain: String,
+    /// Asset symbol on that chain, exact case ("USDC", "ETH").
+    #[schema(example = "USDC")]
+    pub asset: String,
+    /// Positive decimal string in the asset's units, at most the asset's decimals. A string, so
+    /// no precision is lost in transit.
+    #[schema(example = "250.00")]
+    pub amount: String,
+    /// `0x` + 40 hex digits; mixed case must be the EIP-55 checksum.
+    #[schema(example = "0x976EA74026E726554dB657fA54763abd0C3a0aa9")]
+    pub recipient: String,
+}
+
+/// The validated request.
+struct QuoteInput<'a> {
+    chain: &'a Chain,
+    asset: &'a Asset,
+    transfer: TransferSpec,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/quotes",
+    tag = "quotes",
+    request_body = CreateQuoteRequest,
+    responses(
+        (status = 201, description = "Quote created", body = QuoteView),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Key lacks `quotes:write`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown field, wrong type, bad amount (zero, negative, too precise), unsupported chain or asset, recipient refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Chain RPC or database unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_quote(
+    State(state): State<AppState>,
+    auth: Auth<QuotesWrite>,
+    ApiJson { value: request, .. }: ApiJson<CreateQuoteRequest>,
+) -> Result<Response, ApiError> {
+    let input = validate(&state, &request)?;
+    let merchant = state
+        .store
+        .get_merchant(auth.merchant_id())
+        .await
+        .map_err(|e| from_store(e, "merchant", &state.chains))?
+        .ok_or_else(|| ApiError::not_found("merchant"))?;
+    let fee = state
+        .fees
+        .estimate(input.chain, &input.transfer)
+        .await
+        .map_err(fee_error)?;
+    let charges = charges(&input, merchant.service_fee_bps, &fee)?;
+    let new = NewQuote {
+        merchant_id: auth.merchant_id(),
+        charges,
+        recipient: input.transfer.recipient,
+        gas_limit: fee.gas_limit,
+        max_fee_per_gas: fee.max_fee_per_gas_wei,
+        max_priority_fee_per_gas: fee.max_priority_fee_per_gas_wei,
+        expires_at: state.clock.now() + state.config.quote_ttl,
+    };
+    let quote = state
+        .store
+        .insert_quote(&new)
+        .await
+        .map_err(|e| from_store(e, "merchant", &state.chains))?;
+    let view = Renderer::new(&state.chains).quote(&quote)?;
+    let location = format!("{PATH}/{}", quote.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
+}
+
+fn validate<'a>(
+    state: &'a AppState,
+    request: &CreateQuoteRequest,
+) -> Result<QuoteInput<'a>, ApiError> {
+    let chain = state.chains.chain(&request.chain).ok_or_else(|| {
+        let known: Vec<&str> = state.chains.chains().iter().map(|c| c.name.as_str()).collect();
+        ApiError::new(
+            ErrorCode::UnsupportedChain,
+            format!(
+                "chain `{}` is not supported (supported: {})",
+                request.chain,
+                known.join(", ")
+            ),
+        )
+    })?;
+    let asset = chain.asset(&request.asset).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnsupportedAsset,
+            format!(
+                "asset `{}` is not supported on chain {} (supported: {})",
+                request.asset,
+                chain.name,
+                chain.asset_symbols().join(", ")
+            ),
+        )
+    })?;
+    let amount = asset
+        .parse_amount(&request.amount)
+        .map_err(|e| ApiError::validation(format!("amount: {e}")))?;
+    let recipient = chain.validate_recipient(&request.recipient).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidRecipient, format!("recipient: {e}"))
+    })?;
+    Ok(QuoteInput {
+        chain,
+        asset,
+        transfer: TransferSpec {
+            asset: asset.clone(),
+            recipient,
+            amount_base_units: amount.base_units(),
+        },
+    })
+}
+
+fn charges(
+    input: &QuoteInput<'_>,
+    service_fee_bps: meshpay_domain::FeeBps,
+    fee: &FeeEstimate,
+) -> Result<Charges, ApiError> {
+    let network_fee = Charges::network_fee_for(fee.gas_limit, fee.max_fee_per_gas_wei);
+    Charges::compute(
+        input.asset.id().clone(),
+        meshpay_domain::Amount::from_base_units(input.transfer.amount_base_units),
+        service_fee_bps,
+        input.chain.native.id().clone(),
+        network_fee,
+    )
+    .map_err(|e| ApiError::validation(format!("amount: {e}")))
+}
+
+fn fee_error(error: FeeError) -> ApiError {
+    match error {
+        FeeError::GasTooHigh { .. } => ApiError::new(
+            ErrorCode::UnsupportedAsset,
+            "this token's transfer costs more gas than meshpay accepts",
+        ),
+        other => {
+            tracing::warn!(error = %other, source = ?std::error::Error::source(&other), "fee estimation failed");
+            ApiError::new(
+                ErrorCode::UpstreamUnavailable,
+                "the chain's RPC endpoint is unavailable; retry shortly",
+            )
+            .with_retry_after(2)
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/quotes/{id}",
+    tag = "quotes",
+    params(("id" = String, Path, description = "Quote id (`quo_…`)")),
+    responses(
+        (status = 200, description = "The quote", body = QuoteView),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Key lacks `quotes:write`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such quote for this merchant", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_quote(
+    State(state): State<AppState>,
+    auth: Auth<QuotesWrite>,
+    PathId(id): PathId<QuoteId>,
+) -> Result<Json<QuoteView>, ApiError> {
+    let quote = state
+        .store
+        .get_quote(auth.merchant_id(), id)
+        .await
+        .map_err(|e| from_store(e, "quote", &state.chains))?
+        .ok_or_else(|| ApiError::not_found("quote"))?;
+    Ok(Json(Renderer::new(&state.chains).quote(&quote)?))
+}

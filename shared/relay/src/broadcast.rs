@@ -1,0 +1,553 @@
+//! [`Relay::broadcast`]: one delivery of a `payments-broadcast` message.
+//!
+//! ```text
+//! authorized ─plan (gas, fees, nonce floor: RPC, no locks)─▶ ONE db transaction:
+//!     lock payment row → allocate nonce (wallet row lock) → sign → store attempt
+//!     → authorized→broadcast (version check, event) → commit
+//!   ─(fault hook)─▶ send stored bytes ─▶ classify
+//! broadcast ─▶ send the stored live attempt again (never a new nonce)
+//! ```
+//!
+//! Every way out either completes the message with an outcome (sent, failed with a reason,
+//! ignored) or returns an error so the queue redelivers it; the next delivery resumes from the
+//! database. What happens per failure class is in [`crate::classify`]. Failing a payment after
+//! signing is only done when the node *refused* the bytes (so they are in no pool) and hands the
+//! nonce back in the same transaction.
+
+use alloy::consensus::TxEnvelope;
+use alloy::eips::eip2718::Decodable2718;
+use alloy::primitives::Address;
+use meshpay_domain::{PaymentEvent, PaymentStatus};
+use meshpay_store::transactions::{
+    self, AttemptStatus, NewTxAttempt, NonceAllocation, TxAttempt,
+};
+use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
+use serde_json::json;
+
+use crate::classify::{RpcFailure, SendClass, classify_send};
+use crate::fault::FaultMode;
+use crate::fees::{self, Fees};
+use crate::transfer::{self, TransferCall, TxParams};
+use crate::{
+    Ack, BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayError, SentTransaction,
+};
+
+/// Re-reads after losing a race with another delivery of the same message.
+const MAX_RACES: usize = 3;
+
+/// Result of a step that may have lost a race (then: re-read and dispatch again).
+enum Step {
+    Done(BroadcastOutcome),
+    Raced,
+}
+
+/// What to send, decided before any lock is taken.
+struct Plan<'a> {
+    ctx: &'a ChainContext,
+    wallet: Address,
+    call: TransferCall,
+    gas_limit: u64,
+    fees: Fees,
+    nonce_floor: u64,
+}
+
+/// Why no plan: `Fatal` fails the payment now (nothing was signed); `Retry` is retried, and
+/// fails the payment on the last delivery.
+enum PlanError {
+    Fatal(String),
+    Retry(RelayError),
+}
+
+impl Relay {
+    /// Handles one delivery of the broadcast message for `payment_id`.
+    pub async fn broadcast(
+        &self,
+        payment_id: meshpay_domain::PaymentId,
+        delivery: Delivery,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        for _ in 0..MAX_RACES {
+            let Some(payment) = self.store.get_payment_unscoped(payment_id).await? else {
+                return Ok(BroadcastOutcome::Ignored {
+                    payment_id,
+                    reason: Ignored::UnknownPayment,
+                });
+            };
+            match payment.status {
+                PaymentStatus::Authorized => {
+                    if let Step::Done(outcome) = self.first_send(&payment, delivery).await? {
+                        return Ok(outcome);
+                    }
+                }
+                PaymentStatus::Broadcast => return self.resend(&payment, delivery).await,
+                status => {
+                    return Ok(BroadcastOutcome::Ignored {
+                        payment_id,
+                        reason: Ignored::Status(status),
+                    });
+                }
+            }
+        }
+        Err(RelayError::Contended)
+    }
+
+    fn is_last(&self, delivery: Delivery) -> bool {
+        delivery.dequeue_count >= self.config.max_deliveries
+    }
+
+    async fn first_send(&self, payment: &Payment, delivery: Delivery) -> Result<Step, RelayError> {
+        let plan = match self.plan(payment).await {
+            Ok(plan) => plan,
+            Err(PlanError::Fatal(reason)) => return self.fail_unsigned(payment, reason).await,
+            Err(PlanError::Retry(error)) if self.is_last(delivery) => {
+                let reason = format!(
+                    "{error} (still failing on delivery {})",
+                    delivery.dequeue_count
+                );
+                return self.fail_unsigned(payment, reason).await;
+            }
+            Err(PlanError::Retry(error)) => return Err(error),
+        };
+        let Some(attempt) = self.sign_and_store(payment, &plan).await? else {
+            return Ok(Step::Raced);
+        };
+        self.fault_point(delivery)?;
+        let outcome = self.send(plan.ctx, attempt, delivery).await?;
+        Ok(Step::Done(outcome))
+    }
+
+    async fn plan(&self, payment: &Payment) -> Result<Plan<'_>, PlanError> {
+        let chain_name = payment.chain();
+        let ctx = self.chains.get(chain_name).ok_or_else(|| {
+            PlanError::Fatal(format!("chain {chain_name} is not configured for broadcasting"))
+        })?;
+        let symbol = payment.charges.asset.symbol();
+        let asset = ctx.chain.asset(symbol).ok_or_else(|| {
+            PlanError::Fatal(format!("asset {} is not configured", payment.charges.asset))
+        })?;
+        let wallet = match payment.hot_wallet {
+            Some(wallet) if ctx.wallets.signer(wallet).is_some() => wallet,
+            Some(wallet) => {
+                return Err(PlanError::Fatal(format!(
+                    "no signer for the payment's hot wallet {wallet}"
+                )));
+            }
+            None => ctx.wallets.pick(payment.id),
+        };
+        let call = TransferCall::new(asset.kind(), payment.recipient, payment.charges.amount);
+        let estimate = ctx
+            .rpc
+            .estimate_gas(call.estimate_request(wallet))
+            .await
+            .map_err(|failure| PlanError::Retry(RelayError::Rpc(failure)))?;
+        let gas_limit = fees::gas_limit(estimate, !call.input.is_empty());
+        let fees = ctx
+            .fees
+            .fees(ctx.rpc.as_ref())
+            .await
+            .map_err(|f| PlanError::Retry(f.into()))?;
+        let nonce_floor = ctx
+            .rpc
+            .pending_nonce(wallet)
+            .await
+            .map_err(|f| PlanError::Retry(f.into()))?;
+        warn_if_above_quote(payment, gas_limit, &fees);
+        Ok(Plan {
+            ctx,
+            wallet,
+            call,
+            gas_limit,
+            fees,
+            nonce_floor,
+        })
+    }
+
+    /// The one transaction: nonce, signature, stored bytes and the status change commit
+    /// together or not at all. `None`: another delivery got here first.
+    async fn sign_and_store(
+        &self,
+        payment: &Payment,
+        plan: &Plan<'_>,
+    ) -> Result<Option<TxAttempt>, RelayError> {
+        let ctx = plan.ctx;
+        let signer = ctx
+            .wallets
+            .signer(plan.wallet)
+            .ok_or_else(|| RelayError::Config(format!("no signer for {}", plan.wallet)))?;
+        let mut db = self.store.begin().await?;
+        match transactions::lock_payment(&mut db, payment.id).await? {
+            Some((PaymentStatus::Authorized, version)) if version == payment.version => {}
+            _ => return Ok(None),
+        }
+        let alloc =
+            transactions::allocate_nonce(&mut db, &ctx.chain.name, plan.wallet, plan.nonce_floor)
+                .await?;
+        self.check_backlog(plan.wallet, alloc)?;
+        let params = TxParams {
+            chain_id: ctx.chain.chain_id,
+            nonce: alloc.nonce,
+            gas_limit: plan.gas_limit,
+            max_fee_per_gas_wei: plan.fees.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: plan.fees.max_priority_fee_per_gas_wei,
+        };
+        let signed = transfer::sign(signer.as_ref(), plan.wallet, &plan.call, params).await?;
+        let new = NewTxAttempt {
+            payment_id: payment.id,
+            chain: ctx.chain.name.clone(),
+            chain_id: ctx.chain.chain_id,
+            from: plan.wallet,
+            nonce: alloc.nonce,
+            to: plan.call.to,
+            value_wei: plan.call.value_wei,
+            gas_limit: plan.gas_limit,
+            max_fee_per_gas_wei: plan.fees.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: plan.fees.max_priority_fee_per_gas_wei,
+            tx_hash: signed.hash,
+            raw: signed.raw,
+        };
+        let attempt = transactions::insert_attempt(&mut db, &new).await?;
+        let mut t = Transition::new(payment.id, payment.version, PaymentEvent::Broadcast);
+        t.patch = PaymentPatch {
+            hot_wallet: Some(plan.wallet),
+            tx_hash: Some(attempt.tx_hash),
+            nonce: Some(attempt.nonce),
+            ..PaymentPatch::default()
+        };
+        t.data = attempt_json(&attempt, Some(alloc), plan.fees.capped);
+        apply_transition(&mut db, &t).await?;
+        db.commit().await?;
+        tracing::info!(
+            payment = %payment.id, chain = %ctx.chain.name, from = %plan.wallet,
+            nonce = alloc.nonce, tx_hash = %attempt.tx_hash, source = ?alloc.source,
+            "transaction signed and stored"
+        );
+        Ok(Some(attempt))
+    }
+
+    fn check_backlog(&self, wallet: Address, alloc: NonceAllocation) -> Result<(), RelayError> {
+        let limit = self.config.max_in_flight_per_wallet;
+        if alloc.in_flight > limit {
+            return Err(RelayError::WalletBacklog {
+                wallet,
+                in_flight: alloc.in_flight,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// `MESHPAY_FAULT`: stop between storing and sending, on the first delivery only (so the
+    /// redelivery shows what recovery does).
+    fn fault_point(&self, delivery: Delivery) -> Result<(), RelayError> {
+        let Some(fault) = self.config.fault else {
+            return Ok(());
+        };
+        if delivery.dequeue_count > 1 {
+            return Ok(());
+        }
+        tracing::warn!(?fault, "injected fault: stopping after persist, before send");
+        match fault.mode {
+            FaultMode::Abort => std::process::abort(),
+            FaultMode::Error => Err(RelayError::InjectedFault(
+                crate::Fault::AFTER_PERSIST_BEFORE_SEND,
+            )),
+        }
+    }
+
+    /// Fails a payment that has no transaction (nothing signed): releases its hold.
+    async fn fail_unsigned(&self, payment: &Payment, reason: String) -> Result<Step, RelayError> {
+        let mut db = self.store.begin().await?;
+        match transactions::lock_payment(&mut db, payment.id).await? {
+            Some((PaymentStatus::Authorized, version)) if version == payment.version => {}
+            _ => return Ok(Step::Raced),
+        }
+        let mut t = Transition::new(
+            payment.id,
+            payment.version,
+            PaymentEvent::fail(reason.clone()),
+        );
+        t.data = json!({ "stage": "before_signing" });
+        apply_transition(&mut db, &t).await?;
+        db.commit().await?;
+        tracing::warn!(payment = %payment.id, %reason, "payment failed before signing");
+        Ok(Step::Done(BroadcastOutcome::Failed {
+            payment_id: payment.id,
+            reason,
+        }))
+    }
+
+    async fn resend(
+        &self,
+        payment: &Payment,
+        delivery: Delivery,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        let Some(attempt) = self.store.live_attempt(payment.id).await? else {
+            tracing::error!(payment = %payment.id, "broadcast payment without a live transaction");
+            return Ok(BroadcastOutcome::Ignored {
+                payment_id: payment.id,
+                reason: Ignored::NoLiveTransaction,
+            });
+        };
+        let ctx = self.chains.get(&attempt.chain).ok_or_else(|| {
+            RelayError::Config(format!("chain {} is not configured", attempt.chain))
+        })?;
+        tracing::info!(
+            payment = %payment.id, tx_hash = %attempt.tx_hash, nonce = attempt.nonce,
+            dequeue_count = delivery.dequeue_count, "re-sending the stored transaction"
+        );
+        self.send(ctx, attempt, delivery).await
+    }
+
+    /// Sends the stored bytes and acts on the answer (see [`crate::classify`]).
+    async fn send(
+        &self,
+        ctx: &ChainContext,
+        mut attempt: TxAttempt,
+        delivery: Delivery,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        loop {
+            let failure = match ctx.rpc.send_raw(&attempt.raw).await {
+                Ok(hash) => {
+                    if hash != attempt.tx_hash {
+                        tracing::error!(stored = %attempt.tx_hash, node = %hash, "node reports another hash");
+                    }
+                    return self.sent(ctx, attempt, Ack::Accepted).await;
+                }
+                Err(failure) => failure,
+            };
+            let class = classify_send(&failure);
+            tracing::warn!(
+                payment = %attempt.payment_id, tx_hash = %attempt.tx_hash, %class, %failure,
+                "eth_sendRawTransaction failed"
+            );
+            if class == SendClass::AlreadyKnown {
+                return self.sent(ctx, attempt, Ack::AlreadyKnown).await;
+            }
+            if class == SendClass::NonceTooLow && ctx.rpc.transaction_known(attempt.tx_hash).await? {
+                return self.sent(ctx, attempt, Ack::OnChain).await;
+            }
+            let error = failure.to_string();
+            self.store.record_send(attempt.id, Err(&error)).await?;
+            match class {
+                SendClass::NonceTooLow => {
+                    attempt = self.replace_consumed(ctx, &attempt, failure).await?;
+                }
+                SendClass::Invalid => return self.fail_signed(ctx, &attempt, &failure).await,
+                SendClass::Rejected if self.is_last(delivery) => {
+                    return self.fail_signed(ctx, &attempt, &failure).await;
+                }
+                SendClass::AlreadyKnown | SendClass::Rejected | SendClass::Unknown => {
+                    return Err(RelayError::Send { class, failure });
+                }
+            }
+        }
+    }
+
+    async fn sent(
+        &self,
+        ctx: &ChainContext,
+        attempt: TxAttempt,
+        ack: Ack,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        self.store.record_send(attempt.id, Ok(())).await?;
+        Ok(BroadcastOutcome::Sent(SentTransaction {
+            payment_id: attempt.payment_id,
+            chain: ctx.chain.name.clone(),
+            from: attempt.from,
+            nonce: attempt.nonce,
+            tx_hash: attempt.tx_hash,
+            attempt: attempt.attempt,
+            ack,
+        }))
+    }
+
+    /// "nonce too low" and the chain does not know our hash: another transaction of the wallet
+    /// took the nonce, so ours can never be mined. Supersede it with the same transfer on a
+    /// fresh nonce (after resyncing the counter to the chain), in one transaction.
+    async fn replace_consumed(
+        &self,
+        ctx: &ChainContext,
+        old: &TxAttempt,
+        failure: RpcFailure,
+    ) -> Result<TxAttempt, RelayError> {
+        if old.attempt >= self.config.max_attempts {
+            return Err(RelayError::TooManyAttempts(old.attempt));
+        }
+        let floor = ctx.rpc.pending_nonce(old.from).await?;
+        if floor <= old.nonce {
+            // The chain still expects our nonce: the error was not about us (another node's
+            // view, a reorg). Send again later rather than replace.
+            return Err(RelayError::Send {
+                class: SendClass::NonceTooLow,
+                failure,
+            });
+        }
+        let signer = ctx
+            .wallets
+            .signer(old.from)
+            .ok_or_else(|| RelayError::Config(format!("no signer for {}", old.from)))?;
+        let mut db = self.store.begin().await?;
+        if !holds_live_attempt(&mut db, old).await? {
+            return Err(RelayError::Contended);
+        }
+        let reason = format!("nonce {} was consumed by another transaction", old.nonce);
+        transactions::set_attempt_status(&mut db, old.id, AttemptStatus::Superseded, Some(&reason))
+            .await?;
+        transactions::resync_nonce(&mut db, &old.chain, old.from, floor).await?;
+        let alloc = transactions::allocate_nonce(&mut db, &old.chain, old.from, floor).await?;
+        self.check_backlog(old.from, alloc)?;
+        let (call, mut params) = decode_stored(old)?;
+        params.nonce = alloc.nonce;
+        let signed = transfer::sign(signer.as_ref(), old.from, &call, params).await?;
+        let new = NewTxAttempt {
+            payment_id: old.payment_id,
+            chain: old.chain.clone(),
+            chain_id: old.chain_id,
+            from: old.from,
+            nonce: alloc.nonce,
+            to: call.to,
+            value_wei: call.value_wei,
+            gas_limit: params.gas_limit,
+            max_fee_per_gas_wei: params.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: params.max_priority_fee_per_gas_wei,
+            tx_hash: signed.hash,
+            raw: signed.raw,
+        };
+        let attempt = transactions::insert_attempt(&mut db, &new).await?;
+        transactions::point_payment_at(&mut db, &attempt).await?;
+        db.commit().await?;
+        tracing::warn!(
+            payment = %old.payment_id, old_nonce = old.nonce, nonce = attempt.nonce,
+            tx_hash = %attempt.tx_hash, "nonce consumed elsewhere; transaction re-signed"
+        );
+        Ok(attempt)
+    }
+
+    /// The node refused the bytes (so no pool holds them): fail the payment, release its hold
+    /// and hand the nonce back, in one transaction.
+    async fn fail_signed(
+        &self,
+        ctx: &ChainContext,
+        attempt: &TxAttempt,
+        failure: &RpcFailure,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        let floor = ctx.rpc.pending_nonce(attempt.from).await?;
+        let node_says = failure.node_message().unwrap_or_else(|| failure.to_string());
+        let reason = format!("transaction refused by the node: {node_says}");
+        let mut db = self.store.begin().await?;
+        let Some((PaymentStatus::Broadcast, version)) =
+            transactions::lock_payment(&mut db, attempt.payment_id).await?
+        else {
+            return Err(RelayError::Contended);
+        };
+        if !holds_live_attempt(&mut db, attempt).await? {
+            return Err(RelayError::Contended);
+        }
+        transactions::set_attempt_status(
+            &mut db,
+            attempt.id,
+            AttemptStatus::Rejected,
+            Some(&failure.to_string()),
+        )
+        .await?;
+        let release = transactions::release_nonce(
+            &mut db,
+            &attempt.chain,
+            attempt.from,
+            attempt.nonce,
+            floor,
+            attempt.payment_id,
+        )
+        .await?;
+        let mut t = Transition::new(
+            attempt.payment_id,
+            version,
+            PaymentEvent::fail(reason.clone()),
+        );
+        let mut data = attempt_json(attempt, None, false);
+        data["nonce_release"] = json!(format!("{release:?}").to_ascii_lowercase());
+        data["error"] = json!(failure.to_string());
+        t.data = data;
+        apply_transition(&mut db, &t).await?;
+        db.commit().await?;
+        tracing::warn!(
+            payment = %attempt.payment_id, nonce = attempt.nonce, ?release, %reason,
+            "payment failed: transaction refused"
+        );
+        Ok(BroadcastOutcome::Failed {
+            payment_id: attempt.payment_id,
+            reason,
+        })
+    }
+}
+
+/// Locks the attempt's payment and checks `attempt` is still its live transaction.
+async fn holds_live_attempt(
+    db: &mut sqlx::PgConnection,
+    attempt: &TxAttempt,
+) -> Result<bool, RelayError> {
+    let Some((PaymentStatus::Broadcast, _)) =
+        transactions::lock_payment(db, attempt.payment_id).await?
+    else {
+        return Ok(false);
+    };
+    let live = transactions::live_attempt(db, attempt.payment_id).await?;
+    Ok(live.is_some_and(|live| live.id == attempt.id))
+}
+
+/// The call and parameters of a stored attempt, from its signed bytes.
+fn decode_stored(attempt: &TxAttempt) -> Result<(TransferCall, TxParams), RelayError> {
+    let corrupt = || RelayError::Config(format!("stored transaction {} does not decode", attempt.tx_hash));
+    let envelope = TxEnvelope::decode_2718(&mut attempt.raw.as_slice()).map_err(|_| corrupt())?;
+    let signed = envelope.as_eip1559().ok_or_else(corrupt)?;
+    let tx = signed.tx();
+    let to = tx.to.to().copied().ok_or_else(corrupt)?;
+    Ok((
+        TransferCall {
+            to,
+            value_wei: tx.value,
+            input: tx.input.clone(),
+        },
+        TxParams {
+            chain_id: tx.chain_id,
+            nonce: tx.nonce,
+            gas_limit: tx.gas_limit,
+            max_fee_per_gas_wei: tx.max_fee_per_gas,
+            max_priority_fee_per_gas_wei: tx.max_priority_fee_per_gas,
+        },
+    ))
+}
+
+/// Event data recorded with broadcast/fail events: the attempt's identity and fees.
+fn attempt_json(attempt: &TxAttempt, alloc: Option<NonceAllocation>, capped: bool) -> serde_json::Value {
+    let mut data = json!({
+        "tx_hash": attempt.tx_hash,
+        "from": attempt.from,
+        "nonce": attempt.nonce,
+        "attempt": attempt.attempt,
+        "gas_limit": attempt.gas_limit,
+        "max_fee_per_gas": attempt.max_fee_per_gas_wei.to_string(),
+        "max_priority_fee_per_gas": attempt.max_priority_fee_per_gas_wei.to_string(),
+    });
+    if let Some(alloc) = alloc {
+        data["nonce_source"] = json!(format!("{:?}", alloc.source).to_ascii_lowercase());
+    }
+    if capped {
+        data["fee_capped"] = json!(true);
+    }
+    data
+}
+
+/// The quote held `gas_limit × max_fee` of the native asset; a dearer transaction is still sent
+/// (the quote is a price: the difference is ours), but it is worth a warning.
+fn warn_if_above_quote(payment: &Payment, gas_limit: u64, fees: &Fees) {
+    let worst = meshpay_domain::Charges::network_fee_for(gas_limit, fees.max_fee_per_gas_wei);
+    if worst > payment.charges.network_fee {
+        tracing::warn!(
+            payment = %payment.id, quoted = %payment.charges.network_fee, worst_case = %worst,
+            "network fee at broadcast exceeds the quoted network fee"
+        );
+    }
+    if fees.capped {
+        tracing::warn!(payment = %payment.id, "fee estimate clamped to the chain's cap");
+    }
+}

@@ -1,0 +1,157 @@
+//! Relay configuration: tunables, and which key signs for which hot wallet.
+//!
+//! The signers file (path in `MESHPAY_SIGNERS_CONFIG`) maps each hot wallet of `chains.toml`
+//! to a `meshpay-signer` configuration; the signer's address must equal the listed address:
+//!
+//! ```toml
+//! [[wallets]]
+//! chain = "anvil"
+//! address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+//! signer = { kind = "local", key = { source = "anvil_mnemonic", index = 1 } }
+//!
+//! [[wallets]]
+//! chain = "mainnet"
+//! address = "0x…"
+//! signer = { kind = "key_vault", vault_url = "https://….vault.azure.net/", key_name = "hot-1", credential = { kind = "managed_identity" } }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use meshpay_signer::SignerConfig;
+use serde::Deserialize;
+
+use crate::fault::Fault;
+
+/// Environment variable naming the signers TOML file.
+pub const SIGNERS_CONFIG_ENV: &str = "MESHPAY_SIGNERS_CONFIG";
+
+/// Chain id of the local dev chain (anvil): the only chain a dev-only signer may sign for.
+pub const DEV_CHAIN_ID: u64 = 31337;
+
+/// Tunables of the broadcast step.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Bound on every JSON-RPC call.
+    pub rpc_timeout: Duration,
+    /// How long a fee estimate is reused for further payments of the chain.
+    pub fee_cache_ttl: Duration,
+    /// The queue's delivery limit (host.json `maxDequeueCount`): on the last delivery, a payment
+    /// that can still fail safely (nothing sent, or refused by the node) fails with its reason
+    /// instead of leaving the message to the poison queue.
+    pub max_deliveries: u64,
+    /// Most nonces a wallet may have ahead of the chain's pending nonce.
+    pub max_in_flight_per_wallet: u64,
+    /// Most transactions one payment may get (a new one each time its nonce was consumed by
+    /// another sender).
+    pub max_attempts: i32,
+    /// Test hook ([`Fault`]).
+    pub fault: Option<Fault>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            rpc_timeout: Duration::from_secs(10),
+            fee_cache_ttl: Duration::from_secs(1),
+            max_deliveries: 5,
+            max_in_flight_per_wallet: 1_000,
+            max_attempts: 5,
+            fault: None,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Defaults plus the fault hook from the environment (dev/test builds only).
+    pub fn from_env() -> Self {
+        RelayConfig {
+            fault: Fault::from_env(),
+            ..RelayConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignersConfigError {
+    #[error("environment variable {SIGNERS_CONFIG_ENV} is not set")]
+    EnvMissing,
+    #[error("cannot read signers config {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signers config is not valid: {0}")]
+    Parse(#[from] toml::de::Error),
+}
+
+/// The parsed signers file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignersFile {
+    #[serde(default)]
+    pub wallets: Vec<WalletEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletEntry {
+    pub chain: String,
+    /// EIP-55 address the signer must produce.
+    pub address: String,
+    pub signer: SignerConfig,
+}
+
+impl SignersFile {
+    pub fn from_env() -> Result<Self, SignersConfigError> {
+        let path = std::env::var_os(SIGNERS_CONFIG_ENV).ok_or(SignersConfigError::EnvMissing)?;
+        Self::load(Path::new(&path))
+    }
+
+    pub fn load(path: &Path) -> Result<Self, SignersConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SignersConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<Self, SignersConfigError> {
+        Ok(toml::from_str(text)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signers_file_maps_wallets_to_signer_configs() {
+        let file = SignersFile::from_toml_str(
+            r#"
+            [[wallets]]
+            chain = "anvil"
+            address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+            signer = { kind = "local", key = { source = "anvil_mnemonic", index = 1 } }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.wallets.len(), 1);
+        assert!(file.wallets[0].signer.is_dev_only());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let error = SignersFile::from_toml_str(
+            r#"
+            [[wallets]]
+            chain = "anvil"
+            address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+            key = "0xac09"
+            signer = { kind = "local", key = { source = "anvil_mnemonic", index = 1 } }
+            "#,
+        );
+        assert!(error.is_err());
+    }
+}

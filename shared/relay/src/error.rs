@@ -1,0 +1,61 @@
+//! The relay's error: every variant means "not done, retry the message" (the queue redelivers
+//! it and the next delivery resumes from what the database says). Outcomes that complete the
+//! message (sent, failed with a reason, nothing to do) are [`crate::BroadcastOutcome`]s.
+
+use alloy::primitives::Address;
+use meshpay_store::StoreError;
+
+use crate::classify::{RpcFailure, SendClass};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A chain call before signing (fees, gas, nonce floor) failed.
+    #[error("chain RPC failed: {0}")]
+    Rpc(#[from] RpcFailure),
+    /// `eth_sendRawTransaction` failed without a final answer (see [`SendClass`]); the stored
+    /// bytes are re-sent on the next delivery.
+    #[error("send not acknowledged ({class}): {failure}")]
+    Send {
+        class: SendClass,
+        failure: RpcFailure,
+    },
+    /// The signer failed (Key Vault throttled or unreachable, ...): nothing was stored.
+    #[error("signing failed: {0}")]
+    Sign(#[source] alloy::signers::Error),
+    /// The signature does not recover to the hot wallet: a key configured for the wrong
+    /// address. Nothing is stored or sent.
+    #[error("signature recovers to {recovered:?}, not to hot wallet {expected}")]
+    SignatureMismatch {
+        expected: Address,
+        recovered: Option<Address>,
+    },
+    /// The wallet already has this many transactions the chain has not seen: something is
+    /// stuck (a lost send, a fee spike), so no further nonce is handed out on it for now.
+    #[error("hot wallet {wallet} has {in_flight} transactions in flight (limit {limit})")]
+    WalletBacklog {
+        wallet: Address,
+        in_flight: u64,
+        limit: u64,
+    },
+    /// The payment was replaced too often (each time its nonce was taken by another sender).
+    #[error("payment has had {0} transactions; not signing another")]
+    TooManyAttempts(i32),
+    /// Another broadcaster changed the payment while we worked on it.
+    #[error("payment changed concurrently")]
+    Contended,
+    /// Configuration does not cover what the payment needs.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The test hook `MESHPAY_FAULT` fired.
+    #[error("injected fault: {0}")]
+    InjectedFault(&'static str),
+}
+
+/// Commits and rollbacks fail like any other database call.
+impl From<sqlx::Error> for RelayError {
+    fn from(error: sqlx::Error) -> Self {
+        RelayError::Store(StoreError::from(error))
+    }
+}

@@ -1,0 +1,268 @@
+//! meshpay-relay: the broadcast step's engine. Turns an authorized payment into exactly one
+//! signed transaction on chain.
+//!
+//! - [`Relay::broadcast`]: the algorithm (module `broadcast`): plan (fees, gas, nonce floor) →
+//!   ONE database transaction (lock payment, allocate nonce, sign, store raw bytes, authorized →
+//!   broadcast) → send → classify. A redelivered message re-sends the stored bytes.
+//! - [`classify`]: JSON-RPC failures and what each class does to a payment.
+//! - [`transfer`]: native and ERC-20 `transfer` calls, EIP-1559 signing.
+//! - [`fees`]: capped EIP-1559 fees and gas limits with margin.
+//! - [`wallets`]: the hot-wallet pool of a chain and how a payment picks a wallet.
+//! - [`rpc`]: the JSON-RPC seam ([`ChainRpc`], [`AlloyRpc`]).
+//! - [`fault`]: the crash-test hook (`MESHPAY_FAULT`, dev/test builds only).
+//! - [`Relay::heal_wallet`]: re-sends stored transactions the chain has not seen (lost sends).
+//!
+//! # Nonces
+//! Per (chain, hot wallet) in PostgreSQL (`meshpay_store::transactions`): allocated under the
+//! wallet row lock in the transaction that stores the signed bytes, so a nonce never exists
+//! without a transaction that can be re-sent. The chain's pending nonce is a floor (raised to on
+//! allocation and after "nonce too low"); a refused transaction's nonce is handed back (counter
+//! rewound, or recorded as a gap the next allocation fills), so the counter cannot drift above
+//! the chain over a hole (OpenZeppelin relayer #683/#818/#843).
+
+mod broadcast;
+pub mod classify;
+pub mod config;
+mod error;
+pub mod fault;
+pub mod fees;
+mod heal;
+pub mod rpc;
+pub mod transfer;
+pub mod wallets;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use alloy::network::TxSigner;
+use alloy::primitives::{Address, B256};
+use meshpay_chain::{Chain, ChainsConfig};
+use meshpay_domain::{PaymentId, PaymentStatus};
+use meshpay_store::Store;
+
+pub use classify::{RpcFailure, SendClass, classify_send};
+pub use config::{RelayConfig, SIGNERS_CONFIG_ENV, SignersConfigError, SignersFile};
+pub use error::RelayError;
+pub use fault::{FAULT_ENV, Fault, FaultMode};
+pub use heal::HealReport;
+pub use rpc::{AlloyRpc, ChainRpc};
+pub use wallets::{DynTxSigner, WalletPool};
+
+/// Which delivery of the queue message this is (the trigger's `DequeueCount`, 1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub dequeue_count: u64,
+}
+
+impl Delivery {
+    pub const FIRST: Delivery = Delivery { dequeue_count: 1 };
+
+    pub fn new(dequeue_count: Option<u64>) -> Self {
+        Delivery {
+            dequeue_count: dequeue_count.unwrap_or(1).max(1),
+        }
+    }
+}
+
+/// How the node acknowledged our transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// `eth_sendRawTransaction` returned the hash.
+    Accepted,
+    /// "already known": it was in the pool from an earlier send.
+    AlreadyKnown,
+    /// "nonce too low" and the chain knows our hash: mined (or pending) from an earlier send.
+    OnChain,
+}
+
+/// A payment's transaction that a node has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentTransaction {
+    pub payment_id: PaymentId,
+    pub chain: String,
+    pub from: Address,
+    pub nonce: u64,
+    pub tx_hash: B256,
+    /// 1 for the payment's first transaction.
+    pub attempt: i32,
+    pub ack: Ack,
+}
+
+/// Why a message needed no work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    UnknownPayment,
+    /// Neither authorized nor broadcast (cancelled, failed, already confirmed, ...).
+    Status(PaymentStatus),
+    /// Broadcast, but no live transaction is stored (not ours, or a manual edit).
+    NoLiveTransaction,
+}
+
+/// What a delivery achieved; each completes the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BroadcastOutcome {
+    /// A node has the payment's transaction: the confirm step takes over.
+    Sent(SentTransaction),
+    /// The payment failed with this reason (its hold was released).
+    Failed {
+        payment_id: PaymentId,
+        reason: String,
+    },
+    Ignored {
+        payment_id: PaymentId,
+        reason: Ignored,
+    },
+}
+
+/// One chain as the relay sees it.
+pub(crate) struct ChainContext {
+    pub chain: Chain,
+    pub rpc: Arc<dyn ChainRpc>,
+    pub wallets: WalletPool,
+    pub fees: fees::FeeOracle,
+}
+
+/// The broadcast engine: cheap to share (`Arc<Relay>`), one per process.
+pub struct Relay {
+    store: Store,
+    chains: HashMap<String, ChainContext>,
+    config: RelayConfig,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("chains", &self.chains.keys().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay without chains; add them with [`Relay::with_chain`].
+    pub fn new(store: Store, config: RelayConfig) -> Relay {
+        Relay {
+            store,
+            chains: HashMap::new(),
+            config,
+        }
+    }
+
+    /// Adds a chain with its RPC and the signers of its hot wallets. Every signer must be one of
+    /// the chain's configured `hot_wallets` (the API quotes from that list).
+    pub fn with_chain(
+        mut self,
+        chain: Chain,
+        rpc: Arc<dyn ChainRpc>,
+        signers: Vec<DynTxSigner>,
+    ) -> Result<Relay, RelayError> {
+        let name = chain.name.clone();
+        for signer in &signers {
+            let address = TxSigner::address(signer.as_ref());
+            if !chain.hot_wallets.contains(&address) {
+                return Err(RelayError::Config(format!(
+                    "signer for {address} is not a hot wallet of chain {name}"
+                )));
+            }
+        }
+        let wallets = WalletPool::new(signers)
+            .ok_or_else(|| RelayError::Config(format!("chain {name} has no hot wallet signer")))?;
+        let fees = fees::FeeOracle::new(chain.max_fee_per_gas_cap_wei, self.config.fee_cache_ttl);
+        self.chains.insert(
+            name,
+            ChainContext {
+                chain,
+                rpc,
+                wallets,
+                fees,
+            },
+        );
+        Ok(self)
+    }
+
+    /// Builds every chain of `chains` that has signers in `signers` (HTTP RPC, signers built
+    /// from their configs; a Key Vault signer reads its public key here).
+    pub async fn from_config(
+        store: Store,
+        chains: &ChainsConfig,
+        signers: &SignersFile,
+        config: RelayConfig,
+    ) -> Result<Relay, RelayError> {
+        let mut relay = Relay::new(store, config);
+        for chain in chains.chains() {
+            let mut built: Vec<DynTxSigner> = Vec::new();
+            for entry in signers.wallets.iter().filter(|w| w.chain == chain.name) {
+                built.push(build_signer(chain, entry).await?);
+            }
+            if built.is_empty() {
+                tracing::warn!(chain = %chain.name, "no signers configured: payments on this chain are not broadcast");
+                continue;
+            }
+            let rpc = Arc::new(AlloyRpc::new(
+                chain.rpc_url.clone(),
+                relay.config.rpc_timeout,
+            ));
+            relay = relay.with_chain(chain.clone(), rpc, built)?;
+        }
+        if let Some(orphan) = signers
+            .wallets
+            .iter()
+            .find(|w| chains.chain(&w.chain).is_none())
+        {
+            return Err(RelayError::Config(format!(
+                "signer for {} names unknown chain {:?}",
+                orphan.address, orphan.chain
+            )));
+        }
+        Ok(relay)
+    }
+
+    /// `DATABASE_URL`, `MESHPAY_CHAINS_CONFIG`, `MESHPAY_SIGNERS_CONFIG` and the fault hook.
+    pub async fn from_env(max_db_connections: u32) -> Result<Relay, RelayError> {
+        let url = std::env::var("DATABASE_URL")
+            .map_err(|_| RelayError::Config("DATABASE_URL is not set".into()))?;
+        let store = Store::connect(&url, max_db_connections).await?;
+        let chains = ChainsConfig::from_env().map_err(|e| RelayError::Config(e.to_string()))?;
+        let signers = SignersFile::from_env().map_err(|e| RelayError::Config(e.to_string()))?;
+        Relay::from_config(store, &chains, &signers, RelayConfig::from_env()).await
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    /// The hot wallets the relay can sign for on `chain`.
+    pub fn wallets(&self, chain: &str) -> Option<&WalletPool> {
+        self.chains.get(chain).map(|c| &c.wallets)
+    }
+}
+
+async fn build_signer(
+    chain: &Chain,
+    entry: &config::WalletEntry,
+) -> Result<DynTxSigner, RelayError> {
+    let expected = meshpay_chain::parse_address(&entry.address)
+        .map_err(|e| RelayError::Config(format!("signer address {}: {e}", entry.address)))?;
+    if entry.signer.is_dev_only() && chain.chain_id != config::DEV_CHAIN_ID {
+        return Err(RelayError::Config(format!(
+            "dev-only signer for {expected} refused on chain {} (chain id {})",
+            chain.name, chain.chain_id
+        )));
+    }
+    let signer = entry
+        .signer
+        .build()
+        .await
+        .map_err(|e| RelayError::Config(format!("signer for {expected}: {e}")))?;
+    let actual = alloy::signers::Signer::address(&signer);
+    if actual != expected {
+        return Err(RelayError::Config(format!(
+            "signer configured for {expected} signs as {actual}"
+        )));
+    }
+    Ok(Arc::new(signer))
+}

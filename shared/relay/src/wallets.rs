@@ -1,0 +1,112 @@
+//! A chain's pool of hot wallets and how a payment picks one.
+//!
+//! Spreading: hash-based on the payment id (its UUIDv7's random tail), so concurrent payments
+//! split evenly across wallets without reading shared state, each wallet's nonce sequence is
+//! its own (one wallet's sequence is not the ceiling), and the wallet row locks of concurrent
+//! broadcasts mostly differ. A payment authorized with an explicit `hot_wallet` uses that one.
+
+use std::sync::Arc;
+
+use alloy::network::TxSigner;
+use alloy::primitives::{Address, Signature};
+use meshpay_domain::PaymentId;
+
+/// A hot wallet's signer (Key Vault, local key, or anything implementing alloy's `TxSigner`).
+pub type DynTxSigner = Arc<dyn TxSigner<Signature> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct WalletPool {
+    /// Sorted by address: the pick depends on the set of wallets, not on configuration order.
+    wallets: Vec<(Address, DynTxSigner)>,
+}
+
+impl std::fmt::Debug for WalletPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.wallets.iter().map(|(a, _)| a))
+            .finish()
+    }
+}
+
+impl WalletPool {
+    /// A pool of the signers' addresses (duplicates collapse); `None` when empty.
+    pub fn new(signers: impl IntoIterator<Item = DynTxSigner>) -> Option<WalletPool> {
+        let mut wallets: Vec<(Address, DynTxSigner)> = signers
+            .into_iter()
+            .map(|s| (TxSigner::address(s.as_ref()), s))
+            .collect();
+        wallets.sort_by_key(|(a, _)| *a);
+        wallets.dedup_by_key(|(a, _)| *a);
+        (!wallets.is_empty()).then_some(WalletPool { wallets })
+    }
+
+    pub fn addresses(&self) -> impl Iterator<Item = Address> + '_ {
+        self.wallets.iter().map(|(a, _)| *a)
+    }
+
+    pub fn len(&self) -> usize {
+        self.wallets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.wallets.is_empty()
+    }
+
+    pub fn signer(&self, address: Address) -> Option<&DynTxSigner> {
+        self.wallets
+            .iter()
+            .find(|(a, _)| *a == address)
+            .map(|(_, s)| s)
+    }
+
+    /// The wallet for a payment that was not assigned one at authorization.
+    pub fn pick(&self, payment: PaymentId) -> Address {
+        let bytes = payment.as_uuid().into_bytes();
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&bytes[8..]);
+        let slot = u64::from_be_bytes(tail) % self.wallets.len() as u64;
+        // `slot < len`, so the index exists; the first wallet is a safe default regardless.
+        self.wallets
+            .get(usize::try_from(slot).unwrap_or(0))
+            .map_or(self.wallets[0].0, |(a, _)| *a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::signers::local::PrivateKeySigner;
+
+    fn pool(n: usize) -> WalletPool {
+        WalletPool::new((0..n).map(|_| Arc::new(PrivateKeySigner::random()) as DynTxSigner))
+            .unwrap()
+    }
+
+    #[test]
+    fn payments_spread_evenly_across_wallets() {
+        let pool = pool(2);
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..2_000 {
+            *counts.entry(pool.pick(PaymentId::new())).or_insert(0) += 1;
+        }
+        assert_eq!(counts.len(), 2);
+        for count in counts.values() {
+            assert!((800..=1_200).contains(count), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_payment_always_gets_the_same_wallet() {
+        let pool = pool(3);
+        let payment = PaymentId::new();
+        assert_eq!(pool.pick(payment), pool.pick(payment));
+    }
+
+    #[test]
+    fn empty_pool_is_refused_and_duplicates_collapse() {
+        assert!(WalletPool::new(Vec::new()).is_none());
+        let signer: DynTxSigner = Arc::new(PrivateKeySigner::random());
+        let pool = WalletPool::new([signer.clone(), signer]).unwrap();
+        assert_eq!(pool.len(), 1);
+    }
+}

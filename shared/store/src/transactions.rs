@@ -1,0 +1,635 @@
+//! The broadcast step's state: per (chain, hot wallet) nonce counters and the signed
+//! transactions of payments (one [`TxAttempt`] per signed transaction).
+//!
+//! # Nonce allocation (see `migrations/*_broadcast.sql` for the invariant)
+//! The functions taking `&mut PgConnection` run inside the caller's transaction, so the broadcast
+//! step composes, in ONE transaction: [`lock_payment`] (row lock, status check) →
+//! [`allocate_nonce`] (wallet row lock) → sign → [`insert_attempt`] → `apply_transition`
+//! (authorized → broadcast). A rollback anywhere hands the nonce back implicitly, so there is
+//! no allocation without stored signed bytes. Lock order is always payment row, then wallet
+//! row, so concurrent broadcasters, failures and cancellations cannot deadlock.
+//!
+//! # Reads for the API
+//! [`Store::payment_transactions`] returns every attempt of a payment (hash, nonce, fees) for
+//! `GET /api/payments/{id}`.
+
+use meshpay_domain::{Address, B256, PaymentId, PaymentStatus, U256};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::convert;
+use crate::error::{Result, StoreError};
+
+/// Where an attempt stands (see the migration for the meaning of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptStatus {
+    Signed,
+    Sent,
+    Rejected,
+    Superseded,
+}
+
+impl AttemptStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Signed => "signed",
+            AttemptStatus::Sent => "sent",
+            AttemptStatus::Rejected => "rejected",
+            AttemptStatus::Superseded => "superseded",
+        }
+    }
+
+    /// Signed or sent: the attempt may still be mined, so its nonce is taken.
+    pub const fn is_live(self) -> bool {
+        matches!(self, AttemptStatus::Signed | AttemptStatus::Sent)
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        match text {
+            "signed" => Ok(AttemptStatus::Signed),
+            "sent" => Ok(AttemptStatus::Sent),
+            "rejected" => Ok(AttemptStatus::Rejected),
+            "superseded" => Ok(AttemptStatus::Superseded),
+            other => Err(convert::corrupt("attempt status", other)),
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A signed transaction to store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewTxAttempt {
+    pub payment_id: PaymentId,
+    pub chain: String,
+    pub chain_id: u64,
+    pub from: Address,
+    pub nonce: u64,
+    pub to: Address,
+    pub value_wei: U256,
+    pub gas_limit: u64,
+    pub max_fee_per_gas_wei: u128,
+    pub max_priority_fee_per_gas_wei: u128,
+    pub tx_hash: B256,
+    /// EIP-2718 encoding, exactly what `eth_sendRawTransaction` gets.
+    pub raw: Vec<u8>,
+}
+
+// The raw bytes are a signed transaction, not a secret, but they are long: print their size.
+impl std::fmt::Debug for NewTxAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewTxAttempt")
+            .field("payment_id", &self.payment_id)
+            .field("chain", &self.chain)
+            .field("from", &self.from)
+            .field("nonce", &self.nonce)
+            .field("tx_hash", &self.tx_hash)
+            .field("raw_len", &self.raw.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored signed transaction of a payment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TxAttempt {
+    pub id: Uuid,
+    pub payment_id: PaymentId,
+    /// 1 for the first transaction of the payment, +1 per later one.
+    pub attempt: i32,
+    pub chain: String,
+    pub chain_id: u64,
+    pub from: Address,
+    pub nonce: u64,
+    pub to: Address,
+    pub value_wei: U256,
+    pub gas_limit: u64,
+    pub max_fee_per_gas_wei: u128,
+    pub max_priority_fee_per_gas_wei: u128,
+    pub tx_hash: B256,
+    pub raw: Vec<u8>,
+    pub status: AttemptStatus,
+    /// `eth_sendRawTransaction` calls made with these bytes (any outcome).
+    pub send_count: i32,
+    /// The last send error, if the last send failed.
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub first_sent_at: Option<OffsetDateTime>,
+    pub last_sent_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for TxAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxAttempt")
+            .field("payment_id", &self.payment_id)
+            .field("attempt", &self.attempt)
+            .field("from", &self.from)
+            .field("nonce", &self.nonce)
+            .field("tx_hash", &self.tx_hash)
+            .field("status", &self.status)
+            .field("send_count", &self.send_count)
+            .field("raw_len", &self.raw.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How [`allocate_nonce`] chose the nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceSource {
+    /// The wallet's counter.
+    Counter,
+    /// The chain's pending nonce was above the counter (the wallet was used elsewhere, or the
+    /// counter is new): the counter jumped to it.
+    ChainFloor,
+    /// A nonce handed back by a failed payment, reused to close the hole.
+    Gap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceAllocation {
+    pub nonce: u64,
+    pub source: NonceSource,
+    /// Nonces allocated on this wallet but not yet seen by the chain, this one included.
+    pub in_flight: u64,
+}
+
+/// What [`release_nonce`] did with a nonce handed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceRelease {
+    /// It was the latest allocation: the counter moved back.
+    Rewound,
+    /// Later nonces exist: it was recorded as a gap for the next allocation to fill.
+    Gap,
+    /// The chain's pending nonce is already past it: nothing to hand back.
+    Consumed,
+}
+
+/// A wallet's nonce state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletNonce {
+    pub chain: String,
+    pub address: Address,
+    pub next_nonce: u64,
+    pub chain_nonce: u64,
+    /// Handed-back nonces waiting to be reused, ascending.
+    pub gaps: Vec<u64>,
+}
+
+fn i64_of(value: u64, what: &str) -> Result<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what} {value} too large")))
+}
+
+fn u64_of(value: i64, what: &str) -> Result<u64> {
+    convert::u64_from_i64(value, what)
+}
+
+fn checksum(address: Address) -> String {
+    address.to_checksum(None)
+}
+
+/// Locks the payment's row until the caller's transaction ends and returns its status and
+/// version (`None`: no such payment). Take it before any wallet lock.
+pub async fn lock_payment(
+    conn: &mut PgConnection,
+    payment: PaymentId,
+) -> Result<Option<(PaymentStatus, i64)>> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT status, version FROM payments WHERE id = $1 FOR UPDATE")
+            .bind(payment.as_uuid())
+            .fetch_optional(conn)
+            .await?;
+    row.map(|(status, version)| Ok((convert::status(&status)?, version)))
+        .transpose()
+}
+
+/// Hands out the wallet's next nonce under its row lock (held until the caller's transaction
+/// ends). `chain_floor` is the chain's pending nonce for the wallet, read just before: the
+/// nonce is never below it. Handed-back gaps at or above the floor are reused first.
+pub async fn allocate_nonce(
+    conn: &mut PgConnection,
+    chain: &str,
+    wallet: Address,
+    chain_floor: u64,
+) -> Result<NonceAllocation> {
+    let address = checksum(wallet);
+    let floor = i64_of(chain_floor, "chain nonce")?;
+    // Creates the counter on first use; either way the upsert locks the row.
+    let (next, _): (i64, i64) = sqlx::query_as(
+        "INSERT INTO wallet_nonces (chain, address, next_nonce, chain_nonce) VALUES ($1, $2, $3, $3)
+         ON CONFLICT (chain, address) DO UPDATE
+             SET chain_nonce = greatest(wallet_nonces.chain_nonce, EXCLUDED.chain_nonce),
+                 updated_at = now()
+         RETURNING next_nonce, chain_nonce",
+    )
+    .bind(chain)
+    .bind(&address)
+    .bind(floor)
+    .fetch_one(&mut *conn)
+    .await?;
+    // Gaps below the floor were consumed on chain (by another sender of the wallet): forget
+    // them, then take the lowest remaining one.
+    let gap: Option<i64> = sqlx::query_scalar(
+        "WITH stale AS (
+             DELETE FROM wallet_nonce_gaps WHERE chain = $1 AND address = $2 AND nonce < $3
+         ), lowest AS (
+             SELECT nonce FROM wallet_nonce_gaps
+              WHERE chain = $1 AND address = $2 AND nonce >= $3 AND nonce < $4
+              ORDER BY nonce LIMIT 1
+         )
+         DELETE FROM wallet_nonce_gaps g USING lowest
+          WHERE g.chain = $1 AND g.address = $2 AND g.nonce = lowest.nonce
+         RETURNING g.nonce",
+    )
+    .bind(chain)
+    .bind(&address)
+    .bind(floor)
+    .bind(next)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (nonce, source, new_next) = match gap {
+        Some(gap) => (gap, NonceSource::Gap, next),
+        None if floor > next => (floor, NonceSource::ChainFloor, floor + 1),
+        None => (next, NonceSource::Counter, next + 1),
+    };
+    sqlx::query(
+        "UPDATE wallet_nonces SET next_nonce = $3, updated_at = now()
+          WHERE chain = $1 AND address = $2",
+    )
+    .bind(chain)
+    .bind(&address)
+    .bind(new_next)
+    .execute(&mut *conn)
+    .await?;
+    Ok(NonceAllocation {
+        nonce: u64_of(nonce, "nonce")?,
+        source,
+        in_flight: u64_of(new_next - floor.min(new_next), "in flight")?,
+    })
+}
+
+/// Raises the wallet's counter to the chain's pending nonce (after "nonce too low": the chain
+/// is ahead of us) and forgets gaps the chain has consumed. Never lowers the counter.
+pub async fn resync_nonce(
+    conn: &mut PgConnection,
+    chain: &str,
+    wallet: Address,
+    chain_floor: u64,
+) -> Result<()> {
+    let address = checksum(wallet);
+    let floor = i64_of(chain_floor, "chain nonce")?;
+    sqlx::query(
+        "UPDATE wallet_nonces
+            SET next_nonce = greatest(next_nonce, $3), chain_nonce = greatest(chain_nonce, $3),
+                updated_at = now()
+          WHERE chain = $1 AND address = $2",
+    )
+    .bind(chain)
+    .bind(&address)
+    .bind(floor)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM wallet_nonce_gaps WHERE chain = $1 AND address = $2 AND nonce < $3")
+        .bind(chain)
+        .bind(&address)
+        .bind(floor)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Hands back the nonce of a transaction no node accepted (its payment is failing in the same
+/// transaction), so the wallet's sequence keeps no hole: the counter moves back when it was the
+/// latest allocation, else the nonce becomes a gap the next allocation fills. The caller must
+/// hold the payment's lock and must have marked the attempt `rejected`.
+pub async fn release_nonce(
+    conn: &mut PgConnection,
+    chain: &str,
+    wallet: Address,
+    nonce: u64,
+    chain_floor: u64,
+    released_by: PaymentId,
+) -> Result<NonceRelease> {
+    let address = checksum(wallet);
+    let nonce_i = i64_of(nonce, "nonce")?;
+    if nonce < chain_floor {
+        return Ok(NonceRelease::Consumed);
+    }
+    let next: Option<i64> = sqlx::query_scalar(
+        "SELECT next_nonce FROM wallet_nonces WHERE chain = $1 AND address = $2 FOR UPDATE",
+    )
+    .bind(chain)
+    .bind(&address)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let next =
+        next.ok_or_else(|| StoreError::Corrupt(format!("no nonce counter for {chain}/{address}")))?;
+    if nonce_i >= next {
+        return Err(StoreError::Corrupt(format!(
+            "nonce {nonce} of {chain}/{address} was never allocated (next is {next})"
+        )));
+    }
+    if nonce_i + 1 == next {
+        // Pull the counter back over this nonce and over any gaps directly below it.
+        let mut new_next = nonce_i;
+        let gaps: Vec<i64> = sqlx::query_scalar(
+            "SELECT nonce FROM wallet_nonce_gaps WHERE chain = $1 AND address = $2 AND nonce < $3
+              ORDER BY nonce DESC",
+        )
+        .bind(chain)
+        .bind(&address)
+        .bind(nonce_i)
+        .fetch_all(&mut *conn)
+        .await?;
+        for gap in gaps {
+            if gap + 1 != new_next {
+                break;
+            }
+            new_next = gap;
+        }
+        sqlx::query(
+            "DELETE FROM wallet_nonce_gaps WHERE chain = $1 AND address = $2 AND nonce >= $3",
+        )
+        .bind(chain)
+        .bind(&address)
+        .bind(new_next)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE wallet_nonces SET next_nonce = $3, updated_at = now()
+              WHERE chain = $1 AND address = $2",
+        )
+        .bind(chain)
+        .bind(&address)
+        .bind(new_next)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(NonceRelease::Rewound);
+    }
+    sqlx::query(
+        "INSERT INTO wallet_nonce_gaps (chain, address, nonce, released_by) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(chain)
+    .bind(&address)
+    .bind(nonce_i)
+    .bind(released_by.as_uuid())
+    .execute(&mut *conn)
+    .await?;
+    Ok(NonceRelease::Gap)
+}
+
+const ATTEMPT_COLUMNS: &str = "id, payment_id, attempt, chain, chain_id, from_address, nonce, \
+     to_address, value::text AS value, gas_limit, max_fee_per_gas::text AS max_fee_per_gas, \
+     max_priority_fee_per_gas::text AS max_priority_fee_per_gas, tx_hash, raw_tx, status, \
+     send_count, last_error, created_at, first_sent_at, last_sent_at";
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    id: Uuid,
+    payment_id: Uuid,
+    attempt: i32,
+    chain: String,
+    chain_id: i64,
+    from_address: String,
+    nonce: i64,
+    to_address: String,
+    value: String,
+    gas_limit: i64,
+    max_fee_per_gas: String,
+    max_priority_fee_per_gas: String,
+    tx_hash: String,
+    raw_tx: Vec<u8>,
+    status: String,
+    send_count: i32,
+    last_error: Option<String>,
+    created_at: OffsetDateTime,
+    first_sent_at: Option<OffsetDateTime>,
+    last_sent_at: Option<OffsetDateTime>,
+}
+
+impl AttemptRow {
+    fn into_attempt(self) -> Result<TxAttempt> {
+        Ok(TxAttempt {
+            id: self.id,
+            payment_id: PaymentId::from_uuid(self.payment_id),
+            attempt: self.attempt,
+            chain: self.chain,
+            chain_id: u64_of(self.chain_id, "chain_id")?,
+            from: convert::address(&self.from_address)?,
+            nonce: u64_of(self.nonce, "nonce")?,
+            to: convert::address(&self.to_address)?,
+            value_wei: self
+                .value
+                .parse::<U256>()
+                .map_err(|_| convert::corrupt("value", &self.value))?,
+            gas_limit: u64_of(self.gas_limit, "gas_limit")?,
+            max_fee_per_gas_wei: convert::u128_text(&self.max_fee_per_gas)?,
+            max_priority_fee_per_gas_wei: convert::u128_text(&self.max_priority_fee_per_gas)?,
+            tx_hash: convert::b256(&self.tx_hash)?,
+            raw: self.raw_tx,
+            status: AttemptStatus::parse(&self.status)?,
+            send_count: self.send_count,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            first_sent_at: self.first_sent_at,
+            last_sent_at: self.last_sent_at,
+        })
+    }
+}
+
+/// Stores a signed transaction as the payment's next attempt (status `signed`). A second live
+/// attempt on the same wallet nonce for another payment violates a unique index: the database
+/// refuses to let two payments share a nonce.
+pub async fn insert_attempt(conn: &mut PgConnection, new: &NewTxAttempt) -> Result<TxAttempt> {
+    let sql = format!(
+        "INSERT INTO payment_transactions (id, payment_id, attempt, chain, chain_id, from_address,
+             nonce, to_address, value, gas_limit, max_fee_per_gas, max_priority_fee_per_gas,
+             tx_hash, raw_tx, status)
+         SELECT $1, $2, coalesce(max(attempt), 0) + 1, $3, $4, $5, $6, $7, $8::numeric, $9,
+                $10::numeric, $11::numeric, $12, $13, 'signed'
+           FROM payment_transactions WHERE payment_id = $2
+         RETURNING {ATTEMPT_COLUMNS}"
+    );
+    let row: AttemptRow = sqlx::query_as(&sql)
+        .bind(Uuid::now_v7())
+        .bind(new.payment_id.as_uuid())
+        .bind(&new.chain)
+        .bind(i64_of(new.chain_id, "chain_id")?)
+        .bind(checksum(new.from))
+        .bind(i64_of(new.nonce, "nonce")?)
+        .bind(checksum(new.to))
+        .bind(new.value_wei.to_string())
+        .bind(i64_of(new.gas_limit, "gas_limit")?)
+        .bind(new.max_fee_per_gas_wei.to_string())
+        .bind(new.max_priority_fee_per_gas_wei.to_string())
+        .bind(new.tx_hash.to_string())
+        .bind(&new.raw)
+        .fetch_one(conn)
+        .await?;
+    row.into_attempt()
+}
+
+/// Sets an attempt's status (and the error that caused it, if any).
+pub async fn set_attempt_status(
+    conn: &mut PgConnection,
+    attempt: Uuid,
+    status: AttemptStatus,
+    error: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE payment_transactions SET status = $2, last_error = coalesce($3, last_error)
+          WHERE id = $1",
+    )
+    .bind(attempt)
+    .bind(status.as_str())
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Points a `broadcast` payment's `hot_wallet`/`tx_hash`/`nonce` at a new attempt that replaced
+/// a superseded one. Not a status change, so no version bump or event: the attempts table is
+/// the history of a payment's transactions.
+pub async fn point_payment_at(conn: &mut PgConnection, attempt: &TxAttempt) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE payments SET hot_wallet = $2, tx_hash = $3, nonce = $4, updated_at = now()
+          WHERE id = $1 AND status = 'broadcast'",
+    )
+    .bind(attempt.payment_id.as_uuid())
+    .bind(checksum(attempt.from))
+    .bind(attempt.tx_hash.to_string())
+    .bind(i64_of(attempt.nonce, "nonce")?)
+    .execute(conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::Invalid(format!(
+            "payment {} is not in broadcast",
+            attempt.payment_id
+        )));
+    }
+    Ok(())
+}
+
+/// The payment's live attempt (signed or sent), if any: the one to (re-)send.
+pub async fn live_attempt(
+    conn: &mut PgConnection,
+    payment: PaymentId,
+) -> Result<Option<TxAttempt>> {
+    let sql = format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM payment_transactions
+          WHERE payment_id = $1 AND status IN ('signed', 'sent')
+          ORDER BY attempt DESC LIMIT 1"
+    );
+    let row: Option<AttemptRow> = sqlx::query_as(&sql)
+        .bind(payment.as_uuid())
+        .fetch_optional(conn)
+        .await?;
+    row.map(AttemptRow::into_attempt).transpose()
+}
+
+impl Store {
+    /// Every transaction of the payment, first attempt first (empty before broadcast): for
+    /// `GET /api/payments/{id}` (`attempts`: hash, nonce, fees, status).
+    pub async fn payment_transactions(&self, payment: PaymentId) -> Result<Vec<TxAttempt>> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM payment_transactions WHERE payment_id = $1
+              ORDER BY attempt"
+        );
+        let rows: Vec<AttemptRow> = sqlx::query_as(&sql)
+            .bind(payment.as_uuid())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(AttemptRow::into_attempt).collect()
+    }
+
+    /// The payment's live attempt, see [`live_attempt`].
+    pub async fn live_attempt(&self, payment: PaymentId) -> Result<Option<TxAttempt>> {
+        let mut conn = self.pool.acquire().await?;
+        live_attempt(&mut conn, payment).await
+    }
+
+    /// Records one `eth_sendRawTransaction` of an attempt: `Ok` = a node has it (status `sent`),
+    /// `Err(message)` = the send failed (status unchanged, error kept).
+    pub async fn record_send(&self, attempt: Uuid, outcome: Result<(), &str>) -> Result<()> {
+        let (accepted, error) = match outcome {
+            Ok(()) => (true, None),
+            Err(message) => (false, Some(message)),
+        };
+        sqlx::query(
+            "UPDATE payment_transactions
+                SET send_count = send_count + 1, last_sent_at = now(),
+                    first_sent_at = CASE WHEN $2 THEN coalesce(first_sent_at, now()) ELSE first_sent_at END,
+                    status = CASE WHEN $2 AND status = 'signed' THEN 'sent' ELSE status END,
+                    last_error = CASE WHEN $2 THEN NULL ELSE $3 END
+              WHERE id = $1",
+        )
+        .bind(attempt)
+        .bind(accepted)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The wallet's counter and gaps (`None` before its first allocation).
+    pub async fn wallet_nonce(&self, chain: &str, wallet: Address) -> Result<Option<WalletNonce>> {
+        let address = checksum(wallet);
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT next_nonce, chain_nonce FROM wallet_nonces WHERE chain = $1 AND address = $2",
+        )
+        .bind(chain)
+        .bind(&address)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((next, chain_nonce)) = row else {
+            return Ok(None);
+        };
+        let gaps: Vec<i64> = sqlx::query_scalar(
+            "SELECT nonce FROM wallet_nonce_gaps WHERE chain = $1 AND address = $2 ORDER BY nonce",
+        )
+        .bind(chain)
+        .bind(&address)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(WalletNonce {
+            chain: chain.to_owned(),
+            address: wallet,
+            next_nonce: u64_of(next, "next_nonce")?,
+            chain_nonce: u64_of(chain_nonce, "chain_nonce")?,
+            gaps: gaps
+                .into_iter()
+                .map(|g| u64_of(g, "gap"))
+                .collect::<Result<_>>()?,
+        }))
+    }
+
+    /// Live attempts of a wallet with a nonce at or above `from_nonce`, lowest nonce first: what
+    /// to re-send when the chain's pending nonce lags behind the counter (a lost send).
+    pub async fn live_attempts_from(
+        &self,
+        chain: &str,
+        wallet: Address,
+        from_nonce: u64,
+        limit: u32,
+    ) -> Result<Vec<TxAttempt>> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM payment_transactions
+              WHERE chain = $1 AND from_address = $2 AND nonce >= $3 AND status IN ('signed', 'sent')
+              ORDER BY nonce LIMIT $4"
+        );
+        let rows: Vec<AttemptRow> = sqlx::query_as(&sql)
+            .bind(chain)
+            .bind(checksum(wallet))
+            .bind(i64_of(from_nonce, "nonce")?)
+            .bind(i64::from(limit.min(1000)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(AttemptRow::into_attempt).collect()
+    }
+}

@@ -1,0 +1,10 @@
+//! meshpay-store integration tests: each test gets a fresh migrated database (meshpay-testkit)
+//! and ends by checking the ledger invariants.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api_keys;
+mod authorize;
+mod concurrency;
+mod ledger;
+mod payments;
+mod support;

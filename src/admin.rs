@@ -1,0 +1,304 @@
+//! `meshpay admin …`: operator commands. Output is one JSON document on stdout (scripts parse
+//! it); errors go to stderr with a non-zero exit. Decimal amounts are read in the asset's units,
+//! using the decimals of the chains config (`MESHPAY_CHAINS_CONFIG`).
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Subcommand};
+use meshpay_chain::ChainsConfig;
+use meshpay_domain::{Amount, ApiKeyId, Asset, AssetId, FeeBps, MerchantId, Scopes};
+use meshpay_store::{AssetLimit, CreatedApiKey, NewMerchant, Store};
+use serde_json::json;
+
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// PostgreSQL connection string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// Chains config (asset decimals for decimal amounts).
+    #[arg(long, env = meshpay_chain::CHAINS_CONFIG_ENV, global = true)]
+    pub chains_config: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Merchants (tenants).
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+    /// Ledger postings.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Creates a merchant funded with every asset of a chain and an all-scopes key; prints
+    /// `demo api key: <key>` on a line of its own after the JSON.
+    DemoMerchant(DemoArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum MerchantCommand {
+    Create(MerchantCreateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MerchantCreateArgs {
+    #[arg(long)]
+    pub name: String,
+    /// Service fee in basis points (1 bps = 0.01 %).
+    #[arg(long, default_value_t = 0)]
+    pub service_fee_bps: u32,
+    /// Per-payment limit, `ASSET=AMOUNT` (e.g. `anvil:USDC=500.00`); repeatable.
+    #[arg(long, value_name = "ASSET=AMOUNT")]
+    pub max_per_payment: Vec<String>,
+    /// Daily (UTC) limit, `ASSET=AMOUNT`; repeatable.
+    #[arg(long, value_name = "ASSET=AMOUNT")]
+    pub daily_max: Vec<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Creates a key and prints it once (it is stored hashed).
+    Create {
+        #[arg(long)]
+        merchant: String,
+        /// Comma-separated scopes.
+        #[arg(long, default_value = "quotes:write,payments:write,payments:read")]
+        scopes: String,
+    },
+    /// Revokes a key.
+    Revoke {
+        #[arg(long)]
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum LedgerCommand {
+    /// Credits a merchant's balance from the funding account (idempotent by reference).
+    Fund {
+        #[arg(long)]
+        merchant: String,
+        /// `chain:SYMBOL`, or a bare symbol when only one configured chain has it.
+        #[arg(long)]
+        asset: String,
+        /// In the asset's units (`1000.00`).
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        reference: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "demo")]
+    pub name: String,
+    #[arg(long, default_value = "anvil")]
+    pub chain: String,
+    /// Funding per asset, in the asset's units.
+    #[arg(long, default_value = "1000000")]
+    pub amount_per_asset: String,
+    #[arg(long, default_value_t = 25)]
+    pub service_fee_bps: u32,
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let url = args
+        .database_url
+        .as_deref()
+        .context("DATABASE_URL (or --database-url) is required")?;
+    let store = Store::connect(url, 2).await?;
+    let chains = || load_chains(args.chains_config.as_deref());
+    let output = match args.command {
+        AdminCommand::Merchant(MerchantCommand::Create(create)) => {
+            // Only limits need asset decimals: creating a plain merchant needs no chains config.
+            let no_limits = create.max_per_payment.is_empty() && create.daily_max.is_empty();
+            let config = if no_limits { None } else { Some(chains()?) };
+            merchant_create(&store, config.as_ref(), create).await?
+        }
+        AdminCommand::ApiKey(ApiKeyCommand::Create { merchant, scopes }) => {
+            let scopes = Scopes::parse_list(&scopes)?;
+            key_json(
+                &store
+                    .create_api_key(parse_merchant(&merchant)?, scopes)
+                    .await?,
+            )
+        }
+        AdminCommand::ApiKey(ApiKeyCommand::Revoke { key_id }) => {
+            let id: ApiKeyId = key_id.parse()?;
+            let info = store.revoke_api_key(id).await?;
+            json!({ "id": info.id, "merchant_id": info.merchant_id, "revoked_at": rfc3339(info.revoked_at)? })
+        }
+        AdminCommand::Ledger(LedgerCommand::Fund {
+            merchant,
+            asset,
+            amount,
+            reference,
+        }) => {
+            let asset = resolve_asset(&chains()?, &asset)?;
+            let amount = asset
+                .parse_amount(&amount)
+                .with_context(|| format!("--amount {amount:?}"))?;
+            let merchant = parse_merchant(&merchant)?;
+            let outcome = store.fund(merchant, asset.id(), amount, &reference).await?;
+            json!({
+                "transaction_id": outcome.transaction_id, "created": outcome.created,
+                "merchant_id": merchant, "asset": asset.id(),
+                "amount": asset.format_amount(amount), "amount_base_units": amount,
+            })
+        }
+        AdminCommand::DemoMerchant(demo) => {
+            let (output, key) = demo_merchant(&store, &chains()?, demo).await?;
+            println!("{output}");
+            println!("demo api key: {key}");
+            return Ok(());
+        }
+    };
+    println!("{output}");
+    Ok(())
+}
+
+fn load_chains(path: Option<&std::path::Path>) -> anyhow::Result<ChainsConfig> {
+    let path = path.with_context(|| {
+        format!(
+            "{} (or --chains-config) is required for asset decimals",
+            meshpay_chain::CHAINS_CONFIG_ENV
+        )
+    })?;
+    Ok(ChainsConfig::load(path)?)
+}
+
+fn parse_merchant(s: &str) -> anyhow::Result<MerchantId> {
+    s.parse().with_context(|| format!("--merchant {s:?}"))
+}
+
+/// `chain:SYMBOL`, or a bare `SYMBOL` that exactly one configured chain has.
+fn resolve_asset(chains: &ChainsConfig, s: &str) -> anyhow::Result<Asset> {
+    let found: Vec<&Asset> = match s.parse::<AssetId>() {
+        Ok(id) => chains
+            .chain(id.chain())
+            .and_then(|c| c.asset(id.symbol()))
+            .into_iter()
+            .collect(),
+        Err(_) => chains.chains().iter().filter_map(|c| c.asset(s)).collect(),
+    };
+    match found.as_slice() {
+        [asset] => Ok((*asset).clone()),
+        [] => bail!("asset {s:?} is not configured"),
+        _ => bail!("asset {s:?} exists on several chains: write chain:SYMBOL"),
+    }
+}
+
+/// `ASSET=AMOUNT` → (asset, base units).
+fn parse_limit(chains: &ChainsConfig, s: &str) -> anyhow::Result<(AssetId, Amount)> {
+    let (asset, amount) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("limit {s:?} must be ASSET=AMOUNT"))?;
+    let asset = resolve_asset(chains, asset)?;
+    let amount =
+        Amount::parse_decimal(amount, asset.decimals()).with_context(|| format!("limit {s:?}"))?;
+    Ok((asset.id().clone(), amount))
+}
+
+fn collect_limits(
+    chains: Option<&ChainsConfig>,
+    args: &MerchantCreateArgs,
+) -> anyhow::Result<Vec<AssetLimit>> {
+    fn limit_for(limits: &mut Vec<AssetLimit>, asset: AssetId) -> &mut AssetLimit {
+        let i = match limits.iter().position(|l| l.asset == asset) {
+            Some(i) => i,
+            None => {
+                limits.push(AssetLimit {
+                    asset,
+                    max_per_payment: None,
+                    daily_max: None,
+                });
+                limits.len() - 1
+            }
+        };
+        &mut limits[i]
+    }
+    let mut limits = Vec::new();
+    let Some(chains) = chains else {
+        return Ok(limits);
+    };
+    for s in &args.max_per_payment {
+        let (asset, amount) = parse_limit(chains, s)?;
+        limit_for(&mut limits, asset).max_per_payment = Some(amount);
+    }
+    for s in &args.daily_max {
+        let (asset, amount) = parse_limit(chains, s)?;
+        limit_for(&mut limits, asset).daily_max = Some(amount);
+    }
+    Ok(limits)
+}
+
+async fn merchant_create(
+    store: &Store,
+    chains: Option<&ChainsConfig>,
+    args: MerchantCreateArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let limits = collect_limits(chains, &args)?;
+    let merchant = store
+        .create_merchant(&NewMerchant {
+            name: args.name,
+            service_fee_bps: FeeBps::new(args.service_fee_bps)?,
+            limits,
+        })
+        .await?;
+    let limits: Vec<_> = merchant
+        .limits
+        .iter()
+        .map(|l| json!({ "asset": l.asset, "max_per_payment": l.max_per_payment, "daily_max": l.daily_max }))
+        .collect();
+    Ok(json!({
+        "id": merchant.id, "name": merchant.name, "service_fee_bps": merchant.service_fee_bps,
+        "limits_base_units": limits, "created_at": rfc3339(Some(merchant.created_at))?,
+    }))
+}
+
+fn key_json(key: &CreatedApiKey) -> serde_json::Value {
+    json!({
+        "id": key.id, "merchant_id": key.merchant_id, "prefix": key.prefix, "scopes": key.scopes,
+        "key": key.key.expose(),
+        "note": "the key is shown once; it is stored hashed",
+    })
+}
+
+fn rfc3339(t: Option<time::OffsetDateTime>) -> anyhow::Result<Option<String>> {
+    Ok(
+        t.map(|t| t.format(&time::format_description::well_known::Rfc3339))
+            .transpose()?,
+    )
+}
+
+async fn demo_merchant(
+    store: &Store,
+    chains: &ChainsConfig,
+    args: DemoArgs,
+) -> anyhow::Result<(serde_json::Value, String)> {
+    let chain = chains
+        .chain(&args.chain)
+        .with_context(|| format!("chain {:?} is not configured", args.chain))?;
+    let merchant = store
+        .create_merchant(&NewMerchant {
+            name: args.name,
+            service_fee_bps: FeeBps::new(args.service_fee_bps)?,
+            limits: Vec::new(),
+        })
+        .await?;
+    let mut funded = Vec::new();
+    for asset in chain.assets() {
+        let amount = asset.parse_amount(&args.amount_per_asset)?;
+        let reference = format!("demo-funding-{}-{}", merchant.id, asset.id());
+        store
+            .fund(merchant.id, asset.id(), amount, &reference)
+            .await?;
+        funded.push(json!({ "asset": asset.id(), "amount": asset.format_amount(amount) }));
+    }
+    let key = store.create_api_key(merchant.id, Scopes::all()).await?;
+    let output = json!({ "merchant_id": merchant.id, "funded": funded, "api_key": key_json(&key) });
+    Ok((output, key.key.expose().to_owned()))
+}
