@@ -98,7 +98,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "anvil")]
     pub chain: String,
     /// Funding per asset, in the asset's units.
-    #[arg(long, default_value = "1000000")]
+    #[arg(long, default_value = "10000")]
     pub amount_per_asset: String,
     #[arg(long, default_value_t = 25)]
     pub service_fee_bps: u32,

@@ -1,6 +1,7 @@
 //! Issue 2 end to end: devhost + target/debug/meshpay on this repo's host.json and
 //! functions/, against a real Azurite. Binaries must be built first
 //! (`cargo build --workspace --bins`; `make test` does).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
@@ -56,7 +57,15 @@ async fn probe_message_flows_through_probe_worker_to_probe_results() {
         parse(&results[0]),
         json!({"message": {"n": 42}, "dequeue_count": 1})
     );
-    assert_eq!(azurite.queue("probes").await.approximate_count().await.unwrap(), 0);
+    assert_eq!(
+        azurite
+            .queue("probes")
+            .await
+            .approximate_count()
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -73,9 +82,23 @@ async fn failing_probe_reaches_probes_poison_after_max_dequeue_count() {
 
     let poisoned = azurite.wait_for_messages("probes-poison", 1, WAIT).await;
     assert_eq!(parse(&poisoned[0]), json!({"fail": true}));
-    assert_eq!(azurite.queue("probes").await.approximate_count().await.unwrap(), 0);
+    assert_eq!(
+        azurite
+            .queue("probes")
+            .await
+            .approximate_count()
+            .await
+            .unwrap(),
+        0
+    );
     assert!(
-        azurite.queue("probe-results").await.peek(1).await.unwrap().is_empty(),
+        azurite
+            .queue("probe-results")
+            .await
+            .peek(1)
+            .await
+            .unwrap()
+            .is_empty(),
         "a failed invocation writes no outputs"
     );
     // host.json's maxDequeueCount is 5: the worker failed 5 times before the move.
@@ -119,5 +142,9 @@ async fn handler_answers_malformed_invocations_with_400_and_unknown_functions_wi
         .unwrap();
     assert_eq!(unknown.status(), 404);
     let health = reqwest::get(host.api_url("health")).await.unwrap();
-    assert_eq!(health.status(), 200, "bad input never takes the handler down");
+    assert_eq!(
+        health.status(),
+        200,
+        "bad input never takes the handler down"
+    );
 }

@@ -1,6 +1,7 @@
 //! Issue 3 end to end: the payments API through devhost + `meshpay` against PostgreSQL, anvil
 //! and Azurite. Every test ends by checking the ledger invariant. Binaries must be built first
 //! (`cargo build --workspace --bins`; `make test` does).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/payments.rs"]
 mod support;
@@ -39,7 +40,10 @@ async fn token_quote_prices_service_fee_in_the_token_and_network_fee_in_eth() {
     assert!(quote["id"].as_str().unwrap().starts_with("quo_"));
     assert_eq!(quote["chain"], "anvil");
     assert_eq!(quote["asset"], "USDC");
-    assert_eq!(quote["amount"], json!({"value": "250.00", "base_units": "250000000"}));
+    assert_eq!(
+        quote["amount"],
+        json!({"value": "250.00", "base_units": "250000000"})
+    );
     assert_eq!(quote["recipient"], RECIPIENT);
     // 25 bps of 250 USDC
     assert_eq!(quote["fees"]["service"]["bps"], 25);
@@ -47,7 +51,11 @@ async fn token_quote_prices_service_fee_in_the_token_and_network_fee_in_eth() {
     let network = &quote["fees"]["network"];
     assert_eq!(network["asset"], "ETH");
     let gas: u128 = network["gas_limit"].as_str().unwrap().parse().unwrap();
-    let max_fee: u128 = network["max_fee_per_gas_wei"].as_str().unwrap().parse().unwrap();
+    let max_fee: u128 = network["max_fee_per_gas_wei"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(base_units(&network["amount"]), gas * max_fee);
     assert!(max_fee <= 200_000_000_000, "the chain's cap applies");
     // two assets debited: token amount + service fee, and the network fee in ETH
@@ -69,7 +77,10 @@ async fn token_quote_prices_service_fee_in_the_token_and_network_fee_in_eth() {
     assert!((59..=60).contains(&ttl), "default TTL is 60 s, got {ttl}");
 
     let read = stack
-        .get(&format!("/quotes/{}", quote["id"].as_str().unwrap()), &m.key)
+        .get(
+            &format!("/quotes/{}", quote["id"].as_str().unwrap()),
+            &m.key,
+        )
         .await;
     assert_eq!(read.status, 200);
     assert_eq!(read.body, quote);
@@ -86,7 +97,10 @@ async fn native_quote_includes_the_network_fee_in_its_single_debit() {
     let network = base_units(&quote["fees"]["network"]["amount"]);
     let service = base_units(&quote["fees"]["service"]["amount"]);
     assert_eq!(quote["total_debit"].as_array().unwrap().len(), 1);
-    assert_eq!(debit(&quote, "ETH"), 500_000_000_000_000_000 + service + network);
+    assert_eq!(
+        debit(&quote, "ETH"),
+        500_000_000_000_000_000 + service + network
+    );
     stack.assert_ledger_invariants().await;
 }
 
@@ -121,7 +135,9 @@ async fn bad_requests_get_the_right_status_and_code_and_write_nothing() {
         ("over 64 KiB", Some(m.key.as_str()), big, 413, "payload_too_large"),
     ];
     for (name, key, body, status, code) in cases {
-        let reply = stack.send(Method::POST, "/quotes", key, None, Some(body)).await;
+        let reply = stack
+            .send(Method::POST, "/quotes", key, None, Some(body))
+            .await;
         assert_eq!(reply.status, status, "{name}: {:?}", reply.body);
         assert_eq!(reply.code(), code, "{name}");
         assert_eq!(
@@ -129,7 +145,10 @@ async fn bad_requests_get_the_right_status_and_code_and_write_nothing() {
             Some("application/problem+json"),
             "{name}"
         );
-        assert!(!reply.body["detail"].as_str().unwrap_or("").is_empty(), "{name}");
+        assert!(
+            !reply.body["detail"].as_str().unwrap_or("").is_empty(),
+            "{name}"
+        );
     }
     // wrong media type
     let reply = stack
@@ -144,15 +163,30 @@ async fn bad_requests_get_the_right_status_and_code_and_write_nothing() {
     assert_eq!(reply.status(), 415);
     // payments with bad bodies or headers
     let no_key = stack
-        .send(Method::POST, "/payments", Some(&m.key), None, Some(json!({"quote_id": "quo_x"}).to_string()))
+        .send(
+            Method::POST,
+            "/payments",
+            Some(&m.key),
+            None,
+            Some(json!({"quote_id": "quo_x"}).to_string()),
+        )
         .await;
-    assert_eq!((no_key.status, no_key.code()), (400, "idempotency_key_required"));
+    assert_eq!(
+        (no_key.status, no_key.code()),
+        (400, "idempotency_key_required")
+    );
     let bad_quote = stack.authorize(&m.key, "k1", "not-a-quote").await;
-    assert_eq!((bad_quote.status, bad_quote.code()), (422, "validation_failed"));
+    assert_eq!(
+        (bad_quote.status, bad_quote.code()),
+        (422, "validation_failed")
+    );
     let unknown_quote = stack
         .authorize(&m.key, "k2", &format!("quo_{}", "0".repeat(32)))
         .await;
-    assert_eq!((unknown_quote.status, unknown_quote.code()), (404, "not_found"));
+    assert_eq!(
+        (unknown_quote.status, unknown_quote.code()),
+        (404, "not_found")
+    );
     for table in ["quotes", "payments", "idempotency_keys", "ledger_entries"] {
         assert_eq!(stack.count(table).await, 0, "{table} written");
     }
@@ -165,30 +199,126 @@ async fn quote_rejects_bad_recipients_assets_and_amounts() {
     let m = stack.merchant().await;
     let bad_checksum = "0x976ea74026E726554dB657fA54763abd0C3a0aa9";
     let cases = [
-        ("bad checksum", "anvil", "USDC", "1.00", bad_checksum, "invalid_recipient"),
-        ("zero address", "anvil", "USDC", "1.00", "0x0000000000000000000000000000000000000000", "invalid_recipient"),
-        ("denied", "anvil", "USDC", "1.00", "0x000000000000000000000000000000000000dEaD", "invalid_recipient"),
-        ("denied lower case", "anvil", "USDC", "1.00", "0x000000000000000000000000000000000000dead", "invalid_recipient"),
-        ("short address", "anvil", "USDC", "1.00", "0x1234", "invalid_recipient"),
-        ("unknown chain", "mainnet", "USDC", "1.00", RECIPIENT, "unsupported_chain"),
-        ("unknown asset", "anvil", "DAI", "1.00", RECIPIENT, "unsupported_asset"),
-        ("asset case", "anvil", "usdc", "1.00", RECIPIENT, "unsupported_asset"),
-        ("over-precise", "anvil", "USDC", "1.0000001", RECIPIENT, "validation_failed"),
+        (
+            "bad checksum",
+            "anvil",
+            "USDC",
+            "1.00",
+            bad_checksum,
+            "invalid_recipient",
+        ),
+        (
+            "zero address",
+            "anvil",
+            "USDC",
+            "1.00",
+            "0x0000000000000000000000000000000000000000",
+            "invalid_recipient",
+        ),
+        (
+            "denied",
+            "anvil",
+            "USDC",
+            "1.00",
+            "0x000000000000000000000000000000000000dEaD",
+            "invalid_recipient",
+        ),
+        (
+            "denied lower case",
+            "anvil",
+            "USDC",
+            "1.00",
+            "0x000000000000000000000000000000000000dead",
+            "invalid_recipient",
+        ),
+        (
+            "short address",
+            "anvil",
+            "USDC",
+            "1.00",
+            "0x1234",
+            "invalid_recipient",
+        ),
+        (
+            "unknown chain",
+            "mainnet",
+            "USDC",
+            "1.00",
+            RECIPIENT,
+            "unsupported_chain",
+        ),
+        (
+            "unknown asset",
+            "anvil",
+            "DAI",
+            "1.00",
+            RECIPIENT,
+            "unsupported_asset",
+        ),
+        (
+            "asset case",
+            "anvil",
+            "usdc",
+            "1.00",
+            RECIPIENT,
+            "unsupported_asset",
+        ),
+        (
+            "over-precise",
+            "anvil",
+            "USDC",
+            "1.0000001",
+            RECIPIENT,
+            "validation_failed",
+        ),
         ("zero", "anvil", "USDC", "0", RECIPIENT, "validation_failed"),
-        ("zero decimals", "anvil", "USDC", "0.000000", RECIPIENT, "validation_failed"),
-        ("negative", "anvil", "USDC", "-5", RECIPIENT, "validation_failed"),
-        ("exponent", "anvil", "USDC", "1e6", RECIPIENT, "validation_failed"),
-        ("huge", "anvil", "ETH", &"9".repeat(90), RECIPIENT, "validation_failed"),
+        (
+            "zero decimals",
+            "anvil",
+            "USDC",
+            "0.000000",
+            RECIPIENT,
+            "validation_failed",
+        ),
+        (
+            "negative",
+            "anvil",
+            "USDC",
+            "-5",
+            RECIPIENT,
+            "validation_failed",
+        ),
+        (
+            "exponent",
+            "anvil",
+            "USDC",
+            "1e6",
+            RECIPIENT,
+            "validation_failed",
+        ),
+        (
+            "huge",
+            "anvil",
+            "ETH",
+            &"9".repeat(90),
+            RECIPIENT,
+            "validation_failed",
+        ),
     ];
     for (name, chain, asset, amount, recipient, code) in cases {
-        let body = json!({"chain": chain, "asset": asset, "amount": amount, "recipient": recipient});
+        let body =
+            json!({"chain": chain, "asset": asset, "amount": amount, "recipient": recipient});
         let reply = stack.post("/quotes", &m.key, &body).await;
         assert_eq!(reply.status, 422, "{name}: {:?}", reply.body);
         assert_eq!(reply.code(), code, "{name}: {:?}", reply.body);
     }
     // all-lower and all-upper hex carry no checksum and are accepted
-    for recipient in [RECIPIENT.to_lowercase(), format!("0x{}", RECIPIENT[2..].to_uppercase())] {
-        let body = json!({"chain": "anvil", "asset": "USDC", "amount": "1", "recipient": recipient});
+    for recipient in [
+        RECIPIENT.to_lowercase(),
+        format!("0x{}", RECIPIENT[2..].to_uppercase()),
+    ] {
+        let body =
+            json!({"chain": "anvil", "asset": "USDC", "amount": "1", "recipient": recipient});
         let reply = stack.post("/quotes", &m.key, &body).await;
         assert_eq!(reply.status, 201, "{recipient}: {:?}", reply.body);
         assert_eq!(reply.body["recipient"], RECIPIENT, "stored checksummed");
@@ -204,7 +334,9 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
     stack.fund(m.id, "anvil:USDC", "1000").await;
     stack.fund(m.id, "anvil:ETH", "1").await;
     let quote = stack.quote(&m.key, "USDC", "250.00").await;
-    let reply = stack.authorize(&m.key, "order-1", quote["id"].as_str().unwrap()).await;
+    let reply = stack
+        .authorize(&m.key, "order-1", quote["id"].as_str().unwrap())
+        .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     let payment = &reply.body;
     let payment_id = payment["id"].as_str().unwrap();
@@ -213,7 +345,10 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
     assert_eq!(payment["version"], 1);
     assert_eq!(payment["quote_id"], quote["id"]);
     assert_eq!(payment["total_debit"], quote["total_debit"]);
-    assert_eq!(reply.header("location"), Some(format!("/api/payments/{payment_id}").as_str()));
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/api/payments/{payment_id}").as_str())
+    );
 
     let balances = stack.balances(&m.key).await;
     let usdc = balances.iter().find(|b| b.0 == "USDC").unwrap();
@@ -234,9 +369,16 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
     assert_eq!(read.status, 200);
     assert_eq!(&read.body, payment);
     // the quote now names its payment and cannot be used again
-    let quote_now = stack.get(&format!("/quotes/{}", quote["id"].as_str().unwrap()), &m.key).await;
+    let quote_now = stack
+        .get(
+            &format!("/quotes/{}", quote["id"].as_str().unwrap()),
+            &m.key,
+        )
+        .await;
     assert_eq!(quote_now.body["payment_id"], payment_id);
-    let again = stack.authorize(&m.key, "order-2", quote["id"].as_str().unwrap()).await;
+    let again = stack
+        .authorize(&m.key, "order-2", quote["id"].as_str().unwrap())
+        .await;
     assert_eq!((again.status, again.code()), (409, "quote_already_used"));
     stack.assert_ledger_invariants().await;
 }
@@ -254,7 +396,13 @@ async fn same_key_and_body_replays_the_original_response_and_another_body_is_422
     // same body with keys reordered and other whitespace is the same request
     let reordered = format!("{{ \"quote_id\" : \"{quote_id}\" }}");
     let second = stack
-        .send(Method::POST, "/payments", Some(&m.key), Some("replay-1"), Some(reordered))
+        .send(
+            Method::POST,
+            "/payments",
+            Some(&m.key),
+            Some("replay-1"),
+            Some(reordered),
+        )
         .await;
     assert_eq!(second.status, first.status);
     assert_eq!(second.raw, first.raw, "replayed body is byte-identical");
@@ -269,12 +417,19 @@ async fn same_key_and_body_replays_the_original_response_and_another_body_is_422
             Some(json!({"quote_id": quote_id, "reference": "other"}).to_string()),
         )
         .await;
-    assert_eq!((other.status, other.code()), (422, "idempotency_key_reused"));
+    assert_eq!(
+        (other.status, other.code()),
+        (422, "idempotency_key_reused")
+    );
 
     let list = stack.get("/payments", &m.key).await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
     let (_, _, held) = stack.balances(&m.key).await.remove(0);
-    assert_eq!(held, debit(&first.body, "ETH"), "held once, not per request");
+    assert_eq!(
+        held,
+        debit(&first.body, "ETH"),
+        "held once, not per request"
+    );
     stack.assert_ledger_invariants().await;
 }
 
@@ -318,22 +473,43 @@ async fn another_merchants_quotes_and_payments_are_not_found() {
     let payment_id = payment["id"].as_str().unwrap();
 
     let cases = [
-        stack.get(&format!("/quotes/{quote_id}"), &mallory.key).await,
-        stack.get(&format!("/payments/{payment_id}"), &mallory.key).await,
         stack
-            .send(Method::POST, &format!("/payments/{payment_id}/cancel"), Some(&mallory.key), None, None)
+            .get(&format!("/quotes/{quote_id}"), &mallory.key)
             .await,
-        stack.authorize(&mallory.key, "m-1", unused["id"].as_str().unwrap()).await,
+        stack
+            .get(&format!("/payments/{payment_id}"), &mallory.key)
+            .await,
+        stack
+            .send(
+                Method::POST,
+                &format!("/payments/{payment_id}/cancel"),
+                Some(&mallory.key),
+                None,
+                None,
+            )
+            .await,
+        stack
+            .authorize(&mallory.key, "m-1", unused["id"].as_str().unwrap())
+            .await,
     ];
     for reply in cases {
-        assert_eq!((reply.status, reply.code()), (404, "not_found"), "{:?}", reply.body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (404, "not_found"),
+            "{:?}",
+            reply.body
+        );
     }
     let list = stack.get("/payments", &mallory.key).await;
     assert_eq!(list.body["data"], json!([]));
     // Alice's payment is untouched and her unused quote still usable by her
-    let read = stack.get(&format!("/payments/{payment_id}"), &alice.key).await;
+    let read = stack
+        .get(&format!("/payments/{payment_id}"), &alice.key)
+        .await;
     assert_eq!(read.body["status"], "authorized");
-    let reply = stack.authorize(&alice.key, "a-2", unused["id"].as_str().unwrap()).await;
+    let reply = stack
+        .authorize(&alice.key, "a-2", unused["id"].as_str().unwrap())
+        .await;
     assert_eq!(reply.status, 201);
     stack.assert_ledger_invariants().await;
 }
@@ -347,9 +523,22 @@ async fn insufficient_funds_is_402_holds_nothing_and_the_key_can_be_retried_afte
     let quote = stack.quote(&m.key, "USDC", "250").await;
     let quote_id = quote["id"].as_str().unwrap();
     let reply = stack.authorize(&m.key, "poor-1", quote_id).await;
-    assert_eq!((reply.status, reply.code()), (402, "insufficient_funds"), "{:?}", reply.body);
-    assert!(reply.body["detail"].as_str().unwrap().contains("anvil:USDC"));
-    assert!(stack.balances(&m.key).await.iter().all(|b| b.2 == 0), "nothing held");
+    assert_eq!(
+        (reply.status, reply.code()),
+        (402, "insufficient_funds"),
+        "{:?}",
+        reply.body
+    );
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("anvil:USDC")
+    );
+    assert!(
+        stack.balances(&m.key).await.iter().all(|b| b.2 == 0),
+        "nothing held"
+    );
     assert_eq!(stack.count("payments").await, 0);
 
     stack.fund(m.id, "anvil:USDC", "1000").await;
@@ -364,8 +553,15 @@ async fn token_payment_without_native_balance_for_the_network_fee_is_refused() {
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:USDC", "1000").await;
     let quote = stack.quote(&m.key, "USDC", "5").await;
-    let reply = stack.authorize(&m.key, "no-eth", quote["id"].as_str().unwrap()).await;
-    assert_eq!((reply.status, reply.code()), (402, "insufficient_funds"), "{:?}", reply.body);
+    let reply = stack
+        .authorize(&m.key, "no-eth", quote["id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (402, "insufficient_funds"),
+        "{:?}",
+        reply.body
+    );
     assert!(reply.body["detail"].as_str().unwrap().contains("anvil:ETH"));
     stack.assert_ledger_invariants().await;
 }
@@ -382,17 +578,33 @@ async fn per_payment_and_daily_limits_are_enforced() {
     stack.fund(m.id, "anvil:ETH", "100").await;
 
     let too_big = stack.quote(&m.key, "ETH", "4").await;
-    let reply = stack.authorize(&m.key, "big", too_big["id"].as_str().unwrap()).await;
-    assert_eq!((reply.status, reply.code()), (422, "limit_exceeded"), "{:?}", reply.body);
-    assert!(reply.body["detail"].as_str().unwrap().contains("per_payment"));
+    let reply = stack
+        .authorize(&m.key, "big", too_big["id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (422, "limit_exceeded"),
+        "{:?}",
+        reply.body
+    );
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("per_payment")
+    );
 
     for (i, amount) in ["3", "2"].iter().enumerate() {
         let quote = stack.quote(&m.key, "ETH", amount).await;
-        let reply = stack.authorize(&m.key, &format!("day-{i}"), quote["id"].as_str().unwrap()).await;
+        let reply = stack
+            .authorize(&m.key, &format!("day-{i}"), quote["id"].as_str().unwrap())
+            .await;
         assert_eq!(reply.status, 201, "{amount}: {:?}", reply.body);
     }
     let over = stack.quote(&m.key, "ETH", "0.1").await;
-    let reply = stack.authorize(&m.key, "day-3", over["id"].as_str().unwrap()).await;
+    let reply = stack
+        .authorize(&m.key, "day-3", over["id"].as_str().unwrap())
+        .await;
     assert_eq!((reply.status, reply.code()), (422, "limit_exceeded"));
     assert!(reply.body["detail"].as_str().unwrap().contains("daily"));
     assert_eq!(stack.count("payments").await, 2);
@@ -407,20 +619,37 @@ async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
     stack.fund(m.id, "anvil:ETH", "1").await;
     let before = stack.balances(&m.key).await;
     let quote = stack.quote(&m.key, "USDC", "100").await;
-    let payment = stack.authorize(&m.key, "c-1", quote["id"].as_str().unwrap()).await.body;
+    let payment = stack
+        .authorize(&m.key, "c-1", quote["id"].as_str().unwrap())
+        .await
+        .body;
     let payment_id = payment["id"].as_str().unwrap();
     let cancel_path = format!("/payments/{payment_id}/cancel");
 
-    let cancelled = stack.send(Method::POST, &cancel_path, Some(&m.key), None, None).await;
+    let cancelled = stack
+        .send(Method::POST, &cancel_path, Some(&m.key), None, None)
+        .await;
     assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
     assert_eq!(cancelled.body["status"], "cancelled");
-    assert_eq!(stack.balances(&m.key).await, before, "hold released in full");
-    let again = stack.send(Method::POST, &cancel_path, Some(&m.key), None, None).await;
-    assert_eq!((again.status, again.body["status"].as_str()), (200, Some("cancelled")));
+    assert_eq!(
+        stack.balances(&m.key).await,
+        before,
+        "hold released in full"
+    );
+    let again = stack
+        .send(Method::POST, &cancel_path, Some(&m.key), None, None)
+        .await;
+    assert_eq!(
+        (again.status, again.body["status"].as_str()),
+        (200, Some("cancelled"))
+    );
 
     // a payment the broadcast step has taken can no longer be cancelled
     let quote = stack.quote(&m.key, "USDC", "100").await;
-    let payment = stack.authorize(&m.key, "c-2", quote["id"].as_str().unwrap()).await.body;
+    let payment = stack
+        .authorize(&m.key, "c-2", quote["id"].as_str().unwrap())
+        .await
+        .body;
     let id: PaymentId = payment["id"].as_str().unwrap().parse().unwrap();
     stack
         .store
@@ -428,9 +657,20 @@ async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
         .await
         .unwrap();
     let late = stack
-        .send(Method::POST, &format!("/payments/{id}/cancel"), Some(&m.key), None, None)
+        .send(
+            Method::POST,
+            &format!("/payments/{id}/cancel"),
+            Some(&m.key),
+            None,
+            None,
+        )
         .await;
-    assert_eq!((late.status, late.code()), (409, "invalid_state"), "{:?}", late.body);
+    assert_eq!(
+        (late.status, late.code()),
+        (409, "invalid_state"),
+        "{:?}",
+        late.body
+    );
     stack.assert_ledger_invariants().await;
 }
 
@@ -446,8 +686,15 @@ async fn expired_quote_cannot_be_authorized() {
     let quote = stack.quote(&m.key, "ETH", "1").await;
     // let the one-second TTL lapse (a wait for a state, not a timing assertion)
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let reply = stack.authorize(&m.key, "late", quote["id"].as_str().unwrap()).await;
-    assert_eq!((reply.status, reply.code()), (409, "quote_expired"), "{:?}", reply.body);
+    let reply = stack
+        .authorize(&m.key, "late", quote["id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (409, "quote_expired"),
+        "{:?}",
+        reply.body
+    );
     assert_eq!(stack.count("payments").await, 0);
     stack.assert_ledger_invariants().await;
 }
@@ -460,19 +707,39 @@ async fn payments_list_newest_first_with_status_filter_and_keyset_cursor() {
     let mut ids = Vec::new();
     for i in 0..3 {
         let quote = stack.quote(&m.key, "ETH", "0.1").await;
-        let reply = stack.authorize(&m.key, &format!("list-{i}"), quote["id"].as_str().unwrap()).await;
+        let reply = stack
+            .authorize(&m.key, &format!("list-{i}"), quote["id"].as_str().unwrap())
+            .await;
         ids.push(reply.body["id"].as_str().unwrap().to_owned());
     }
     let cancel = format!("/payments/{}/cancel", ids[0]);
-    assert_eq!(stack.send(Method::POST, &cancel, Some(&m.key), None, None).await.status, 200);
+    assert_eq!(
+        stack
+            .send(Method::POST, &cancel, Some(&m.key), None, None)
+            .await
+            .status,
+        200
+    );
 
     let page1 = stack.get("/payments?limit=2", &m.key).await;
     assert_eq!(page1.status, 200, "{:?}", page1.body);
-    let page1_ids: Vec<&str> = page1.body["data"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let page1_ids: Vec<&str> = page1.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(page1_ids, vec![ids[2].as_str(), ids[1].as_str()]);
     let cursor = page1.body["next_cursor"].as_str().unwrap();
-    let page2 = stack.get(&format!("/payments?limit=2&cursor={cursor}"), &m.key).await;
-    let page2_ids: Vec<&str> = page2.body["data"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let page2 = stack
+        .get(&format!("/payments?limit=2&cursor={cursor}"), &m.key)
+        .await;
+    let page2_ids: Vec<&str> = page2.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(page2_ids, vec![ids[0].as_str()]);
     assert!(page2.body["next_cursor"].is_null());
 
@@ -480,11 +747,24 @@ async fn payments_list_newest_first_with_status_filter_and_keyset_cursor() {
     assert_eq!(cancelled.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(cancelled.body["data"][0]["id"], ids[0].as_str());
 
-    for query in ["limit=0", "limit=101", "limit=x", "status=bogus", "cursor=!!", "colour=red"] {
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "status=bogus",
+        "cursor=!!",
+        "colour=red",
+    ] {
         let reply = stack.get(&format!("/payments?{query}"), &m.key).await;
-        assert_eq!((reply.status, reply.code()), (422, "validation_failed"), "{query}");
+        assert_eq!(
+            (reply.status, reply.code()),
+            (422, "validation_failed"),
+            "{query}"
+        );
     }
-    let unknown = stack.get(&format!("/payments/pay_{}", "0".repeat(32)), &m.key).await;
+    let unknown = stack
+        .get(&format!("/payments/pay_{}", "0".repeat(32)), &m.key)
+        .await;
     assert_eq!(unknown.status, 404);
     let malformed = stack.get("/payments/not-an-id", &m.key).await;
     assert_eq!(malformed.status, 404);

@@ -30,7 +30,11 @@ impl Host {
     ) -> Result<InvocationResult, String> {
         let started = Instant::now();
         tracing::debug!(function = %function.name, invocation_id, "executing");
-        let result = match self.invoker.invoke(&function.name, invocation_id, payload).await {
+        let result = match self
+            .invoker
+            .invoke(&function.name, invocation_id, payload)
+            .await
+        {
             Ok(result) => result,
             Err(e) => {
                 tracing::warn!(function = %function.name, invocation_id, "failed: {e}");
@@ -40,9 +44,13 @@ impl Host {
         for line in &result.logs {
             tracing::info!(function = %function.name, invocation_id, "{line}");
         }
-        let written = self.queues.write_outputs(function, &result, invocation_id).await.inspect_err(|e| {
-            tracing::warn!(function = %function.name, invocation_id, "failed: {e}");
-        })?;
+        let written = self
+            .queues
+            .write_outputs(function, &result, invocation_id)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(function = %function.name, invocation_id, "failed: {e}");
+            })?;
         tracing::info!(
             function = %function.name, invocation_id, queue_messages = written,
             duration_ms = started.elapsed().as_millis() as u64, "succeeded"

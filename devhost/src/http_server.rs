@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use crate::config::functions::{FunctionDef, HttpTrigger, Trigger};
 use crate::host::{Host, invocation_id};
 use crate::invoke::HOST_VERSION;
+use crate::outputs;
 use crate::routes::split_path;
 use crate::wire::{self, HttpRequestData, QueueMessageData};
-use crate::outputs;
 
 /// Functions' request size limit (100 MB).
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
@@ -45,7 +45,10 @@ impl HttpApp {
             .functions
             .iter()
             .filter_map(|f| match &f.trigger {
-                Trigger::Http(t) => Some(Route { function: f, trigger: t }),
+                Trigger::Http(t) => Some(Route {
+                    function: f,
+                    trigger: t,
+                }),
                 _ => None,
             })
             .collect();
@@ -65,14 +68,23 @@ pub fn router(app: Arc<HttpApp>) -> Router {
 
 async fn status(State(app): State<Arc<HttpApp>>) -> Response {
     let port = app.host.invoker.port_now();
-    let state = if port.is_some() { "Running" } else { "Initialized" };
+    let state = if port.is_some() {
+        "Running"
+    } else {
+        "Initialized"
+    };
     let functions: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
     axum::Json(json!({"state": state, "version": HOST_VERSION, "workerPort": port, "functions": functions}))
         .into_response()
 }
 
 fn plain(status: StatusCode, text: impl Into<String>) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text.into()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text.into(),
+    )
+        .into_response()
 }
 
 async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response {
@@ -86,7 +98,11 @@ async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response
     let method = parts.method.as_str().to_ascii_uppercase();
     let routes = app.routes();
     let matched = routes.iter().find_map(|r| {
-        let allowed = r.trigger.methods.as_ref().is_none_or(|m| m.iter().any(|x| *x == method));
+        let allowed = r
+            .trigger
+            .methods
+            .as_ref()
+            .is_none_or(|m| m.contains(&method));
         if !allowed {
             return None;
         }
@@ -101,32 +117,66 @@ async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response
     };
     let id = invocation_id();
     let function = route.function;
-    let path_and_query = parts.uri.path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.as_str().to_owned());
     let response = if route.trigger.forwarded {
-        match app.host.invoker.forward(parts.method.clone(), &path_and_query, &parts.headers, body, &id).await {
+        match app
+            .host
+            .invoker
+            .forward(
+                parts.method.clone(),
+                &path_and_query,
+                &parts.headers,
+                body,
+                &id,
+            )
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(function = %function.name, invocation_id = %id, "failed: {e}");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, format!("function `{}` failed (invocation {id})", function.name))
+                plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("function `{}` failed (invocation {id})", function.name),
+                )
             }
         }
     } else {
-        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
         let data = HttpRequestData {
             url: format!("http://{host}{path_and_query}"),
             method: method.clone(),
             query: parts
                 .uri
                 .query()
-                .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect()
+                })
                 .unwrap_or_default(),
             headers: parts
                 .headers
                 .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             params,
-            content_type: parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            content_type: parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             body: body.to_vec(),
         };
         envelope(&app.host, function, route.trigger, &data, &id).await
@@ -147,22 +197,56 @@ fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
-async fn envelope(host: &Host, function: &FunctionDef, trigger: &HttpTrigger, data: &HttpRequestData, id: &str) -> Response {
-    let payload = wire::http_payload(&function.name, &trigger.binding, data, OffsetDateTime::now_utc());
+async fn envelope(
+    host: &Host,
+    function: &FunctionDef,
+    trigger: &HttpTrigger,
+    data: &HttpRequestData,
+    id: &str,
+) -> Response {
+    let payload = wire::http_payload(
+        &function.name,
+        &trigger.binding,
+        data,
+        OffsetDateTime::now_utc(),
+    );
     let result = match host.invoke(function, id, &payload).await {
         Ok(r) => r,
-        Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("function `{}` failed (invocation {id})", function.name)),
+        Err(_) => {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("function `{}` failed (invocation {id})", function.name),
+            );
+        }
     };
-    let value = function.http_output.as_deref().and_then(|name| result.output(name));
+    let value = function
+        .http_output
+        .as_deref()
+        .and_then(|name| result.output(name));
     outputs::http_response(value).unwrap_or_else(|e| {
         tracing::warn!(function = %function.name, invocation_id = %id, "bad http output: {e}");
-        plain(StatusCode::INTERNAL_SERVER_ERROR, format!("function `{}` returned an invalid http output", function.name))
+        plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "function `{}` returned an invalid http output",
+                function.name
+            ),
+        )
     })
 }
 
 /// The admin API's "run this function once" (202, runs in the background like the host).
-async fn admin_invoke(State(app): State<Arc<HttpApp>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let Some(function) = app.functions.iter().find(|f| f.name.eq_ignore_ascii_case(&name)).cloned() else {
+async fn admin_invoke(
+    State(app): State<Arc<HttpApp>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(function) = app
+        .functions
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(&name))
+        .cloned()
+    else {
         return plain(StatusCode::NOT_FOUND, format!("no function named `{name}`"));
     };
     let input = match serde_json::from_slice::<Value>(&body) {
@@ -172,11 +256,21 @@ async fn admin_invoke(State(app): State<Arc<HttpApp>>, Path(name): Path<String>,
             Some(other) => other.to_string(),
         },
         Err(_) if body.is_empty() => String::new(),
-        Err(e) => return plain(StatusCode::BAD_REQUEST, format!("body must be {{\"input\": \"...\"}}: {e}")),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("body must be {{\"input\": \"...\"}}: {e}"),
+            );
+        }
     };
     let now = OffsetDateTime::now_utc();
     let payload = match &function.trigger {
-        Trigger::Http(_) => return plain(StatusCode::BAD_REQUEST, "HTTP functions are called through their route"),
+        Trigger::Http(_) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "HTTP functions are called through their route",
+            );
+        }
         Trigger::Timer(t) => wire::timer_payload(&function.name, &t.binding, None, false, now),
         Trigger::Queue(q) => {
             let id = uuid::Uuid::new_v4().to_string();
@@ -188,7 +282,14 @@ async fn admin_invoke(State(app): State<Arc<HttpApp>>, Path(name): Path<String>,
                 expiration_time: now + time::Duration::days(7),
                 next_visible_time: now,
             };
-            wire::queue_payload(&function.name, &q.binding, &message, input.as_bytes(), q.binary, now)
+            wire::queue_payload(
+                &function.name,
+                &q.binding,
+                &message,
+                input.as_bytes(),
+                q.binary,
+                now,
+            )
         }
     };
     let host = app.host.clone();

@@ -54,10 +54,21 @@ pub struct Invoker {
 
 impl Invoker {
     /// An invoker waiting up to `ready_timeout` for the handler.
-    pub fn new(worker: WorkerState, ready_timeout: Duration, function_timeout: Option<Duration>) -> anyhow::Result<Self> {
+    pub fn new(
+        worker: WorkerState,
+        ready_timeout: Duration,
+        function_timeout: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         // Redirects go back to the caller untouched, as the host relays them.
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-        Ok(Self { client, worker, ready_timeout, function_timeout })
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            client,
+            worker,
+            ready_timeout,
+            function_timeout,
+        })
     }
 
     /// The handler's port if it is ready right now.
@@ -67,13 +78,21 @@ impl Invoker {
 
     /// The handler's port once ready.
     pub async fn port(&self) -> Result<u16, InvokeError> {
-        ready_port(&self.worker, self.ready_timeout).await.ok_or(InvokeError::NotReady)
+        ready_port(&self.worker, self.ready_timeout)
+            .await
+            .ok_or(InvokeError::NotReady)
     }
 
     /// `POST /<function>` with `payload`; the parsed result of a 2xx JSON answer.
-    pub async fn invoke(&self, function: &str, invocation_id: &str, payload: &Value) -> Result<InvocationResult, InvokeError> {
+    pub async fn invoke(
+        &self,
+        function: &str,
+        invocation_id: &str,
+        payload: &Value,
+    ) -> Result<InvocationResult, InvokeError> {
         let port = self.port().await?;
-        let body = serde_json::to_vec(payload).map_err(|e| InvokeError::Malformed(e.to_string()))?;
+        let body =
+            serde_json::to_vec(payload).map_err(|e| InvokeError::Malformed(e.to_string()))?;
         let request = self
             .client
             .post(format!("http://127.0.0.1:{port}/{function}"))
@@ -93,9 +112,18 @@ impl Invoker {
         let bytes = self.read_body(response).await?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
-            return Err(InvokeError::Status { status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body: text });
+            return Err(InvokeError::Status {
+                status: StatusCode::from_u16(status.as_u16())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                body: text,
+            });
         }
-        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if media != "application/json" && !media.ends_with("+json") {
             return Err(InvokeError::NotJson(content_type));
         }
@@ -115,7 +143,9 @@ impl Invoker {
         let port = self.port().await?;
         let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
             .map_err(|e| InvokeError::Transport(e.to_string()))?;
-        let mut request = self.client.request(method, format!("http://127.0.0.1:{port}{path_and_query}"));
+        let mut request = self
+            .client
+            .request(method, format!("http://127.0.0.1:{port}{path_and_query}"));
         for (name, value) in headers {
             if !is_hop_by_hop(name.as_str()) && name != "content-length" {
                 request = request.header(name.as_str(), value.as_bytes());
@@ -124,7 +154,10 @@ impl Invoker {
         let agent = headers
             .get("user-agent")
             .and_then(|v| v.to_str().ok())
-            .map_or_else(|| format!("Azure-Functions-Host/{HOST_VERSION}"), |ua| format!("{ua} Azure-Functions-Host/{HOST_VERSION}"));
+            .map_or_else(
+                || format!("Azure-Functions-Host/{HOST_VERSION}"),
+                |ua| format!("{ua} Azure-Functions-Host/{HOST_VERSION}"),
+            );
         request = request
             .header("user-agent", agent)
             .header("x-azure-functions-hostversion", HOST_VERSION)
@@ -134,33 +167,50 @@ impl Invoker {
             request = request.body(body);
         }
         let response = self.send(request).await?;
-        let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let status =
+            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut relayed = Response::builder().status(status);
         for (name, value) in response.headers() {
-            if !is_hop_by_hop(name.as_str()) && name != "content-length" {
-                if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
-                    relayed = relayed.header(name.as_str(), v);
-                }
+            if !is_hop_by_hop(name.as_str())
+                && name != "content-length"
+                && let Ok(v) = HeaderValue::from_bytes(value.as_bytes())
+            {
+                relayed = relayed.header(name.as_str(), v);
             }
         }
         let bytes = self.read_body(response).await?;
-        relayed.body(Body::from(bytes)).map_err(|e| InvokeError::Transport(e.to_string()))
+        relayed
+            .body(Body::from(bytes))
+            .map_err(|e| InvokeError::Transport(e.to_string()))
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, InvokeError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, InvokeError> {
         let sent = request.send();
         let result = match self.function_timeout {
-            Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| InvokeError::Timeout(limit))?,
+            Some(limit) => tokio::time::timeout(limit, sent)
+                .await
+                .map_err(|_| InvokeError::Timeout(limit))?,
             None => sent.await,
         };
         result.map_err(|e| InvokeError::Transport(e.to_string()))
     }
 
     async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, InvokeError> {
-        if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
-            return Err(InvokeError::Malformed("response larger than 100 MiB".into()));
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(InvokeError::Malformed(
+                "response larger than 100 MiB".into(),
+            ));
         }
-        response.bytes().await.map_err(|e| InvokeError::Transport(e.to_string()))
+        response
+            .bytes()
+            .await
+            .map_err(|e| InvokeError::Transport(e.to_string()))
     }
 }
 
@@ -168,6 +218,13 @@ impl Invoker {
 fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name.to_ascii_lowercase().as_str(),
-        "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
     )
 }

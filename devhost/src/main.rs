@@ -57,6 +57,10 @@ struct Args {
     /// Override a host.json value, e.g. `extensions.queues.maxDequeueCount=2` (repeatable).
     #[arg(long = "host-set", value_name = "PATH=VALUE")]
     host_set: Vec<String>,
+    /// Shut down when stdin reaches end of file (for supervisors such as tests: devhost and
+    /// its handler then never outlive the parent holding the pipe).
+    #[arg(long)]
+    stop_on_stdin_eof: bool,
 }
 
 #[tokio::main]
@@ -85,7 +89,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("app root {}", args.app_root.display()))?;
     let settings = Settings::load(&app_root)?;
-    let host_json = args.host_json.clone().unwrap_or_else(|| app_root.join("host.json"));
+    let host_json = args
+        .host_json
+        .clone()
+        .unwrap_or_else(|| app_root.join("host.json"));
     let config = HostConfig::load(&host_json, &args.host_set)?;
     let functions = index_functions(&app_root, &args.functions_dir, &settings, &config)?;
 
@@ -94,7 +101,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let spec = worker_spec(&args, &app_root, &settings, &config)?;
     let supervisor = tokio::spawn(worker::supervise(spec, ready_tx, shutdown.clone()));
 
-    let invoker = Invoker::new(worker_state, config.initialization_timeout, config.function_timeout)?;
+    let invoker = Invoker::new(
+        worker_state,
+        config.initialization_timeout,
+        config.function_timeout,
+    )?;
     let queues = Arc::new(QueueRegistry::new(settings, config.queues.message_encoding));
     let host = Host { invoker, queues };
 
@@ -120,7 +131,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let outcome = tokio::select! {
         r = supervisor => r.context("handler supervisor")?,
-        r = shutdown_signal() => r,
+        r = shutdown_signal(args.stop_on_stdin_eof) => r,
     };
     shutdown_tx.send_replace(true);
     // In-flight messages are handed back; give them a moment.
@@ -151,19 +162,38 @@ fn index_functions(
     Ok(functions.into_iter().map(Arc::new).collect())
 }
 
-fn worker_spec(args: &Args, app_root: &Path, settings: &Settings, config: &HostConfig) -> anyhow::Result<WorkerSpec> {
+fn worker_spec(
+    args: &Args,
+    app_root: &Path,
+    settings: &Settings,
+    config: &HostConfig,
+) -> anyhow::Result<WorkerSpec> {
     let program = match &args.executable {
-        Some(p) => p.canonicalize().with_context(|| format!("--executable {}", p.display()))?,
+        Some(p) => p
+            .canonicalize()
+            .with_context(|| format!("--executable {}", p.display()))?,
         None => {
             // As the host: relative to the app root when that file exists, else a command on PATH.
             let candidate = app_root.join(&config.executable);
-            if candidate.is_file() { candidate } else { PathBuf::from(&config.executable) }
+            if candidate.is_file() {
+                candidate
+            } else {
+                PathBuf::from(&config.executable)
+            }
         }
     };
-    let cwd = config.working_directory.as_ref().map_or_else(|| app_root.to_path_buf(), |d| app_root.join(d));
+    let cwd = config
+        .working_directory
+        .as_ref()
+        .map_or_else(|| app_root.to_path_buf(), |d| app_root.join(d));
     Ok(WorkerSpec {
         program,
-        args: config.arguments.iter().map(|a| settings.expand_lenient(a)).filter(|a| !a.is_empty()).collect(),
+        args: config
+            .arguments
+            .iter()
+            .map(|a| settings.expand_lenient(a))
+            .filter(|a| !a.is_empty())
+            .collect(),
         cwd,
         env: settings.local_values_not_in_env(),
         app_root: app_root.to_path_buf(),
@@ -181,12 +211,23 @@ fn announce(host: &Host, port: u16, config: &HostConfig, functions: &[Arc<Functi
     for f in functions {
         match &f.trigger {
             Trigger::Http(h) => {
-                let methods = h.methods.as_ref().map_or_else(|| "*".to_owned(), |m| m.join(","));
+                let methods = h
+                    .methods
+                    .as_ref()
+                    .map_or_else(|| "*".to_owned(), |m| m.join(","));
                 let mode = if h.forwarded { "forwarded" } else { "envelope" };
-                tracing::info!("function {}: [{methods}] {base}/{} ({mode})", f.name, h.route.as_str());
+                tracing::info!(
+                    "function {}: [{methods}] {base}/{} ({mode})",
+                    f.name,
+                    h.route.as_str()
+                );
             }
-            Trigger::Queue(q) => tracing::info!("function {}: queueTrigger `{}`", f.name, q.queue_name),
-            Trigger::Timer(t) => tracing::info!("function {}: timerTrigger `{}`", f.name, t.schedule),
+            Trigger::Queue(q) => {
+                tracing::info!("function {}: queueTrigger `{}`", f.name, q.queue_name)
+            }
+            Trigger::Timer(t) => {
+                tracing::info!("function {}: timerTrigger `{}`", f.name, t.schedule)
+            }
         }
     }
     let invoker = host.invoker.clone();
@@ -218,7 +259,12 @@ fn start_triggers(
                 tasks.push(tokio::spawn(listener.run()));
             }
             Trigger::Timer(t) => {
-                tasks.push(tokio::spawn(timer::run(host.clone(), f.clone(), t.clone(), shutdown.clone())));
+                tasks.push(tokio::spawn(timer::run(
+                    host.clone(),
+                    f.clone(),
+                    t.clone(),
+                    shutdown.clone(),
+                )));
             }
             Trigger::Http(_) => {}
         }
@@ -226,11 +272,24 @@ fn start_triggers(
     tasks
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
+async fn shutdown_signal(stop_on_stdin_eof: bool) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stdin_closed = async {
+        if !stop_on_stdin_eof {
+            return std::future::pending::<()>().await;
+        }
+        // A plain thread: tokio's stdin would make runtime shutdown wait for the read.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
+    };
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
+        () = stdin_closed => tracing::info!("stdin closed"),
     }
     tracing::info!("shutting down");
     Ok(())

@@ -24,7 +24,11 @@ impl InvocationResult {
         let Value::Object(top) = json else {
             return Err("response is not a JSON object".into());
         };
-        let field = |name: &str| top.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let field = |name: &str| {
+            top.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
         let outputs = match field("Outputs") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(o)) => o.clone(),
@@ -38,7 +42,11 @@ impl InvocationResult {
             _ => Vec::new(),
         };
         let return_value = field("ReturnValue").cloned().unwrap_or(Value::Null);
-        Ok(Self { outputs, logs, return_value })
+        Ok(Self {
+            outputs,
+            logs,
+            return_value,
+        })
     }
 
     /// The value for output binding `name` (`$return` reads `ReturnValue`).
@@ -46,7 +54,10 @@ impl InvocationResult {
         if name == "$return" {
             return Some(&self.return_value).filter(|v| !v.is_null());
         }
-        self.outputs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.outputs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 }
 
@@ -67,9 +78,12 @@ pub fn queue_messages(value: &Value) -> Vec<OutMessage> {
         Value::Array(items) => items.iter().filter_map(single).collect(),
         Value::String(s) => {
             let t = s.trim();
-            let looks_json = (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('{') && t.ends_with('}'));
+            let looks_json = (t.starts_with('[') && t.ends_with(']'))
+                || (t.starts_with('{') && t.ends_with('}'));
             match serde_json::from_str::<Value>(t) {
-                Ok(parsed @ (Value::Array(_) | Value::Object(_))) if looks_json => queue_messages(&parsed),
+                Ok(parsed @ (Value::Array(_) | Value::Object(_))) if looks_json => {
+                    queue_messages(&parsed)
+                }
                 _ => single(value).into_iter().collect(),
             }
         }
@@ -81,18 +95,28 @@ fn single(value: &Value) -> Option<OutMessage> {
     let text = match value {
         Value::Null => return None,
         Value::String(s) => {
-            return Some(OutMessage { text: s.clone(), base64_pitfall: looks_like_base64(s) });
+            return Some(OutMessage {
+                text: s.clone(),
+                base64_pitfall: looks_like_base64(s),
+            });
         }
-        Value::Object(_) | Value::Array(_) => serde_json::to_string_pretty(value).unwrap_or_default(),
+        Value::Object(_) | Value::Array(_) => {
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        }
         Value::Bool(_) | Value::Number(_) => value.to_string(),
     };
-    Some(OutMessage { text, base64_pitfall: false })
+    Some(OutMessage {
+        text,
+        base64_pitfall: false,
+    })
 }
 
 /// What `Convert.FromBase64String` would accept (non-empty, length multiple of 4).
 fn looks_like_base64(s: &str) -> bool {
     use base64::Engine as _;
-    !s.is_empty() && s.len() % 4 == 0 && base64::engine::general_purpose::STANDARD.decode(s).is_ok()
+    !s.is_empty()
+        && s.len().is_multiple_of(4)
+        && base64::engine::general_purpose::STANDARD.decode(s).is_ok()
 }
 
 /// Turns `Outputs.<http binding>` into the HTTP response: `{statusCode|status, headers, body}`,
@@ -101,7 +125,13 @@ fn looks_like_base64(s: &str) -> bool {
 pub fn http_response(value: Option<&Value>) -> Result<Response<Body>, String> {
     let parsed;
     let value = match value {
-        None | Some(Value::Null) => return build(StatusCode::OK, &[("content-type".into(), "application/json".into())], b"{}".to_vec()),
+        None | Some(Value::Null) => {
+            return build(
+                StatusCode::OK,
+                &[("content-type".into(), "application/json".into())],
+                b"{}".to_vec(),
+            );
+        }
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
             Ok(v @ Value::Object(_)) => {
                 parsed = v;
@@ -114,7 +144,11 @@ pub fn http_response(value: Option<&Value>) -> Result<Response<Body>, String> {
     let Value::Object(obj) = value else {
         return build(StatusCode::OK, &[], value.to_string().into_bytes());
     };
-    let field = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let field = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
     let status = match field("statusCode").or_else(|| field("status")) {
         None | Some(Value::Null) => StatusCode::OK,
         Some(v) => {
@@ -131,29 +165,45 @@ pub fn http_response(value: Option<&Value>) -> Result<Response<Body>, String> {
     let headers: Vec<(String, String)> = match field("headers") {
         Some(Value::Object(h)) => h
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
             .collect(),
         _ => Vec::new(),
     };
     let body = match field("body") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => s.clone().into_bytes(),
-        Some(v) => serde_json::to_string_pretty(v).unwrap_or_default().into_bytes(),
+        Some(v) => serde_json::to_string_pretty(v)
+            .unwrap_or_default()
+            .into_bytes(),
     };
     build(status, &headers, body)
 }
 
-fn build(status: StatusCode, headers: &[(String, String)], body: Vec<u8>) -> Result<Response<Body>, String> {
+fn build(
+    status: StatusCode,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Response<Body>, String> {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let map = response.headers_mut();
     for (k, v) in headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name `{k}`"))?;
-        let value = HeaderValue::from_str(v).map_err(|_| format!("invalid value for header `{k}`"))?;
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("invalid header name `{k}`"))?;
+        let value =
+            HeaderValue::from_str(v).map_err(|_| format!("invalid value for header `{k}`"))?;
         map.insert(name, value);
     }
     if !map.contains_key("content-type") {
-        map.insert("content-type", HeaderValue::from_static("text/plain; charset=utf-8"));
+        map.insert(
+            "content-type",
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
     }
     Ok(response)
 }
@@ -169,13 +219,19 @@ mod tests {
 
     #[test]
     fn array_is_one_message_per_element() {
-        assert_eq!(texts(json!(["queue message 1", "queue message 2"])), ["queue message 1", "queue message 2"]);
+        assert_eq!(
+            texts(json!(["queue message 1", "queue message 2"])),
+            ["queue message 1", "queue message 2"]
+        );
     }
 
     #[test]
     fn objects_are_written_as_json_text() {
         let t = texts(json!({"id": 1}));
-        assert_eq!(serde_json::from_str::<Value>(&t[0]).unwrap(), json!({"id": 1}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&t[0]).unwrap(),
+            json!({"id": 1})
+        );
     }
 
     #[test]
@@ -183,7 +239,10 @@ mod tests {
         assert_eq!(texts(json!("[1, 2]")), ["1", "2"]);
         let t = texts(json!("{\"id\":1005}"));
         assert_eq!(t.len(), 1);
-        assert_eq!(serde_json::from_str::<Value>(&t[0]).unwrap(), json!({"id": 1005}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&t[0]).unwrap(),
+            json!({"id": 1005})
+        );
     }
 
     #[test]
@@ -202,7 +261,10 @@ mod tests {
 
     #[test]
     fn result_fields_are_case_insensitive() {
-        let r = InvocationResult::parse(br#"{"outputs":{"Res":{"body":"x"}},"logs":["a",1],"returnValue":7}"#).unwrap();
+        let r = InvocationResult::parse(
+            br#"{"outputs":{"Res":{"body":"x"}},"logs":["a",1],"returnValue":7}"#,
+        )
+        .unwrap();
         assert!(r.output("res").is_some());
         assert_eq!(r.logs, ["a", "1"]);
         assert_eq!(r.output("$return"), Some(&json!(7)));

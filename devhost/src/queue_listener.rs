@@ -58,12 +58,23 @@ impl QueueListener {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let lease = function_timeout.map_or(DEFAULT_LEASE, |t| t + Duration::from_secs(60));
-        Self { host, function, trigger, options, lease, shutdown }
+        Self {
+            host,
+            function,
+            trigger,
+            options,
+            lease,
+            shutdown,
+        }
     }
 
     /// Polls until shutdown.
     pub async fn run(self) {
-        let queue = match self.host.queues.queue(&self.trigger.connection, &self.trigger.queue_name) {
+        let queue = match self
+            .host
+            .queues
+            .queue(&self.trigger.connection, &self.trigger.queue_name)
+        {
             Ok(q) => q,
             Err(e) => {
                 tracing::error!(function = %self.function.name, "queue trigger disabled: {e}");
@@ -105,8 +116,12 @@ impl QueueListener {
                     continue;
                 }
                 Ok(_) => {}
-                Err(e) if e.is_not_found() => tracing::debug!(queue = %ctx.queue.name(), "queue does not exist yet"),
-                Err(e) => tracing::warn!(function = %ctx.function.name, queue = %ctx.queue.name(), "receive failed: {e}"),
+                Err(e) if e.is_not_found() => {
+                    tracing::debug!(queue = %ctx.queue.name(), "queue does not exist yet")
+                }
+                Err(e) => {
+                    tracing::warn!(function = %ctx.function.name, queue = %ctx.queue.name(), "receive failed: {e}")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next()) => {}
@@ -135,7 +150,11 @@ async fn process(ctx: Arc<Processing>, message: ReceivedMessage) {
         };
         match outcome {
             Some(Ok(())) => {
-                if let Err(e) = ctx.queue.delete_message(&message.id, &message.pop_receipt).await {
+                if let Err(e) = ctx
+                    .queue
+                    .delete_message(&message.id, &message.pop_receipt)
+                    .await
+                {
                     tracing::warn!(function = %ctx.function.name, message_id = %message.id, "delete after success failed: {e}");
                 }
             }
@@ -170,11 +189,19 @@ async fn handle(ctx: &Processing, message: &ReceivedMessage) -> Result<(), ()> {
         ctx.trigger.binary,
         OffsetDateTime::now_utc(),
     );
-    ctx.host.invoke(&ctx.function, &id, &payload).await.map(|_| ()).map_err(|_| ())
+    ctx.host
+        .invoke(&ctx.function, &id, &payload)
+        .await
+        .map(|_| ())
+        .map_err(|_| ())
 }
 
 async fn release(ctx: &Processing, message: &ReceivedMessage, after: Duration) {
-    if let Err(e) = ctx.queue.update_visibility(&message.id, &message.pop_receipt, after).await {
+    if let Err(e) = ctx
+        .queue
+        .update_visibility(&message.id, &message.pop_receipt, after)
+        .await
+    {
         tracing::warn!(function = %ctx.function.name, message_id = %message.id, "release failed: {e}");
     }
 }
@@ -186,10 +213,20 @@ async fn poison(ctx: &Processing, message: &ReceivedMessage) {
         return;
     };
     let moved = async {
-        let target = ctx.host.queues.queue(&ctx.trigger.connection, poison_name)?;
-        ctx.host.queues.ensure_created(&ctx.trigger.connection, &target).await?;
-        target.send_text(&message.text, SendOptions::default()).await?;
-        ctx.queue.delete_message(&message.id, &message.pop_receipt).await
+        let target = ctx
+            .host
+            .queues
+            .queue(&ctx.trigger.connection, poison_name)?;
+        ctx.host
+            .queues
+            .ensure_created(&ctx.trigger.connection, &target)
+            .await?;
+        target
+            .send_text(&message.text, SendOptions::default())
+            .await?;
+        ctx.queue
+            .delete_message(&message.id, &message.pop_receipt)
+            .await
     };
     match moved.await {
         Ok(()) => {
@@ -215,7 +252,10 @@ struct Backoff {
 
 impl Backoff {
     fn new(max: Duration) -> Self {
-        Self { current: Duration::ZERO, max: max.max(MIN_POLL) }
+        Self {
+            current: Duration::ZERO,
+            max: max.max(MIN_POLL),
+        }
     }
 
     fn reset(&mut self) {
@@ -223,7 +263,11 @@ impl Backoff {
     }
 
     fn next(&mut self) -> Duration {
-        let doubled = if self.current.is_zero() { MIN_POLL } else { self.current * 2 };
+        let doubled = if self.current.is_zero() {
+            MIN_POLL
+        } else {
+            self.current * 2
+        };
         self.current = doubled.min(self.max);
         // Up to 20% less, so listeners on the same queue spread their polls.
         let factor = rand::thread_rng().gen_range(0.8..=1.0);
@@ -237,7 +281,10 @@ mod tests {
 
     #[test]
     fn poison_queue_is_named_after_the_queue() {
-        assert_eq!(poison_queue_name("probes").as_deref(), Some("probes-poison"));
+        assert_eq!(
+            poison_queue_name("probes").as_deref(),
+            Some("probes-poison")
+        );
         assert_eq!(poison_queue_name("probes-poison"), None);
         assert_eq!(poison_queue_name(&"a".repeat(60)), None);
     }
@@ -246,12 +293,18 @@ mod tests {
     fn backoff_grows_to_the_maximum_and_resets() {
         let mut b = Backoff::new(Duration::from_secs(2));
         let first = b.next();
-        assert!(first >= Duration::from_millis(80) && first <= MIN_POLL, "{first:?}");
+        assert!(
+            first >= Duration::from_millis(80) && first <= MIN_POLL,
+            "{first:?}"
+        );
         let mut last = first;
         for _ in 0..10 {
             last = b.next();
         }
-        assert!(last <= Duration::from_secs(2) && last >= Duration::from_millis(1600), "{last:?}");
+        assert!(
+            last <= Duration::from_secs(2) && last >= Duration::from_millis(1600),
+            "{last:?}"
+        );
         b.reset();
         assert!(b.next() <= MIN_POLL);
     }

@@ -25,7 +25,11 @@ pub struct QueueRegistry {
 }
 
 fn connection_key(connection: &str) -> String {
-    if connection.trim().is_empty() { DEFAULT_CONNECTION.to_owned() } else { connection.trim().to_owned() }
+    if connection.trim().is_empty() {
+        DEFAULT_CONNECTION.to_owned()
+    } else {
+        connection.trim().to_owned()
+    }
 }
 
 impl QueueRegistry {
@@ -65,19 +69,34 @@ impl QueueRegistry {
     /// Creates the queue once per devhost run (the output binding creates missing queues).
     pub async fn ensure_created(&self, connection: &str, queue: &Queue) -> Result<(), QueueError> {
         let key = (connection_key(connection), queue.name().to_owned());
-        if self.created.lock().unwrap_or_else(PoisonError::into_inner).contains(&key) {
+        if self
+            .created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key)
+        {
             return Ok(());
         }
         queue.create_if_not_exists().await?;
-        self.created.lock().unwrap_or_else(PoisonError::into_inner).insert(key);
+        self.created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
         Ok(())
     }
 
     /// Writes one message (text before encoding) and wakes the queue's listener.
-    pub async fn send(&self, connection: &str, queue_name: &str, text: &str) -> Result<(), QueueError> {
+    pub async fn send(
+        &self,
+        connection: &str,
+        queue_name: &str,
+        text: &str,
+    ) -> Result<(), QueueError> {
         let queue = self.queue(connection, queue_name)?;
         self.ensure_created(connection, &queue).await?;
-        queue.send(text.as_bytes(), self.encoding, SendOptions::default()).await?;
+        queue
+            .send(text.as_bytes(), self.encoding, SendOptions::default())
+            .await?;
         self.watcher(queue_name).notify_one();
         Ok(())
     }
@@ -85,7 +104,10 @@ impl QueueRegistry {
     /// The wake-up signal of `queue_name`.
     pub fn watcher(&self, queue_name: &str) -> Arc<Notify> {
         let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
-        watchers.entry(queue_name.to_owned()).or_insert_with(|| Arc::new(Notify::new())).clone()
+        watchers
+            .entry(queue_name.to_owned())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
     }
 
     /// Writes every queue output binding of `function` found in `result`; returns the count.
@@ -98,7 +120,9 @@ impl QueueRegistry {
     ) -> Result<usize, String> {
         let mut written = 0;
         for output in &function.queue_outputs {
-            let Some(value) = result.output(&output.binding) else { continue };
+            let Some(value) = result.output(&output.binding) else {
+                continue;
+            };
             for message in queue_messages(value) {
                 if message.base64_pitfall {
                     tracing::warn!(

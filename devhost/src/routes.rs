@@ -15,8 +15,14 @@ pub struct RouteTemplate {
 #[derive(Clone, Debug)]
 enum Segment {
     Literal(String),
-    Param { name: String, optional: bool, constraint: Option<String> },
-    CatchAll { name: String },
+    Param {
+        name: String,
+        optional: bool,
+        constraint: Option<String>,
+    },
+    CatchAll {
+        name: String,
+    },
 }
 
 impl Segment {
@@ -24,8 +30,16 @@ impl Segment {
     fn rank(&self) -> u8 {
         match self {
             Segment::Literal(_) => 0,
-            Segment::Param { optional: false, constraint: Some(_), .. } => 1,
-            Segment::Param { optional: false, constraint: None, .. } => 2,
+            Segment::Param {
+                optional: false,
+                constraint: Some(_),
+                ..
+            } => 1,
+            Segment::Param {
+                optional: false,
+                constraint: None,
+                ..
+            } => 2,
             Segment::Param { optional: true, .. } => 3,
             Segment::CatchAll { .. } => 4,
         }
@@ -37,20 +51,28 @@ impl RouteTemplate {
     pub fn parse(template: &str) -> Result<Self, String> {
         let text = template.trim().trim_matches('/').to_owned();
         let mut segments = Vec::new();
-        let parts: Vec<&str> = if text.is_empty() { Vec::new() } else { text.split('/').collect() };
+        let parts: Vec<&str> = if text.is_empty() {
+            Vec::new()
+        } else {
+            text.split('/').collect()
+        };
         for (i, part) in parts.iter().enumerate() {
             let segment = parse_segment(part).map_err(|e| format!("route `{text}`: {e}"))?;
             if matches!(segment, Segment::CatchAll { .. }) && i + 1 != parts.len() {
-                return Err(format!("route `{text}`: a catch-all must be the last segment"));
+                return Err(format!(
+                    "route `{text}`: a catch-all must be the last segment"
+                ));
             }
             segments.push(segment);
         }
         // An optional parameter may only be followed by other optional parts.
         let first_optional = segments.iter().position(|s| s.rank() >= 3);
-        if let Some(i) = first_optional {
-            if segments[i..].iter().any(|s| s.rank() < 3) {
-                return Err(format!("route `{text}`: only optional segments may follow `?`"));
-            }
+        if let Some(i) = first_optional
+            && segments[i..].iter().any(|s| s.rank() < 3)
+        {
+            return Err(format!(
+                "route `{text}`: only optional segments may follow `?`"
+            ));
         }
         Ok(Self { text, segments })
     }
@@ -67,12 +89,19 @@ impl RouteTemplate {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(lit) => {
-                    if !path.get(i).is_some_and(|p| decode(p).eq_ignore_ascii_case(lit)) {
+                    if !path
+                        .get(i)
+                        .is_some_and(|p| decode(p).eq_ignore_ascii_case(lit))
+                    {
                         return None;
                     }
                     i += 1;
                 }
-                Segment::Param { name, optional, constraint } => match path.get(i) {
+                Segment::Param {
+                    name,
+                    optional,
+                    constraint,
+                } => match path.get(i) {
                     Some(raw) => {
                         let value = decode(raw);
                         if !satisfies(constraint.as_deref(), &value) {
@@ -85,7 +114,10 @@ impl RouteTemplate {
                     None => return None,
                 },
                 Segment::CatchAll { name } => {
-                    let rest: Vec<String> = path[i.min(path.len())..].iter().map(|p| decode(p)).collect();
+                    let rest: Vec<String> = path[i.min(path.len())..]
+                        .iter()
+                        .map(|p| decode(p))
+                        .collect();
                     values.insert(name.clone(), rest.join("/"));
                     i = path.len();
                 }
@@ -98,7 +130,8 @@ impl RouteTemplate {
     pub fn precedence(&self, other: &Self) -> Ordering {
         let a = self.segments.iter().map(Segment::rank);
         let b = other.segments.iter().map(Segment::rank);
-        a.cmp(b).then_with(|| other.segments.len().cmp(&self.segments.len()))
+        a.cmp(b)
+            .then_with(|| other.segments.len().cmp(&self.segments.len()))
     }
 }
 
@@ -108,12 +141,16 @@ fn parse_segment(part: &str) -> Result<Segment, String> {
     }
     let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) else {
         if part.contains(['{', '}']) {
-            return Err(format!("segment `{part}` mixes text and parameters (unsupported)"));
+            return Err(format!(
+                "segment `{part}` mixes text and parameters (unsupported)"
+            ));
         }
         return Ok(Segment::Literal(part.to_owned()));
     };
     if let Some(name) = inner.strip_prefix("**").or_else(|| inner.strip_prefix('*')) {
-        return Ok(Segment::CatchAll { name: valid_name(name)? });
+        return Ok(Segment::CatchAll {
+            name: valid_name(name)?,
+        });
     }
     let (inner, optional) = match inner.strip_suffix('?') {
         Some(rest) => (rest, true),
@@ -124,7 +161,11 @@ fn parse_segment(part: &str) -> Result<Segment, String> {
         Some((n, c)) => (n, Some(c.to_ascii_lowercase())),
         None => (inner, None),
     };
-    Ok(Segment::Param { name: valid_name(name)?, optional, constraint })
+    Ok(Segment::Param {
+        name: valid_name(name)?,
+        optional,
+        constraint,
+    })
 }
 
 fn valid_name(name: &str) -> Result<String, String> {
@@ -136,7 +177,9 @@ fn valid_name(name: &str) -> Result<String, String> {
 
 /// The common inline constraints; others (min, max, regex, ...) accept any value.
 fn satisfies(constraint: Option<&str>, value: &str) -> bool {
-    let Some(constraint) = constraint else { return true };
+    let Some(constraint) = constraint else {
+        return true;
+    };
     let kind = constraint.split(['(', ':']).next().unwrap_or(constraint);
     match kind {
         "int" => value.parse::<i32>().is_ok(),
@@ -156,12 +199,13 @@ pub fn decode(segment: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -204,19 +248,32 @@ mod tests {
     fn catch_all_takes_the_rest_even_when_empty() {
         assert_eq!(m("files/{*rest}", "files/a/b/c").unwrap()["rest"], "a/b/c");
         assert_eq!(m("files/{*rest}", "files").unwrap()["rest"], "");
-        assert_eq!(m("{*route}", "anything/at/all").unwrap()["route"], "anything/at/all");
+        assert_eq!(
+            m("{*route}", "anything/at/all").unwrap()["route"],
+            "anything/at/all"
+        );
     }
 
     #[test]
     fn constraints_filter_values() {
         assert!(m("items/{n:int}", "items/12").is_some());
         assert!(m("items/{n:int}", "items/abc").is_none());
-        assert!(m("items/{g:guid}", "items/5f0c9b1e-1d7e-4a8c-9d7e-1a2b3c4d5e6f").is_some());
+        assert!(
+            m(
+                "items/{g:guid}",
+                "items/5f0c9b1e-1d7e-4a8c-9d7e-1a2b3c4d5e6f"
+            )
+            .is_some()
+        );
     }
 
     #[test]
     fn literal_beats_parameter_in_precedence() {
-        let mut routes = [route("payments/{id}"), route("{*rest}"), route("payments/latest")];
+        let mut routes = [
+            route("payments/{id}"),
+            route("{*rest}"),
+            route("payments/latest"),
+        ];
         routes.sort_by(|a, b| a.precedence(b));
         let order: Vec<&str> = routes.iter().map(RouteTemplate::as_str).collect();
         assert_eq!(order, ["payments/latest", "payments/{id}", "{*rest}"]);

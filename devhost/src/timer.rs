@@ -36,7 +36,12 @@ fn to_offset(t: DateTime<Utc>) -> OffsetDateTime {
 }
 
 /// Runs one timer until shutdown.
-pub async fn run(host: Host, function: Arc<FunctionDef>, trigger: TimerTrigger, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    host: Host,
+    function: Arc<FunctionDef>,
+    trigger: TimerTrigger,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let cron = match parse_schedule(&trigger.schedule) {
         Ok(c) => c,
         Err(e) => {
@@ -77,14 +82,27 @@ pub async fn run(host: Host, function: Arc<FunctionDef>, trigger: TimerTrigger, 
     }
 }
 
-async fn fire(host: &Host, function: &FunctionDef, trigger: &TimerTrigger, cron: &Cron, monitored: bool, last: Option<DateTime<Utc>>) {
+async fn fire(
+    host: &Host,
+    function: &FunctionDef,
+    trigger: &TimerTrigger,
+    cron: &Cron,
+    monitored: bool,
+    last: Option<DateTime<Utc>>,
+) {
     let now = Utc::now();
     let status = monitored.then(|| ScheduleStatus {
         last: last.map(to_offset),
         next: next_after(cron, now).map_or(OffsetDateTime::UNIX_EPOCH, to_offset),
         last_updated: to_offset(now),
     });
-    let payload = wire::timer_payload(&function.name, &trigger.binding, status, false, to_offset(now));
+    let payload = wire::timer_payload(
+        &function.name,
+        &trigger.binding,
+        status,
+        false,
+        to_offset(now),
+    );
     // Failures are logged by `invoke`; timers are not retried, the next occurrence runs.
     let _ = host.invoke(function, &invocation_id(), &payload).await;
 }
@@ -98,21 +116,30 @@ mod tests {
     fn six_field_expressions_have_seconds_first() {
         let cron = parse_schedule("*/5 * * * * *").unwrap();
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 1).unwrap();
-        assert_eq!(next_after(&cron, t).unwrap(), Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 5).unwrap());
+        assert_eq!(
+            next_after(&cron, t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 5).unwrap()
+        );
     }
 
     #[test]
     fn five_field_expressions_fire_on_the_minute() {
         let cron = parse_schedule("*/5 * * * *").unwrap();
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 30).unwrap();
-        assert_eq!(next_after(&cron, t).unwrap(), Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap());
+        assert_eq!(
+            next_after(&cron, t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap()
+        );
     }
 
     #[test]
     fn every_five_minutes_with_seconds_field() {
         let cron = parse_schedule("0 */5 * * * *").unwrap();
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap();
-        assert_eq!(next_after(&cron, t).unwrap(), Utc.with_ymd_and_hms(2026, 1, 1, 0, 10, 0).unwrap());
+        assert_eq!(
+            next_after(&cron, t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 10, 0).unwrap()
+        );
     }
 
     #[test]

@@ -23,15 +23,20 @@ pub fn host_number(n: u64) -> Value {
 /// `+00:00` (e.g. `2019-10-09T17:58:31+00:00`).
 pub fn host_date(t: OffsetDateTime) -> Value {
     let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
-    Value::String(t.to_offset(time::UtcOffset::UTC).format(fmt).unwrap_or_default())
+    Value::String(
+        t.to_offset(time::UtcOffset::UTC)
+            .format(fmt)
+            .unwrap_or_default(),
+    )
 }
 
 /// .NET's round-trip UTC format with 7 fractional digits (`sys.UtcNow`).
 pub fn utc_now(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
-    );
-    t.to_offset(time::UtcOffset::UTC).format(fmt).unwrap_or_default()
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(fmt)
+        .unwrap_or_default()
 }
 
 /// `Metadata.sys`, present in every invocation.
@@ -82,7 +87,10 @@ pub fn queue_payload(
     metadata.insert("ExpirationTime".into(), host_date(message.expiration_time));
     metadata.insert("Id".into(), host_string(message.id));
     metadata.insert("InsertionTime".into(), host_date(message.insertion_time));
-    metadata.insert("NextVisibleTime".into(), host_date(message.next_visible_time));
+    metadata.insert(
+        "NextVisibleTime".into(),
+        host_date(message.next_visible_time),
+    );
     metadata.insert("PopReceipt".into(), host_string(message.pop_receipt));
     if !binary {
         apply_json_properties(&mut metadata, &text);
@@ -99,7 +107,9 @@ pub fn apply_json_properties(metadata: &mut Map<String, Value>, text: &str) {
     if !(trimmed.starts_with('{') && trimmed.ends_with('}')) {
         return;
     }
-    let Ok(Value::Object(props)) = serde_json::from_str::<Value>(trimmed) else { return };
+    let Ok(Value::Object(props)) = serde_json::from_str::<Value>(trimmed) else {
+        return;
+    };
     for (key, value) in props {
         let encoded = match value {
             Value::Null | Value::Array(_) => continue,
@@ -169,7 +179,12 @@ pub struct HttpRequestData {
 
 /// The HTTP-trigger envelope (`HttpRequestExtensions.GetRequestAsJObject` plus the HTTP
 /// binding data in Metadata).
-pub fn http_payload(function: &str, binding: &str, req: &HttpRequestData, now: OffsetDateTime) -> Value {
+pub fn http_payload(
+    function: &str,
+    binding: &str,
+    req: &HttpRequestData,
+    now: OffsetDateTime,
+) -> Value {
     let mut query = Map::new();
     for (k, v) in &req.query {
         join_into(&mut query, k, v);
@@ -185,8 +200,11 @@ pub fn http_payload(function: &str, binding: &str, req: &HttpRequestData, now: O
         }
         join_into(&mut header_metadata, k, v);
     }
-    let params: Map<String, Value> =
-        req.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let params: Map<String, Value> = req
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     let mut request = json!({
         "Url": req.url,
         "Method": req.method,
@@ -226,7 +244,13 @@ fn join_into(map: &mut Map<String, Value>, key: &str, value: &str) {
 /// serializes those as `byte[]`).
 fn http_body(body: &[u8], content_type: Option<&str>) -> Value {
     use base64::Engine as _;
-    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if media == "application/octet-stream" || media.starts_with("multipart/") {
         Value::String(base64::engine::general_purpose::STANDARD.encode(body))
     } else {
@@ -287,21 +311,31 @@ mod tests {
         assert_eq!(m["NextVisibleTime"], "2019-10-09T18:08:32+00:00");
         assert_eq!(m["sys"]["MethodName"], "probe-worker");
         assert_eq!(m["sys"]["UtcNow"], "2019-10-09T17:58:32.2205399Z");
-        assert!(m.get("QueueTrigger").is_none(), "trigger value is not repeated in Metadata");
+        assert!(
+            m.get("QueueTrigger").is_none(),
+            "trigger value is not repeated in Metadata"
+        );
     }
 
     #[test]
     fn json_object_message_properties_are_copied_into_metadata() {
-        let body = br#"{"fail":true,"n":2,"who":"x","nested":{"a":1},"list":[1],"none":null,"Id":"mine"}"#;
+        let body =
+            br#"{"fail":true,"n":2,"who":"x","nested":{"a":1},"list":[1],"none":null,"Id":"mine"}"#;
         let p = queue_payload("w", "msg", &message(), body, false, NOW);
         let m = &p["Metadata"];
-        assert_eq!(p["Data"]["msg"], Value::String(Value::String(String::from_utf8_lossy(body).into()).to_string()));
+        assert_eq!(
+            p["Data"]["msg"],
+            Value::String(Value::String(String::from_utf8_lossy(body).into()).to_string())
+        );
         assert_eq!(m["fail"], "\"True\"");
         assert_eq!(m["n"], "\"2\"");
         assert_eq!(m["who"], "\"x\"");
         assert_eq!(m["nested"], json!({"a": 1}));
         assert!(m.get("list").is_none() && m.get("none").is_none());
-        assert_eq!(m["Id"], "\"mine\"", "message properties override binding data");
+        assert_eq!(
+            m["Id"], "\"mine\"",
+            "message properties override binding data"
+        );
     }
 
     #[test]
@@ -352,6 +386,10 @@ mod tests {
             body: vec![],
             content_type: None,
         };
-        assert!(http_payload("x", "req", &req, NOW)["Data"]["req"].get("Body").is_none());
+        assert!(
+            http_payload("x", "req", &req, NOW)["Data"]["req"]
+                .get("Body")
+                .is_none()
+        );
     }
 }

@@ -69,7 +69,11 @@ pub async fn supervise(
         match outcome {
             Ok(()) => {
                 let ms = started.elapsed().as_millis();
-                tracing::info!(port, startup_ms = ms as u64, "handler ready: start-to-ready {ms} ms");
+                tracing::info!(
+                    port,
+                    startup_ms = ms as u64,
+                    "handler ready: start-to-ready {ms} ms"
+                );
                 ready.send_replace(Some(port));
                 tokio::select! {
                     status = child.wait() => {
@@ -90,11 +94,16 @@ pub async fn supervise(
         }
         let now = Instant::now();
         errors.push_back(now);
-        while errors.front().is_some_and(|t| now.duration_since(*t) > ERROR_WINDOW) {
+        while errors
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > ERROR_WINDOW)
+        {
             errors.pop_front();
         }
         if errors.len() >= MAX_ERRORS {
-            bail!("handler failed {MAX_ERRORS} times within 30 minutes; stopping (as the Functions host does)");
+            bail!(
+                "handler failed {MAX_ERRORS} times within 30 minutes; stopping (as the Functions host does)"
+            );
         }
     }
 }
@@ -119,7 +128,9 @@ fn spawn(spec: &WorkerSpec, port: u16) -> anyhow::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().with_context(|| format!("starting {}", spec.program.display()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", spec.program.display()))?;
     tracing::info!(program = %spec.program.display(), port, pid = child.id(), "handler started");
     if let Some(out) = child.stdout.take() {
         tokio::spawn(forward_lines(out, false));

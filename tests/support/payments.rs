@@ -82,7 +82,10 @@ impl Stack {
         );
         // Account 0's first transaction: the address chains.dev.toml configures.
         let usdc = anvil.deploy_dev_usdc().await;
-        assert_eq!(usdc, meshpay_testkit::anvil::DEV_USDC_ADDRESS);
+        assert!(
+            usdc.eq_ignore_ascii_case(meshpay_testkit::anvil::DEV_USDC_ADDRESS),
+            "{usdc}"
+        );
         let chains_file = write_chains_config(anvil.url());
         let mut builder: DevhostBuilder = Devhost::builder()
             .env("DATABASE_URL", db.url())
@@ -125,7 +128,11 @@ impl Stack {
             })
             .await
             .unwrap();
-        let key = self.store.create_api_key(merchant.id, scopes).await.unwrap();
+        let key = self
+            .store
+            .create_api_key(merchant.id, scopes)
+            .await
+            .unwrap();
         Merchant {
             id: merchant.id,
             key: key.key.expose().to_owned(),
@@ -145,7 +152,10 @@ impl Stack {
         let decimals = if id.symbol() == "USDC" { 6 } else { 18 };
         let amount = Amount::parse_positive_decimal(amount, decimals).unwrap();
         let reference = format!("test-{}", uuid::Uuid::new_v4());
-        self.store.fund(merchant, &id, amount, &reference).await.unwrap();
+        self.store
+            .fund(merchant, &id, amount, &reference)
+            .await
+            .unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -169,18 +179,27 @@ impl Stack {
             request = request.header("Idempotency-Key", idem);
         }
         if let Some(body) = body {
-            request = request.header("Content-Type", "application/json").body(body);
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
         }
         reply(request.send().await.unwrap()).await
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Reply {
-        self.send(reqwest::Method::GET, path, Some(key), None, None).await
+        self.send(reqwest::Method::GET, path, Some(key), None, None)
+            .await
     }
 
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(key), None, Some(body.to_string()))
-            .await
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(key),
+            None,
+            Some(body.to_string()),
+        )
+        .await
     }
 
     /// `POST /quotes` that must succeed; returns the quote.
@@ -238,7 +257,10 @@ impl Stack {
     /// asserted at the end of every test.
     pub async fn assert_ledger_invariants(&self) {
         if let Err(error) = self.store.check_ledger_invariants().await {
-            panic!("ledger invariants violated: {error}\n{}", self.devhost.log_tail(40));
+            panic!(
+                "ledger invariants violated: {error}\n{}",
+                self.devhost.log_tail(40)
+            );
         }
     }
 

@@ -30,13 +30,18 @@ async fn main() {
         .route("/submit", post(submit))
         .route("/worker", post(worker))
         .route("/tick", post(tick));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
     println!("fake handler listening on {port}");
     axum::serve(listener, app).await.expect("serve");
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Value {
-    headers.get(name).and_then(|v| v.to_str().ok()).map_or(Value::Null, |v| json!(v))
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Value::Null, |v| json!(v))
 }
 
 async fn hello(uri: Uri, headers: HeaderMap, name: Option<Path<String>>) -> Json<Value> {
@@ -95,5 +100,7 @@ async fn worker(Json(envelope): Json<Value>) -> Response {
 }
 
 async fn tick(Json(envelope): Json<Value>) -> Json<Value> {
-    Json(json!({"Outputs": {"out": {"timer": envelope["Data"]["timer"], "metadata": envelope["Metadata"]}}}))
+    Json(
+        json!({"Outputs": {"out": {"timer": envelope["Data"]["timer"], "metadata": envelope["Metadata"]}}}),
+    )
 }

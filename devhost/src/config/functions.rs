@@ -87,7 +87,11 @@ pub struct QueueOutput {
 /// app root itself (the layout of a packaged Functions app).
 pub fn functions_root(app_root: &Path, functions_dir: &str) -> PathBuf {
     let dir = app_root.join(functions_dir);
-    if dir.is_dir() { dir } else { app_root.to_path_buf() }
+    if dir.is_dir() {
+        dir
+    } else {
+        app_root.to_path_buf()
+    }
 }
 
 /// Indexes every `<root>/*/function.json`. Functions that fail to index are returned as
@@ -107,7 +111,10 @@ pub fn load_all(
     let mut functions = Vec::new();
     let mut errors = Vec::new();
     for dir in dirs {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let path = dir.join("function.json");
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
@@ -145,20 +152,40 @@ pub fn parse_function(
     settings: &Settings,
     forward_http: bool,
 ) -> Result<FunctionDef, String> {
-    let bindings = get(json, "bindings").and_then(Value::as_array).ok_or("no `bindings` array")?;
+    let bindings = get(json, "bindings")
+        .and_then(Value::as_array)
+        .ok_or("no `bindings` array")?;
     let kind = |b: &Value| get_str(b, "type").unwrap_or_default().to_ascii_lowercase();
-    let direction = |b: &Value| get_str(b, "direction").unwrap_or_default().to_ascii_lowercase();
+    let direction = |b: &Value| {
+        get_str(b, "direction")
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
     let binding_name = |b: &Value| get_str(b, "name").unwrap_or_default();
     let expand = |b: &Value, key: &str| -> Result<Option<String>, String> {
         get_str(b, key).map(|v| settings.expand(&v)).transpose()
     };
 
-    let triggers: Vec<&Value> = bindings.iter().filter(|b| kind(b).ends_with("trigger")).collect();
+    let triggers: Vec<&Value> = bindings
+        .iter()
+        .filter(|b| kind(b).ends_with("trigger"))
+        .collect();
     let [trigger] = triggers.as_slice() else {
-        return Err(format!("expected exactly one trigger binding, found {}", triggers.len()));
+        return Err(format!(
+            "expected exactly one trigger binding, found {}",
+            triggers.len()
+        ));
     };
-    let inputs: Vec<String> = bindings.iter().filter(|b| direction(b) == "in").map(kind).collect();
-    let outputs: Vec<String> = bindings.iter().filter(|b| direction(b) == "out").map(kind).collect();
+    let inputs: Vec<String> = bindings
+        .iter()
+        .filter(|b| direction(b) == "in")
+        .map(kind)
+        .collect();
+    let outputs: Vec<String> = bindings
+        .iter()
+        .filter(|b| direction(b) == "out")
+        .map(kind)
+        .collect();
 
     let mut queue_outputs = Vec::new();
     let mut http_output = None;
@@ -174,7 +201,9 @@ pub fn parse_function(
                 });
             }
             "http" => http_output = Some(binding_name(b)),
-            other => tracing::warn!(function = %name, binding = %binding_name(b), "output type `{other}` is not supported by devhost; ignored"),
+            other => {
+                tracing::warn!(function = %name, binding = %binding_name(b), "output type `{other}` is not supported by devhost; ignored")
+            }
         }
     }
 
@@ -182,7 +211,10 @@ pub fn parse_function(
         "httptrigger" => {
             let route = expand(trigger, "route")?.unwrap_or_else(|| name.to_owned());
             let methods = get(trigger, "methods").and_then(Value::as_array).map(|m| {
-                m.iter().filter_map(Value::as_str).map(str::to_ascii_uppercase).collect()
+                m.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_ascii_uppercase)
+                    .collect()
             });
             Trigger::Http(HttpTrigger {
                 binding: binding_name(trigger),
@@ -192,13 +224,15 @@ pub fn parse_function(
             })
         }
         "queuetrigger" => {
-            let queue_name = expand(trigger, "queueName")?.ok_or("queueTrigger without queueName")?;
+            let queue_name =
+                expand(trigger, "queueName")?.ok_or("queueTrigger without queueName")?;
             meshpay_queue::validate_queue_name(&queue_name).map_err(|e| e.to_string())?;
             Trigger::Queue(QueueTrigger {
                 binding: binding_name(trigger),
                 queue_name,
                 connection: get_str(trigger, "connection").unwrap_or_default(),
-                binary: get_str(trigger, "dataType").is_some_and(|t| t.eq_ignore_ascii_case("binary")),
+                binary: get_str(trigger, "dataType")
+                    .is_some_and(|t| t.eq_ignore_ascii_case("binary")),
             })
         }
         "timertrigger" => Trigger::Timer(TimerTrigger {
@@ -207,9 +241,18 @@ pub fn parse_function(
             run_on_startup: get_bool(trigger, "runOnStartup"),
             use_monitor: get(trigger, "useMonitor").and_then(Value::as_bool),
         }),
-        other => return Err(format!("trigger type `{other}` is not supported by devhost")),
+        other => {
+            return Err(format!(
+                "trigger type `{other}` is not supported by devhost"
+            ));
+        }
     };
-    Ok(FunctionDef { name: name.to_owned(), trigger, queue_outputs, http_output })
+    Ok(FunctionDef {
+        name: name.to_owned(),
+        trigger,
+        queue_outputs,
+        http_output,
+    })
 }
 
 #[cfg(test)]
@@ -227,10 +270,14 @@ mod tests {
         let j = json!({"bindings": [
             {"type": "httpTrigger", "direction": "in", "name": "req", "methods": ["get"], "route": "health"},
             {"type": "http", "direction": "out", "name": "res"}]});
-        let Trigger::Http(h) = parse(j.clone(), true).unwrap().trigger else { panic!() };
+        let Trigger::Http(h) = parse(j.clone(), true).unwrap().trigger else {
+            panic!()
+        };
         assert!(h.forwarded);
         assert_eq!(h.methods.unwrap(), ["GET"]);
-        let Trigger::Http(h) = parse(j, false).unwrap().trigger else { panic!() };
+        let Trigger::Http(h) = parse(j, false).unwrap().trigger else {
+            panic!()
+        };
         assert!(!h.forwarded);
     }
 
@@ -241,7 +288,9 @@ mod tests {
             {"type": "http", "direction": "out", "name": "res"},
             {"type": "queue", "direction": "out", "name": "out", "queueName": "probes", "connection": "AzureWebJobsStorage"}]});
         let f = parse(j, true).unwrap();
-        let Trigger::Http(h) = &f.trigger else { panic!() };
+        let Trigger::Http(h) = &f.trigger else {
+            panic!()
+        };
         assert!(!h.forwarded);
         assert_eq!(h.route.as_str(), "f", "route defaults to the function name");
         assert_eq!(f.http_output.as_deref(), Some("res"));
@@ -252,7 +301,9 @@ mod tests {
     fn timer_schedule_resolves_percent_settings() {
         let j = json!({"bindings": [
             {"type": "timerTrigger", "direction": "in", "name": "timer", "schedule": "%DEVHOST_T_SCHEDULE%", "runOnStartup": true}]});
-        let Trigger::Timer(t) = parse(j, true).unwrap().trigger else { panic!() };
+        let Trigger::Timer(t) = parse(j, true).unwrap().trigger else {
+            panic!()
+        };
         assert_eq!(t.schedule, "* * * * * *");
         assert!(t.run_on_startup);
     }
@@ -268,6 +319,12 @@ mod tests {
     #[test]
     fn functions_without_exactly_one_trigger_are_rejected() {
         assert!(parse(json!({"bindings": []}), true).is_err());
-        assert!(parse(json!({"bindings": [{"type": "blobTrigger", "direction": "in", "name": "b"}]}), true).is_err());
+        assert!(
+            parse(
+                json!({"bindings": [{"type": "blobTrigger", "direction": "in", "name": "b"}]}),
+                true
+            )
+            .is_err()
+        );
     }
 }

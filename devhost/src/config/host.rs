@@ -75,7 +75,9 @@ impl HostConfig {
     pub fn from_json(json: &Value) -> anyhow::Result<Self> {
         // `httpWorker` is the pre-GA name; `customHandler` wins when both exist.
         let handler = get(json, "customHandler").or_else(|| get(json, "httpWorker"));
-        let Some(handler) = handler else { bail!("host.json has no `customHandler` section") };
+        let Some(handler) = handler else {
+            bail!("host.json has no `customHandler` section")
+        };
         let description = get(handler, "description").unwrap_or(&Value::Null);
         let executable = get_str(description, "defaultExecutablePath").unwrap_or_default();
         if executable.trim().is_empty() {
@@ -83,7 +85,11 @@ impl HostConfig {
         }
         let arguments = get(description, "arguments")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         let working_directory =
             get_str(description, "workingDirectory").filter(|s| !s.trim().is_empty());
@@ -151,7 +157,10 @@ impl QueueOptions {
             batch_size,
             new_batch_threshold,
             visibility_timeout: span("visibilityTimeout", Duration::ZERO)?,
-            max_dequeue_count: get(q, "maxDequeueCount").and_then(Value::as_u64).unwrap_or(5).max(1),
+            max_dequeue_count: get(q, "maxDequeueCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(5)
+                .max(1),
             max_polling_interval,
             message_encoding,
         })
@@ -160,7 +169,11 @@ impl QueueOptions {
 
 /// Case-insensitive member lookup.
 pub fn get<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    value.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+    value
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
 }
 
 /// A member as a string (numbers and booleans are accepted as their text).
@@ -189,8 +202,12 @@ fn apply_override(json: &mut Value, item: &str) -> anyhow::Result<()> {
         .with_context(|| format!("--host-set `{item}`: expected path=value"))?;
     let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
     let keys: Vec<&str> = path.split('.').filter(|k| !k.is_empty()).collect();
-    let Some((last, parents)) = keys.split_last() else { bail!("--host-set `{item}`: empty path") };
-    let Value::Object(root) = json else { bail!("host.json is not a JSON object") };
+    let Some((last, parents)) = keys.split_last() else {
+        bail!("--host-set `{item}`: empty path")
+    };
+    let Value::Object(root) = json else {
+        bail!("host.json is not a JSON object")
+    };
     let mut map = root;
     for key in parents {
         map = child_map(map, key)?;
@@ -201,7 +218,10 @@ fn apply_override(json: &mut Value, item: &str) -> anyhow::Result<()> {
 }
 
 fn existing_key(map: &Map<String, Value>, key: &str) -> String {
-    map.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned().unwrap_or_else(|| key.to_owned())
+    map.keys()
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .cloned()
+        .unwrap_or_else(|| key.to_owned())
 }
 
 /// The object under `key`, replacing a non-object value by an empty object.

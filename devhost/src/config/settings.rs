@@ -42,7 +42,10 @@ impl Settings {
     /// Settings from a fixed map (tests).
     #[cfg(test)]
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
-        let local = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let local = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Self { local }
     }
 
@@ -76,9 +79,9 @@ impl Settings {
                 return Err(format!("unbalanced `%` in `{text}`"));
             };
             let name = &after[..end];
-            let value = self
-                .get(name)
-                .ok_or_else(|| format!("`%{name}%` does not resolve to a value (app setting `{name}`)"))?;
+            let value = self.get(name).ok_or_else(|| {
+                format!("`%{name}%` does not resolve to a value (app setting `{name}`)")
+            })?;
             out.push_str(&value);
             rest = &after[end + 1..];
         }
@@ -109,7 +112,10 @@ mod tests {
 
     #[test]
     fn percent_names_are_replaced_by_settings() {
-        let s = Settings::from_pairs(&[("DEVHOST_T_SCHED", "*/5 * * * * *"), ("DEVHOST_T_Q", "jobs")]);
+        let s = Settings::from_pairs(&[
+            ("DEVHOST_T_SCHED", "*/5 * * * * *"),
+            ("DEVHOST_T_Q", "jobs"),
+        ]);
         assert_eq!(s.expand("%DEVHOST_T_SCHED%").unwrap(), "*/5 * * * * *");
         assert_eq!(s.expand("in-%DEVHOST_T_Q%-x").unwrap(), "in-jobs-x");
         assert_eq!(s.expand("plain").unwrap(), "plain");
@@ -117,14 +123,19 @@ mod tests {
 
     #[test]
     fn unknown_percent_name_is_an_error_naming_the_setting() {
-        let err = Settings::default().expand("%DEVHOST_T_MISSING%").unwrap_err();
+        let err = Settings::default()
+            .expand("%DEVHOST_T_MISSING%")
+            .unwrap_err();
         assert!(err.contains("DEVHOST_T_MISSING"), "{err}");
     }
 
     #[test]
     fn lenient_expansion_drops_unknown_names() {
         let s = Settings::from_pairs(&[("DEVHOST_T_A", "1")]);
-        assert_eq!(s.expand_lenient("--a %DEVHOST_T_A% --b %DEVHOST_T_NOPE%"), "--a 1 --b ");
+        assert_eq!(
+            s.expand_lenient("--a %DEVHOST_T_A% --b %DEVHOST_T_NOPE%"),
+            "--a 1 --b "
+        );
     }
 
     #[test]

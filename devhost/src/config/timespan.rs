@@ -11,7 +11,9 @@ pub fn parse(text: &str) -> Result<Option<Duration>, String> {
     }
     let bad = || format!("`{text}` is not a TimeSpan (expected [d.]hh:mm:ss[.fffffff])");
     let parts: Vec<&str> = text.split(':').collect();
-    let [head, minutes, seconds] = parts.as_slice() else { return Err(bad()) };
+    let [head, minutes, seconds] = parts.as_slice() else {
+        return Err(bad());
+    };
     let (days, hours) = match head.split_once('.') {
         Some((d, h)) => (number(d).ok_or_else(bad)?, number(h).ok_or_else(bad)?),
         None => (0, number(head).ok_or_else(bad)?),
@@ -58,9 +60,18 @@ mod tests {
 
     #[test]
     fn fractions_and_days() {
-        assert_eq!(parse("00:00:00.100").unwrap(), Some(Duration::from_millis(100)));
-        assert_eq!(parse("00:00:00.5").unwrap(), Some(Duration::from_millis(500)));
-        assert_eq!(parse("1.00:00:00").unwrap(), Some(Duration::from_secs(86_400)));
+        assert_eq!(
+            parse("00:00:00.100").unwrap(),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            parse("00:00:00.5").unwrap(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse("1.00:00:00").unwrap(),
+            Some(Duration::from_secs(86_400))
+        );
     }
 
     #[test]
@@ -70,7 +81,14 @@ mod tests {
 
     #[test]
     fn malformed_values_are_rejected() {
-        for bad in ["5", "00:60:00", "aa:bb:cc", "00:00", "00:00:00.12345678", ""] {
+        for bad in [
+            "5",
+            "00:60:00",
+            "aa:bb:cc",
+            "00:00",
+            "00:00:00.12345678",
+            "",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -15,10 +15,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use meshpay_api::views::{PaymentView, Renderer};
-use meshpay_api::{ApiError, ApiJson, AppState, Auth, ErrorCode, PaymentsWrite, Problem, from_store};
+use meshpay_api::{
+    ApiError, ApiJson, AppState, Auth, ErrorCode, PaymentsWrite, Problem, from_store,
+};
 use meshpay_domain::{IdempotencyKey, PaymentId, PaymentMessage, QuoteId};
 use meshpay_shim::{FunctionJson, QueueOutputs};
-use meshpay_store::{AuthorizeOutcome, AuthorizeRequest, Payment, StoredResponse, request_fingerprint};
+use meshpay_store::{
+    AuthorizeOutcome, AuthorizeRequest, Payment, StoredResponse, request_fingerprint,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::{OpenApi, ToSchema};
@@ -129,19 +133,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
 }
 
 fn validate(request: &AuthorizePaymentRequest) -> Result<QuoteId, ApiError> {
-    let quote_id = request
-        .quote_id
-        .parse::<QuoteId>()
-        .map_err(|_| ApiError::validation("quote_id must be a quote id like quo_<32 hex digits>"))?;
-    if let Some(reference) = &request.reference {
-        if reference.is_empty()
+    let quote_id = request.quote_id.parse::<QuoteId>().map_err(|_| {
+        ApiError::validation("quote_id must be a quote id like quo_<32 hex digits>")
+    })?;
+    let bad_reference = request.reference.as_ref().is_some_and(|reference| {
+        reference.is_empty()
             || reference.len() > MAX_REFERENCE_BYTES
             || reference.chars().any(char::is_control)
-        {
-            return Err(ApiError::validation(format!(
-                "reference must be 1 to {MAX_REFERENCE_BYTES} bytes without control characters"
-            )));
-        }
+    });
+    if bad_reference {
+        return Err(ApiError::validation(format!(
+            "reference must be 1 to {MAX_REFERENCE_BYTES} bytes without control characters"
+        )));
     }
     if let Some(metadata) = &request.metadata {
         // Re-serializing a just-parsed value cannot fail; a failure would count as too large.
@@ -215,7 +218,12 @@ fn canonical(value: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, canonical(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
         scalar => scalar,
@@ -236,8 +244,16 @@ mod tests {
 
     #[test]
     fn malformed_quote_ids_are_validation_errors() {
-        for id in ["", "quo_", "pay_0190f5a0c0d67c3a9b1e2f3a4b5c6d7e", "quo_xyz"] {
-            assert_eq!(validate(&request(id)).unwrap_err().code(), ErrorCode::ValidationFailed);
+        for id in [
+            "",
+            "quo_",
+            "pay_0190f5a0c0d67c3a9b1e2f3a4b5c6d7e",
+            "quo_xyz",
+        ] {
+            assert_eq!(
+                validate(&request(id)).unwrap_err().code(),
+                ErrorCode::ValidationFailed
+            );
         }
         let ok = QuoteId::new().to_string();
         assert!(validate(&request(&ok)).is_ok());
@@ -265,7 +281,10 @@ mod tests {
         assert_eq!(missing.code(), ErrorCode::IdempotencyKeyRequired);
         let mut headers = HeaderMap::new();
         headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("has space"));
-        assert_eq!(idempotency_key(&headers).unwrap_err().code(), ErrorCode::ValidationFailed);
+        assert_eq!(
+            idempotency_key(&headers).unwrap_err().code(),
+            ErrorCode::ValidationFailed
+        );
         headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("order-42"));
         assert_eq!(idempotency_key(&headers).unwrap().as_str(), "order-42");
     }

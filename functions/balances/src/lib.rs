@@ -17,7 +17,10 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(get_balances), components(schemas(BalanceList, BalanceView, Problem)))]
+#[openapi(
+    paths(get_balances),
+    components(schemas(BalanceList, BalanceView, Problem))
+)]
 pub struct BalancesApi;
 
 #[utoipa::path(

@@ -55,11 +55,7 @@ static DOCUMENT_JSON: LazyLock<Result<String, String>> =
 
 async fn openapi_json() -> Response {
     match &*DOCUMENT_JSON {
-        Ok(json) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            json.clone(),
-        )
-            .into_response(),
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response(),
         Err(error) => {
             tracing::error!(%error, "OpenAPI document does not serialize");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -107,12 +103,22 @@ mod tests {
     #[tokio::test]
     async fn every_operation_requires_the_bearer_scheme_and_documents_401() {
         let doc = served().await;
-        assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
+        assert_eq!(
+            doc["components"]["securitySchemes"]["api_key"]["scheme"],
+            "bearer"
+        );
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
-                assert_eq!(op["security"][0]["api_key"], serde_json::json!([]), "{method} {path}");
+                assert_eq!(
+                    op["security"][0]["api_key"],
+                    serde_json::json!([]),
+                    "{method} {path}"
+                );
                 let unauthorized = &op["responses"]["401"]["content"]["application/problem+json"];
-                assert!(unauthorized.is_object(), "{method} {path} lacks a problem+json 401");
+                assert!(
+                    unauthorized.is_object(),
+                    "{method} {path} lacks a problem+json 401"
+                );
             }
         }
     }
@@ -122,7 +128,15 @@ mod tests {
         let doc = served().await;
         let text = doc.to_string();
         let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for name in ["Problem", "ErrorCode", "QuoteView", "PaymentView", "PaymentList", "BalanceList", "Money"] {
+        for name in [
+            "Problem",
+            "ErrorCode",
+            "QuoteView",
+            "PaymentView",
+            "PaymentList",
+            "BalanceList",
+            "Money",
+        ] {
             assert!(schemas.contains_key(name), "schema {name} missing");
         }
         // every $ref points into components/schemas and resolves

@@ -95,8 +95,9 @@ pub async fn list_payments(
             .status
             .as_deref()
             .map(|s| {
-                s.parse::<PaymentStatus>()
-                    .map_err(|_| ApiError::validation(format!("status `{s}` is not a payment status")))
+                s.parse::<PaymentStatus>().map_err(|_| {
+                    ApiError::validation(format!("status `{s}` is not a payment status"))
+                })
             })
             .transpose()?,
         limit: page_limit(params.limit)?,

@@ -127,7 +127,12 @@ fn validate<'a>(
     request: &CreateQuoteRequest,
 ) -> Result<QuoteInput<'a>, ApiError> {
     let chain = state.chains.chain(&request.chain).ok_or_else(|| {
-        let known: Vec<&str> = state.chains.chains().iter().map(|c| c.name.as_str()).collect();
+        let known: Vec<&str> = state
+            .chains
+            .chains()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         ApiError::new(
             ErrorCode::UnsupportedChain,
             format!(
@@ -151,9 +156,9 @@ fn validate<'a>(
     let amount = asset
         .parse_amount(&request.amount)
         .map_err(|e| ApiError::validation(format!("amount: {e}")))?;
-    let recipient = chain.validate_recipient(&request.recipient).map_err(|e| {
-        ApiError::new(ErrorCode::InvalidRecipient, format!("recipient: {e}"))
-    })?;
+    let recipient = chain
+        .validate_recipient(&request.recipient)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRecipient, format!("recipient: {e}")))?;
     Ok(QuoteInput {
         chain,
         asset,

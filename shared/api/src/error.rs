@@ -267,7 +267,11 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, content_type, serde_json::from_slice(&bytes).unwrap())
+        (
+            status,
+            content_type,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -303,11 +307,27 @@ mod tests {
     fn code_serde_name_matches_as_str_for_every_code() {
         use ErrorCode::*;
         for code in [
-            Unauthorized, Forbidden, NotFound, MethodNotAllowed, InvalidJson,
-            UnsupportedMediaType, PayloadTooLarge, ValidationFailed, UnsupportedChain,
-            UnsupportedAsset, InvalidRecipient, QuoteExpired, QuoteAlreadyUsed, InsufficientFunds,
-            LimitExceeded, InvalidState, IdempotencyKeyRequired, IdempotencyKeyReused,
-            IdempotencyKeyInFlight, UpstreamUnavailable, Internal,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            InvalidJson,
+            UnsupportedMediaType,
+            PayloadTooLarge,
+            ValidationFailed,
+            UnsupportedChain,
+            UnsupportedAsset,
+            InvalidRecipient,
+            QuoteExpired,
+            QuoteAlreadyUsed,
+            InsufficientFunds,
+            LimitExceeded,
+            InvalidState,
+            IdempotencyKeyRequired,
+            IdempotencyKeyReused,
+            IdempotencyKeyInFlight,
+            UpstreamUnavailable,
+            Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!(code.status().is_client_error() || code.status().is_server_error());

@@ -132,22 +132,56 @@ mod tests {
         let parsed = extract(request(Some("application/json; charset=utf-8"), raw))
             .await
             .unwrap();
-        assert_eq!(parsed.value, Body1 { name: "a".into(), count: 2 });
+        assert_eq!(
+            parsed.value,
+            Body1 {
+                name: "a".into(),
+                count: 2
+            }
+        );
         assert_eq!(parsed.raw, raw.as_bytes());
     }
 
     #[tokio::test]
     async fn each_bad_body_gets_its_own_code() {
         let cases = [
-            (Some("application/json"), "{\"name\":", ErrorCode::InvalidJson),
+            (
+                Some("application/json"),
+                "{\"name\":",
+                ErrorCode::InvalidJson,
+            ),
             (Some("application/json"), "", ErrorCode::InvalidJson),
             (Some("application/json"), "[1,2", ErrorCode::InvalidJson),
-            (Some("application/json"), r#"{"name":"a","count":-1}"#, ErrorCode::ValidationFailed),
-            (Some("application/json"), r#"{"name":"a","count":"2"}"#, ErrorCode::ValidationFailed),
-            (Some("application/json"), r#"{"name":"a"}"#, ErrorCode::ValidationFailed),
-            (Some("application/json"), r#"{"name":"a","count":1,"x":1}"#, ErrorCode::ValidationFailed),
-            (Some("text/plain"), r#"{"name":"a","count":1}"#, ErrorCode::UnsupportedMediaType),
-            (None, r#"{"name":"a","count":1}"#, ErrorCode::UnsupportedMediaType),
+            (
+                Some("application/json"),
+                r#"{"name":"a","count":-1}"#,
+                ErrorCode::ValidationFailed,
+            ),
+            (
+                Some("application/json"),
+                r#"{"name":"a","count":"2"}"#,
+                ErrorCode::ValidationFailed,
+            ),
+            (
+                Some("application/json"),
+                r#"{"name":"a"}"#,
+                ErrorCode::ValidationFailed,
+            ),
+            (
+                Some("application/json"),
+                r#"{"name":"a","count":1,"x":1}"#,
+                ErrorCode::ValidationFailed,
+            ),
+            (
+                Some("text/plain"),
+                r#"{"name":"a","count":1}"#,
+                ErrorCode::UnsupportedMediaType,
+            ),
+            (
+                None,
+                r#"{"name":"a","count":1}"#,
+                ErrorCode::UnsupportedMediaType,
+            ),
         ];
         for (content_type, body, code) in cases {
             let error = extract(request(content_type, body)).await.unwrap_err();
@@ -172,13 +206,21 @@ mod tests {
         let declared = request(Some("application/json"), big.clone());
         let declared = {
             let (mut parts, body) = declared.into_parts();
-            parts.headers.insert(header::CONTENT_LENGTH, big.len().into());
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, big.len().into());
             Request::from_parts(parts, body)
         };
-        assert_eq!(extract(declared).await.unwrap_err().code(), ErrorCode::PayloadTooLarge);
+        assert_eq!(
+            extract(declared).await.unwrap_err().code(),
+            ErrorCode::PayloadTooLarge
+        );
         let stream = futures_util_stream(big);
         let streamed = request(Some("application/json"), stream);
-        assert_eq!(extract(streamed).await.unwrap_err().code(), ErrorCode::PayloadTooLarge);
+        assert_eq!(
+            extract(streamed).await.unwrap_err().code(),
+            ErrorCode::PayloadTooLarge
+        );
     }
 
     /// A body without a known length (as a chunked upload arrives).

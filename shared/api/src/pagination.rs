@@ -37,7 +37,8 @@ pub fn encode_cursor<K: Serialize>(position: &K) -> String {
 
 /// Decodes a cursor made by [`encode_cursor`].
 pub fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
-    let invalid = || ApiError::validation("cursor is not valid; use next_cursor from a previous page");
+    let invalid =
+        || ApiError::validation("cursor is not valid; use next_cursor from a previous page");
     if cursor.is_empty() || cursor.len() > MAX_CURSOR_LEN {
         return Err(invalid());
     }
@@ -55,8 +56,14 @@ mod tests {
         assert_eq!(page_limit(None).unwrap(), 20);
         assert_eq!(page_limit(Some(1)).unwrap(), 1);
         assert_eq!(page_limit(Some(100)).unwrap(), 100);
-        assert_eq!(page_limit(Some(0)).unwrap_err().code(), ErrorCode::ValidationFailed);
-        assert_eq!(page_limit(Some(101)).unwrap_err().code(), ErrorCode::ValidationFailed);
+        assert_eq!(
+            page_limit(Some(0)).unwrap_err().code(),
+            ErrorCode::ValidationFailed
+        );
+        assert_eq!(
+            page_limit(Some(101)).unwrap_err().code(),
+            ErrorCode::ValidationFailed
+        );
     }
 
     #[test]

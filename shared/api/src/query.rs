@@ -47,7 +47,10 @@ mod tests {
 
     #[tokio::test]
     async fn bad_or_unknown_parameters_are_validation_errors() {
-        assert_eq!(extract("/x?limit=5").await.unwrap().0, Params { limit: Some(5) });
+        assert_eq!(
+            extract("/x?limit=5").await.unwrap().0,
+            Params { limit: Some(5) }
+        );
         assert_eq!(extract("/x").await.unwrap().0, Params { limit: None });
         for uri in ["/x?limit=abc", "/x?limit=-1", "/x?limt=5"] {
             let error = extract(uri).await.unwrap_err();

@@ -122,7 +122,8 @@ impl AppState {
     pub fn from_env() -> Result<Self, ApiConfigError> {
         let config = ApiConfig::from_env()?;
         let chains = Arc::new(ChainsConfig::from_env()?);
-        let url = std::env::var(DATABASE_URL_ENV).map_err(|_| ApiConfigError::DatabaseUrlMissing)?;
+        let url =
+            std::env::var(DATABASE_URL_ENV).map_err(|_| ApiConfigError::DatabaseUrlMissing)?;
         let max_connections = match std::env::var(DB_MAX_CONNECTIONS_ENV) {
             Err(_) => DEFAULT_DB_MAX_CONNECTIONS,
             Ok(text) => text

@@ -184,9 +184,7 @@ impl<'a> Renderer<'a> {
             .chains
             .chain(asset.chain())
             .and_then(|c| c.asset(asset.symbol()))
-            .ok_or_else(|| {
-                ApiError::internal("render", &UnconfiguredAsset(asset.to_string()))
-            })?;
+            .ok_or_else(|| ApiError::internal("render", &UnconfiguredAsset(asset.to_string())))?;
         Ok(Money {
             value: configured.format_amount(amount),
             base_units: amount.to_string(),

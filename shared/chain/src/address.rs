@@ -23,7 +23,9 @@ pub enum AddressError {
 /// Parses `0x` + 40 hex digits. Mixed case must be the EIP-55 checksum (EIP-1191 chain-specific
 /// checksums are not accepted: wallets on the chains we serve emit plain EIP-55).
 pub fn parse_address(input: &str) -> Result<Address, AddressError> {
-    let hex = input.strip_prefix("0x").ok_or(AddressError::MissingPrefix)?;
+    let hex = input
+        .strip_prefix("0x")
+        .ok_or(AddressError::MissingPrefix)?;
     if hex.len() != 40 {
         return Err(AddressError::Length);
     }
@@ -55,7 +57,10 @@ mod tests {
     fn all_lower_and_all_upper_are_accepted_without_checksum() {
         let lower = format!("0x{}", &CHECKSUMMED[2..].to_ascii_lowercase());
         let upper = format!("0x{}", &CHECKSUMMED[2..].to_ascii_uppercase());
-        assert_eq!(parse_address(&lower).unwrap(), parse_address(&upper).unwrap());
+        assert_eq!(
+            parse_address(&lower).unwrap(),
+            parse_address(&upper).unwrap()
+        );
     }
 
     #[test]
@@ -67,11 +72,20 @@ mod tests {
 
     #[test]
     fn malformed_inputs_name_their_problem() {
-        assert_eq!(parse_address(&CHECKSUMMED[2..]), Err(AddressError::MissingPrefix));
+        assert_eq!(
+            parse_address(&CHECKSUMMED[2..]),
+            Err(AddressError::MissingPrefix)
+        );
         assert_eq!(parse_address("0x1234"), Err(AddressError::Length));
-        assert_eq!(parse_address(&format!("0x{}", "g".repeat(40))), Err(AddressError::NotHex));
+        assert_eq!(
+            parse_address(&format!("0x{}", "g".repeat(40))),
+            Err(AddressError::NotHex)
+        );
         assert_eq!(parse_address(""), Err(AddressError::MissingPrefix));
         // 40 bytes but multi-byte characters must not slip through as hex
-        assert_eq!(parse_address(&format!("0x{}", "é".repeat(20))), Err(AddressError::NotHex));
+        assert_eq!(
+            parse_address(&format!("0x{}", "é".repeat(20))),
+            Err(AddressError::NotHex)
+        );
     }
 }

@@ -56,7 +56,10 @@ pub enum ConfigError {
     NoChains,
     /// One chain entry is inconsistent.
     #[error("chain {chain:?}: {problem}")]
-    Invalid { chain: String, problem: ChainProblem },
+    Invalid {
+        chain: String,
+        problem: ChainProblem,
+    },
 }
 
 /// What is wrong with one chain entry.
@@ -347,7 +350,8 @@ fn build_asset(
     }
     // Both parts were validated above (and the chain name before), so these cannot fail; the
     // domain's own checks stay authoritative.
-    let id = AssetId::new(chain, symbol).map_err(|_| ChainProblem::InvalidSymbol(symbol.to_owned()))?;
+    let id =
+        AssetId::new(chain, symbol).map_err(|_| ChainProblem::InvalidSymbol(symbol.to_owned()))?;
     Asset::new(id, decimals, kind).map_err(|_| ChainProblem::DecimalsTooLarge {
         symbol: symbol.to_owned(),
         decimals,
@@ -458,8 +462,15 @@ mod tests {
             }
         );
         assert!(matches!(
-            problem(&VALID.replace("0x5FbDB2315678afecb367f032d93F642f64180aa3", "0x5fbDB2315678afecb367f032d93F642f64180aa3")),
-            ChainProblem::InvalidAddress { field: "tokens.contract", reason: AddressError::Checksum, .. }
+            problem(&VALID.replace(
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                "0x5fbDB2315678afecb367f032d93F642f64180aa3"
+            )),
+            ChainProblem::InvalidAddress {
+                field: "tokens.contract",
+                reason: AddressError::Checksum,
+                ..
+            }
         ));
         assert_eq!(
             problem(&VALID.replace(

@@ -77,15 +77,20 @@ pub enum FeeError {
     },
     #[error("chain {chain}: {method} timed out")]
     Timeout { chain: String, method: &'static str },
-    #[error("chain {chain}: estimated gas {gas} for a token transfer exceeds {ERC20_TRANSFER_GAS_MAX}")]
+    #[error(
+        "chain {chain}: estimated gas {gas} for a token transfer exceeds {ERC20_TRANSFER_GAS_MAX}"
+    )]
     GasTooHigh { chain: String, gas: u64 },
 }
 
 /// Estimates fees for quotes; a trait so the HTTP layer can be tested without a node.
 #[async_trait::async_trait]
 pub trait FeeEstimator: Send + Sync + 'static {
-    async fn estimate(&self, chain: &Chain, transfer: &TransferSpec)
-    -> Result<FeeEstimate, FeeError>;
+    async fn estimate(
+        &self,
+        chain: &Chain,
+        transfer: &TransferSpec,
+    ) -> Result<FeeEstimate, FeeError>;
 }
 
 /// Clamps an EIP-1559 estimate to the chain's cap; the tip never exceeds the max fee.
@@ -290,7 +295,10 @@ mod tests {
 
     #[test]
     fn tip_never_exceeds_the_capped_max_fee() {
-        assert_eq!(cap_fees(estimation(5_000, 3_000), 1_000), (1_000, 1_000, true));
+        assert_eq!(
+            cap_fees(estimation(5_000, 3_000), 1_000),
+            (1_000, 1_000, true)
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub mod recipient;
 
 pub use address::{AddressError, parse_address};
 pub use config::{CHAINS_CONFIG_ENV, Chain, ChainProblem, ChainsConfig, ConfigError};
-pub use fees::{FeeError, FeeEstimate, FeeEstimator, FixedFeeEstimator, RpcFeeEstimator, TransferSpec};
+pub use fees::{
+    FeeError, FeeEstimate, FeeEstimator, FixedFeeEstimator, RpcFeeEstimator, TransferSpec,
+};
 pub use recipient::RecipientError;
 
 /// Re-exported so callers name the same primitive types.

@@ -46,7 +46,7 @@ fn rate(label: &str, mut op: impl FnMut(u64)) {
 fn report(label: &str, n: u64, elapsed: Duration) {
     let per_second = n as f64 / elapsed.as_secs_f64();
     let micros = elapsed.as_secs_f64() * 1e6 / n as f64;
-    println!("{label:<58} {per_second:>10.0} /s  {micros:>9.1} µs/op  (n={n})");
+    println!("{label:<58} {per_second:>10.0} /s  {micros:>9.1} us/op  (n={n})");
 }
 
 fn main() {

@@ -163,6 +163,7 @@ impl KeyVaultSigner {
 
     /// Signs a 32-byte digest (for transactions: the keccak256 signing hash) and returns the
     /// low-s Ethereum signature with its y-parity.
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %self.key_id, %digest), err)]
     pub async fn sign_digest(&self, digest: &B256) -> Result<Signature, KeyVaultSignerError> {
         let raw = with_retry(&self.retry, "sign", || self.request_signature(digest)).await?;
         let raw = raw.ok_or(KeyVaultSignerError::MissingSignature)?;

@@ -2,7 +2,6 @@
 //! started from already-built binaries (`cargo build --workspace --bins`, which `make test`
 //! runs), output captured to a log file, stopped on drop.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use crate::ports::{free_port, repo_root, target_bin_dir};
 
 /// How long devhost plus the handler may take to be ready.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long devhost gets to stop its handler after SIGTERM.
+/// How long devhost gets to stop its handler once asked to.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What to start.
@@ -88,8 +87,8 @@ impl DevhostBuilder {
 
     async fn try_start(&self, devhost: &PathBuf) -> Result<Devhost, String> {
         let port = free_port();
-        let log = std::env::temp_dir()
-            .join(format!("meshpay-devhost-{}-{port}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("meshpay-devhost-{}-{port}.log", std::process::id()));
         let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(devhost)
@@ -98,30 +97,42 @@ impl DevhostBuilder {
             .arg("--executable")
             .arg(&self.executable)
             .args(["--port", &port.to_string()])
+            // devhost stops (and stops its handler) when this pipe closes: on drop, and also
+            // when the test process dies without running drop.
+            .arg("--stop-on-stdin-eof")
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(out)
             .stderr(err)
-            // Own process group: Drop can take down devhost and its handler together.
-            .process_group(0)
             .spawn()
             .map_err(|e| format!("spawn devhost: {e}"))?;
-        let mut host = Devhost { child, port, log, handler_port: 0 };
+        let mut host = Devhost {
+            child,
+            port,
+            log,
+            handler_port: 0,
+        };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = host.child.try_wait() {
-                return Err(format!("devhost exited with {status}:\n{}", host.log_tail(40)));
+                return Err(format!(
+                    "devhost exited with {status}:\n{}",
+                    host.log_tail(40)
+                ));
             }
-            if let Ok(status) = host.status(&client).await {
-                if status["state"] == "Running" {
-                    host.handler_port = status["workerPort"].as_u64().unwrap_or(0) as u16;
-                    return Ok(host);
-                }
+            if let Ok(status) = host.status(&client).await
+                && status["state"] == "Running"
+            {
+                host.handler_port = status["workerPort"].as_u64().unwrap_or(0) as u16;
+                return Ok(host);
             }
             if Instant::now() > deadline {
-                return Err(format!("not ready within {START_TIMEOUT:?}:\n{}", host.log_tail(40)));
+                return Err(format!(
+                    "not ready within {START_TIMEOUT:?}:\n{}",
+                    host.log_tail(40)
+                ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -146,7 +157,10 @@ impl Devhost {
     /// devhost + `target/debug/meshpay` on the repo's app with `env` (connection strings,
     /// `DATABASE_URL`, schedules, ...).
     pub async fn start(env: &[(&str, &str)]) -> Devhost {
-        env.iter().fold(Self::builder(), |b, (k, v)| b.env(k, *v)).start().await
+        env.iter()
+            .fold(Self::builder(), |b, (k, v)| b.env(k, *v))
+            .start()
+            .await
     }
 
     /// `http://127.0.0.1:<port>` (devhost's own HTTP side).
@@ -170,13 +184,17 @@ impl Devhost {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(status) = self.status(&client).await {
-                if let Some(port) = status["workerPort"].as_u64() {
-                    self.handler_port = port as u16;
-                    return self.handler_url();
-                }
+            if let Ok(status) = self.status(&client).await
+                && let Some(port) = status["workerPort"].as_u64()
+            {
+                self.handler_port = port as u16;
+                return self.handler_url();
             }
-            assert!(Instant::now() < deadline, "handler not ready:\n{}", self.log_tail(40));
+            assert!(
+                Instant::now() < deadline,
+                "handler not ready:\n{}",
+                self.log_tail(40)
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -222,19 +240,19 @@ impl Devhost {
 impl Drop for Devhost {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- devhost log ({}), last lines ---\n{}", self.log.display(), self.log_tail(120));
+            eprintln!(
+                "--- devhost log ({}), last lines ---\n{}",
+                self.log.display(),
+                self.log_tail(120)
+            );
         }
-        // SIGTERM lets devhost stop its handler; then make sure the whole group is gone.
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
+        // Closing stdin asks devhost to stop its handler and exit; only the devhost process
+        // itself is killed if it does not (std's kill never signals a reaped pid).
+        drop(self.child.stdin.take());
         let deadline = Instant::now() + STOP_GRACE;
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Logs of passing tests are not needed; failing ones were printed above and are kept.

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use meshpay_chain::fees::{ERC20_TRANSFER_GAS_FALLBACK, NATIVE_TRANSFER_GAS};
-use meshpay_chain::{Address, ChainsConfig, FeeError, FeeEstimator, RpcFeeEstimator, TransferSpec, U256};
+use meshpay_chain::{
+    Address, ChainsConfig, FeeError, FeeEstimator, RpcFeeEstimator, TransferSpec, U256,
+};
 use meshpay_testkit::anvil::{Anvil, DEV_ADDRESSES};
 use meshpay_testkit::ports::repo_root;
 
@@ -13,9 +15,10 @@ const RECIPIENT: &str = "0x976EA74026E726554dB657fA54763abd0C3a0aa9";
 /// chains.dev.toml, pointed at this test's anvil.
 fn config_for(anvil_url: &str, cap_wei: u64) -> ChainsConfig {
     let text = std::fs::read_to_string(repo_root().join("chains.dev.toml")).unwrap();
-    let text = text
-        .replace("http://127.0.0.1:8545", anvil_url)
-        .replace("max_fee_per_gas_cap_wei = 200000000000", &format!("max_fee_per_gas_cap_wei = {cap_wei}"));
+    let text = text.replace("http://127.0.0.1:8545", anvil_url).replace(
+        "max_fee_per_gas_cap_wei = 200000000000",
+        &format!("max_fee_per_gas_cap_wei = {cap_wei}"),
+    );
     ChainsConfig::from_toml_str(&text).unwrap()
 }
 
@@ -25,7 +28,12 @@ fn estimator(config: &ChainsConfig) -> RpcFeeEstimator {
 
 fn transfer(config: &ChainsConfig, symbol: &str) -> TransferSpec {
     TransferSpec {
-        asset: config.chain("anvil").unwrap().asset(symbol).unwrap().clone(),
+        asset: config
+            .chain("anvil")
+            .unwrap()
+            .asset(symbol)
+            .unwrap()
+            .clone(),
         recipient: RECIPIENT.parse::<Address>().unwrap(),
         amount_base_units: U256::from(1_000_000u64),
     }
@@ -45,7 +53,10 @@ async fn native_transfer_is_quoted_at_21000_gas_with_eip1559_fees() {
     let anvil = Anvil::start().await;
     let config = config_for(anvil.url(), 200_000_000_000);
     let chain = config.chain("anvil").unwrap();
-    let fee = estimator(&config).estimate(chain, &transfer(&config, "ETH")).await.unwrap();
+    let fee = estimator(&config)
+        .estimate(chain, &transfer(&config, "ETH"))
+        .await
+        .unwrap();
     assert_eq!(fee.gas_limit, NATIVE_TRANSFER_GAS);
     assert!(!fee.capped);
     // anvil starts at a 1 gwei base fee: 2 * base + tip
@@ -62,7 +73,10 @@ async fn fees_above_the_chain_cap_are_clamped_to_it() {
     let anvil = Anvil::start().await;
     let config = config_for(anvil.url(), 1_000);
     let chain = config.chain("anvil").unwrap();
-    let fee = estimator(&config).estimate(chain, &transfer(&config, "ETH")).await.unwrap();
+    let fee = estimator(&config)
+        .estimate(chain, &transfer(&config, "ETH"))
+        .await
+        .unwrap();
     assert!(fee.capped);
     assert_eq!(fee.max_fee_per_gas_wei, 1_000);
     assert!(fee.max_priority_fee_per_gas_wei <= 1_000);
@@ -78,9 +92,15 @@ async fn token_transfer_gas_is_estimated_with_margin_when_the_hot_wallet_holds_t
     assert_eq!(hot_wallet, DEV_ADDRESSES[1]);
     anvil.mint_usdc(&usdc, &hot_wallet, 10_000_000).await;
 
-    let fee = estimator(&config).estimate(chain, &transfer(&config, "USDC")).await.unwrap();
+    let fee = estimator(&config)
+        .estimate(chain, &transfer(&config, "USDC"))
+        .await
+        .unwrap();
     // a transfer to a fresh holder costs ~35-52k gas; +20 % margin, and never the fallback
-    assert!(fee.gas_limit > NATIVE_TRANSFER_GAS && fee.gas_limit < 100_000, "{fee:?}");
+    assert!(
+        fee.gas_limit > NATIVE_TRANSFER_GAS && fee.gas_limit < 100_000,
+        "{fee:?}"
+    );
     assert_ne!(fee.gas_limit, ERC20_TRANSFER_GAS_FALLBACK);
 }
 
@@ -91,7 +111,10 @@ async fn token_transfer_falls_back_to_65k_when_estimation_reverts() {
     // the hot wallet holds no USDC: transfer() reverts in eth_estimateGas
     let config = config_for(anvil.url(), 200_000_000_000);
     let chain = config.chain("anvil").unwrap();
-    let fee = estimator(&config).estimate(chain, &transfer(&config, "USDC")).await.unwrap();
+    let fee = estimator(&config)
+        .estimate(chain, &transfer(&config, "USDC"))
+        .await
+        .unwrap();
     assert_eq!(fee.gas_limit, ERC20_TRANSFER_GAS_FALLBACK);
 }
 
@@ -105,5 +128,14 @@ async fn unreachable_rpc_is_an_error_not_a_guess() {
         .estimate(chain, &transfer(&config, "ETH"))
         .await
         .unwrap_err();
-    assert!(matches!(error, FeeError::Rpc { method: "eth_feeHistory", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            FeeError::Rpc {
+                method: "eth_feeHistory",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }

@@ -1,4 +1,5 @@
 //! meshpay-queue against a real Azurite (signed with the shared-key policy).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

@@ -1,0 +1,163 @@
+//! What a real anvil answers, classified: success-ish duplicates, refusals that are retried and
+//! then fail the payment (hold released, nonce handed back), and unknown outcomes that never
+//! fail a payment.
+
+use alloy::primitives::U256;
+use meshpay_domain::PaymentStatus;
+use meshpay_relay::{
+    Ack, BroadcastOutcome, Delivery, RelayConfig, RelayError, RpcFailure, SendClass,
+};
+use meshpay_store::transactions::AttemptStatus;
+use serde_json::json;
+
+use crate::faulty::FaultyRpc;
+use crate::support::{Stack, eth};
+
+const LAST: Delivery = Delivery { dequeue_count: 5 };
+
+async fn eth_balance_of_merchant(stack: &Stack) -> (U256, U256) {
+    let balances = stack.store.balances(stack.merchant).await.unwrap();
+    let b = balances.iter().find(|b| b.asset == eth()).unwrap();
+    (b.available.base_units(), b.held.base_units())
+}
+
+#[tokio::test]
+async fn resending_while_pending_is_already_known() {
+    let stack = Stack::start_with_wallets(&[1]).await;
+    stack.rpc_call("evm_setAutomine", json!([false])).await;
+    let relay = stack.relay();
+    let payment = stack.payment("ETH", 9).await;
+    let first = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap();
+    let second = relay.broadcast(payment.id, Delivery::new(Some(2))).await.unwrap();
+    let (BroadcastOutcome::Sent(a), BroadcastOutcome::Sent(b)) = (first, second) else {
+        panic!("not sent")
+    };
+    assert_eq!((a.ack, b.ack), (Ack::Accepted, Ack::AlreadyKnown));
+    assert_eq!(a.tx_hash, b.tx_hash);
+    let attempt = stack.store.live_attempt(payment.id).await.unwrap().unwrap();
+    assert_eq!(attempt.send_count, 2);
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn insufficient_funds_is_retried_then_fails_the_payment_and_rewinds_the_nonce() {
+    let stack = Stack::start_with_wallets(&[1]).await;
+    let wallet = stack.wallets[0];
+    let amount = 10u128.pow(18);
+    // Enough for the value (so eth_estimateGas passes) but not for value + gas.
+    stack.set_eth_balance(wallet, U256::from(amount + 1)).await;
+    let relay = stack.relay();
+    let (available_before, _) = eth_balance_of_merchant(&stack).await;
+    let payment = stack.payment("ETH", amount).await;
+
+    let error = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap_err();
+    match &error {
+        RelayError::Send { class, failure } => {
+            assert_eq!(*class, SendClass::Rejected, "{failure}");
+            assert!(failure.to_string().contains("insufficient funds"), "{failure}");
+        }
+        other => panic!("expected a rejected send, got {other}"),
+    }
+    let stored = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, PaymentStatus::Broadcast, "kept for the retry");
+
+    let outcome = relay.broadcast(payment.id, LAST).await.unwrap();
+    let BroadcastOutcome::Failed { reason, .. } = outcome else {
+        panic!("expected Failed, got {outcome:?}")
+    };
+    assert!(reason.contains("insufficient funds"), "{reason}");
+    let failed = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, PaymentStatus::Failed);
+    assert!(failed.failure_reason.unwrap().contains("insufficient funds"));
+    let attempts = stack.store.payment_transactions(payment.id).await.unwrap();
+    assert_eq!(attempts[0].status, AttemptStatus::Rejected);
+    let state = stack.store.wallet_nonce("anvil", wallet).await.unwrap().unwrap();
+    assert_eq!(state.next_nonce, 0, "the only nonce was handed back");
+    let (available_after, held_after) = eth_balance_of_merchant(&stack).await;
+    assert_eq!((available_after, held_after), (available_before, U256::ZERO), "hold released");
+
+    // Topped up, the next payment reuses nonce 0.
+    stack.set_eth_balance(wallet, U256::from(10u128.pow(21))).await;
+    let next = stack.payment("ETH", 1).await;
+    let BroadcastOutcome::Sent(tx) = relay.broadcast(next.id, Delivery::FIRST).await.unwrap() else {
+        panic!("not sent")
+    };
+    assert_eq!(tx.nonce, 0);
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn intrinsic_gas_too_low_fails_the_payment_at_once() {
+    let stack = Stack::start_with_wallets(&[1]).await;
+    let faulty = FaultyRpc::new(stack.rpc());
+    faulty.override_gas(20_000);
+    let relay = stack.relay_with(faulty.clone(), RelayConfig::default());
+    let payment = stack.payment("ETH", 1_000).await;
+
+    let outcome = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap();
+    let BroadcastOutcome::Failed { reason, .. } = outcome else {
+        panic!("expected Failed, got {outcome:?}")
+    };
+    assert!(reason.contains("intrinsic gas too low"), "{reason}");
+    assert_eq!(faulty.sends_forwarded(), 1, "anvil itself refused it");
+    let state = stack.store.wallet_nonce("anvil", stack.wallets[0]).await.unwrap().unwrap();
+    assert_eq!(state.next_nonce, 0);
+    let (_, held) = eth_balance_of_merchant(&stack).await;
+    assert_eq!(held, U256::ZERO);
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn unknown_send_outcome_never_fails_the_payment_even_on_the_last_delivery() {
+    let stack = Stack::start_with_wallets(&[1]).await;
+    let faulty = FaultyRpc::new(stack.rpc());
+    let relay = stack.relay_with(faulty.clone(), RelayConfig::default());
+    let payment = stack.payment("ETH", 1_000).await;
+    for failure in [
+        RpcFailure::Timeout { method: "eth_sendRawTransaction" },
+        RpcFailure::Http {
+            method: "eth_sendRawTransaction",
+            status: 503,
+            body: "upstream unavailable".into(),
+        },
+    ] {
+        faulty.fail_next_send(failure);
+        let error = relay.broadcast(payment.id, LAST).await.unwrap_err();
+        assert!(
+            matches!(error, RelayError::Send { class: SendClass::Unknown, .. }),
+            "{error}"
+        );
+        let stored = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, PaymentStatus::Broadcast);
+    }
+    // The node recovers: the same stored bytes go out.
+    let first_hash = stack.store.live_attempt(payment.id).await.unwrap().unwrap().tx_hash;
+    let BroadcastOutcome::Sent(tx) = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap()
+    else {
+        panic!("not sent")
+    };
+    assert_eq!(tx.tx_hash, first_hash);
+    let attempt = stack.store.live_attempt(payment.id).await.unwrap().unwrap();
+    assert_eq!(attempt.send_count, 3);
+    assert_eq!(attempt.last_error, None);
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn transfer_that_would_revert_is_retried_then_fails_before_signing() {
+    let stack = Stack::start_with_wallets(&[1]).await;
+    let relay = stack.relay();
+    // More USDC than the hot wallet holds: eth_estimateGas reverts.
+    let payment = stack.payment("USDC", crate::support::WALLET_USDC + 1).await;
+
+    let error = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap_err();
+    assert!(matches!(&error, RelayError::Rpc(f) if f.is_revert()), "{error}");
+    let outcome = relay.broadcast(payment.id, LAST).await.unwrap();
+    let BroadcastOutcome::Failed { reason, .. } = outcome else {
+        panic!("expected Failed, got {outcome:?}")
+    };
+    assert!(reason.contains("revert"), "{reason}");
+    assert_eq!(stack.count("SELECT count(*) FROM payment_transactions").await, 0);
+    assert_eq!(stack.count("SELECT count(*) FROM wallet_nonces").await, 0, "no nonce taken");
+    stack.finish().await;
+}

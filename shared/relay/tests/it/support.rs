@@ -1,0 +1,294 @@
+//! Fixtures: a real anvil (DevUSDC deployed, hot wallets = anvil accounts 1 and 2 holding
+//! tokens), a fresh migrated database with a funded merchant, and relays over them.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use meshpay_chain::ChainsConfig;
+use meshpay_domain::{Amount, AssetId, Charges, FeeBps, IdempotencyKey, MerchantId};
+use meshpay_relay::{AlloyRpc, ChainRpc, DynTxSigner, Relay, RelayConfig};
+use meshpay_store::{
+    AuthorizeOutcome, AuthorizeRequest, NewMerchant, NewQuote, Payment, Store, StoredResponse,
+    request_fingerprint,
+};
+use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
+use meshpay_testkit::postgres::TestDb;
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
+use time::OffsetDateTime;
+
+/// Hot wallets: anvil accounts 1 and 2 (as in chains.dev.toml).
+pub const WALLET_ACCOUNTS: [usize; 2] = [1, 2];
+/// USDC minted to each hot wallet (base units): 1,000,000 USDC.
+pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
+
+pub struct Stack {
+    pub anvil: Anvil,
+    pub store: Store,
+    pub chains: ChainsConfig,
+    pub merchant: MerchantId,
+    pub wallets: Vec<Address>,
+    _db: TestDb,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with_wallets(&WALLET_ACCOUNTS).await
+    }
+
+    pub async fn start_with_wallets(accounts: &[usize]) -> Stack {
+        let (anvil, db) = tokio::join!(
+            Anvil::start(),
+            TestDb::create_migrated(&meshpay_store::MIGRATOR)
+        );
+        let usdc = anvil.deploy_dev_usdc().await;
+        assert_eq!(usdc.to_ascii_lowercase(), DEV_USDC_ADDRESS.to_ascii_lowercase());
+        let wallets: Vec<Address> = accounts
+            .iter()
+            .map(|&i| Address::from_str(anvil.address(i)).unwrap())
+            .collect();
+        for &i in accounts {
+            anvil.mint_usdc(&usdc, anvil.address(i), WALLET_USDC).await;
+        }
+        let hot = wallets
+            .iter()
+            .map(|w| format!("\"{}\"", w.to_checksum(None)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let chains = ChainsConfig::from_toml_str(&format!(
+            r#"
+            [[chains]]
+            name = "anvil"
+            chain_id = 31337
+            rpc_url = "{url}"
+            confirmations = 1
+            max_fee_per_gas_cap_wei = 200000000000
+            hot_wallets = [{hot}]
+            native = {{ symbol = "ETH", decimals = 18 }}
+            [[chains.tokens]]
+            symbol = "USDC"
+            contract = "{DEV_USDC_ADDRESS}"
+            decimals = 6
+            "#,
+            url = anvil.url()
+        ))
+        .unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect(db.url())
+            .await
+            .unwrap();
+        let store = Store::from_pool(pool);
+        let merchant = funded_merchant(&store).await;
+        Stack {
+            anvil,
+            store,
+            chains,
+            merchant,
+            wallets,
+            _db: db,
+        }
+    }
+
+    pub fn signers(&self) -> Vec<DynTxSigner> {
+        self.wallets
+            .iter()
+            .map(|w| {
+                let i = (0..10)
+                    .find(|&i| Address::from_str(self.anvil.address(i)).unwrap() == *w)
+                    .unwrap();
+                let key = PrivateKeySigner::from_str(self.anvil.private_key(i)).unwrap();
+                Arc::new(key) as DynTxSigner
+            })
+            .collect()
+    }
+
+    pub fn rpc(&self) -> Arc<AlloyRpc> {
+        Arc::new(AlloyRpc::new(
+            self.anvil.url().parse().unwrap(),
+            Duration::from_secs(10),
+        ))
+    }
+
+    pub fn relay(&self) -> Relay {
+        self.relay_with(self.rpc(), RelayConfig::default())
+    }
+
+    pub fn relay_with(&self, rpc: Arc<dyn ChainRpc>, config: RelayConfig) -> Relay {
+        let chain = self.chains.chain("anvil").unwrap().clone();
+        Relay::new(self.store.clone(), config)
+            .with_chain(chain, rpc, self.signers())
+            .unwrap()
+    }
+
+    /// An authorized payment of `amount` base units of `symbol` to a fresh address.
+    pub async fn payment(&self, symbol: &str, amount: u128) -> Payment {
+        self.payment_to(symbol, amount, fresh_address(), None).await
+    }
+
+    pub async fn payment_to(
+        &self,
+        symbol: &str,
+        amount: u128,
+        recipient: Address,
+        hot_wallet: Option<Address>,
+    ) -> Payment {
+        let asset: AssetId = format!("anvil:{symbol}").parse().unwrap();
+        let gas_limit = 65_000u64;
+        let max_fee = 2_000_000_000u128;
+        let charges = Charges::compute(
+            asset,
+            Amount::from_u128(amount),
+            FeeBps::new(25).unwrap(),
+            eth(),
+            Charges::network_fee_for(gas_limit, max_fee),
+        )
+        .unwrap();
+        let quote = self
+            .store
+            .insert_quote(&NewQuote {
+                merchant_id: self.merchant,
+                charges,
+                recipient,
+                gas_limit,
+                max_fee_per_gas: max_fee,
+                max_priority_fee_per_gas: 1_000_000_000,
+                expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(300),
+            })
+            .await
+            .unwrap();
+        let body = json!({ "quote_id": quote.id });
+        let request = AuthorizeRequest {
+            merchant_id: self.merchant,
+            idempotency_key: IdempotencyKey::new(&format!("k-{}", quote.id)).unwrap(),
+            request_hash: request_fingerprint(&body),
+            quote_id: quote.id,
+            reference: None,
+            metadata: None,
+            hot_wallet,
+        };
+        let render = |p: &Payment| StoredResponse {
+            status: 201,
+            body: json!({ "id": p.id }),
+        };
+        match self.store.authorize_payment(&request, render).await.unwrap() {
+            AuthorizeOutcome::Created { payment, .. } => *payment,
+            other => panic!("expected a new payment, got {other:?}"),
+        }
+    }
+
+    pub async fn rpc_call(&self, method: &str, params: Value) -> Value {
+        self.anvil.rpc(method, params).await
+    }
+
+    /// Mines until nothing is pending (anvil's automine can strand a transaction that arrived
+    /// before its predecessor: foundry #10122), then returns the receipt.
+    pub async fn receipt(&self, hash: B256) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let receipt = self
+                .rpc_call("eth_getTransactionReceipt", json!([hash]))
+                .await;
+            if !receipt.is_null() {
+                return receipt;
+            }
+            assert!(Instant::now() < deadline, "{hash} not mined within 60 s");
+            self.rpc_call("evm_mine", json!([])).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The wallet's nonce in the latest block.
+    pub async fn mined_nonce(&self, wallet: Address) -> u64 {
+        hex_u64(&self.rpc_call("eth_getTransactionCount", json!([wallet, "latest"])).await)
+    }
+
+    pub async fn pending_nonce(&self, wallet: Address) -> u64 {
+        hex_u64(&self.rpc_call("eth_getTransactionCount", json!([wallet, "pending"])).await)
+    }
+
+    /// Mines until every pending transaction of the wallets is in a block.
+    pub async fn mine_all(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut pending = false;
+            for &w in &self.wallets {
+                pending |= self.pending_nonce(w).await != self.mined_nonce(w).await;
+            }
+            if !pending {
+                return;
+            }
+            assert!(Instant::now() < deadline, "transactions still pending after 60 s");
+            self.rpc_call("evm_mine", json!([])).await;
+        }
+    }
+
+    pub async fn eth_balance(&self, address: Address) -> U256 {
+        let v = self.rpc_call("eth_getBalance", json!([address, "latest"])).await;
+        U256::from_str(v.as_str().unwrap()).unwrap()
+    }
+
+    pub async fn usdc_balance(&self, address: Address) -> u128 {
+        self.anvil
+            .erc20_balance(DEV_USDC_ADDRESS, &address.to_checksum(None))
+            .await
+    }
+
+    pub async fn set_eth_balance(&self, address: Address, wei: U256) {
+        self.rpc_call("anvil_setBalance", json!([address, wei])).await;
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap();
+        n
+    }
+
+    /// Ledger invariants: every test ends here.
+    pub async fn finish(self) {
+        self.store.check_ledger_invariants().await.unwrap();
+    }
+}
+
+pub fn eth() -> AssetId {
+    "anvil:ETH".parse().unwrap()
+}
+
+pub fn usdc() -> AssetId {
+    "anvil:USDC".parse().unwrap()
+}
+
+pub fn fresh_address() -> Address {
+    PrivateKeySigner::random().address()
+}
+
+pub fn hex_u64(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+async fn funded_merchant(store: &Store) -> MerchantId {
+    let m = store
+        .create_merchant(&NewMerchant {
+            name: "Relay Test Merchant".into(),
+            service_fee_bps: FeeBps::new(25).unwrap(),
+            limits: vec![],
+        })
+        .await
+        .unwrap()
+        .id;
+    store
+        .fund(m, &usdc(), Amount::from_u128(10u128.pow(15)), "seed-usdc")
+        .await
+        .unwrap();
+    store
+        .fund(m, &eth(), Amount::from_u128(10u128.pow(24)), "seed-eth")
+        .await
+        .unwrap();
+    m
+}
