@@ -26,6 +26,7 @@ fn payments_api(state: AppState) -> Router {
         .merge(meshpay_fn_cancel::router())
         .merge(meshpay_fn_balances::router())
         .merge(meshpay_fn_openapi::router())
+        .method_not_allowed_fallback(meshpay_api::error::method_not_allowed)
         .with_state(state)
 }
 

@@ -407,6 +407,12 @@ async fn same_key_and_body_replays_the_original_response_and_another_body_is_422
     assert_eq!(second.status, first.status);
     assert_eq!(second.raw, first.raw, "replayed body is byte-identical");
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    // the replay re-emits the broadcast message (the step is idempotent per payment)
+    let messages = stack
+        .azurite
+        .wait_for_messages("payments-broadcast", 2, Stack::QUEUE_WAIT)
+        .await;
+    assert_eq!(messages[0], messages[1]);
 
     let other = stack
         .send(

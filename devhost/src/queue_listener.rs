@@ -103,8 +103,11 @@ impl QueueListener {
                     _ = shutdown.changed() => {}
                 }
                 if *shutdown.borrow() {
-                    return;
+                    break;
                 }
+            }
+            if *shutdown.borrow() {
+                break;
             }
             match ctx.queue.receive(ctx.options.batch_size, self.lease).await {
                 Ok(messages) if !messages.is_empty() => {
@@ -128,6 +131,10 @@ impl QueueListener {
                 _ = watcher.notified() => backoff.reset(),
                 _ = shutdown.changed() => {}
             }
+        }
+        // Let in-flight messages be handed back before the process exits.
+        while ctx.in_flight.load(Ordering::SeqCst) > 0 {
+            ctx.done.notified().await;
         }
     }
 }
@@ -157,6 +164,10 @@ async fn process(ctx: Arc<Processing>, message: ReceivedMessage) {
                 {
                     tracing::warn!(function = %ctx.function.name, message_id = %message.id, "delete after success failed: {e}");
                 }
+            }
+            // The handler is being stopped with us: not the message's fault.
+            Some(Err(())) if *ctx.shutdown.borrow() => {
+                release(&ctx, &message, Duration::ZERO).await
             }
             Some(Err(())) if message.dequeue_count >= max => poison(&ctx, &message).await,
             Some(Err(())) => release(&ctx, &message, ctx.options.visibility_timeout).await,

@@ -24,6 +24,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 #[openapi(
     info(
         title = "meshpay",
+        license(name = "Proprietary"),
         description = "Crypto payments API. Amounts are decimal strings (`value` in the asset's \
             units, `base_units` as an integer). Errors are RFC 9457 `application/problem+json` \
             with a stable `code`. Network fees are in the chain's native asset; a token payment \

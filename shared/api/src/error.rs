@@ -238,6 +238,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Handler for a known path called with a method it does not serve (use with
+/// `Router::method_not_allowed_fallback`; axum still sets the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this path does not support the request's method; see the Allow header",
+    )
+}
+
 /// Displays an error and its sources as `outer: inner: root`.
 struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
 

@@ -13,17 +13,20 @@ pub enum Scope {
     PaymentsWrite,
     /// Read payments and balances.
     PaymentsRead,
+    /// Manage webhook endpoints and read webhook deliveries.
+    WebhooksWrite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?} (known: quotes:write, payments:write, payments:read)")]
+#[error("unknown scope {0:?} (known: quotes:write, payments:write, payments:read, webhooks:write)")]
 pub struct ScopeError(pub String);
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [
+    pub const ALL: [Scope; 4] = [
         Scope::QuotesWrite,
         Scope::PaymentsWrite,
         Scope::PaymentsRead,
+        Scope::WebhooksWrite,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -31,6 +34,7 @@ impl Scope {
             Scope::QuotesWrite => "quotes:write",
             Scope::PaymentsWrite => "payments:write",
             Scope::PaymentsRead => "payments:read",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -39,6 +43,7 @@ impl Scope {
             Scope::QuotesWrite => 1,
             Scope::PaymentsWrite => 2,
             Scope::PaymentsRead => 4,
+            Scope::WebhooksWrite => 8,
         }
     }
 }

@@ -51,6 +51,7 @@
 
 pub mod api_keys;
 pub mod authorize;
+pub mod confirmations;
 mod convert;
 pub mod error;
 pub mod ledger;
@@ -60,6 +61,7 @@ pub mod payments;
 pub mod quotes;
 pub mod transactions;
 pub mod transition;
+pub mod webhooks;
 
 use std::time::Duration;
 

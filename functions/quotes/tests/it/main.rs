@@ -124,7 +124,7 @@ async fn fee_estimates_above_the_chain_cap_are_quoted_at_the_cap() {
 }
 
 #[tokio::test]
-async fn unreachable_chain_rpc_is_503_and_stores_no_quote() {
+async fn unreachable_chain_rpc_is_503_upstream_unavailable() {
     let port = meshpay_testkit::ports::free_port();
     let text = std::fs::read_to_string(meshpay_testkit::ports::repo_root().join("chains.dev.toml"))
         .unwrap()

@@ -1,0 +1,1 @@
+//! meshpay-confirm (in progress).

@@ -1,0 +1,395 @@
+//! The notify dispatcher: one bounded run per timer tick.
+//!
+//! 1. Fan out new `webhook` outbox rows into events and per-endpoint deliveries.
+//! 2. Claim due deliveries (`FOR UPDATE SKIP LOCKED`, per-endpoint cap, per-payment order),
+//!    sign each with its endpoint's secret, send them concurrently, record every attempt and
+//!    decide: 2xx → succeeded; 410 → endpoint disabled, its pending deliveries failed;
+//!    anything else → next attempt per the retry schedule (or `Retry-After`, if longer), or
+//!    failed after the last one.
+//! 3. Repeat while there is work and run time left (deliveries unblocked by a success go out
+//!    in the same run); then prune old history, a bounded batch per run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use meshpay_chain::ChainsConfig;
+use meshpay_store::webhooks::{
+    AttemptRecord, AttemptVerdict, ClaimLimits, ClaimedDelivery, FanOut,
+};
+use meshpay_store::{Store, StoreError};
+use time::OffsetDateTime;
+
+use crate::cipher::SecretCipher;
+use crate::client::{AttemptOutcome, DeliveryClient, DeliveryRequest};
+use crate::events;
+use crate::retry::RetrySchedule;
+
+/// Bounds of one run (TigerStyle: a limit on everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchLimits {
+    /// Outbox rows per fan-out transaction.
+    pub fan_out_batch: u32,
+    /// Deliveries per claim.
+    pub claim_batch: u32,
+    /// Deliveries per endpoint per claim (a slow endpoint cannot hold up other merchants).
+    pub per_endpoint: u32,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// No new claim starts after this much run time (a started round finishes within the
+    /// client's timeout).
+    pub run_budget: Duration,
+    /// Finished deliveries older than this are deleted.
+    pub retention: Duration,
+    /// Deliveries deleted per run at most.
+    pub prune_batch: u32,
+}
+
+impl Default for DispatchLimits {
+    fn default() -> Self {
+        DispatchLimits {
+            fan_out_batch: 200,
+            claim_batch: 32,
+            per_endpoint: 4,
+            concurrency: 8,
+            run_budget: Duration::from_secs(25),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            prune_batch: 500,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub fanned_out: FanOut,
+    pub attempted: u32,
+    pub succeeded: u32,
+    pub retrying: u32,
+    pub failed: u32,
+    pub endpoints_disabled: u32,
+    /// Attempts whose result arrived after the delivery was claimed again (lease expired).
+    pub stale: u32,
+    pub pruned: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("webhook store: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub struct Dispatcher {
+    store: Store,
+    chains: Arc<ChainsConfig>,
+    client: DeliveryClient,
+    cipher: Arc<SecretCipher>,
+    schedule: RetrySchedule,
+    limits: DispatchLimits,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("policy", &self.client.policy())
+            .field("schedule", &self.schedule)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        chains: Arc<ChainsConfig>,
+        client: DeliveryClient,
+        cipher: Arc<SecretCipher>,
+        schedule: RetrySchedule,
+        limits: DispatchLimits,
+    ) -> Self {
+        Dispatcher {
+            store,
+            chains,
+            client,
+            cipher,
+            schedule,
+            limits,
+        }
+    }
+
+    /// One bounded run (see the module docs).
+    pub async fn run_once(&self) -> Result<RunReport, DispatchError> {
+        let deadline = Instant::now() + self.limits.run_budget;
+        let mut report = RunReport::default();
+        let lease = self.client.config().timeout + Duration::from_secs(20);
+        let claim = ClaimLimits {
+            batch: self.limits.claim_batch,
+            per_endpoint: self.limits.per_endpoint,
+            lease,
+        };
+        while Instant::now() < deadline {
+            self.fan_out(&mut report, deadline).await?;
+            let claimed = self.store.claim_webhook_deliveries(claim).await?;
+            if claimed.is_empty() {
+                break;
+            }
+            let results: Vec<Result<Recorded, StoreError>> = futures::stream::iter(claimed)
+                .map(|delivery| self.deliver(delivery))
+                .buffer_unordered(self.limits.concurrency.max(1))
+                .collect()
+                .await;
+            for result in results {
+                report.tally(result?);
+            }
+        }
+        report.pruned = self
+            .store
+            .prune_webhook_history(self.limits.retention, self.limits.prune_batch)
+            .await?;
+        Ok(report)
+    }
+
+    /// Fans out until the outbox has no more webhook rows (or time is up).
+    async fn fan_out(&self, report: &mut RunReport, deadline: Instant) -> Result<(), StoreError> {
+        let chains = &self.chains;
+        loop {
+            let batch = self
+                .store
+                .fan_out_webhook_events(self.limits.fan_out_batch, |event, payment| {
+                    let rendered = events::render(event, payment, chains);
+                    if rendered.is_none() {
+                        tracing::error!(outbox_id = event.outbox_id, "webhook event skipped: cannot render");
+                    }
+                    rendered
+                })
+                .await?;
+            let total = &mut report.fanned_out;
+            total.outbox_rows += batch.outbox_rows;
+            total.events += batch.events;
+            total.deliveries += batch.deliveries;
+            total.skipped += batch.skipped;
+            total.busy |= batch.busy;
+            if batch.busy || batch.outbox_rows < self.limits.fan_out_batch || Instant::now() >= deadline
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Signs, sends and records one attempt.
+    async fn deliver(&self, delivery: ClaimedDelivery) -> Result<Recorded, StoreError> {
+        let started_at = OffsetDateTime::now_utc();
+        let clock = Instant::now();
+        let associated = delivery.endpoint_id.as_uuid();
+        let outcome = match self.cipher.open(&delivery.secret_ciphertext, associated.as_bytes()) {
+            Ok(secret) => {
+                let msg_id = delivery.event_id.to_string();
+                let timestamp = started_at.unix_timestamp();
+                let signature = secret.sign(&msg_id, timestamp, delivery.body.as_bytes());
+                let request = DeliveryRequest {
+                    url: &delivery.url,
+                    msg_id: &msg_id,
+                    timestamp,
+                    signature: &signature,
+                    body: &delivery.body,
+                };
+                self.client.send(&request).await
+            }
+            // A wrong MESHPAY_WEBHOOK_SECRET_KEY: retried per schedule, so fixing the setting
+            // within the retry window loses nothing.
+            Err(error) => AttemptOutcome::Failed {
+                kind: crate::client::FailureKind::Other,
+                message: error.to_string(),
+            },
+        };
+        let duration_ms = u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let (verdict, record) = judge(&self.schedule, &delivery, started_at, duration_ms, outcome);
+        tracing::info!(
+            delivery = %delivery.id,
+            endpoint = %delivery.endpoint_id,
+            event = %delivery.event_type,
+            attempt = delivery.attempt,
+            status = record.status_code,
+            error = record.error.as_deref(),
+            duration_ms,
+            verdict = ?verdict,
+            "webhook attempt"
+        );
+        let applied = self.store.record_webhook_attempt(&record, &verdict).await?;
+        Ok(Recorded { verdict, applied })
+    }
+}
+
+struct Recorded {
+    verdict: AttemptVerdict,
+    applied: bool,
+}
+
+impl RunReport {
+    fn tally(&mut self, recorded: Recorded) {
+        self.attempted += 1;
+        if !recorded.applied {
+            self.stale += 1;
+            return;
+        }
+        match recorded.verdict {
+            AttemptVerdict::Succeeded => self.succeeded += 1,
+            AttemptVerdict::RetryIn(_) => self.retrying += 1,
+            AttemptVerdict::GiveUp => self.failed += 1,
+            AttemptVerdict::DisableEndpoint { .. } => {
+                self.failed += 1;
+                self.endpoints_disabled += 1;
+            }
+        }
+    }
+}
+
+/// Standard Webhooks status handling: 2xx succeeds, 410 disables the endpoint, everything
+/// else (3xx included: redirects are not followed) is retried per schedule; a `Retry-After`
+/// longer than the schedule's gap (429, 503) is honoured.
+pub fn judge(
+    schedule: &RetrySchedule,
+    delivery: &ClaimedDelivery,
+    started_at: OffsetDateTime,
+    duration_ms: u32,
+    outcome: AttemptOutcome,
+) -> (AttemptVerdict, AttemptRecord) {
+    let attempts = u32::try_from(delivery.attempt).unwrap_or(u32::MAX);
+    let mut record = AttemptRecord {
+        delivery_id: delivery.id,
+        attempt: delivery.attempt,
+        started_at,
+        duration_ms,
+        status_code: None,
+        error: None,
+        response_excerpt: None,
+    };
+    let retry = |minimum: Option<Duration>| match schedule.next_delay(attempts) {
+        Some(delay) => AttemptVerdict::RetryIn(minimum.map_or(delay, |m| delay.max(m))),
+        None => AttemptVerdict::GiveUp,
+    };
+    let verdict = match outcome {
+        AttemptOutcome::Response {
+            status,
+            retry_after,
+            excerpt,
+        } => {
+            record.status_code = Some(status);
+            record.response_excerpt = (!excerpt.is_empty()).then_some(excerpt);
+            match status {
+                200..=299 => AttemptVerdict::Succeeded,
+                410 => {
+                    record.error = Some("410 Gone: endpoint disabled".into());
+                    AttemptVerdict::DisableEndpoint {
+                        reason: "the endpoint answered 410 Gone".into(),
+                    }
+                }
+                _ => {
+                    record.error = Some(format!("HTTP {status}"));
+                    retry(retry_after)
+                }
+            }
+        }
+        AttemptOutcome::Failed { message, .. } => {
+            record.error = Some(message);
+            retry(None)
+        }
+    };
+    (verdict, record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshpay_store::webhooks::{WebhookDeliveryId, WebhookEndpointId, WebhookEventId};
+
+    fn delivery(attempt: i32) -> ClaimedDelivery {
+        ClaimedDelivery {
+            id: WebhookDeliveryId::new(),
+            attempt,
+            event_id: WebhookEventId::new(),
+            event_type: "payment.settled".into(),
+            endpoint_id: WebhookEndpointId::new(),
+            url: "https://example.com/hook".into(),
+            secret_ciphertext: Vec::new(),
+            body: "{}".into(),
+        }
+    }
+
+    fn response(status: u16, retry_after: Option<u64>) -> AttemptOutcome {
+        AttemptOutcome::Response {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+            excerpt: String::new(),
+        }
+    }
+
+    fn verdict(attempt: i32, outcome: AttemptOutcome) -> AttemptVerdict {
+        let schedule = RetrySchedule::parse("0,10s,20s").unwrap();
+        judge(&schedule, &delivery(attempt), OffsetDateTime::now_utc(), 5, outcome).0
+    }
+
+    #[test]
+    fn two_hundreds_succeed_and_gone_disables_the_endpoint() {
+        for status in [200, 201, 204, 299] {
+            assert_eq!(verdict(1, response(status, None)), AttemptVerdict::Succeeded);
+        }
+        assert!(matches!(
+            verdict(1, response(410, None)),
+            AttemptVerdict::DisableEndpoint { .. }
+        ));
+    }
+
+    #[test]
+    fn redirects_errors_and_transport_failures_retry_until_the_schedule_ends() {
+        let failures = [
+            response(301, None),
+            response(404, None),
+            response(500, None),
+            AttemptOutcome::Failed {
+                kind: crate::client::FailureKind::Timeout,
+                message: "timed out".into(),
+            },
+        ];
+        for outcome in failures {
+            let AttemptVerdict::RetryIn(delay) = verdict(1, outcome.clone()) else {
+                panic!("{outcome:?} must be retried");
+            };
+            assert!(delay >= Duration::from_secs(8) && delay <= Duration::from_secs(12));
+            assert_eq!(verdict(3, outcome), AttemptVerdict::GiveUp);
+        }
+    }
+
+    #[test]
+    fn a_longer_retry_after_is_honoured_a_shorter_one_is_not() {
+        assert_eq!(
+            verdict(1, response(429, Some(60))),
+            AttemptVerdict::RetryIn(Duration::from_secs(60))
+        );
+        let AttemptVerdict::RetryIn(delay) = verdict(1, response(503, Some(1))) else {
+            panic!("retried");
+        };
+        assert!(delay >= Duration::from_secs(8));
+    }
+
+    #[test]
+    fn the_record_keeps_status_error_and_excerpt() {
+        let schedule = RetrySchedule::standard();
+        let (_, record) = judge(
+            &schedule,
+            &delivery(2),
+            OffsetDateTime::now_utc(),
+            42,
+            AttemptOutcome::Response {
+                status: 500,
+                retry_after: None,
+                excerpt: "boom".into(),
+            },
+        );
+        assert_eq!(record.attempt, 2);
+        assert_eq!(record.status_code, Some(500));
+        assert_eq!(record.error.as_deref(), Some("HTTP 500"));
+        assert_eq!(record.response_excerpt.as_deref(), Some("boom"));
+        assert_eq!(record.duration_ms, 42);
+    }
+}

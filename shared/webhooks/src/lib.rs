@@ -1,0 +1,1 @@
+//! meshpay-webhooks (in progress).
