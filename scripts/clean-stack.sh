@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stops what `make dev` started (from .dev/dev.pids, if a run was killed without cleanup) and
 # deletes the local dev data in .dev/ (Azurite storage, logs, demo merchant id).
-# PostgreSQL: the dev database `meshpay` is dropped and recreated empty; the server keeps
+# PostgreSQL: the dev database (DATABASE_URL, default `meshpay`) is dropped and recreated empty; the server keeps
 # running (tests and other work may share it). `scripts/postgres.sh stop` stops it.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -18,9 +18,14 @@ if [ -f .dev/dev.pids ]; then
 fi
 rm -rf .dev/azurite .dev/logs .dev/dev.pids .dev/demo-merchant-id
 
-if scripts/postgres.sh status | grep -q '^up'; then
-  say "recreating database meshpay"
-  PGPASSWORD=meshpay psql -h 127.0.0.1 -U meshpay -d postgres -XAtq \
-    -c 'DROP DATABASE IF EXISTS meshpay WITH (FORCE)' -c 'CREATE DATABASE meshpay'
+# The dev database is the one DATABASE_URL names (default meshpay on 127.0.0.1:5432).
+db=${DATABASE_URL##*/}
+db=${db%%\?*}
+admin_url="${DATABASE_URL%/*}/postgres"
+if psql "$admin_url" -XAtqc 'select 1' >/dev/null 2>&1; then
+  say "recreating database $db"
+  psql "$admin_url" -XAtq -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" -c "CREATE DATABASE \"$db\""
+else
+  say "PostgreSQL not reachable: database $db left as is"
 fi
 say "clean"

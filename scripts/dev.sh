@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 PROFILE=${PROFILE:-debug}
-BIN="$ROOT/target/$PROFILE"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE"
 DEV="$ROOT/.dev"
 LOGS="$DEV/logs"
 mkdir -p "$LOGS" "$DEV/azurite"
@@ -46,7 +46,8 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C is the normal way to stop: exit 0 after cleanup.
+trap 'exit 0' INT TERM
 
 # start <name> <command...>: runs in the background, output to .dev/logs/<name>.log.
 start() {
@@ -224,5 +225,8 @@ while true; do
       die "$name exited; see .dev/logs/$name.log"
     fi
   done
-  sleep 1
+  # `wait` (unlike a foreground sleep) returns as soon as Ctrl-C arrives, so the INT trap runs
+  # before the loop could mistake a service stopped by the same Ctrl-C for a crash.
+  sleep 1 &
+  wait $! || true
 done

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use axum::Router;
 use meshpay_api::AppState;
 use meshpay_shim::FunctionApp;
+use meshpay_webhooks::{WebhookServices, WebhooksConfig};
 
 use crate::cli::ServeArgs;
 
@@ -25,14 +26,25 @@ fn payments_api(state: AppState) -> Router {
         .merge(meshpay_fn_payments::router())
         .merge(meshpay_fn_cancel::router())
         .merge(meshpay_fn_balances::router())
+        .merge(meshpay_fn_webhook_deliveries::router())
         .merge(meshpay_fn_openapi::router())
         .method_not_allowed_fallback(meshpay_api::error::method_not_allowed)
         .with_state(state)
 }
 
 /// Every function: a folder under `functions/` that is not registered here fails a test.
-pub fn function_app(payments: AppState) -> FunctionApp {
-    FunctionApp::new(router(payments))
+pub fn function_app(payments: AppState, webhooks: &WebhookServices) -> FunctionApp {
+    let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), webhooks);
+    let confirm = confirm_pipeline(&payments);
+    let chain_webhook = meshpay_fn_confirm_webhook::WebhookState {
+        store: payments.store.clone(),
+        config: std::sync::Arc::new(confirm.config().webhook.clone()),
+    };
+    FunctionApp::new(
+        router(payments)
+            .merge(meshpay_fn_webhook_endpoints::router(endpoints))
+            .merge(meshpay_fn_confirm_webhook::router(chain_webhook)),
+    )
         .http(meshpay_fn_health::FUNCTION)
         .http(meshpay_fn_probe::FUNCTION)
         .http(meshpay_fn_quotes::FUNCTION)
@@ -41,18 +53,66 @@ pub fn function_app(payments: AppState) -> FunctionApp {
         .http(meshpay_fn_cancel::FUNCTION)
         .http(meshpay_fn_balances::FUNCTION)
         .http(meshpay_fn_openapi::FUNCTION)
+        .http(meshpay_fn_webhook_endpoints::FUNCTION)
+        .http(meshpay_fn_webhook_deliveries::FUNCTION)
+        .http(meshpay_fn_confirm_webhook::FUNCTION)
+        .queue(
+            meshpay_fn_confirm::FUNCTION,
+            meshpay_fn_confirm::handler(confirm.clone()),
+        )
+        .queue(
+            meshpay_fn_settle::FUNCTION,
+            meshpay_fn_settle::handler(confirm.clone()),
+        )
+        .timer(
+            meshpay_fn_reconcile::FUNCTION,
+            meshpay_fn_reconcile::handler(confirm),
+        )
         .queue(
             meshpay_fn_probe_worker::FUNCTION,
             meshpay_fn_probe_worker::handle,
         )
+        .queue(
+            meshpay_fn_broadcast::FUNCTION,
+            meshpay_fn_broadcast::Broadcast::from_env().into_handler(),
+        )
         .timer(meshpay_fn_heartbeat::FUNCTION, meshpay_fn_heartbeat::handle)
+        .timer(
+            meshpay_fn_notify::FUNCTION,
+            meshpay_fn_notify::handler(webhooks.dispatcher.clone()),
+        )
+}
+
+/// The confirm/settle/reconcile engine (shared by the four functions). `run` validates the
+/// settings first, so the fallback to defaults is only reached by registration tests.
+fn confirm_pipeline(payments: &AppState) -> std::sync::Arc<meshpay_confirm::Pipeline> {
+    let config = meshpay_confirm::ConfirmConfig::from_env().unwrap_or_else(|error| {
+        tracing::error!(%error, "confirm configuration invalid: using defaults");
+        meshpay_confirm::ConfirmConfig::default()
+    });
+    std::sync::Arc::new(meshpay_confirm::Pipeline::new(
+        payments.store.clone(),
+        payments.chains.clone(),
+        config,
+    ))
 }
 
 pub async fn run(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
     // DATABASE_URL and MESHPAY_CHAINS_CONFIG (local.settings.json locally); no I/O but the
     // chains file: the pool connects on first use.
     let payments = AppState::from_env().context("payments API configuration")?;
-    let app = function_app(payments).build().context("registering functions")?;
+    // MESHPAY_WEBHOOK_SECRET_KEY (required) and the other MESHPAY_WEBHOOK_* settings.
+    let webhooks = WebhookServices::new(
+        WebhooksConfig::from_env().context("webhooks configuration")?,
+        payments.store.clone(),
+        payments.chains.clone(),
+    )
+    .context("webhooks configuration")?;
+    // MESHPAY_CONFIRM_*, MESHPAY_RECONCILE_*, MESHPAY_CHAIN_WEBHOOK_*: refuse to start on bad values.
+    meshpay_confirm::ConfirmConfig::from_env().context("confirm configuration")?;
+    let app = function_app(payments, &webhooks)
+        .build()
+        .context("registering functions")?;
     let listener = meshpay_shim::bind_loopback(args.port)
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
@@ -115,7 +175,7 @@ mod tests {
             .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         on_disk.sort();
-        let app = function_app(payments_state());
+        let app = function_app_for_tests();
         let mut registered: Vec<String> = app.function_names().map(str::to_owned).collect();
         registered.sort();
         let missing: Vec<&String> = on_disk.iter().filter(|f| !registered.contains(f)).collect();
@@ -125,6 +185,19 @@ mod tests {
         );
         assert_eq!(registered, on_disk, "registered functions without a folder");
         let _service = app.build().unwrap();
+    }
+
+    /// `function_app` as `serve` builds it, with a test webhook key and no database.
+    fn function_app_for_tests() -> FunctionApp {
+        let payments = payments_state();
+        let key = meshpay_webhooks::SecretCipher::new(&[7; 32]).unwrap();
+        let webhooks = WebhookServices::new(
+            WebhooksConfig::new(key),
+            payments.store.clone(),
+            payments.chains.clone(),
+        )
+        .unwrap();
+        function_app(payments, &webhooks)
     }
 
     /// The payments API state of `meshpay serve` without a reachable database (its pool
@@ -144,7 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn forwarded_health_and_envelope_probe_worker_share_one_service() {
-        let app = function_app(payments_state()).build().unwrap();
+        let app = function_app_for_tests().build().unwrap();
         let health = Request::get("/api/health").body(Body::empty()).unwrap();
         let response = app.clone().oneshot(health).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);

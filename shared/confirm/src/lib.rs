@@ -1,1 +1,117 @@
-//! meshpay-confirm (in progress).
+//! meshpay-confirm: what happens after a payment's transaction is sent.
+//!
+//! - [`Pipeline::confirm`] (function `confirm`, queue `payments-confirm`): the polling path.
+//!   Reads the receipt and the chain head; a payment is confirmed when the receipt proves the
+//!   transfer ([`receipt`]) and its block is final ([`finality`]); reverted → failed, hold
+//!   released, reason recorded; dropped from the pool → the stored raw bytes are re-sent; not
+//!   final yet → the message writes a fresh copy of itself (see "Retry later" below).
+//! - [`Pipeline::settle`] (function `settle`, queue `payments-settle`): re-checks that the
+//!   confirming block is still canonical, then posts the settlement (the store's `Settle`
+//!   transition captures the hold: merchant debited, fees to their accounts, outflow credited;
+//!   unique per payment). A block that left the chain → `Reorg` (back to broadcast) and a new
+//!   confirm message.
+//! - [`Pipeline::reconcile`] (function `reconcile`, a timer): bounded sweep for payments stuck
+//!   without a pending message, plus the ledger invariants.
+//! - [`webhook`]: chain webhook signatures and hints (function `confirm-webhook`).
+//!
+//! # Retry later
+//! The host's queue output binding cannot delay a message, and failing the invocation to get
+//! the host's `visibilityTimeout` retry would burn `maxDequeueCount` (then poison a healthy
+//! payment). So a check that is not final yet keeps polling *inside* the invocation (every
+//! `poll_interval`, at most `invocation_wait`, which is also the effective visibility delay),
+//! then writes a fresh message to `payments-confirm` (dequeue count starts over) carrying the
+//! chain's `(poller, seq)`. The database lease (`meshpay_store::confirmations`) keeps one
+//! chain per payment and bounds its total wait (`max_chain_wait`); a chain that ends without a
+//! decision records why, and the reconcile timer starts a new one later.
+
+pub mod config;
+mod confirm;
+mod error;
+pub mod finality;
+pub mod message;
+pub mod receipt;
+mod reconcile;
+pub mod rpc;
+mod settle;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use meshpay_chain::{Chain, ChainsConfig};
+use meshpay_store::Store;
+
+pub use config::{ConfigError, ConfirmConfig, ReconcileConfig, WebhookConfig};
+pub use confirm::{ConfirmOutcome, Ignored};
+pub use error::ConfirmError;
+pub use message::ConfirmMessage;
+pub use reconcile::ReconcileReport;
+pub use rpc::{AlloyConfirmRpc, ConfirmRpc};
+pub use meshpay_store::confirmations::CheckOutcome;
+pub use settle::SettleOutcome;
+
+/// The confirm, settle and reconcile engine: cheap to share (`Arc<Pipeline>`), one per process.
+pub struct Pipeline {
+    store: Store,
+    chains: Arc<ChainsConfig>,
+    rpcs: HashMap<String, Arc<dyn ConfirmRpc>>,
+    config: ConfirmConfig,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("chains", &self.rpcs.keys().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// One HTTP JSON-RPC client per configured chain (no I/O until first use).
+    pub fn new(store: Store, chains: Arc<ChainsConfig>, config: ConfirmConfig) -> Self {
+        let rpcs = chains
+            .chains()
+            .iter()
+            .map(|chain| {
+                let rpc: Arc<dyn ConfirmRpc> = Arc::new(AlloyConfirmRpc::new(
+                    chain.rpc_url.clone(),
+                    config.rpc_timeout,
+                ));
+                (chain.name.clone(), rpc)
+            })
+            .collect();
+        Pipeline {
+            store,
+            chains,
+            rpcs,
+            config,
+        }
+    }
+
+    /// Replaces a chain's RPC (tests put a scripted or faulty node here).
+    pub fn with_rpc(mut self, chain: &str, rpc: Arc<dyn ConfirmRpc>) -> Self {
+        self.rpcs.insert(chain.to_owned(), rpc);
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ConfirmConfig {
+        &self.config
+    }
+
+    fn chain(&self, name: &str) -> Result<(&Chain, &Arc<dyn ConfirmRpc>), ConfirmError> {
+        let chain = self
+            .chains
+            .chain(name)
+            .ok_or_else(|| ConfirmError::Config(format!("chain {name} is not configured")))?;
+        let rpc = self
+            .rpcs
+            .get(name)
+            .ok_or_else(|| ConfirmError::Config(format!("no RPC for chain {name}")))?;
+        Ok((chain, rpc))
+    }
+}

@@ -87,14 +87,14 @@ impl WebhookSecret {
     /// holds a valid `v1` signature; constant-time per candidate. Timestamp tolerance is the
     /// caller's check.
     pub fn verify(&self, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
-        let expected = self.mac(msg_id, timestamp, body).finalize().into_bytes();
+        let expected: [u8; 32] = self.mac(msg_id, timestamp, body).finalize().into_bytes().into();
         header.split(' ').any(|candidate| {
             let Some(("v1", b64)) = candidate.split_once(',') else {
                 return false;
             };
             STANDARD
                 .decode(b64)
-                .is_ok_and(|sig| bool::from(sig.as_slice().ct_eq(expected.as_slice())))
+                .is_ok_and(|sig| bool::from(sig.as_slice().ct_eq(&expected[..])))
         })
     }
 }

@@ -1,0 +1,163 @@
+//! `broadcast`: consumes `payments-broadcast` (`{"v":1,"payment_id":"pay_…"}`), turns the
+//! authorized payment into exactly one signed transaction on chain (meshpay-relay), and writes
+//! the same message to `payments-confirm` (output binding `confirm`) once a node has it.
+//!
+//! How each delivery ends (the queue delivers at least once; a process can die at any line):
+//! - sent (first time, re-sent stored bytes, "already known", already mined) → confirm message;
+//! - payment failed with a recorded reason (hold released) → completed, no confirm message;
+//! - unknown payment, or not `authorized`/`broadcast` → logged, completed, nothing changed;
+//! - anything not finished (RPC down, node refused for now, database busy) → invocation error:
+//!   the host redelivers and the next delivery resumes from the database;
+//! - a body that is not a `PaymentMessage` (or an unknown version) → invocation error, so the
+//!   message ends in `payments-broadcast-poison` after the host's retries. Nothing is signed.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use meshpay_domain::PaymentMessage;
+use meshpay_relay::{BroadcastOutcome, Delivery, Relay, RelayError};
+use meshpay_shim::{FunctionJson, OutputError, Outputs, QueueInvocation};
+use tokio::sync::OnceCell;
+
+pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("broadcast");
+
+/// Output binding (function.json) to `payments-confirm`.
+pub const CONFIRM: &str = "confirm";
+
+/// Database connections of the broadcast step per instance (each broadcast holds one for the
+/// length of its sign-and-store transaction).
+const DB_CONNECTIONS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcastError {
+    #[error("unsupported message version {0} (expected {expected})", expected = PaymentMessage::VERSION)]
+    UnsupportedVersion(u8),
+    #[error("broadcast step is not configured: {0}")]
+    Init(#[source] RelayError),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// The handler's state: the relay, built on first use from the environment (so the process
+/// starts, and serves every other function, before the database or the signers are reached),
+/// or given (tests).
+#[derive(Clone)]
+pub struct Broadcast {
+    relay: Arc<OnceCell<Arc<Relay>>>,
+}
+
+impl Broadcast {
+    /// `DATABASE_URL`, `MESHPAY_CHAINS_CONFIG`, `MESHPAY_SIGNERS_CONFIG` (+ `MESHPAY_FAULT` in
+    /// dev/test builds), read at the first invocation; a failed start is retried by the next.
+    pub fn from_env() -> Self {
+        Broadcast {
+            relay: Arc::new(OnceCell::new()),
+        }
+    }
+
+    pub fn with_relay(relay: Arc<Relay>) -> Self {
+        Broadcast {
+            relay: Arc::new(OnceCell::new_with(Some(relay))),
+        }
+    }
+
+    async fn relay(&self) -> Result<&Arc<Relay>, BroadcastError> {
+        self.relay
+            .get_or_try_init(|| async {
+                let relay = Relay::from_env(DB_CONNECTIONS).await?;
+                tracing::info!(?relay, "broadcast relay ready");
+                Ok::<_, RelayError>(Arc::new(relay))
+            })
+            .await
+            .map_err(BroadcastError::Init)
+    }
+
+    pub async fn handle(
+        &self,
+        invocation: QueueInvocation<PaymentMessage>,
+    ) -> Result<Outputs, BroadcastError> {
+        let message = invocation.message;
+        if message.v != PaymentMessage::VERSION {
+            tracing::error!(version = message.v, "broadcast message of an unknown version");
+            return Err(BroadcastError::UnsupportedVersion(message.v));
+        }
+        let payment_id = message.payment_id;
+        let delivery = Delivery::new(invocation.metadata.dequeue_count);
+        let relay = self.relay().await?;
+        match relay.broadcast(payment_id, delivery).await {
+            Ok(BroadcastOutcome::Sent(tx)) => {
+                tracing::info!(
+                    payment = %payment_id, tx_hash = %tx.tx_hash, nonce = tx.nonce,
+                    from = %tx.from, ack = ?tx.ack, "payment broadcast"
+                );
+                Ok(Outputs::new()
+                    .message(CONFIRM, &PaymentMessage::new(payment_id))?
+                    .log(format!("{payment_id} broadcast as {}", tx.tx_hash)))
+            }
+            Ok(BroadcastOutcome::Failed { reason, .. }) => {
+                tracing::warn!(payment = %payment_id, %reason, "payment failed at broadcast");
+                Ok(Outputs::new().log(format!("{payment_id} failed: {reason}")))
+            }
+            Ok(BroadcastOutcome::Ignored { reason, .. }) => {
+                tracing::warn!(payment = %payment_id, ?reason, "broadcast message ignored");
+                Ok(Outputs::new().log(format!("{payment_id} ignored: {reason:?}")))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    payment = %payment_id, dequeue_count = delivery.dequeue_count, %error,
+                    "broadcast not finished; the message will be retried"
+                );
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The function to register: `.queue(FUNCTION, Broadcast::from_env().into_handler())`.
+    pub fn into_handler(
+        self,
+    ) -> impl Fn(QueueInvocation<PaymentMessage>) -> HandlerFuture + Send + Sync + 'static {
+        move |invocation| {
+            let this = self.clone();
+            Box::pin(async move { this.handle(invocation).await })
+        }
+    }
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Outputs, BroadcastError>> + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshpay_domain::PaymentId;
+    use meshpay_shim::{InvocationContext, QueueMetadata};
+
+    #[test]
+    fn function_json_consumes_broadcast_and_writes_confirm() {
+        let def = FUNCTION.parse().unwrap();
+        assert_eq!(def.trigger().name, "message");
+        assert_eq!(def.trigger().queue_name.as_deref(), Some("payments-broadcast"));
+        assert_eq!(
+            def.output(CONFIRM).unwrap().queue_name.as_deref(),
+            Some("payments-confirm")
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_message_version_fails_without_touching_the_relay() {
+        // from_env is lazy: were the relay needed, this would fail with Init instead.
+        let handler = Broadcast::from_env().into_handler();
+        let invocation = QueueInvocation {
+            message: PaymentMessage {
+                v: 2,
+                payment_id: PaymentId::new(),
+            },
+            metadata: QueueMetadata::default(),
+            context: InvocationContext::for_function("broadcast"),
+        };
+        let error = handler(invocation).await.unwrap_err();
+        assert!(matches!(error, BroadcastError::UnsupportedVersion(2)), "{error}");
+    }
+}

@@ -1,0 +1,96 @@
+//! `settle`: queue `payments-settle` → [`Pipeline::settle`]: the confirming block is checked to
+//! still be canonical, then the store's `Settle` transition posts the settlement in one
+//! transaction (hold captured; amount to outflow, fees to their accounts). Idempotent by
+//! payment id: a second delivery finds the payment settled and completes without a change.
+//!
+//! Output `confirm` (`payments-confirm`): only after a reorg took the confirming block away
+//! (the payment went back to broadcast and polling starts again).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use meshpay_confirm::{ConfirmError, Pipeline, SettleOutcome};
+use meshpay_domain::PaymentMessage;
+use meshpay_shim::{FunctionJson, OutputError, Outputs, QueueInvocation};
+
+pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("settle");
+
+/// Output binding name in function.json (queue `payments-confirm`).
+pub const CONFIRM_OUTPUT: &str = "confirm";
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Outputs, ConfirmError>> + Send>>;
+
+/// The queue handler for `FunctionApp::queue`, sharing one pipeline.
+pub fn handler(
+    pipeline: Arc<Pipeline>,
+) -> impl Fn(QueueInvocation<PaymentMessage>) -> HandlerFuture + Send + Sync + 'static {
+    move |invocation| {
+        let pipeline = Arc::clone(&pipeline);
+        Box::pin(async move { handle(&pipeline, invocation).await })
+    }
+}
+
+pub async fn handle(
+    pipeline: &Pipeline,
+    invocation: QueueInvocation<PaymentMessage>,
+) -> Result<Outputs, ConfirmError> {
+    let outcome = pipeline.settle(invocation.message.payment_id).await?;
+    outputs_for(&outcome).map_err(|e| ConfirmError::Config(e.to_string()))
+}
+
+/// The messages and log line each outcome produces.
+pub fn outputs_for(outcome: &SettleOutcome) -> Result<Outputs, OutputError> {
+    let outputs = Outputs::new();
+    Ok(match outcome {
+        SettleOutcome::Settled { payment_id } => outputs.log(format!("{payment_id} settled")),
+        SettleOutcome::AlreadySettled { payment_id } => {
+            outputs.log(format!("{payment_id} was already settled: no change"))
+        }
+        SettleOutcome::Reorged {
+            payment_id,
+            next,
+            detail,
+        } => outputs
+            .message(CONFIRM_OUTPUT, next)?
+            .log(format!("{payment_id} back to broadcast: {detail}")),
+        SettleOutcome::Ignored { payment_id, status } => {
+            outputs.log(format!("{payment_id}: nothing to settle ({status:?})"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshpay_confirm::ConfirmMessage;
+    use meshpay_domain::PaymentId;
+    use serde_json::json;
+
+    #[test]
+    fn function_json_reads_payments_settle_and_can_write_payments_confirm() {
+        let def = FUNCTION.parse().unwrap();
+        assert_eq!(def.trigger().queue_name.as_deref(), Some("payments-settle"));
+        let out = def.output(CONFIRM_OUTPUT).unwrap();
+        assert_eq!(out.queue_name.as_deref(), Some("payments-confirm"));
+    }
+
+    #[test]
+    fn only_a_reorg_emits_a_message() {
+        let id = PaymentId::new();
+        let settled = outputs_for(&SettleOutcome::Settled { payment_id: id }).unwrap();
+        assert!(settled.queues().is_empty());
+        let again = outputs_for(&SettleOutcome::AlreadySettled { payment_id: id }).unwrap();
+        assert!(again.queues().is_empty());
+        let reorged = outputs_for(&SettleOutcome::Reorged {
+            payment_id: id,
+            next: ConfirmMessage::new(id),
+            detail: "block left the chain".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            reorged.queues().get(CONFIRM_OUTPUT).unwrap(),
+            &[json!({"v": 1, "payment_id": id})]
+        );
+    }
+}

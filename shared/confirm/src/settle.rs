@@ -1,0 +1,114 @@
+//! [`Pipeline::settle`]: one delivery of a `payments-settle` message.
+//!
+//! The settlement itself is the store's `Settle` transition: in one database transaction the
+//! payment's holds are captured (the merchant's held funds leave: the amount to the asset's
+//! outflow account, the service fee and the network fee to their accounts) and the payment
+//! becomes settled. The settlement posting is unique per payment in the database, and the
+//! transition is guarded by the payment's version, so a duplicate delivery changes nothing.
+//!
+//! Before posting, the confirming block is checked to still be canonical (the receipt is read
+//! again and must name the recorded block hash): this is the "later check" that catches a reorg
+//! after confirmation. If the block left the chain the payment goes back to broadcast (`Reorg`)
+//! and a confirm message restarts polling, which re-sends the stored bytes if they were dropped.
+
+use meshpay_domain::{PaymentEvent, PaymentId, PaymentStatus};
+use meshpay_store::{StoreError, Transition};
+use serde_json::json;
+
+use crate::{ConfirmError, ConfirmMessage, Pipeline};
+
+/// Re-reads after losing a race with another delivery.
+const MAX_RACES: usize = 3;
+
+/// What a delivery achieved; each completes the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettleOutcome {
+    Settled { payment_id: PaymentId },
+    /// An earlier delivery settled it: no change.
+    AlreadySettled { payment_id: PaymentId },
+    /// The confirming block left the chain: back to broadcast; write `next` to
+    /// `payments-confirm`.
+    Reorged {
+        payment_id: PaymentId,
+        next: ConfirmMessage,
+        detail: String,
+    },
+    /// Not confirmed (never was, or failed/cancelled): nothing to settle.
+    Ignored {
+        payment_id: PaymentId,
+        status: Option<PaymentStatus>,
+    },
+}
+
+impl Pipeline {
+    /// Handles one delivery of a settle message for `payment_id`.
+    pub async fn settle(&self, payment_id: PaymentId) -> Result<SettleOutcome, ConfirmError> {
+        for _ in 0..MAX_RACES {
+            let Some(payment) = self.store.get_payment_unscoped(payment_id).await? else {
+                return Ok(SettleOutcome::Ignored {
+                    payment_id,
+                    status: None,
+                });
+            };
+            match payment.status {
+                PaymentStatus::Confirmed => {}
+                PaymentStatus::Settled => return Ok(SettleOutcome::AlreadySettled { payment_id }),
+                status => {
+                    return Ok(SettleOutcome::Ignored {
+                        payment_id,
+                        status: Some(status),
+                    });
+                }
+            }
+            let (Some(tx_hash), Some(block_hash), Some(block_number)) =
+                (payment.tx_hash, payment.block_hash, payment.block_number)
+            else {
+                return Err(ConfirmError::Config(format!(
+                    "confirmed payment {payment_id} has no transaction or block recorded"
+                )));
+            };
+            let (_, rpc) = self.chain(payment.chain())?;
+            let receipt = rpc.receipt(tx_hash).await?;
+            let canonical = receipt.as_ref().is_some_and(|r| r.block_hash == block_hash);
+            let old = json!({
+                "tx_hash": tx_hash, "block_number": block_number, "block_hash": block_hash,
+            });
+            let (event, data) = if canonical {
+                (PaymentEvent::Settle, old.clone())
+            } else {
+                let now = receipt
+                    .as_ref()
+                    .map(|r| json!({"block_number": r.block_number, "block_hash": r.block_hash}));
+                (PaymentEvent::Reorg, json!({ "confirmed_in": old, "now": now }))
+            };
+            let mut t = Transition::new(payment_id, payment.version, event);
+            t.data = data;
+            match self.store.transition_payment(&t).await {
+                Ok(_) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+            if canonical {
+                tracing::info!(payment = %payment_id, %tx_hash, block = block_number, "payment settled");
+                return Ok(SettleOutcome::Settled { payment_id });
+            }
+            let detail = match &receipt {
+                Some(r) => format!(
+                    "confirming block {block_number} ({block_hash}) left the chain; transaction now in block {}",
+                    r.block_number
+                ),
+                None => format!(
+                    "confirming block {block_number} ({block_hash}) left the chain; transaction not mined"
+                ),
+            };
+            tracing::warn!(payment = %payment_id, %tx_hash, %detail, "reorg after confirmation: back to broadcast");
+            self.store.record_reorg(payment_id, &detail).await?;
+            return Ok(SettleOutcome::Reorged {
+                payment_id,
+                next: ConfirmMessage::new(payment_id),
+                detail,
+            });
+        }
+        Err(ConfirmError::Contended)
+    }
+}

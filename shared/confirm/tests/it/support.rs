@@ -1,0 +1,313 @@
+//! Fixtures: anvil with mining on demand (automine off, blocks mined by the test), DevUSDC held
+//! by the hot wallets (anvil accounts 1 and 2), a fresh migrated database with a funded
+//! merchant, the real broadcast step (meshpay-relay with local signers) and a pipeline with
+//! short polling so one `confirm` call is one or two looks at the chain.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::signers::local::PrivateKeySigner;
+use meshpay_chain::ChainsConfig;
+use meshpay_confirm::{ConfirmConfig, ConfirmMessage, ConfirmOutcome, Pipeline};
+use meshpay_domain::{
+    Amount, AssetId, Charges, FeeBps, IdempotencyKey, MerchantId, PaymentId, PaymentStatus,
+};
+use meshpay_relay::{AlloyRpc, BroadcastOutcome, Delivery, DynTxSigner, Relay, RelayConfig};
+use meshpay_store::{
+    AuthorizeOutcome, AuthorizeRequest, Balance, NewMerchant, NewQuote, Payment, Store,
+    StoredResponse, request_fingerprint,
+};
+use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
+use meshpay_testkit::postgres::TestDb;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+pub const WALLET_ACCOUNTS: [usize; 2] = [1, 2];
+pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
+/// The merchant's starting balances (base units).
+pub const MERCHANT_USDC: u128 = 10u128.pow(15);
+pub const MERCHANT_ETH: u128 = 10u128.pow(24);
+
+pub struct Stack {
+    pub anvil: Anvil,
+    pub store: Store,
+    pub chains: Arc<ChainsConfig>,
+    pub merchant: MerchantId,
+    pub wallets: Vec<Address>,
+    _db: TestDb,
+}
+
+impl Stack {
+    /// `confirmations` blocks on top of the inclusion block make a payment final.
+    pub async fn start(confirmations: u64) -> Stack {
+        let (anvil, db) = tokio::join!(
+            Anvil::start(),
+            TestDb::create_migrated(&meshpay_store::MIGRATOR)
+        );
+        let usdc = anvil.deploy_dev_usdc().await;
+        assert_eq!(usdc.to_ascii_lowercase(), DEV_USDC_ADDRESS.to_ascii_lowercase());
+        let wallets: Vec<Address> = WALLET_ACCOUNTS
+            .iter()
+            .map(|&i| Address::from_str(anvil.address(i)).unwrap())
+            .collect();
+        for &i in &WALLET_ACCOUNTS {
+            anvil.mint_usdc(&usdc, anvil.address(i), WALLET_USDC).await;
+        }
+        // From here on blocks are mined only when a test says so.
+        anvil.rpc("evm_setAutomine", json!([false])).await;
+        let hot = wallets
+            .iter()
+            .map(|w| format!("\"{}\"", w.to_checksum(None)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let chains = ChainsConfig::from_toml_str(&format!(
+            r#"
+            [[chains]]
+            name = "anvil"
+            chain_id = 31337
+            rpc_url = "{url}"
+            confirmations = {confirmations}
+            max_fee_per_gas_cap_wei = 200000000000
+            hot_wallets = [{hot}]
+            native = {{ symbol = "ETH", decimals = 18 }}
+            [[chains.tokens]]
+            symbol = "USDC"
+            contract = "{DEV_USDC_ADDRESS}"
+            decimals = 6
+            "#,
+            url = anvil.url()
+        ))
+        .unwrap();
+        let store = Store::from_pool(db.pool().clone());
+        let merchant = funded_merchant(&store).await;
+        Stack {
+            anvil,
+            store,
+            chains: Arc::new(chains),
+            merchant,
+            wallets,
+            _db: db,
+        }
+    }
+
+    pub fn config() -> ConfirmConfig {
+        ConfirmConfig {
+            poll_interval: Duration::from_millis(20),
+            // One look per call unless a test asks for more.
+            invocation_wait: Duration::ZERO,
+            ..ConfirmConfig::default()
+        }
+    }
+
+    pub fn pipeline(&self) -> Pipeline {
+        self.pipeline_with(Self::config())
+    }
+
+    pub fn pipeline_with(&self, config: ConfirmConfig) -> Pipeline {
+        Pipeline::new(self.store.clone(), self.chains.clone(), config)
+    }
+
+    pub fn relay(&self) -> Relay {
+        let chain = self.chains.chain("anvil").unwrap().clone();
+        let signers: Vec<DynTxSigner> = WALLET_ACCOUNTS
+            .iter()
+            .map(|&i| {
+                let key = PrivateKeySigner::from_str(self.anvil.private_key(i)).unwrap();
+                Arc::new(key) as DynTxSigner
+            })
+            .collect();
+        let rpc = Arc::new(AlloyRpc::new(self.anvil.url().parse().unwrap(), Duration::from_secs(10)));
+        Relay::new(self.store.clone(), RelayConfig::default())
+            .with_chain(chain, rpc, signers)
+            .unwrap()
+    }
+
+    /// An authorized payment of `amount` base units of `symbol` to a fresh address.
+    pub async fn payment(&self, symbol: &str, amount: u128) -> Payment {
+        let asset: AssetId = format!("anvil:{symbol}").parse().unwrap();
+        let gas_limit = 65_000u64;
+        let max_fee = 2_000_000_000u128;
+        let charges = Charges::compute(
+            asset,
+            Amount::from_u128(amount),
+            FeeBps::new(25).unwrap(),
+            eth(),
+            Charges::network_fee_for(gas_limit, max_fee),
+        )
+        .unwrap();
+        let quote = self
+            .store
+            .insert_quote(&NewQuote {
+                merchant_id: self.merchant,
+                charges,
+                recipient: fresh_address(),
+                gas_limit,
+                max_fee_per_gas: max_fee,
+                max_priority_fee_per_gas: 1_000_000_000,
+                expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(300),
+            })
+            .await
+            .unwrap();
+        let body = json!({ "quote_id": quote.id });
+        let request = AuthorizeRequest {
+            merchant_id: self.merchant,
+            idempotency_key: IdempotencyKey::new(&format!("k-{}", quote.id)).unwrap(),
+            request_hash: request_fingerprint(&body),
+            quote_id: quote.id,
+            reference: None,
+            metadata: None,
+            hot_wallet: None,
+        };
+        let render = |p: &Payment| StoredResponse {
+            status: 201,
+            body: json!({ "id": p.id }),
+        };
+        match self.store.authorize_payment(&request, render).await.unwrap() {
+            AuthorizeOutcome::Created { payment, .. } => *payment,
+            other => panic!("expected a new payment, got {other:?}"),
+        }
+    }
+
+    /// An authorized payment broadcast by the real broadcast step (in the pool, not mined).
+    pub async fn broadcast(&self, symbol: &str, amount: u128) -> (Payment, B256) {
+        let payment = self.payment(symbol, amount).await;
+        match self.relay().broadcast(payment.id, Delivery::FIRST).await.unwrap() {
+            BroadcastOutcome::Sent(sent) => (self.payment_now(payment.id).await, sent.tx_hash),
+            other => panic!("expected Sent, got {other:?}"),
+        }
+    }
+
+    pub async fn payment_now(&self, id: PaymentId) -> Payment {
+        self.store.get_payment_unscoped(id).await.unwrap().unwrap()
+    }
+
+    pub async fn status(&self, id: PaymentId) -> PaymentStatus {
+        self.payment_now(id).await.status
+    }
+
+    pub async fn mine(&self, blocks: u64) {
+        for _ in 0..blocks {
+            self.anvil.rpc("evm_mine", json!([])).await;
+        }
+    }
+
+    pub async fn block_number(&self) -> u64 {
+        hex_u64(&self.anvil.rpc("eth_blockNumber", json!([])).await)
+    }
+
+    pub async fn receipt(&self, hash: B256) -> Value {
+        self.anvil.rpc("eth_getTransactionReceipt", json!([hash])).await
+    }
+
+    /// Replaces the last `depth` blocks with empty ones: their transactions are gone (anvil
+    /// does not put them back into its pool).
+    pub async fn reorg(&self, depth: u64) {
+        self.anvil.rpc("anvil_reorg", json!([depth, []])).await;
+    }
+
+    pub async fn eth_balance(&self, address: Address) -> U256 {
+        let v = self.anvil.rpc("eth_getBalance", json!([address, "latest"])).await;
+        U256::from_str(v.as_str().unwrap()).unwrap()
+    }
+
+    pub async fn usdc_balance(&self, address: Address) -> u128 {
+        self.anvil
+            .erc20_balance(DEV_USDC_ADDRESS, &address.to_checksum(None))
+            .await
+    }
+
+    /// Sets `wallet`'s DevUSDC balance (storage slot of `balanceOf[wallet]`, mapping at slot 1).
+    pub async fn set_usdc_balance(&self, wallet: Address, amount: u128) {
+        let mut key = [0u8; 64];
+        key[12..32].copy_from_slice(wallet.as_slice());
+        key[63] = 1;
+        let slot = keccak256(key);
+        let value = B256::from(U256::from(amount));
+        self.anvil
+            .rpc("anvil_setStorageAt", json!([DEV_USDC_ADDRESS, slot, value]))
+            .await;
+    }
+
+    pub async fn balances(&self) -> Vec<Balance> {
+        self.store.balances(self.merchant).await.unwrap()
+    }
+
+    pub async fn balance(&self, symbol: &str) -> Balance {
+        let asset: AssetId = format!("anvil:{symbol}").parse().unwrap();
+        self.balances()
+            .await
+            .into_iter()
+            .find(|b| b.asset == asset)
+            .unwrap()
+    }
+
+    /// Delivers a payment's confirm messages until `done` (each call is one look at the
+    /// chain), mining `blocks_between` blocks after each undecided one; the message a
+    /// `Waiting` outcome asks for is the next one delivered, as the queue would.
+    pub async fn confirm_until(
+        &self,
+        pipeline: &Pipeline,
+        mut message: ConfirmMessage,
+        blocks_between: u64,
+        done: impl Fn(&ConfirmOutcome) -> bool,
+    ) -> (ConfirmOutcome, Vec<ConfirmOutcome>) {
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            let outcome = pipeline.confirm(message).await.unwrap();
+            if done(&outcome) {
+                return (outcome, seen);
+            }
+            match &outcome {
+                ConfirmOutcome::Waiting { next, .. } => message = *next,
+                other => panic!("confirm stopped with {other:?}; before: {seen:?}"),
+            }
+            seen.push(outcome);
+            self.mine(blocks_between).await;
+        }
+        panic!("not done after 20 checks: {seen:?}");
+    }
+
+    /// Ledger invariants: every test ends here.
+    pub async fn finish(self) {
+        self.store.check_ledger_invariants().await.unwrap();
+    }
+}
+
+pub fn eth() -> AssetId {
+    "anvil:ETH".parse().unwrap()
+}
+
+pub fn usdc() -> AssetId {
+    "anvil:USDC".parse().unwrap()
+}
+
+pub fn fresh_address() -> Address {
+    PrivateKeySigner::random().address()
+}
+
+pub fn hex_u64(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+async fn funded_merchant(store: &Store) -> MerchantId {
+    let m = store
+        .create_merchant(&NewMerchant {
+            name: "Confirm Test Merchant".into(),
+            service_fee_bps: FeeBps::new(25).unwrap(),
+            limits: vec![],
+        })
+        .await
+        .unwrap()
+        .id;
+    store
+        .fund(m, &usdc(), Amount::from_u128(MERCHANT_USDC), "seed-usdc")
+        .await
+        .unwrap();
+    store
+        .fund(m, &eth(), Amount::from_u128(MERCHANT_ETH), "seed-eth")
+        .await
+        .unwrap();
+    m
+}

@@ -1,0 +1,342 @@
+//! Issue 4 end to end: the `broadcast` step through devhost + `meshpay` against PostgreSQL,
+//! anvil and Azurite. Payments are quoted and authorized over HTTP; authorize's queue message
+//! drives the broadcast function; results are read from the chain itself (receipts, balances,
+//! Transfer logs) and from `GET /api/payments/{id}`. Binaries must be built first
+//! (`cargo build --workspace --bins`; `make test` does).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use meshpay_domain::{Address, Amount, AssetId, FeeBps, PaymentId, Scopes, U256};
+use meshpay_store::{NewMerchant, Store};
+use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
+use meshpay_testkit::azurite::Azurite;
+use meshpay_testkit::devhost::Devhost;
+use meshpay_testkit::postgres::TestDb;
+use serde_json::{Value, json};
+
+/// Hot wallets of chains.dev.toml (anvil accounts 1 and 2), signed for by signers.dev.toml.
+const HOT_WALLETS: [&str; 2] = [
+    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+];
+const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Stack {
+    db: TestDb,
+    store: Store,
+    anvil: Anvil,
+    azurite: Azurite,
+    devhost: Devhost,
+    http: reqwest::Client,
+    key: String,
+    chains_file: PathBuf,
+}
+
+impl Stack {
+    async fn start(fault: Option<&str>) -> Stack {
+        let (db, anvil, azurite) = tokio::join!(
+            TestDb::create_migrated(&meshpay_store::MIGRATOR),
+            Anvil::start(),
+            Azurite::start()
+        );
+        let usdc = anvil.deploy_dev_usdc().await;
+        assert!(usdc.eq_ignore_ascii_case(DEV_USDC_ADDRESS), "{usdc}");
+        for wallet in HOT_WALLETS {
+            anvil.mint_usdc(&usdc, wallet, 10u128.pow(12)).await;
+        }
+        let root = meshpay_testkit::ports::repo_root();
+        let chains = std::fs::read_to_string(root.join("chains.dev.toml"))
+            .unwrap()
+            .replace("http://127.0.0.1:8545", anvil.url());
+        let chains_file =
+            std::env::temp_dir().join(format!("meshpay-chains-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&chains_file, chains).unwrap();
+        let mut builder = Devhost::builder()
+            .env("DATABASE_URL", db.url())
+            .env("MESHPAY_CHAINS_CONFIG", chains_file.display().to_string())
+            .env(
+                "MESHPAY_SIGNERS_CONFIG",
+                root.join("signers.dev.toml").display().to_string(),
+            )
+            .env("AzureWebJobsStorage", azurite.connection_string());
+        if let Some(fault) = fault {
+            builder = builder.env("MESHPAY_FAULT", fault);
+        }
+        let devhost = builder.start().await;
+        let store = Store::from_pool(db.pool().clone());
+        let key = merchant_key(&store).await;
+        Stack {
+            db,
+            store,
+            anvil,
+            azurite,
+            devhost,
+            http: reqwest::Client::new(),
+            key,
+            chains_file,
+        }
+    }
+
+    /// Quotes and authorizes `amount` of `asset` to `recipient`; returns (payment id, quoted
+    /// amount in base units).
+    async fn pay(&self, asset: &str, amount: &str, recipient: &str) -> (PaymentId, u128) {
+        let quote: Value = self
+            .http
+            .post(self.devhost.api_url("quotes"))
+            .bearer_auth(&self.key)
+            .json(&json!({"chain": "anvil", "asset": asset, "amount": amount, "recipient": recipient}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let quote_id = quote["id"].as_str().unwrap_or_else(|| panic!("quote: {quote}"));
+        let quoted: u128 = quote["amount"]["base_units"].as_str().unwrap().parse().unwrap();
+        let reply = self
+            .http
+            .post(self.devhost.api_url("payments"))
+            .bearer_auth(&self.key)
+            .header("Idempotency-Key", format!("idem-{quote_id}"))
+            .json(&json!({"quote_id": quote_id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 201);
+        let payment: Value = reply.json().await.unwrap();
+        (PaymentId::from_str(payment["id"].as_str().unwrap()).unwrap(), quoted)
+    }
+
+    async fn payment_view(&self, id: PaymentId) -> Value {
+        self.http
+            .get(self.devhost.api_url(&format!("payments/{id}")))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the payment has a transaction that is mined; returns (view, receipt).
+    async fn mined(&self, id: PaymentId) -> (Value, Value) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let view = self.payment_view(id).await;
+            if let Some(hash) = view["tx_hash"].as_str() {
+                let receipt = self.anvil.rpc("eth_getTransactionReceipt", json!([hash])).await;
+                if !receipt.is_null() {
+                    return (view, receipt);
+                }
+                // anvil's automine can strand a transaction that arrived before its
+                // predecessor (foundry #10122): mine it.
+                self.anvil.rpc("evm_mine", json!([])).await;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "payment {id} not mined: {view}\n{}",
+                self.devhost.log_tail(60)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn nonce(&self, wallet: &str, tag: &str) -> u64 {
+        let v = self.anvil.rpc("eth_getTransactionCount", json!([wallet, tag])).await;
+        u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    }
+
+    async fn eth_balance(&self, address: &str) -> U256 {
+        let v = self.anvil.rpc("eth_getBalance", json!([address, "latest"])).await;
+        U256::from_str(v.as_str().unwrap()).unwrap()
+    }
+
+    /// Waits until the payment's transactions were sent `sends` times in all.
+    async fn wait_for_sends(&self, id: PaymentId, sends: i32) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let attempts = self.store.payment_transactions(id).await.unwrap();
+            if attempts.iter().map(|a| a.send_count).sum::<i32>() >= sends {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id}: {attempts:?}\n{}",
+                self.devhost.log_tail(60)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn finish(self) {
+        if let Err(error) = self.store.check_ledger_invariants().await {
+            panic!("ledger invariants: {error}\n{}", self.devhost.log_tail(40));
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.chains_file);
+    }
+}
+
+async fn merchant_key(store: &Store) -> String {
+    let merchant = store
+        .create_merchant(&NewMerchant {
+            name: "broadcast e2e".into(),
+            service_fee_bps: FeeBps::new(25).unwrap(),
+            limits: vec![],
+        })
+        .await
+        .unwrap();
+    for (asset, amount) in [("anvil:USDC", 10u128.pow(15)), ("anvil:ETH", 10u128.pow(23))] {
+        let asset = AssetId::from_str(asset).unwrap();
+        store
+            .fund(merchant.id, &asset, Amount::from_u128(amount), &format!("seed-{asset}"))
+            .await
+            .unwrap();
+    }
+    let key = store.create_api_key(merchant.id, Scopes::all()).await.unwrap();
+    key.key.expose().to_owned()
+}
+
+/// A fresh random recipient (balance zero), so each payment's arrival is measured on its own.
+fn recipient() -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut raw = [0u8; 20];
+    raw[..16].copy_from_slice(&bytes);
+    raw[16..].copy_from_slice(&[0xbe, 0xef, 0x00, 0x01]);
+    Address::from(raw).to_checksum(None)
+}
+
+fn topic_address(topic: &Value) -> String {
+    let t = topic.as_str().unwrap();
+    format!("0x{}", &t[t.len() - 40..])
+}
+
+#[tokio::test]
+async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
+    let stack = Stack::start(None).await;
+    let eth_to = recipient();
+    let usdc_to = recipient();
+    let (eth_payment, eth_amount) = stack.pay("ETH", "0.25", &eth_to).await;
+    let (usdc_payment, usdc_amount) = stack.pay("USDC", "250.00", &usdc_to).await;
+    assert_eq!((eth_amount, usdc_amount), (250_000_000_000_000_000, 250_000_000));
+
+    let (view, receipt) = stack.mined(eth_payment).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert_eq!(stack.eth_balance(&eth_to).await, U256::from(eth_amount));
+    assert_eq!(view["chain"], "anvil");
+    assert!(HOT_WALLETS.contains(&view["from"].as_str().unwrap()), "{view}");
+    assert!(view["nonce"].is_u64(), "{view}");
+    assert_eq!(receipt["transactionHash"], view["tx_hash"]);
+
+    let (view, receipt) = stack.mined(usdc_payment).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+    let usdc_balance = stack.anvil.erc20_balance(DEV_USDC_ADDRESS, &usdc_to).await;
+    assert_eq!(usdc_balance, usdc_amount);
+    let log = &receipt["logs"][0];
+    let topics = log["topics"].as_array().unwrap();
+    assert_eq!((topics.len(), &topics[0]), (3, &json!(TRANSFER_TOPIC)));
+    assert_eq!(topic_address(&topics[1]), view["from"].as_str().unwrap().to_ascii_lowercase());
+    assert_eq!(topic_address(&topics[2]), usdc_to.to_ascii_lowercase());
+    assert_eq!(u128::from_str_radix(log["data"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap(), usdc_amount);
+    let attempts = stack.store.payment_transactions(usdc_payment).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(format!("{:#x}", attempts[0].tx_hash), view["tx_hash"].as_str().unwrap());
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
+    let stack = Stack::start(None).await;
+    let to = recipient();
+    let (id, amount) = stack.pay("ETH", "0.01", &to).await;
+    let (view, _) = stack.mined(id).await;
+    // Four more copies of the message authorize sent (at-least-once delivery).
+    let message = json!({"v": 1, "payment_id": id}).to_string();
+    for _ in 0..4 {
+        stack.azurite.send("payments-broadcast", &message).await;
+    }
+    stack.wait_for_sends(id, 5).await;
+    let attempts = stack.store.payment_transactions(id).await.unwrap();
+    assert_eq!(attempts.len(), 1, "one transaction, re-sent, never re-signed");
+    let from = view["from"].as_str().unwrap();
+    assert_eq!(stack.nonce(from, "latest").await, 1, "one transaction from the wallet");
+    let other = HOT_WALLETS.iter().find(|w| **w != from).unwrap();
+    assert_eq!(stack.nonce(other, "latest").await, 0);
+    assert_eq!(stack.eth_balance(&to).await, U256::from(amount));
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
+    // The first delivery aborts the process after storing the signed transaction; devhost
+    // restarts it and the queue redelivers the message.
+    let stack = Stack::start(Some("after_persist_before_send")).await;
+    let to = recipient();
+    let (id, amount) = stack.pay("USDC", "12.34", &to).await;
+    let (view, receipt) = stack.mined(id).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert_eq!(stack.anvil.erc20_balance(DEV_USDC_ADDRESS, &to).await, amount);
+    let attempts = stack.store.payment_transactions(id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    let from = view["from"].as_str().unwrap();
+    assert_eq!(stack.nonce(from, "latest").await, 1, "exactly one on-chain transfer");
+    assert!(
+        stack.devhost.log_tail(400).contains("injected fault"),
+        "the fault fired: {}",
+        stack.devhost.log_tail(40)
+    );
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_payments_from_two_wallets_get_gap_free_nonces() {
+    let stack = Stack::start(None).await;
+    let n = 200;
+    let started = Instant::now();
+    let ids: Vec<PaymentId> = futures::stream::iter(0..n)
+        .map(|i| {
+            let stack = &stack;
+            async move {
+                let asset = if i % 2 == 0 { "ETH" } else { "USDC" };
+                stack.pay(asset, "0.01", &recipient()).await.0
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut by_wallet: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for &id in &ids {
+        let (view, receipt) = stack.mined(id).await;
+        assert_eq!(receipt["status"], json!("0x1"), "{view}");
+        by_wallet
+            .entry(view["from"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(view["nonce"].as_u64().unwrap());
+    }
+    println!("{n} payments quoted, authorized, broadcast and mined in {:?}", started.elapsed());
+    assert_eq!(by_wallet.len(), 2, "both hot wallets used");
+    for (wallet, nonces) in &mut by_wallet {
+        nonces.sort_unstable();
+        let expected: Vec<u64> = (0..nonces.len() as u64).collect();
+        assert_eq!(nonces, &expected, "{wallet}: gap-free, no duplicates");
+        assert_eq!(stack.nonce(wallet, "latest").await, nonces.len() as u64);
+    }
+    assert_eq!(by_wallet.values().map(Vec::len).sum::<usize>(), n);
+    let transactions: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_transactions")
+        .fetch_one(stack.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(transactions, n as i64);
+    stack.finish().await;
+}
