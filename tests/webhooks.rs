@@ -114,7 +114,9 @@ impl Stack {
             Charges::network_fee_for(65_000, 2_000_000_000),
         )
         .unwrap();
-        let recipient: Address = "0x976EA74026E726554dB657fA54763abd0C3a0aa9".parse().unwrap();
+        let recipient: Address = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
+            .parse()
+            .unwrap();
         let quote = self
             .store
             .insert_quote(&NewQuote {
@@ -142,7 +144,12 @@ impl Stack {
             status: 201,
             body: json!({ "id": p.id }),
         };
-        match self.store.authorize_payment(&request, render).await.unwrap() {
+        match self
+            .store
+            .authorize_payment(&request, render)
+            .await
+            .unwrap()
+        {
             AuthorizeOutcome::Created { payment, .. } => *payment,
             other => panic!("expected a payment, got {other:?}"),
         }
@@ -159,7 +166,13 @@ impl Stack {
         p
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, self.devhost.api_url(path))
@@ -176,7 +189,12 @@ impl Stack {
     /// `POST /api/webhook-endpoints` that must succeed: (id, secret).
     async fn create_endpoint(&self, key: &str, url: &str) -> (String, String) {
         let (status, body) = self
-            .send(reqwest::Method::POST, "webhook-endpoints", key, Some(json!({ "url": url })))
+            .send(
+                reqwest::Method::POST,
+                "webhook-endpoints",
+                key,
+                Some(json!({ "url": url })),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         (
@@ -269,7 +287,11 @@ fn verify(secret: &[u8], id: &str, timestamp: &str, body: &[u8], header: &str) -
     header.split(' ').any(|s| s == format!("v1,{expected}"))
 }
 
-async fn receive(State(server): State<MerchantServer>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(server): State<MerchantServer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let header = |name: &str| {
         headers
             .get(name)
@@ -307,12 +329,21 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
     let (m, key) = stack.merchant(Scopes::all()).await;
     // The endpoint is down for its first three requests.
     let (server, addr) = MerchantServer::start(&[500, 500, 500], 200).await;
-    let (_, secret) = stack.create_endpoint(&key, &format!("http://{addr}/hook")).await;
+    let (_, secret) = stack
+        .create_endpoint(&key, &format!("http://{addr}/hook"))
+        .await;
     server.set_secret(&secret);
 
     let p = stack.payment(m).await;
     let p = stack
-        .advance(p, &[PaymentEvent::Broadcast, PaymentEvent::Confirm, PaymentEvent::Settle])
+        .advance(
+            p,
+            &[
+                PaymentEvent::Broadcast,
+                PaymentEvent::Confirm,
+                PaymentEvent::Settle,
+            ],
+        )
         .await;
     stack
         .wait_for("four events acknowledged", async || {
@@ -322,7 +353,11 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
 
     assert_eq!(server.acknowledged_types(), PIPELINE);
     let received = server.received();
-    assert_eq!(received.len(), 7, "three failures, then four deliveries: {received:?}");
+    assert_eq!(
+        received.len(),
+        7,
+        "three failures, then four deliveries: {received:?}"
+    );
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut acknowledged: Vec<&str> = Vec::new();
     for r in &received {
@@ -339,7 +374,10 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
             acknowledged.push(kind);
         }
         assert_eq!(r.body["data"]["id"], p.id.to_string());
-        assert_eq!(r.body["data"]["status"], kind.trim_start_matches("payment."));
+        assert_eq!(
+            r.body["data"]["status"],
+            kind.trim_start_matches("payment.")
+        );
     }
     // The retried event kept its webhook-id; each event has its own.
     assert!(received[..4].iter().all(|r| r.id == received[0].id));
@@ -349,18 +387,37 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
 
     // The delivery log over HTTP.
     let (status, page) = stack
-        .send(reqwest::Method::GET, "webhook-deliveries?status=succeeded", &key, None)
+        .send(
+            reqwest::Method::GET,
+            "webhook-deliveries?status=succeeded",
+            &key,
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{page}");
     let items = page["data"].as_array().unwrap();
-    let types: Vec<&str> = items.iter().map(|d| d["event_type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = items
+        .iter()
+        .map(|d| d["event_type"].as_str().unwrap())
+        .collect();
     assert_eq!(
         types,
-        ["payment.settled", "payment.confirmed", "payment.broadcast", "payment.authorized"],
+        [
+            "payment.settled",
+            "payment.confirmed",
+            "payment.broadcast",
+            "payment.authorized"
+        ],
         "newest first"
     );
     let first = &items[3];
-    assert_eq!((first["attempts"].as_i64(), first["last_status_code"].as_i64()), (Some(4), Some(200)));
+    assert_eq!(
+        (
+            first["attempts"].as_i64(),
+            first["last_status_code"].as_i64()
+        ),
+        (Some(4), Some(200))
+    );
     assert_eq!(first["event_id"], received[0].id.as_str());
     let (status, detail) = stack
         .send(
@@ -380,11 +437,21 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
     assert_eq!(codes, [500, 500, 500, 200]);
     assert_eq!(detail["payload"]["type"], "payment.authorized");
     let (_, paged) = stack
-        .send(reqwest::Method::GET, "webhook-deliveries?limit=3", &key, None)
+        .send(
+            reqwest::Method::GET,
+            "webhook-deliveries?limit=3",
+            &key,
+            None,
+        )
         .await;
     let cursor = paged["next_cursor"].as_str().unwrap();
     let (_, rest) = stack
-        .send(reqwest::Method::GET, &format!("webhook-deliveries?limit=3&cursor={cursor}"), &key, None)
+        .send(
+            reqwest::Method::GET,
+            &format!("webhook-deliveries?limit=3&cursor={cursor}"),
+            &key,
+            None,
+        )
         .await;
     assert_eq!(rest["data"].as_array().unwrap().len(), 1);
     assert!(rest["next_cursor"].is_null());
@@ -395,7 +462,9 @@ async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
     let stack = Stack::start("allow-private", "0,1s,2s").await;
     let (m, key) = stack.merchant(Scopes::all()).await;
     let (server, addr) = MerchantServer::start(&[], 410).await;
-    let (endpoint, secret) = stack.create_endpoint(&key, &format!("http://{addr}/hook")).await;
+    let (endpoint, secret) = stack
+        .create_endpoint(&key, &format!("http://{addr}/hook"))
+        .await;
     server.set_secret(&secret);
     let p = stack.payment(m).await;
     stack.advance(p, &[PaymentEvent::Broadcast]).await;
@@ -412,14 +481,27 @@ async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
         .send(reqwest::Method::GET, "webhook-endpoints", &key, None)
         .await;
     assert_eq!(list["data"][0]["id"], endpoint.as_str());
-    assert!(list["data"][0]["disabled_reason"].as_str().unwrap().contains("410"));
+    assert!(
+        list["data"][0]["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410")
+    );
     let (_, failed) = stack
-        .send(reqwest::Method::GET, "webhook-deliveries?status=failed", &key, None)
+        .send(
+            reqwest::Method::GET,
+            "webhook-deliveries?status=failed",
+            &key,
+            None,
+        )
         .await;
     let failed = failed["data"].as_array().unwrap();
     assert_eq!(failed.len(), 2, "{failed:?}");
     assert_eq!(failed[1]["last_status_code"], 410);
-    assert_eq!(failed[0]["attempts"], 0, "the broadcast event was never sent");
+    assert_eq!(
+        failed[0]["attempts"], 0,
+        "the broadcast event was never sent"
+    );
     // Nothing more is sent to a disabled endpoint, whatever happens to the payment.
     let q = stack.payment(m).await;
     stack.advance(q, &[PaymentEvent::Cancel]).await;
@@ -432,7 +514,9 @@ async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
 async fn private_urls_are_refused_at_creation_in_production_config() {
     let stack = Stack::start("public", "0,5s").await;
     let (_, key) = stack.merchant(Scopes::all()).await;
-    let (_, reader) = stack.merchant([Scope::PaymentsRead].into_iter().collect()).await;
+    let (_, reader) = stack
+        .merchant([Scope::PaymentsRead].into_iter().collect())
+        .await;
     for url in [
         "http://127.0.0.1:8080/hook",
         "https://127.0.0.1/hook",
@@ -447,7 +531,12 @@ async fn private_urls_are_refused_at_creation_in_production_config() {
         "https://localhost/hook",
     ] {
         let (status, problem) = stack
-            .send(reqwest::Method::POST, "webhook-endpoints", &key, Some(json!({ "url": url })))
+            .send(
+                reqwest::Method::POST,
+                "webhook-endpoints",
+                &key,
+                Some(json!({ "url": url })),
+            )
             .await;
         assert_eq!(status, 422, "{url}: {problem}");
         assert_eq!(problem["code"], "validation_failed", "{url}");
@@ -461,5 +550,8 @@ async fn private_urls_are_refused_at_creation_in_production_config() {
         )
         .await;
     assert_eq!(status, 403, "webhooks:write is required");
-    assert_eq!(stack.count("SELECT count(*) FROM webhook_endpoints").await, 0);
+    assert_eq!(
+        stack.count("SELECT count(*) FROM webhook_endpoints").await,
+        0
+    );
 }

@@ -19,10 +19,8 @@ pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("notify");
 /// The timer handler over a shared dispatcher.
 pub fn handler(
     dispatcher: Arc<Dispatcher>,
-) -> impl Fn(TimerInvocation) -> BoxFuture<'static, Result<Outputs, DispatchError>>
-+ Send
-+ Sync
-+ 'static {
+) -> impl Fn(TimerInvocation) -> BoxFuture<'static, Result<Outputs, DispatchError>> + Send + Sync + 'static
+{
     move |invocation| {
         let dispatcher = dispatcher.clone();
         Box::pin(async move { run(&dispatcher, invocation).await })
@@ -66,9 +64,6 @@ mod tests {
     fn function_json_is_a_timer_on_an_app_setting_without_outputs() {
         let def = FUNCTION.parse().unwrap();
         assert_eq!(def.name(), "notify");
-        assert_eq!(
-            def.trigger().schedule.as_deref(),
-            Some("%NOTIFY_SCHEDULE%")
-        );
+        assert_eq!(def.trigger().schedule.as_deref(), Some("%NOTIFY_SCHEDULE%"));
     }
 }

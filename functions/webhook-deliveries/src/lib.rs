@@ -218,8 +218,9 @@ pub async fn list_deliveries(
             .endpoint_id
             .as_deref()
             .map(|e| {
-                e.parse::<WebhookEndpointId>()
-                    .map_err(|_| ApiError::validation(format!("endpoint_id `{e}` is not a we_… id")))
+                e.parse::<WebhookEndpointId>().map_err(|_| {
+                    ApiError::validation(format!("endpoint_id `{e}` is not a we_… id"))
+                })
             })
             .transpose()?,
         limit: page_limit(params.limit)?,

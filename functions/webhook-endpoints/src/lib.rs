@@ -16,14 +16,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use meshpay_api::{ApiError, ApiJson, AppState, Auth, ErrorCode, Problem, RequiredScope, from_store};
+use meshpay_api::{
+    ApiError, ApiJson, AppState, Auth, ErrorCode, Problem, RequiredScope, from_store,
+};
 use meshpay_domain::Scope;
 use meshpay_shim::FunctionJson;
 use meshpay_store::webhooks::{
     CreateEndpointOutcome, MAX_ENDPOINTS_PER_MERCHANT, NewWebhookEndpoint, WebhookEndpoint,
     WebhookEndpointId,
 };
-use meshpay_webhooks::{SecretCipher, UrlPolicy, WebhookSecret, WebhookServices, validate_event_types};
+use meshpay_webhooks::{
+    SecretCipher, UrlPolicy, WebhookSecret, WebhookServices, validate_event_types,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};

@@ -70,7 +70,13 @@ impl Ctx {
     }
 }
 
-async fn call(app: &Router, method: Method, uri: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = Request::builder()
         .method(method)
         .uri(uri)
@@ -82,10 +88,17 @@ async fn call(app: &Router, method: Method, uri: &str, key: &str, body: Option<V
         }
         None => Body::empty(),
     };
-    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+    let response = app
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -93,12 +106,23 @@ async fn the_secret_is_shown_once_and_stored_sealed_for_the_endpoint() {
     let ctx = Ctx::new().await;
     let app = ctx.app(UrlPolicy::AllowPrivate);
     let (_, key) = ctx.merchant(&[Scope::WebhooksWrite]).await;
-    let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["payment.settled", "payment.failed"]});
-    let (status, created) = call(&app, Method::POST, "/api/webhook-endpoints", &key, Some(body)).await;
+    let body =
+        json!({"url": "http://127.0.0.1:9/hook", "events": ["payment.settled", "payment.failed"]});
+    let (status, created) = call(
+        &app,
+        Method::POST,
+        "/api/webhook-endpoints",
+        &key,
+        Some(body),
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let id: WebhookEndpointId = created["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(created["status"], "enabled");
-    assert_eq!(created["events"], json!(["payment.settled", "payment.failed"]));
+    assert_eq!(
+        created["events"],
+        json!(["payment.settled", "payment.failed"])
+    );
     let secret = WebhookSecret::parse(created["secret"].as_str().unwrap()).unwrap();
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
 
@@ -108,14 +132,20 @@ async fn the_secret_is_shown_once_and_stored_sealed_for_the_endpoint() {
             .fetch_one(ctx.db.pool())
             .await
             .unwrap();
-    assert!(!sealed.windows(16).any(|w| secret.as_bytes().starts_with(w)), "not in clear");
+    assert!(
+        !sealed.windows(16).any(|w| secret.as_bytes().starts_with(w)),
+        "not in clear"
+    );
     let opened = ctx.cipher.open(&sealed, id.as_uuid().as_bytes()).unwrap();
     assert_eq!(opened.as_bytes(), secret.as_bytes());
 
     let (status, list) = call(&app, Method::GET, "/api/webhook-endpoints", &key, None).await;
     assert_eq!(status, 200);
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
-    assert!(list["data"][0].get("secret").is_none(), "never shown again: {list}");
+    assert!(
+        list["data"][0].get("secret").is_none(),
+        "never shown again: {list}"
+    );
 }
 
 #[tokio::test]
@@ -138,11 +168,20 @@ async fn production_policy_refuses_private_and_plain_http_urls_and_writes_nothin
         "https://user:pw@example.com/hook",
         "not a url",
     ] {
-        let (status, problem) =
-            call(&app, Method::POST, "/api/webhook-endpoints", &key, Some(json!({"url": url}))).await;
+        let (status, problem) = call(
+            &app,
+            Method::POST,
+            "/api/webhook-endpoints",
+            &key,
+            Some(json!({"url": url})),
+        )
+        .await;
         assert_eq!(status, 422, "{url}: {problem}");
         assert_eq!(problem["code"], "validation_failed", "{url}");
-        assert!(problem["detail"].as_str().unwrap().starts_with("url:"), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with("url:"),
+            "{problem}"
+        );
     }
     assert_eq!(ctx.count().await, 0);
 }
@@ -160,13 +199,33 @@ async fn bad_event_lists_unknown_fields_and_missing_scopes_are_refused() {
         (json!({"url": url, "secret": "mine"}), 422),
         (json!({"events": ["payment.settled"]}), 422),
     ] {
-        let (got, problem) = call(&app, Method::POST, "/api/webhook-endpoints", &key, Some(body.clone())).await;
+        let (got, problem) = call(
+            &app,
+            Method::POST,
+            "/api/webhook-endpoints",
+            &key,
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(got, status, "{body}: {problem}");
     }
-    let (status, problem) =
-        call(&app, Method::POST, "/api/webhook-endpoints", &reader, Some(json!({"url": url}))).await;
+    let (status, problem) = call(
+        &app,
+        Method::POST,
+        "/api/webhook-endpoints",
+        &reader,
+        Some(json!({"url": url})),
+    )
+    .await;
     assert_eq!((status, problem["code"].as_str()), (403, Some("forbidden")));
-    let (status, _) = call(&app, Method::GET, "/api/webhook-endpoints", "mp_live_nope", None).await;
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        "/api/webhook-endpoints",
+        "mp_live_nope",
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(ctx.count().await, 0);
 }
@@ -187,12 +246,22 @@ async fn delete_is_tenant_scoped_and_a_second_delete_is_not_found() {
     .await;
     let path = format!("/api/webhook-endpoints/{}", created["id"].as_str().unwrap());
     let (status, _) = call(&app, Method::DELETE, &path, &other, None).await;
-    assert_eq!(status, 404, "another merchant's endpoint does not exist for them");
+    assert_eq!(
+        status, 404,
+        "another merchant's endpoint does not exist for them"
+    );
     let (status, _) = call(&app, Method::DELETE, &path, &key, None).await;
     assert_eq!(status, 204);
     let (status, _) = call(&app, Method::DELETE, &path, &key, None).await;
     assert_eq!(status, 404);
-    let (status, _) = call(&app, Method::DELETE, "/api/webhook-endpoints/we_nothex", &key, None).await;
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        "/api/webhook-endpoints/we_nothex",
+        &key,
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
     let (_, list) = call(&app, Method::GET, "/api/webhook-endpoints", &key, None).await;
     assert_eq!(list["data"], json!([]));
@@ -205,9 +274,26 @@ async fn a_merchant_has_at_most_sixteen_endpoints() {
     let (_, key) = ctx.merchant(&[Scope::WebhooksWrite]).await;
     let body = json!({"url": "http://127.0.0.1:9/hook"});
     for _ in 0..16 {
-        let (status, _) = call(&app, Method::POST, "/api/webhook-endpoints", &key, Some(body.clone())).await;
+        let (status, _) = call(
+            &app,
+            Method::POST,
+            "/api/webhook-endpoints",
+            &key,
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(status, 201);
     }
-    let (status, problem) = call(&app, Method::POST, "/api/webhook-endpoints", &key, Some(body)).await;
-    assert_eq!((status, problem["code"].as_str()), (422, Some("limit_exceeded")));
+    let (status, problem) = call(
+        &app,
+        Method::POST,
+        "/api/webhook-endpoints",
+        &key,
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("limit_exceeded"))
+    );
 }

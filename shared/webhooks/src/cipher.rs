@@ -106,8 +106,14 @@ mod tests {
         assert!(!sealed.windows(8).any(|w| secret.as_bytes().starts_with(w)));
         let opened = cipher(1).open(&sealed, b"row-1").unwrap();
         assert_eq!(opened.as_bytes(), secret.as_bytes());
-        assert_eq!(cipher(2).open(&sealed, b"row-1").unwrap_err(), CipherError::Open);
-        assert_eq!(cipher(1).open(&sealed, b"row-2").unwrap_err(), CipherError::Open);
+        assert_eq!(
+            cipher(2).open(&sealed, b"row-1").unwrap_err(),
+            CipherError::Open
+        );
+        assert_eq!(
+            cipher(1).open(&sealed, b"row-2").unwrap_err(),
+            CipherError::Open
+        );
     }
 
     #[test]
@@ -128,7 +134,10 @@ mod tests {
     fn sealing_twice_gives_different_ciphertexts() {
         let c = cipher(3);
         let secret = WebhookSecret::generate();
-        assert_ne!(c.seal(&secret, b"id").unwrap(), c.seal(&secret, b"id").unwrap());
+        assert_ne!(
+            c.seal(&secret, b"id").unwrap(),
+            c.seal(&secret, b"id").unwrap()
+        );
     }
 
     #[test]

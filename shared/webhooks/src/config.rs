@@ -29,7 +29,9 @@ pub const TIMEOUT_ENV: &str = "MESHPAY_WEBHOOK_TIMEOUT_SECONDS";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{SECRET_KEY_ENV} is not set (32 random bytes, base64; e.g. `openssl rand -base64 32`)")]
+    #[error(
+        "{SECRET_KEY_ENV} is not set (32 random bytes, base64; e.g. `openssl rand -base64 32`)"
+    )]
     SecretKeyMissing,
     #[error("{SECRET_KEY_ENV}: {0}")]
     SecretKey(#[source] CipherError),
@@ -90,7 +92,8 @@ impl WebhooksConfig {
                 .filter(|s| (1..=30).contains(s))
                 .ok_or(ConfigError::Timeout(text))?;
             config.client.timeout = Duration::from_secs(secs);
-            config.client.connect_timeout = config.client.connect_timeout.min(config.client.timeout);
+            config.client.connect_timeout =
+                config.client.connect_timeout.min(config.client.timeout);
         }
         Ok(config)
     }
@@ -139,7 +142,12 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     fn key() -> String {
@@ -181,7 +189,10 @@ mod tests {
             let mut pairs = vec![(SECRET_KEY_ENV, key.as_str())];
             pairs.retain(|(k, _)| *k != name);
             pairs.push((name, value));
-            assert!(WebhooksConfig::from_lookup(lookup(&pairs)).is_err(), "{name}={value}");
+            assert!(
+                WebhooksConfig::from_lookup(lookup(&pairs)).is_err(),
+                "{name}={value}"
+            );
         }
     }
 }

@@ -158,7 +158,10 @@ impl Dispatcher {
                 .fan_out_webhook_events(self.limits.fan_out_batch, |event, payment| {
                     let rendered = events::render(event, payment, chains);
                     if rendered.is_none() {
-                        tracing::error!(outbox_id = event.outbox_id, "webhook event skipped: cannot render");
+                        tracing::error!(
+                            outbox_id = event.outbox_id,
+                            "webhook event skipped: cannot render"
+                        );
                     }
                     rendered
                 })
@@ -169,7 +172,9 @@ impl Dispatcher {
             total.deliveries += batch.deliveries;
             total.skipped += batch.skipped;
             total.busy |= batch.busy;
-            if batch.busy || batch.outbox_rows < self.limits.fan_out_batch || Instant::now() >= deadline
+            if batch.busy
+                || batch.outbox_rows < self.limits.fan_out_batch
+                || Instant::now() >= deadline
             {
                 return Ok(());
             }
@@ -181,7 +186,10 @@ impl Dispatcher {
         let started_at = OffsetDateTime::now_utc();
         let clock = Instant::now();
         let associated = delivery.endpoint_id.as_uuid();
-        let outcome = match self.cipher.open(&delivery.secret_ciphertext, associated.as_bytes()) {
+        let outcome = match self
+            .cipher
+            .open(&delivery.secret_ciphertext, associated.as_bytes())
+        {
             Ok(secret) => {
                 let msg_id = delivery.event_id.to_string();
                 let timestamp = started_at.unix_timestamp();
@@ -326,13 +334,23 @@ mod tests {
 
     fn verdict(attempt: i32, outcome: AttemptOutcome) -> AttemptVerdict {
         let schedule = RetrySchedule::parse("0,10s,20s").unwrap();
-        judge(&schedule, &delivery(attempt), OffsetDateTime::now_utc(), 5, outcome).0
+        judge(
+            &schedule,
+            &delivery(attempt),
+            OffsetDateTime::now_utc(),
+            5,
+            outcome,
+        )
+        .0
     }
 
     #[test]
     fn two_hundreds_succeed_and_gone_disables_the_endpoint() {
         for status in [200, 201, 204, 299] {
-            assert_eq!(verdict(1, response(status, None)), AttemptVerdict::Succeeded);
+            assert_eq!(
+                verdict(1, response(status, None)),
+                AttemptVerdict::Succeeded
+            );
         }
         assert!(matches!(
             verdict(1, response(410, None)),

@@ -165,8 +165,12 @@ mod tests {
     fn event_type_lists_are_validated_deduplicated_and_ordered() {
         let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            validate_event_types(&list(&["payment.settled", "payment.authorized", "payment.settled"]))
-                .unwrap(),
+            validate_event_types(&list(&[
+                "payment.settled",
+                "payment.authorized",
+                "payment.settled"
+            ]))
+            .unwrap(),
             list(&["payment.authorized", "payment.settled"])
         );
         assert_eq!(validate_event_types(&[]), Err(EventTypeError::Empty));

@@ -87,7 +87,11 @@ impl WebhookSecret {
     /// holds a valid `v1` signature; constant-time per candidate. Timestamp tolerance is the
     /// caller's check.
     pub fn verify(&self, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
-        let expected: [u8; 32] = self.mac(msg_id, timestamp, body).finalize().into_bytes().into();
+        let expected: [u8; 32] = self
+            .mac(msg_id, timestamp, body)
+            .finalize()
+            .into_bytes()
+            .into();
         header.split(' ').any(|candidate| {
             let Some(("v1", b64)) = candidate.split_once(',') else {
                 return false;
@@ -139,7 +143,8 @@ mod tests {
     fn verification_accepts_the_valid_signature_among_several_and_nothing_else() {
         let secret = WebhookSecret::parse(SPEC_SECRET).unwrap();
         let body = SPEC_BODY.as_bytes();
-        let list = format!("v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,abc {SPEC_SIGNATURE}");
+        let list =
+            format!("v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,abc {SPEC_SIGNATURE}");
         assert!(secret.verify(SPEC_MSG_ID, SPEC_TIMESTAMP, body, &list));
         // The vector's own "invalid signature" case: last character changed.
         let wrong = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=";

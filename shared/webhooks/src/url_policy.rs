@@ -48,7 +48,9 @@ pub enum UrlError {
     NoHost,
     #[error("the URL points to a private, loopback, link-local or reserved address ({0})")]
     ForbiddenAddress(IpAddr),
-    #[error("the URL's host {host} resolves to a private, loopback, link-local or reserved address ({addr})")]
+    #[error(
+        "the URL's host {host} resolves to a private, loopback, link-local or reserved address ({addr})"
+    )]
     ResolvesToForbidden { host: String, addr: IpAddr },
     #[error("the URL's host {0} does not resolve")]
     Unresolvable(String),
@@ -229,16 +231,55 @@ mod tests {
     #[test]
     fn address_table_only_public_unicast_is_allowed() {
         let forbidden = [
-            "127.0.0.1", "127.255.255.254", "10.0.0.1", "10.255.255.255", "172.16.0.1",
-            "172.31.255.255", "192.168.1.1", "169.254.169.254", "169.254.0.1", "0.0.0.0",
-            "0.1.2.3", "100.64.0.1", "100.127.255.255", "192.0.0.8", "192.0.2.1",
-            "198.18.0.1", "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.255.255.250",
-            "240.0.0.1", "255.255.255.255", "168.63.129.16",
-            "::", "::1", "fc00::1", "fd12:3456::1", "fdff:ffff::1", "fe80::1", "febf::1",
-            "fec0::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254",
-            "::ffff:0:7f00:1", "::127.0.0.1", "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1",
-            "64:ff9b:1::1", "100::1", "2001:db8::1", "2001::1", "2002:7f00:1::1",
-            "2001:2::1", "2001:10::1", "2001:20::1", "3fff::1", "fd00:ec2::254",
+            "127.0.0.1",
+            "127.255.255.254",
+            "10.0.0.1",
+            "10.255.255.255",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+            "168.63.129.16",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fdff:ffff::1",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "::ffff:169.254.169.254",
+            "::ffff:0:7f00:1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::1",
+            "100::1",
+            "2001:db8::1",
+            "2001::1",
+            "2002:7f00:1::1",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:20::1",
+            "3fff::1",
+            "fd00:ec2::254",
         ];
         for a in forbidden {
             assert!(!is_public_ip(ip(a)), "{a} must be refused");
@@ -246,10 +287,22 @@ mod tests {
             assert!(DEV.allows_ip(ip(a)), "dev allows {a}");
         }
         let public = [
-            "1.1.1.1", "8.8.8.8", "172.15.255.255", "172.32.0.1", "192.169.0.1", "100.63.0.1",
-            "100.128.0.1", "169.253.0.1", "11.0.0.1", "198.20.0.1", "223.255.255.254",
-            "2606:4700:4700::1111", "2a00:1450:4001::200e", "::ffff:8.8.8.8",
-            "64:ff9b::808:808", "2001:4860::8888",
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.15.255.255",
+            "172.32.0.1",
+            "192.169.0.1",
+            "100.63.0.1",
+            "100.128.0.1",
+            "169.253.0.1",
+            "11.0.0.1",
+            "198.20.0.1",
+            "223.255.255.254",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::200e",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2001:4860::8888",
         ];
         for a in public {
             assert!(is_public_ip(ip(a)), "{a} must be allowed");
@@ -271,7 +324,8 @@ mod tests {
             UrlError::Scheme
         );
         assert_eq!(
-            PROD.check_syntax("https://user:pw@example.com/").unwrap_err(),
+            PROD.check_syntax("https://user:pw@example.com/")
+                .unwrap_err(),
             UrlError::Credentials
         );
         assert!(matches!(
@@ -280,7 +334,10 @@ mod tests {
         ));
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert_eq!(PROD.check_syntax(&long).unwrap_err(), UrlError::TooLong);
-        assert!(PROD.check_syntax("https://example.com:8443/hooks?x=1").is_ok());
+        assert!(
+            PROD.check_syntax("https://example.com:8443/hooks?x=1")
+                .is_ok()
+        );
         assert!(DEV.check_syntax("http://127.0.0.1:9000/hook").is_ok());
     }
 
@@ -293,7 +350,10 @@ mod tests {
             ("https://0177.0.0.1/", "127.0.0.1"),   // octal
             ("https://127.1/", "127.0.0.1"),        // short form
             ("https://017700000001/", "127.0.0.1"), // octal, one number
-            ("https://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+            (
+                "https://169.254.169.254/latest/meta-data/",
+                "169.254.169.254",
+            ),
             ("https://2852039166/", "169.254.169.254"),
             ("https://10.0.0.1/hook", "10.0.0.1"),
             ("https://172.16.5.4/", "172.16.5.4"),
@@ -319,7 +379,8 @@ mod tests {
     #[test]
     fn resolved_addresses_must_all_be_allowed() {
         assert_eq!(
-            PROD.check_addrs("h", [ip("8.8.8.8"), ip("10.0.0.1")]).unwrap_err(),
+            PROD.check_addrs("h", [ip("8.8.8.8"), ip("10.0.0.1")])
+                .unwrap_err(),
             UrlError::ResolvesToForbidden {
                 host: "h".into(),
                 addr: ip("10.0.0.1")
@@ -329,7 +390,10 @@ mod tests {
             PROD.check_addrs("h", []).unwrap_err(),
             UrlError::Unresolvable("h".into())
         );
-        assert!(PROD.check_addrs("h", [ip("8.8.8.8"), ip("2606:4700::1")]).is_ok());
+        assert!(
+            PROD.check_addrs("h", [ip("8.8.8.8"), ip("2606:4700::1")])
+                .is_ok()
+        );
         assert!(DEV.check_addrs("h", [ip("10.0.0.1")]).is_ok());
     }
 

@@ -1,1 +1,10 @@
-//! Integration tests.
+//! meshpay-confirm integration tests: a real anvil (mining on demand) and a fresh PostgreSQL
+//! database per test (meshpay-testkit), the real broadcast step in front; each test ends by
+//! checking the ledger invariants.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod flows;
+mod lease;
+mod reconcile;
+mod reorgs;
+mod support;

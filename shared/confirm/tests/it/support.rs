@@ -35,7 +35,6 @@ pub struct Stack {
     pub store: Store,
     pub chains: Arc<ChainsConfig>,
     pub merchant: MerchantId,
-    pub wallets: Vec<Address>,
     _db: TestDb,
 }
 
@@ -87,7 +86,7 @@ impl Stack {
             store,
             chains: Arc::new(chains),
             merchant,
-            wallets,
+
             _db: db,
         }
     }

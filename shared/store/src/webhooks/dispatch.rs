@@ -126,7 +126,9 @@ pub enum AttemptVerdict {
     /// No attempts left: the delivery fails.
     GiveUp,
     /// The endpoint answered 410 Gone: it is disabled and all its pending deliveries fail.
-    DisableEndpoint { reason: String },
+    DisableEndpoint {
+        reason: String,
+    },
 }
 
 fn millis(d: Duration) -> Result<i64> {
@@ -137,7 +139,13 @@ fn truncate(text: Option<&str>, max_chars: usize) -> Option<String> {
     text.map(|t| t.chars().take(max_chars).collect())
 }
 
-type OutboxRow = (i64, Option<Uuid>, Option<Uuid>, serde_json::Value, OffsetDateTime);
+type OutboxRow = (
+    i64,
+    Option<Uuid>,
+    Option<Uuid>,
+    serde_json::Value,
+    OffsetDateTime,
+);
 
 /// Fails every pending delivery of an endpoint (deleted or disabled), inside `conn`'s
 /// transaction.
@@ -363,7 +371,10 @@ impl Store {
         .bind(i32::try_from(record.duration_ms).unwrap_or(i32::MAX))
         .bind(code)
         .bind(error.as_deref())
-        .bind(truncate(record.response_excerpt.as_deref(), MAX_EXCERPT_CHARS))
+        .bind(truncate(
+            record.response_excerpt.as_deref(),
+            MAX_EXCERPT_CHARS,
+        ))
         .execute(&mut *tx)
         .await?;
         let (status, retry_ms) = match verdict {
@@ -432,12 +443,11 @@ impl Store {
             .bind(&ids)
             .execute(&mut *tx)
             .await?;
-        let deleted = sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE id = ANY ($1) RETURNING event_id",
-        )
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+        let deleted =
+            sqlx::query("DELETE FROM webhook_deliveries WHERE id = ANY ($1) RETURNING event_id")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
         sqlx::query(
             "DELETE FROM webhook_events ev
              WHERE ev.created_at < now() - $1 * interval '1 millisecond'

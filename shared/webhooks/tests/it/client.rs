@@ -32,7 +32,10 @@ async fn redirects_are_reported_not_followed() {
         panic!("expected a response, got {outcome:?}");
     };
     assert_eq!(status, 307);
-    assert!(hook.received().is_empty(), "the redirect target was not called");
+    assert!(
+        hook.received().is_empty(),
+        "the redirect target was not called"
+    );
 }
 
 #[tokio::test]
@@ -41,7 +44,10 @@ async fn only_the_first_bytes_of_a_response_are_read() {
     let outcome = dev_client(ClientConfig::default())
         .send(&request(&hook.url("/big")))
         .await;
-    let AttemptOutcome::Response { status, excerpt, .. } = outcome else {
+    let AttemptOutcome::Response {
+        status, excerpt, ..
+    } = outcome
+    else {
         panic!("expected a response, got {outcome:?}");
     };
     assert_eq!(status, 200);
@@ -54,12 +60,19 @@ async fn headers_carry_the_standard_webhooks_triple_and_the_exact_body() {
     let outcome = dev_client(ClientConfig::default())
         .send(&request(&hook.url("/hook")))
         .await;
-    assert!(matches!(outcome, AttemptOutcome::Response { status: 204, .. }));
+    assert!(matches!(
+        outcome,
+        AttemptOutcome::Response { status: 204, .. }
+    ));
     let received = &hook.received()[0];
     assert_eq!(received.header("webhook-id"), "msg_test");
     assert_eq!(received.header("webhook-timestamp"), "1700000000");
     assert_eq!(received.header("webhook-signature"), "v1,AAAA");
-    assert!(received.header("user-agent").starts_with("meshpay-webhooks/"));
+    assert!(
+        received
+            .header("user-agent")
+            .starts_with("meshpay-webhooks/")
+    );
     assert_eq!(received.body, r#"{"type":"payment.settled"}"#);
 }
 
@@ -84,7 +97,13 @@ async fn a_silent_endpoint_times_out() {
         .await;
     server.abort();
     assert!(
-        matches!(outcome, AttemptOutcome::Failed { kind: FailureKind::Timeout, .. }),
+        matches!(
+            outcome,
+            AttemptOutcome::Failed {
+                kind: FailureKind::Timeout,
+                ..
+            }
+        ),
         "{outcome:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -103,7 +122,13 @@ async fn production_policy_refuses_loopback_by_literal_and_by_resolution() {
     ] {
         let outcome = client.send(&request(&url)).await;
         assert!(
-            matches!(outcome, AttemptOutcome::Failed { kind: FailureKind::Blocked, .. }),
+            matches!(
+                outcome,
+                AttemptOutcome::Failed {
+                    kind: FailureKind::Blocked,
+                    ..
+                }
+            ),
             "{url}: {outcome:?}"
         );
     }

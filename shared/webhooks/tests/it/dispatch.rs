@@ -50,7 +50,10 @@ async fn events_arrive_signed_in_order_with_a_stable_id_across_retries() {
         assert_eq!(r.header("content-type"), "application/json");
         let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        assert!((now - 60..=now).contains(&ts), "timestamp of the attempt: {ts}");
+        assert!(
+            (now - 60..=now).contains(&ts),
+            "timestamp of the attempt: {ts}"
+        );
     }
     // The retries of the first event carry its id; every event has its own.
     let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
@@ -89,7 +92,11 @@ async fn events_arrive_signed_in_order_with_a_stable_id_across_retries() {
     );
     let first = page.items.last().unwrap();
     assert_eq!(
-        (first.event_type.as_str(), first.attempts, first.last_status_code),
+        (
+            first.event_type.as_str(),
+            first.attempts,
+            first.last_status_code
+        ),
         ("payment.authorized", 3, Some(200))
     );
     let detail = ctx
@@ -115,7 +122,9 @@ async fn a_later_event_waits_while_an_earlier_one_of_the_same_payment_is_pending
     // broadcast of the first while its authorized is pending.
     let report = ctx
         .store
-        .fan_out_webhook_events(100, |e, p| meshpay_webhooks::events::render(e, p, &ctx.chains))
+        .fan_out_webhook_events(100, |e, p| {
+            meshpay_webhooks::events::render(e, p, &ctx.chains)
+        })
         .await
         .unwrap();
     assert_eq!((report.events, report.deliveries), (3, 3));
@@ -129,7 +138,13 @@ async fn a_later_event_waits_while_an_earlier_one_of_the_same_payment_is_pending
     types.sort_unstable();
     assert_eq!(types, ["payment.authorized", "payment.authorized"]);
     // Claimed (leased) deliveries are not claimed again, and still block their successors.
-    assert!(ctx.store.claim_webhook_deliveries(limits).await.unwrap().is_empty());
+    assert!(
+        ctx.store
+            .claim_webhook_deliveries(limits)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -152,18 +167,34 @@ async fn gone_disables_the_endpoint_and_fails_its_pending_deliveries() {
     assert_eq!(gone.received().len(), 1, "nothing is sent after the 410");
     let endpoints = ctx.store.list_webhook_endpoints(m).await.unwrap();
     assert_eq!(endpoints[0].id, endpoint.id);
-    assert!(endpoints[0].disabled_reason.as_deref().unwrap().contains("410"));
+    assert!(
+        endpoints[0]
+            .disabled_reason
+            .as_deref()
+            .unwrap()
+            .contains("410")
+    );
     let page = ctx
         .store
         .list_webhook_deliveries(m, &all_deliveries())
         .await
         .unwrap();
     assert_eq!(page.items.len(), 2);
-    assert!(page.items.iter().all(|d| d.status == DeliveryStatus::Failed));
+    assert!(
+        page.items
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Failed)
+    );
     let broadcast = &page.items[0];
     assert_eq!(broadcast.event_type, "payment.broadcast");
     assert_eq!(broadcast.attempts, 0, "never attempted");
-    assert!(broadcast.last_error.as_deref().unwrap().contains("disabled"));
+    assert!(
+        broadcast
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("disabled")
+    );
     // Later events are not fanned out to a disabled endpoint.
     ctx.payment(m).await;
     dispatcher.run_once().await.unwrap();
@@ -186,7 +217,13 @@ async fn a_delivery_fails_after_the_last_scheduled_attempt() {
         ..ListDeliveries::default()
     };
     ctx.run_until(&dispatcher, async || {
-        store.list_webhook_deliveries(m, &failed).await.unwrap().items.len() == 2
+        store
+            .list_webhook_deliveries(m, &failed)
+            .await
+            .unwrap()
+            .items
+            .len()
+            == 2
     })
     .await;
     let page = ctx.store.list_webhook_deliveries(m, &failed).await.unwrap();
@@ -213,7 +250,8 @@ async fn subscriptions_filter_event_types_and_merchants_only_get_their_own_event
     let other = ctx.merchant().await;
     let hook = Hook::start(&[], 200).await;
     let failed_only = vec!["payment.failed".to_owned()];
-    ctx.endpoint(m, &hook.url("/hook"), Some(&failed_only)).await;
+    ctx.endpoint(m, &hook.url("/hook"), Some(&failed_only))
+        .await;
     let p = ctx.payment(m).await;
     ctx.advance(
         p,
@@ -241,7 +279,10 @@ async fn subscriptions_filter_event_types_and_merchants_only_get_their_own_event
         0,
         "every event is consumed, subscribed or not"
     );
-    assert_eq!(ctx.count("SELECT count(*) FROM webhook_deliveries").await, 1);
+    assert_eq!(
+        ctx.count("SELECT count(*) FROM webhook_deliveries").await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -252,7 +293,9 @@ async fn a_late_result_of_an_expired_lease_does_not_overwrite_the_newer_attempt(
     ctx.endpoint(m, "http://127.0.0.1:9/hook", None).await;
     ctx.payment(m).await;
     ctx.store
-        .fan_out_webhook_events(10, |e, p| meshpay_webhooks::events::render(e, p, &ctx.chains))
+        .fan_out_webhook_events(10, |e, p| {
+            meshpay_webhooks::events::render(e, p, &ctx.chains)
+        })
         .await
         .unwrap();
     let lease = ClaimLimits {
@@ -284,7 +327,11 @@ async fn a_late_result_of_an_expired_lease_does_not_overwrite_the_newer_attempt(
         .await
         .unwrap();
     assert!(applied);
-    let d = ctx.store.list_webhook_deliveries(m, &all_deliveries()).await.unwrap();
+    let d = ctx
+        .store
+        .list_webhook_deliveries(m, &all_deliveries())
+        .await
+        .unwrap();
     assert_eq!(d.items[0].status, DeliveryStatus::Failed);
     assert_eq!(ctx.count("SELECT count(*) FROM webhook_attempts").await, 2);
 }
@@ -297,14 +344,41 @@ async fn deleting_an_endpoint_fails_its_pending_deliveries_and_is_tenant_scoped(
     let (endpoint, _) = ctx.endpoint(m, "http://127.0.0.1:9/hook", None).await;
     ctx.payment(m).await;
     ctx.store
-        .fan_out_webhook_events(10, |e, p| meshpay_webhooks::events::render(e, p, &ctx.chains))
+        .fan_out_webhook_events(10, |e, p| {
+            meshpay_webhooks::events::render(e, p, &ctx.chains)
+        })
         .await
         .unwrap();
-    assert!(!ctx.store.delete_webhook_endpoint(other, endpoint.id).await.unwrap());
-    assert!(ctx.store.delete_webhook_endpoint(m, endpoint.id).await.unwrap());
-    assert!(!ctx.store.delete_webhook_endpoint(m, endpoint.id).await.unwrap());
-    assert!(ctx.store.list_webhook_endpoints(m).await.unwrap().is_empty());
-    let d = ctx.store.list_webhook_deliveries(m, &all_deliveries()).await.unwrap();
+    assert!(
+        !ctx.store
+            .delete_webhook_endpoint(other, endpoint.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        ctx.store
+            .delete_webhook_endpoint(m, endpoint.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !ctx.store
+            .delete_webhook_endpoint(m, endpoint.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        ctx.store
+            .list_webhook_endpoints(m)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let d = ctx
+        .store
+        .list_webhook_deliveries(m, &all_deliveries())
+        .await
+        .unwrap();
     assert_eq!(d.items[0].status, DeliveryStatus::Failed);
     assert_eq!(d.items[0].last_error.as_deref(), Some("endpoint deleted"));
     assert!(

@@ -76,9 +76,14 @@ impl Ctx {
         let usdc: AssetId = "anvil:USDC".parse().unwrap();
         let eth: AssetId = "anvil:ETH".parse().unwrap();
         let s = &self.store;
-        s.fund(m, &usdc, Amount::from(1_000_000_000u64), &format!("usdc-{m}"))
-            .await
-            .unwrap();
+        s.fund(
+            m,
+            &usdc,
+            Amount::from(1_000_000_000u64),
+            &format!("usdc-{m}"),
+        )
+        .await
+        .unwrap();
         s.fund(m, &eth, Amount::from(10u64.pow(18)), &format!("eth-{m}"))
             .await
             .unwrap();
@@ -123,7 +128,12 @@ impl Ctx {
             status: 201,
             body: serde_json::json!({ "id": p.id }),
         };
-        match self.store.authorize_payment(&request, render).await.unwrap() {
+        match self
+            .store
+            .authorize_payment(&request, render)
+            .await
+            .unwrap()
+        {
             AuthorizeOutcome::Created { payment, .. } => *payment,
             other => panic!("expected a payment, got {other:?}"),
         }
@@ -177,7 +187,10 @@ impl Ctx {
             if done().await {
                 return reports;
             }
-            assert!(Instant::now() < deadline, "not done after 30 s: {reports:?}");
+            assert!(
+                Instant::now() < deadline,
+                "not done after 30 s: {reports:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -192,7 +205,9 @@ impl Ctx {
 }
 
 pub fn recipient() -> Address {
-    "0x976EA74026E726554dB657fA54763abd0C3a0aa9".parse().unwrap()
+    "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
+        .parse()
+        .unwrap()
 }
 
 fn uuid_key() -> String {

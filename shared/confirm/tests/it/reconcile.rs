@@ -1,0 +1,127 @@
+//! The reconcile sweep: stuck payments get a message for their next step, once per period;
+//! ledger discrepancies are reported and recorded.
+
+use std::time::Duration;
+
+use meshpay_confirm::{ConfirmConfig, ConfirmMessage, ConfirmOutcome, ReconcileConfig};
+use meshpay_domain::PaymentId;
+
+use crate::support::Stack;
+
+/// Makes a payment look as if it has been waiting for an hour (test-only SQL: ages the row
+/// instead of sleeping).
+async fn age(stack: &Stack, id: PaymentId) {
+    sqlx::query("UPDATE payments SET updated_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(id.as_uuid())
+        .execute(stack.store.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE payment_confirmations SET last_checked_at = now() - interval '1 hour'
+          WHERE payment_id = $1",
+    )
+    .bind(id.as_uuid())
+    .execute(stack.store.pool())
+    .await
+    .unwrap();
+}
+
+fn config() -> ConfirmConfig {
+    let base = Stack::config();
+    ConfirmConfig {
+        reconcile: ReconcileConfig {
+            stale_after: Duration::from_secs(600),
+            ..base.reconcile.clone()
+        },
+        ..base
+    }
+}
+
+#[tokio::test]
+async fn stuck_payments_are_nudged_to_their_next_step_once_per_period() {
+    let stack = Stack::start(1).await;
+    let pipeline = stack.pipeline_with(config());
+    // Authorized, its broadcast message lost.
+    let authorized = stack.payment("ETH", 1_000).await;
+    // Broadcast, its confirm message lost (never checked).
+    let (broadcast, _) = stack.broadcast("ETH", 2_000).await;
+    // Confirmed, its settle message lost.
+    let (confirmed, _) = stack.broadcast("USDC", 3_000).await;
+    stack.mine(2).await;
+    let outcome = pipeline.confirm(ConfirmMessage::new(confirmed.id)).await.unwrap();
+    assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
+    // A fresh broadcast payment is not stuck yet.
+    let (fresh, _) = stack.broadcast("ETH", 4_000).await;
+    for id in [authorized.id, broadcast.id, confirmed.id] {
+        age(&stack, id).await;
+    }
+
+    let report = pipeline.reconcile().await;
+    assert_eq!(report.broadcast, [authorized.id]);
+    assert_eq!(report.confirm, [broadcast.id]);
+    assert_eq!(report.settle, [confirmed.id]);
+    assert!(!report.confirm.contains(&fresh.id));
+    assert!(report.violations.is_empty() && report.errors.is_empty(), "{report:?}");
+    assert!(report.run_id.is_some());
+
+    // Within the same period nobody is nudged again (a step that is down is not flooded).
+    let again = pipeline.reconcile().await;
+    assert!(again.broadcast.is_empty() && again.confirm.is_empty() && again.settle.is_empty());
+
+    // The nudges work: the confirm message confirms, the settle message settles.
+    stack.mine(2).await;
+    let outcome = pipeline.confirm(ConfirmMessage::new(broadcast.id)).await.unwrap();
+    assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
+    for id in [broadcast.id, confirmed.id] {
+        pipeline.settle(id).await.unwrap();
+    }
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn a_broadcast_payment_with_an_active_polling_chain_is_not_nudged() {
+    let stack = Stack::start(3).await;
+    let pipeline = stack.pipeline_with(config());
+    let (payment, _) = stack.broadcast("ETH", 1_000).await;
+    let outcome = pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap();
+    assert!(matches!(outcome, ConfirmOutcome::Waiting { .. }));
+    sqlx::query("UPDATE payments SET updated_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(payment.id.as_uuid())
+        .execute(stack.store.pool())
+        .await
+        .unwrap();
+    // Its chain holds a valid lease: its own message is on the way.
+    assert!(pipeline.reconcile().await.confirm.is_empty());
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn a_ledger_discrepancy_is_reported_and_recorded() {
+    let stack = Stack::start(1).await;
+    let pipeline = stack.pipeline_with(config());
+    let pool = stack.store.pool().clone();
+    let tamper = |delta: &'static str| {
+        let pool = pool.clone();
+        let sql = format!(
+            "UPDATE ledger_accounts SET balance = balance {delta} 1
+              WHERE kind = 'merchant_available' AND asset = 'anvil:ETH'"
+        );
+        async move {
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+    };
+    tamper("+").await;
+    let report = pipeline.reconcile().await;
+    assert_eq!(report.violations.len(), 1, "{report:?}");
+    assert!(report.violations[0].contains("cached balance differs"));
+    assert!(report.has_discrepancies());
+    let (flagged,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM reconcile_runs WHERE cardinality(violations) > 0")
+            .fetch_one(stack.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(flagged, 1);
+    tamper("-").await;
+    assert!(pipeline.reconcile().await.violations.is_empty());
+    stack.finish().await;
+}
