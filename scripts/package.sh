@@ -4,33 +4,49 @@
 #   dist/app/<name>/function.json   for each functions/<name>/function.json
 #   dist/app/meshpay                the release handler (host.json defaultExecutablePath)
 # and zips it to dist/meshpay.zip (zip deploy). Run after `make build` (make package does).
+#
+# Optional environment (relative paths are relative to the repository root):
+#   MESHPAY_PACKAGE_BINARY   handler to package (default target/release/meshpay; tests use the debug one)
+#   MESHPAY_PACKAGE_OUT      output directory instead of dist (gets app/ and meshpay.zip)
+#   MESHPAY_PACKAGE_CHAINS   chains file copied to the app root as chains.toml (MESHPAY_CHAINS_CONFIG)
+#   MESHPAY_PACKAGE_SIGNERS  signers file copied to the app root as signers.toml (MESHPAY_SIGNERS_CONFIG)
+# Without the last two the package is code only: the app does not start without a chains file.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-[ -x target/release/meshpay ] || die "target/release/meshpay missing: run make build"
-rm -rf dist/app dist/meshpay.zip
-mkdir -p dist/app
-cp host.json dist/app/
+BINARY=${MESHPAY_PACKAGE_BINARY:-target/release/meshpay}
+OUT=${MESHPAY_PACKAGE_OUT:-dist}
+[ -x "$BINARY" ] || die "$BINARY missing: run make build"
+for config in "${MESHPAY_PACKAGE_CHAINS:-}" "${MESHPAY_PACKAGE_SIGNERS:-}"; do
+  [ -z "$config" ] || [ -f "$config" ] || die "$config not found"
+done
+rm -rf "$OUT/app" "$OUT/meshpay.zip"
+mkdir -p "$OUT/app"
+cp host.json "$OUT/app/"
 count=0
 for fj in functions/*/function.json; do
   [ -f "$fj" ] || continue
   name=$(basename "$(dirname "$fj")")
-  mkdir -p "dist/app/$name"
-  cp "$fj" "dist/app/$name/function.json"
+  mkdir -p "$OUT/app/$name"
+  cp "$fj" "$OUT/app/$name/function.json"
   count=$((count + 1))
 done
 [ "$count" -gt 0 ] || die "no functions/*/function.json found"
-cp target/release/meshpay dist/app/meshpay
-chmod +x dist/app/meshpay
+cp "$BINARY" "$OUT/app/meshpay"
+chmod +x "$OUT/app/meshpay"
+[ -z "${MESHPAY_PACKAGE_CHAINS:-}" ] || cp "$MESHPAY_PACKAGE_CHAINS" "$OUT/app/chains.toml"
+[ -z "${MESHPAY_PACKAGE_SIGNERS:-}" ] || cp "$MESHPAY_PACKAGE_SIGNERS" "$OUT/app/signers.toml"
 # Python's zipfile keeps the executable bit (zip may not be installed on a fresh machine).
-python3 - <<'PY'
-import os, zipfile
-with zipfile.ZipFile("dist/meshpay.zip", "w", zipfile.ZIP_DEFLATED) as z:
-    for base, _, files in os.walk("dist/app"):
+python3 - "$OUT" <<'PY'
+import os, sys, zipfile
+out = sys.argv[1]
+app = os.path.join(out, "app")
+with zipfile.ZipFile(os.path.join(out, "meshpay.zip"), "w", zipfile.ZIP_DEFLATED) as z:
+    for base, _, files in os.walk(app):
         for f in sorted(files):
             path = os.path.join(base, f)
-            z.write(path, os.path.relpath(path, "dist/app"))
+            z.write(path, os.path.relpath(path, app))
 PY
-say "dist/app ($count functions) and dist/meshpay.zip"
+say "$OUT/app ($count functions) and $OUT/meshpay.zip"

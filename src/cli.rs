@@ -35,6 +35,8 @@ pub enum Command {
     Migrate(crate::migrate::MigrateArgs),
     /// Operator commands: merchants, API keys, ledger funding, demo merchant.
     Admin(crate::admin::AdminArgs),
+    /// Print each hot-wallet key's Ethereum address (to fund it), or check a signers file.
+    Wallets(crate::wallets::WalletsArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod migrate;
 mod serve;
+mod wallets;
 
 use std::time::Instant;
 
@@ -28,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, started).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Wallets(args) => wallets::run(args).await,
     }
 }
 

@@ -97,7 +97,10 @@ async fn receive(
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("webhook bodies are limited to {} bytes", config.max_body_bytes),
+            format!(
+                "webhook bodies are limited to {} bytes",
+                config.max_body_bytes
+            ),
         ),
         _ => ApiError::new(ErrorCode::InvalidJson, "the body could not be read"),
     })?;
@@ -315,7 +318,12 @@ mod tests {
     async fn signed_body_of_the_wrong_shape_is_400() {
         let body = br#"{"hello":"world"}"#.to_vec();
         let signed = sign_alchemy(&WebhookKey::new(KEY.into()), &body).unwrap();
-        let response = post(state(Some(KEY)), &[(ALCHEMY_SIGNATURE_HEADER, signed)], body).await;
+        let response = post(
+            state(Some(KEY)),
+            &[(ALCHEMY_SIGNATURE_HEADER, signed)],
+            body,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 
@@ -323,7 +331,12 @@ mod tests {
     async fn stale_alchemy_event_is_acknowledged_without_effect() {
         let body = br#"{"id":"whevt_old","createdAt":"2020-01-01T00:00:00Z","event":{"activity":[{"hash":"0x1111111111111111111111111111111111111111111111111111111111111111"}]}}"#.to_vec();
         let signed = sign_alchemy(&WebhookKey::new(KEY.into()), &body).unwrap();
-        let response = post(state(Some(KEY)), &[(ALCHEMY_SIGNATURE_HEADER, signed)], body).await;
+        let response = post(
+            state(Some(KEY)),
+            &[(ALCHEMY_SIGNATURE_HEADER, signed)],
+            body,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(response.extensions().get::<QueueOutputs>().is_none());
     }

@@ -60,10 +60,14 @@ pub fn outputs_for(outcome: &ConfirmOutcome) -> Result<Outputs, OutputError> {
             ..
         } => outputs
             .message(SETTLE_OUTPUT, &PaymentMessage::new(*payment_id))?
-            .log(format!("{payment_id} confirmed: {tx_hash} in block {block_number}")),
+            .log(format!(
+                "{payment_id} confirmed: {tx_hash} in block {block_number}"
+            )),
         ConfirmOutcome::AlreadyConfirmed { payment_id } => outputs
             .message(SETTLE_OUTPUT, &PaymentMessage::new(*payment_id))?
-            .log(format!("{payment_id} already confirmed: settle message sent again")),
+            .log(format!(
+                "{payment_id} already confirmed: settle message sent again"
+            )),
         ConfirmOutcome::Failed { payment_id, reason } => {
             outputs.log(format!("{payment_id} failed: {reason}"))
         }
@@ -74,7 +78,8 @@ pub fn outputs_for(outcome: &ConfirmOutcome) -> Result<Outputs, OutputError> {
         } => {
             let mut outputs = outputs.message(CONFIRM_OUTPUT, next)?;
             if *rebroadcast {
-                outputs = outputs.message(BROADCAST_OUTPUT, &PaymentMessage::new(next.payment_id))?;
+                outputs =
+                    outputs.message(BROADCAST_OUTPUT, &PaymentMessage::new(next.payment_id))?;
             }
             outputs.log(format!(
                 "{} not final ({}): checking again",
@@ -106,7 +111,10 @@ mod tests {
     #[test]
     fn function_json_reads_payments_confirm_and_writes_settle_confirm_and_broadcast() {
         let def = FUNCTION.parse().unwrap();
-        assert_eq!(def.trigger().queue_name.as_deref(), Some("payments-confirm"));
+        assert_eq!(
+            def.trigger().queue_name.as_deref(),
+            Some("payments-confirm")
+        );
         for (binding, queue) in [
             (SETTLE_OUTPUT, "payments-settle"),
             (CONFIRM_OUTPUT, "payments-confirm"),

@@ -44,12 +44,21 @@ pub async fn handle(
 
 /// One message per nudged payment, and a summary line for the host's log.
 pub fn outputs_for(report: &ReconcileReport) -> Result<Outputs, OutputError> {
-    let broadcast: Vec<PaymentMessage> =
-        report.broadcast.iter().map(|id| PaymentMessage::new(*id)).collect();
-    let confirm: Vec<ConfirmMessage> =
-        report.confirm.iter().map(|id| ConfirmMessage::new(*id)).collect();
-    let settle: Vec<PaymentMessage> =
-        report.settle.iter().map(|id| PaymentMessage::new(*id)).collect();
+    let broadcast: Vec<PaymentMessage> = report
+        .broadcast
+        .iter()
+        .map(|id| PaymentMessage::new(*id))
+        .collect();
+    let confirm: Vec<ConfirmMessage> = report
+        .confirm
+        .iter()
+        .map(|id| ConfirmMessage::new(*id))
+        .collect();
+    let settle: Vec<PaymentMessage> = report
+        .settle
+        .iter()
+        .map(|id| PaymentMessage::new(*id))
+        .collect();
     let mut outputs = Outputs::new()
         .messages(BROADCAST_OUTPUT, &broadcast)?
         .messages(CONFIRM_OUTPUT, &confirm)?
@@ -77,13 +86,19 @@ mod tests {
     #[test]
     fn function_json_schedule_comes_from_an_app_setting() {
         let def = FUNCTION.parse().unwrap();
-        assert_eq!(def.trigger().schedule.as_deref(), Some("%RECONCILE_SCHEDULE%"));
+        assert_eq!(
+            def.trigger().schedule.as_deref(),
+            Some("%RECONCILE_SCHEDULE%")
+        );
         for (binding, queue) in [
             (BROADCAST_OUTPUT, "payments-broadcast"),
             (CONFIRM_OUTPUT, "payments-confirm"),
             (SETTLE_OUTPUT, "payments-settle"),
         ] {
-            assert_eq!(def.output(binding).unwrap().queue_name.as_deref(), Some(queue));
+            assert_eq!(
+                def.output(binding).unwrap().queue_name.as_deref(),
+                Some(queue)
+            );
         }
     }
 
@@ -99,10 +114,24 @@ mod tests {
         };
         let outputs = outputs_for(&report).unwrap();
         let q = outputs.queues();
-        assert_eq!(q.get(BROADCAST_OUTPUT).unwrap(), &[json!({"v": 1, "payment_id": a})]);
-        assert_eq!(q.get(CONFIRM_OUTPUT).unwrap(), &[json!({"v": 1, "payment_id": b})]);
-        assert_eq!(q.get(SETTLE_OUTPUT).unwrap(), &[json!({"v": 1, "payment_id": c})]);
-        assert!(outputs.logs().iter().any(|l| l.contains("LEDGER DISCREPANCY")));
+        assert_eq!(
+            q.get(BROADCAST_OUTPUT).unwrap(),
+            &[json!({"v": 1, "payment_id": a})]
+        );
+        assert_eq!(
+            q.get(CONFIRM_OUTPUT).unwrap(),
+            &[json!({"v": 1, "payment_id": b})]
+        );
+        assert_eq!(
+            q.get(SETTLE_OUTPUT).unwrap(),
+            &[json!({"v": 1, "payment_id": c})]
+        );
+        assert!(
+            outputs
+                .logs()
+                .iter()
+                .any(|l| l.contains("LEDGER DISCREPANCY"))
+        );
     }
 
     #[test]

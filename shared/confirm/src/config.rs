@@ -114,14 +114,12 @@ impl ConfirmConfig {
         };
         c.poll_interval = Duration::from_millis(number(POLL_INTERVAL_ENV, 2_000, 10, 60_000)?);
         // Well inside host.json's functionTimeout (5 min) together with the RPC timeouts.
-        c.invocation_wait =
-            Duration::from_millis(number(INVOCATION_WAIT_ENV, 20_000, 0, 180_000)?);
+        c.invocation_wait = Duration::from_millis(number(INVOCATION_WAIT_ENV, 20_000, 0, 180_000)?);
         c.max_chain_wait = Duration::from_secs(number(MAX_WAIT_ENV, 3_600, 1, 7 * 86_400)?);
         c.reconcile.stale_after = Duration::from_secs(number(RECONCILE_STALE_ENV, 300, 1, 86_400)?);
-        c.reconcile.batch_limit = u32::try_from(number(RECONCILE_BATCH_ENV, 200, 1, 1_000)?)
-            .unwrap_or(200);
-        c.webhook.tolerance =
-            Duration::from_secs(number(WEBHOOK_TOLERANCE_ENV, 300, 1, 86_400)?);
+        c.reconcile.batch_limit =
+            u32::try_from(number(RECONCILE_BATCH_ENV, 200, 1, 1_000)?).unwrap_or(200);
+        c.webhook.tolerance = Duration::from_secs(number(WEBHOOK_TOLERANCE_ENV, 300, 1, 86_400)?);
         c.webhook.key = lookup(WEBHOOK_KEY_ENV)
             .filter(|k| !k.trim().is_empty())
             .map(WebhookKey::new);

@@ -18,9 +18,7 @@ use std::time::Instant;
 
 use meshpay_domain::{B256, PaymentEvent, PaymentId, PaymentStatus};
 use meshpay_relay::{SendClass, classify_send};
-use meshpay_store::confirmations::{
-    self, CheckOutcome, CheckRecord, ConfirmClaim, Inclusion,
-};
+use meshpay_store::confirmations::{self, CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
 use meshpay_store::transactions::{self, TxAttempt};
 use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
 use serde_json::json;
@@ -56,7 +54,10 @@ pub enum ConfirmOutcome {
     /// Confirmed earlier: send the settle message again (the first may have been lost).
     AlreadyConfirmed { payment_id: PaymentId },
     /// Failed (reverted on chain); the hold was released.
-    Failed { payment_id: PaymentId, reason: String },
+    Failed {
+        payment_id: PaymentId,
+        reason: String,
+    },
     /// Not final yet: write `next` to `payments-confirm`. `rebroadcast`: re-sending the stored
     /// bytes was refused, so the broadcast step (which owns that policy) gets a message too.
     Waiting {
@@ -97,6 +98,13 @@ fn pending(outcome: CheckOutcome, detail: String, seen: Option<Inclusion>) -> Ob
         },
         rebroadcast: false,
     }
+}
+
+/// What earlier checks of this invocation saw.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    reorg: bool,
+    resent: bool,
 }
 
 /// What one invocation checks against.
@@ -152,7 +160,10 @@ impl Pipeline {
             Err(error) => return Ok(Err(error.to_string())),
         };
         let Some(asset) = chain.asset(payment.charges.asset.symbol()) else {
-            return Ok(Err(format!("asset {} is not configured", payment.charges.asset)));
+            return Ok(Err(format!(
+                "asset {} is not configured",
+                payment.charges.asset
+            )));
         };
         let Some(attempt) = self.store.live_attempt(payment.id).await? else {
             return Ok(Err("broadcast payment without a live transaction".into()));
@@ -198,7 +209,13 @@ impl Pipeline {
         loop {
             match self.observe(&target, last_seen, &mut resent).await? {
                 Observation::Final { receipt, verdict } => {
-                    return self.decide(payment, claim, &target, receipt, verdict).await;
+                    let seen = Seen {
+                        reorg: reorg_seen,
+                        resent,
+                    };
+                    return self
+                        .decide(payment, claim, &target, receipt, verdict, seen)
+                        .await;
                 }
                 Observation::Pending {
                     mut record,
@@ -206,8 +223,7 @@ impl Pipeline {
                 } => {
                     reorg_seen |= record.reorg_seen;
                     last_seen = record.seen;
-                    let out_of_time =
-                        Instant::now() + self.config.poll_interval > deadline;
+                    let out_of_time = Instant::now() + self.config.poll_interval > deadline;
                     if rebroadcast || out_of_time {
                         record.reorg_seen = reorg_seen;
                         record.resent = resent;
@@ -230,7 +246,11 @@ impl Pipeline {
         let receipt = match target.rpc.receipt(hash).await {
             Ok(receipt) => receipt,
             Err(failure) => {
-                return Ok(pending(CheckOutcome::RpcError, failure.to_string(), last_seen));
+                return Ok(pending(
+                    CheckOutcome::RpcError,
+                    failure.to_string(),
+                    last_seen,
+                ));
             }
         };
         let Some(receipt) = receipt else {
@@ -251,7 +271,8 @@ impl Pipeline {
         let head = match target.rpc.head(target.policy.use_finalized).await {
             Ok(head) => head,
             Err(failure) => {
-                let mut observation = pending(CheckOutcome::RpcError, failure.to_string(), Some(seen));
+                let mut observation =
+                    pending(CheckOutcome::RpcError, failure.to_string(), Some(seen));
                 if let Observation::Pending { record, .. } = &mut observation {
                     record.reorg_seen = moved;
                 }
@@ -295,12 +316,24 @@ impl Pipeline {
         let known = match target.rpc.transaction_known(attempt.tx_hash).await {
             Ok(known) => known,
             Err(failure) => {
-                return Ok(with_reorg(pending(CheckOutcome::RpcError, failure.to_string(), None)));
+                return Ok(with_reorg(pending(
+                    CheckOutcome::RpcError,
+                    failure.to_string(),
+                    None,
+                )));
             }
         };
         if known || *resent {
-            let detail = if known { "pending in the node's pool" } else { "re-sent; not seen yet" };
-            return Ok(with_reorg(pending(CheckOutcome::NotMined, detail.into(), None)));
+            let detail = if known {
+                "pending in the node's pool"
+            } else {
+                "re-sent; not seen yet"
+            };
+            return Ok(with_reorg(pending(
+                CheckOutcome::NotMined,
+                detail.into(),
+                None,
+            )));
         }
         *resent = true;
         Ok(with_reorg(self.resend(target).await?))
@@ -319,7 +352,11 @@ impl Pipeline {
                 payment = %attempt.payment_id, tx_hash = %attempt.tx_hash, nonce = attempt.nonce,
                 "dropped transaction re-sent from its stored bytes"
             );
-            return Ok(pending(CheckOutcome::Resent, "re-sent the stored transaction".into(), None));
+            return Ok(pending(
+                CheckOutcome::Resent,
+                "re-sent the stored transaction".into(),
+                None,
+            ));
         };
         let error = failure.to_string();
         self.store.record_send(attempt.id, Err(&error)).await?;
@@ -337,7 +374,8 @@ impl Pipeline {
         })
     }
 
-    /// A final receipt: confirm, fail, or park for review.
+    /// A final receipt: confirm, fail, or park for review. `earlier`: what this invocation's
+    /// previous checks saw (kept in the record).
     async fn decide(
         &self,
         payment: &Payment,
@@ -345,6 +383,7 @@ impl Pipeline {
         target: &Target<'_>,
         receipt: ReceiptFacts,
         verdict: Verdict,
+        earlier: Seen,
     ) -> Result<ConfirmOutcome, ConfirmError> {
         let seen = Inclusion {
             tx_hash: receipt.tx_hash,
@@ -365,17 +404,25 @@ impl Pipeline {
                     "transaction {} reverted in block {}",
                     receipt.tx_hash, receipt.block_number
                 );
-                (PaymentEvent::fail(reason.clone()), CheckOutcome::Reverted, Some(reason))
+                (
+                    PaymentEvent::fail(reason.clone()),
+                    CheckOutcome::Reverted,
+                    Some(reason),
+                )
             }
-            Verdict::NoTransfer(reason) => {
-                (PaymentEvent::fail(reason.clone()), CheckOutcome::Reverted, Some(reason))
-            }
+            Verdict::NoTransfer(reason) => (
+                PaymentEvent::fail(reason.clone()),
+                CheckOutcome::Reverted,
+                Some(reason),
+            ),
             Verdict::Mismatch(reason) => {
                 tracing::error!(payment = %payment.id, tx_hash = %receipt.tx_hash, %reason,
                     "receipt does not prove the payment: parked for review");
                 let record = CheckRecord {
                     detail: Some(reason),
                     seen: Some(seen),
+                    reorg_seen: earlier.reorg,
+                    resent: earlier.resent,
                     ..CheckRecord::new(CheckOutcome::NeedsReview)
                 };
                 return self.park(payment.id, claim, record).await;
@@ -384,6 +431,8 @@ impl Pipeline {
         let record = CheckRecord {
             detail: detail.clone(),
             seen: Some(seen),
+            reorg_seen: earlier.reorg,
+            resent: earlier.resent,
             ..CheckRecord::new(outcome)
         };
         let patch = PaymentPatch {
@@ -392,7 +441,15 @@ impl Pipeline {
             ..PaymentPatch::default()
         };
         if !self
-            .commit(payment.id, claim, &target.attempt, event, patch, data, &record)
+            .commit(
+                payment.id,
+                claim,
+                &target.attempt,
+                event,
+                patch,
+                data,
+                &record,
+            )
             .await?
         {
             return Ok(ConfirmOutcome::Ignored {
@@ -439,13 +496,17 @@ impl Pipeline {
             transactions::lock_payment(&mut db, payment_id).await?
         else {
             drop(db);
-            self.store.release_confirm_poller(payment_id, claim.poller).await?;
+            self.store
+                .release_confirm_poller(payment_id, claim.poller)
+                .await?;
             return Ok(false);
         };
         let live = transactions::live_attempt(&mut db, payment_id).await?;
         if live.is_none_or(|live| live.id != attempt.id) {
             drop(db);
-            self.store.release_confirm_poller(payment_id, claim.poller).await?;
+            self.store
+                .release_confirm_poller(payment_id, claim.poller)
+                .await?;
             return Ok(false);
         }
         let mut t = Transition::new(payment_id, version, event);

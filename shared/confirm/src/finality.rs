@@ -35,9 +35,14 @@ pub struct ChainHead {
 pub enum Depth {
     Final,
     /// `blocks_on_top` so far of `needed` (depth rule).
-    Shallow { blocks_on_top: u64, needed: u64 },
+    Shallow {
+        blocks_on_top: u64,
+        needed: u64,
+    },
     /// Above the `finalized` block (or no finalized block yet).
-    NotFinalized { finalized: Option<u64> },
+    NotFinalized {
+        finalized: Option<u64>,
+    },
 }
 
 impl Depth {

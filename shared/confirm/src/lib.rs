@@ -44,10 +44,10 @@ use meshpay_store::Store;
 pub use config::{ConfigError, ConfirmConfig, ReconcileConfig, WebhookConfig};
 pub use confirm::{ConfirmOutcome, Ignored};
 pub use error::ConfirmError;
+pub use meshpay_store::confirmations::CheckOutcome;
 pub use message::ConfirmMessage;
 pub use reconcile::ReconcileReport;
 pub use rpc::{AlloyConfirmRpc, ConfirmRpc};
-pub use meshpay_store::confirmations::CheckOutcome;
 pub use settle::SettleOutcome;
 
 /// The confirm, settle and reconcile engine: cheap to share (`Arc<Pipeline>`), one per process.

@@ -288,11 +288,17 @@ mod tests {
     fn status_one_without_any_token_transfer_event_moved_nothing() {
         // A token that returns false instead of reverting.
         let r = receipt(TOKEN, vec![]);
-        assert!(matches!(verify_receipt(&erc20(), &r), Verdict::NoTransfer(_)));
+        assert!(matches!(
+            verify_receipt(&erc20(), &r),
+            Verdict::NoTransfer(_)
+        ));
         // A Transfer from another contract proves nothing about our token.
         let other = address!("0000000000000000000000000000000000000001");
         let r = receipt(TOKEN, vec![transfer_log(other, WALLET, RECIPIENT, AMOUNT)]);
-        assert!(matches!(verify_receipt(&erc20(), &r), Verdict::NoTransfer(_)));
+        assert!(matches!(
+            verify_receipt(&erc20(), &r),
+            Verdict::NoTransfer(_)
+        ));
     }
 
     #[test]
@@ -328,7 +334,11 @@ mod tests {
     fn the_exact_transfer_among_other_logs_is_found_once() {
         let approval = LogFacts {
             address: TOKEN,
-            topics: vec![B256::repeat_byte(9), WALLET.into_word(), RECIPIENT.into_word()],
+            topics: vec![
+                B256::repeat_byte(9),
+                WALLET.into_word(),
+                RECIPIENT.into_word(),
+            ],
             data: Bytes::new(),
         };
         let r = receipt(
@@ -343,7 +353,10 @@ mod tests {
                 transfer_log(TOKEN, WALLET, RECIPIENT, AMOUNT),
             ],
         );
-        assert!(matches!(verify_receipt(&erc20(), &twice), Verdict::Mismatch(_)));
+        assert!(matches!(
+            verify_receipt(&erc20(), &twice),
+            Verdict::Mismatch(_)
+        ));
     }
 
     #[test]
@@ -351,7 +364,10 @@ mod tests {
         let mut r = receipt(TOKEN, vec![transfer_log(TOKEN, WALLET, RECIPIENT, AMOUNT)]);
         r.from = RECIPIENT;
         assert!(matches!(verify_receipt(&erc20(), &r), Verdict::Mismatch(_)));
-        let r = receipt(RECIPIENT, vec![transfer_log(TOKEN, WALLET, RECIPIENT, AMOUNT)]);
+        let r = receipt(
+            RECIPIENT,
+            vec![transfer_log(TOKEN, WALLET, RECIPIENT, AMOUNT)],
+        );
         assert!(matches!(verify_receipt(&erc20(), &r), Verdict::Mismatch(_)));
     }
 

@@ -75,7 +75,9 @@ impl Pipeline {
             if Instant::now() > deadline {
                 report.skipped.push(step.as_str());
             } else if let Err(error) = self.nudge(step, &mut report).await {
-                report.errors.push(format!("{} scan: {error}", step.as_str()));
+                report
+                    .errors
+                    .push(format!("{} scan: {error}", step.as_str()));
             }
         }
         if Instant::now() > deadline {

@@ -104,7 +104,10 @@ impl ConfirmRpc for AlloyConfirmRpc {
 
     async fn head(&self, finalized: bool) -> Result<ChainHead, RpcFailure> {
         let latest = self
-            .call("eth_blockNumber", self.provider.get_block_number().into_future())
+            .call(
+                "eth_blockNumber",
+                self.provider.get_block_number().into_future(),
+            )
             .await?;
         let finalized = if finalized {
             let request = self

@@ -23,9 +23,13 @@ const MAX_RACES: usize = 3;
 /// What a delivery achieved; each completes the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettleOutcome {
-    Settled { payment_id: PaymentId },
+    Settled {
+        payment_id: PaymentId,
+    },
     /// An earlier delivery settled it: no change.
-    AlreadySettled { payment_id: PaymentId },
+    AlreadySettled {
+        payment_id: PaymentId,
+    },
     /// The confirming block left the chain: back to broadcast; write `next` to
     /// `payments-confirm`.
     Reorged {
@@ -79,7 +83,10 @@ impl Pipeline {
                 let now = receipt
                     .as_ref()
                     .map(|r| json!({"block_number": r.block_number, "block_hash": r.block_hash}));
-                (PaymentEvent::Reorg, json!({ "confirmed_in": old, "now": now }))
+                (
+                    PaymentEvent::Reorg,
+                    json!({ "confirmed_in": old, "now": now }),
+                )
             };
             let mut t = Transition::new(payment_id, payment.version, event);
             t.data = data;

@@ -11,6 +11,7 @@
 mod config;
 mod credential;
 pub mod ecdsa;
+pub mod env;
 mod error;
 mod key_vault;
 mod local;
@@ -19,6 +20,7 @@ mod wallet;
 
 pub use config::{SignerBuildError, SignerConfig};
 pub use credential::CredentialConfig;
+pub use env::{EnvConfigError, KeyVaultWallets};
 pub use error::KeyVaultSignerError;
 pub use key_vault::{KeyVaultConfig, KeyVaultSigner, key_client_options};
 pub use local::{

@@ -218,9 +218,10 @@ pub async fn allocate_nonce(
 ) -> Result<NonceAllocation> {
     let address = checksum(wallet);
     let floor = i64_of(chain_floor, "chain nonce")?;
-    // Creates the counter on first use; either way the upsert locks the row.
+    // Creates the counter (at 0: the floor below lifts it) on first use; either way the upsert
+    // locks the row.
     let (next, _): (i64, i64) = sqlx::query_as(
-        "INSERT INTO wallet_nonces (chain, address, next_nonce, chain_nonce) VALUES ($1, $2, $3, $3)
+        "INSERT INTO wallet_nonces (chain, address, next_nonce, chain_nonce) VALUES ($1, $2, 0, $3)
          ON CONFLICT (chain, address) DO UPDATE
              SET chain_nonce = greatest(wallet_nonces.chain_nonce, EXCLUDED.chain_nonce),
                  updated_at = now()

@@ -46,7 +46,11 @@ mod tests {
         let key = WebhookKey::new("whsec_c2VjcmV0".into());
         assert_eq!(key.standard_bytes().unwrap().as_slice(), b"secret");
         assert_eq!(key.alchemy_bytes(), b"whsec_c2VjcmV0");
-        assert!(WebhookKey::new("not base64!".into()).standard_bytes().is_none());
+        assert!(
+            WebhookKey::new("not base64!".into())
+                .standard_bytes()
+                .is_none()
+        );
         assert_eq!(format!("{key:?}"), "WebhookKey(<redacted>)");
     }
 }

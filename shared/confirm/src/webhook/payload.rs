@@ -34,7 +34,11 @@ pub enum PayloadError {
     Shape(&'static str),
 }
 
-fn collect(entries: &[Value], hash_of: impl Fn(&Value) -> Option<&str>, max: usize) -> (Vec<B256>, usize) {
+fn collect(
+    entries: &[Value],
+    hash_of: impl Fn(&Value) -> Option<&str>,
+    max: usize,
+) -> (Vec<B256>, usize) {
     let mut hashes: Vec<B256> = Vec::new();
     let mut skipped = 0;
     for entry in entries {
@@ -124,7 +128,10 @@ mod tests {
         let body = serde_json::json!({"type": "chain.transactions", "data": {"tx_hashes": [h]}});
         let hint = standard_hint(body.to_string().as_bytes(), 10).unwrap();
         assert_eq!(hint.tx_hashes.len(), 1);
-        assert_eq!(standard_hint(b"[]", 10), Err(PayloadError::Shape("chain.transactions")));
+        assert_eq!(
+            standard_hint(b"[]", 10),
+            Err(PayloadError::Shape("chain.transactions"))
+        );
         assert_eq!(alchemy_hint(b"{", 10), Err(PayloadError::NotJson));
         assert_eq!(
             alchemy_hint(b"{\"event\":{}}", 10),

@@ -78,9 +78,7 @@ pub fn verify_standard(
     now_unix: i64,
     tolerance: Duration,
 ) -> Result<(), SignatureError> {
-    let secret = key
-        .standard_bytes()
-        .ok_or(SignatureError::NotConfigured)?;
+    let secret = key.standard_bytes().ok_or(SignatureError::NotConfigured)?;
     let id = headers.id;
     if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(SignatureError::Malformed("webhook-id"));
@@ -215,7 +213,13 @@ mod tests {
         // Several signatures (key rotation): any v1 match is enough.
         let rotated = format!("v1a,ZZZ v1,AAAA {sig}");
         assert_eq!(
-            verify_standard(&key(), &headers("msg_1", &ts, &rotated), body, now, TOLERANCE),
+            verify_standard(
+                &key(),
+                &headers("msg_1", &ts, &rotated),
+                body,
+                now,
+                TOLERANCE
+            ),
             Ok(())
         );
     }
@@ -227,7 +231,10 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
         let expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
-        assert_eq!(sign_standard(&key, id, 1_614_265_330, body).unwrap(), expected);
+        assert_eq!(
+            sign_standard(&key, id, 1_614_265_330, body).unwrap(),
+            expected
+        );
         let h = headers(id, "1614265330", expected);
         assert_eq!(
             verify_standard(&key, &h, body, 1_614_265_330 + 60, TOLERANCE),
@@ -276,7 +283,13 @@ mod tests {
             Err(SignatureError::Malformed("webhook-id"))
         );
         assert_eq!(
-            verify_standard(&key(), &headers("m", "yesterday", "v1,AAAA"), b"", now, TOLERANCE),
+            verify_standard(
+                &key(),
+                &headers("m", "yesterday", "v1,AAAA"),
+                b"",
+                now,
+                TOLERANCE
+            ),
             Err(SignatureError::Malformed("webhook-timestamp"))
         );
         assert_eq!(
@@ -285,7 +298,13 @@ mod tests {
         );
         let alchemy_style = WebhookKey::new("not base64!".into());
         assert_eq!(
-            verify_standard(&alchemy_style, &headers("m", &ts, "v1,AAAA"), b"", now, TOLERANCE),
+            verify_standard(
+                &alchemy_style,
+                &headers("m", &ts, "v1,AAAA"),
+                b"",
+                now,
+                TOLERANCE
+            ),
             Err(SignatureError::NotConfigured)
         );
     }

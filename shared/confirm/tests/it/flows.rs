@@ -6,8 +6,7 @@ use alloy::primitives::{B256, Bytes, U256};
 use meshpay_confirm::finality::ChainHead;
 use meshpay_confirm::receipt::{LogFacts, ReceiptFacts, TRANSFER_TOPIC};
 use meshpay_confirm::{
-    CheckOutcome, ConfirmConfig, ConfirmMessage, ConfirmOutcome, ConfirmRpc, Ignored,
-    SettleOutcome,
+    CheckOutcome, ConfirmConfig, ConfirmMessage, ConfirmOutcome, ConfirmRpc, Ignored, SettleOutcome,
 };
 use meshpay_domain::{Amount, PaymentStatus};
 use meshpay_relay::RpcFailure;
@@ -34,7 +33,12 @@ async fn native_payment_confirms_only_once_deep_enough_then_settles_once() {
     let (payment, hash) = stack.broadcast("ETH", amount).await;
 
     // In the pool, not mined: nothing is decided.
-    let (next, outcome) = waiting(&pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap());
+    let (next, outcome) = waiting(
+        &pipeline
+            .confirm(ConfirmMessage::new(payment.id))
+            .await
+            .unwrap(),
+    );
     assert_eq!(outcome, CheckOutcome::NotMined);
     // Mined, but no block on top yet (confirmations = 1).
     stack.mine(1).await;
@@ -45,7 +49,13 @@ async fn native_payment_confirms_only_once_deep_enough_then_settles_once() {
     // One block on top: confirmed, with the block recorded.
     stack.mine(1).await;
     let confirmed = pipeline.confirm(next).await.unwrap();
-    let ConfirmOutcome::Confirmed { block_number, block_hash, tx_hash, .. } = confirmed else {
+    let ConfirmOutcome::Confirmed {
+        block_number,
+        block_hash,
+        tx_hash,
+        ..
+    } = confirmed
+    else {
         panic!("expected Confirmed, got {confirmed:?}");
     };
     assert_eq!((block_number, tx_hash), (inclusion, hash));
@@ -54,25 +64,41 @@ async fn native_payment_confirms_only_once_deep_enough_then_settles_once() {
     assert_eq!(stored.block_hash, Some(block_hash));
     assert_eq!(stored.block_number, Some(inclusion));
     let receipt = stack.receipt(hash).await;
-    assert_eq!(receipt["blockHash"].as_str().unwrap(), block_hash.to_string());
+    assert_eq!(
+        receipt["blockHash"].as_str().unwrap(),
+        block_hash.to_string()
+    );
 
     assert_eq!(
         pipeline.settle(payment.id).await.unwrap(),
-        SettleOutcome::Settled { payment_id: payment.id }
+        SettleOutcome::Settled {
+            payment_id: payment.id
+        }
     );
     // A second delivery of the settle message changes nothing.
     assert_eq!(
         pipeline.settle(payment.id).await.unwrap(),
-        SettleOutcome::AlreadySettled { payment_id: payment.id }
+        SettleOutcome::AlreadySettled {
+            payment_id: payment.id
+        }
     );
     assert_eq!(stack.status(payment.id).await, PaymentStatus::Settled);
     // A late confirm message for a settled payment is ignored.
     assert!(matches!(
-        pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap(),
-        ConfirmOutcome::Ignored { reason: Ignored::Status(PaymentStatus::Settled), .. }
+        pipeline
+            .confirm(ConfirmMessage::new(payment.id))
+            .await
+            .unwrap(),
+        ConfirmOutcome::Ignored {
+            reason: Ignored::Status(PaymentStatus::Settled),
+            ..
+        }
     ));
     // Exactly the quoted amount arrived, once; the merchant paid the total debit, once.
-    assert_eq!(stack.eth_balance(payment.recipient).await, U256::from(amount));
+    assert_eq!(
+        stack.eth_balance(payment.recipient).await,
+        U256::from(amount)
+    );
     let eth = stack.balance("ETH").await;
     let total = payment.charges.total_debit;
     assert_eq!(eth.held, Amount::ZERO);
@@ -102,14 +128,22 @@ async fn usdc_payment_confirms_on_its_transfer_event_and_settles() {
         .confirm_until(&pipeline, ConfirmMessage::new(payment.id), 1, is_confirmed)
         .await;
     assert!(is_confirmed(&outcome));
-    assert!(before.len() >= 2, "waited for two blocks on top: {before:?}");
-    assert!(matches!(pipeline.settle(payment.id).await.unwrap(), SettleOutcome::Settled { .. }));
+    assert!(
+        before.len() >= 2,
+        "waited for two blocks on top: {before:?}"
+    );
+    assert!(matches!(
+        pipeline.settle(payment.id).await.unwrap(),
+        SettleOutcome::Settled { .. }
+    ));
     assert_eq!(stack.usdc_balance(payment.recipient).await, amount);
     let usdc = stack.balance("USDC").await;
     assert_eq!(usdc.held, Amount::ZERO);
     assert_eq!(
         usdc.available,
-        Amount::from_u128(MERCHANT_USDC).checked_sub(payment.charges.total_debit).unwrap()
+        Amount::from_u128(MERCHANT_USDC)
+            .checked_sub(payment.charges.total_debit)
+            .unwrap()
     );
     stack.finish().await;
 }
@@ -125,7 +159,12 @@ async fn reverted_token_transfer_fails_the_payment_and_releases_the_hold() {
     stack.mine(1).await;
     assert_eq!(stack.receipt(hash).await["status"], "0x0");
     // Not final yet: a reverted receipt is not acted on before the block is deep enough.
-    let (next, outcome) = waiting(&pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap());
+    let (next, outcome) = waiting(
+        &pipeline
+            .confirm(ConfirmMessage::new(payment.id))
+            .await
+            .unwrap(),
+    );
     assert_eq!(outcome, CheckOutcome::NotFinal);
     stack.mine(1).await;
     let failed = pipeline.confirm(next).await.unwrap();
@@ -138,15 +177,27 @@ async fn reverted_token_transfer_fails_the_payment_and_releases_the_hold() {
     assert_eq!(stored.failure_reason.as_deref(), Some(reason.as_str()));
     // Both holds (token and network fee) are back: the merchant is whole.
     assert_eq!(stack.balance("USDC").await.held, Amount::ZERO);
-    assert_eq!(stack.balance("USDC").await.available, Amount::from_u128(MERCHANT_USDC));
-    assert_eq!(stack.balance("ETH").await.available, Amount::from_u128(MERCHANT_ETH));
+    assert_eq!(
+        stack.balance("USDC").await.available,
+        Amount::from_u128(MERCHANT_USDC)
+    );
+    assert_eq!(
+        stack.balance("ETH").await.available,
+        Amount::from_u128(MERCHANT_ETH)
+    );
     assert_eq!(stack.usdc_balance(payment.recipient).await, 0);
     let state = stack.store.confirmation(payment.id).await.unwrap().unwrap();
-    assert_eq!((state.last_outcome, state.poller), (Some(CheckOutcome::Reverted), None));
+    assert_eq!(
+        (state.last_outcome, state.poller),
+        (Some(CheckOutcome::Reverted), None)
+    );
     // Nothing to settle.
     assert!(matches!(
         pipeline.settle(payment.id).await.unwrap(),
-        SettleOutcome::Ignored { status: Some(PaymentStatus::Failed), .. }
+        SettleOutcome::Ignored {
+            status: Some(PaymentStatus::Failed),
+            ..
+        }
     ));
     stack.finish().await;
 }
@@ -156,27 +207,47 @@ async fn duplicate_confirm_messages_do_not_fork_the_polling_chain() {
     let stack = Stack::start(3).await;
     let pipeline = stack.pipeline();
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
-    let (next, _) = waiting(&pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap());
+    let (next, _) = waiting(
+        &pipeline
+            .confirm(ConfirmMessage::new(payment.id))
+            .await
+            .unwrap(),
+    );
     // A webhook hint and a reconcile nudge arrive while the chain polls.
     for _ in 0..2 {
         assert!(matches!(
-            pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap(),
-            ConfirmOutcome::Ignored { reason: Ignored::ChainActive, .. }
+            pipeline
+                .confirm(ConfirmMessage::new(payment.id))
+                .await
+                .unwrap(),
+            ConfirmOutcome::Ignored {
+                reason: Ignored::ChainActive,
+                ..
+            }
         ));
     }
     // The chain's message is delivered twice: only the first continues.
     let (after, _) = waiting(&pipeline.confirm(next).await.unwrap());
     assert!(matches!(
         pipeline.confirm(next).await.unwrap(),
-        ConfirmOutcome::Ignored { reason: Ignored::ChainActive, .. }
+        ConfirmOutcome::Ignored {
+            reason: Ignored::ChainActive,
+            ..
+        }
     ));
     stack.mine(4).await;
     assert!(is_confirmed(&pipeline.confirm(after).await.unwrap()));
     assert!(matches!(
-        pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap(),
+        pipeline
+            .confirm(ConfirmMessage::new(payment.id))
+            .await
+            .unwrap(),
         ConfirmOutcome::AlreadyConfirmed { .. }
     ));
-    assert!(matches!(pipeline.settle(payment.id).await.unwrap(), SettleOutcome::Settled { .. }));
+    assert!(matches!(
+        pipeline.settle(payment.id).await.unwrap(),
+        SettleOutcome::Settled { .. }
+    ));
     stack.finish().await;
 }
 
@@ -199,7 +270,10 @@ async fn one_invocation_keeps_polling_until_final_within_its_wait() {
     assert!(is_confirmed(&outcome.unwrap()));
     let state = stack.store.confirmation(payment.id).await.unwrap().unwrap();
     assert_eq!(state.last_outcome, Some(CheckOutcome::Confirmed));
-    assert!(matches!(pipeline.settle(payment.id).await.unwrap(), SettleOutcome::Settled { .. }));
+    assert!(matches!(
+        pipeline.settle(payment.id).await.unwrap(),
+        SettleOutcome::Settled { .. }
+    ));
     stack.finish().await;
 }
 
@@ -211,21 +285,37 @@ async fn a_polling_chain_gives_up_after_its_total_wait_and_records_why() {
         ..Stack::config()
     });
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
-    let parked = pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap();
-    let ConfirmOutcome::Parked { outcome, reason, .. } = parked else {
+    let parked = pipeline
+        .confirm(ConfirmMessage::new(payment.id))
+        .await
+        .unwrap();
+    let ConfirmOutcome::Parked {
+        outcome, reason, ..
+    } = parked
+    else {
         panic!("expected Parked, got {parked:?}");
     };
     assert_eq!(outcome, CheckOutcome::Stalled);
     assert!(reason.contains("not_mined"), "{reason}");
     let state = stack.store.confirmation(payment.id).await.unwrap().unwrap();
-    assert_eq!(state.poller, None, "no chain holds the payment: reconcile may start one");
+    assert_eq!(
+        state.poller, None,
+        "no chain holds the payment: reconcile may start one"
+    );
     assert_eq!(stack.status(payment.id).await, PaymentStatus::Broadcast);
     // It is not lost: a new request starts a new chain, which confirms it.
     stack.mine(2).await;
     assert!(is_confirmed(
-        &stack.pipeline().confirm(ConfirmMessage::new(payment.id)).await.unwrap()
+        &stack
+            .pipeline()
+            .confirm(ConfirmMessage::new(payment.id))
+            .await
+            .unwrap()
     ));
-    assert!(matches!(pipeline.settle(payment.id).await.unwrap(), SettleOutcome::Settled { .. }));
+    assert!(matches!(
+        pipeline.settle(payment.id).await.unwrap(),
+        SettleOutcome::Settled { .. }
+    ));
     stack.finish().await;
 }
 
@@ -240,13 +330,18 @@ impl ConfirmRpc for ShortTransferNode {
         Ok(Some(self.receipt.clone()))
     }
     async fn head(&self, _: bool) -> Result<ChainHead, RpcFailure> {
-        Ok(ChainHead { latest: 100, finalized: None })
+        Ok(ChainHead {
+            latest: 100,
+            finalized: None,
+        })
     }
     async fn transaction_known(&self, _: B256) -> Result<bool, RpcFailure> {
         Ok(true)
     }
     async fn send_raw(&self, _: &[u8]) -> Result<B256, RpcFailure> {
-        Err(RpcFailure::Timeout { method: "eth_sendRawTransaction" })
+        Err(RpcFailure::Timeout {
+            method: "eth_sendRawTransaction",
+        })
     }
 }
 
@@ -268,22 +363,35 @@ async fn a_success_receipt_that_does_not_prove_the_transfer_is_parked_for_review
         effective_gas_price_wei: 1,
         logs: vec![LogFacts {
             address: token,
-            topics: vec![TRANSFER_TOPIC, wallet.into_word(), payment.recipient.into_word()],
+            topics: vec![
+                TRANSFER_TOPIC,
+                wallet.into_word(),
+                payment.recipient.into_word(),
+            ],
             data: Bytes::from(U256::from(amount - 1).to_be_bytes::<32>().to_vec()),
         }],
     };
     let pipeline = stack
         .pipeline()
         .with_rpc("anvil", Arc::new(ShortTransferNode { receipt }));
-    let parked = pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap();
-    let ConfirmOutcome::Parked { outcome, reason, .. } = parked else {
+    let parked = pipeline
+        .confirm(ConfirmMessage::new(payment.id))
+        .await
+        .unwrap();
+    let ConfirmOutcome::Parked {
+        outcome, reason, ..
+    } = parked
+    else {
         panic!("expected Parked, got {parked:?}");
     };
     assert_eq!(outcome, CheckOutcome::NeedsReview);
     assert!(reason.contains("no Transfer"), "{reason}");
     // Neither settled nor released: the hold stays until an operator decides.
     assert_eq!(stack.status(payment.id).await, PaymentStatus::Broadcast);
-    assert_eq!(stack.balance("USDC").await.held, payment.charges.total_debit);
+    assert_eq!(
+        stack.balance("USDC").await.held,
+        payment.charges.total_debit
+    );
     let flagged = stack.store.payments_needing_review(10).await.unwrap();
     assert_eq!(flagged.len(), 1);
     assert_eq!(flagged[0].0, payment.id);

@@ -15,22 +15,38 @@ async fn one_polling_chain_per_payment_and_duplicates_are_refused() {
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
     let store = &stack.store;
 
-    let first = store.claim_confirm_poller(payment.id, None, LEASE).await.unwrap().unwrap();
+    let first = store
+        .claim_confirm_poller(payment.id, None, LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(first.new_chain);
     assert_eq!(first.next_seq, 1);
     // A webhook hint or a reconcile nudge while the chain is active starts nothing.
-    assert_eq!(store.claim_confirm_poller(payment.id, None, LEASE).await.unwrap(), None);
+    assert_eq!(
+        store
+            .claim_confirm_poller(payment.id, None, LEASE)
+            .await
+            .unwrap(),
+        None
+    );
     // The chain's own next message continues it...
     let second = store
         .claim_confirm_poller(payment.id, Some((first.poller, 1)), LEASE)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((second.poller, second.next_seq, second.new_chain), (first.poller, 2, false));
+    assert_eq!(
+        (second.poller, second.next_seq, second.new_chain),
+        (first.poller, 2, false)
+    );
     assert_eq!(second.chain_started_at, first.chain_started_at);
     // ...but a second delivery of that same message does not.
     assert_eq!(
-        store.claim_confirm_poller(payment.id, Some((first.poller, 1)), LEASE).await.unwrap(),
+        store
+            .claim_confirm_poller(payment.id, Some((first.poller, 1)), LEASE)
+            .await
+            .unwrap(),
         None
     );
     stack.finish().await;
@@ -49,20 +65,39 @@ async fn an_expired_or_released_lease_lets_a_new_chain_start() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     // Its process died: the lease ran out, so anyone may start over (with a new token).
-    let taken = store.claim_confirm_poller(payment.id, None, LEASE).await.unwrap().unwrap();
+    let taken = store
+        .claim_confirm_poller(payment.id, None, LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(taken.new_chain);
     assert_ne!(taken.poller, dead.poller);
     // The dead chain's late message cannot continue.
     assert_eq!(
-        store.claim_confirm_poller(payment.id, Some((dead.poller, 1)), LEASE).await.unwrap(),
+        store
+            .claim_confirm_poller(payment.id, Some((dead.poller, 1)), LEASE)
+            .await
+            .unwrap(),
         None
     );
     // Ending the chain (a decision, or giving up) frees the payment for the next request.
     let record = CheckRecord::new(CheckOutcome::Stalled);
-    store.record_confirm_check(payment.id, taken.poller, &record, None).await.unwrap();
+    store
+        .record_confirm_check(payment.id, taken.poller, &record, None)
+        .await
+        .unwrap();
     let state = store.confirmation(payment.id).await.unwrap().unwrap();
-    assert_eq!((state.poller, state.last_outcome), (None, Some(CheckOutcome::Stalled)));
-    assert!(store.claim_confirm_poller(payment.id, None, LEASE).await.unwrap().is_some());
+    assert_eq!(
+        (state.poller, state.last_outcome),
+        (None, Some(CheckOutcome::Stalled))
+    );
+    assert!(
+        store
+            .claim_confirm_poller(payment.id, None, LEASE)
+            .await
+            .unwrap()
+            .is_some()
+    );
     stack.finish().await;
 }
 
@@ -72,12 +107,39 @@ async fn webhook_ids_are_remembered_and_hashes_map_to_payments() {
     let (payment, hash) = stack.broadcast("ETH", 1_000).await;
     let store = &stack.store;
 
-    assert!(store.record_chain_webhook("alchemy", "whevt_1", 2, 1).await.unwrap());
-    assert!(!store.record_chain_webhook("alchemy", "whevt_1", 2, 1).await.unwrap());
+    assert!(
+        store
+            .record_chain_webhook("alchemy", "whevt_1", 2, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_chain_webhook("alchemy", "whevt_1", 2, 1)
+            .await
+            .unwrap()
+    );
     // Another source may reuse the id.
-    assert!(store.record_chain_webhook("standard", "whevt_1", 0, 0).await.unwrap());
-    assert_eq!(store.prune_chain_webhooks(Duration::from_secs(3600), 100).await.unwrap(), 0);
-    assert_eq!(store.prune_chain_webhooks(Duration::ZERO, 100).await.unwrap(), 2);
+    assert!(
+        store
+            .record_chain_webhook("standard", "whevt_1", 0, 0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .prune_chain_webhooks(Duration::from_secs(3600), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_chain_webhooks(Duration::ZERO, 100)
+            .await
+            .unwrap(),
+        2
+    );
 
     let found = store
         .payments_by_tx_hashes(&[hash, B256::repeat_byte(7)])

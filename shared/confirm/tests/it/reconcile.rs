@@ -48,8 +48,14 @@ async fn stuck_payments_are_nudged_to_their_next_step_once_per_period() {
     // Confirmed, its settle message lost.
     let (confirmed, _) = stack.broadcast("USDC", 3_000).await;
     stack.mine(2).await;
-    let outcome = pipeline.confirm(ConfirmMessage::new(confirmed.id)).await.unwrap();
-    assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
+    let outcome = pipeline
+        .confirm(ConfirmMessage::new(confirmed.id))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ConfirmOutcome::Confirmed { .. }),
+        "{outcome:?}"
+    );
     // A fresh broadcast payment is not stuck yet.
     let (fresh, _) = stack.broadcast("ETH", 4_000).await;
     for id in [authorized.id, broadcast.id, confirmed.id] {
@@ -61,7 +67,10 @@ async fn stuck_payments_are_nudged_to_their_next_step_once_per_period() {
     assert_eq!(report.confirm, [broadcast.id]);
     assert_eq!(report.settle, [confirmed.id]);
     assert!(!report.confirm.contains(&fresh.id));
-    assert!(report.violations.is_empty() && report.errors.is_empty(), "{report:?}");
+    assert!(
+        report.violations.is_empty() && report.errors.is_empty(),
+        "{report:?}"
+    );
     assert!(report.run_id.is_some());
 
     // Within the same period nobody is nudged again (a step that is down is not flooded).
@@ -70,8 +79,14 @@ async fn stuck_payments_are_nudged_to_their_next_step_once_per_period() {
 
     // The nudges work: the confirm message confirms, the settle message settles.
     stack.mine(2).await;
-    let outcome = pipeline.confirm(ConfirmMessage::new(broadcast.id)).await.unwrap();
-    assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
+    let outcome = pipeline
+        .confirm(ConfirmMessage::new(broadcast.id))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ConfirmOutcome::Confirmed { .. }),
+        "{outcome:?}"
+    );
     for id in [broadcast.id, confirmed.id] {
         pipeline.settle(id).await.unwrap();
     }
@@ -83,7 +98,10 @@ async fn a_broadcast_payment_with_an_active_polling_chain_is_not_nudged() {
     let stack = Stack::start(3).await;
     let pipeline = stack.pipeline_with(config());
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
-    let outcome = pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap();
+    let outcome = pipeline
+        .confirm(ConfirmMessage::new(payment.id))
+        .await
+        .unwrap();
     assert!(matches!(outcome, ConfirmOutcome::Waiting { .. }));
     sqlx::query("UPDATE payments SET updated_at = now() - interval '1 hour' WHERE id = $1")
         .bind(payment.id.as_uuid())

@@ -19,8 +19,16 @@ async fn a_transaction_reorged_out_before_it_is_final_is_resent_and_confirmed() 
     let amount = 7_000_000_000u128;
     let (payment, hash) = stack.broadcast("ETH", amount).await;
     stack.mine(1).await;
-    let first = pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap();
-    let ConfirmOutcome::Waiting { next, outcome: CheckOutcome::NotFinal, .. } = first else {
+    let first = pipeline
+        .confirm(ConfirmMessage::new(payment.id))
+        .await
+        .unwrap();
+    let ConfirmOutcome::Waiting {
+        next,
+        outcome: CheckOutcome::NotFinal,
+        ..
+    } = first
+    else {
         panic!("expected NotFinal, got {first:?}");
     };
     // The block with our transaction is replaced by an empty one.
@@ -37,8 +45,14 @@ async fn a_transaction_reorged_out_before_it_is_final_is_resent_and_confirmed() 
 
     let (done, _) = stack.confirm_until(&pipeline, next, 1, is_confirmed).await;
     assert!(is_confirmed(&done));
-    assert!(matches!(pipeline.settle(payment.id).await.unwrap(), SettleOutcome::Settled { .. }));
-    assert_eq!(stack.eth_balance(payment.recipient).await, U256::from(amount));
+    assert!(matches!(
+        pipeline.settle(payment.id).await.unwrap(),
+        SettleOutcome::Settled { .. }
+    ));
+    assert_eq!(
+        stack.eth_balance(payment.recipient).await,
+        U256::from(amount)
+    );
     stack.finish().await;
 }
 
@@ -49,8 +63,15 @@ async fn a_reorg_after_confirmation_returns_the_payment_to_broadcast_and_heals()
     let amount = 3_000_000u128;
     let (payment, hash) = stack.broadcast("USDC", amount).await;
     stack.mine(2).await;
-    let confirmed = pipeline.confirm(ConfirmMessage::new(payment.id)).await.unwrap();
-    let ConfirmOutcome::Confirmed { block_hash: first_block, .. } = confirmed else {
+    let confirmed = pipeline
+        .confirm(ConfirmMessage::new(payment.id))
+        .await
+        .unwrap();
+    let ConfirmOutcome::Confirmed {
+        block_hash: first_block,
+        ..
+    } = confirmed
+    else {
         panic!("expected Confirmed, got {confirmed:?}");
     };
 
@@ -63,20 +84,36 @@ async fn a_reorg_after_confirmation_returns_the_payment_to_broadcast_and_heals()
     };
     assert_eq!(stack.status(payment.id).await, PaymentStatus::Broadcast);
     // Nothing was posted: the hold is still held, the merchant not yet debited.
-    assert_eq!(stack.balance("USDC").await.held, payment.charges.total_debit);
+    assert_eq!(
+        stack.balance("USDC").await.held,
+        payment.charges.total_debit
+    );
 
     // Polling starts again: the dropped transaction is re-sent from its stored bytes.
     let resent = pipeline.confirm(next).await.unwrap();
-    let ConfirmOutcome::Waiting { next, outcome: Outcome::Resent, .. } = resent else {
+    let ConfirmOutcome::Waiting {
+        next,
+        outcome: Outcome::Resent,
+        ..
+    } = resent
+    else {
         panic!("expected Resent, got {resent:?}");
     };
     let (done, _) = stack.confirm_until(&pipeline, next, 1, is_confirmed).await;
-    let ConfirmOutcome::Confirmed { block_hash: second_block, tx_hash, .. } = done else {
+    let ConfirmOutcome::Confirmed {
+        block_hash: second_block,
+        tx_hash,
+        ..
+    } = done
+    else {
         unreachable!()
     };
     assert_eq!(tx_hash, hash, "the same signed transaction, not a new one");
     assert_ne!(second_block, first_block);
-    assert!(matches!(pipeline.settle(payment.id).await.unwrap(), SettleOutcome::Settled { .. }));
+    assert!(matches!(
+        pipeline.settle(payment.id).await.unwrap(),
+        SettleOutcome::Settled { .. }
+    ));
 
     let events: Vec<(String, PaymentStatus)> = stack
         .store

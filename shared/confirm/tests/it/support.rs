@@ -46,7 +46,10 @@ impl Stack {
             TestDb::create_migrated(&meshpay_store::MIGRATOR)
         );
         let usdc = anvil.deploy_dev_usdc().await;
-        assert_eq!(usdc.to_ascii_lowercase(), DEV_USDC_ADDRESS.to_ascii_lowercase());
+        assert_eq!(
+            usdc.to_ascii_lowercase(),
+            DEV_USDC_ADDRESS.to_ascii_lowercase()
+        );
         let wallets: Vec<Address> = WALLET_ACCOUNTS
             .iter()
             .map(|&i| Address::from_str(anvil.address(i)).unwrap())
@@ -117,7 +120,10 @@ impl Stack {
                 Arc::new(key) as DynTxSigner
             })
             .collect();
-        let rpc = Arc::new(AlloyRpc::new(self.anvil.url().parse().unwrap(), Duration::from_secs(10)));
+        let rpc = Arc::new(AlloyRpc::new(
+            self.anvil.url().parse().unwrap(),
+            Duration::from_secs(10),
+        ));
         Relay::new(self.store.clone(), RelayConfig::default())
             .with_chain(chain, rpc, signers)
             .unwrap()
@@ -163,7 +169,12 @@ impl Stack {
             status: 201,
             body: json!({ "id": p.id }),
         };
-        match self.store.authorize_payment(&request, render).await.unwrap() {
+        match self
+            .store
+            .authorize_payment(&request, render)
+            .await
+            .unwrap()
+        {
             AuthorizeOutcome::Created { payment, .. } => *payment,
             other => panic!("expected a new payment, got {other:?}"),
         }
@@ -172,7 +183,12 @@ impl Stack {
     /// An authorized payment broadcast by the real broadcast step (in the pool, not mined).
     pub async fn broadcast(&self, symbol: &str, amount: u128) -> (Payment, B256) {
         let payment = self.payment(symbol, amount).await;
-        match self.relay().broadcast(payment.id, Delivery::FIRST).await.unwrap() {
+        match self
+            .relay()
+            .broadcast(payment.id, Delivery::FIRST)
+            .await
+            .unwrap()
+        {
             BroadcastOutcome::Sent(sent) => (self.payment_now(payment.id).await, sent.tx_hash),
             other => panic!("expected Sent, got {other:?}"),
         }
@@ -197,7 +213,9 @@ impl Stack {
     }
 
     pub async fn receipt(&self, hash: B256) -> Value {
-        self.anvil.rpc("eth_getTransactionReceipt", json!([hash])).await
+        self.anvil
+            .rpc("eth_getTransactionReceipt", json!([hash]))
+            .await
     }
 
     /// Replaces the last `depth` blocks with empty ones: their transactions are gone (anvil
@@ -207,7 +225,10 @@ impl Stack {
     }
 
     pub async fn eth_balance(&self, address: Address) -> U256 {
-        let v = self.anvil.rpc("eth_getBalance", json!([address, "latest"])).await;
+        let v = self
+            .anvil
+            .rpc("eth_getBalance", json!([address, "latest"]))
+            .await;
         U256::from_str(v.as_str().unwrap()).unwrap()
     }
 

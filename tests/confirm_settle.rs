@@ -1,0 +1,732 @@
+//! Issue 5 end to end (confirm and settle): through devhost + `meshpay` against PostgreSQL,
+//! Azurite and anvil, with the real broadcast step in front. anvil mines only when a test says
+//! so (automine off), so every "not final yet" and every reorg happens at a chosen moment.
+//! Payments are quoted and authorized over HTTP; the pipeline runs on its queues; results are
+//! read from the chain (Transfer logs) and the database. After every test: the ledger sums to
+//! zero per asset, every settled payment has exactly one on-chain transfer, and no payment is
+//! left in flight without an active confirm chain or a recorded reason.
+//! Binaries must be built first (`cargo build --workspace --bins`; `make test` does).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use meshpay_confirm::webhook::{WebhookKey, sign_alchemy, sign_standard};
+use meshpay_domain::{
+    Address, Amount, AssetId, FeeBps, MerchantId, PaymentId, PaymentStatus, Scopes,
+};
+use meshpay_store::confirmations::CheckOutcome;
+use meshpay_store::{NewMerchant, Payment, Store};
+use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
+use meshpay_testkit::azurite::Azurite;
+use meshpay_testkit::devhost::Devhost;
+use meshpay_testkit::postgres::TestDb;
+use serde_json::{Value, json};
+
+const HOT_WALLETS: [&str; 2] = [
+    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+];
+const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+/// base64("meshpay-e2e-chain-webhook-key-32b").
+const WEBHOOK_KEY: &str = "whsec_bWVzaHBheS1lMmUtY2hhaW4td2ViaG9vay1rZXktMzJi";
+const WAIT: Duration = Duration::from_secs(90);
+/// Merchant funding (base units).
+const MERCHANT_USDC: u128 = 10u128.pow(15);
+const MERCHANT_ETH: u128 = 10u128.pow(23);
+/// Never within a test run.
+const RECONCILE_IDLE: &str = "0 0 0 1 1 *";
+
+#[derive(Debug, Clone)]
+struct Options {
+    settle_disabled: bool,
+    /// `MESHPAY_CONFIRM_MAX_WAIT_SECS`: a small value makes a polling chain give up quickly.
+    max_wait_secs: u64,
+    reconcile_schedule: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            settle_disabled: false,
+            max_wait_secs: 600,
+            reconcile_schedule: RECONCILE_IDLE,
+        }
+    }
+}
+
+struct Stack {
+    _db: TestDb,
+    db_url: String,
+    store: Store,
+    anvil: Anvil,
+    azurite: Azurite,
+    devhost: Option<Devhost>,
+    http: reqwest::Client,
+    merchant: MerchantId,
+    key: String,
+    chains_file: PathBuf,
+}
+
+impl Stack {
+    async fn start(options: Options) -> Stack {
+        let (db, anvil, azurite) = tokio::join!(
+            TestDb::create_migrated(&meshpay_store::MIGRATOR),
+            Anvil::start(),
+            Azurite::start()
+        );
+        let usdc = anvil.deploy_dev_usdc().await;
+        assert!(usdc.eq_ignore_ascii_case(DEV_USDC_ADDRESS), "{usdc}");
+        for wallet in HOT_WALLETS {
+            anvil.mint_usdc(&usdc, wallet, 10u128.pow(12)).await;
+        }
+        // Blocks only when the test mines them.
+        anvil.rpc("evm_setAutomine", json!([false])).await;
+        let root = meshpay_testkit::ports::repo_root();
+        let chains = std::fs::read_to_string(root.join("chains.dev.toml"))
+            .unwrap()
+            .replace("http://127.0.0.1:8545", anvil.url());
+        let chains_file =
+            std::env::temp_dir().join(format!("meshpay-chains-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&chains_file, chains).unwrap();
+        let store = Store::from_pool(db.pool().clone());
+        let (merchant, key) = merchant(&store).await;
+        let mut stack = Stack {
+            db_url: db.url().to_owned(),
+            _db: db,
+            store,
+            anvil,
+            azurite,
+            devhost: None,
+            http: reqwest::Client::new(),
+            merchant,
+            key,
+            chains_file,
+        };
+        stack.start_devhost(&options).await;
+        stack
+    }
+
+    /// (Re)starts devhost + meshpay on the same database, queues and chain.
+    async fn start_devhost(&mut self, options: &Options) {
+        // Stop the old one first: two hosts would compete for the queues.
+        drop(self.devhost.take());
+        let root = meshpay_testkit::ports::repo_root();
+        let builder = Devhost::builder()
+            .env("DATABASE_URL", &self.db_url)
+            .env(
+                "MESHPAY_CHAINS_CONFIG",
+                self.chains_file.display().to_string(),
+            )
+            .env(
+                "MESHPAY_SIGNERS_CONFIG",
+                root.join("signers.dev.toml").display().to_string(),
+            )
+            .env("AzureWebJobsStorage", self.azurite.connection_string())
+            .env("MESHPAY_CHAIN_WEBHOOK_KEY", WEBHOOK_KEY)
+            .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "100")
+            .env("MESHPAY_CONFIRM_INVOCATION_WAIT_MS", "1500")
+            .env(
+                "MESHPAY_CONFIRM_MAX_WAIT_SECS",
+                options.max_wait_secs.to_string(),
+            )
+            .env("MESHPAY_RECONCILE_STALE_SECS", "1")
+            .env("RECONCILE_SCHEDULE", options.reconcile_schedule)
+            .env(
+                "AzureWebJobs.settle.Disabled",
+                if options.settle_disabled {
+                    "true"
+                } else {
+                    "false"
+                },
+            );
+        self.devhost = Some(builder.start().await);
+    }
+
+    fn devhost(&self) -> &Devhost {
+        self.devhost.as_ref().unwrap()
+    }
+
+    fn log_tail(&self) -> String {
+        self.devhost
+            .as_ref()
+            .map(|d| d.log_tail(80))
+            .unwrap_or_default()
+    }
+
+    /// Quotes and authorizes `amount` USDC to a fresh recipient over HTTP.
+    async fn pay_usdc(&self, amount: &str) -> (PaymentId, u128, String) {
+        let to = recipient();
+        let quote: Value = self
+            .http
+            .post(self.devhost().api_url("quotes"))
+            .bearer_auth(&self.key)
+            .json(&json!({"chain": "anvil", "asset": "USDC", "amount": amount, "recipient": to}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let quote_id = quote["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("quote: {quote}"));
+        let quoted: u128 = quote["amount"]["base_units"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let reply = self
+            .http
+            .post(self.devhost().api_url("payments"))
+            .bearer_auth(&self.key)
+            .header("Idempotency-Key", format!("idem-{quote_id}"))
+            .json(&json!({"quote_id": quote_id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 201);
+        let payment: Value = reply.json().await.unwrap();
+        (
+            PaymentId::from_str(payment["id"].as_str().unwrap()).unwrap(),
+            quoted,
+            to,
+        )
+    }
+
+    async fn payment(&self, id: PaymentId) -> Payment {
+        self.store.get_payment_unscoped(id).await.unwrap().unwrap()
+    }
+
+    /// Waits until `done(payment)`, mining one block per round when `mine`.
+    async fn wait_until(
+        &self,
+        id: PaymentId,
+        mine: bool,
+        done: impl Fn(&Payment) -> bool,
+    ) -> Payment {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let payment = self.payment(id).await;
+            if done(&payment) {
+                return payment;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} still {} (reason {:?})\n{}",
+                payment.status,
+                payment.failure_reason,
+                self.log_tail()
+            );
+            if mine {
+                self.mine(1).await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn wait_for_status(&self, id: PaymentId, status: PaymentStatus, mine: bool) -> Payment {
+        self.wait_until(id, mine, |p| p.status == status).await
+    }
+
+    /// Waits (without mining) until the payment's confirm polling has recorded `outcome`.
+    async fn wait_for_check(&self, id: PaymentId, outcome: CheckOutcome) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let state = self.store.confirmation(id).await.unwrap();
+            if state.as_ref().and_then(|s| s.last_outcome) == Some(outcome) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id}: {state:?}\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn mine(&self, blocks: u64) {
+        for _ in 0..blocks {
+            self.anvil.rpc("evm_mine", json!([])).await;
+        }
+    }
+
+    async fn block_number(&self) -> u64 {
+        hex_u128(&self.anvil.rpc("eth_blockNumber", json!([])).await) as u64
+    }
+
+    /// Every DevUSDC `Transfer` to `recipient` on the canonical chain (amounts).
+    async fn transfers_to(&self, recipient: &str) -> Vec<u128> {
+        let topic = format!(
+            "0x{:0>64}",
+            recipient.trim_start_matches("0x").to_ascii_lowercase()
+        );
+        let logs = self
+            .anvil
+            .rpc(
+                "eth_getLogs",
+                json!([{"address": DEV_USDC_ADDRESS, "fromBlock": "0x0", "toBlock": "latest",
+                        "topics": [TRANSFER_TOPIC, null, topic]}]),
+            )
+            .await;
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .map(|log| hex_u128(&log["data"]))
+            .collect()
+    }
+
+    /// Sets `wallet`'s DevUSDC balance to zero (storage slot of `balanceOf[wallet]`).
+    async fn drain_usdc(&self, wallet: Address) {
+        let key = format!("0x{:0>64}{:0>64}", hex_of(wallet), "1");
+        let slot = self.anvil.rpc("web3_sha3", json!([key])).await;
+        let zero = format!("0x{}", "0".repeat(64));
+        self.anvil
+            .rpc("anvil_setStorageAt", json!([DEV_USDC_ADDRESS, slot, zero]))
+            .await;
+    }
+
+    /// An Alchemy Address Activity webhook naming `tx_hash`, with a made-up value (which must
+    /// be ignored).
+    fn alchemy_body(tx_hash: &str) -> String {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        json!({
+            "webhookId": "wh_e2e", "id": format!("whevt_{}", uuid::Uuid::new_v4().simple()),
+            "createdAt": now, "type": "ADDRESS_ACTIVITY",
+            "event": {"network": "ETH_MAINNET", "activity": [{
+                "hash": tx_hash, "value": 1_000_000, "asset": "USDC", "category": "token",
+                "fromAddress": HOT_WALLETS[0], "toAddress": HOT_WALLETS[1],
+            }]}
+        })
+        .to_string()
+    }
+
+    async fn post_webhook(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.devhost().api_url("webhooks/chain"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_alchemy(&self, body: &str, key: &str) -> (u16, Value) {
+        let signature = sign_alchemy(&WebhookKey::new(key.into()), body.as_bytes()).unwrap();
+        self.post_webhook(body, &[("X-Alchemy-Signature", signature)])
+            .await
+    }
+
+    async fn event_names(&self, id: PaymentId) -> Vec<String> {
+        self.store
+            .payment_events(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect()
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap();
+        n
+    }
+
+    /// What must hold after every test.
+    async fn finish(self) {
+        if let Err(error) = self.store.check_ledger_invariants().await {
+            panic!("ledger invariants: {error}\n{}", self.log_tail());
+        }
+        let rows: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT id FROM payments")
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap();
+        for (id,) in rows {
+            let payment = self.payment(PaymentId::from_uuid(id)).await;
+            match payment.status {
+                PaymentStatus::Settled => {
+                    let recipient = payment.recipient.to_checksum(None);
+                    assert_eq!(
+                        self.transfers_to(&recipient).await,
+                        [payment.charges.amount.base_units().to::<u128>()],
+                        "settled {} must have exactly one on-chain transfer",
+                        payment.id
+                    );
+                }
+                PaymentStatus::Failed | PaymentStatus::Cancelled | PaymentStatus::Expired => {
+                    if payment.status == PaymentStatus::Failed {
+                        assert!(
+                            payment.failure_reason.is_some(),
+                            "{} failed without a reason",
+                            payment.id
+                        );
+                    }
+                }
+                in_flight => {
+                    let state = self.store.confirmation(payment.id).await.unwrap();
+                    let pending = state.as_ref().is_some_and(|s| s.poller.is_some());
+                    let reason = state.as_ref().and_then(|s| s.last_detail.clone());
+                    assert!(
+                        pending || reason.is_some(),
+                        "{} is {in_flight} without a pending message or a reason: {state:?}",
+                        payment.id
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.chains_file);
+    }
+}
+
+async fn merchant(store: &Store) -> (MerchantId, String) {
+    let merchant = store
+        .create_merchant(&NewMerchant {
+            name: "confirm e2e".into(),
+            service_fee_bps: FeeBps::new(25).unwrap(),
+            limits: vec![],
+        })
+        .await
+        .unwrap();
+    for (asset, amount) in [("anvil:USDC", MERCHANT_USDC), ("anvil:ETH", MERCHANT_ETH)] {
+        let asset = AssetId::from_str(asset).unwrap();
+        store
+            .fund(
+                merchant.id,
+                &asset,
+                Amount::from_u128(amount),
+                &format!("seed-{asset}"),
+            )
+            .await
+            .unwrap();
+    }
+    let key = store
+        .create_api_key(merchant.id, Scopes::all())
+        .await
+        .unwrap();
+    (merchant.id, key.key.expose().to_owned())
+}
+
+/// A fresh recipient (no tokens), so each payment's arrival is counted on its own.
+fn recipient() -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut raw = [0u8; 20];
+    raw[..16].copy_from_slice(&bytes);
+    raw[16..].copy_from_slice(&[0xc0, 0xff, 0xee, 0x05]);
+    Address::from(raw).to_checksum(None)
+}
+
+fn hex_of(address: Address) -> String {
+    address
+        .to_checksum(None)
+        .trim_start_matches("0x")
+        .to_ascii_lowercase()
+}
+
+fn hex_u128(v: &Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+#[tokio::test]
+async fn authorized_payment_settles_through_the_polling_path_without_a_webhook() {
+    let stack = Stack::start(Options::default()).await;
+    let (id, amount, to) = stack.pay_usdc("125.50").await;
+    let settled = stack
+        .wait_for_status(id, PaymentStatus::Settled, true)
+        .await;
+
+    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    assert_eq!(
+        stack.event_names(id).await,
+        ["authorize", "broadcast", "confirm", "settle"]
+    );
+    let receipt = stack
+        .anvil
+        .rpc(
+            "eth_getTransactionReceipt",
+            json!([settled.tx_hash.unwrap()]),
+        )
+        .await;
+    assert_eq!(
+        receipt["blockHash"].as_str().unwrap(),
+        settled.block_hash.unwrap().to_string()
+    );
+    // The merchant paid the quoted total once: held funds were captured, nothing is held.
+    let balances = stack.store.balances(stack.merchant).await.unwrap();
+    let usdc = balances
+        .iter()
+        .find(|b| b.asset.symbol() == "USDC")
+        .unwrap();
+    assert_eq!(usdc.held, Amount::ZERO);
+    assert_eq!(
+        usdc.available,
+        Amount::from_u128(MERCHANT_USDC)
+            .checked_sub(settled.charges.total_debit)
+            .unwrap()
+    );
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM chain_webhook_receipts")
+            .await,
+        0
+    );
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn a_signed_webhook_confirms_a_payment_whose_polling_gave_up() {
+    let stack = Stack::start(Options {
+        max_wait_secs: 1,
+        ..Options::default()
+    })
+    .await;
+    let (id, amount, to) = stack.pay_usdc("40.00").await;
+    // Nothing is mined: the polling chain the broadcast step started gives up with a reason.
+    stack.wait_for_check(id, CheckOutcome::Stalled).await;
+    let payment = stack.payment(id).await;
+    assert_eq!(payment.status, PaymentStatus::Broadcast);
+    stack.mine(2).await;
+
+    let body = Stack::alchemy_body(&payment.tx_hash.unwrap().to_string());
+    let (status, reply) = stack.post_alchemy(&body, WEBHOOK_KEY).await;
+    assert_eq!(
+        (status, &reply["status"], &reply["enqueued"]),
+        (200, &json!("accepted"), &json!(1))
+    );
+    stack
+        .wait_for_status(id, PaymentStatus::Settled, false)
+        .await;
+    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    // The same delivery again (the provider retried): acknowledged, no effect.
+    let (status, reply) = stack.post_alchemy(&body, WEBHOOK_KEY).await;
+    assert_eq!((status, &reply["status"]), (200, &json!("duplicate")));
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM chain_webhook_receipts")
+            .await,
+        1
+    );
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn forged_or_stale_webhooks_change_nothing() {
+    let stack = Stack::start(Options {
+        max_wait_secs: 1,
+        ..Options::default()
+    })
+    .await;
+    let (id, _, _) = stack.pay_usdc("12.00").await;
+    stack.wait_for_check(id, CheckOutcome::Stalled).await;
+    stack.mine(2).await;
+    let before = stack.store.confirmation(id).await.unwrap().unwrap();
+    let tx_hash = stack.payment(id).await.tx_hash.unwrap().to_string();
+    let body = Stack::alchemy_body(&tx_hash);
+
+    // Signed with another key, unsigned, and a Standard Webhooks delivery from an hour ago.
+    let (status, reply) = stack.post_alchemy(&body, "whsec_attacker").await;
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _) = stack.post_webhook(&body, &[]).await;
+    assert_eq!(status, 401);
+    let standard =
+        json!({"type": "chain.transactions", "data": {"tx_hashes": [tx_hash]}}).to_string();
+    let old = time::OffsetDateTime::now_utc().unix_timestamp() - 3600;
+    let signature = sign_standard(
+        &WebhookKey::new(WEBHOOK_KEY.into()),
+        "msg_old",
+        old,
+        standard.as_bytes(),
+    )
+    .unwrap();
+    let headers = [
+        ("webhook-id", "msg_old".to_owned()),
+        ("webhook-timestamp", old.to_string()),
+        ("webhook-signature", signature),
+    ];
+    let (status, _) = stack.post_webhook(&standard, &headers).await;
+    assert_eq!(status, 401);
+    // Too large: refused before anything is read.
+    let (status, _) = stack.post_webhook(&" ".repeat(256 * 1024 + 1), &[]).await;
+    assert_eq!(status, 413);
+
+    // Nothing was recorded, enqueued or checked because of them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM chain_webhook_receipts")
+            .await,
+        0
+    );
+    let after = stack.store.confirmation(id).await.unwrap().unwrap();
+    assert_eq!(after.total_checks, before.total_checks);
+    assert_eq!(stack.payment(id).await.status, PaymentStatus::Broadcast);
+
+    // The genuine Standard Webhooks form works, and the payment settles.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature = sign_standard(
+        &WebhookKey::new(WEBHOOK_KEY.into()),
+        "msg_now",
+        now,
+        standard.as_bytes(),
+    )
+    .unwrap();
+    let headers = [
+        ("webhook-id", "msg_now".to_owned()),
+        ("webhook-timestamp", now.to_string()),
+        ("webhook-signature", signature),
+    ];
+    let (status, reply) = stack.post_webhook(&standard, &headers).await;
+    assert_eq!((status, &reply["enqueued"]), (200, &json!(1)));
+    stack
+        .wait_for_status(id, PaymentStatus::Settled, false)
+        .await;
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn a_reverted_erc20_transfer_fails_the_payment_and_releases_the_hold() {
+    let stack = Stack::start(Options::default()).await;
+    let (id, _, to) = stack.pay_usdc("75.00").await;
+    let broadcast = stack
+        .wait_for_status(id, PaymentStatus::Broadcast, false)
+        .await;
+    // The hot wallet's tokens are gone before the transfer is mined: it reverts on chain.
+    stack.drain_usdc(broadcast.hot_wallet.unwrap()).await;
+    let failed = stack.wait_for_status(id, PaymentStatus::Failed, true).await;
+
+    let reason = failed.failure_reason.unwrap();
+    assert!(reason.contains("reverted"), "{reason}");
+    let receipt = stack
+        .anvil
+        .rpc(
+            "eth_getTransactionReceipt",
+            json!([failed.tx_hash.unwrap()]),
+        )
+        .await;
+    assert_eq!(receipt["status"], "0x0");
+    assert!(stack.transfers_to(&to).await.is_empty());
+    // Both holds are released: the merchant has everything back, nothing held.
+    let balances = stack.store.balances(stack.merchant).await.unwrap();
+    for (symbol, funded) in [("USDC", MERCHANT_USDC), ("ETH", MERCHANT_ETH)] {
+        let b = balances
+            .iter()
+            .find(|b| b.asset.symbol() == symbol)
+            .unwrap();
+        assert_eq!(
+            (b.available, b.held),
+            (Amount::from_u128(funded), Amount::ZERO),
+            "{symbol}"
+        );
+    }
+    assert_eq!(
+        stack.event_names(id).await,
+        ["authorize", "broadcast", "fail"]
+    );
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn a_reorg_after_confirmation_is_detected_and_healed() {
+    // Settle is switched off at first so the payment rests in `confirmed`.
+    let mut stack = Stack::start(Options {
+        settle_disabled: true,
+        ..Options::default()
+    })
+    .await;
+    let (id, amount, to) = stack.pay_usdc("33.00").await;
+    let confirmed = stack
+        .wait_for_status(id, PaymentStatus::Confirmed, true)
+        .await;
+    let first_block = confirmed.block_hash.unwrap();
+    // The confirming block and everything after it leave the chain; anvil drops the
+    // transaction with them.
+    let depth = stack.block_number().await - confirmed.block_number.unwrap() + 1;
+    stack.anvil.rpc("anvil_reorg", json!([depth, []])).await;
+    assert!(stack.transfers_to(&to).await.is_empty());
+
+    // Settle comes back: it finds the block gone, the payment returns to broadcast, polling
+    // re-sends the stored transaction, it is confirmed in a new block and settled.
+    stack.start_devhost(&Options::default()).await;
+    let settled = stack
+        .wait_for_status(id, PaymentStatus::Settled, true)
+        .await;
+    assert_ne!(settled.block_hash.unwrap(), first_block);
+    assert_eq!(
+        settled.tx_hash, confirmed.tx_hash,
+        "the same signed transaction"
+    );
+    assert_eq!(
+        stack.event_names(id).await,
+        [
+            "authorize",
+            "broadcast",
+            "confirm",
+            "reorg",
+            "confirm",
+            "settle"
+        ]
+    );
+    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    // Seen by settle; anvil dropped the transaction with its block, so polling re-sent it.
+    let state = stack.store.confirmation(id).await.unwrap().unwrap();
+    assert!(state.reorgs_seen >= 1 && state.resends >= 1, "{state:?}");
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn the_reconcile_timer_restarts_polling_for_a_payment_left_without_a_message() {
+    let stack = Stack::start(Options {
+        max_wait_secs: 1,
+        reconcile_schedule: "*/1 * * * * *",
+        ..Options::default()
+    })
+    .await;
+    let (id, amount, to) = stack.pay_usdc("9.99").await;
+    // Polling gives up (nothing mined); reconcile notices the payment has no pending message.
+    let deadline = Instant::now() + WAIT;
+    while stack
+        .count(&format!(
+            "SELECT count(*) FROM reconcile_nudges WHERE step = 'confirm' AND payment_id = '{}'",
+            id.as_uuid()
+        ))
+        .await
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never nudged\n{}",
+            stack.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack
+        .wait_for_status(id, PaymentStatus::Settled, true)
+        .await;
+    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    assert!(stack.count("SELECT count(*) FROM reconcile_runs").await >= 1);
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM reconcile_runs WHERE cardinality(violations) > 0")
+            .await,
+        0
+    );
+    stack.finish().await;
+}
