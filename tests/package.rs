@@ -1,0 +1,208 @@
+//! `scripts/package.sh` (what `make package` runs) builds the zip-deploy package the real
+//! Functions host expects: host.json and one folder per function with its function.json at the
+//! root, the handler at host.json's `defaultExecutablePath` with its executable bit, and
+//! nothing else from the source tree. Packages the debug binary cargo built for this test, into
+//! a directory of its own (never the shared dist/).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("meshpay-package-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn package(out: &Path, extra_env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new("bash");
+    command
+        .arg(repo().join("scripts/package.sh"))
+        .env("MESHPAY_PACKAGE_BINARY", env!("CARGO_BIN_EXE_meshpay"))
+        .env("MESHPAY_PACKAGE_OUT", out)
+        .env_remove("MESHPAY_PACKAGE_CHAINS")
+        .env_remove("MESHPAY_PACKAGE_SIGNERS");
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+fn package_ok(out: &Path, extra_env: &[(&str, &str)]) {
+    let output = package(out, extra_env);
+    assert!(
+        output.status.success(),
+        "package.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// One zip entry: its bytes (omitted for the handler: tens of MB) and Unix mode.
+struct Entry {
+    bytes: Option<Vec<u8>>,
+    size: u64,
+    mode: Option<u32>,
+}
+
+fn unzip(path: &Path, skip_bytes_of: &str) -> BTreeMap<String, Entry> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut entries = BTreeMap::new();
+    for index in 0..archive.len() {
+        let mut file = archive.by_index(index).unwrap();
+        let name = file.name().to_owned();
+        let bytes = if name == skip_bytes_of {
+            None
+        } else {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).unwrap();
+            Some(bytes)
+        };
+        let entry = Entry {
+            bytes,
+            size: file.size(),
+            mode: file.unix_mode(),
+        };
+        assert!(
+            entries.insert(name.clone(), entry).is_none(),
+            "{name} twice"
+        );
+    }
+    entries
+}
+
+/// `functions/<name>/function.json` of the source tree, by name.
+fn source_functions() -> BTreeMap<String, Vec<u8>> {
+    let mut functions = BTreeMap::new();
+    for dir in std::fs::read_dir(repo().join("functions")).unwrap() {
+        let dir = dir.unwrap().path();
+        let function_json = dir.join("function.json");
+        if function_json.is_file() {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            functions.insert(name, std::fs::read(function_json).unwrap());
+        }
+    }
+    assert!(!functions.is_empty(), "no functions/*/function.json found");
+    functions
+}
+
+/// host.json's `customHandler.description.defaultExecutablePath`.
+fn executable_path() -> String {
+    let host: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("host.json")).unwrap()).unwrap();
+    host["customHandler"]["description"]["defaultExecutablePath"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_zip_holds_host_json_each_function_json_and_the_executable_and_nothing_else() {
+    let scratch = Scratch::new("layout");
+    package_ok(&scratch.0, &[]);
+    let executable = executable_path();
+    let entries = unzip(&scratch.0.join("meshpay.zip"), &executable);
+
+    let functions = source_functions();
+    let mut expected: Vec<String> = functions
+        .keys()
+        .map(|name| format!("{name}/function.json"))
+        .collect();
+    expected.push("host.json".into());
+    expected.push(executable.clone());
+    expected.sort();
+    let found: Vec<String> = entries.keys().cloned().collect();
+    assert_eq!(found, expected, "package layout");
+
+    for (name, source) in &functions {
+        let packaged = entries[&format!("{name}/function.json")].bytes.as_ref();
+        assert_eq!(packaged, Some(source), "{name}/function.json differs");
+    }
+    let host = std::fs::read(repo().join("host.json")).unwrap();
+    assert_eq!(entries["host.json"].bytes.as_ref(), Some(&host));
+
+    let handler = &entries[&executable];
+    let built = std::fs::metadata(env!("CARGO_BIN_EXE_meshpay")).unwrap();
+    assert_eq!(
+        handler.size,
+        built.len(),
+        "the packaged handler is the given binary"
+    );
+    let mode = handler.mode.expect("the zip records Unix modes");
+    assert_eq!(mode & 0o111, 0o111, "handler not executable: mode {mode:o}");
+
+    // The source tree stays out (the folder listing above already implies it; this names it).
+    assert!(
+        entries.keys().all(|name| !name.ends_with(".rs")
+            && !name.ends_with("Cargo.toml")
+            && !name.contains("src/")),
+        "{found:?}"
+    );
+    // dist/app is the unzipped package, identical to the zip.
+    assert!(scratch.0.join("app").join(&executable).is_file());
+}
+
+#[test]
+fn chains_and_signers_files_given_to_the_script_land_at_the_app_root() {
+    let scratch = Scratch::new("config");
+    let chains = repo().join("chains.dev.toml");
+    let signers = repo().join("signers.dev.toml");
+    package_ok(
+        &scratch.0,
+        &[
+            ("MESHPAY_PACKAGE_CHAINS", chains.to_str().unwrap()),
+            ("MESHPAY_PACKAGE_SIGNERS", signers.to_str().unwrap()),
+        ],
+    );
+    let entries = unzip(&scratch.0.join("meshpay.zip"), &executable_path());
+    assert_eq!(
+        entries["chains.toml"].bytes.as_ref(),
+        Some(&std::fs::read(&chains).unwrap())
+    );
+    assert_eq!(
+        entries["signers.toml"].bytes.as_ref(),
+        Some(&std::fs::read(&signers).unwrap())
+    );
+    assert_eq!(entries.len(), source_functions().len() + 4);
+}
+
+#[test]
+fn a_missing_binary_or_config_file_fails_before_anything_is_written() {
+    let scratch = Scratch::new("missing");
+    let missing = scratch.0.join("no-such-meshpay");
+    let output = package(
+        &scratch.0,
+        &[("MESHPAY_PACKAGE_BINARY", missing.to_str().unwrap())],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-meshpay missing"));
+
+    let output = package(
+        &scratch.0,
+        &[("MESHPAY_PACKAGE_CHAINS", "no-such-chains.toml")],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-chains.toml not found"));
+    assert!(!scratch.0.join("meshpay.zip").exists());
+    assert!(!scratch.0.join("app").exists());
+}
