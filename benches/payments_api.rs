@@ -8,6 +8,10 @@
 //! Stack: devhost + release `meshpay` (RUST_LOG=warn), a fresh PostgreSQL database, anvil with
 //! DevUSDC (the hot wallet holds USDC, so token quotes run a real `eth_estimateGas`), Azurite.
 //! One merchant: every authorization locks the same balance rows, the worst case for a tenant.
+//! Rows "via devhost" take the host's path (authorize arrives as an envelope and devhost writes
+//! its queue output to Azurite before answering); "handler only" posts straight to meshpay (the
+//! forwarded request for quotes, the host's envelope for authorize), so the difference is the
+//! host's forwarding plus the queue write.
 //!
 //! Database share, two ways:
 //! - server side: `pg_stat_database.active_time` of the run's database (time backends spent
@@ -123,11 +127,25 @@ fn quote_body() -> String {
         .to_string()
 }
 
-async fn post_quote(stack: &Stack, key: &str) -> String {
+/// Through devhost (the host's path), or straight to the handler (no host, no queue writes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Devhost,
+    Handler,
+}
+
+fn url(stack: &Stack, via: Via, path: &str) -> String {
+    match via {
+        Via::Devhost => stack.url(path),
+        Via::Handler => stack.handler_url(path),
+    }
+}
+
+async fn post_quote(stack: &Stack, via: Via, key: &str) -> String {
     let reply = stack
-        .send(
+        .send_to(
+            url(stack, via, "/quotes"),
             reqwest::Method::POST,
-            "/quotes",
             Some(key),
             None,
             Some(quote_body()),
@@ -137,11 +155,55 @@ async fn post_quote(stack: &Stack, key: &str) -> String {
     reply.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn post_payment(stack: &Stack, key: &str, quote_id: &str) {
+async fn post_payment(stack: &Stack, via: Via, key: &str, quote_id: &str) {
+    let body = json!({ "quote_id": quote_id }).to_string();
+    let idempotency_key = format!("bench-{quote_id}");
+    if via == Via::Handler {
+        return invoke_authorize(stack, key, &idempotency_key, &body).await;
+    }
     let reply = stack
-        .authorize(key, &format!("bench-{quote_id}"), quote_id)
+        .send_to(
+            url(stack, via, "/payments"),
+            reqwest::Method::POST,
+            Some(key),
+            Some(&idempotency_key),
+            Some(body),
+        )
         .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
+}
+
+/// `authorize` has a queue output, so the host never forwards it: post the envelope the host
+/// would send (`Data.req`) straight to the handler's `/authorize`.
+async fn invoke_authorize(stack: &Stack, key: &str, idempotency_key: &str, body: &str) {
+    let envelope = json!({
+        "Data": {"req": {
+            "Url": "http://127.0.0.1/api/payments",
+            "Method": "POST",
+            "Query": {},
+            "Headers": {
+                "Content-Type": ["application/json"],
+                "Authorization": [format!("Bearer {key}")],
+                "Idempotency-Key": [idempotency_key],
+            },
+            "Params": {},
+            "Body": body,
+        }},
+        "Metadata": {"sys": {"MethodName": "authorize"}},
+    });
+    let url = format!("{}/authorize", stack.devhost.handler_url());
+    let reply = stack
+        .send_to(
+            url,
+            reqwest::Method::POST,
+            None,
+            None,
+            Some(envelope.to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let status = &reply.body["Outputs"]["res"]["statusCode"];
+    assert!(status == "201" || status == 201, "{:?}", reply.body);
 }
 
 #[tokio::main]
@@ -171,47 +233,54 @@ async fn main() {
     );
 
     for _ in 0..WARMUP_REQUESTS {
-        let id = post_quote(&stack, key).await;
-        post_payment(&stack, key, &id).await;
+        for via in [Via::Devhost, Via::Handler] {
+            let id = post_quote(&stack, via, key).await;
+            post_payment(&stack, via, key, &id).await;
+        }
     }
 
-    // Quotes made by the quote phases are paid by the payment phases.
-    let ids = Arc::new(tokio::sync::Mutex::new(Vec::new()));
-    for (name, count, concurrency) in [
-        ("POST /api/quotes (USDC), c=1", SEQUENTIAL_REQUESTS, 1),
+    // Quotes made by the quote phases are paid by the payment phases (same route, same size).
+    let phases = [
+        ("via devhost, c=1", Via::Devhost, SEQUENTIAL_REQUESTS, 1),
         (
-            "POST /api/quotes (USDC), c=8",
+            "via devhost, c=8",
+            Via::Devhost,
             CONCURRENT_REQUESTS,
             CONCURRENCY,
         ),
-    ] {
+        ("handler only, c=1", Via::Handler, SEQUENTIAL_REQUESTS, 1),
+    ];
+    let mut quote_batches: Vec<Vec<String>> = Vec::new();
+    for (label, via, count, concurrency) in phases {
+        let ids = Arc::new(tokio::sync::Mutex::new(Vec::new()));
         let start = db_active_time(&stack).await;
-        let phase = run(name, count, concurrency, |_| {
-            let ids = ids.clone();
-            let stack = &stack;
-            async move {
-                let id = post_quote(stack, key).await;
-                ids.lock().await.push(id);
-            }
-        })
+        let phase = run(
+            &format!("POST /api/quotes {label}"),
+            count,
+            concurrency,
+            |_| {
+                let ids = ids.clone();
+                let stack = &stack;
+                async move {
+                    let id = post_quote(stack, via, key).await;
+                    ids.lock().await.push(id);
+                }
+            },
+        )
         .await;
         let active = db_active_time(&stack).await - start;
         let store = store_quote_time(&stack, m.id, key, count.min(200), concurrency).await;
         phase.print(Some(active), Some(store));
+        quote_batches.push(ids.lock().await.drain(..).collect());
     }
-    let quote_ids: Vec<String> = ids.lock().await.drain(..).collect();
-
-    let mut offset = 0;
-    for (name, count, concurrency) in [
-        ("POST /api/payments, c=1", SEQUENTIAL_REQUESTS, 1),
-        ("POST /api/payments, c=8", CONCURRENT_REQUESTS, CONCURRENCY),
-    ] {
-        let batch = &quote_ids[offset..offset + count];
-        offset += count;
+    for ((label, via, count, concurrency), batch) in phases.into_iter().zip(&quote_batches) {
         let start = db_active_time(&stack).await;
-        let phase = run(name, count, concurrency, |i| {
-            post_payment(&stack, key, &batch[i])
-        })
+        let phase = run(
+            &format!("POST /api/payments {label}"),
+            count,
+            concurrency,
+            |i| post_payment(&stack, via, key, &batch[i]),
+        )
         .await;
         let active = db_active_time(&stack).await - start;
         let store = store_authorize_time(&stack, m.id, key, count.min(200), concurrency).await;
@@ -297,7 +366,7 @@ async fn template_quote(
     merchant: meshpay_domain::MerchantId,
     key: &str,
 ) -> meshpay_store::Quote {
-    let id: QuoteId = post_quote(stack, key).await.parse().unwrap();
+    let id: QuoteId = post_quote(stack, Via::Handler, key).await.parse().unwrap();
     stack.store.get_quote(merchant, id).await.unwrap().unwrap()
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Bytes, to_bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -112,7 +112,7 @@ async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response
         return plain(StatusCode::NOT_FOUND, "");
     };
     let body = match to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(b) => b,
+        Ok(b) => host_visible_body(&parts.headers, b),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
     };
     let id = invocation_id();
@@ -127,7 +127,7 @@ async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response
             .invoker
             .forward(
                 parts.method.clone(),
-                &path_and_query,
+                &forwarded_path_and_query(&path, parts.uri.query()),
                 &parts.headers,
                 body,
                 &id,
@@ -186,6 +186,47 @@ async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response
         status = response.status().as_u16(), duration_ms = started.elapsed().as_millis() as u64, "http"
     );
     response
+}
+
+/// The host reads a request body only when `Content-Length` is above zero (reference §3.2,
+/// §5): a chunked body never reaches the function. Dropping it here too means a client that
+/// streams its body fails locally the way it would in Azure, instead of only in production.
+fn host_visible_body(headers: &HeaderMap, body: Bytes) -> Bytes {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if declared == 0 && !body.is_empty() {
+        tracing::warn!(
+            bytes = body.len(),
+            "request body without Content-Length dropped, as the Functions host drops it"
+        );
+        return Bytes::new();
+    }
+    body
+}
+
+/// The path and query a forwarded request arrives with: the host rebuilds the query from its
+/// parsed dictionary (reference §5), so repeated keys arrive joined with commas (`a=1,2`).
+fn forwarded_path_and_query(path: &str, query: Option<&str>) -> String {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return path.to_owned();
+    };
+    let mut joined: Vec<(String, String)> = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match joined.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            None => joined.push((key.into_owned(), value.into_owned())),
+        }
+    }
+    let rebuilt = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&joined)
+        .finish();
+    format!("{path}?{rebuilt}")
 }
 
 /// `/api/x` minus prefix `api` = `/x`; `None` when the path is outside the prefix.
@@ -302,6 +343,30 @@ async fn admin_invoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_without_content_length_is_dropped_like_the_host_does() {
+        let body = Bytes::from_static(b"{\"a\":1}");
+        let mut headers = HeaderMap::new();
+        assert!(
+            host_visible_body(&headers, body.clone()).is_empty(),
+            "chunked"
+        );
+        headers.insert(header::CONTENT_LENGTH, "0".parse().unwrap());
+        assert!(host_visible_body(&headers, body.clone()).is_empty());
+        headers.insert(header::CONTENT_LENGTH, "7".parse().unwrap());
+        assert_eq!(host_visible_body(&headers, body.clone()), body);
+    }
+
+    #[test]
+    fn forwarded_query_joins_repeated_keys_with_commas() {
+        assert_eq!(forwarded_path_and_query("/api/q", None), "/api/q");
+        assert_eq!(forwarded_path_and_query("/api/q", Some("")), "/api/q");
+        assert_eq!(
+            forwarded_path_and_query("/api/q", Some("a=1&b=x%20y&a=2")),
+            "/api/q?a=1%2C2&b=x+y"
+        );
+    }
 
     #[test]
     fn prefix_is_stripped_on_segment_boundaries_only() {

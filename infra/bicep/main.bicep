@@ -42,24 +42,54 @@ param walletKeyPrefix string = 'hot-wallet'
 
 @description('''Per-chain cap on max fee per gas, in wei, as decimal strings (money is never a float),
 keyed by chain name from chains.toml, e.g. { ethereum: '200000000000' }. Each entry becomes the app
-setting MESHPAY_FEE_CAP_WEI_<CHAIN> (upper case, "-" as "_"), overriding max_fee_per_gas_cap_wei.''')
+setting MESHPAY_FEE_CAP_WEI_<CHAIN> (upper case, "-" as "_"). NOT READ BY THE APP YET: the cap in
+force is max_fee_per_gas_cap_wei in chains.toml (docs/DEPLOY.md).''')
 param networkFeeCapsWei object = {}
 
-@description('Path of chains.toml as the app sees it; relative paths resolve against the app root (the unzipped package).')
+@description('Path of the chains file as the app sees it (MESHPAY_CHAINS_CONFIG); relative to the app root (the unzipped package: scripts/package.sh puts MESHPAY_PACKAGE_CHAINS there as chains.toml).')
 param chainsConfigPath string = 'chains.toml'
 
-@description('NCRONTAB schedule of the heartbeat timer function (setting HEARTBEAT_SCHEDULE).')
+@description('Path of the broadcast step\'s signers file (MESHPAY_SIGNERS_CONFIG); relative to the app root (MESHPAY_PACKAGE_SIGNERS, packaged as signers.toml).')
+param signersConfigPath string = 'signers.toml'
+
+@description('NCRONTAB schedule of the heartbeat timer function (HEARTBEAT_SCHEDULE).')
 param heartbeatSchedule string = '0 */5 * * * *'
 
-@description('Key Vault secret name of the webhook signing key.')
-param webhookSecretName string = 'webhook-signing-key'
+@description('NCRONTAB schedule of the notify timer function, which sends merchant webhooks from the outbox (NOTIFY_SCHEDULE).')
+param notifySchedule string = '*/10 * * * * *'
 
-@description('Webhook signing key. Pass it on the first deployment and to rotate; leave empty otherwise (the secret is then kept).')
+@description('NCRONTAB schedule of the reconcile timer function, which nudges stuck payments (RECONCILE_SCHEDULE).')
+param reconcileSchedule string = '0 */1 * * * *'
+
+@description('PostgreSQL connections per app instance (MESHPAY_DB_MAX_CONNECTIONS); instances x this must fit the server max_connections.')
+@minValue(1)
+@maxValue(100)
+param dbMaxConnections int = 5
+
+@description('Log filter of the handler (RUST_LOG).')
+param logFilter string = 'info'
+
+@description('Key Vault secret name of the webhook secret key (MESHPAY_WEBHOOK_SECRET_KEY).')
+param webhookSecretName string = 'webhook-secret-key'
+
+@description('''Webhook secret key: 32 random bytes, standard base64 (openssl rand -base64 32). It seals the merchants'
+webhook endpoint secrets in the database. Pass it on the FIRST deployment only and leave it empty
+afterwards (the stored secret is kept): a new value makes every stored endpoint secret unreadable.''')
 @secure()
-param webhookSigningKey string = ''
+param webhookSecretKey string = ''
 
-@description('Validity written on a newly set webhook secret (ISO 8601 duration); informational, for rotation reminders.')
-param webhookSecretLifetime string = 'P1Y'
+@description('Give the app a chain webhook key (MESHPAY_CHAIN_WEBHOOK_KEY) from Key Vault; without it every chain webhook is refused and confirmations rely on polling.')
+param chainWebhookEnabled bool = false
+
+@description('Key Vault secret name of the chain webhook key.')
+param chainWebhookSecretName string = 'chain-webhook-key'
+
+@description('Chain webhook key from the provider (Alchemy signing key, or whsec_<base64>). Pass it when enabling and to rotate; leave empty otherwise (the secret is then kept).')
+@secure()
+param chainWebhookKey string = ''
+
+@description('Expiry written on a newly set secret (ISO 8601 duration). Informational: Key Vault still serves a secret after it, and the webhook secret key is never rotated.')
+param secretLifetime string = 'P10Y'
 
 @description('Deployment time; do not set (used to date a newly written secret).')
 param deployedAt string = utcNow()
@@ -276,8 +306,11 @@ module keyVault 'modules/keyvault.bicep' = {
     walletKeyCount: walletKeyCount
     walletKeyPrefix: walletKeyPrefix
     webhookSecretName: webhookSecretName
-    webhookSigningKey: webhookSigningKey
-    webhookSecretExpiresEpoch: dateTimeToEpoch(dateTimeAdd(deployedAt, webhookSecretLifetime))
+    webhookSecretKey: webhookSecretKey
+    chainWebhookEnabled: chainWebhookEnabled
+    chainWebhookSecretName: chainWebhookSecretName
+    chainWebhookKey: chainWebhookKey
+    secretExpiresEpoch: dateTimeToEpoch(dateTimeAdd(deployedAt, secretLifetime))
     appPrincipalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
   }
@@ -378,45 +411,52 @@ var hostSettings = [
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
   }
+  // Timer schedules (function.json: "%HEARTBEAT_SCHEDULE%" etc.); the host refuses to index a
+  // timer function whose setting is missing.
   {
     name: 'HEARTBEAT_SCHEDULE'
     value: heartbeatSchedule
   }
+  {
+    name: 'NOTIFY_SCHEDULE'
+    value: notifySchedule
+  }
+  {
+    name: 'RECONCILE_SCHEDULE'
+    value: reconcileSchedule
+  }
 ]
 
-// meshpay itself. PGUSER is the identity's name: the PostgreSQL role created for it after deployment.
+// meshpay itself. The database user is the identity's name: the PostgreSQL role
+// infra/scripts/db-bootstrap.sh creates for it. No password anywhere: see MESHPAY_DB_AUTH.
+var databaseUrl = 'postgres://${identity.outputs.name}@${postgres.outputs.fqdn}:5432/${postgres.outputs.databaseName}?sslmode=verify-full'
+
 var meshpaySettings = [
-  {
-    name: 'MESHPAY_ENV'
-    value: 'production'
-  }
   {
     name: 'AZURE_CLIENT_ID'
     value: identity.outputs.clientId
   }
   {
+    name: 'DATABASE_URL'
+    value: databaseUrl
+  }
+  {
+    // Entra token as the PostgreSQL password. NOT READ BY THE APP YET (docs/DEPLOY.md, "What is
+    // unverified"): until meshpay-store supports it, database calls fail authentication in Azure.
     name: 'MESHPAY_DB_AUTH'
     value: 'entra'
   }
   {
-    name: 'PGHOST'
-    value: postgres.outputs.fqdn
+    name: 'MESHPAY_DB_MAX_CONNECTIONS'
+    value: string(dbMaxConnections)
   }
   {
-    name: 'PGPORT'
-    value: '5432'
+    name: 'MESHPAY_CHAINS_CONFIG'
+    value: chainsConfigPath
   }
   {
-    name: 'PGDATABASE'
-    value: postgres.outputs.databaseName
-  }
-  {
-    name: 'PGUSER'
-    value: identity.outputs.name
-  }
-  {
-    name: 'PGSSLMODE'
-    value: 'verify-full'
+    name: 'MESHPAY_SIGNERS_CONFIG'
+    value: signersConfigPath
   }
   {
     name: 'MESHPAY_KEYVAULT_URL'
@@ -427,29 +467,39 @@ var meshpaySettings = [
     value: join(keyVault.outputs.walletKeyNames, ',')
   }
   {
-    name: 'MESHPAY_CHAINS_CONFIG'
-    value: chainsConfigPath
+    // Required: the app refuses to start without it. Resolved by the platform with the identity
+    // (keyVaultReferenceIdentity); an unresolved reference reaches the app verbatim and fails
+    // its base64 check, so the app does not start on a wrong key either.
+    name: 'MESHPAY_WEBHOOK_SECRET_KEY'
+    value: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookSecretUri})'
+  }
+  {
+    // Merchant webhook URLs must be public https: "allow-private" is for local development only
+    // and is deliberately not a parameter here.
+    name: 'MESHPAY_WEBHOOK_URL_POLICY'
+    value: 'public'
+  }
+  {
+    name: 'MESHPAY_LOG_FORMAT'
+    value: 'json'
+  }
+  {
+    name: 'RUST_LOG'
+    value: logFilter
   }
 ]
+
+var chainWebhookSettings = chainWebhookEnabled ? [
+  {
+    name: 'MESHPAY_CHAIN_WEBHOOK_KEY'
+    value: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.chainWebhookSecretUri})'
+  }
+] : []
 
 var feeCapSettings = [for cap in items(networkFeeCapsWei): {
   name: 'MESHPAY_FEE_CAP_WEI_${toUpper(replace(cap.key, '-', '_'))}'
   value: string(cap.value)
 }]
-
-// Flex Consumption cannot resolve Key Vault references when the vault is network-restricted, so
-// with private networking the app gets the secret URI and reads it with its own identity.
-var webhookSettings = enablePrivateNetworking ? [
-  {
-    name: 'MESHPAY_WEBHOOK_SIGNING_KEY_SECRET_URI'
-    value: keyVault.outputs.webhookSecretUri
-  }
-] : [
-  {
-    name: 'MESHPAY_WEBHOOK_SIGNING_KEY'
-    value: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookSecretUri})'
-  }
-]
 
 module functionApp 'modules/functionapp.bicep' = {
   name: '${namePrefix}-functionapp'
@@ -467,7 +517,7 @@ module functionApp 'modules/functionapp.bicep' = {
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     zoneRedundant: zoneRedundant
     appSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
-    appSettings: concat(hostSettings, meshpaySettings, feeCapSettings, webhookSettings)
+    appSettings: concat(hostSettings, meshpaySettings, chainWebhookSettings, feeCapSettings)
   }
   dependsOn: [
     privateEndpoints
@@ -489,6 +539,9 @@ output walletKeyIds array = keyVault.outputs.walletKeyIds
 
 @description('Hot-wallet key names (MESHPAY_WALLET_KEYS).')
 output walletKeyNames array = keyVault.outputs.walletKeyNames
+
+@description('Comma-separated hot-wallet key names, as the app setting MESHPAY_WALLET_KEYS.')
+output walletKeys string = join(keyVault.outputs.walletKeyNames, ',')
 
 @description('Key Vault URL (MESHPAY_KEYVAULT_URL).')
 output keyVaultUrl string = keyVault.outputs.uri

@@ -1,7 +1,7 @@
 // Production environment: zone-redundant app plan, storage and database, geo-redundant backups,
 // one warm HTTP instance, two hot wallets.
 //   export MESHPAY_PG_ADMIN_OBJECT_ID=$(az ad group show -g meshpay-prod-db-admins --query id -o tsv)
-//   export MESHPAY_WEBHOOK_SIGNING_KEY=$(openssl rand -hex 32)   # first deployment / rotation only
+//   export MESHPAY_WEBHOOK_SECRET_KEY=$(openssl rand -base64 32)   # FIRST deployment only, never again
 //   az deployment group create -g rg-meshpay-prod -f infra/bicep/main.bicep -p infra/bicep/main.prod.bicepparam
 using './main.bicep'
 
@@ -15,9 +15,18 @@ param networkFeeCapsWei = {
   base: '2000000000'
 }
 
-param webhookSigningKey = readEnvironmentVariable('MESHPAY_WEBHOOK_SIGNING_KEY', '')
+// Empty unless exported: the stored secret is kept (docs/DEPLOY.md, step 2).
+param webhookSecretKey = readEnvironmentVariable('MESHPAY_WEBHOOK_SECRET_KEY', '')
+
+// Chain event webhooks (faster confirmations): set true once the provider's signing key is known,
+// and export MESHPAY_CHAIN_WEBHOOK_KEY=<key> for that deployment (and to rotate it).
+param chainWebhookEnabled = false
+param chainWebhookKey = readEnvironmentVariable('MESHPAY_CHAIN_WEBHOOK_KEY', '')
 
 param instanceMemoryMB = 2048
+// Per instance: this pool plus the broadcast step's 8. Times maximumInstanceCount, it must stay
+// below the PostgreSQL SKU's max_connections (docs/DEPLOY.md, Day-2 operations).
+param dbMaxConnections = 5
 param maximumInstanceCount = 40
 param alwaysReadyHttpInstances = 1
 param zoneRedundant = true

@@ -171,7 +171,25 @@ impl Stack {
         idempotency_key: Option<&str>,
         body: Option<String>,
     ) -> Reply {
-        let mut request = self.http.request(method, self.url(path));
+        self.send_to(self.url(path), method, key, idempotency_key, body)
+            .await
+    }
+
+    /// The handler's own URL for `path`, bypassing devhost (forwarded form, no queue writes).
+    pub fn handler_url(&self, path: &str) -> String {
+        format!("{}/api{path}", self.devhost.handler_url())
+    }
+
+    /// [`Stack::send`] to any URL.
+    pub async fn send_to(
+        &self,
+        url: String,
+        method: reqwest::Method,
+        key: Option<&str>,
+        idempotency_key: Option<&str>,
+        body: Option<String>,
+    ) -> Reply {
+        let mut request = self.http.request(method, url);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }

@@ -7,11 +7,20 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde_json::Value;
 
-/// App settings as the host sees them.
-#[derive(Clone, Debug, Default)]
+/// App settings as the host sees them. `Debug` lists names only: values include connection
+/// strings and keys.
+#[derive(Clone, Default)]
 pub struct Settings {
     /// local.settings.json `Values` (strings only; other JSON values are stringified).
     local: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("local_names", &self.local.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Settings {
@@ -109,6 +118,14 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_names_settings_without_their_values() {
+        let s = Settings::from_pairs(&[("AzureWebJobsStorage", "AccountKey=c2VjcmV0")]);
+        let debug = format!("{s:?}");
+        assert!(debug.contains("AzureWebJobsStorage"), "{debug}");
+        assert!(!debug.contains("c2VjcmV0"), "{debug}");
+    }
 
     #[test]
     fn percent_names_are_replaced_by_settings() {

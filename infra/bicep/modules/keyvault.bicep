@@ -1,6 +1,7 @@
-// Key Vault (Premium: HSM-backed keys) holding the hot-wallet signing keys and the webhook
-// signing secret. RBAC authorization only; the app identity gets Crypto User on each wallet key
-// and Secrets User on the webhook secret, nothing vault-wide.
+// Key Vault (Premium: HSM-backed keys) holding the hot-wallet signing keys and the app's secrets
+// (the webhook secret key; optionally the chain webhook key). RBAC authorization only; the app
+// identity gets Crypto User on each wallet key and Secrets User on each of its secrets, nothing
+// vault-wide.
 
 @description('Key Vault name (3-24 characters).')
 @minLength(3)
@@ -28,15 +29,25 @@ param walletKeyCount int
 @description('Name prefix of the hot-wallet keys.')
 param walletKeyPrefix string
 
-@description('Name of the secret holding the webhook signing key.')
+@description('Name of the secret holding the webhook secret key (MESHPAY_WEBHOOK_SECRET_KEY).')
 param webhookSecretName string
 
-@description('Webhook signing key value. Empty: leave the existing secret untouched (it must already exist).')
+@description('Webhook secret key value. Empty: leave the existing secret untouched (it must already exist).')
 @secure()
-param webhookSigningKey string
+param webhookSecretKey string
 
-@description('Expiry written on a newly set webhook secret (seconds since epoch); informational for secrets, used for rotation alerts.')
-param webhookSecretExpiresEpoch int
+@description('Whether the app gets a chain webhook key (MESHPAY_CHAIN_WEBHOOK_KEY) from this vault.')
+param chainWebhookEnabled bool
+
+@description('Name of the secret holding the chain webhook key.')
+param chainWebhookSecretName string
+
+@description('Chain webhook key value. Empty: leave the existing secret untouched.')
+@secure()
+param chainWebhookKey string
+
+@description('Expiry written on a newly set secret (seconds since epoch); informational for secrets (Key Vault still serves them).')
+param secretExpiresEpoch int
 
 @description('Principal id of the app identity.')
 param appPrincipalId string
@@ -107,16 +118,17 @@ resource walletKeyCryptoUser 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }]
 
-// Written only when a value is passed (first deployment, rotation): a redeploy without the value
-// keeps the current secret instead of replacing it with something the merchants don't know.
-module webhookSecret 'secret.bicep' = if (!empty(webhookSigningKey)) {
+// Written only when a value is passed (first deployment): a redeploy without the value keeps the
+// current secret. A new value would make every webhook endpoint secret sealed with the old one
+// unreadable (meshpay-webhooks has no key rotation yet).
+module webhookSecret 'secret.bicep' = if (!empty(webhookSecretKey)) {
   name: '${name}-webhook-secret'
   params: {
     vaultName: vault.name
     name: webhookSecretName
-    value: webhookSigningKey
-    contentType: 'text/plain'
-    expiresEpoch: webhookSecretExpiresEpoch
+    value: webhookSecretKey
+    contentType: 'base64: 32 bytes (AES-256-GCM key sealing webhook endpoint secrets)'
+    expiresEpoch: secretExpiresEpoch
   }
 }
 
@@ -135,6 +147,37 @@ resource webhookSecretUser 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
   dependsOn: [
     webhookSecret
+  ]
+}
+
+// The key the chain-event provider signs its webhooks with (its value comes from the provider):
+// written when passed, rotated by passing the provider's new key.
+module chainWebhookSecret 'secret.bicep' = if (chainWebhookEnabled && !empty(chainWebhookKey)) {
+  name: '${name}-chain-webhook-secret'
+  params: {
+    vaultName: vault.name
+    name: chainWebhookSecretName
+    value: chainWebhookKey
+    contentType: 'chain webhook signing key (Alchemy key or whsec_ base64)'
+    expiresEpoch: secretExpiresEpoch
+  }
+}
+
+resource chainWebhookSecretCurrent 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+  parent: vault
+  name: chainWebhookSecretName
+}
+
+resource chainWebhookSecretUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (chainWebhookEnabled) {
+  name: guid(vault.id, chainWebhookSecretName, appPrincipalId, secretsUserRoleId)
+  scope: chainWebhookSecretCurrent
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsUserRoleId)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+  dependsOn: [
+    chainWebhookSecret
   ]
 }
 
@@ -164,3 +207,4 @@ output uri string = vault.properties.vaultUri
 output walletKeyNames array = [for i in range(0, walletKeyCount): walletKeys[i].name]
 output walletKeyIds array = [for i in range(0, walletKeyCount): walletKeys[i].properties.keyUri]
 output webhookSecretUri string = '${vault.properties.vaultUri}secrets/${webhookSecretName}/'
+output chainWebhookSecretUri string = '${vault.properties.vaultUri}secrets/${chainWebhookSecretName}/'

@@ -3,10 +3,6 @@
 //! of silently naming nothing. The database stores the bare UUID.
 
 use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected an id like {prefix}_<32 hex digits>")]
@@ -14,25 +10,29 @@ pub struct IdError {
     pub prefix: &'static str,
 }
 
+/// Defines a prefixed UUIDv7 id type (`pay_<32 hex>`): `new`, `from_uuid`, `as_uuid`, Display,
+/// strict FromStr (only the printed form, error [`IdError`]) and serde as the printed string.
+/// Exported so other crates' ids (e.g. the store's webhook ids) share one implementation.
+#[macro_export]
 macro_rules! prefixed_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Uuid);
+        pub struct $name($crate::__private::Uuid);
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
             /// A fresh, time-ordered (v7) id.
             pub fn new() -> Self {
-                Self(Uuid::now_v7())
+                Self($crate::__private::Uuid::now_v7())
             }
 
-            pub const fn from_uuid(uuid: Uuid) -> Self {
+            pub const fn from_uuid(uuid: $crate::__private::Uuid) -> Self {
                 Self(uuid)
             }
 
-            pub const fn as_uuid(&self) -> Uuid {
+            pub const fn as_uuid(&self) -> $crate::__private::Uuid {
                 self.0
             }
         }
@@ -43,17 +43,17 @@ macro_rules! prefixed_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 write!(f, "{}_{}", $prefix, self.0.simple())
             }
         }
 
-        impl FromStr for $name {
-            type Err = IdError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::IdError;
             /// Only the prefixed form (`pay_<32 hex>`); anything else is an error.
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let err = IdError { prefix: $prefix };
+            fn from_str(s: &str) -> ::std::result::Result<Self, Self::Err> {
+                let err = $crate::IdError { prefix: $prefix };
                 let rest = s
                     .strip_prefix($prefix)
                     .and_then(|r| r.strip_prefix('_'))
@@ -63,20 +63,20 @@ macro_rules! prefixed_id {
                 if rest.len() != 32 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(err);
                 }
-                Uuid::parse_str(rest).map(Self).map_err(|_| err)
+                $crate::__private::Uuid::parse_str(rest).map(Self).map_err(|_| err)
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl $crate::__private::serde::Serialize for $name {
+            fn serialize<S: $crate::__private::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
                 serializer.collect_str(self)
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                s.parse().map_err(serde::de::Error::custom)
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                let s = <::std::borrow::Cow<'de, str> as $crate::__private::serde::Deserialize<'de>>::deserialize(deserializer)?;
+                s.parse().map_err(<D::Error as $crate::__private::serde::de::Error>::custom)
             }
         }
     };

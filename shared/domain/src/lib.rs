@@ -32,3 +32,10 @@ pub use payment::{
     UnknownStatus, transition,
 };
 pub use scope::{Scope, ScopeError, Scopes};
+
+/// Paths used by [`prefixed_id!`] expansions in other crates; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use uuid::Uuid;
+}

@@ -21,7 +21,7 @@ use crate::definition::{BindingType, FunctionDefinition};
 use crate::outputs::{Outputs, QueueOutputs};
 use crate::problem::Problem;
 use crate::trigger::http::{HttpResponseOutput, HttpTriggerRequest};
-use crate::wire::{InvocationRequest, InvocationResponse, unwrap_double_encoded};
+use crate::wire::{InvocationRequest, InvocationResponse, from_value_or_text};
 
 pub(crate) struct Registered {
     pub(crate) definition: FunctionDefinition,
@@ -245,13 +245,6 @@ async fn http_envelope(
             Problem::internal("unrepresentable_response", "response cannot be enveloped")
                 .into_response()
         }
-    }
-}
-
-fn from_value_or_text<T: serde::de::DeserializeOwned>(value: Value) -> serde_json::Result<T> {
-    match unwrap_double_encoded(value) {
-        Value::String(text) => serde_json::from_str(&text),
-        other => serde_json::from_value(other),
     }
 }
 

@@ -75,6 +75,17 @@ pub fn unwrap_double_encoded(value: Value) -> Value {
     }
 }
 
+/// Decodes a `Data` value that is either the object itself or its JSON text (possibly
+/// double-encoded): what the host sends for HTTP requests and timer infos.
+pub(crate) fn from_value_or_text<T: serde::de::DeserializeOwned>(
+    value: Value,
+) -> serde_json::Result<T> {
+    match unwrap_double_encoded(value) {
+        Value::String(text) => serde_json::from_str(&text),
+        other => serde_json::from_value(other),
+    }
+}
+
 /// Reads a key from a metadata map, tolerating either encoding, parsed into `T`.
 pub(crate) fn metadata_value<T: serde::de::DeserializeOwned>(
     metadata: &Map<String, Value>,

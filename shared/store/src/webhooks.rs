@@ -15,7 +15,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use meshpay_domain::{MerchantId, PaymentId};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -28,91 +27,20 @@ pub use dispatch::{
     RenderedEvent,
 };
 
-/// A malformed prefixed id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expected an id like {prefix}_<32 hex digits>")]
-pub struct WebhookIdError {
-    pub prefix: &'static str,
-}
+/// A malformed prefixed webhook id (the domain's id error: ids share one implementation).
+pub use meshpay_domain::IdError as WebhookIdError;
 
-/// Ids shown as `<prefix>_<32 hex>` (UUIDv7, so newest-first listing is an index scan).
-macro_rules! webhook_id {
-    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub const PREFIX: &'static str = $prefix;
-
-            /// A fresh, time-ordered (v7) id.
-            pub fn new() -> Self {
-                Self(Uuid::now_v7())
-            }
-
-            pub const fn from_uuid(uuid: Uuid) -> Self {
-                Self(uuid)
-            }
-
-            pub const fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}_{}", $prefix, self.0.simple())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = WebhookIdError;
-            /// Only the printed form (`<prefix>_<32 hex>`).
-            fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-                let err = WebhookIdError { prefix: $prefix };
-                let rest = s
-                    .strip_prefix($prefix)
-                    .and_then(|r| r.strip_prefix('_'))
-                    .ok_or(err.clone())?;
-                if rest.len() != 32 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(err);
-                }
-                Uuid::parse_str(rest).map(Self).map_err(|_| err)
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-webhook_id!(
+meshpay_domain::prefixed_id!(
     /// A merchant's webhook endpoint: `we_…`.
     WebhookEndpointId,
     "we"
 );
-webhook_id!(
+meshpay_domain::prefixed_id!(
     /// An event, sent as the `webhook-id` header (stable across retries): `msg_…`.
     WebhookEventId,
     "msg"
 );
-webhook_id!(
+meshpay_domain::prefixed_id!(
     /// One event for one endpoint: `wd_…`.
     WebhookDeliveryId,
     "wd"

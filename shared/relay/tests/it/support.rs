@@ -40,8 +40,10 @@ impl Stack {
     }
 
     pub async fn start_with_wallets(accounts: &[usize]) -> Stack {
-        let migrator = migrator();
-        let (anvil, db) = tokio::join!(Anvil::start(), TestDb::create_migrated(&migrator));
+        let (anvil, db) = tokio::join!(
+            Anvil::start(),
+            TestDb::create_migrated(&meshpay_store::MIGRATOR)
+        );
         let usdc = anvil.deploy_dev_usdc().await;
         assert_eq!(usdc.to_ascii_lowercase(), DEV_USDC_ADDRESS.to_ascii_lowercase());
         let wallets: Vec<Address> = accounts
@@ -251,22 +253,6 @@ impl Stack {
     /// Ledger invariants: every test ends here.
     pub async fn finish(self) {
         self.store.check_ledger_invariants().await.unwrap();
-    }
-}
-
-/// TEMPORARY (remove when shared/store/migrations has unique versions again): two migrations
-/// share version 20261125300000; keep the first of each version so these tests can run.
-fn migrator() -> sqlx::migrate::Migrator {
-    let mut seen = std::collections::HashSet::new();
-    let migrations: Vec<_> = meshpay_store::MIGRATOR
-        .migrations
-        .iter()
-        .filter(|m| seen.insert(m.version))
-        .cloned()
-        .collect();
-    sqlx::migrate::Migrator {
-        migrations: std::borrow::Cow::Owned(migrations),
-        ..sqlx::migrate::Migrator::DEFAULT
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::context::InvocationContext;
-use crate::wire::{lenient_datetime, serialize_datetime, unwrap_double_encoded};
+use crate::wire::{from_value_or_text, lenient_datetime, serialize_datetime};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimerInvocation {
@@ -59,9 +59,6 @@ pub struct ScheduleStatus {
 impl TimerInfo {
     /// Accepts the object the host sends, or the same object as JSON text.
     pub fn from_value(value: Value) -> Result<Self, serde_json::Error> {
-        match unwrap_double_encoded(value) {
-            Value::String(text) => serde_json::from_str(&text),
-            other => serde_json::from_value(other),
-        }
+        from_value_or_text(value)
     }
 }
