@@ -32,6 +32,9 @@ check "cargo clippy" cargo clippy --workspace --all-targets "${LOCKED[@]}" -- -D
 # End-to-end tests spawn the devhost and meshpay binaries from target/debug.
 check "cargo build (binaries)" cargo build --workspace --bins "${LOCKED[@]}"
 check "cargo test" cargo test --workspace --no-fail-fast "${LOCKED[@]}"
+# Infra (Bicep parse + checkov) and dependency policy (cargo deny): issue 6's CI checks.
+check "infra checks" scripts/check-infra.sh
+check "dependency checks" scripts/check-deps.sh
 trap - EXIT
 phases_report
 if [ "${#FAILED[@]}" -gt 0 ]; then

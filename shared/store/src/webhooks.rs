@@ -253,13 +253,16 @@ const DELIVERY_COLUMNS: &str = "d.id, d.event_id, d.event_type, d.endpoint_id, d
 impl Store {
     /// Registers an endpoint, unless the merchant already has [`MAX_ENDPOINTS_PER_MERCHANT`].
     /// The merchant row is locked for the count, so concurrent creations cannot overshoot.
+    /// `FOR NO KEY UPDATE`, not `FOR UPDATE`: it still serializes creations, but does not
+    /// conflict with the `FOR KEY SHARE` lock every insert referencing the merchant takes (an
+    /// authorization, a quote), so registering an endpoint never stalls payments.
     pub async fn create_webhook_endpoint(
         &self,
         new: &NewWebhookEndpoint<'_>,
     ) -> Result<CreateEndpointOutcome> {
         let mut tx = self.pool.begin().await?;
         let merchant: Option<(Uuid,)> =
-            sqlx::query_as("SELECT id FROM merchants WHERE id = $1 FOR UPDATE")
+            sqlx::query_as("SELECT id FROM merchants WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(new.merchant_id.as_uuid())
                 .fetch_optional(&mut *tx)
                 .await?;

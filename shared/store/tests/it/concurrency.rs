@@ -247,3 +247,44 @@ async fn a_duplicate_that_waits_past_the_lock_timeout_is_told_in_flight() {
     ));
     ctx.finish().await;
 }
+
+/// An authorization in progress holds `FOR KEY SHARE` on its merchant row (the foreign-key
+/// check of its inserts); registering a webhook endpoint must not wait for it, nor make it wait.
+#[tokio::test]
+async fn registering_a_webhook_endpoint_does_not_wait_for_inserts_referencing_the_merchant() {
+    use meshpay_store::webhooks::{CreateEndpointOutcome, NewWebhookEndpoint, WebhookEndpointId};
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    let ctx = Ctx::new().await;
+    let s = ctx.store.clone();
+    let m = merchant(&s, 0).await;
+    let mut in_flight = s.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM merchants WHERE id = $1 FOR KEY SHARE")
+        .bind(m.as_uuid())
+        .execute(&mut *in_flight)
+        .await
+        .unwrap();
+    // A lock wait would end in a lock_timeout error here instead of hanging the test.
+    let options: PgConnectOptions = ctx.url().parse().unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.options([("lock_timeout", "2s")]))
+        .await
+        .unwrap();
+    let bounded = Store::from_pool(pool);
+    let sealed = vec![1u8; 60];
+    let new = NewWebhookEndpoint {
+        id: WebhookEndpointId::new(),
+        merchant_id: m,
+        url: "https://example.com/hook",
+        event_types: None,
+        secret_ciphertext: &sealed,
+    };
+    let created = bounded.create_webhook_endpoint(&new).await;
+    assert!(
+        matches!(created, Ok(CreateEndpointOutcome::Created(_))),
+        "{created:?}"
+    );
+    in_flight.rollback().await.unwrap();
+    ctx.finish().await;
+}

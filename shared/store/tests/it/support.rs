@@ -32,6 +32,11 @@ impl Ctx {
         }
     }
 
+    /// The test database's URL (for a second pool with other session settings).
+    pub fn url(&self) -> &str {
+        self._db.url()
+    }
+
     /// Every test ends here: the ledger must balance.
     pub async fn finish(self) {
         self.store.check_ledger_invariants().await.unwrap();
