@@ -109,7 +109,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         .database_url
         .as_deref()
         .context("DATABASE_URL (or --database-url) is required")?;
-    let store = Store::connect(url, 2).await?;
+    let db = meshpay_store::DbConfig::from_env_with_url(url)?.with_max_connections(2);
+    let store = Store::connect_with(&db).await?;
     let chains = || load_chains(args.chains_config.as_deref());
     let output = match args.command {
         AdminCommand::Merchant(MerchantCommand::Create(create)) => {

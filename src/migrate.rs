@@ -2,17 +2,19 @@
 //! several deploy steps at once: sqlx serializes runners on an advisory lock).
 
 use clap::Args;
-use meshpay_store::{MIGRATOR, Store};
+use meshpay_store::{DbConfig, MIGRATOR, Store};
 
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
-    /// PostgreSQL connection string.
+    /// PostgreSQL connection string (with MESHPAY_DB_AUTH=entra and MESHPAY_DB_CREDENTIAL=azure-cli:
+    /// without password, an Entra token from `az login` is used).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database_url, 2).await?;
+    let db = DbConfig::from_env_with_url(&args.database_url)?.with_max_connections(2);
+    let store = Store::connect_with(&db).await?;
     store.migrate().await?;
     let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
     println!(

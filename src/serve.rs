@@ -98,9 +98,12 @@ fn confirm_pipeline(payments: &AppState) -> std::sync::Arc<meshpay_confirm::Pipe
 }
 
 pub async fn run(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
-    // DATABASE_URL and MESHPAY_CHAINS_CONFIG (local.settings.json locally); no I/O but the
-    // chains file: the pool connects on first use.
-    let payments = AppState::from_env().context("payments API configuration")?;
+    // DATABASE_URL (+ MESHPAY_DB_AUTH=entra in Azure) and MESHPAY_CHAINS_CONFIG
+    // (local.settings.json locally); no I/O but the chains file and an Entra token: the pool
+    // connects on first use.
+    let payments = AppState::from_env()
+        .await
+        .context("payments API configuration")?;
     // MESHPAY_WEBHOOK_SECRET_KEY (required) and the other MESHPAY_WEBHOOK_* settings.
     let webhooks = WebhookServices::new(
         WebhooksConfig::from_env().context("webhooks configuration")?,

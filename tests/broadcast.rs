@@ -97,8 +97,14 @@ impl Stack {
             .json()
             .await
             .unwrap();
-        let quote_id = quote["id"].as_str().unwrap_or_else(|| panic!("quote: {quote}"));
-        let quoted: u128 = quote["amount"]["base_units"].as_str().unwrap().parse().unwrap();
+        let quote_id = quote["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("quote: {quote}"));
+        let quoted: u128 = quote["amount"]["base_units"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let reply = self
             .http
             .post(self.devhost.api_url("payments"))
@@ -110,7 +116,10 @@ impl Stack {
             .unwrap();
         assert_eq!(reply.status().as_u16(), 201);
         let payment: Value = reply.json().await.unwrap();
-        (PaymentId::from_str(payment["id"].as_str().unwrap()).unwrap(), quoted)
+        (
+            PaymentId::from_str(payment["id"].as_str().unwrap()).unwrap(),
+            quoted,
+        )
     }
 
     async fn payment_view(&self, id: PaymentId) -> Value {
@@ -131,7 +140,10 @@ impl Stack {
         loop {
             let view = self.payment_view(id).await;
             if let Some(hash) = view["tx_hash"].as_str() {
-                let receipt = self.anvil.rpc("eth_getTransactionReceipt", json!([hash])).await;
+                let receipt = self
+                    .anvil
+                    .rpc("eth_getTransactionReceipt", json!([hash]))
+                    .await;
                 if !receipt.is_null() {
                     return (view, receipt);
                 }
@@ -149,12 +161,18 @@ impl Stack {
     }
 
     async fn nonce(&self, wallet: &str, tag: &str) -> u64 {
-        let v = self.anvil.rpc("eth_getTransactionCount", json!([wallet, tag])).await;
+        let v = self
+            .anvil
+            .rpc("eth_getTransactionCount", json!([wallet, tag]))
+            .await;
         u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
     }
 
     async fn eth_balance(&self, address: &str) -> U256 {
-        let v = self.anvil.rpc("eth_getBalance", json!([address, "latest"])).await;
+        let v = self
+            .anvil
+            .rpc("eth_getBalance", json!([address, "latest"]))
+            .await;
         U256::from_str(v.as_str().unwrap()).unwrap()
     }
 
@@ -164,7 +182,11 @@ impl Stack {
         let q = self.azurite.queue(queue).await;
         let deadline = Instant::now() + WAIT;
         while q.approximate_count().await.unwrap() > 0 {
-            assert!(Instant::now() < deadline, "{queue} not drained\n{}", self.devhost.log_tail(60));
+            assert!(
+                Instant::now() < deadline,
+                "{queue} not drained\n{}",
+                self.devhost.log_tail(60)
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -191,14 +213,25 @@ async fn merchant_key(store: &Store) -> String {
         })
         .await
         .unwrap();
-    for (asset, amount) in [("anvil:USDC", 10u128.pow(15)), ("anvil:ETH", 10u128.pow(23))] {
+    for (asset, amount) in [
+        ("anvil:USDC", 10u128.pow(15)),
+        ("anvil:ETH", 10u128.pow(23)),
+    ] {
         let asset = AssetId::from_str(asset).unwrap();
         store
-            .fund(merchant.id, &asset, Amount::from_u128(amount), &format!("seed-{asset}"))
+            .fund(
+                merchant.id,
+                &asset,
+                Amount::from_u128(amount),
+                &format!("seed-{asset}"),
+            )
             .await
             .unwrap();
     }
-    let key = store.create_api_key(merchant.id, Scopes::all()).await.unwrap();
+    let key = store
+        .create_api_key(merchant.id, Scopes::all())
+        .await
+        .unwrap();
     key.key.expose().to_owned()
 }
 
@@ -223,13 +256,19 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
     let usdc_to = recipient();
     let (eth_payment, eth_amount) = stack.pay("ETH", "0.25", &eth_to).await;
     let (usdc_payment, usdc_amount) = stack.pay("USDC", "250.00", &usdc_to).await;
-    assert_eq!((eth_amount, usdc_amount), (250_000_000_000_000_000, 250_000_000));
+    assert_eq!(
+        (eth_amount, usdc_amount),
+        (250_000_000_000_000_000, 250_000_000)
+    );
 
     let (view, receipt) = stack.mined(eth_payment).await;
     assert_eq!(receipt["status"], json!("0x1"));
     assert_eq!(stack.eth_balance(&eth_to).await, U256::from(eth_amount));
     assert_eq!(view["chain"], "anvil");
-    assert!(HOT_WALLETS.contains(&view["from"].as_str().unwrap()), "{view}");
+    assert!(
+        HOT_WALLETS.contains(&view["from"].as_str().unwrap()),
+        "{view}"
+    );
     assert!(view["nonce"].is_u64(), "{view}");
     assert_eq!(receipt["transactionHash"], view["tx_hash"]);
 
@@ -240,12 +279,25 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
     let log = &receipt["logs"][0];
     let topics = log["topics"].as_array().unwrap();
     assert_eq!((topics.len(), &topics[0]), (3, &json!(TRANSFER_TOPIC)));
-    assert_eq!(topic_address(&topics[1]), view["from"].as_str().unwrap().to_ascii_lowercase());
+    assert_eq!(
+        topic_address(&topics[1]),
+        view["from"].as_str().unwrap().to_ascii_lowercase()
+    );
     assert_eq!(topic_address(&topics[2]), usdc_to.to_ascii_lowercase());
-    assert_eq!(u128::from_str_radix(log["data"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap(), usdc_amount);
-    let attempts = stack.store.payment_transactions(usdc_payment).await.unwrap();
+    assert_eq!(
+        u128::from_str_radix(log["data"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap(),
+        usdc_amount
+    );
+    let attempts = stack
+        .store
+        .payment_transactions(usdc_payment)
+        .await
+        .unwrap();
     assert_eq!(attempts.len(), 1);
-    assert_eq!(format!("{:#x}", attempts[0].tx_hash), view["tx_hash"].as_str().unwrap());
+    assert_eq!(
+        format!("{:#x}", attempts[0].tx_hash),
+        view["tx_hash"].as_str().unwrap()
+    );
     stack.finish().await;
 }
 
@@ -262,9 +314,17 @@ async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
     }
     stack.drained("payments-broadcast").await;
     let poisoned = stack.azurite.queue("payments-broadcast-poison").await;
-    assert_eq!(poisoned.approximate_count().await.unwrap(), 0, "every copy completed");
+    assert_eq!(
+        poisoned.approximate_count().await.unwrap(),
+        0,
+        "every copy completed"
+    );
     let attempts = stack.store.payment_transactions(id).await.unwrap();
-    assert_eq!(attempts.len(), 1, "one transaction, re-sent, never re-signed");
+    assert_eq!(
+        attempts.len(),
+        1,
+        "one transaction, re-sent, never re-signed"
+    );
     // While the payment is still `broadcast`, each copy re-sends the stored bytes (later steps
     // may already have moved it on, in which case copies are ignored).
     let status = stack.payment_view(id).await["status"].clone();
@@ -272,7 +332,11 @@ async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
         assert_eq!(attempts[0].send_count, 5, "{attempts:?}");
     }
     let from = view["from"].as_str().unwrap();
-    assert_eq!(stack.nonce(from, "latest").await, 1, "one transaction from the wallet");
+    assert_eq!(
+        stack.nonce(from, "latest").await,
+        1,
+        "one transaction from the wallet"
+    );
     let other = HOT_WALLETS.iter().find(|w| **w != from).unwrap();
     assert_eq!(stack.nonce(other, "latest").await, 0);
     assert_eq!(stack.eth_balance(&to).await, U256::from(amount));
@@ -288,11 +352,18 @@ async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
     let (id, amount) = stack.pay("USDC", "12.34", &to).await;
     let (view, receipt) = stack.mined(id).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.anvil.erc20_balance(DEV_USDC_ADDRESS, &to).await, amount);
+    assert_eq!(
+        stack.anvil.erc20_balance(DEV_USDC_ADDRESS, &to).await,
+        amount
+    );
     let attempts = stack.store.payment_transactions(id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     let from = view["from"].as_str().unwrap();
-    assert_eq!(stack.nonce(from, "latest").await, 1, "exactly one on-chain transfer");
+    assert_eq!(
+        stack.nonce(from, "latest").await,
+        1,
+        "exactly one on-chain transfer"
+    );
     assert!(
         stack.devhost.log_tail(400).contains("injected fault"),
         "the fault fired: {}",
@@ -326,7 +397,10 @@ async fn two_hundred_concurrent_payments_from_two_wallets_get_gap_free_nonces() 
             .or_default()
             .push(view["nonce"].as_u64().unwrap());
     }
-    println!("{n} payments quoted, authorized, broadcast and mined in {:?}", started.elapsed());
+    println!(
+        "{n} payments quoted, authorized, broadcast and mined in {:?}",
+        started.elapsed()
+    );
     assert_eq!(by_wallet.len(), 2, "both hot wallets used");
     for (wallet, nonces) in &mut by_wallet {
         nonces.sort_unstable();

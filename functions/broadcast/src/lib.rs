@@ -81,7 +81,10 @@ impl Broadcast {
     ) -> Result<Outputs, BroadcastError> {
         let message = invocation.message;
         if message.v != PaymentMessage::VERSION {
-            tracing::error!(version = message.v, "broadcast message of an unknown version");
+            tracing::error!(
+                version = message.v,
+                "broadcast message of an unknown version"
+            );
             return Err(BroadcastError::UnsupportedVersion(message.v));
         }
         let payment_id = message.payment_id;
@@ -138,7 +141,10 @@ mod tests {
     fn function_json_consumes_broadcast_and_writes_confirm() {
         let def = FUNCTION.parse().unwrap();
         assert_eq!(def.trigger().name, "message");
-        assert_eq!(def.trigger().queue_name.as_deref(), Some("payments-broadcast"));
+        assert_eq!(
+            def.trigger().queue_name.as_deref(),
+            Some("payments-broadcast")
+        );
         assert_eq!(
             def.output(CONFIRM).unwrap().queue_name.as_deref(),
             Some("payments-confirm")
@@ -158,6 +164,9 @@ mod tests {
             context: InvocationContext::for_function("broadcast"),
         };
         let error = handler(invocation).await.unwrap_err();
-        assert!(matches!(error, BroadcastError::UnsupportedVersion(2)), "{error}");
+        assert!(
+            matches!(error, BroadcastError::UnsupportedVersion(2)),
+            "{error}"
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshpay_chain::{ChainsConfig, ConfigError, FeeEstimator, RpcFeeEstimator};
-use meshpay_store::Store;
+use meshpay_store::{DbConfig, DbConfigError, DbConnectError, Store};
 use time::OffsetDateTime;
 
 /// The application's notion of "now" (quote expiry); a seam so tests can pin time.
@@ -70,10 +70,12 @@ impl Default for ApiConfig {
 pub enum ApiConfigError {
     #[error("{QUOTE_TTL_ENV} must be a whole number of seconds between 1 and 3600, got {0:?}")]
     QuoteTtl(String),
-    #[error("{DATABASE_URL_ENV} is not set")]
-    DatabaseUrlMissing,
-    #[error("{DB_MAX_CONNECTIONS_ENV} must be a number between 1 and 100, got {0:?}")]
-    MaxConnections(String),
+    /// `DATABASE_URL`, `MESHPAY_DB_AUTH`, `MESHPAY_DB_MAX_CONNECTIONS`, ...
+    #[error(transparent)]
+    Database(#[from] DbConfigError),
+    /// The Entra ID credential could not be created (a lazy pool connects later).
+    #[error(transparent)]
+    DatabaseLogin(#[from] DbConnectError),
     /// The URL did not parse (its text is not repeated here: it holds a password).
     #[error("{DATABASE_URL_ENV} is not a valid PostgreSQL URL")]
     DatabaseUrl(#[source] sqlx::Error),
@@ -83,10 +85,6 @@ pub enum ApiConfigError {
 
 /// PostgreSQL connection string.
 pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
-/// Pool size per process (default 5): Functions scale out by instances, and the server's
-/// connection limit is shared by all of them.
-pub const DB_MAX_CONNECTIONS_ENV: &str = "MESHPAY_DB_MAX_CONNECTIONS";
-const DEFAULT_DB_MAX_CONNECTIONS: u32 = 5;
 /// Per JSON-RPC call during quoting.
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// Fee estimates are reused for this long per chain (about a block).
@@ -115,25 +113,18 @@ impl AppState {
         }
     }
 
-    /// Production wiring from the environment: `DATABASE_URL`, `MESHPAY_CHAINS_CONFIG`,
-    /// optional `MESHPAY_DB_MAX_CONNECTIONS` and `MESHPAY_QUOTE_TTL_SECONDS`. No I/O besides
-    /// reading the chains file: the pool connects on first use, so the handler is ready at once
-    /// and a database outage shows up as 503s, not as a process that cannot start.
-    pub fn from_env() -> Result<Self, ApiConfigError> {
+    /// Production wiring from the environment: `MESHPAY_CHAINS_CONFIG`, the database settings
+    /// of [`DbConfig::from_env`] (`DATABASE_URL`, `MESHPAY_DB_AUTH`, pool size 5 by default)
+    /// and `MESHPAY_QUOTE_TTL_SECONDS`. No I/O besides reading the chains file and, with
+    /// `MESHPAY_DB_AUTH=entra`, fetching the first token (bounded; the store retries in the
+    /// background): the pool connects on first use, so the handler is ready at once and a
+    /// database outage shows up as 503s, not as a process that cannot start.
+    pub async fn from_env() -> Result<Self, ApiConfigError> {
         let config = ApiConfig::from_env()?;
         let chains = Arc::new(ChainsConfig::from_env()?);
-        let url =
-            std::env::var(DATABASE_URL_ENV).map_err(|_| ApiConfigError::DatabaseUrlMissing)?;
-        let max_connections = match std::env::var(DB_MAX_CONNECTIONS_ENV) {
-            Err(_) => DEFAULT_DB_MAX_CONNECTIONS,
-            Ok(text) => text
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or(ApiConfigError::MaxConnections(text))?,
-        };
-        Self::lazy(&url, max_connections, chains).map(|state| state.with_config(config))
+        let db = DbConfig::from_env()?.with_acquire_timeout(DB_ACQUIRE_TIMEOUT);
+        let store = Store::connect_lazy_with(&db).await?;
+        Ok(Self::with_rpc_fees(store, chains).with_config(config))
     }
 
     /// A state whose pool connects on first use, with the RPC fee estimator: what `serve`
@@ -149,8 +140,12 @@ impl AppState {
             .acquire_timeout(DB_ACQUIRE_TIMEOUT)
             .connect_lazy(database_url)
             .map_err(ApiConfigError::DatabaseUrl)?;
+        Ok(Self::with_rpc_fees(Store::from_pool(pool), chains))
+    }
+
+    fn with_rpc_fees(store: Store, chains: Arc<ChainsConfig>) -> Self {
         let fees = Arc::new(RpcFeeEstimator::new(&chains, RPC_TIMEOUT, FEE_CACHE_TTL));
-        Ok(Self::new(Store::from_pool(pool), chains, fees))
+        Self::new(store, chains, fees)
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -36,7 +36,11 @@ fn main() {
         .unwrap();
     println!(
         "profile: {}",
-        if cfg!(debug_assertions) { "dev (unoptimized)" } else { "optimized" }
+        if cfg!(debug_assertions) {
+            "dev (unoptimized)"
+        } else {
+            "optimized"
+        }
     );
     runtime.block_on(sign_rate(env_usize("BENCH_SIGNS", 2_000)));
     runtime.block_on(broadcast(
@@ -48,7 +52,11 @@ fn main() {
 async fn sign_rate(n: usize) {
     let signer = PrivateKeySigner::random();
     let from = signer.address();
-    let call = TransferCall::new(AssetKind::Native, Address::repeat_byte(0x11), Amount::from_u128(1));
+    let call = TransferCall::new(
+        AssetKind::Native,
+        Address::repeat_byte(0x11),
+        Amount::from_u128(1),
+    );
     let started = Instant::now();
     for nonce in 0..n as u64 {
         let params = TxParams {
@@ -63,7 +71,9 @@ async fn sign_rate(n: usize) {
     let relay_rate = n as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     for i in 0..n as u64 {
-        signer.sign_hash_sync(&B256::left_padding_from(&i.to_be_bytes())).unwrap();
+        signer
+            .sign_hash_sync(&B256::left_padding_from(&i.to_be_bytes()))
+            .unwrap();
     }
     let raw_rate = n as f64 / started.elapsed().as_secs_f64();
     println!(

@@ -18,9 +18,7 @@ use alloy::consensus::TxEnvelope;
 use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::Address;
 use meshpay_domain::{PaymentEvent, PaymentStatus};
-use meshpay_store::transactions::{
-    self, AttemptStatus, NewTxAttempt, NonceAllocation, TxAttempt,
-};
+use meshpay_store::transactions::{self, AttemptStatus, NewTxAttempt, NonceAllocation, TxAttempt};
 use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
 use serde_json::json;
 
@@ -118,7 +116,9 @@ impl Relay {
     async fn plan(&self, payment: &Payment) -> Result<Plan<'_>, PlanError> {
         let chain_name = payment.chain();
         let ctx = self.chains.get(chain_name).ok_or_else(|| {
-            PlanError::Fatal(format!("chain {chain_name} is not configured for broadcasting"))
+            PlanError::Fatal(format!(
+                "chain {chain_name} is not configured for broadcasting"
+            ))
         })?;
         let symbol = payment.charges.asset.symbol();
         let asset = ctx.chain.asset(symbol).ok_or_else(|| {
@@ -244,7 +244,10 @@ impl Relay {
         if delivery.dequeue_count > 1 {
             return Ok(());
         }
-        tracing::warn!(?fault, "injected fault: stopping after persist, before send");
+        tracing::warn!(
+            ?fault,
+            "injected fault: stopping after persist, before send"
+        );
         match fault.mode {
             FaultMode::Abort => std::process::abort(),
             FaultMode::Error => Err(RelayError::InjectedFault(
@@ -322,7 +325,8 @@ impl Relay {
             if class == SendClass::AlreadyKnown {
                 return self.sent(ctx, attempt, Ack::AlreadyKnown).await;
             }
-            if class == SendClass::NonceTooLow && ctx.rpc.transaction_known(attempt.tx_hash).await? {
+            if class == SendClass::NonceTooLow && ctx.rpc.transaction_known(attempt.tx_hash).await?
+            {
                 return self.sent(ctx, attempt, Ack::OnChain).await;
             }
             let error = failure.to_string();
@@ -431,7 +435,9 @@ impl Relay {
         failure: &RpcFailure,
     ) -> Result<BroadcastOutcome, RelayError> {
         let floor = ctx.rpc.pending_nonce(attempt.from).await?;
-        let node_says = failure.node_message().unwrap_or_else(|| failure.to_string());
+        let node_says = failure
+            .node_message()
+            .unwrap_or_else(|| failure.to_string());
         let reason = format!("transaction refused by the node: {node_says}");
         let mut db = self.store.begin().await?;
         let Some((PaymentStatus::Broadcast, version)) =
@@ -496,7 +502,12 @@ async fn holds_live_attempt(
 
 /// The call and parameters of a stored attempt, from its signed bytes.
 fn decode_stored(attempt: &TxAttempt) -> Result<(TransferCall, TxParams), RelayError> {
-    let corrupt = || RelayError::Config(format!("stored transaction {} does not decode", attempt.tx_hash));
+    let corrupt = || {
+        RelayError::Config(format!(
+            "stored transaction {} does not decode",
+            attempt.tx_hash
+        ))
+    };
     let envelope = TxEnvelope::decode_2718(&mut attempt.raw.as_slice()).map_err(|_| corrupt())?;
     let signed = envelope.as_eip1559().ok_or_else(corrupt)?;
     let tx = signed.tx();
@@ -518,7 +529,11 @@ fn decode_stored(attempt: &TxAttempt) -> Result<(TransferCall, TxParams), RelayE
 }
 
 /// Event data recorded with broadcast/fail events: the attempt's identity and fees.
-fn attempt_json(attempt: &TxAttempt, alloc: Option<NonceAllocation>, capped: bool) -> serde_json::Value {
+fn attempt_json(
+    attempt: &TxAttempt,
+    alloc: Option<NonceAllocation>,
+    capped: bool,
+) -> serde_json::Value {
     let mut data = json!({
         "tx_hash": attempt.tx_hash,
         "from": attempt.from,

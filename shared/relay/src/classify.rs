@@ -128,7 +128,9 @@ impl fmt::Display for RpcFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RpcFailure::Timeout { method } => write!(f, "{method}: timed out"),
-            RpcFailure::Transport { method, message } => write!(f, "{method}: transport: {message}"),
+            RpcFailure::Transport { method, message } => {
+                write!(f, "{method}: transport: {message}")
+            }
             RpcFailure::Http {
                 method,
                 status,
@@ -279,14 +281,21 @@ mod tests {
             "Transaction already imported",
             "ALREADY_EXISTS: already known",
         ] {
-            assert_eq!(classify_send(&rpc(-32000, m)), SendClass::AlreadyKnown, "{m}");
+            assert_eq!(
+                classify_send(&rpc(-32000, m)),
+                SendClass::AlreadyKnown,
+                "{m}"
+            );
         }
     }
 
     #[test]
     fn nonce_too_low_is_its_own_class_not_a_retry() {
         // OpenZeppelin relayer #681: -32603 "nonce too low" misread as retryable.
-        assert_eq!(classify_send(&rpc(-32603, "nonce too low")), SendClass::NonceTooLow);
+        assert_eq!(
+            classify_send(&rpc(-32603, "nonce too low")),
+            SendClass::NonceTooLow
+        );
         assert_eq!(
             classify_send(&rpc(-32000, "nonce too low: next nonce 5, tx nonce 3")),
             SendClass::NonceTooLow
@@ -367,7 +376,13 @@ mod tests {
 
     #[test]
     fn reverts_are_recognised_by_code_or_message() {
-        assert!(rpc(3, "execution reverted: ERC20: transfer amount exceeds balance").is_revert());
+        assert!(
+            rpc(
+                3,
+                "execution reverted: ERC20: transfer amount exceeds balance"
+            )
+            .is_revert()
+        );
         assert!(rpc(-32000, "execution reverted").is_revert());
         assert!(!rpc(-32000, "insufficient funds").is_revert());
     }

@@ -67,8 +67,7 @@ impl FeeOracle {
 
 /// Applies the chain's cap (shared rule with the quote's estimate in `meshpay-chain`).
 pub fn capped(estimation: Eip1559Estimation, cap_wei: u128) -> Fees {
-    let (max_fee_per_gas_wei, max_priority_fee_per_gas_wei, capped) =
-        cap_fees(estimation, cap_wei);
+    let (max_fee_per_gas_wei, max_priority_fee_per_gas_wei, capped) = cap_fees(estimation, cap_wei);
     Fees {
         max_fee_per_gas_wei,
         max_priority_fee_per_gas_wei,

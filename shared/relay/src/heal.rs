@@ -29,7 +29,11 @@ pub struct HealReport {
 }
 
 impl Relay {
-    pub async fn heal_wallet(&self, chain: &str, wallet: Address) -> Result<HealReport, RelayError> {
+    pub async fn heal_wallet(
+        &self,
+        chain: &str,
+        wallet: Address,
+    ) -> Result<HealReport, RelayError> {
         let ctx = self
             .chains
             .get(chain)

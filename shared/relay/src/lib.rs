@@ -38,7 +38,7 @@ use alloy::network::TxSigner;
 use alloy::primitives::{Address, B256};
 use meshpay_chain::{Chain, ChainsConfig};
 use meshpay_domain::{PaymentId, PaymentStatus};
-use meshpay_store::Store;
+use meshpay_store::{DbConfig, DbConnectError, Store, StoreError};
 
 pub use classify::{RpcFailure, SendClass, classify_send};
 pub use config::{RelayConfig, SIGNERS_CONFIG_ENV, SignersConfigError, SignersFile};
@@ -217,11 +217,16 @@ impl Relay {
         Ok(relay)
     }
 
-    /// `DATABASE_URL`, `MESHPAY_CHAINS_CONFIG`, `MESHPAY_SIGNERS_CONFIG` and the fault hook.
+    /// `DATABASE_URL` (+ `MESHPAY_DB_AUTH`, see `meshpay_store::entra`), `MESHPAY_CHAINS_CONFIG`,
+    /// `MESHPAY_SIGNERS_CONFIG` and the fault hook.
     pub async fn from_env(max_db_connections: u32) -> Result<Relay, RelayError> {
-        let url = std::env::var("DATABASE_URL")
-            .map_err(|_| RelayError::Config("DATABASE_URL is not set".into()))?;
-        let store = Store::connect(&url, max_db_connections).await?;
+        let db = DbConfig::from_env()
+            .map_err(|e| RelayError::Config(e.to_string()))?
+            .with_max_connections(max_db_connections);
+        let store = Store::connect_with(&db).await.map_err(|e| match e {
+            DbConnectError::Database(e) => RelayError::Store(StoreError::Db(e)),
+            other => RelayError::Config(other.to_string()),
+        })?;
         let chains = ChainsConfig::from_env().map_err(|e| RelayError::Config(e.to_string()))?;
         let signers = SignersFile::from_env().map_err(|e| RelayError::Config(e.to_string()))?;
         Relay::from_config(store, &chains, &signers, RelayConfig::from_env()).await

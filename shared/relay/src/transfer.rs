@@ -183,7 +183,9 @@ mod tests {
         assert_eq!(envelope.max_fee_per_gas(), 3_000_000_000);
         let tx = envelope.as_eip1559().unwrap();
         assert_eq!(
-            tx.signature().recover_address_from_prehash(&tx.signature_hash()).unwrap(),
+            tx.signature()
+                .recover_address_from_prehash(&tx.signature_hash())
+                .unwrap(),
             from
         );
     }
@@ -193,6 +195,9 @@ mod tests {
         let signer = PrivateKeySigner::random();
         let call = TransferCall::new(AssetKind::Native, RECIPIENT, Amount::from_u128(5));
         let error = sign(&signer, RECIPIENT, &call, params()).await.unwrap_err();
-        assert!(matches!(error, RelayError::SignatureMismatch { .. }), "{error}");
+        assert!(
+            matches!(error, RelayError::SignatureMismatch { .. }),
+            "{error}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! Store::connect(url, max_connections) / Store::from_pool(pool) / .with_config(StoreConfig)
+//! Store::connect_with(&DbConfig) / Store::connect_lazy_with(&DbConfig)   (DbConfig::from_env: entra)
 //! store.migrate()                                        MIGRATOR (static, for TestDb::create_migrated)
 //! store.pool() -> &PgPool                                store.begin() -> sqlx::Transaction
 //!
@@ -53,6 +54,7 @@ pub mod api_keys;
 pub mod authorize;
 pub mod confirmations;
 mod convert;
+pub mod entra;
 pub mod error;
 pub mod ledger;
 pub mod merchants;
@@ -69,6 +71,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub use api_keys::{ApiKeyInfo, ApiKeySecret, CreatedApiKey, KEY_PREFIX, Principal};
 pub use authorize::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
+pub use entra::{ConnectMode, DbAuth, DbConfig, DbConfigError, DbConnectError, EntraCredential};
 pub use error::{LimitKind, Result, StoreError};
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
@@ -112,6 +115,24 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect(database_url)
             .await?;
+        Ok(Store::from_pool(pool))
+    }
+
+    /// Connects as `config` says (`DATABASE_URL` as is, or an Entra ID token renewed in the
+    /// background; see [`entra`]) before returning: for CLI commands and steps that want to
+    /// fail fast.
+    pub async fn connect_with(config: &DbConfig) -> std::result::Result<Store, DbConnectError> {
+        let pool = entra::connect(config, ConnectMode::Eager).await?;
+        Ok(Store::from_pool(pool))
+    }
+
+    /// Like [`Store::connect_with`], but the pool connects on first use (`serve`: a database
+    /// outage shows up as failed calls, not as a process that cannot start). With Entra ID it
+    /// still waits briefly for the first token.
+    pub async fn connect_lazy_with(
+        config: &DbConfig,
+    ) -> std::result::Result<Store, DbConnectError> {
+        let pool = entra::connect(config, ConnectMode::Lazy).await?;
         Ok(Store::from_pool(pool))
     }
 

@@ -43,7 +43,10 @@ async fn env(fees: Arc<dyn FeeEstimator>) -> Env {
         })
         .await
         .unwrap();
-    let key = store.create_api_key(merchant.id, Scopes::all()).await.unwrap();
+    let key = store
+        .create_api_key(merchant.id, Scopes::all())
+        .await
+        .unwrap();
     let state = AppState::new(store.clone(), chains(), fees);
     Env {
         _db: db,
@@ -65,7 +68,10 @@ async fn post_quote(app: &Router, key: Option<&str>, body: Value) -> (StatusCode
         .unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn usdc_250() -> Value {
@@ -120,7 +126,10 @@ async fn fee_estimates_above_the_chain_cap_are_quoted_at_the_cap() {
     let network = &quote["fees"]["network"];
     assert_eq!(network["max_fee_per_gas_wei"], "200000000000");
     assert_eq!(network["max_priority_fee_per_gas_wei"], "200000000000");
-    assert_eq!(network["amount"]["base_units"], (21_000 * 200 * GWEI).to_string());
+    assert_eq!(
+        network["amount"]["base_units"],
+        (21_000 * 200 * GWEI).to_string()
+    );
 }
 
 #[tokio::test]
@@ -135,7 +144,10 @@ async fn unreachable_chain_rpc_is_503_upstream_unavailable() {
     let (status, problem) = post_quote(&env.app, Some(&env.key), usdc_250()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
     assert_eq!(problem["code"], "upstream_unavailable");
-    assert!(!problem.to_string().contains(&port.to_string()), "no RPC details leak");
+    assert!(
+        !problem.to_string().contains(&port.to_string()),
+        "no RPC details leak"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,10 @@
 
 use alloy::primitives::U256;
 use meshpay_domain::{PaymentId, PaymentStatus};
-use meshpay_relay::{Ack, BroadcastOutcome, Delivery, Fault, FaultMode, Ignored, RelayConfig, RelayError, SentTransaction};
+use meshpay_relay::{
+    Ack, BroadcastOutcome, Delivery, Fault, FaultMode, Ignored, RelayConfig, RelayError,
+    SentTransaction,
+};
 use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
 
@@ -36,7 +39,12 @@ async fn native_payment_lands_with_the_quoted_amount() {
     assert_eq!(receipt["status"], json!("0x1"));
     assert_eq!(stack.eth_balance(recipient).await, U256::from(amount));
 
-    let stored = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
+    let stored = stack
+        .store
+        .get_payment_unscoped(payment.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, PaymentStatus::Broadcast);
     assert_eq!(stored.tx_hash, Some(tx.tx_hash));
     assert_eq!(stored.nonce, Some(tx.nonce));
@@ -46,11 +54,17 @@ async fn native_payment_lands_with_the_quoted_amount() {
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].status, AttemptStatus::Sent);
     assert_eq!(attempts[0].value_wei, U256::from(amount));
-    assert_eq!(attempts[0].gas_limit, 21_000, "plain transfer needs no gas margin");
+    assert_eq!(
+        attempts[0].gas_limit, 21_000,
+        "plain transfer needs no gas margin"
+    );
     assert!(attempts[0].max_priority_fee_per_gas_wei <= attempts[0].max_fee_per_gas_wei);
     let events = stack.store.payment_events(payment.id).await.unwrap();
     let last = events.last().unwrap();
-    assert_eq!((last.from_status, last.to_status), (PaymentStatus::Authorized, PaymentStatus::Broadcast));
+    assert_eq!(
+        (last.from_status, last.to_status),
+        (PaymentStatus::Authorized, PaymentStatus::Broadcast)
+    );
     assert_eq!(last.data["tx_hash"], json!(tx.tx_hash));
     stack.finish().await;
 }
@@ -77,11 +91,17 @@ async fn usdc_payment_transfers_exactly_the_quoted_amount() {
     assert_eq!(topics.len(), 3);
     assert_eq!(topics[0], json!(TRANSFER_TOPIC));
     assert_eq!(topic_address(&topics[1]), format!("{:#x}", tx.from));
-    assert_eq!(topic_address(&topics[2]), format!("{:#x}", payment.recipient));
+    assert_eq!(
+        topic_address(&topics[2]),
+        format!("{:#x}", payment.recipient)
+    );
     assert_eq!(hex_u64(&log["data"]) as u128, amount);
     let attempt = &stack.store.payment_transactions(payment.id).await.unwrap()[0];
     assert_eq!(attempt.value_wei, U256::ZERO);
-    assert!(attempt.gas_limit > 21_000, "token transfer gets estimate + margin");
+    assert!(
+        attempt.gas_limit > 21_000,
+        "token transfer gets estimate + margin"
+    );
     stack.finish().await;
 }
 
@@ -100,14 +120,41 @@ async fn same_message_delivered_five_times_sends_one_transaction() {
     let hash = sent(first.into_iter().next().unwrap().unwrap()).tx_hash;
     stack.receipt(hash).await;
     for n in 4..=5 {
-        let again = sent(relay.broadcast(payment.id, Delivery::new(Some(n))).await.unwrap());
+        let again = sent(
+            relay
+                .broadcast(payment.id, Delivery::new(Some(n)))
+                .await
+                .unwrap(),
+        );
         assert_eq!(again.tx_hash, hash);
         assert_eq!(again.ack, Ack::OnChain);
     }
-    assert_eq!(stack.store.payment_transactions(payment.id).await.unwrap().len(), 1);
-    let wallet = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap().hot_wallet.unwrap();
-    assert_eq!(stack.mined_nonce(wallet).await, 1, "exactly one transaction from the wallet");
-    assert_eq!(stack.eth_balance(payment.recipient).await, U256::from(10u128.pow(15)));
+    assert_eq!(
+        stack
+            .store
+            .payment_transactions(payment.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let wallet = stack
+        .store
+        .get_payment_unscoped(payment.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .hot_wallet
+        .unwrap();
+    assert_eq!(
+        stack.mined_nonce(wallet).await,
+        1,
+        "exactly one transaction from the wallet"
+    );
+    assert_eq!(
+        stack.eth_balance(payment.recipient).await,
+        U256::from(10u128.pow(15))
+    );
     stack.finish().await;
 }
 
@@ -115,29 +162,52 @@ async fn same_message_delivered_five_times_sends_one_transaction() {
 async fn crash_between_persist_and_send_resends_the_stored_bytes() {
     let stack = Stack::start().await;
     let config = RelayConfig {
-        fault: Some(Fault { mode: FaultMode::Error }),
+        fault: Some(Fault {
+            mode: FaultMode::Error,
+        }),
         ..RelayConfig::default()
     };
     let relay = stack.relay_with(stack.rpc(), config);
     let payment = stack.payment("USDC", 5_000_000).await;
 
-    let error = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap_err();
+    let error = relay
+        .broadcast(payment.id, Delivery::FIRST)
+        .await
+        .unwrap_err();
     assert!(matches!(error, RelayError::InjectedFault(_)), "{error}");
     let stored = stack.store.payment_transactions(payment.id).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].status, AttemptStatus::Signed);
     assert_eq!(stored[0].send_count, 0);
-    let unknown = stack.rpc_call("eth_getTransactionByHash", json!([stored[0].tx_hash])).await;
-    assert!(unknown.is_null(), "nothing reached the node before the crash");
+    let unknown = stack
+        .rpc_call("eth_getTransactionByHash", json!([stored[0].tx_hash]))
+        .await;
+    assert!(
+        unknown.is_null(),
+        "nothing reached the node before the crash"
+    );
 
     // The redelivery (dequeue count 2) resumes: same bytes, same hash, same nonce.
-    let tx = sent(relay.broadcast(payment.id, Delivery::new(Some(2))).await.unwrap());
+    let tx = sent(
+        relay
+            .broadcast(payment.id, Delivery::new(Some(2)))
+            .await
+            .unwrap(),
+    );
     assert_eq!(tx.tx_hash, stored[0].tx_hash);
     assert_eq!(tx.nonce, stored[0].nonce);
     stack.receipt(tx.tx_hash).await;
     assert_eq!(stack.usdc_balance(payment.recipient).await, 5_000_000);
     assert_eq!(stack.mined_nonce(tx.from).await, 1);
-    assert_eq!(stack.store.payment_transactions(payment.id).await.unwrap().len(), 1);
+    assert_eq!(
+        stack
+            .store
+            .payment_transactions(payment.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     stack.finish().await;
 }
 
@@ -148,10 +218,17 @@ async fn messages_for_unknown_or_finished_payments_change_nothing() {
     let unknown = PaymentId::new();
     assert_eq!(
         relay.broadcast(unknown, Delivery::FIRST).await.unwrap(),
-        BroadcastOutcome::Ignored { payment_id: unknown, reason: Ignored::UnknownPayment }
+        BroadcastOutcome::Ignored {
+            payment_id: unknown,
+            reason: Ignored::UnknownPayment
+        }
     );
     let payment = stack.payment("ETH", 1_000).await;
-    stack.store.cancel_payment(stack.merchant, payment.id).await.unwrap();
+    stack
+        .store
+        .cancel_payment(stack.merchant, payment.id)
+        .await
+        .unwrap();
     assert_eq!(
         relay.broadcast(payment.id, Delivery::FIRST).await.unwrap(),
         BroadcastOutcome::Ignored {
@@ -159,7 +236,12 @@ async fn messages_for_unknown_or_finished_payments_change_nothing() {
             reason: Ignored::Status(PaymentStatus::Cancelled)
         }
     );
-    assert_eq!(stack.count("SELECT count(*) FROM payment_transactions").await, 0);
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM payment_transactions")
+            .await,
+        0
+    );
     assert_eq!(stack.count("SELECT count(*) FROM wallet_nonces").await, 0);
     for &w in &stack.wallets {
         assert_eq!(stack.pending_nonce(w).await, 0, "nothing signed or sent");

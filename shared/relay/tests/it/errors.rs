@@ -28,7 +28,10 @@ async fn resending_while_pending_is_already_known() {
     let relay = stack.relay();
     let payment = stack.payment("ETH", 9).await;
     let first = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap();
-    let second = relay.broadcast(payment.id, Delivery::new(Some(2))).await.unwrap();
+    let second = relay
+        .broadcast(payment.id, Delivery::new(Some(2)))
+        .await
+        .unwrap();
     let (BroadcastOutcome::Sent(a), BroadcastOutcome::Sent(b)) = (first, second) else {
         panic!("not sent")
     };
@@ -50,7 +53,10 @@ async fn insufficient_funds_is_retried_then_fails_the_payment_and_rewinds_the_no
     let (available_before, _) = eth_balance_of_merchant(&stack).await;
     let payment = stack.payment("ETH", amount).await;
 
-    let error = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap_err();
+    let error = relay
+        .broadcast(payment.id, Delivery::FIRST)
+        .await
+        .unwrap_err();
     match &error {
         RelayError::Send { class, failure } => {
             assert_eq!(*class, SendClass::Rejected, "{failure}");
@@ -59,29 +65,58 @@ async fn insufficient_funds_is_retried_then_fails_the_payment_and_rewinds_the_no
         }
         other => panic!("expected a rejected send, got {other}"),
     }
-    let stored = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
-    assert_eq!(stored.status, PaymentStatus::Broadcast, "kept for the retry");
+    let stored = stack
+        .store
+        .get_payment_unscoped(payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.status,
+        PaymentStatus::Broadcast,
+        "kept for the retry"
+    );
 
     let outcome = relay.broadcast(payment.id, LAST).await.unwrap();
     let BroadcastOutcome::Failed { reason, .. } = outcome else {
         panic!("expected Failed, got {outcome:?}")
     };
-    assert!(reason.to_ascii_lowercase().contains("insufficient funds"), "{reason}");
-    let failed = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
+    assert!(
+        reason.to_ascii_lowercase().contains("insufficient funds"),
+        "{reason}"
+    );
+    let failed = stack
+        .store
+        .get_payment_unscoped(payment.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(failed.status, PaymentStatus::Failed);
     let recorded = failed.failure_reason.unwrap().to_ascii_lowercase();
     assert!(recorded.contains("insufficient funds"), "{recorded}");
     let attempts = stack.store.payment_transactions(payment.id).await.unwrap();
     assert_eq!(attempts[0].status, AttemptStatus::Rejected);
-    let state = stack.store.wallet_nonce("anvil", wallet).await.unwrap().unwrap();
+    let state = stack
+        .store
+        .wallet_nonce("anvil", wallet)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state.next_nonce, 0, "the only nonce was handed back");
     let (available_after, held_after) = eth_balance_of_merchant(&stack).await;
-    assert_eq!((available_after, held_after), (available_before, U256::ZERO), "hold released");
+    assert_eq!(
+        (available_after, held_after),
+        (available_before, U256::ZERO),
+        "hold released"
+    );
 
     // Topped up, the next payment reuses nonce 0.
-    stack.set_eth_balance(wallet, U256::from(10u128.pow(21))).await;
+    stack
+        .set_eth_balance(wallet, U256::from(10u128.pow(21)))
+        .await;
     let next = stack.payment("ETH", 1).await;
-    let BroadcastOutcome::Sent(tx) = relay.broadcast(next.id, Delivery::FIRST).await.unwrap() else {
+    let BroadcastOutcome::Sent(tx) = relay.broadcast(next.id, Delivery::FIRST).await.unwrap()
+    else {
         panic!("not sent")
     };
     assert_eq!(tx.nonce, 0);
@@ -101,9 +136,19 @@ async fn intrinsic_gas_too_low_fails_the_payment_at_once() {
     let BroadcastOutcome::Failed { reason, .. } = outcome else {
         panic!("expected Failed, got {outcome:?}")
     };
-    assert!(reason.to_ascii_lowercase().contains("intrinsic gas too low"), "{reason}");
+    assert!(
+        reason
+            .to_ascii_lowercase()
+            .contains("intrinsic gas too low"),
+        "{reason}"
+    );
     assert_eq!(faulty.sends_forwarded(), 1, "anvil itself refused it");
-    let state = stack.store.wallet_nonce("anvil", stack.wallets[0]).await.unwrap().unwrap();
+    let state = stack
+        .store
+        .wallet_nonce("anvil", stack.wallets[0])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state.next_nonce, 0);
     let (_, held) = eth_balance_of_merchant(&stack).await;
     assert_eq!(held, U256::ZERO);
@@ -117,7 +162,9 @@ async fn unknown_send_outcome_never_fails_the_payment_even_on_the_last_delivery(
     let relay = stack.relay_with(faulty.clone(), RelayConfig::default());
     let payment = stack.payment("ETH", 1_000).await;
     for failure in [
-        RpcFailure::Timeout { method: "eth_sendRawTransaction" },
+        RpcFailure::Timeout {
+            method: "eth_sendRawTransaction",
+        },
         RpcFailure::Http {
             method: "eth_sendRawTransaction",
             status: 503,
@@ -127,14 +174,31 @@ async fn unknown_send_outcome_never_fails_the_payment_even_on_the_last_delivery(
         faulty.fail_next_send(failure);
         let error = relay.broadcast(payment.id, LAST).await.unwrap_err();
         assert!(
-            matches!(error, RelayError::Send { class: SendClass::Unknown, .. }),
+            matches!(
+                error,
+                RelayError::Send {
+                    class: SendClass::Unknown,
+                    ..
+                }
+            ),
             "{error}"
         );
-        let stored = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
+        let stored = stack
+            .store
+            .get_payment_unscoped(payment.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.status, PaymentStatus::Broadcast);
     }
     // The node recovers: the same stored bytes go out.
-    let first_hash = stack.store.live_attempt(payment.id).await.unwrap().unwrap().tx_hash;
+    let first_hash = stack
+        .store
+        .live_attempt(payment.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .tx_hash;
     let BroadcastOutcome::Sent(tx) = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap()
     else {
         panic!("not sent")
@@ -153,14 +217,29 @@ async fn transfer_that_would_revert_is_retried_then_fails_before_signing() {
     // More USDC than the hot wallet holds: eth_estimateGas reverts.
     let payment = stack.payment("USDC", crate::support::WALLET_USDC + 1).await;
 
-    let error = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap_err();
-    assert!(matches!(&error, RelayError::Rpc(f) if f.is_revert()), "{error}");
+    let error = relay
+        .broadcast(payment.id, Delivery::FIRST)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RelayError::Rpc(f) if f.is_revert()),
+        "{error}"
+    );
     let outcome = relay.broadcast(payment.id, LAST).await.unwrap();
     let BroadcastOutcome::Failed { reason, .. } = outcome else {
         panic!("expected Failed, got {outcome:?}")
     };
     assert!(reason.contains("revert"), "{reason}");
-    assert_eq!(stack.count("SELECT count(*) FROM payment_transactions").await, 0);
-    assert_eq!(stack.count("SELECT count(*) FROM wallet_nonces").await, 0, "no nonce taken");
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM payment_transactions")
+            .await,
+        0
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) FROM wallet_nonces").await,
+        0,
+        "no nonce taken"
+    );
     stack.finish().await;
 }

@@ -59,8 +59,16 @@ async fn concurrent_payments_get_gap_free_unique_nonces_per_wallet() {
         let expected: Vec<i64> = (0..nonces.len() as i64).collect();
         assert_eq!(nonces, &expected, "{wallet}: gap-free, no duplicates");
         let address: Address = wallet.parse().unwrap();
-        assert_eq!(stack.mined_nonce(address).await, nonces.len() as u64, "{wallet}: all mined");
-        assert!(nonces.len() >= 60, "{wallet} got {} of {n}: spread is lopsided", nonces.len());
+        assert_eq!(
+            stack.mined_nonce(address).await,
+            nonces.len() as u64,
+            "{wallet}: all mined"
+        );
+        assert!(
+            nonces.len() >= 60,
+            "{wallet} got {} of {n}: spread is lopsided",
+            nonces.len()
+        );
         total += nonces.len();
     }
     assert_eq!(total, n);
@@ -81,7 +89,9 @@ async fn counter_behind_the_chain_jumps_to_the_pending_nonce() {
     for _ in 0..3 {
         stack
             .anvil
-            .send_and_wait(json!({"from": wallet, "to": crate::support::fresh_address(), "value": "0x1"}))
+            .send_and_wait(
+                json!({"from": wallet, "to": crate::support::fresh_address(), "value": "0x1"}),
+            )
             .await;
     }
     let relay = stack.relay();
@@ -92,8 +102,20 @@ async fn counter_behind_the_chain_jumps_to_the_pending_nonce() {
     };
     assert_eq!(tx.nonce, 3);
     let events = stack.store.payment_events(payment.id).await.unwrap();
-    assert_eq!(events.last().unwrap().data["nonce_source"], json!("chainfloor"));
-    assert_eq!(stack.store.wallet_nonce("anvil", wallet).await.unwrap().unwrap().next_nonce, 4);
+    assert_eq!(
+        events.last().unwrap().data["nonce_source"],
+        json!("chainfloor")
+    );
+    assert_eq!(
+        stack
+            .store
+            .wallet_nonce("anvil", wallet)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_nonce,
+        4
+    );
     stack.finish().await;
 }
 
@@ -102,12 +124,17 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
     let stack = Stack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     let config = RelayConfig {
-        fault: Some(Fault { mode: FaultMode::Error }),
+        fault: Some(Fault {
+            mode: FaultMode::Error,
+        }),
         ..RelayConfig::default()
     };
     let relay = stack.relay_with(stack.rpc(), config);
     let payment = stack.payment("ETH", 5_000).await;
-    relay.broadcast(payment.id, Delivery::FIRST).await.unwrap_err();
+    relay
+        .broadcast(payment.id, Delivery::FIRST)
+        .await
+        .unwrap_err();
     let first = stack.store.live_attempt(payment.id).await.unwrap().unwrap();
     assert_eq!(first.nonce, 0);
 
@@ -117,7 +144,10 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
         .send_and_wait(json!({"from": wallet, "to": crate::support::fresh_address(), "value": "0x1", "nonce": "0x0"}))
         .await;
 
-    let BroadcastOutcome::Sent(tx) = relay.broadcast(payment.id, Delivery::new(Some(2))).await.unwrap()
+    let BroadcastOutcome::Sent(tx) = relay
+        .broadcast(payment.id, Delivery::new(Some(2)))
+        .await
+        .unwrap()
     else {
         panic!("not sent")
     };
@@ -130,9 +160,17 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
         attempts.iter().map(|a| a.status).collect::<Vec<_>>(),
         vec![AttemptStatus::Superseded, AttemptStatus::Sent]
     );
-    let stored = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
+    let stored = stack
+        .store
+        .get_payment_unscoped(payment.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((stored.tx_hash, stored.nonce), (Some(tx.tx_hash), Some(1)));
-    assert_eq!(stack.eth_balance(payment.recipient).await, alloy::primitives::U256::from(5_000));
+    assert_eq!(
+        stack.eth_balance(payment.recipient).await,
+        alloy::primitives::U256::from(5_000)
+    );
     stack.finish().await;
 }
 
@@ -142,7 +180,9 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
     let wallet = stack.wallets[0];
     let faulty = FaultyRpc::new(stack.rpc());
     let hold = RelayConfig {
-        fault: Some(Fault { mode: FaultMode::Error }),
+        fault: Some(Fault {
+            mode: FaultMode::Error,
+        }),
         ..RelayConfig::default()
     };
     let holding = stack.relay_with(faulty.clone(), hold);
@@ -157,10 +197,32 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
     // The node refuses A's bytes for good: A fails, nonce 0 becomes a gap.
     faulty.fail_next_send(rpc_error("intrinsic gas too low"));
     let outcome = relay.broadcast(a.id, Delivery::new(Some(2))).await.unwrap();
-    assert!(matches!(outcome, BroadcastOutcome::Failed { .. }), "{outcome:?}");
-    let failed = stack.store.get_payment_unscoped(a.id).await.unwrap().unwrap();
-    assert!(failed.failure_reason.unwrap().contains("intrinsic gas too low"));
-    assert_eq!(stack.store.wallet_nonce("anvil", wallet).await.unwrap().unwrap().gaps, vec![0]);
+    assert!(
+        matches!(outcome, BroadcastOutcome::Failed { .. }),
+        "{outcome:?}"
+    );
+    let failed = stack
+        .store
+        .get_payment_unscoped(a.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        failed
+            .failure_reason
+            .unwrap()
+            .contains("intrinsic gas too low")
+    );
+    assert_eq!(
+        stack
+            .store
+            .wallet_nonce("anvil", wallet)
+            .await
+            .unwrap()
+            .unwrap()
+            .gaps,
+        vec![0]
+    );
 
     // C takes the gap; B and C then both mine: the wallet's sequence has no hole.
     let c = stack.payment("ETH", 300).await;
@@ -175,9 +237,21 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
     assert_eq!(tb.nonce, 1);
     stack.mine_all().await;
     assert_eq!(stack.mined_nonce(wallet).await, 2);
-    assert!(stack.store.wallet_nonce("anvil", wallet).await.unwrap().unwrap().gaps.is_empty());
+    assert!(
+        stack
+            .store
+            .wallet_nonce("anvil", wallet)
+            .await
+            .unwrap()
+            .unwrap()
+            .gaps
+            .is_empty()
+    );
     // A's hold went back to the merchant; B and C keep theirs.
-    assert_eq!(stack.eth_balance(a.recipient).await, alloy::primitives::U256::ZERO);
+    assert_eq!(
+        stack.eth_balance(a.recipient).await,
+        alloy::primitives::U256::ZERO
+    );
     stack.finish().await;
 }
 
@@ -189,7 +263,9 @@ async fn releasing_the_latest_nonce_rewinds_the_counter_over_adjacent_gaps() {
     let relay = stack.relay_with(
         stack.rpc(),
         RelayConfig {
-            fault: Some(Fault { mode: FaultMode::Error }),
+            fault: Some(Fault {
+                mode: FaultMode::Error,
+            }),
             ..RelayConfig::default()
         },
     );
@@ -201,25 +277,38 @@ async fn releasing_the_latest_nonce_rewinds_the_counter_over_adjacent_gaps() {
     }
     let mut db = stack.store.begin().await.unwrap();
     assert_eq!(
-        transactions::release_nonce(&mut db, "anvil", wallet, 1, 0, ids[1]).await.unwrap(),
+        transactions::release_nonce(&mut db, "anvil", wallet, 1, 0, ids[1])
+            .await
+            .unwrap(),
         NonceRelease::Gap
     );
     assert_eq!(
-        transactions::release_nonce(&mut db, "anvil", wallet, 2, 0, ids[2]).await.unwrap(),
+        transactions::release_nonce(&mut db, "anvil", wallet, 2, 0, ids[2])
+            .await
+            .unwrap(),
         NonceRelease::Rewound
     );
     db.commit().await.unwrap();
-    let state = stack.store.wallet_nonce("anvil", wallet).await.unwrap().unwrap();
+    let state = stack
+        .store
+        .wallet_nonce("anvil", wallet)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((state.next_nonce, state.gaps), (1, vec![]));
 
     // Below the chain's floor a nonce is consumed: nothing to hand back; gaps under the floor
     // are forgotten at the next allocation.
     let mut db = stack.store.begin().await.unwrap();
     assert_eq!(
-        transactions::release_nonce(&mut db, "anvil", wallet, 0, 1, ids[0]).await.unwrap(),
+        transactions::release_nonce(&mut db, "anvil", wallet, 0, 1, ids[0])
+            .await
+            .unwrap(),
         NonceRelease::Consumed
     );
-    let alloc = transactions::allocate_nonce(&mut db, "anvil", wallet, 5).await.unwrap();
+    let alloc = transactions::allocate_nonce(&mut db, "anvil", wallet, 5)
+        .await
+        .unwrap();
     assert_eq!((alloc.nonce, alloc.source), (5, NonceSource::ChainFloor));
     db.rollback().await.unwrap();
     stack.finish().await;
@@ -232,7 +321,9 @@ async fn heal_resends_stored_transactions_the_chain_never_saw() {
     let relay = stack.relay_with(
         stack.rpc(),
         RelayConfig {
-            fault: Some(Fault { mode: FaultMode::Error }),
+            fault: Some(Fault {
+                mode: FaultMode::Error,
+            }),
             ..RelayConfig::default()
         },
     );
@@ -242,10 +333,17 @@ async fn heal_resends_stored_transactions_the_chain_never_saw() {
         relay.broadcast(p.id, Delivery::FIRST).await.unwrap_err();
         payments.push(p);
     }
-    assert_eq!(stack.pending_nonce(wallet).await, 0, "counter at 3, chain at 0: drift");
+    assert_eq!(
+        stack.pending_nonce(wallet).await,
+        0,
+        "counter at 3, chain at 0: drift"
+    );
 
     let report = relay.heal_wallet("anvil", wallet).await.unwrap();
-    assert_eq!((report.chain_nonce, report.next_nonce, report.resent), (0, Some(3), 3));
+    assert_eq!(
+        (report.chain_nonce, report.next_nonce, report.resent),
+        (0, Some(3), 3)
+    );
     assert!(report.stopped_at.is_none());
     stack.mine_all().await;
     assert_eq!(stack.mined_nonce(wallet).await, 3);

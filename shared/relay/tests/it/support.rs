@@ -45,7 +45,10 @@ impl Stack {
             TestDb::create_migrated(&meshpay_store::MIGRATOR)
         );
         let usdc = anvil.deploy_dev_usdc().await;
-        assert_eq!(usdc.to_ascii_lowercase(), DEV_USDC_ADDRESS.to_ascii_lowercase());
+        assert_eq!(
+            usdc.to_ascii_lowercase(),
+            DEV_USDC_ADDRESS.to_ascii_lowercase()
+        );
         let wallets: Vec<Address> = accounts
             .iter()
             .map(|&i| Address::from_str(anvil.address(i)).unwrap())
@@ -175,7 +178,12 @@ impl Stack {
             status: 201,
             body: json!({ "id": p.id }),
         };
-        match self.store.authorize_payment(&request, render).await.unwrap() {
+        match self
+            .store
+            .authorize_payment(&request, render)
+            .await
+            .unwrap()
+        {
             AuthorizeOutcome::Created { payment, .. } => *payment,
             other => panic!("expected a new payment, got {other:?}"),
         }
@@ -204,11 +212,19 @@ impl Stack {
 
     /// The wallet's nonce in the latest block.
     pub async fn mined_nonce(&self, wallet: Address) -> u64 {
-        hex_u64(&self.rpc_call("eth_getTransactionCount", json!([wallet, "latest"])).await)
+        hex_u64(
+            &self
+                .rpc_call("eth_getTransactionCount", json!([wallet, "latest"]))
+                .await,
+        )
     }
 
     pub async fn pending_nonce(&self, wallet: Address) -> u64 {
-        hex_u64(&self.rpc_call("eth_getTransactionCount", json!([wallet, "pending"])).await)
+        hex_u64(
+            &self
+                .rpc_call("eth_getTransactionCount", json!([wallet, "pending"]))
+                .await,
+        )
     }
 
     /// Mines until every pending transaction of the wallets is in a block.
@@ -222,13 +238,18 @@ impl Stack {
             if !pending {
                 return;
             }
-            assert!(Instant::now() < deadline, "transactions still pending after 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "transactions still pending after 60 s"
+            );
             self.rpc_call("evm_mine", json!([])).await;
         }
     }
 
     pub async fn eth_balance(&self, address: Address) -> U256 {
-        let v = self.rpc_call("eth_getBalance", json!([address, "latest"])).await;
+        let v = self
+            .rpc_call("eth_getBalance", json!([address, "latest"]))
+            .await;
         U256::from_str(v.as_str().unwrap()).unwrap()
     }
 
@@ -239,7 +260,8 @@ impl Stack {
     }
 
     pub async fn set_eth_balance(&self, address: Address, wei: U256) {
-        self.rpc_call("anvil_setBalance", json!([address, wei])).await;
+        self.rpc_call("anvil_setBalance", json!([address, wei]))
+            .await;
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -1,0 +1,482 @@
+//! How meshpay logs in to PostgreSQL: a plain connection string, or an Entra ID token as the
+//! password (Azure Database for PostgreSQL, managed identity), renewed before it expires.
+//!
+//! | setting | values |
+//! |---|---|
+//! | `DATABASE_URL` | `postgres://user@host:5432/db?sslmode=verify-full` (with `entra`: no password; the user is the identity's PostgreSQL role) |
+//! | `MESHPAY_DB_AUTH` | `password` (default: the URL as is, `PGPASSWORD` honoured) or `entra` |
+//! | `MESHPAY_DB_CREDENTIAL` | with `entra`: `managed-identity` (default) or `azure-cli` (an operator's `az login`) |
+//! | `AZURE_CLIENT_ID` | with `managed-identity`: the user-assigned identity's client id (unset: system-assigned) |
+//! | `MESHPAY_DB_MAX_CONNECTIONS` | pool size per process, 1..=100 (default 5) |
+//!
+//! With `entra` the pool's password is a token for [`POSTGRES_SCOPE`]; TLS is forced to at
+//! least `sslmode=require` (a token must not travel in clear), and a background task
+//! ([`refresher`]) swaps the token for new connections before it expires. Tokens and URLs are
+//! never logged: [`DbConfig`]'s `Debug` shows no password.
+
+pub mod refresher;
+pub mod schedule;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use azure_identity::{
+    AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+
+pub use refresher::{Installed, TokenRefresher};
+pub use schedule::{RefreshPolicy, refresh_delay, retry_delay};
+
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
+pub const DB_AUTH_ENV: &str = "MESHPAY_DB_AUTH";
+pub const DB_CREDENTIAL_ENV: &str = "MESHPAY_DB_CREDENTIAL";
+pub const CLIENT_ID_ENV: &str = "AZURE_CLIENT_ID";
+pub const DB_MAX_CONNECTIONS_ENV: &str = "MESHPAY_DB_MAX_CONNECTIONS";
+/// Small: Functions scale out by instances, and the server's connection limit is shared.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 5;
+pub const MAX_CONNECTIONS_LIMIT: u32 = 100;
+/// Entra ID scope of Azure Database for PostgreSQL (and MySQL).
+pub const POSTGRES_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.default";
+const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the pool authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbAuth {
+    /// `DATABASE_URL` as is (its password, or `PGPASSWORD`).
+    Password,
+    /// An Entra ID access token from this credential as the password.
+    Entra(EntraCredential),
+}
+
+/// Which identity gets the token (chosen by configuration, never guessed: a fallback chain is
+/// how the wrong identity ends up logged in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntraCredential {
+    /// The app's managed identity; `client_id` selects a user-assigned one.
+    ManagedIdentity { client_id: Option<String> },
+    /// The operator's `az login` session (CLI commands run from a workstation).
+    AzureCli,
+}
+
+impl EntraCredential {
+    pub fn build(&self) -> Result<Arc<dyn TokenCredential>, DbConnectError> {
+        let credential: Arc<dyn TokenCredential> = match self {
+            EntraCredential::ManagedIdentity { client_id } => {
+                let options = ManagedIdentityCredentialOptions {
+                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    ..Default::default()
+                };
+                ManagedIdentityCredential::new(Some(options)).map_err(DbConnectError::Credential)?
+            }
+            EntraCredential::AzureCli => {
+                AzureCliCredential::new(None).map_err(DbConnectError::Credential)?
+            }
+        };
+        Ok(credential)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbConfigError {
+    #[error("{DATABASE_URL_ENV} is not set")]
+    UrlMissing,
+    /// The URL's text is not repeated: it may hold a password.
+    #[error("{DATABASE_URL_ENV} is not a valid PostgreSQL URL")]
+    Url(#[source] sqlx::Error),
+    #[error("{DB_AUTH_ENV} must be `password` or `entra`, got {0:?}")]
+    Auth(String),
+    #[error("{DB_CREDENTIAL_ENV} must be `managed-identity` or `azure-cli`, got {0:?}")]
+    Credential(String),
+    #[error(
+        "{DB_MAX_CONNECTIONS_ENV} must be a number between 1 and {MAX_CONNECTIONS_LIMIT}, got {0:?}"
+    )]
+    MaxConnections(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbConnectError {
+    #[error("creating the Entra ID credential: {0}")]
+    Credential(#[source] azure_core::Error),
+    #[error("getting an Entra ID token for PostgreSQL: {0}")]
+    Token(#[source] azure_core::Error),
+    #[error("getting an Entra ID token for PostgreSQL took longer than {0:?}")]
+    TokenTimeout(Duration),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+/// Everything needed to open the pool. `Debug` leaves the password out.
+#[derive(Clone)]
+pub struct DbConfig {
+    options: PgConnectOptions,
+    pub auth: DbAuth,
+    pub max_connections: u32,
+    /// Longest wait for a pooled connection.
+    pub acquire_timeout: Duration,
+}
+
+impl fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("host", &self.options.get_host())
+            .field("port", &self.options.get_port())
+            .field("username", &self.options.get_username())
+            .field("database", &self.options.get_database())
+            .field("ssl_mode", &self.options.get_ssl_mode())
+            .field("auth", &self.auth)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DbConfig {
+    /// `DATABASE_URL` plus the settings in the module docs.
+    pub fn from_env() -> Result<DbConfig, DbConfigError> {
+        DbConfig::from_lookup(None, |name| std::env::var(name).ok())
+    }
+
+    /// `url` (a CLI flag) plus the other settings from the environment.
+    pub fn from_env_with_url(url: &str) -> Result<DbConfig, DbConfigError> {
+        DbConfig::from_lookup(Some(url), |name| std::env::var(name).ok())
+    }
+
+    /// [`DbConfig::from_env`] over any lookup (tests); `url` overrides `DATABASE_URL`. Empty
+    /// values count as unset.
+    pub fn from_lookup(
+        url: Option<&str>,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<DbConfig, DbConfigError> {
+        let get = |name: &str| get(name).filter(|value| !value.trim().is_empty());
+        let url = match url {
+            Some(url) => url.to_owned(),
+            None => get(DATABASE_URL_ENV).ok_or(DbConfigError::UrlMissing)?,
+        };
+        let auth = match get(DB_AUTH_ENV) {
+            None => DbAuth::Password,
+            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "password" => DbAuth::Password,
+                "entra" => DbAuth::Entra(match get(DB_CREDENTIAL_ENV) {
+                    None => managed_identity(get(CLIENT_ID_ENV)),
+                    Some(kind) => match kind.trim().to_ascii_lowercase().as_str() {
+                        "managed-identity" => managed_identity(get(CLIENT_ID_ENV)),
+                        "azure-cli" => EntraCredential::AzureCli,
+                        _ => return Err(DbConfigError::Credential(kind)),
+                    },
+                }),
+                _ => return Err(DbConfigError::Auth(text)),
+            },
+        };
+        let max_connections = match get(DB_MAX_CONNECTIONS_ENV) {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(text) => text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_CONNECTIONS_LIMIT).contains(n))
+                .ok_or(DbConfigError::MaxConnections(text))?,
+        };
+        Ok(DbConfig::new(&url, auth)?.with_max_connections(max_connections))
+    }
+
+    /// `url` with `auth`, the default pool size and acquire timeout.
+    pub fn new(url: &str, auth: DbAuth) -> Result<DbConfig, DbConfigError> {
+        let options = PgConnectOptions::from_str(url).map_err(DbConfigError::Url)?;
+        Ok(DbConfig::from_connect_options(options, auth))
+    }
+
+    pub fn from_connect_options(options: PgConnectOptions, auth: DbAuth) -> DbConfig {
+        let options = match auth {
+            DbAuth::Entra(_) => at_least_require_tls(options),
+            DbAuth::Password => options,
+        };
+        DbConfig {
+            options,
+            auth,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+        }
+    }
+
+    pub fn with_max_connections(mut self, max_connections: u32) -> DbConfig {
+        self.max_connections = max_connections;
+        self
+    }
+
+    pub fn with_acquire_timeout(mut self, acquire_timeout: Duration) -> DbConfig {
+        self.acquire_timeout = acquire_timeout;
+        self
+    }
+
+    /// The options from the URL (with `entra`: TLS raised, no token yet).
+    pub fn connect_options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+
+    fn pool_options(&self) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+    }
+}
+
+fn managed_identity(client_id: Option<String>) -> EntraCredential {
+    EntraCredential::ManagedIdentity {
+        client_id: client_id.map(|id| id.trim().to_owned()),
+    }
+}
+
+/// `disable`/`allow`/`prefer` could send the token unencrypted: raise them to `require`;
+/// `verify-ca`/`verify-full` stay.
+fn at_least_require_tls(options: PgConnectOptions) -> PgConnectOptions {
+    match options.get_ssl_mode() {
+        PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer => {
+            options.ssl_mode(PgSslMode::Require)
+        }
+        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => options,
+    }
+}
+
+/// Eager pools connect before returning (CLI commands: fail fast); lazy pools connect on first
+/// use (`serve`: the process starts even when the database is down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectMode {
+    Eager,
+    Lazy,
+}
+
+/// A pool whose password is an Entra ID token, and the handle of its refresher.
+#[derive(Debug, Clone)]
+pub struct EntraPool {
+    pub pool: PgPool,
+    pub refresher: TokenRefresher,
+}
+
+/// Opens the pool `config` describes (with `entra`: credential, first token, refresher).
+pub async fn connect(config: &DbConfig, mode: ConnectMode) -> Result<PgPool, DbConnectError> {
+    match &config.auth {
+        DbAuth::Password => {
+            let options = config.options.clone();
+            match mode {
+                ConnectMode::Eager => config
+                    .pool_options()
+                    .connect_with(options)
+                    .await
+                    .map_err(DbConnectError::Database),
+                ConnectMode::Lazy => Ok(config.pool_options().connect_lazy_with(options)),
+            }
+        }
+        DbAuth::Entra(kind) => {
+            let credential = kind.build()?;
+            let entra = connect_entra(config, credential, RefreshPolicy::default(), mode).await?;
+            Ok(entra.pool)
+        }
+    }
+}
+
+/// The Entra path of [`connect`] with any credential and policy (tests use fakes). Eager: a
+/// failed first token is an error. Lazy: waits at most `policy.first_token_timeout` for it,
+/// then starts without a token and lets the refresher retry (calls fail until one arrives).
+/// The refresher runs until `pool.close()`.
+pub async fn connect_entra(
+    config: &DbConfig,
+    credential: Arc<dyn TokenCredential>,
+    policy: RefreshPolicy,
+    mode: ConnectMode,
+) -> Result<EntraPool, DbConnectError> {
+    let base = at_least_require_tls(config.options.clone());
+    let (pool, first) = match mode {
+        ConnectMode::Eager => {
+            let token = refresher::fetch_token(&*credential, policy.fetch_timeout).await?;
+            let pool = config
+                .pool_options()
+                .connect_with(refresher::with_token(&base, &token))
+                .await
+                .map_err(DbConnectError::Database)?;
+            (pool, Some(token.expires_on))
+        }
+        ConnectMode::Lazy => {
+            match refresher::fetch_token(&*credential, policy.first_token_timeout).await {
+                Ok(token) => {
+                    let options = refresher::with_token(&base, &token);
+                    (
+                        config.pool_options().connect_lazy_with(options),
+                        Some(token.expires_on),
+                    )
+                }
+                Err(error) => {
+                    tracing::error!(%error, "no PostgreSQL token at start-up; retrying in the background");
+                    (config.pool_options().connect_lazy_with(base.clone()), None)
+                }
+            }
+        }
+    };
+    if let Some(expires_on) = first {
+        tracing::info!(%expires_on, "PostgreSQL login with an Entra ID token");
+    }
+    let refresher = refresher::spawn(pool.clone(), base, credential, policy, first);
+    Ok(EntraPool { pool, refresher })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const URL: &str = "postgres://id-meshpay-prod@pg.example.com:5432/meshpay?sslmode=verify-full";
+
+    fn parse(vars: &[(&str, &str)]) -> Result<DbConfig, DbConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        DbConfig::from_lookup(None, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn without_settings_the_url_is_used_as_is_with_five_connections() {
+        let config = parse(&[(DATABASE_URL_ENV, "postgres://u:p@localhost/db")]).unwrap();
+        assert_eq!(config.auth, DbAuth::Password);
+        assert_eq!(config.max_connections, 5);
+        assert!(matches!(
+            config.connect_options().get_ssl_mode(),
+            PgSslMode::Prefer
+        ));
+    }
+
+    #[test]
+    fn the_deployed_settings_select_the_user_assigned_managed_identity() {
+        let config = parse(&[
+            (DATABASE_URL_ENV, URL),
+            (DB_AUTH_ENV, "entra"),
+            (CLIENT_ID_ENV, "1b0c2a3e-0000-4000-8000-000000000001"),
+            (DB_MAX_CONNECTIONS_ENV, "7"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.auth,
+            DbAuth::Entra(EntraCredential::ManagedIdentity {
+                client_id: Some("1b0c2a3e-0000-4000-8000-000000000001".into())
+            })
+        );
+        assert_eq!(config.max_connections, 7);
+        assert_eq!(config.connect_options().get_username(), "id-meshpay-prod");
+        assert!(matches!(
+            config.connect_options().get_ssl_mode(),
+            PgSslMode::VerifyFull
+        ));
+    }
+
+    #[test]
+    fn entra_without_client_id_uses_the_system_assigned_identity() {
+        let config = parse(&[
+            (DATABASE_URL_ENV, URL),
+            (DB_AUTH_ENV, "Entra"),
+            (CLIENT_ID_ENV, " "),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.auth,
+            DbAuth::Entra(EntraCredential::ManagedIdentity { client_id: None })
+        );
+    }
+
+    #[test]
+    fn an_operator_can_choose_the_azure_cli_credential() {
+        let config = parse(&[
+            (DATABASE_URL_ENV, URL),
+            (DB_AUTH_ENV, "entra"),
+            (DB_CREDENTIAL_ENV, "azure-cli"),
+            (CLIENT_ID_ENV, "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(config.auth, DbAuth::Entra(EntraCredential::AzureCli));
+    }
+
+    #[test]
+    fn entra_raises_weak_tls_modes_to_require() {
+        for mode in ["disable", "allow", "prefer"] {
+            let url = format!("postgres://app@localhost/db?sslmode={mode}");
+            let config = parse(&[(DATABASE_URL_ENV, &url), (DB_AUTH_ENV, "entra")]).unwrap();
+            assert!(
+                matches!(config.connect_options().get_ssl_mode(), PgSslMode::Require),
+                "{mode}"
+            );
+        }
+        let config = parse(&[
+            (
+                DATABASE_URL_ENV,
+                "postgres://app@localhost/db?sslmode=verify-ca",
+            ),
+            (DB_AUTH_ENV, "entra"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.connect_options().get_ssl_mode(),
+            PgSslMode::VerifyCa
+        ));
+    }
+
+    #[test]
+    fn a_url_flag_overrides_database_url() {
+        let config = DbConfig::from_lookup(Some("postgres://flag@h/db"), |_| None).unwrap();
+        assert_eq!(config.connect_options().get_username(), "flag");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "DATABASE_URL is not set"),
+            (
+                &[(DATABASE_URL_ENV, "postgres://u@h:port/db")],
+                "DATABASE_URL is not a valid",
+            ),
+            (
+                &[(DATABASE_URL_ENV, URL), (DB_AUTH_ENV, "token")],
+                "MESHPAY_DB_AUTH",
+            ),
+            (
+                &[
+                    (DATABASE_URL_ENV, URL),
+                    (DB_AUTH_ENV, "entra"),
+                    (DB_CREDENTIAL_ENV, "msi"),
+                ],
+                "MESHPAY_DB_CREDENTIAL",
+            ),
+            (
+                &[(DATABASE_URL_ENV, URL), (DB_MAX_CONNECTIONS_ENV, "0")],
+                "MESHPAY_DB_MAX_CONNECTIONS",
+            ),
+            (
+                &[(DATABASE_URL_ENV, URL), (DB_MAX_CONNECTIONS_ENV, "101")],
+                "MESHPAY_DB_MAX_CONNECTIONS",
+            ),
+            (
+                &[(DATABASE_URL_ENV, URL), (DB_MAX_CONNECTIONS_ENV, "five")],
+                "MESHPAY_DB_MAX_CONNECTIONS",
+            ),
+        ];
+        for (vars, expected) in cases {
+            let error = parse(vars).unwrap_err().to_string();
+            assert!(error.contains(expected), "{vars:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn errors_and_debug_never_show_the_password() {
+        let secret = "s3cr3t-pw";
+        let url = format!("postgres://u:{secret}@localhost:5432/db");
+        let config = parse(&[(DATABASE_URL_ENV, &url)]).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(secret), "{debug}");
+        assert!(debug.contains("localhost"), "{debug}");
+
+        let bad = format!("postgres://u:{secret}@localhost:notaport/db");
+        let error = parse(&[(DATABASE_URL_ENV, &bad)]).unwrap_err();
+        assert!(!format!("{error} {error:?}").contains(secret));
+    }
+}
