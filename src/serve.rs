@@ -4,9 +4,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::response::IntoResponse as _;
 use meshpay_api::AppState;
 use meshpay_shim::FunctionApp;
 use meshpay_webhooks::{WebhookServices, WebhooksConfig};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::cli::ServeArgs;
 
@@ -45,42 +47,42 @@ pub fn function_app(payments: AppState, webhooks: &WebhookServices) -> FunctionA
             .merge(meshpay_fn_webhook_endpoints::router(endpoints))
             .merge(meshpay_fn_confirm_webhook::router(chain_webhook)),
     )
-        .http(meshpay_fn_health::FUNCTION)
-        .http(meshpay_fn_probe::FUNCTION)
-        .http(meshpay_fn_quotes::FUNCTION)
-        .http(meshpay_fn_authorize::FUNCTION)
-        .http(meshpay_fn_payments::FUNCTION)
-        .http(meshpay_fn_cancel::FUNCTION)
-        .http(meshpay_fn_balances::FUNCTION)
-        .http(meshpay_fn_openapi::FUNCTION)
-        .http(meshpay_fn_webhook_endpoints::FUNCTION)
-        .http(meshpay_fn_webhook_deliveries::FUNCTION)
-        .http(meshpay_fn_confirm_webhook::FUNCTION)
-        .queue(
-            meshpay_fn_confirm::FUNCTION,
-            meshpay_fn_confirm::handler(confirm.clone()),
-        )
-        .queue(
-            meshpay_fn_settle::FUNCTION,
-            meshpay_fn_settle::handler(confirm.clone()),
-        )
-        .timer(
-            meshpay_fn_reconcile::FUNCTION,
-            meshpay_fn_reconcile::handler(confirm),
-        )
-        .queue(
-            meshpay_fn_probe_worker::FUNCTION,
-            meshpay_fn_probe_worker::handle,
-        )
-        .queue(
-            meshpay_fn_broadcast::FUNCTION,
-            meshpay_fn_broadcast::Broadcast::from_env().into_handler(),
-        )
-        .timer(meshpay_fn_heartbeat::FUNCTION, meshpay_fn_heartbeat::handle)
-        .timer(
-            meshpay_fn_notify::FUNCTION,
-            meshpay_fn_notify::handler(webhooks.dispatcher.clone()),
-        )
+    .http(meshpay_fn_health::FUNCTION)
+    .http(meshpay_fn_probe::FUNCTION)
+    .http(meshpay_fn_quotes::FUNCTION)
+    .http(meshpay_fn_authorize::FUNCTION)
+    .http(meshpay_fn_payments::FUNCTION)
+    .http(meshpay_fn_cancel::FUNCTION)
+    .http(meshpay_fn_balances::FUNCTION)
+    .http(meshpay_fn_openapi::FUNCTION)
+    .http(meshpay_fn_webhook_endpoints::FUNCTION)
+    .http(meshpay_fn_webhook_deliveries::FUNCTION)
+    .http(meshpay_fn_confirm_webhook::FUNCTION)
+    .queue(
+        meshpay_fn_confirm::FUNCTION,
+        meshpay_fn_confirm::handler(confirm.clone()),
+    )
+    .queue(
+        meshpay_fn_settle::FUNCTION,
+        meshpay_fn_settle::handler(confirm.clone()),
+    )
+    .timer(
+        meshpay_fn_reconcile::FUNCTION,
+        meshpay_fn_reconcile::handler(confirm),
+    )
+    .queue(
+        meshpay_fn_probe_worker::FUNCTION,
+        meshpay_fn_probe_worker::handle,
+    )
+    .queue(
+        meshpay_fn_broadcast::FUNCTION,
+        meshpay_fn_broadcast::Broadcast::from_env().into_handler(),
+    )
+    .timer(meshpay_fn_heartbeat::FUNCTION, meshpay_fn_heartbeat::handle)
+    .timer(
+        meshpay_fn_notify::FUNCTION,
+        meshpay_fn_notify::handler(webhooks.dispatcher.clone()),
+    )
 }
 
 /// The confirm/settle/reconcile engine (shared by the four functions). `run` validates the
@@ -115,7 +117,8 @@ pub async fn run(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
     meshpay_confirm::ConfirmConfig::from_env().context("confirm configuration")?;
     let app = function_app(payments, &webhooks)
         .build()
-        .context("registering functions")?;
+        .context("registering functions")?
+        .layer(CatchPanicLayer::custom(panic_response));
     let listener = meshpay_shim::bind_loopback(args.port)
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
@@ -127,6 +130,30 @@ pub async fn run(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
         .context("serving")?;
     tracing::info!("meshpay stopped");
     Ok(())
+}
+
+/// A panicking HTTP handler answers a problem+json 500 instead of dropping the connection (queue
+/// and timer handlers are already guarded by the shim). The panic text is logged, never sent.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    tracing::error!(panic = %detail, "handler panicked");
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "code": "internal",
+        "detail": "An internal error occurred.",
+    });
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Ctrl-C locally; SIGTERM when the host or a supervisor stops the process.

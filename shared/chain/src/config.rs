@@ -54,6 +54,9 @@ pub enum ConfigError {
     /// No `[[chains]]` entry.
     #[error("chains config lists no chains")]
     NoChains,
+    /// A `MESHPAY_FEE_CAP_WEI_<CHAIN>` override is not a positive integer number of wei.
+    #[error("{var} must be a positive integer number of wei")]
+    InvalidFeeCapOverride { var: String },
     /// One chain entry is inconsistent.
     #[error("chain {chain:?}: {problem}")]
     Invalid {
@@ -143,9 +146,30 @@ impl fmt::Debug for Chain {
 
 impl ChainsConfig {
     /// Loads the file named by `MESHPAY_CHAINS_CONFIG`.
+    /// Each chain's fee cap may be overridden by `MESHPAY_FEE_CAP_WEI_<CHAIN>` (name upper-cased,
+    /// `-` as `_`), so operators can raise a cap during a fee spike with an app setting instead of
+    /// a redeploy (a cap that cannot be raised strands transactions: OZ relayer #808).
     pub fn from_env() -> Result<Self, ConfigError> {
         let path = std::env::var_os(CHAINS_CONFIG_ENV).ok_or(ConfigError::EnvMissing)?;
-        Self::load(Path::new(&path))
+        let mut config = Self::load(Path::new(&path))?;
+        config.apply_fee_cap_overrides(|var| std::env::var(var).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `MESHPAY_FEE_CAP_WEI_<CHAIN>` overrides looked up through `lookup`.
+    pub fn apply_fee_cap_overrides(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        for chain in &mut self.chains {
+            let var = fee_cap_override_var(&chain.name);
+            let Some(value) = lookup(&var) else { continue };
+            match value.trim().parse::<u128>() {
+                Ok(cap) if cap > 0 => chain.max_fee_per_gas_cap_wei = cap,
+                _ => return Err(ConfigError::InvalidFeeCapOverride { var }),
+            }
+        }
+        Ok(())
     }
 
     /// Loads and validates a TOML file.
@@ -194,6 +218,14 @@ impl ChainsConfig {
         }
         Ok(Self { chains })
     }
+}
+
+/// `MESHPAY_FEE_CAP_WEI_<CHAIN>` for a chain name (`base-sepolia` → `MESHPAY_FEE_CAP_WEI_BASE_SEPOLIA`).
+pub fn fee_cap_override_var(chain: &str) -> String {
+    format!(
+        "MESHPAY_FEE_CAP_WEI_{}",
+        chain.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 impl Chain {
@@ -395,6 +427,33 @@ mod tests {
             Err(ConfigError::Invalid { problem, .. }) => problem,
             other => panic!("expected an invalid chain, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn fee_cap_override_replaces_the_file_cap_and_rejects_bad_values() {
+        let mut config = ChainsConfig::from_toml_str(VALID).unwrap();
+        config
+            .apply_fee_cap_overrides(|var| {
+                (var == "MESHPAY_FEE_CAP_WEI_ANVIL").then(|| "500000000000".to_owned())
+            })
+            .unwrap();
+        assert_eq!(
+            config.chain("anvil").unwrap().max_fee_per_gas_cap_wei,
+            500_000_000_000
+        );
+        for bad in ["0", "-1", "1.5", "lots"] {
+            let error = config
+                .apply_fee_cap_overrides(|_| Some(bad.to_owned()))
+                .unwrap_err();
+            assert!(
+                matches!(error, ConfigError::InvalidFeeCapOverride { .. }),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            fee_cap_override_var("base-sepolia"),
+            "MESHPAY_FEE_CAP_WEI_BASE_SEPOLIA"
+        );
     }
 
     #[test]

@@ -76,6 +76,12 @@ impl TempRole {
         match created {
             Ok(_) => Some(TempRole { name, admin_url }),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
+                // CI's server is set up by scripts/postgres.sh with CREATEROLE: a skip there
+                // would hide a broken login path.
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "the test role lacks CREATEROLE in CI (scripts/postgres.sh grants it)"
+                );
                 eprintln!(
                     "SKIPPED: the admin role lacks CREATEROLE; run with \
                      MESHPAY_TEST_PG_ROLE_ADMIN_URL=<url of a role with CREATEROLE> \
