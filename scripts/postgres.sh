@@ -30,9 +30,13 @@ as_root() { if is_root; then "$@"; else sudo "$@"; fi; }
 ready() { pg_isready -q -h "$HOST" -p "$PORT" >/dev/null 2>&1; }
 
 # True when the meshpay role can log in to the meshpay database.
+# The role logs in and has CREATEDB + CREATEROLE (tests create databases, and the Entra login
+# tests create a throwaway role).
 meshpay_ok() {
-  PGPASSWORD=$PASSWORD PGCONNECT_TIMEOUT=3 psql -h "$HOST" -p "$PORT" -U "$ROLE" -d "$DB" \
-    -XAtqc 'select 1' >/dev/null 2>&1
+  local attrs
+  attrs=$(PGPASSWORD=$PASSWORD PGCONNECT_TIMEOUT=3 psql -h "$HOST" -p "$PORT" -U "$ROLE" -d "$DB" \
+    -XAtqc 'select rolcreatedb and rolcreaterole from pg_roles where rolname = current_user' 2>/dev/null) || return 1
+  [ "$attrs" = t ]
 }
 
 pg_bindir() {
