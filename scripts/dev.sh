@@ -4,7 +4,11 @@
 #   anvil   (8545, chain 31337, a block every second; fresh chain each run)
 #   PostgreSQL (127.0.0.1:5432 via scripts/postgres.sh; database meshpay)
 #   devhost + meshpay (http://127.0.0.1:7071/api)
-# then migrates, deploys the dev USDC, creates a funded demo merchant and prints its API key.
+# then migrates, deploys the dev USDC, creates a funded demo merchant, prints its API key and
+# makes one demo payment (quote → settled, `meshpay demo`), checked against the chain.
+# Every run starts from empty data: anvil is a new chain each time, so the dev database and
+# Azurite's storage are emptied at start (payments, nonces and queue messages of a chain that no
+# longer exists would stall new payments: a hot wallet's next nonce would be ahead of the chain).
 # Ctrl-C stops everything this script started (PostgreSQL only if it was not running before).
 #
 # Env: PROFILE=release to run release binaries (default debug, faster to build);
@@ -113,6 +117,12 @@ load_settings
 MESHPAY_CHAINS_CONFIG=${MESHPAY_CHAINS_CONFIG:-chains.dev.toml}
 [[ $MESHPAY_CHAINS_CONFIG = /* ]] || MESHPAY_CHAINS_CONFIG="$ROOT/$MESHPAY_CHAINS_CONFIG"
 export MESHPAY_CHAINS_CONFIG
+# The broadcast step signs with the keys this file lists (dev: anvil accounts 1 and 2, the hot
+# wallets of chains.dev.toml, through the local signer). Without it payments stop at authorized.
+MESHPAY_SIGNERS_CONFIG=${MESHPAY_SIGNERS_CONFIG:-signers.dev.toml}
+[[ $MESHPAY_SIGNERS_CONFIG = /* ]] || MESHPAY_SIGNERS_CONFIG="$ROOT/$MESHPAY_SIGNERS_CONFIG"
+[ -f "$MESHPAY_SIGNERS_CONFIG" ] || die "signers file $MESHPAY_SIGNERS_CONFIG is missing"
+export MESHPAY_SIGNERS_CONFIG
 
 phase "build ($PROFILE)"
 if [ "$PROFILE" = release ]; then
@@ -120,6 +130,17 @@ if [ "$PROFILE" = release ]; then
 else
   cargo build --bins
 fi
+
+phase "fresh data (new chain)"
+# The dev database is the one DATABASE_URL names (default meshpay on 127.0.0.1:5432); the
+# server keeps running (tests and other work may share it).
+rm -rf "$DEV/azurite" "$DEV/demo-merchant-id" "$DEV/demo.out"
+mkdir -p "$DEV/azurite"
+db=${DATABASE_URL##*/}
+db=${db%%\?*}
+psql "${DATABASE_URL%/*}/postgres" -XAtq -v ON_ERROR_STOP=1 \
+  -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" -c "CREATE DATABASE \"$db\"" \
+  || die "cannot recreate database $db (DATABASE_URL's role needs CREATEDB)"
 
 phase "azurite + anvil"
 rm -f "$DEV/dev.pids"
@@ -142,33 +163,11 @@ phase "dev chain: USDC"
 node scripts/dev-chain.mjs --rpc http://127.0.0.1:8545
 
 phase "demo merchant"
-# JSON field of meshpay's admin output on stdin.
-json_field() { node -e '
-  let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
-    const v = JSON.parse(s)[process.argv[1]];
-    if (v === undefined) { console.error(`no "${process.argv[1]}" in: ${s}`); process.exit(1); }
-    console.log(v);
-  })' "$1"; }
-# The first run creates the demo merchant with `meshpay admin demo-merchant` (funded with every
-# asset of chain anvil, all scopes) and keeps its id in .dev/, so re-runs reuse the merchant and
-# its balance and only mint a fresh key (keys are shown once and stored hashed).
-demo_key() {
-  local merchant="" out
-  [ -s "$DEV/demo-merchant-id" ] && merchant=$(cat "$DEV/demo-merchant-id")
-  if [ -n "$merchant" ]; then
-    if out=$("$BIN/meshpay" admin api-key create --merchant "$merchant" 2>>"$LOGS/admin.log"); then
-      json_field key <<<"$out"
-      return
-    fi
-    say "demo merchant $merchant is gone (database reset?): creating a new one"
-  fi
-  out=$("$BIN/meshpay" admin demo-merchant --chain anvil)
-  head -n1 <<<"$out" | json_field merchant_id >"$DEV/demo-merchant-id"
-  sed -n 's/^demo api key: //p' <<<"$out"
-}
+# A merchant funded with every asset of chain anvil and an all-scopes key (printed once).
 DEMO_KEY=""
-if has_cmd admin demo-merchant && has_cmd admin api-key create; then
-  DEMO_KEY=$(demo_key)
+if has_cmd admin demo-merchant; then
+  out=$("$BIN/meshpay" admin demo-merchant --chain anvil)
+  DEMO_KEY=$(sed -n 's/^demo api key: //p' <<<"$out")
   [ -n "$DEMO_KEY" ] || die "no demo api key in the output of meshpay admin demo-merchant"
 else
   say "TODO: 'meshpay admin demo-merchant' not there yet: no demo merchant"
@@ -198,18 +197,49 @@ _phase_end
 echo
 echo "meshpay ready at http://127.0.0.1:7071/api"
 [ -n "$DEMO_KEY" ] && echo "demo api key: $DEMO_KEY"
-cat <<TXT
 
-Try:
-  curl -s http://127.0.0.1:7071/api/health
-  curl -s http://127.0.0.1:7071/api/openapi.json | head -c 300
-TXT
+# One payment end to end (quote → authorized → broadcast → confirmed → settled), checked
+# against the chain's receipt. A failure leaves the stack up to look into.
+DEMO_PAYMENT="" DEMO_TX=""
+if [ -n "$DEMO_KEY" ] && has_cmd demo; then
+  echo
+  if "$BIN/meshpay" demo --api http://127.0.0.1:7071/api --api-key "$DEMO_KEY" --asset USDC \
+    --amount 25.00 --rpc http://127.0.0.1:8545 | tee "$DEV/demo.out"; then
+    DEMO_PAYMENT=$(grep -oE 'pay_[0-9a-zA-Z]+' "$DEV/demo.out" | head -n1 || true)
+    DEMO_TX=$(grep -oE 'tx 0x[0-9a-f]{64}' "$DEV/demo.out" | head -n1 | cut -c4- || true)
+  else
+    say "the demo payment did not settle (above); the stack stays up. Logs: .dev/logs/devhost.log"
+  fi
+fi
+
+API=http://127.0.0.1:7071/api
+echo
+echo "Try:"
+echo "  curl -s $API/health"
+echo "  curl -s $API/openapi.json | head -c 300"
 if [ -n "$DEMO_KEY" ]; then
+  AUTH="-H 'Authorization: Bearer $DEMO_KEY'"
   cat <<TXT
-  curl -s -H "Authorization: Bearer $DEMO_KEY" http://127.0.0.1:7071/api/balances
-  curl -s -H "Authorization: Bearer $DEMO_KEY" -H 'content-type: application/json' \\
-    -d '{"chain":"anvil","asset":"USDC","amount":"25.00","recipient":"0x90F79bf6EB2c4f870365E785982E1f101E93b906"}' \\
-    http://127.0.0.1:7071/api/quotes
+  curl -s $AUTH $API/balances
+  curl -s $AUTH '$API/payments?limit=5'
+TXT
+  [ -z "$DEMO_PAYMENT" ] || echo "  curl -s $AUTH $API/payments/$DEMO_PAYMENT"
+  cat <<TXT
+  # a payment by hand: quote, then authorize the quote's id (any unique Idempotency-Key)
+  curl -s $AUTH -H 'content-type: application/json' \\
+    -d '{"chain":"anvil","asset":"ETH","amount":"0.01","recipient":"0x90F79bf6EB2c4f870365E785982E1f101E93b906"}' \\
+    $API/quotes
+  curl -s $AUTH -H 'content-type: application/json' -H "Idempotency-Key: \$(cat /proc/sys/kernel/random/uuid)" \\
+    -d '{"quote_id":"quo_PASTE_THE_ID"}' $API/payments
+  # or the whole demo again, in ETH:
+  ${BIN#"$ROOT"/}/meshpay demo --api-key $DEMO_KEY --asset ETH --amount 0.01
+TXT
+fi
+if [ -n "$DEMO_TX" ]; then
+  cat <<TXT
+  # the chain's own view (anvil JSON-RPC):
+  curl -s -H 'content-type: application/json' \\
+    -d '{"jsonrpc":"2.0","id":1,"method":"eth_getTransactionReceipt","params":["$DEMO_TX"]}' http://127.0.0.1:8545
 TXT
 fi
 cat <<TXT

@@ -11,8 +11,12 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use meshpay_domain::{Address, Amount, AssetId, FeeBps, PaymentId, Scopes, U256};
-use meshpay_store::{NewMerchant, Store};
+use meshpay_domain::{
+    Address, Amount, AssetId, FeeBps, IdempotencyKey, MerchantId, PaymentId, QuoteId, Scopes, U256,
+};
+use meshpay_store::{
+    AuthorizeOutcome, AuthorizeRequest, NewMerchant, Store, StoredResponse, request_fingerprint,
+};
 use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
 use meshpay_testkit::azurite::Azurite;
 use meshpay_testkit::devhost::Devhost;
@@ -34,12 +38,22 @@ struct Stack {
     azurite: Azurite,
     devhost: Devhost,
     http: reqwest::Client,
+    merchant: MerchantId,
     key: String,
     chains_file: PathBuf,
 }
 
+/// How to start the stack.
+#[derive(Default)]
+struct Options {
+    /// `MESHPAY_FAULT` for the handler.
+    fault: Option<&'static str>,
+    /// Redeliver failed messages at once (visibility timeout 0) so poisoning takes moments.
+    fast_retries: bool,
+}
+
 impl Stack {
-    async fn start(fault: Option<&str>) -> Stack {
+    async fn start(options: Options) -> Stack {
         let (db, anvil, azurite) = tokio::join!(
             TestDb::create_migrated(&meshpay_store::MIGRATOR),
             Anvil::start(),
@@ -65,12 +79,17 @@ impl Stack {
                 root.join("signers.dev.toml").display().to_string(),
             )
             .env("AzureWebJobsStorage", azurite.connection_string());
-        if let Some(fault) = fault {
+        if let Some(fault) = options.fault {
             builder = builder.env("MESHPAY_FAULT", fault);
+        }
+        if options.fast_retries {
+            builder = builder
+                .host_set("extensions.queues.visibilityTimeout", "00:00:00")
+                .host_set("extensions.queues.maxPollingInterval", "00:00:00.100");
         }
         let devhost = builder.start().await;
         let store = Store::from_pool(db.pool().clone());
-        let key = merchant_key(&store).await;
+        let (merchant, key) = merchant_key(&store).await;
         Stack {
             db,
             store,
@@ -78,6 +97,7 @@ impl Stack {
             azurite,
             devhost,
             http: reqwest::Client::new(),
+            merchant,
             key,
             chains_file,
         }
@@ -204,7 +224,7 @@ impl Drop for Stack {
     }
 }
 
-async fn merchant_key(store: &Store) -> String {
+async fn merchant_key(store: &Store) -> (MerchantId, String) {
     let merchant = store
         .create_merchant(&NewMerchant {
             name: "broadcast e2e".into(),
@@ -232,7 +252,7 @@ async fn merchant_key(store: &Store) -> String {
         .create_api_key(merchant.id, Scopes::all())
         .await
         .unwrap();
-    key.key.expose().to_owned()
+    (merchant.id, key.key.expose().to_owned())
 }
 
 /// A fresh random recipient (balance zero), so each payment's arrival is measured on its own.
@@ -251,7 +271,7 @@ fn topic_address(topic: &Value) -> String {
 
 #[tokio::test]
 async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
-    let stack = Stack::start(None).await;
+    let stack = Stack::start(Options::default()).await;
     let eth_to = recipient();
     let usdc_to = recipient();
     let (eth_payment, eth_amount) = stack.pay("ETH", "0.25", &eth_to).await;
@@ -303,7 +323,7 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
 
 #[tokio::test]
 async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
-    let stack = Stack::start(None).await;
+    let stack = Stack::start(Options::default()).await;
     let to = recipient();
     let (id, amount) = stack.pay("ETH", "0.01", &to).await;
     let (view, _) = stack.mined(id).await;
@@ -347,7 +367,11 @@ async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
 async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
     // The first delivery aborts the process after storing the signed transaction; devhost
     // restarts it and the queue redelivers the message.
-    let stack = Stack::start(Some("after_persist_before_send")).await;
+    let stack = Stack::start(Options {
+        fault: Some("after_persist_before_send"),
+        ..Options::default()
+    })
+    .await;
     let to = recipient();
     let (id, amount) = stack.pay("USDC", "12.34", &to).await;
     let (view, receipt) = stack.mined(id).await;
@@ -374,7 +398,7 @@ async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_payments_from_two_wallets_get_gap_free_nonces() {
-    let stack = Stack::start(None).await;
+    let stack = Stack::start(Options::default()).await;
     let n = 200;
     let started = Instant::now();
     let ids: Vec<PaymentId> = futures::stream::iter(0..n)
@@ -414,5 +438,95 @@ async fn two_hundred_concurrent_payments_from_two_wallets_get_gap_free_nonces() 
         .await
         .unwrap();
     assert_eq!(transactions, n as i64);
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn bad_broadcast_messages_never_sign_and_malformed_ones_are_poisoned() {
+    let stack = Stack::start(Options {
+        fast_retries: true,
+        ..Options::default()
+    })
+    .await;
+    // A payment the merchant cancelled before the broadcast step ran: authorized through the
+    // store (so no queue message is emitted) and cancelled; its message is sent by hand below.
+    let quote: Value = stack
+        .http
+        .post(stack.devhost.api_url("quotes"))
+        .bearer_auth(&stack.key)
+        .json(
+            &json!({"chain": "anvil", "asset": "ETH", "amount": "0.01", "recipient": recipient()}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let quote_id = QuoteId::from_str(quote["id"].as_str().unwrap()).unwrap();
+    let request = AuthorizeRequest {
+        merchant_id: stack.merchant,
+        idempotency_key: IdempotencyKey::new("cancelled-one").unwrap(),
+        request_hash: request_fingerprint(&json!({"quote_id": quote_id})),
+        quote_id,
+        reference: None,
+        metadata: None,
+        hot_wallet: None,
+    };
+    let render = |_: &meshpay_store::Payment| StoredResponse {
+        status: 201,
+        body: json!({}),
+    };
+    let AuthorizeOutcome::Created { payment, .. } = stack
+        .store
+        .authorize_payment(&request, render)
+        .await
+        .unwrap()
+    else {
+        panic!("not created")
+    };
+    let cancelled = payment.id;
+    stack
+        .store
+        .cancel_payment(stack.merchant, cancelled)
+        .await
+        .unwrap();
+
+    let malformed = [
+        "not json at all".to_owned(),
+        json!({"v": 1}).to_string(),
+        json!({"v": 1, "payment_id": "pay_123"}).to_string(),
+        json!({"v": 1, "payment_id": PaymentId::new(), "extra": true}).to_string(),
+    ];
+    for body in &malformed {
+        stack.azurite.send("payments-broadcast", body).await;
+    }
+    let unknown = json!({"v": 1, "payment_id": PaymentId::new()}).to_string();
+    stack.azurite.send("payments-broadcast", &unknown).await;
+    let again = json!({"v": 1, "payment_id": cancelled}).to_string();
+    stack.azurite.send("payments-broadcast", &again).await;
+
+    let poisoned = stack
+        .azurite
+        .wait_for_messages("payments-broadcast-poison", malformed.len(), WAIT)
+        .await;
+    stack.drained("payments-broadcast").await;
+    let mut poisoned_sorted = poisoned.clone();
+    poisoned_sorted.sort();
+    let mut expected = malformed.to_vec();
+    expected.sort();
+    assert_eq!(
+        poisoned_sorted, expected,
+        "exactly the malformed ones are poisoned"
+    );
+    let transactions: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_transactions")
+        .fetch_one(stack.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(transactions, 0, "nothing signed");
+    for wallet in HOT_WALLETS {
+        assert_eq!(stack.nonce(wallet, "pending").await, 0, "nothing sent");
+    }
+    assert_eq!(stack.payment_view(cancelled).await["status"], "cancelled");
     stack.finish().await;
 }
