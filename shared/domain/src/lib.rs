@@ -21,7 +21,7 @@ pub mod scope;
 
 pub use alloy::primitives::{Address, B256, U256};
 pub use asset::{Asset, AssetId, AssetIdError, AssetKind, DecimalsError};
-pub use charges::Charges;
+pub use charges::{Capture, CaptureTo, Charges, HoldResolution, ResolveError};
 pub use ids::{
     ApiKeyId, IdError, IdempotencyKey, IdempotencyKeyError, MerchantId, PaymentId, QuoteId,
 };

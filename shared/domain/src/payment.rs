@@ -25,6 +25,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::money::Amount;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentStatus {
     Quoted,
@@ -154,10 +156,17 @@ pub enum PaymentEvent {
     Confirm,
     /// The confirming block left the canonical chain.
     Reorg,
-    /// Ledger settlement posted; the hold was captured.
-    Settle,
-    /// Terminal failure (reverted, rejected, ...), with the reason.
-    Fail { reason: FailureReason },
+    /// Ledger settlement posted; the hold was captured. `network_fee`: what the chain charged
+    /// (receipt `gasUsed × effectiveGasPrice`); the unused rest of the held fee is released.
+    Settle { network_fee: Amount },
+    /// Terminal failure, with the reason. `network_fee`: `Some` when the transaction was mined
+    /// but did not transfer (reverted): the gas was spent, so that fee is charged and the rest
+    /// released; `None` when nothing was mined (never sent, refused by the node): everything is
+    /// released.
+    Fail {
+        reason: FailureReason,
+        network_fee: Option<Amount>,
+    },
     /// The merchant cancelled before broadcast.
     Cancel,
     /// The quote lapsed before authorization.
@@ -210,23 +219,53 @@ impl fmt::Display for EventKind {
 }
 
 /// What an accepted event does to the payment's hold on the merchant's balance. The store applies
-/// it in the same transaction as the status change, so status and ledger cannot disagree.
+/// it in the same transaction as the status change, so status and ledger cannot disagree. The
+/// amounts each resolving effect moves are [`crate::Charges`]' `release_all`,
+/// `charge_network_fee` and `settle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldEffect {
     /// Move the total debit from available to held.
     Place,
     /// Leave the hold as it is.
     Keep,
-    /// Move the held funds back to available.
+    /// Move the held funds back to available: nothing was spent on chain.
     Release,
-    /// Consume the hold: post the settlement (recipient outflow and fees).
-    Capture,
+    /// A mined transaction failed: pay the `network_fee` the chain charged from the hold and
+    /// move the rest back to available.
+    ChargeNetworkFee { network_fee: Amount },
+    /// Consume the hold: post the settlement (recipient outflow, service fee, the `network_fee`
+    /// the chain charged) and move the unused rest of the held network fee back to available.
+    Capture { network_fee: Amount },
+}
+
+impl HoldEffect {
+    /// Whether the payment still has a hold after this effect (`held_before`: it had one).
+    pub const fn holds_after(self, held_before: bool) -> bool {
+        match self {
+            HoldEffect::Place => true,
+            HoldEffect::Keep => held_before,
+            HoldEffect::Release
+            | HoldEffect::ChargeNetworkFee { .. }
+            | HoldEffect::Capture { .. } => false,
+        }
+    }
 }
 
 impl PaymentEvent {
+    /// A failure before anything was mined: the whole hold is released.
     pub fn fail(reason: impl Into<String>) -> Self {
         PaymentEvent::Fail {
             reason: FailureReason::new(reason),
+            network_fee: None,
+        }
+    }
+
+    /// A mined transaction that did not transfer: `network_fee` (receipt `gasUsed ×
+    /// effectiveGasPrice`) is charged, the rest of the hold released.
+    pub fn fail_mined(reason: impl Into<String>, network_fee: Amount) -> Self {
+        PaymentEvent::Fail {
+            reason: FailureReason::new(reason),
+            network_fee: Some(network_fee),
         }
     }
 
@@ -236,7 +275,7 @@ impl PaymentEvent {
             PaymentEvent::Broadcast => EventKind::Broadcast,
             PaymentEvent::Confirm => EventKind::Confirm,
             PaymentEvent::Reorg => EventKind::Reorg,
-            PaymentEvent::Settle => EventKind::Settle,
+            PaymentEvent::Settle { .. } => EventKind::Settle,
             PaymentEvent::Fail { .. } => EventKind::Fail,
             PaymentEvent::Cancel => EventKind::Cancel,
             PaymentEvent::Expire => EventKind::Expire,
@@ -245,19 +284,40 @@ impl PaymentEvent {
 
     pub fn failure_reason(&self) -> Option<&FailureReason> {
         match self {
-            PaymentEvent::Fail { reason } => Some(reason),
+            PaymentEvent::Fail { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The network fee the chain charged, for the events that know it (recorded on the payment).
+    pub const fn network_fee_charged(&self) -> Option<Amount> {
+        match self {
+            PaymentEvent::Settle { network_fee } => Some(*network_fee),
+            PaymentEvent::Fail { network_fee, .. } => *network_fee,
             _ => None,
         }
     }
 
     pub const fn hold_effect(&self) -> HoldEffect {
-        match self.kind() {
-            EventKind::Authorize => HoldEffect::Place,
-            EventKind::Fail | EventKind::Cancel => HoldEffect::Release,
-            EventKind::Settle => HoldEffect::Capture,
-            EventKind::Broadcast | EventKind::Confirm | EventKind::Reorg | EventKind::Expire => {
-                HoldEffect::Keep
+        match self {
+            PaymentEvent::Authorize => HoldEffect::Place,
+            PaymentEvent::Fail {
+                network_fee: Some(network_fee),
+                ..
+            } => HoldEffect::ChargeNetworkFee {
+                network_fee: *network_fee,
+            },
+            PaymentEvent::Fail {
+                network_fee: None, ..
             }
+            | PaymentEvent::Cancel => HoldEffect::Release,
+            PaymentEvent::Settle { network_fee } => HoldEffect::Capture {
+                network_fee: *network_fee,
+            },
+            PaymentEvent::Broadcast
+            | PaymentEvent::Confirm
+            | PaymentEvent::Reorg
+            | PaymentEvent::Expire => HoldEffect::Keep,
         }
     }
 }
@@ -302,11 +362,7 @@ pub fn transition(
     // Invariant: a hold exists exactly while the status says funds are held.
     debug_assert_eq!(
         to.holds_funds(),
-        match event.hold_effect() {
-            HoldEffect::Place => true,
-            HoldEffect::Keep => from.holds_funds(),
-            HoldEffect::Release | HoldEffect::Capture => false,
-        }
+        event.hold_effect().holds_after(from.holds_funds())
     );
     Ok(to)
 }
@@ -323,7 +379,9 @@ mod tests {
             E::Broadcast => PaymentEvent::Broadcast,
             E::Confirm => PaymentEvent::Confirm,
             E::Reorg => PaymentEvent::Reorg,
-            E::Settle => PaymentEvent::Settle,
+            E::Settle => PaymentEvent::Settle {
+                network_fee: Amount::from(86_207_104_363_380u64),
+            },
             E::Fail => PaymentEvent::fail("reverted"),
             E::Cancel => PaymentEvent::Cancel,
             E::Expire => PaymentEvent::Expire,
@@ -405,14 +463,51 @@ mod tests {
 
     #[test]
     fn hold_effects_keep_funds_held_exactly_while_the_status_holds_funds() {
+        let mined_failure = PaymentEvent::fail_mined("reverted", Amount::from(21_000u64));
         for (from, kind, to) in LEGAL {
-            let effect = event_of(kind).hold_effect();
-            let held_after = match effect {
-                HoldEffect::Place => true,
-                HoldEffect::Keep => from.holds_funds(),
-                HoldEffect::Release | HoldEffect::Capture => false,
-            };
-            assert_eq!(held_after, to.holds_funds(), "{from} + {kind}");
+            let mut events = vec![event_of(kind)];
+            if kind == E::Fail {
+                events.push(mined_failure.clone());
+            }
+            for event in events {
+                let held_after = event.hold_effect().holds_after(from.holds_funds());
+                assert_eq!(held_after, to.holds_funds(), "{from} + {event:?}");
+                assert_eq!(transition(from, &event), Ok(to), "{from} + {event:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_mined_failure_charges_its_network_fee_and_an_unmined_one_releases_everything() {
+        let fee = Amount::from(86_207_104_363_380u64);
+        let mined = PaymentEvent::fail_mined("transaction reverted", fee);
+        assert_eq!(
+            mined.hold_effect(),
+            HoldEffect::ChargeNetworkFee { network_fee: fee }
+        );
+        assert_eq!(mined.network_fee_charged(), Some(fee));
+        assert_eq!(mined.kind(), E::Fail);
+        assert_eq!(
+            mined.failure_reason().map(FailureReason::as_str),
+            Some("transaction reverted")
+        );
+        let unmined = PaymentEvent::fail("nonce too low");
+        assert_eq!(unmined.hold_effect(), HoldEffect::Release);
+        assert_eq!(unmined.network_fee_charged(), None);
+        assert_eq!(PaymentEvent::Cancel.hold_effect(), HoldEffect::Release);
+    }
+
+    #[test]
+    fn settling_captures_with_the_charged_network_fee() {
+        let settle = event_of(E::Settle);
+        let fee = Amount::from(86_207_104_363_380u64);
+        assert_eq!(
+            settle.hold_effect(),
+            HoldEffect::Capture { network_fee: fee }
+        );
+        assert_eq!(settle.network_fee_charged(), Some(fee));
+        for kind in [E::Authorize, E::Broadcast, E::Confirm, E::Reorg, E::Cancel, E::Expire] {
+            assert_eq!(event_of(kind).network_fee_charged(), None, "{kind}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! The store's one error type. Business outcomes are variants of their own (the API maps each to
 //! a problem+json `code`); database failures are wrapped, never stringified.
 
-use meshpay_domain::{Amount, AssetId, IllegalTransition};
+use meshpay_domain::{Amount, AssetId, IllegalTransition, PaymentId};
 
 /// Which merchant limit a payment would break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,15 @@ pub enum StoreError {
     /// bad CLI input.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The chain charged more network fee than the payment held for it (its transaction was
+    /// priced above the quote). Nothing is posted: taking the difference would overdraw the
+    /// hold, so the payment waits for an operator. Amounts are native-asset base units.
+    #[error("payment {payment}: the chain charged a network fee of {charged}, more than the {held} held")]
+    NetworkFeeExceedsHold {
+        payment: PaymentId,
+        charged: Amount,
+        held: Amount,
+    },
     /// `check_ledger_invariants` found problems (each string names one).
     #[error("ledger invariants violated: {}", .0.join("; "))]
     InvariantViolated(Vec<String>),

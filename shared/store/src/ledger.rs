@@ -4,8 +4,11 @@
 //! here before writing and again by a deferred trigger at commit). Merchant accounts come in
 //! pairs per asset, `merchant_available` and `merchant_held`; a hold moves funds from the first to
 //! the second, a release moves them back, a capture (settlement) moves them out to the outflow
-//! and fee accounts. Funding moves money from the asset's `funding` account (the outside world,
-//! which goes negative) to the merchant's available balance.
+//! and fee accounts. The network fee is held at its quoted maximum but only what the chain
+//! charged is captured (settlement, or a mined transaction that reverted); the unused rest is
+//! released in the same database transaction ([`resolve_holds`]). Funding moves money from the
+//! asset's `funding` account (the outside world, which goes negative) to the merchant's
+//! available balance.
 //!
 //! Concurrency (the Blnk #238/#239 lessons): a posting locks *every* merchant account it touches,
 //! source and destination, with `SELECT … ORDER BY id FOR UPDATE` (one global order, so no
@@ -15,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use meshpay_domain::{Amount, AssetId, MerchantId, PaymentId, U256};
+use meshpay_domain::{Amount, AssetId, CaptureTo, HoldResolution, MerchantId, PaymentId, U256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -52,6 +55,8 @@ pub(crate) enum TxKind {
     Hold,
     Release,
     Settle,
+    /// A failed payment's mined transaction, paid from its hold.
+    NetworkFee,
 }
 
 impl TxKind {
@@ -61,6 +66,7 @@ impl TxKind {
             TxKind::Hold => "hold",
             TxKind::Release => "release",
             TxKind::Settle => "settle",
+            TxKind::NetworkFee => "network_fee",
         }
     }
 }
@@ -359,86 +365,148 @@ async fn take_open_holds(
     Ok((merchant, holds))
 }
 
-/// Releases a payment's holds back to available (cancel, fail).
-pub(crate) async fn release_holds(conn: &mut PgConnection, payment: PaymentId) -> Result<()> {
-    let (merchant, holds) = take_open_holds(conn, payment, "released").await?;
-    let assets: Vec<AssetId> = holds.iter().map(|(a, _)| a.clone()).collect();
-    let pairs = lock_merchant_accounts(conn, merchant, &assets, false).await?;
-    let mut legs = Vec::with_capacity(holds.len() * 2);
-    for (asset, amount) in &holds {
-        let pair = pairs.get(asset).ok_or_else(|| {
-            StoreError::Corrupt(format!("hold on {asset} without merchant accounts"))
-        })?;
-        legs.push(Leg {
-            account: pair.held,
-            asset: asset.clone(),
-            amount: *amount,
-            credit: false,
-            tracked: true,
-        });
-        legs.push(Leg {
-            account: pair.available,
-            asset: asset.clone(),
-            amount: *amount,
-            credit: true,
-            tracked: true,
-        });
-    }
-    post(conn, TxKind::Release, Some(payment), &legs).await?;
-    Ok(())
+/// How a payment's holds end (see [`HoldResolution`] for the amounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HoldOutcome {
+    /// Cancelled, or failed before anything was mined: everything back to available.
+    Released,
+    /// Failed after its transaction was mined: the network fee paid, the rest released.
+    FeeCharged,
+    /// Settled: amount, service fee and network fee paid, the unused fee released.
+    Captured,
 }
 
-/// Captures a payment's holds (settle): held funds leave to the recipient (outflow account) and
-/// the fee accounts. The held amounts must equal the payment's debits exactly.
-pub(crate) async fn capture_holds(
+impl HoldOutcome {
+    /// `holds.status` afterwards.
+    const fn hold_status(self) -> &'static str {
+        match self {
+            HoldOutcome::Released | HoldOutcome::FeeCharged => "released",
+            HoldOutcome::Captured => "captured",
+        }
+    }
+
+    /// The ledger transaction kind of the captured part.
+    const fn capture_kind(self) -> TxKind {
+        match self {
+            HoldOutcome::Captured => TxKind::Settle,
+            HoldOutcome::Released | HoldOutcome::FeeCharged => TxKind::NetworkFee,
+        }
+    }
+}
+
+const fn capture_account(to: CaptureTo) -> AccountKind {
+    match to {
+        CaptureTo::Recipient => AccountKind::Outflow,
+        CaptureTo::ServiceFee => AccountKind::ServiceFees,
+        CaptureTo::NetworkFee => AccountKind::NetworkFees,
+    }
+}
+
+/// Resolves a payment's open holds: the captured parts leave the merchant's held balance to
+/// their system accounts (one posting of `outcome`'s capture kind), the rest goes back to
+/// available (one `release` posting). The open holds must be exactly the payment's debits and
+/// `resolution` must split each of them exactly (checked here, before anything is posted; the
+/// caller's transaction is rolled back on error).
+pub(crate) async fn resolve_holds(
     conn: &mut PgConnection,
     payment: &crate::payments::Payment,
+    outcome: HoldOutcome,
+    resolution: &HoldResolution,
 ) -> Result<()> {
-    let (merchant, holds) = take_open_holds(conn, payment.id, "captured").await?;
+    let (merchant, holds) = take_open_holds(conn, payment.id, outcome.hold_status()).await?;
     if holds != payment.charges.debits() {
         return Err(StoreError::Corrupt(format!(
             "holds of {} differ from its debits",
             payment.id
         )));
     }
+    check_split(payment.id, &holds, resolution)?;
     let assets: Vec<AssetId> = holds.iter().map(|(a, _)| a.clone()).collect();
     let pairs = lock_merchant_accounts(conn, merchant, &assets, false).await?;
-    let c = &payment.charges;
-    let mut legs = Vec::new();
-    for (asset, amount) in &holds {
-        let pair = pairs.get(asset).ok_or_else(|| {
+    let pair = |asset: &AssetId| {
+        pairs.get(asset).ok_or_else(|| {
             StoreError::Corrupt(format!("hold on {asset} without merchant accounts"))
-        })?;
-        legs.push(Leg {
-            account: pair.held,
-            asset: asset.clone(),
-            amount: *amount,
-            credit: false,
-            tracked: true,
-        });
-    }
-    let credits = [
-        (AccountKind::Outflow, &c.asset, c.amount),
-        (AccountKind::ServiceFees, &c.asset, c.service_fee),
-        (
-            AccountKind::NetworkFees,
-            &c.network_fee_asset,
-            c.network_fee,
-        ),
-    ];
-    for (kind, asset, amount) in credits {
-        if !amount.is_zero() {
-            let account = system_account(conn, kind, asset).await?;
+        })
+    };
+    if !resolution.captured.is_empty() {
+        // One debit per held account (the sum of its captured parts), one credit per part.
+        let mut per_asset: BTreeMap<&AssetId, Amount> = BTreeMap::new();
+        for part in &resolution.captured {
+            let sum = per_asset.entry(&part.asset).or_default();
+            *sum = sum.checked_add(part.amount).ok_or_else(|| {
+                StoreError::Corrupt(format!("capture of {} overflows", payment.id))
+            })?;
+        }
+        let mut legs = Vec::with_capacity(per_asset.len() + resolution.captured.len());
+        for (asset, amount) in per_asset {
             legs.push(Leg {
-                account,
+                account: pair(asset)?.held,
                 asset: asset.clone(),
                 amount,
+                credit: false,
+                tracked: true,
+            });
+        }
+        for part in &resolution.captured {
+            legs.push(Leg {
+                account: system_account(conn, capture_account(part.to), &part.asset).await?,
+                asset: part.asset.clone(),
+                amount: part.amount,
                 credit: true,
                 tracked: false,
             });
         }
+        post(conn, outcome.capture_kind(), Some(payment.id), &legs).await?;
     }
-    post(conn, TxKind::Settle, Some(payment.id), &legs).await?;
+    if !resolution.released.is_empty() {
+        let mut legs = Vec::with_capacity(resolution.released.len() * 2);
+        for (asset, amount) in &resolution.released {
+            let pair = pair(asset)?;
+            legs.push(Leg {
+                account: pair.held,
+                asset: asset.clone(),
+                amount: *amount,
+                credit: false,
+                tracked: true,
+            });
+            legs.push(Leg {
+                account: pair.available,
+                asset: asset.clone(),
+                amount: *amount,
+                credit: true,
+                tracked: true,
+            });
+        }
+        post(conn, TxKind::Release, Some(payment.id), &legs).await?;
+    }
+    Ok(())
+}
+
+/// Per asset, captured + released must be exactly the open hold: nothing is taken from the
+/// merchant's available balance and nothing stays held.
+fn check_split(
+    payment: PaymentId,
+    holds: &[(AssetId, Amount)],
+    resolution: &HoldResolution,
+) -> Result<()> {
+    let mut out: BTreeMap<&AssetId, U256> = BTreeMap::new();
+    let parts = resolution
+        .captured
+        .iter()
+        .map(|c| (&c.asset, c.amount))
+        .chain(resolution.released.iter().map(|(a, n)| (a, *n)));
+    for (asset, amount) in parts {
+        let sum = out.entry(asset).or_default();
+        *sum = sum
+            .checked_add(amount.base_units())
+            .ok_or_else(|| StoreError::Corrupt(format!("resolution of {payment} overflows")))?;
+    }
+    let held: BTreeMap<&AssetId, U256> = holds.iter().map(|(a, n)| (a, n.base_units())).collect();
+    if out != held {
+        return Err(StoreError::Corrupt(format!(
+            "resolution of {payment} does not split its holds exactly"
+        )));
+    }
     Ok(())
 }
 
@@ -582,9 +650,11 @@ impl Store {
     /// Checks the ledger's invariants over the whole database (tests, reconciliation):
     /// entries sum to zero per asset and per ledger transaction and asset; cached balances equal
     /// their entries; no merchant balance is negative; held balances equal open holds; a payment
-    /// has open holds exactly while its status holds funds; every settled payment is captured.
+    /// has open holds exactly while its status holds funds; every settled payment is captured;
+    /// no payment paid more network fee than was held for it, and a recorded actual network fee
+    /// is exactly what was posted to the network-fee account.
     pub async fn check_ledger_invariants(&self) -> Result<()> {
-        let checks: [(&str, &str); 7] = [
+        let checks: [(&str, &str); 9] = [
             (
                 "entries do not sum to zero for asset",
                 "SELECT asset FROM ledger_entries GROUP BY asset HAVING sum(amount) <> 0",
@@ -626,6 +696,24 @@ impl Store {
                 "settled payment without a settlement posting",
                 "SELECT p.id::text FROM payments p WHERE p.status = 'settled' AND NOT EXISTS
                    (SELECT 1 FROM ledger_transactions t WHERE t.kind = 'settle' AND t.payment_id = p.id)",
+            ),
+            (
+                "network fee captured above its hold for payment",
+                "WITH f AS (SELECT t.payment_id, sum(e.amount) AS s FROM ledger_transactions t
+                              JOIN ledger_entries e ON e.transaction_id = t.id
+                              JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'network_fees'
+                             WHERE t.payment_id IS NOT NULL GROUP BY t.payment_id)
+                 SELECT p.id::text FROM payments p JOIN f ON f.payment_id = p.id
+                  WHERE f.s > p.network_fee",
+            ),
+            (
+                "recorded network fee differs from its postings for payment",
+                "WITH f AS (SELECT t.payment_id, sum(e.amount) AS s FROM ledger_transactions t
+                              JOIN ledger_entries e ON e.transaction_id = t.id
+                              JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'network_fees'
+                             WHERE t.payment_id IS NOT NULL GROUP BY t.payment_id)
+                 SELECT p.id::text FROM payments p LEFT JOIN f ON f.payment_id = p.id
+                  WHERE p.network_fee_actual IS NOT NULL AND coalesce(f.s, 0) <> p.network_fee_actual",
             ),
         ];
         let mut violations = Vec::new();

@@ -4,16 +4,21 @@
 //! One transaction: optimistic version check (`UPDATE … WHERE version = expected`), the domain's
 //! [`transition`], the event's ledger effect (release or capture of the holds), an appended
 //! `payment_events` row, a `webhook` outbox event plus the caller's outbox messages.
+//!
+//! Settling, and failing after the transaction was mined, resolve the holds with the network fee
+//! the chain actually charged (carried by the event): that fee is posted and recorded on the
+//! payment (`network_fee_actual`), the unused rest of the held fee released. A fee above the
+//! hold is refused before anything is written ([`StoreError::NetworkFeeExceedsHold`]).
 
 use meshpay_domain::{
-    Address, B256, EventKind, HoldEffect, MerchantId, PaymentEvent, PaymentId, PaymentStatus,
-    transition,
+    Address, B256, EventKind, HoldEffect, HoldResolution, MerchantId, PaymentEvent, PaymentId,
+    PaymentStatus, ResolveError, transition,
 };
 use sqlx::PgConnection;
 
 use crate::Store;
 use crate::error::{Result, StoreError};
-use crate::ledger;
+use crate::ledger::{self, HoldOutcome};
 use crate::outbox::{self, NewOutboxMessage, topics};
 use crate::payments::{Payment, select_payment, vanished};
 
@@ -113,6 +118,46 @@ fn opt_i64(value: Option<u64>, what: &str) -> Result<Option<i64>> {
         .transpose()
 }
 
+/// How `effect` resolves the payment's holds (`None`: they stay as they are).
+fn hold_resolution(
+    payment: &Payment,
+    effect: HoldEffect,
+) -> Result<Option<(HoldOutcome, HoldResolution)>> {
+    let c = &payment.charges;
+    let refused = |error: ResolveError| match error {
+        ResolveError::NetworkFeeExceedsHold { charged, held } => {
+            StoreError::NetworkFeeExceedsHold {
+                payment: payment.id,
+                charged,
+                held,
+            }
+        }
+        ResolveError::Inconsistent(asset) => StoreError::Corrupt(format!(
+            "charges of {} do not add up in {asset}",
+            payment.id
+        )),
+    };
+    Ok(match effect {
+        HoldEffect::Keep => None,
+        // Only `authorize_payment` creates payments (and their holds); a stored payment is never
+        // `quoted`, so `transition` has already refused `Authorize`.
+        HoldEffect::Place => {
+            return Err(StoreError::Corrupt(
+                "hold placement outside authorize".into(),
+            ));
+        }
+        HoldEffect::Release => Some((HoldOutcome::Released, c.release_all())),
+        HoldEffect::ChargeNetworkFee { network_fee } => Some((
+            HoldOutcome::FeeCharged,
+            c.charge_network_fee(network_fee).map_err(refused)?,
+        )),
+        HoldEffect::Capture { network_fee } => Some((
+            HoldOutcome::Captured,
+            c.settle(network_fee).map_err(refused)?,
+        )),
+    })
+}
+
 /// Applies `t` inside the caller's transaction (so later steps can add their own writes, e.g. a
 /// nonce allocation, atomically). Returns the updated payment.
 pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result<Payment> {
@@ -125,13 +170,16 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
         });
     }
     let to = transition(current.status, &t.event)?;
+    // Decided before any write: a refused fee leaves nothing behind.
+    let resolution = hold_resolution(&current, t.event.hold_effect())?;
     let reason = t.event.failure_reason().map(|r| r.as_str());
     let updated = sqlx::query(
         "UPDATE payments SET status = $3, version = version + 1, updated_at = now(),
              failure_reason = coalesce($4, failure_reason),
              hot_wallet = coalesce($5, hot_wallet), tx_hash = coalesce($6, tx_hash),
              nonce = coalesce($7, nonce), block_hash = coalesce($8, block_hash),
-             block_number = coalesce($9, block_number)
+             block_number = coalesce($9, block_number),
+             network_fee_actual = coalesce($10::text::numeric, network_fee_actual)
          WHERE id = $1 AND version = $2",
     )
     .bind(t.payment_id.as_uuid())
@@ -143,6 +191,7 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
     .bind(opt_i64(t.patch.nonce, "nonce")?)
     .bind(t.patch.block_hash.map(|h| h.to_string()))
     .bind(opt_i64(t.patch.block_number, "block number")?)
+    .bind(t.event.network_fee_charged().map(|fee| fee.to_string()))
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() != 1 {
@@ -151,17 +200,8 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
         });
     }
     // From here on the row is locked by our UPDATE: nobody else can change it until we commit.
-    match t.event.hold_effect() {
-        HoldEffect::Keep => {}
-        HoldEffect::Release => ledger::release_holds(conn, t.payment_id).await?,
-        HoldEffect::Capture => ledger::capture_holds(conn, &current).await?,
-        // Only `authorize_payment` creates payments (and their holds); a stored payment is never
-        // `quoted`, so `transition` has already refused `Authorize`.
-        HoldEffect::Place => {
-            return Err(StoreError::Corrupt(
-                "hold placement outside authorize".into(),
-            ));
-        }
+    if let Some((outcome, resolution)) = &resolution {
+        ledger::resolve_holds(conn, &current, *outcome, resolution).await?;
     }
     let version = t.expected_version + 1;
     let event = EventRow {
