@@ -38,6 +38,8 @@ fn payments_api(state: AppState) -> Router {
 pub fn function_app(payments: AppState, webhooks: &WebhookServices) -> FunctionApp {
     let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), webhooks);
     let confirm = confirm_pipeline(&payments);
+    // One relay (database pool, signers) for broadcasting and reconcile's wallet healing.
+    let broadcast = meshpay_fn_broadcast::Broadcast::from_env();
     let chain_webhook = meshpay_fn_confirm_webhook::WebhookState {
         store: payments.store.clone(),
         config: std::sync::Arc::new(confirm.config().webhook.clone()),
@@ -68,16 +70,13 @@ pub fn function_app(payments: AppState, webhooks: &WebhookServices) -> FunctionA
     )
     .timer(
         meshpay_fn_reconcile::FUNCTION,
-        meshpay_fn_reconcile::handler(confirm),
+        meshpay_fn_reconcile::handler(confirm, Some(broadcast.shared_relay())),
     )
     .queue(
         meshpay_fn_probe_worker::FUNCTION,
         meshpay_fn_probe_worker::handle,
     )
-    .queue(
-        meshpay_fn_broadcast::FUNCTION,
-        meshpay_fn_broadcast::Broadcast::from_env().into_handler(),
-    )
+    .queue(meshpay_fn_broadcast::FUNCTION, broadcast.into_handler())
     .timer(meshpay_fn_heartbeat::FUNCTION, meshpay_fn_heartbeat::handle)
     .timer(
         meshpay_fn_notify::FUNCTION,

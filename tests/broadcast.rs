@@ -318,6 +318,32 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
         format!("{:#x}", attempts[0].tx_hash),
         view["tx_hash"].as_str().unwrap()
     );
+
+    // GET /api/payments/{id} shows every attempt with its hash and fees, never its bytes.
+    stack.drained("payments-broadcast").await;
+    let view = stack.payment_view(usdc_payment).await;
+    let shown = view["attempts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no attempts: {view}"));
+    assert_eq!(shown.len(), 1, "{view}");
+    let (shown, stored) = (&shown[0], &attempts[0]);
+    assert_eq!(shown["attempt"], 1);
+    assert_eq!(shown["tx_hash"], view["tx_hash"]);
+    assert_eq!(shown["nonce"], view["nonce"]);
+    assert_eq!(shown["from"], view["from"]);
+    assert_eq!(shown["status"], "sent", "{shown}");
+    assert!(shown["sent_at"].is_string(), "{shown}");
+    assert_eq!(
+        shown["max_fee_per_gas"],
+        stored.max_fee_per_gas_wei.to_string()
+    );
+    assert_eq!(
+        shown["max_priority_fee_per_gas"],
+        stored.max_priority_fee_per_gas_wei.to_string()
+    );
+    assert_eq!(shown["gas_limit"], stored.gas_limit.to_string());
+    let raw_hex: String = stored.raw.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!view.to_string().contains(&raw_hex[..64]), "{view}");
     stack.finish().await;
 }
 

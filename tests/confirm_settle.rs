@@ -199,6 +199,41 @@ impl Stack {
         self.store.get_payment_unscoped(id).await.unwrap().unwrap()
     }
 
+    /// `GET /api/payments/{id}` as the merchant sees it.
+    async fn payment_view(&self, id: PaymentId) -> Value {
+        let reply = self
+            .http
+            .get(self.devhost().api_url(&format!("payments/{id}")))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 200);
+        reply.json().await.unwrap()
+    }
+
+    /// What the chain charged for the payment's transaction, from anvil's receipt:
+    /// `gasUsed × effectiveGasPrice` (wei).
+    async fn charged_fee(&self, payment: &Payment) -> u128 {
+        let receipt = self
+            .anvil
+            .rpc(
+                "eth_getTransactionReceipt",
+                json!([payment.tx_hash.unwrap()]),
+            )
+            .await;
+        hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"])
+    }
+
+    async fn balance(&self, symbol: &str) -> (Amount, Amount) {
+        let balances = self.store.balances(self.merchant).await.unwrap();
+        let b = balances
+            .iter()
+            .find(|b| b.asset.symbol() == symbol)
+            .unwrap();
+        (b.available, b.held)
+    }
+
     /// Waits until `done(payment)`, mining one block per round when `mine`.
     async fn wait_until(
         &self,
@@ -479,6 +514,28 @@ async fn authorized_payment_settles_through_the_polling_path_without_a_webhook()
             .checked_sub(settled.charges.total_debit)
             .unwrap()
     );
+    // The native balance paid the network fee the chain charged, not the quoted maximum: the
+    // unused part of the held fee was released.
+    let charged = stack.charged_fee(&settled).await;
+    let quoted = settled.charges.network_fee.base_units().to::<u128>();
+    assert!(
+        charged > 0 && charged < quoted,
+        "charged {charged}, quoted {quoted}"
+    );
+    assert_eq!(
+        stack.balance("ETH").await,
+        (Amount::from_u128(MERCHANT_ETH - charged), Amount::ZERO)
+    );
+    let view = stack.payment_view(id).await;
+    assert_eq!(
+        view["fees"]["network"]["actual"]["base_units"],
+        charged.to_string(),
+        "{view}"
+    );
+    assert_eq!(
+        view["fees"]["network"]["amount"]["base_units"],
+        quoted.to_string()
+    );
     assert_eq!(
         stack
             .count("SELECT count(*) FROM chain_webhook_receipts")
@@ -602,7 +659,7 @@ async fn forged_or_stale_webhooks_change_nothing() {
 }
 
 #[tokio::test]
-async fn a_reverted_erc20_transfer_fails_the_payment_and_releases_the_hold() {
+async fn a_reverted_erc20_transfer_fails_the_payment_charges_its_gas_and_releases_the_rest() {
     let stack = Stack::start(Options::default()).await;
     let (id, _, to) = stack.pay_usdc("75.00").await;
     let broadcast = stack
@@ -612,7 +669,7 @@ async fn a_reverted_erc20_transfer_fails_the_payment_and_releases_the_hold() {
     stack.drain_usdc(broadcast.hot_wallet.unwrap()).await;
     let failed = stack.wait_for_status(id, PaymentStatus::Failed, true).await;
 
-    let reason = failed.failure_reason.unwrap();
+    let reason = failed.failure_reason.clone().unwrap();
     assert!(reason.contains("reverted"), "{reason}");
     let receipt = stack
         .anvil
@@ -623,19 +680,25 @@ async fn a_reverted_erc20_transfer_fails_the_payment_and_releases_the_hold() {
         .await;
     assert_eq!(receipt["status"], "0x0");
     assert!(stack.transfers_to(&to).await.is_empty());
-    // Both holds are released: the merchant has everything back, nothing held.
-    let balances = stack.store.balances(stack.merchant).await.unwrap();
-    for (symbol, funded) in [("USDC", MERCHANT_USDC), ("ETH", MERCHANT_ETH)] {
-        let b = balances
-            .iter()
-            .find(|b| b.asset.symbol() == symbol)
-            .unwrap();
-        assert_eq!(
-            (b.available, b.held),
-            (Amount::from_u128(funded), Amount::ZERO),
-            "{symbol}"
-        );
-    }
+    // The token hold is back in full; the gas the reverted transaction burnt is paid from the
+    // network-fee hold and only the rest of it released.
+    let charged = stack.charged_fee(&failed).await;
+    assert!(charged > 0, "a mined transaction costs gas");
+    assert_eq!(
+        stack.balance("USDC").await,
+        (Amount::from_u128(MERCHANT_USDC), Amount::ZERO)
+    );
+    assert_eq!(
+        stack.balance("ETH").await,
+        (Amount::from_u128(MERCHANT_ETH - charged), Amount::ZERO)
+    );
+    let view = stack.payment_view(id).await;
+    assert_eq!(view["status"], "failed");
+    assert_eq!(
+        view["fees"]["network"]["actual"]["base_units"],
+        charged.to_string(),
+        "{view}"
+    );
     assert_eq!(
         stack.event_names(id).await,
         ["authorize", "broadcast", "fail"]

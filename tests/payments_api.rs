@@ -367,7 +367,11 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
 
     let read = stack.get(&format!("/payments/{payment_id}"), &m.key).await;
     assert_eq!(read.status, 200);
-    assert_eq!(&read.body, payment);
+    // The single-payment read adds `attempts` (no transaction before broadcast).
+    let mut read_body = read.body.clone();
+    let attempts = read_body.as_object_mut().unwrap().remove("attempts");
+    assert_eq!(attempts, Some(json!([])));
+    assert_eq!(&read_body, payment);
     // the quote now names its payment and cannot be used again
     let quote_now = stack
         .get(
@@ -786,5 +790,29 @@ async fn openapi_document_is_served_without_a_key() {
     assert_eq!(reply.status, 200);
     assert!(reply.body["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(reply.body["paths"]["/api/payments"]["post"].is_object());
+    // A payment's transactions are documented, without their signed bytes.
+    let schemas = &reply.body["components"]["schemas"];
+    assert!(
+        schemas["PaymentView"]["properties"]["attempts"].is_object(),
+        "{}",
+        schemas["PaymentView"]
+    );
+    let attempt = schemas["TransactionAttemptView"]["properties"]
+        .as_object()
+        .unwrap();
+    for field in [
+        "attempt",
+        "tx_hash",
+        "nonce",
+        "from",
+        "max_fee_per_gas",
+        "max_priority_fee_per_gas",
+        "gas_limit",
+        "status",
+        "sent_at",
+    ] {
+        assert!(attempt.contains_key(field), "{field}");
+    }
+    assert!(!attempt.keys().any(|k| k.contains("raw")), "{attempt:?}");
     stack.assert_ledger_invariants().await;
 }

@@ -341,7 +341,9 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
             &[
                 PaymentEvent::Broadcast,
                 PaymentEvent::Confirm,
-                PaymentEvent::Settle,
+                PaymentEvent::Settle {
+                    network_fee: Amount::ZERO,
+                },
             ],
         )
         .await;

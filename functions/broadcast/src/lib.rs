@@ -5,6 +5,9 @@
 //! How each delivery ends (the queue delivers at least once; a process can die at any line):
 //! - sent (first time, re-sent stored bytes, "already known", already mined) → confirm message;
 //! - payment failed with a recorded reason (hold released) → completed, no confirm message;
+//! - payment parked for review (the node refused, but its signed bytes may still be mined, e.g.
+//!   "replacement transaction underpriced": nonce and hold kept) → completed, no confirm
+//!   message; the reconcile timer reports it;
 //! - unknown payment, or not `authorized`/`broadcast` → logged, completed, nothing changed;
 //! - anything not finished (RPC down, node refused for now, database busy) → invocation error:
 //!   the host redelivers and the next delivery resumes from the database;
@@ -16,9 +19,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use meshpay_domain::PaymentMessage;
-use meshpay_relay::{BroadcastOutcome, Delivery, Relay, RelayError};
+use meshpay_relay::{BroadcastOutcome, Delivery, LazyRelay, Relay, RelayError};
 use meshpay_shim::{FunctionJson, OutputError, Outputs, QueueInvocation};
-use tokio::sync::OnceCell;
 
 pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("broadcast");
 
@@ -46,7 +48,7 @@ pub enum BroadcastError {
 /// or given (tests).
 #[derive(Clone)]
 pub struct Broadcast {
-    relay: Arc<OnceCell<Arc<Relay>>>,
+    relay: LazyRelay,
 }
 
 impl Broadcast {
@@ -54,25 +56,23 @@ impl Broadcast {
     /// dev/test builds), read at the first invocation; a failed start is retried by the next.
     pub fn from_env() -> Self {
         Broadcast {
-            relay: Arc::new(OnceCell::new()),
+            relay: LazyRelay::from_env(DB_CONNECTIONS),
         }
     }
 
     pub fn with_relay(relay: Arc<Relay>) -> Self {
         Broadcast {
-            relay: Arc::new(OnceCell::new_with(Some(relay))),
+            relay: LazyRelay::ready(relay),
         }
     }
 
+    /// The same relay, for the reconcile timer's wallet healing (one pool, one set of signers).
+    pub fn shared_relay(&self) -> LazyRelay {
+        self.relay.clone()
+    }
+
     async fn relay(&self) -> Result<&Arc<Relay>, BroadcastError> {
-        self.relay
-            .get_or_try_init(|| async {
-                let relay = Relay::from_env(DB_CONNECTIONS).await?;
-                tracing::info!(?relay, "broadcast relay ready");
-                Ok::<_, RelayError>(Arc::new(relay))
-            })
-            .await
-            .map_err(BroadcastError::Init)
+        self.relay.get().await.map_err(BroadcastError::Init)
     }
 
     pub async fn handle(
@@ -103,6 +103,10 @@ impl Broadcast {
             Ok(BroadcastOutcome::Failed { reason, .. }) => {
                 tracing::warn!(payment = %payment_id, %reason, "payment failed at broadcast");
                 Ok(Outputs::new().log(format!("{payment_id} failed: {reason}")))
+            }
+            Ok(BroadcastOutcome::Parked { reason, .. }) => {
+                tracing::error!(payment = %payment_id, %reason, "payment parked for review at broadcast");
+                Ok(Outputs::new().log(format!("{payment_id} parked for review: {reason}")))
             }
             Ok(BroadcastOutcome::Ignored { reason, .. }) => {
                 tracing::warn!(payment = %payment_id, ?reason, "broadcast message ignored");

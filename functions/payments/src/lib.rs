@@ -1,5 +1,7 @@
 //! `payments`: `GET /api/payments/{id}` and `GET /api/payments?status=&limit=&cursor=` (newest
-//! first, keyset pagination). Another merchant's payment is a 404, like an unknown one.
+//! first, keyset pagination). Another merchant's payment is a 404, like an unknown one. A single
+//! payment comes with its `attempts` (every signed transaction: hash, nonce, fees, status; never
+//! the signed bytes); lists leave them out (one query per page, not per payment).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -51,7 +53,7 @@ pub struct ListParams {
     tag = "payments",
     params(("id" = String, Path, description = "Payment id (`pay_…`)")),
     responses(
-        (status = 200, description = "The payment", body = PaymentView),
+        (status = 200, description = "The payment, with `attempts`", body = PaymentView),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Key lacks `payments:read`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment for this merchant", body = Problem, content_type = "application/problem+json"),
@@ -69,7 +71,15 @@ pub async fn get_payment(
         .await
         .map_err(|e| from_store(e, "payment", &state.chains))?
         .ok_or_else(|| ApiError::not_found("payment"))?;
-    Ok(Json(Renderer::new(&state.chains).payment(&payment)?))
+    // Read after the payment (already scoped to the merchant), by its id.
+    let attempts = state
+        .store
+        .payment_transactions(payment.id)
+        .await
+        .map_err(|e| from_store(e, "payment", &state.chains))?;
+    Ok(Json(
+        Renderer::new(&state.chains).payment_with_attempts(&payment, &attempts)?,
+    ))
 }
 
 #[utoipa::path(

@@ -2,7 +2,10 @@
 //! [`Pipeline::reconcile`]: re-enqueues payments stuck without a pending message (authorized →
 //! `broadcast`, broadcast without a confirm chain → `confirm`, confirmed → `settle`), reports
 //! payments parked for review and every ledger invariant violation (logged at error level and
-//! stored in `reconcile_runs`). A bounded run; timers are not retried, the next run carries on.
+//! stored in `reconcile_runs`). With the broadcast step's relay it also heals hot wallets:
+//! stored transactions the chain never saw are re-sent, lowest nonce first
+//! (`Relay::heal_wallets`, bounded per run). A bounded run; timers are not retried, the next run
+//! carries on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +13,7 @@ use std::sync::Arc;
 
 use meshpay_confirm::{ConfirmMessage, Pipeline, ReconcileReport};
 use meshpay_domain::PaymentMessage;
+use meshpay_relay::LazyRelay;
 use meshpay_shim::{FunctionJson, OutputError, Outputs, TimerInvocation};
 
 pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("reconcile");
@@ -21,25 +25,47 @@ pub const SETTLE_OUTPUT: &str = "settle";
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Outputs, OutputError>> + Send>>;
 
-/// The timer handler for `FunctionApp::timer`, sharing one pipeline.
+/// The timer handler for `FunctionApp::timer`, sharing one pipeline and (for wallet healing)
+/// the broadcast step's relay; `None`: no healing.
 pub fn handler(
     pipeline: Arc<Pipeline>,
+    relay: Option<LazyRelay>,
 ) -> impl Fn(TimerInvocation) -> HandlerFuture + Send + Sync + 'static {
     move |invocation| {
         let pipeline = Arc::clone(&pipeline);
-        Box::pin(async move { handle(&pipeline, invocation).await })
+        let relay = relay.clone();
+        Box::pin(async move { handle(&pipeline, relay.as_ref(), invocation).await })
     }
 }
 
 pub async fn handle(
     pipeline: &Pipeline,
+    relay: Option<&LazyRelay>,
     invocation: TimerInvocation,
 ) -> Result<Outputs, OutputError> {
     if invocation.timer.is_past_due {
         tracing::info!("reconcile timer is past due: running now");
     }
-    let report = pipeline.reconcile().await;
-    outputs_for(&report)
+    // The relay is built on first use (signers, Key Vault); if that fails the rest of the
+    // run still happens.
+    let mut unavailable = None;
+    let ready = match relay {
+        Some(lazy) => match lazy.get().await {
+            Ok(relay) => Some(relay.as_ref()),
+            Err(error) => {
+                tracing::error!(%error, "relay unavailable: hot wallets not healed this run");
+                unavailable = Some(error.to_string());
+                None
+            }
+        },
+        None => None,
+    };
+    let report = pipeline.reconcile_with(ready).await;
+    let outputs = outputs_for(&report)?;
+    Ok(match unavailable {
+        Some(error) => outputs.log(format!("wallet healing unavailable: {error}")),
+        None => outputs,
+    })
 }
 
 /// One message per nudged payment, and a summary line for the host's log.
@@ -64,12 +90,13 @@ pub fn outputs_for(report: &ReconcileReport) -> Result<Outputs, OutputError> {
         .messages(CONFIRM_OUTPUT, &confirm)?
         .messages(SETTLE_OUTPUT, &settle)?
         .log(format!(
-            "reconcile: {} broadcast, {} confirm, {} settle re-enqueued; {} flagged, {} ledger violations",
+            "reconcile: {} broadcast, {} confirm, {} settle re-enqueued; {} flagged, {} ledger violations; {} wallets healed",
             broadcast.len(),
             confirm.len(),
             settle.len(),
             report.flagged.len(),
-            report.violations.len()
+            report.violations.len(),
+            report.healed.len()
         ));
     for violation in &report.violations {
         outputs = outputs.log(format!("LEDGER DISCREPANCY: {violation}"));

@@ -1,6 +1,7 @@
 //! `settle`: queue `payments-settle` → [`Pipeline::settle`]: the confirming block is checked to
 //! still be canonical, then the store's `Settle` transition posts the settlement in one
-//! transaction (hold captured; amount to outflow, fees to their accounts). Idempotent by
+//! transaction (hold captured; amount to outflow, service fee and the network fee the chain
+//! charged to their accounts, the unused held network fee released). Idempotent by
 //! payment id: a second delivery finds the payment settled and completes without a change.
 //!
 //! Output `confirm` (`payments-confirm`): only after a reorg took the confirming block away
@@ -54,6 +55,9 @@ pub fn outputs_for(outcome: &SettleOutcome) -> Result<Outputs, OutputError> {
         } => outputs
             .message(CONFIRM_OUTPUT, next)?
             .log(format!("{payment_id} back to broadcast: {detail}")),
+        SettleOutcome::NeedsReview { payment_id, detail } => {
+            outputs.log(format!("{payment_id} flagged for review: {detail}"))
+        }
         SettleOutcome::Ignored { payment_id, status } => {
             outputs.log(format!("{payment_id}: nothing to settle ({status:?})"))
         }
@@ -82,6 +86,12 @@ mod tests {
         assert!(settled.queues().is_empty());
         let again = outputs_for(&SettleOutcome::AlreadySettled { payment_id: id }).unwrap();
         assert!(again.queues().is_empty());
+        let review = outputs_for(&SettleOutcome::NeedsReview {
+            payment_id: id,
+            detail: "network fee above the hold".into(),
+        })
+        .unwrap();
+        assert!(review.queues().is_empty());
         let reorged = outputs_for(&SettleOutcome::Reorged {
             payment_id: id,
             next: ConfirmMessage::new(id),

@@ -6,6 +6,7 @@
 
 use meshpay_chain::ChainsConfig;
 use meshpay_domain::{Amount, AssetId, Charges, PaymentStatus};
+use meshpay_store::transactions::{AttemptStatus, TxAttempt};
 use meshpay_store::{Balance, Payment, Quote};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -37,7 +38,14 @@ pub struct AssetAmount {
 pub struct NetworkFee {
     /// Always the chain's native asset.
     pub asset: String,
+    /// The maximum, held at authorization.
     pub amount: Money,
+    /// Payments only: what the chain actually charged (receipt `gasUsed × effectiveGasPrice`),
+    /// never more than `amount`. Present once the payment settled, or failed after its
+    /// transaction was mined (a reverted transaction still costs gas); only this is debited, the
+    /// rest of `amount` is released. Absent while in flight and when nothing was mined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<Money>,
     /// Integer string.
     pub gas_limit: String,
     /// Integer string, wei.
@@ -143,6 +151,73 @@ pub struct PaymentView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// Every signed transaction of the payment, first attempt first (empty before broadcast).
+    /// `GET /api/payments/{id}` only: absent from lists and from other endpoints' answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<TransactionAttemptView>>,
+}
+
+/// Where a signed transaction of a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatusView {
+    /// Signed and stored; no node has acknowledged it yet.
+    Signed,
+    /// A node accepted it.
+    Sent,
+    /// Refused by the node for good: the payment failed.
+    Rejected,
+    /// Its nonce was used by another transaction; a later attempt replaced it.
+    Superseded,
+}
+
+impl From<AttemptStatus> for AttemptStatusView {
+    fn from(status: AttemptStatus) -> Self {
+        match status {
+            AttemptStatus::Signed => Self::Signed,
+            AttemptStatus::Sent => Self::Sent,
+            AttemptStatus::Rejected => Self::Rejected,
+            AttemptStatus::Superseded => Self::Superseded,
+        }
+    }
+}
+
+/// One signed transaction of a payment: its hash, nonce and fees (never the signed bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TransactionAttemptView {
+    /// 1 for the payment's first transaction.
+    pub attempt: u32,
+    pub tx_hash: String,
+    pub nonce: u64,
+    /// The hot wallet that signed it (EIP-55).
+    pub from: String,
+    /// Integer string, wei.
+    pub max_fee_per_gas: String,
+    /// Integer string, wei.
+    pub max_priority_fee_per_gas: String,
+    /// Integer string.
+    pub gas_limit: String,
+    pub status: AttemptStatusView,
+    /// When a node first accepted it; absent until then.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sent_at: Option<OffsetDateTime>,
+}
+
+impl From<&TxAttempt> for TransactionAttemptView {
+    fn from(a: &TxAttempt) -> Self {
+        TransactionAttemptView {
+            attempt: a.attempt.unsigned_abs(),
+            tx_hash: a.tx_hash.to_string(),
+            nonce: a.nonce,
+            from: a.from.to_checksum(None),
+            max_fee_per_gas: a.max_fee_per_gas_wei.to_string(),
+            max_priority_fee_per_gas: a.max_priority_fee_per_gas_wei.to_string(),
+            gas_limit: a.gas_limit.to_string(),
+            status: a.status.into(),
+            sent_at: a.first_sent_at,
+        }
+    }
 }
 
 /// One page of payments, newest first.
@@ -197,11 +272,15 @@ impl<'a> Renderer<'a> {
         gas_limit: u64,
         max_fee: u128,
         max_priority_fee: u128,
+        network_fee_actual: Option<Amount>,
     ) -> Result<Fees, ApiError> {
         Ok(Fees {
             network: NetworkFee {
                 asset: charges.network_fee_asset.symbol().to_owned(),
                 amount: self.money(&charges.network_fee_asset, charges.network_fee)?,
+                actual: network_fee_actual
+                    .map(|fee| self.money(&charges.network_fee_asset, fee))
+                    .transpose()?,
                 gas_limit: gas_limit.to_string(),
                 max_fee_per_gas_wei: max_fee.to_string(),
                 max_priority_fee_per_gas_wei: max_priority_fee.to_string(),
@@ -242,6 +321,7 @@ impl<'a> Renderer<'a> {
                 quote.gas_limit,
                 quote.max_fee_per_gas,
                 quote.max_priority_fee_per_gas,
+                None,
             )?,
             total_debit: self.total_debit(c)?,
             created_at: quote.created_at,
@@ -266,6 +346,7 @@ impl<'a> Renderer<'a> {
                 payment.gas_limit,
                 payment.max_fee_per_gas,
                 payment.max_priority_fee_per_gas,
+                payment.network_fee_actual,
             )?,
             total_debit: self.total_debit(c)?,
             reference: payment.reference.clone(),
@@ -277,7 +358,19 @@ impl<'a> Renderer<'a> {
             failure_reason: payment.failure_reason.clone(),
             created_at: payment.created_at,
             updated_at: payment.updated_at,
+            attempts: None,
         })
+    }
+
+    /// [`Renderer::payment`] with the payment's transactions (`attempts`).
+    pub fn payment_with_attempts(
+        &self,
+        payment: &Payment,
+        attempts: &[TxAttempt],
+    ) -> Result<PaymentView, ApiError> {
+        let mut view = self.payment(payment)?;
+        view.attempts = Some(attempts.iter().map(TransactionAttemptView::from).collect());
+        Ok(view)
     }
 
     pub fn balance(&self, balance: &Balance) -> Result<BalanceView, ApiError> {

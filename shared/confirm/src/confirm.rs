@@ -6,8 +6,9 @@
 //!        │                        └─ yes: pending
 //!        └─ mined ──▶ head (+ finalized) ──▶ final? ── no: wait
 //!                                            └─ yes ──▶ verify receipt ──▶ decide
-//! decide: transferred → confirmed (+ settle message) │ reverted / no Transfer → failed, hold
-//!         released │ mismatch → parked for review (reason recorded)
+//! decide: transferred → confirmed (+ settle message) │ reverted / no Transfer → failed: the
+//!         network fee the chain charged is paid from the hold, the rest released │ mismatch, or
+//!         a charged fee above the hold → parked for review (reason recorded)
 //! undecided → fresh message for the chain (or stalled after max_chain_wait)
 //! ```
 //!
@@ -16,7 +17,7 @@
 
 use std::time::Instant;
 
-use meshpay_domain::{B256, PaymentEvent, PaymentId, PaymentStatus};
+use meshpay_domain::{B256, Charges, PaymentEvent, PaymentId, PaymentStatus, ResolveError};
 use meshpay_relay::{SendClass, classify_send};
 use meshpay_store::confirmations::{self, CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
 use meshpay_store::transactions::{self, TxAttempt};
@@ -53,7 +54,8 @@ pub enum ConfirmOutcome {
     },
     /// Confirmed earlier: send the settle message again (the first may have been lost).
     AlreadyConfirmed { payment_id: PaymentId },
-    /// Failed (reverted on chain); the hold was released.
+    /// Failed (reverted on chain): the network fee the chain charged was paid from the hold,
+    /// the rest released.
     Failed {
         payment_id: PaymentId,
         reason: String,
@@ -390,44 +392,59 @@ impl Pipeline {
             block_number: receipt.block_number,
             block_hash: receipt.block_hash,
         };
+        // The gas a mined transaction burnt is spent whatever the verdict.
+        let network_fee =
+            Charges::network_fee_charged(receipt.gas_used, receipt.effective_gas_price_wei);
         let data = json!({
             "tx_hash": receipt.tx_hash,
             "block_number": receipt.block_number,
             "block_hash": receipt.block_hash,
             "gas_used": receipt.gas_used,
             "effective_gas_price": receipt.effective_gas_price_wei.to_string(),
+            "network_fee": network_fee,
         });
-        let (event, outcome, detail) = match verdict {
-            Verdict::Transferred => (PaymentEvent::Confirm, CheckOutcome::Confirmed, None),
-            Verdict::Reverted => {
-                let reason = format!(
-                    "transaction {} reverted in block {}",
-                    receipt.tx_hash, receipt.block_number
-                );
-                (
-                    PaymentEvent::fail(reason.clone()),
-                    CheckOutcome::Reverted,
-                    Some(reason),
-                )
-            }
-            Verdict::NoTransfer(reason) => (
-                PaymentEvent::fail(reason.clone()),
+        let review = |reason: String| CheckRecord {
+            detail: Some(reason),
+            seen: Some(seen),
+            reorg_seen: earlier.reorg,
+            resent: earlier.resent,
+            ..CheckRecord::new(CheckOutcome::NeedsReview)
+        };
+        let failed = |reason: String| {
+            (
+                PaymentEvent::fail_mined(reason.clone(), network_fee),
                 CheckOutcome::Reverted,
                 Some(reason),
-            ),
+            )
+        };
+        let (event, outcome, detail) = match verdict {
+            Verdict::Transferred => (PaymentEvent::Confirm, CheckOutcome::Confirmed, None),
+            Verdict::Reverted => failed(format!(
+                "transaction {} reverted in block {}",
+                receipt.tx_hash, receipt.block_number
+            )),
+            Verdict::NoTransfer(reason) => failed(reason),
             Verdict::Mismatch(reason) => {
                 tracing::error!(payment = %payment.id, tx_hash = %receipt.tx_hash, %reason,
                     "receipt does not prove the payment: parked for review");
-                let record = CheckRecord {
-                    detail: Some(reason),
-                    seen: Some(seen),
-                    reorg_seen: earlier.reorg,
-                    resent: earlier.resent,
-                    ..CheckRecord::new(CheckOutcome::NeedsReview)
-                };
-                return self.park(payment.id, claim, record).await;
+                return self.park(payment.id, claim, review(reason)).await;
             }
         };
+        // A failure pays its fee from the hold; one the hold cannot cover (the transaction was
+        // priced above the quote) is never taken from the merchant: an operator decides. (A
+        // transfer is checked at settlement, where its fee is posted.)
+        if detail.is_some()
+            && let Err(ResolveError::NetworkFeeExceedsHold { charged, held }) =
+                payment.charges.charge_network_fee(network_fee)
+        {
+            let reason = format!(
+                "transaction {} failed on chain and was charged a network fee of {charged}, \
+                 more than the {held} held for it",
+                receipt.tx_hash
+            );
+            tracing::error!(payment = %payment.id, %reason, "network fee above the hold: parked for review");
+            return self.park(payment.id, claim, review(reason)).await;
+        }
         let record = CheckRecord {
             detail: detail.clone(),
             seen: Some(seen),
@@ -469,7 +486,8 @@ impl Pipeline {
                 }
             }
             Some(reason) => {
-                tracing::warn!(payment = %payment.id, %reason, "payment failed on chain; hold released");
+                tracing::warn!(payment = %payment.id, %reason, %network_fee,
+                    "payment failed on chain; network fee charged, rest of the hold released");
                 ConfirmOutcome::Failed {
                     payment_id: payment.id,
                     reason,

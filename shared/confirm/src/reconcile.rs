@@ -10,6 +10,7 @@
 //! | expired unused quotes | counts them (they hold nothing) |
 //! | chain webhook ids past their retention | deletes them |
 //! | the ledger invariants | reports every violation |
+//! | hot wallets whose counter is ahead of the chain's pending nonce (with a relay: [`Pipeline::reconcile_with`]) | re-sends their stored transactions, lowest nonce first (`Relay::heal_wallets`, at most [`HEAL_MAX_SENDS`] per run, last so it never starves the scans above) |
 //!
 //! A payment is nudged at most once per `stale_after` per step (`reconcile_nudges`), so a step
 //! that is down does not get one more message per payment on every run; one nudged
@@ -18,6 +19,7 @@
 use std::time::Instant;
 
 use meshpay_domain::PaymentId;
+use meshpay_relay::{HealBudget, Relay, WalletHeal};
 use meshpay_store::StoreError;
 use meshpay_store::confirmations::NudgeStep;
 use serde::Serialize;
@@ -27,6 +29,10 @@ use crate::{ConfirmError, Pipeline};
 
 /// Most expired quotes counted per run (the count is informational).
 const EXPIRED_QUOTES_CAP: u32 = 10_000;
+
+/// Most stored transactions re-sent per run by wallet healing, all wallets together (each send
+/// is bounded by the RPC timeout; a healthy wallet costs one `eth_getTransactionCount`).
+pub const HEAL_MAX_SENDS: u32 = 64;
 
 /// A payment the run found needing attention, with why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,6 +54,8 @@ pub struct ReconcileReport {
     pub webhooks_pruned: u64,
     /// Ledger invariant violations (empty when the ledger is sound).
     pub violations: Vec<String>,
+    /// Hot wallets that wallet healing re-sent transactions for, or could not heal.
+    pub healed: Vec<WalletHeal>,
     /// Scans skipped because the run's budget was spent.
     pub skipped: Vec<&'static str>,
     /// Scans that failed (database errors); the run went on without them.
@@ -59,7 +67,10 @@ pub struct ReconcileReport {
 impl ReconcileReport {
     /// Whether anything needs an operator.
     pub fn has_discrepancies(&self) -> bool {
-        !self.violations.is_empty() || !self.flagged.is_empty() || !self.errors.is_empty()
+        !self.violations.is_empty()
+            || !self.flagged.is_empty()
+            || !self.errors.is_empty()
+            || self.healed.iter().any(WalletHeal::is_problem)
     }
 }
 
@@ -68,6 +79,12 @@ impl Pipeline {
     /// `report.errors` and the others still run, so payments already nudged (recorded in the
     /// database) always get their messages.
     pub async fn reconcile(&self) -> ReconcileReport {
+        self.reconcile_with(None).await
+    }
+
+    /// [`Pipeline::reconcile`], then (with the broadcast step's `relay`) wallet healing within
+    /// what is left of the budget.
+    pub async fn reconcile_with(&self, relay: Option<&Relay>) -> ReconcileReport {
         let started_at = OffsetDateTime::now_utc();
         let deadline = Instant::now() + self.config.reconcile.budget;
         let mut report = ReconcileReport::default();
@@ -92,6 +109,19 @@ impl Pipeline {
                 Ok(()) => {}
                 Err(StoreError::InvariantViolated(found)) => report.violations = found,
                 Err(error) => report.errors.push(format!("ledger check: {error}")),
+            }
+        }
+        if let Some(relay) = relay {
+            if Instant::now() > deadline {
+                report.skipped.push("heal");
+            } else {
+                let budget = HealBudget {
+                    deadline,
+                    max_sends: HEAL_MAX_SENDS,
+                };
+                let mut healed = relay.heal_wallets(budget).await;
+                healed.retain(WalletHeal::is_eventful);
+                report.healed = healed;
             }
         }
         let json = serde_json::to_value(&report).unwrap_or_default();
@@ -158,6 +188,9 @@ impl Pipeline {
         for violation in &report.violations {
             tracing::error!(%violation, "ledger invariant violated");
         }
+        for heal in report.healed.iter().filter(|h| h.is_problem()) {
+            tracing::error!(chain = %heal.chain, wallet = %heal.wallet, ?heal, "hot wallet not healed");
+        }
         for flag in &report.flagged {
             tracing::error!(payment = %flag.payment_id, reason = %flag.reason, "payment needs attention");
         }
@@ -167,6 +200,7 @@ impl Pipeline {
             settle = report.settle.len(),
             flagged = report.flagged.len(),
             violations = report.violations.len(),
+            wallets_healed = report.healed.len(),
             expired_quotes = report.expired_quotes,
             webhooks_pruned = report.webhooks_pruned,
             skipped = ?report.skipped,

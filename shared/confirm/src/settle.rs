@@ -2,16 +2,19 @@
 //!
 //! The settlement itself is the store's `Settle` transition: in one database transaction the
 //! payment's holds are captured (the merchant's held funds leave: the amount to the asset's
-//! outflow account, the service fee and the network fee to their accounts) and the payment
-//! becomes settled. The settlement posting is unique per payment in the database, and the
-//! transition is guarded by the payment's version, so a duplicate delivery changes nothing.
+//! outflow account, the service fee to its account, and the network fee the chain actually
+//! charged, receipt `gasUsed × effectiveGasPrice`, to the network-fee account; the unused rest of
+//! the held maximum goes back to the merchant's available balance) and the payment becomes
+//! settled. A charged fee above the hold is never posted: the payment is flagged for review.
+//! The settlement posting is unique per payment in the database, and the transition is guarded
+//! by the payment's version, so a duplicate delivery changes nothing.
 //!
 //! Before posting, the confirming block is checked to still be canonical (the receipt is read
 //! again and must name the recorded block hash): this is the "later check" that catches a reorg
 //! after confirmation. If the block left the chain the payment goes back to broadcast (`Reorg`)
 //! and a confirm message restarts polling, which re-sends the stored bytes if they were dropped.
 
-use meshpay_domain::{PaymentEvent, PaymentId, PaymentStatus};
+use meshpay_domain::{Charges, PaymentEvent, PaymentId, PaymentStatus, ResolveError};
 use meshpay_store::{StoreError, Transition};
 use serde_json::json;
 
@@ -35,6 +38,12 @@ pub enum SettleOutcome {
     Reorged {
         payment_id: PaymentId,
         next: ConfirmMessage,
+        detail: String,
+    },
+    /// The chain charged more network fee than was held (the transaction was priced above the
+    /// quote): nothing posted, the payment stays confirmed and is flagged for an operator.
+    NeedsReview {
+        payment_id: PaymentId,
         detail: String,
     },
     /// Not confirmed (never was, or failed/cancelled): nothing to settle.
@@ -77,8 +86,25 @@ impl Pipeline {
             let old = json!({
                 "tx_hash": tx_hash, "block_number": block_number, "block_hash": block_hash,
             });
-            let (event, data) = if canonical {
-                (PaymentEvent::Settle, old.clone())
+            let (event, data) = if let Some(r) = receipt.as_ref().filter(|_| canonical) {
+                let network_fee =
+                    Charges::network_fee_charged(r.gas_used, r.effective_gas_price_wei);
+                if let Err(ResolveError::NetworkFeeExceedsHold { charged, held }) =
+                    payment.charges.settle(network_fee)
+                {
+                    let detail = format!(
+                        "transaction {tx_hash} was charged a network fee of {charged}, more than \
+                         the {held} held for it: not settled"
+                    );
+                    tracing::error!(payment = %payment_id, %detail, "network fee above the hold: flagged for review");
+                    self.store.flag_for_review(payment_id, &detail).await?;
+                    return Ok(SettleOutcome::NeedsReview { payment_id, detail });
+                }
+                let mut data = old.clone();
+                data["gas_used"] = json!(r.gas_used);
+                data["effective_gas_price"] = json!(r.effective_gas_price_wei.to_string());
+                data["network_fee"] = json!(network_fee);
+                (PaymentEvent::Settle { network_fee }, data)
             } else {
                 let now = receipt
                     .as_ref()

@@ -153,7 +153,11 @@ impl Charges {
     /// A mined transaction that did not transfer (reverted): the gas was really spent, so the
     /// network fee the chain `charged` is captured and everything else released.
     pub fn charge_network_fee(&self, charged: Amount) -> Result<HoldResolution, ResolveError> {
-        self.resolve(vec![(CaptureTo::NetworkFee, &self.network_fee_asset, charged)])
+        self.resolve(vec![(
+            CaptureTo::NetworkFee,
+            &self.network_fee_asset,
+            charged,
+        )])
     }
 
     fn resolve(
@@ -330,7 +334,10 @@ mod tests {
     fn a_native_payment_releases_the_unused_fee_from_its_single_hold() {
         let c = eth_payment();
         let r = c.settle(Amount::from_u128(15_000)).unwrap();
-        assert_eq!(r.released, vec![(id("anvil:ETH"), Amount::from_u128(6_000))]);
+        assert_eq!(
+            r.released,
+            vec![(id("anvil:ETH"), Amount::from_u128(6_000))]
+        );
         assert_splits_the_hold_exactly(&c, &r);
         let r = c.charge_network_fee(Amount::from_u128(15_000)).unwrap();
         assert_eq!(

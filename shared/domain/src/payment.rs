@@ -506,7 +506,14 @@ mod tests {
             HoldEffect::Capture { network_fee: fee }
         );
         assert_eq!(settle.network_fee_charged(), Some(fee));
-        for kind in [E::Authorize, E::Broadcast, E::Confirm, E::Reorg, E::Cancel, E::Expire] {
+        for kind in [
+            E::Authorize,
+            E::Broadcast,
+            E::Confirm,
+            E::Reorg,
+            E::Cancel,
+            E::Expire,
+        ] {
             assert_eq!(event_of(kind).network_fee_charged(), None, "{kind}");
         }
     }

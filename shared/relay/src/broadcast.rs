@@ -11,8 +11,10 @@
 //! Every way out either completes the message with an outcome (sent, failed with a reason,
 //! ignored) or returns an error so the queue redelivers it; the next delivery resumes from the
 //! database. What happens per failure class is in [`crate::classify`]. Failing a payment after
-//! signing is only done when the node *refused* the bytes (so they are in no pool) and hands the
-//! nonce back in the same transaction.
+//! signing (hold released, nonce handed back in the same transaction) is only done when none of
+//! its signed bytes can be mined: refused outright, never possibly in a pool, none known to the
+//! node. When that cannot be shown the payment is parked for review instead (still `broadcast`,
+//! nonce and hold kept).
 
 use alloy::consensus::TxEnvelope;
 use alloy::eips::eip2718::Decodable2718;
@@ -322,18 +324,50 @@ impl Relay {
                 payment = %attempt.payment_id, tx_hash = %attempt.tx_hash, %class, %failure,
                 "eth_sendRawTransaction failed"
             );
-            if class == SendClass::AlreadyKnown {
-                return self.sent(ctx, attempt, Ack::AlreadyKnown).await;
+            match class {
+                SendClass::AlreadyKnown => {
+                    return self.sent(ctx, attempt, Ack::AlreadyKnown).await;
+                }
+                SendClass::Unknown => {
+                    // The node may have taken the bytes: from now on they count as exposed.
+                    self.store
+                        .record_send(attempt.id, Err(&failure.to_string()))
+                        .await?;
+                    return Err(RelayError::Send { class, failure });
+                }
+                SendClass::NonceTooLow | SendClass::NonceInUse => {
+                    // Our nonce is used (mined) or held (pooled): by one of our own
+                    // transactions? Before re-signing or waiting, look.
+                    let all = self.store.payment_transactions(attempt.payment_id).await?;
+                    match known_transaction(ctx, &attempt, &all).await? {
+                        Known::Live => {
+                            let ack = if class == SendClass::NonceTooLow {
+                                Ack::OnChain
+                            } else {
+                                Ack::Known
+                            };
+                            return self.sent(ctx, attempt, ack).await;
+                        }
+                        Known::Other(other) => {
+                            self.store
+                                .record_refusal(attempt.id, &failure.to_string())
+                                .await?;
+                            return self.park(&attempt, other_known(&attempt, &other)).await;
+                        }
+                        Known::None => {}
+                    }
+                }
+                SendClass::Rejected | SendClass::Invalid => {}
             }
-            if class == SendClass::NonceTooLow && ctx.rpc.transaction_known(attempt.tx_hash).await?
-            {
-                return self.sent(ctx, attempt, Ack::OnChain).await;
-            }
-            let error = failure.to_string();
-            self.store.record_send(attempt.id, Err(&error)).await?;
+            self.store
+                .record_refusal(attempt.id, &failure.to_string())
+                .await?;
             match class {
                 SendClass::NonceTooLow => {
                     attempt = self.replace_consumed(ctx, &attempt, failure).await?;
+                }
+                SendClass::NonceInUse => {
+                    return self.nonce_in_use(&attempt, failure, delivery).await;
                 }
                 SendClass::Invalid => return self.fail_signed(ctx, &attempt, &failure).await,
                 SendClass::Rejected if self.is_last(delivery) => {
@@ -344,6 +378,56 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Another sender's transaction holds the attempt's nonce in the pool (none of the payment's
+    /// own is known). Failing would release the hold while ours can still be mined (the other one
+    /// may be dropped), and handing the nonce back would give it to the next payment, which hits
+    /// the same wall. So: wait (the message is redelivered), and on the last delivery park the
+    /// payment with its nonce. Once the other transaction is mined, a re-send gets "nonce too
+    /// low" and the payment is re-signed on a fresh nonce.
+    async fn nonce_in_use(
+        &self,
+        attempt: &TxAttempt,
+        failure: RpcFailure,
+        delivery: Delivery,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        if !self.is_last(delivery) {
+            return Err(RelayError::Send {
+                class: SendClass::NonceInUse,
+                failure,
+            });
+        }
+        let node_says = failure
+            .node_message()
+            .unwrap_or_else(|| failure.to_string());
+        let reason = format!(
+            "nonce {} of {} is held by another transaction in the node's pool ({node_says}); \
+             the payment keeps its nonce and hold: once that transaction is mined, a new \
+             broadcast message re-signs it on a fresh nonce",
+            attempt.nonce, attempt.from
+        );
+        self.park(attempt, reason).await
+    }
+
+    /// Leaves the payment in `broadcast` (nonce and hold kept) and flags it for an operator;
+    /// the reconcile timer reports it until someone looks.
+    async fn park(
+        &self,
+        attempt: &TxAttempt,
+        reason: String,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        self.store
+            .flag_for_review(attempt.payment_id, &reason)
+            .await?;
+        tracing::error!(
+            payment = %attempt.payment_id, tx_hash = %attempt.tx_hash, nonce = attempt.nonce,
+            %reason, "payment parked for review"
+        );
+        Ok(BroadcastOutcome::Parked {
+            payment_id: attempt.payment_id,
+            reason,
+        })
     }
 
     async fn sent(
@@ -426,8 +510,11 @@ impl Relay {
         Ok(attempt)
     }
 
-    /// The node refused the bytes (so no pool holds them): fail the payment, release its hold
-    /// and hand the nonce back, in one transaction.
+    /// The node refused the bytes. Fails the payment, releases its hold and hands the nonce
+    /// back, in one transaction, only if none of its signed bytes can be mined (see
+    /// [`crate::classify`]): this attempt was never possibly in a pool, and the node knows none
+    /// of the payment's transactions. Both are checked under the payment's row lock, which
+    /// [`Relay::heal_wallet`] takes for its re-sends too. Otherwise the payment is parked.
     async fn fail_signed(
         &self,
         ctx: &ChainContext,
@@ -438,52 +525,109 @@ impl Relay {
         let node_says = failure
             .node_message()
             .unwrap_or_else(|| failure.to_string());
-        let reason = format!("transaction refused by the node: {node_says}");
         let mut db = self.store.begin().await?;
         let Some((PaymentStatus::Broadcast, version)) =
             transactions::lock_payment(&mut db, attempt.payment_id).await?
         else {
             return Err(RelayError::Contended);
         };
-        if !holds_live_attempt(&mut db, attempt).await? {
+        // Re-read: the stored state (status, exposure) is what counts, not our copy.
+        let live = transactions::live_attempt(&mut db, attempt.payment_id).await?;
+        let Some(live) = live.filter(|live| live.id == attempt.id) else {
             return Err(RelayError::Contended);
+        };
+        let blocker = if live.may_be_public() {
+            Some(format!(
+                "the node refused the transaction ({node_says}), but an earlier send of it was \
+                 accepted or went unanswered, so it may be in a pool and can still be mined; \
+                 the payment keeps its nonce and hold"
+            ))
+        } else {
+            let all = transactions::payment_attempts(&mut db, live.payment_id).await?;
+            match known_transaction(ctx, &live, &all).await? {
+                Known::None => None,
+                Known::Live => {
+                    drop(db);
+                    return self.sent(ctx, live, Ack::Known).await;
+                }
+                Known::Other(other) => Some(other_known(&live, &other)),
+            }
+        };
+        if let Some(reason) = blocker {
+            drop(db);
+            return self.park(&live, reason).await;
         }
+        let reason = format!("transaction refused by the node: {node_says}");
         transactions::set_attempt_status(
             &mut db,
-            attempt.id,
+            live.id,
             AttemptStatus::Rejected,
             Some(&failure.to_string()),
         )
         .await?;
         let release = transactions::release_nonce(
             &mut db,
-            &attempt.chain,
-            attempt.from,
-            attempt.nonce,
+            &live.chain,
+            live.from,
+            live.nonce,
             floor,
-            attempt.payment_id,
+            live.payment_id,
         )
         .await?;
-        let mut t = Transition::new(
-            attempt.payment_id,
-            version,
-            PaymentEvent::fail(reason.clone()),
-        );
-        let mut data = attempt_json(attempt, None, false);
+        let mut t = Transition::new(live.payment_id, version, PaymentEvent::fail(reason.clone()));
+        let mut data = attempt_json(&live, None, false);
         data["nonce_release"] = json!(format!("{release:?}").to_ascii_lowercase());
         data["error"] = json!(failure.to_string());
         t.data = data;
         apply_transition(&mut db, &t).await?;
         db.commit().await?;
         tracing::warn!(
-            payment = %attempt.payment_id, nonce = attempt.nonce, ?release, %reason,
+            payment = %live.payment_id, nonce = live.nonce, ?release, %reason,
             "payment failed: transaction refused"
         );
         Ok(BroadcastOutcome::Failed {
-            payment_id: attempt.payment_id,
+            payment_id: live.payment_id,
             reason,
         })
     }
+}
+
+/// What the node knows of a payment's transactions.
+enum Known {
+    None,
+    /// The attempt being sent.
+    Live,
+    /// An earlier (superseded) attempt.
+    Other(Box<TxAttempt>),
+}
+
+/// Whether the node knows any of the payment's transactions (`all` of its attempts): `live`
+/// first, then the earlier ones (one of those known means two transactions of the payment may
+/// be mined).
+async fn known_transaction(
+    ctx: &ChainContext,
+    live: &TxAttempt,
+    all: &[TxAttempt],
+) -> Result<Known, RelayError> {
+    if ctx.rpc.transaction_known(live.tx_hash).await? {
+        return Ok(Known::Live);
+    }
+    for other in all.iter().filter(|a| a.id != live.id) {
+        if ctx.rpc.transaction_known(other.tx_hash).await? {
+            return Ok(Known::Other(Box::new(other.clone())));
+        }
+    }
+    Ok(Known::None)
+}
+
+/// The park reason when an earlier transaction of the payment turned up.
+fn other_known(live: &TxAttempt, other: &TxAttempt) -> String {
+    format!(
+        "an earlier transaction of this payment (attempt {}, nonce {}, {}) is known to the node \
+         while attempt {} (nonce {}, {}) is the live one: both may be mined; nothing more is \
+         sent or signed until an operator decides",
+        other.attempt, other.nonce, other.tx_hash, live.attempt, live.nonce, live.tx_hash
+    )
 }
 
 /// Locks the attempt's payment and checks `attempt` is still its live transaction.

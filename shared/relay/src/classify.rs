@@ -7,13 +7,21 @@
 //! changing that format clogged Defender's queue in 2022). OpenZeppelin relayer #681 is the
 //! anti-pattern we avoid: treating "nonce too low" as retryable deadlocked the relayer.
 //!
+//! The rule behind every row: a payment is failed after signing (hold released, nonce handed
+//! back) only when none of its signed bytes can ever be mined: the node refused them outright,
+//! no earlier send may have put them in a pool (`exposed_at` unset: bytes once public can be
+//! submitted again by anyone until their nonce is used), and the node knows none of the
+//! payment's transactions. Otherwise the payment stays `broadcast` with its nonce: it is
+//! retried, or parked for an operator with the reason (see `broadcast.rs`).
+//!
 //! | class | examples | what the broadcast step does |
 //! |---|---|---|
 //! | [`SendClass::AlreadyKnown`] | `already known`, `known transaction` | success: the node has our bytes |
-//! | [`SendClass::NonceTooLow`] | `nonce too low` | success if our hash is known to the chain; else the nonce went to another transaction and the payment gets a fresh nonce |
-//! | [`SendClass::Rejected`] (transient) | `insufficient funds`, `replacement transaction underpriced`, `txpool is full`, fee below base fee | the node refused *for now*: retry (message redelivered); on the last delivery fail the payment and hand the nonce back |
-//! | [`SendClass::Invalid`] | `intrinsic gas too low`, `exceeds block gas limit`, `invalid sender`, wrong chain id | these bytes can never be valid: fail the payment now and hand the nonce back |
-//! | [`SendClass::Unknown`] | timeouts, connection errors, HTTP 5xx/429, unrecognized errors | the node may or may not have the transaction: retry, never fail the payment |
+//! | [`SendClass::NonceTooLow`] | `nonce too low` | success if our hash is known to the chain; else the nonce went to another transaction and the payment gets a fresh nonce (unless another of its transactions is known: parked) |
+//! | [`SendClass::NonceInUse`] | `replacement transaction underpriced`, `future transaction tries to replace pending`, `transaction underpriced` | another transaction with this nonce is (or may be) in the pool, possibly the payment's own: one of its transactions known → sent; else retried, and parked on the last delivery. Never fails the payment, never hands the nonce back |
+//! | [`SendClass::Rejected`] (transient) | `insufficient funds`, `txpool is full`, fee cap below base fee, `nonce too high` | the node refused *for now*: retry (message redelivered); on the last delivery fail the payment and hand the nonce back, if the rule above allows (else parked) |
+//! | [`SendClass::Invalid`] | `intrinsic gas too low`, `invalid sender`, wrong chain id, tip above fee cap | these bytes can never be valid: fail the payment now and hand the nonce back, if the rule above allows (else parked) |
+//! | [`SendClass::Unknown`] | timeouts, connection errors, HTTP 5xx/429, unrecognized errors | the node may or may not have the transaction (the bytes count as exposed): retry, never fail the payment |
 
 use std::fmt;
 
@@ -153,6 +161,9 @@ impl std::error::Error for RpcFailure {}
 pub enum SendClass {
     AlreadyKnown,
     NonceTooLow,
+    /// Refused because another transaction of the wallet with this nonce is (or may be) in
+    /// the pool: maybe one of the payment's own, maybe another sender's.
+    NonceInUse,
     /// Refused now, may be accepted later (funds, pool state, fees).
     Rejected,
     /// Refused for good: these signed bytes can never be valid.
@@ -166,6 +177,7 @@ impl SendClass {
         match self {
             SendClass::AlreadyKnown => "already_known",
             SendClass::NonceTooLow => "nonce_too_low",
+            SendClass::NonceInUse => "nonce_in_use",
             SendClass::Rejected => "rejected",
             SendClass::Invalid => "invalid",
             SendClass::Unknown => "unknown",
@@ -196,12 +208,11 @@ const NONCE_TOO_LOW: &[&str] = &[
     "oldnonce",
 ];
 
-/// Checked before the transient list: "transaction underpriced" alone is transient, but a tip
-/// above the fee cap is a property of the bytes.
+/// Properties of the bytes themselves. Checked before the lists below: a tip above the fee cap
+/// is a property of the bytes, not a price problem.
 const INVALID: &[&str] = &[
     "intrinsic gas too low",
     "exceeds block gas limit",
-    "gas limit reached",
     "invalid sender",
     "invalid signature",
     "invalid chain id",
@@ -220,12 +231,21 @@ const INVALID: &[&str] = &[
     "failed to decode",
 ];
 
-const REJECTED: &[&str] = &[
-    "insufficient funds",
+/// geth/reth/erigon: `replacement transaction underpriced` (same nonce in the pool, fees not
+/// bumped by 10 %), `future transaction tries to replace pending`. `transaction underpriced`
+/// and bare `underpriced` usually mean a tip below the pool's minimum or a full pool, but some
+/// clients answer them for a same-nonce replacement too; since failing a payment whose nonce is
+/// held by a pooled transaction could double spend, they are read the cautious way.
+const NONCE_IN_USE: &[&str] = &[
     "replacement transaction underpriced",
+    "replacement underpriced",
     "future transaction tries to replace pending",
     "transaction underpriced",
     "underpriced",
+];
+
+const REJECTED: &[&str] = &[
+    "insufficient funds",
     "txpool is full",
     "transaction pool is full",
     "pool is full",
@@ -235,6 +255,8 @@ const REJECTED: &[&str] = &[
     "less than block base fee",
     "nonce too high",
     "nonce gap",
+    // geth's block gas pool: the block is full, not a property of the bytes.
+    "gas limit reached",
 ];
 
 fn matches_any(message: &str, needles: &[&str]) -> bool {
@@ -254,6 +276,8 @@ pub fn classify_send(failure: &RpcFailure) -> SendClass {
         SendClass::NonceTooLow
     } else if matches_any(&message, INVALID) {
         SendClass::Invalid
+    } else if matches_any(&message, NONCE_IN_USE) {
+        SendClass::NonceInUse
     } else if matches_any(&message, REJECTED) {
         SendClass::Rejected
     } else {
@@ -310,13 +334,28 @@ mod tests {
     fn refusals_that_may_pass_later_are_rejected_not_invalid() {
         for m in [
             "insufficient funds for gas * price + value: have 0 want 21000",
-            "replacement transaction underpriced",
-            "future transaction tries to replace pending",
-            "transaction underpriced: tip needed 1, tip permitted 0",
             "txpool is full",
             "max fee per gas less than block base fee",
+            "gas limit reached",
+            "nonce too high",
         ] {
             assert_eq!(classify_send(&rpc(-32000, m)), SendClass::Rejected, "{m}");
+        }
+    }
+
+    #[test]
+    fn a_pooled_transaction_on_our_nonce_is_never_an_ordinary_refusal() {
+        // Failing on these would release the hold while a transaction with the payment's
+        // nonce (maybe its own) can still be mined.
+        for m in [
+            "replacement transaction underpriced",
+            "ReplacementUnderpriced: replacement underpriced",
+            "future transaction tries to replace pending",
+            "transaction underpriced: tip needed 1, tip permitted 0",
+            "transaction underpriced",
+            "underpriced",
+        ] {
+            assert_eq!(classify_send(&rpc(-32000, m)), SendClass::NonceInUse, "{m}");
         }
     }
 

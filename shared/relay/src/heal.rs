@@ -1,21 +1,41 @@
-//! [`Relay::heal_wallet`]: re-sends a wallet's stored transactions that the chain has not seen.
+//! [`Relay::heal_wallet`]: re-sends a wallet's stored transactions that the chain has not seen;
+//! [`Relay::heal_wallets`]: every wallet, within a budget (the reconcile timer's pass).
 //!
 //! By construction every nonce between the chain's pending nonce and the wallet's counter has a
 //! stored live transaction (or is a handed-back gap the next allocation fills), so a counter
 //! ahead of the chain is repaired by re-sending, lowest nonce first, never by rewinding over
-//! transactions that may still be mined (the jam of OpenZeppelin relayer #818/#843). Meant for
-//! a periodic reconcile job and for operators; a redelivered broadcast message does the same
-//! for its own payment.
+//! transactions that may still be mined (the jam of OpenZeppelin relayer #818/#843). This is
+//! per wallet what a confirm check does per payment, but it does not wait for each payment's
+//! confirm chain to notice: one lost send stalls every later nonce of the wallet.
+//!
+//! Each re-send happens under the payment's row lock and only while the attempt is still the
+//! payment's live transaction, so the broadcast step (which takes the same lock to fail a
+//! payment) never fails a payment whose bytes are on their way to a node. Re-sending stored
+//! bytes never signs anything and never changes a payment's status.
+
+use std::time::Instant;
 
 use alloy::primitives::Address;
+use meshpay_domain::PaymentStatus;
+use meshpay_store::transactions::{self, TxAttempt};
+use serde::Serialize;
 
 use crate::classify::{SendClass, classify_send};
-use crate::{Relay, RelayError};
+use crate::{ChainContext, Relay, RelayError};
 
-/// Most transactions re-sent per call.
+/// Most transactions re-sent per call of [`Relay::heal_wallet`].
 const HEAL_BATCH: u32 = 256;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Limits of one [`Relay::heal_wallets`] pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealBudget {
+    /// No send starts after this (each send is itself bounded by the RPC timeout).
+    pub deadline: Instant,
+    /// Most `eth_sendRawTransaction` calls in the pass, all wallets together.
+    pub max_sends: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HealReport {
     /// The chain's pending nonce for the wallet before healing.
     pub chain_nonce: u64,
@@ -26,6 +46,33 @@ pub struct HealReport {
     /// The first transaction the node refused, with the error; later ones were not tried
     /// (they cannot be mined before it anyway).
     pub stopped_at: Option<(u64, String)>,
+    /// The budget ran out before every candidate was tried (the next pass carries on).
+    pub out_of_budget: bool,
+    /// `eth_sendRawTransaction` calls made.
+    #[serde(skip)]
+    sends: u32,
+}
+
+/// One wallet's result in a [`Relay::heal_wallets`] pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WalletHeal {
+    pub chain: String,
+    pub wallet: Address,
+    pub report: Option<HealReport>,
+    /// Why the wallet could not be healed (RPC or database down); the pass went on.
+    pub error: Option<String>,
+}
+
+impl WalletHeal {
+    /// Whether an operator should hear of it: a failure, or a refused re-send.
+    pub fn is_problem(&self) -> bool {
+        self.error.is_some() || self.report.as_ref().is_some_and(|r| r.stopped_at.is_some())
+    }
+
+    /// Whether anything was re-sent or went wrong (quiet wallets are left out of reports).
+    pub fn is_eventful(&self) -> bool {
+        self.is_problem() || self.report.as_ref().is_some_and(|r| r.resent > 0)
+    }
 }
 
 impl Relay {
@@ -38,6 +85,52 @@ impl Relay {
             .chains
             .get(chain)
             .ok_or_else(|| RelayError::Config(format!("chain {chain} is not configured")))?;
+        self.heal(ctx, wallet, HEAL_BATCH, None).await
+    }
+
+    /// Heals every hot wallet of every chain (chains by name, wallets in pool order) until
+    /// `budget` is spent. A wallet that cannot be healed is reported and the pass goes on.
+    pub async fn heal_wallets(&self, budget: HealBudget) -> Vec<WalletHeal> {
+        let mut chains: Vec<(&String, &ChainContext)> = self.chains.iter().collect();
+        chains.sort_by(|a, b| a.0.cmp(b.0));
+        let mut sends_left = budget.max_sends;
+        let mut results = Vec::new();
+        for (name, ctx) in chains {
+            for wallet in ctx.wallets.addresses() {
+                if sends_left == 0 || Instant::now() >= budget.deadline {
+                    return results;
+                }
+                let limit = sends_left.min(HEAL_BATCH);
+                let (report, error) =
+                    match self.heal(ctx, wallet, limit, Some(budget.deadline)).await {
+                        Ok(report) => {
+                            sends_left = sends_left.saturating_sub(report.sends);
+                            (Some(report), None)
+                        }
+                        Err(error) => {
+                            tracing::error!(chain = %name, %wallet, %error, "wallet not healed");
+                            (None, Some(error.to_string()))
+                        }
+                    };
+                results.push(WalletHeal {
+                    chain: name.clone(),
+                    wallet,
+                    report,
+                    error,
+                });
+            }
+        }
+        results
+    }
+
+    async fn heal(
+        &self,
+        ctx: &ChainContext,
+        wallet: Address,
+        max_sends: u32,
+        deadline: Option<Instant>,
+    ) -> Result<HealReport, RelayError> {
+        let chain = ctx.chain.name.as_str();
         let chain_nonce = ctx.rpc.pending_nonce(wallet).await?;
         let next_nonce = self
             .store
@@ -49,29 +142,24 @@ impl Relay {
             next_nonce,
             ..HealReport::default()
         };
+        if next_nonce.is_none_or(|next| next <= chain_nonce) {
+            // Nothing of ours is missing from the node's view (the usual case: one RPC call).
+            return Ok(report);
+        }
+        // One more than may be sent, to tell "all done" from "budget spent".
         let attempts = self
             .store
-            .live_attempts_from(chain, wallet, chain_nonce, HEAL_BATCH)
+            .live_attempts_from(chain, wallet, chain_nonce, max_sends.saturating_add(1))
             .await?;
         for attempt in attempts {
-            let outcome = match ctx.rpc.send_raw(&attempt.raw).await {
-                Ok(_) => Ok(()),
-                Err(failure) => match classify_send(&failure) {
-                    SendClass::AlreadyKnown => Ok(()),
-                    // Mined meanwhile, or taken by another sender: the payment's own
-                    // redelivery decides which (and re-signs if needed).
-                    SendClass::NonceTooLow => continue,
-                    _ => Err(failure),
-                },
-            };
-            match outcome {
-                Ok(()) => {
-                    self.store.record_send(attempt.id, Ok(())).await?;
-                    report.resent += 1;
-                }
-                Err(failure) => {
-                    let error = failure.to_string();
-                    self.store.record_send(attempt.id, Err(&error)).await?;
+            if report.sends >= max_sends || deadline.is_some_and(|d| Instant::now() >= d) {
+                report.out_of_budget = true;
+                break;
+            }
+            match self.resend_locked(ctx, &attempt, &mut report).await? {
+                Resend::Accepted => report.resent += 1,
+                Resend::Skipped => {}
+                Resend::Refused(error) => {
                     report.stopped_at = Some((attempt.nonce, error));
                     break;
                 }
@@ -82,4 +170,64 @@ impl Relay {
         }
         Ok(report)
     }
+
+    /// Re-sends one stored transaction while holding its payment's row lock, if it is still
+    /// the payment's live transaction.
+    async fn resend_locked(
+        &self,
+        ctx: &ChainContext,
+        attempt: &TxAttempt,
+        report: &mut HealReport,
+    ) -> Result<Resend, RelayError> {
+        let mut db = self.store.begin().await?;
+        let live = match transactions::lock_payment(&mut db, attempt.payment_id).await? {
+            Some((PaymentStatus::Broadcast, _)) => {
+                transactions::live_attempt(&mut db, attempt.payment_id).await?
+            }
+            _ => None,
+        };
+        if live.is_none_or(|live| live.id != attempt.id) {
+            return Ok(Resend::Skipped);
+        }
+        report.sends += 1;
+        let outcome = match ctx.rpc.send_raw(&attempt.raw).await.err() {
+            None => {
+                self.store.record_send(attempt.id, Ok(())).await?;
+                Resend::Accepted
+            }
+            Some(failure) => {
+                let error = failure.to_string();
+                match classify_send(&failure) {
+                    SendClass::AlreadyKnown => {
+                        self.store.record_send(attempt.id, Ok(())).await?;
+                        Resend::Accepted
+                    }
+                    // Mined meanwhile, or taken by another sender: the payment's own
+                    // redelivery decides which (and re-signs if needed).
+                    SendClass::NonceTooLow => {
+                        self.store.record_refusal(attempt.id, &error).await?;
+                        Resend::Skipped
+                    }
+                    SendClass::Unknown => {
+                        self.store.record_send(attempt.id, Err(&error)).await?;
+                        Resend::Refused(error)
+                    }
+                    SendClass::NonceInUse | SendClass::Rejected | SendClass::Invalid => {
+                        self.store.record_refusal(attempt.id, &error).await?;
+                        Resend::Refused(error)
+                    }
+                }
+            }
+        };
+        // Nothing was written through `db`: ending it only releases the lock.
+        db.rollback().await?;
+        Ok(outcome)
+    }
+}
+
+enum Resend {
+    Accepted,
+    /// No longer live, or its nonce was already used.
+    Skipped,
+    Refused(String),
 }

@@ -10,7 +10,10 @@
 //! - [`wallets`]: the hot-wallet pool of a chain and how a payment picks a wallet.
 //! - [`rpc`]: the JSON-RPC seam ([`ChainRpc`], [`AlloyRpc`]).
 //! - [`fault`]: the crash-test hook (`MESHPAY_FAULT`, dev/test builds only).
-//! - [`Relay::heal_wallet`]: re-sends stored transactions the chain has not seen (lost sends).
+//! - [`Relay::heal_wallet`] / [`Relay::heal_wallets`]: re-send stored transactions the chain
+//!   has not seen (lost sends); the reconcile timer runs the latter with a budget.
+//! - [`LazyRelay`]: one relay per process, built from the environment on first use and shared
+//!   by the functions that need it (broadcast, reconcile).
 //!
 //! # Nonces
 //! Per (chain, hot wallet) in PostgreSQL (`meshpay_store::transactions`): allocated under the
@@ -27,6 +30,7 @@ mod error;
 pub mod fault;
 pub mod fees;
 mod heal;
+mod lazy;
 pub mod rpc;
 pub mod transfer;
 pub mod wallets;
@@ -44,7 +48,8 @@ pub use classify::{RpcFailure, SendClass, classify_send};
 pub use config::{RelayConfig, SIGNERS_CONFIG_ENV, SignersConfigError, SignersFile};
 pub use error::RelayError;
 pub use fault::{FAULT_ENV, Fault, FaultMode};
-pub use heal::HealReport;
+pub use heal::{HealBudget, HealReport, WalletHeal};
+pub use lazy::LazyRelay;
 pub use rpc::{AlloyRpc, ChainRpc};
 pub use wallets::{DynTxSigner, WalletPool};
 
@@ -73,6 +78,9 @@ pub enum Ack {
     AlreadyKnown,
     /// "nonce too low" and the chain knows our hash: mined (or pending) from an earlier send.
     OnChain,
+    /// Refused as a same-nonce replacement ("replacement transaction underpriced", ...) while
+    /// the node knows our hash: the pooled transaction on our nonce is this one.
+    Known,
 }
 
 /// A payment's transaction that a node has.
@@ -105,6 +113,13 @@ pub enum BroadcastOutcome {
     Sent(SentTransaction),
     /// The payment failed with this reason (its hold was released).
     Failed {
+        payment_id: PaymentId,
+        reason: String,
+    },
+    /// Neither sent nor failed: signed bytes of the payment may still be mined, so it stays
+    /// `broadcast` with its nonce and hold, flagged for an operator with this reason (the
+    /// reconcile timer reports it on every run).
+    Parked {
         payment_id: PaymentId,
         reason: String,
     },

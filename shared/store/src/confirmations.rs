@@ -390,6 +390,24 @@ impl Store {
         Ok(())
     }
 
+    /// Parks a payment for an operator outside a polling chain (the settle step found something
+    /// it must not post, e.g. a network fee above the hold): `needs_review` with `detail`, which
+    /// [`Store::payments_needing_review`] reports and reconcile stops nudging.
+    pub async fn flag_for_review(&self, payment: PaymentId, detail: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO payment_confirmations (payment_id, last_outcome, last_detail, last_checked_at)
+             VALUES ($1, 'needs_review', $2, now())
+             ON CONFLICT (payment_id) DO UPDATE SET
+                 last_outcome = 'needs_review', last_detail = $2, last_checked_at = now(),
+                 updated_at = now()",
+        )
+        .bind(payment.as_uuid())
+        .bind(truncated(Some(detail)))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The payment's confirm state (`None` before its first check).
     pub async fn confirmation(&self, payment: PaymentId) -> Result<Option<ConfirmationState>> {
         let row: Option<StateRow> = sqlx::query_as(
@@ -483,8 +501,8 @@ impl Store {
 
     /// Claims up to `limit` payments waiting for `step` for longer than `older_than` and not
     /// nudged within `older_than` either, records the nudge, and returns them with their nudge
-    /// count (oldest first). Confirm nudges skip payments with an active polling lease and those
-    /// waiting for an operator (`needs_review`).
+    /// count (oldest first). Confirm nudges skip payments with an active polling lease; confirm
+    /// and settle nudges skip those waiting for an operator (`needs_review`).
     pub async fn nudge_stale(
         &self,
         step: NudgeStep,
@@ -504,6 +522,7 @@ impl Store {
                     AND ($1 <> 'confirm' OR c.payment_id IS NULL OR (
                          (c.poller IS NULL OR c.lease_until < now())
                          AND c.last_outcome IS DISTINCT FROM 'needs_review'))
+                    AND ($1 <> 'settle' OR c.last_outcome IS DISTINCT FROM 'needs_review')
                   ORDER BY p.updated_at LIMIT $4
              )
              INSERT INTO reconcile_nudges (payment_id, step)
@@ -524,8 +543,8 @@ impl Store {
             .collect())
     }
 
-    /// Broadcast payments an operator must look at (the receipt did not prove the transfer),
-    /// at most `limit`, with the recorded reason.
+    /// In-flight payments an operator must look at (the receipt did not prove the transfer, or
+    /// the chain charged more network fee than was held), at most `limit`, with the reason.
     pub async fn payments_needing_review(
         &self,
         limit: u32,
@@ -533,7 +552,7 @@ impl Store {
         let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
             "SELECT c.payment_id, c.last_detail FROM payment_confirmations c
                JOIN payments p ON p.id = c.payment_id
-              WHERE c.last_outcome = 'needs_review' AND p.status = 'broadcast'
+              WHERE c.last_outcome = 'needs_review' AND p.status IN ('broadcast', 'confirmed')
               ORDER BY c.payment_id LIMIT $1",
         )
         .bind(i64::from(limit))

@@ -72,7 +72,9 @@ pub enum StoreError {
     /// The chain charged more network fee than the payment held for it (its transaction was
     /// priced above the quote). Nothing is posted: taking the difference would overdraw the
     /// hold, so the payment waits for an operator. Amounts are native-asset base units.
-    #[error("payment {payment}: the chain charged a network fee of {charged}, more than the {held} held")]
+    #[error(
+        "payment {payment}: the chain charged a network fee of {charged}, more than the {held} held"
+    )]
     NetworkFeeExceedsHold {
         payment: PaymentId,
         charged: Amount,

@@ -1,6 +1,8 @@
 //! Payments: reads (tenant-scoped and pipeline), listing with keyset pagination, history.
 
-use meshpay_domain::{Address, B256, Charges, MerchantId, PaymentId, PaymentStatus, QuoteId};
+use meshpay_domain::{
+    Address, Amount, B256, Charges, MerchantId, PaymentId, PaymentStatus, QuoteId,
+};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -31,6 +33,10 @@ pub struct Payment {
     pub block_hash: Option<B256>,
     pub block_number: Option<u64>,
     pub failure_reason: Option<String>,
+    /// The network fee the chain charged (receipt `gasUsed × effectiveGasPrice`, native asset),
+    /// recorded when the payment settled or failed after its transaction was mined; at most
+    /// `charges.network_fee` (the held maximum), whose unused rest was released.
+    pub network_fee_actual: Option<Amount>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -58,6 +64,7 @@ struct PaymentRow {
     block_hash: Option<String>,
     block_number: Option<i64>,
     failure_reason: Option<String>,
+    network_fee_actual: Option<String>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -94,6 +101,11 @@ impl PaymentRow {
                 .map(|n| convert::u64_from_i64(n, "block_number"))
                 .transpose()?,
             failure_reason: self.failure_reason,
+            network_fee_actual: self
+                .network_fee_actual
+                .as_deref()
+                .map(convert::amount)
+                .transpose()?,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -104,7 +116,7 @@ fn select_sql(filter: &str) -> String {
     format!(
         "SELECT id, merchant_id, quote_id, status, version, {TERMS_COLUMNS}, reference, metadata,
                 hot_wallet, tx_hash, nonce, block_hash, block_number, failure_reason,
-                created_at, updated_at
+                network_fee_actual::text AS network_fee_actual, created_at, updated_at
          FROM payments {filter}"
     )
 }

@@ -121,6 +121,19 @@ pub struct TxAttempt {
     pub created_at: OffsetDateTime,
     pub first_sent_at: Option<OffsetDateTime>,
     pub last_sent_at: Option<OffsetDateTime>,
+    /// When these bytes may first have reached a node (accepted, or a send with an unknown
+    /// outcome); `None`: every send was refused outright, so no pool can hold them. See
+    /// [`TxAttempt::may_be_public`].
+    pub exposed_at: Option<OffsetDateTime>,
+}
+
+impl TxAttempt {
+    /// Whether these bytes may be in some node's pool, or in anyone's hands to submit again:
+    /// then they can still be mined until their nonce is used on chain by another transaction,
+    /// and the payment must not be failed on a refusal.
+    pub fn may_be_public(&self) -> bool {
+        self.exposed_at.is_some() || self.status == AttemptStatus::Sent
+    }
 }
 
 impl std::fmt::Debug for TxAttempt {
@@ -133,6 +146,7 @@ impl std::fmt::Debug for TxAttempt {
             .field("tx_hash", &self.tx_hash)
             .field("status", &self.status)
             .field("send_count", &self.send_count)
+            .field("exposed", &self.exposed_at.is_some())
             .field("raw_len", &self.raw.len())
             .finish_non_exhaustive()
     }
@@ -387,7 +401,7 @@ pub async fn release_nonce(
 const ATTEMPT_COLUMNS: &str = "id, payment_id, attempt, chain, chain_id, from_address, nonce, \
      to_address, value::text AS value, gas_limit, max_fee_per_gas::text AS max_fee_per_gas, \
      max_priority_fee_per_gas::text AS max_priority_fee_per_gas, tx_hash, raw_tx, status, \
-     send_count, last_error, created_at, first_sent_at, last_sent_at";
+     send_count, last_error, created_at, first_sent_at, last_sent_at, exposed_at";
 
 #[derive(sqlx::FromRow)]
 struct AttemptRow {
@@ -411,6 +425,7 @@ struct AttemptRow {
     created_at: OffsetDateTime,
     first_sent_at: Option<OffsetDateTime>,
     last_sent_at: Option<OffsetDateTime>,
+    exposed_at: Option<OffsetDateTime>,
 }
 
 impl AttemptRow {
@@ -439,6 +454,7 @@ impl AttemptRow {
             created_at: self.created_at,
             first_sent_at: self.first_sent_at,
             last_sent_at: self.last_sent_at,
+            exposed_at: self.exposed_at,
         })
     }
 }
@@ -534,19 +550,28 @@ pub async fn live_attempt(
     row.map(AttemptRow::into_attempt).transpose()
 }
 
+/// Every transaction of the payment, first attempt first (empty before broadcast).
+pub async fn payment_attempts(
+    conn: &mut PgConnection,
+    payment: PaymentId,
+) -> Result<Vec<TxAttempt>> {
+    let sql = format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM payment_transactions WHERE payment_id = $1
+          ORDER BY attempt"
+    );
+    let rows: Vec<AttemptRow> = sqlx::query_as(&sql)
+        .bind(payment.as_uuid())
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter().map(AttemptRow::into_attempt).collect()
+}
+
 impl Store {
     /// Every transaction of the payment, first attempt first (empty before broadcast): for
     /// `GET /api/payments/{id}` (`attempts`: hash, nonce, fees, status).
     pub async fn payment_transactions(&self, payment: PaymentId) -> Result<Vec<TxAttempt>> {
-        let sql = format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM payment_transactions WHERE payment_id = $1
-              ORDER BY attempt"
-        );
-        let rows: Vec<AttemptRow> = sqlx::query_as(&sql)
-            .bind(payment.as_uuid())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(AttemptRow::into_attempt).collect()
+        let mut conn = self.pool.acquire().await?;
+        payment_attempts(&mut conn, payment).await
     }
 
     /// The payment's live attempt, see [`live_attempt`].
@@ -555,8 +580,10 @@ impl Store {
         live_attempt(&mut conn, payment).await
     }
 
-    /// Records one `eth_sendRawTransaction` of an attempt: `Ok` = a node has it (status `sent`),
-    /// `Err(message)` = the send failed (status unchanged, error kept).
+    /// Records one `eth_sendRawTransaction` of an attempt whose answer was not a refusal:
+    /// `Ok` = a node has it (status `sent`), `Err(message)` = the outcome is unknown (timeout,
+    /// 5xx, unrecognised error: the node may have it). Either way the bytes count as exposed
+    /// ([`TxAttempt::may_be_public`]). A node's outright refusal is [`Store::record_refusal`].
     pub async fn record_send(&self, attempt: Uuid, outcome: Result<(), &str>) -> Result<()> {
         let (accepted, error) = match outcome {
             Ok(()) => (true, None),
@@ -566,12 +593,28 @@ impl Store {
             "UPDATE payment_transactions
                 SET send_count = send_count + 1, last_sent_at = now(),
                     first_sent_at = CASE WHEN $2 THEN coalesce(first_sent_at, now()) ELSE first_sent_at END,
+                    exposed_at = coalesce(exposed_at, now()),
                     status = CASE WHEN $2 AND status = 'signed' THEN 'sent' ELSE status END,
                     last_error = CASE WHEN $2 THEN NULL ELSE $3 END
               WHERE id = $1",
         )
         .bind(attempt)
         .bind(accepted)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a send the node refused outright (it answered with a reason, so it does not hold
+    /// the bytes): counted, error kept, status and exposure unchanged.
+    pub async fn record_refusal(&self, attempt: Uuid, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE payment_transactions
+                SET send_count = send_count + 1, last_sent_at = now(), last_error = $2
+              WHERE id = $1",
+        )
+        .bind(attempt)
         .bind(error)
         .execute(&self.pool)
         .await?;

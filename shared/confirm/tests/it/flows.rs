@@ -94,17 +94,29 @@ async fn native_payment_confirms_only_once_deep_enough_then_settles_once() {
             ..
         }
     ));
-    // Exactly the quoted amount arrived, once; the merchant paid the total debit, once.
+    // Exactly the quoted amount arrived, once; the merchant paid amount, service fee and the
+    // network fee the chain charged (below the held maximum: the rest was released), once.
     assert_eq!(
         stack.eth_balance(payment.recipient).await,
         U256::from(amount)
     );
+    let charged = stack.charged_fee(hash).await;
+    assert!(charged < payment.charges.network_fee, "{charged}");
+    assert_eq!(
+        stack.payment_now(payment.id).await.network_fee_actual,
+        Some(charged)
+    );
     let eth = stack.balance("ETH").await;
-    let total = payment.charges.total_debit;
+    let paid = payment
+        .charges
+        .amount
+        .checked_add(payment.charges.service_fee)
+        .and_then(|n| n.checked_add(charged))
+        .unwrap();
     assert_eq!(eth.held, Amount::ZERO);
     assert_eq!(
         eth.available,
-        Amount::from_u128(MERCHANT_ETH).checked_sub(total).unwrap()
+        Amount::from_u128(MERCHANT_ETH).checked_sub(paid).unwrap()
     );
     let events: Vec<String> = stack
         .store
@@ -123,7 +135,7 @@ async fn usdc_payment_confirms_on_its_transfer_event_and_settles() {
     let stack = Stack::start(2).await;
     let pipeline = stack.pipeline();
     let amount = 250_000_000u128;
-    let (payment, _) = stack.broadcast("USDC", amount).await;
+    let (payment, hash) = stack.broadcast("USDC", amount).await;
     let (outcome, before) = stack
         .confirm_until(&pipeline, ConfirmMessage::new(payment.id), 1, is_confirmed)
         .await;
@@ -145,11 +157,22 @@ async fn usdc_payment_confirms_on_its_transfer_event_and_settles() {
             .checked_sub(payment.charges.total_debit)
             .unwrap()
     );
+    // The native balance paid only what the transfer cost on chain.
+    let charged = stack.charged_fee(hash).await;
+    assert!(charged < payment.charges.network_fee, "{charged}");
+    let eth = stack.balance("ETH").await;
+    assert_eq!(eth.held, Amount::ZERO);
+    assert_eq!(
+        eth.available,
+        Amount::from_u128(MERCHANT_ETH)
+            .checked_sub(charged)
+            .unwrap()
+    );
     stack.finish().await;
 }
 
 #[tokio::test]
-async fn reverted_token_transfer_fails_the_payment_and_releases_the_hold() {
+async fn reverted_token_transfer_fails_the_payment_charges_its_gas_and_releases_the_rest() {
     let stack = Stack::start(1).await;
     let pipeline = stack.pipeline();
     let (payment, hash) = stack.broadcast("USDC", 5_000_000).await;
@@ -175,15 +198,23 @@ async fn reverted_token_transfer_fails_the_payment_and_releases_the_hold() {
     let stored = stack.payment_now(payment.id).await;
     assert_eq!(stored.status, PaymentStatus::Failed);
     assert_eq!(stored.failure_reason.as_deref(), Some(reason.as_str()));
-    // Both holds (token and network fee) are back: the merchant is whole.
+    // The token hold is back in full; of the network-fee hold only the gas the reverted
+    // transaction really burnt is gone.
+    let charged = stack.charged_fee(hash).await;
+    assert!(!charged.is_zero() && charged < payment.charges.network_fee);
+    assert_eq!(stored.network_fee_actual, Some(charged));
     assert_eq!(stack.balance("USDC").await.held, Amount::ZERO);
     assert_eq!(
         stack.balance("USDC").await.available,
         Amount::from_u128(MERCHANT_USDC)
     );
+    let eth = stack.balance("ETH").await;
+    assert_eq!(eth.held, Amount::ZERO);
     assert_eq!(
-        stack.balance("ETH").await.available,
+        eth.available,
         Amount::from_u128(MERCHANT_ETH)
+            .checked_sub(charged)
+            .unwrap()
     );
     assert_eq!(stack.usdc_balance(payment.recipient).await, 0);
     let state = stack.store.confirmation(payment.id).await.unwrap().unwrap();

@@ -3,6 +3,7 @@
 //! checking the ledger invariants.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod fees;
 mod flows;
 mod lease;
 mod reconcile;

@@ -143,3 +143,43 @@ async fn a_ledger_discrepancy_is_reported_and_recorded() {
     assert!(pipeline.reconcile().await.violations.is_empty());
     stack.finish().await;
 }
+
+#[tokio::test]
+async fn reconcile_with_the_relay_re_sends_a_transaction_the_node_lost() {
+    let stack = Stack::start(1).await;
+    let pipeline = stack.pipeline_with(config());
+    let relay = stack.relay();
+    let (payment, hash) = stack.broadcast("ETH", 5_000).await;
+    // The node loses it (restart, eviction): the wallet's counter is now ahead of the chain,
+    // and every later nonce of the wallet would wait behind the hole.
+    let by_hash = serde_json::json!([hash]);
+    stack
+        .anvil
+        .rpc("anvil_dropTransaction", by_hash.clone())
+        .await;
+    let known = stack.anvil.rpc("eth_getTransactionByHash", by_hash.clone());
+    assert!(known.await.is_null(), "dropped");
+
+    let report = pipeline.reconcile_with(Some(&relay)).await;
+    assert_eq!(report.healed.len(), 1, "{report:?}");
+    let healed = report.healed[0].report.clone().unwrap();
+    assert_eq!((healed.chain_nonce, healed.next_nonce), (0, Some(1)));
+    assert_eq!((healed.resent, healed.stopped_at), (1, None));
+    assert!(!report.has_discrepancies(), "{report:?}");
+    let known = stack.anvil.rpc("eth_getTransactionByHash", by_hash.clone());
+    assert!(!known.await.is_null(), "back in the pool");
+    // Healthy wallets are left out of the report.
+    assert!(
+        pipeline
+            .reconcile_with(Some(&relay))
+            .await
+            .healed
+            .is_empty()
+    );
+    stack.mine(1).await;
+    assert_eq!(
+        stack.eth_balance(payment.recipient).await,
+        alloy::primitives::U256::from(5_000)
+    );
+    stack.finish().await;
+}

@@ -218,6 +218,15 @@ impl Stack {
             .await
     }
 
+    /// What the chain charged for a mined transaction, read from its receipt:
+    /// `gasUsed × effectiveGasPrice`.
+    pub async fn charged_fee(&self, hash: B256) -> Amount {
+        let receipt = self.receipt(hash).await;
+        let gas_used = hex_u64(&receipt["gasUsed"]);
+        let price = u128::from(hex_u64(&receipt["effectiveGasPrice"]));
+        Amount::from_u128(u128::from(gas_used) * price)
+    }
+
     /// Replaces the last `depth` blocks with empty ones: their transactions are gone (anvil
     /// does not put them back into its pool).
     pub async fn reorg(&self, depth: u64) {

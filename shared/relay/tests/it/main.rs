@@ -6,4 +6,5 @@ mod broadcast;
 mod errors;
 mod faulty;
 mod nonces;
+mod same_nonce;
 mod support;

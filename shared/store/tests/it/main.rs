@@ -6,5 +6,6 @@ mod api_keys;
 mod authorize;
 mod concurrency;
 mod ledger;
+mod network_fee;
 mod payments;
 mod support;

@@ -185,7 +185,13 @@ async fn pipeline_transitions_through_a_reorg_to_settled_and_posts_the_settlemen
         .await
         .unwrap();
     let p = s
-        .transition_payment(&Transition::new(p.id, 5, PaymentEvent::Settle))
+        .transition_payment(&Transition::new(
+            p.id,
+            5,
+            PaymentEvent::Settle {
+                network_fee: network_fee(),
+            },
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -207,7 +213,13 @@ async fn pipeline_transitions_through_a_reorg_to_settled_and_posts_the_settlemen
     );
     // Settled exactly once: a second Settle is illegal.
     let err = s
-        .transition_payment(&Transition::new(p.id, 6, PaymentEvent::Settle))
+        .transition_payment(&Transition::new(
+            p.id,
+            6,
+            PaymentEvent::Settle {
+                network_fee: network_fee(),
+            },
+        ))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::IllegalTransition(_)), "{err:?}");
@@ -275,6 +287,8 @@ async fn failing_a_broadcast_payment_releases_the_hold_and_keeps_the_reason() {
         .unwrap();
     assert_eq!(p.status, PaymentStatus::Failed);
     assert_eq!(p.failure_reason.as_deref(), Some("execution reverted"));
+    // Nothing was mined: no fee, everything back.
+    assert_eq!(p.network_fee_actual, None);
     assert_eq!(s.balances(m).await.unwrap(), before);
     assert_eq!(
         s.payment_events(p.id).await.unwrap()[2].reason.as_deref(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use meshpay_domain::{FailureReason, PaymentEvent};
+use meshpay_domain::{Amount, FailureReason, PaymentEvent};
 use meshpay_store::webhooks::{ClaimLimits, DeliveryStatus, ListDeliveries};
 
 use crate::support::{Ctx, Hook};
@@ -10,7 +10,9 @@ use crate::support::{Ctx, Hook};
 const PIPELINE: [PaymentEvent; 3] = [
     PaymentEvent::Broadcast,
     PaymentEvent::Confirm,
-    PaymentEvent::Settle,
+    PaymentEvent::Settle {
+        network_fee: Amount::ZERO,
+    },
 ];
 
 fn all_deliveries() -> ListDeliveries {
@@ -259,6 +261,7 @@ async fn subscriptions_filter_event_types_and_merchants_only_get_their_own_event
             PaymentEvent::Broadcast,
             PaymentEvent::Fail {
                 reason: FailureReason::new("transfer reverted"),
+                network_fee: None,
             },
         ],
     )
