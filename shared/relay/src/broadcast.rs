@@ -15,6 +15,11 @@
 //! its signed bytes can be mined: refused outright, never possibly in a pool, none known to the
 //! node. When that cannot be shown the payment is parked for review instead (still `broadcast`,
 //! nonce and hold kept).
+//!
+//! The signed transaction can never cost more than the merchant's hold (quoted `gas_limit ×
+//! max_fee_per_gas`): fees are clamped to the quote and the quoted gas limit is signed
+//! ([`fees::bound_to_quote`]), on the first signature and on re-signs alike; a transfer that
+//! now needs more gas than quoted is not signed (retried, then failed).
 
 use alloy::consensus::TxEnvelope;
 use alloy::eips::eip2718::Decodable2718;
@@ -26,7 +31,7 @@ use serde_json::json;
 
 use crate::classify::{RpcFailure, SendClass, classify_send};
 use crate::fault::FaultMode;
-use crate::fees::{self, Fees};
+use crate::fees::{self, Bounded, Fees, QuotedGas};
 use crate::transfer::{self, TransferCall, TxParams};
 use crate::{
     Ack, BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayError, SentTransaction,
@@ -141,18 +146,25 @@ impl Relay {
             .estimate_gas(call.estimate_request(wallet))
             .await
             .map_err(|failure| PlanError::Retry(RelayError::Rpc(failure)))?;
-        let gas_limit = fees::gas_limit(estimate, !call.input.is_empty());
-        let fees = ctx
+        let gas_needed = fees::gas_limit(estimate, !call.input.is_empty());
+        let fresh = ctx
             .fees
             .fees(ctx.rpc.as_ref())
             .await
             .map_err(|f| PlanError::Retry(f.into()))?;
+        let Bounded {
+            gas_limit, fees, ..
+        } = bound(payment, gas_needed, fresh)
+            .inspect(|bounded| log_bounded(payment, fresh, bounded))
+            .map_err(PlanError::Retry)?;
+        // Nothing signed yet: a row whose hold does not cover its own quote fails now.
+        check_within_hold(payment, gas_limit, fees.max_fee_per_gas_wei)
+            .map_err(|error| PlanError::Fatal(error.to_string()))?;
         let nonce_floor = ctx
             .rpc
             .pending_nonce(wallet)
             .await
             .map_err(|f| PlanError::Retry(f.into()))?;
-        warn_if_above_quote(payment, gas_limit, &fees);
         Ok(Plan {
             ctx,
             wallet,
@@ -184,6 +196,7 @@ impl Relay {
             transactions::allocate_nonce(&mut db, &ctx.chain.name, plan.wallet, plan.nonce_floor)
                 .await?;
         self.check_backlog(plan.wallet, alloc)?;
+        check_within_hold(payment, plan.gas_limit, plan.fees.max_fee_per_gas_wei)?;
         let params = TxParams {
             chain_id: ctx.chain.chain_id,
             nonce: alloc.nonce,
@@ -473,6 +486,25 @@ impl Relay {
             .wallets
             .signer(old.from)
             .ok_or_else(|| RelayError::Config(format!("no signer for {}", old.from)))?;
+        // Same bound as the first signature (the stored bytes may predate it).
+        let payment = self
+            .store
+            .get_payment_unscoped(old.payment_id)
+            .await?
+            .ok_or(RelayError::Contended)?;
+        let (call, stored) = decode_stored(old)?;
+        let stored_fees = Fees {
+            max_fee_per_gas_wei: stored.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: stored.max_priority_fee_per_gas_wei,
+            capped: false,
+        };
+        let bounded = bound(&payment, stored.gas_limit, stored_fees)?;
+        log_bounded(&payment, stored_fees, &bounded);
+        check_within_hold(
+            &payment,
+            bounded.gas_limit,
+            bounded.fees.max_fee_per_gas_wei,
+        )?;
         let mut db = self.store.begin().await?;
         if !holds_live_attempt(&mut db, old).await? {
             return Err(RelayError::Contended);
@@ -483,8 +515,13 @@ impl Relay {
         transactions::resync_nonce(&mut db, &old.chain, old.from, floor).await?;
         let alloc = transactions::allocate_nonce(&mut db, &old.chain, old.from, floor).await?;
         self.check_backlog(old.from, alloc)?;
-        let (call, mut params) = decode_stored(old)?;
-        params.nonce = alloc.nonce;
+        let params = TxParams {
+            nonce: alloc.nonce,
+            gas_limit: bounded.gas_limit,
+            max_fee_per_gas_wei: bounded.fees.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: bounded.fees.max_priority_fee_per_gas_wei,
+            ..stored
+        };
         let signed = transfer::sign(signer.as_ref(), old.from, &call, params).await?;
         let new = NewTxAttempt {
             payment_id: old.payment_id,
@@ -696,17 +733,57 @@ fn attempt_json(
     data
 }
 
-/// The quote held `gas_limit × max_fee` of the native asset; a dearer transaction is still sent
-/// (the quote is a price: the difference is ours), but it is worth a warning.
-fn warn_if_above_quote(payment: &Payment, gas_limit: u64, fees: &Fees) {
-    let worst = meshpay_domain::Charges::network_fee_for(gas_limit, fees.max_fee_per_gas_wei);
-    if worst > payment.charges.network_fee {
+/// The payment's quoted gas terms.
+fn quoted_gas(payment: &Payment) -> QuotedGas {
+    QuotedGas {
+        gas_limit: payment.gas_limit,
+        max_fee_per_gas_wei: payment.max_fee_per_gas,
+        max_priority_fee_per_gas_wei: payment.max_priority_fee_per_gas,
+    }
+}
+
+/// [`fees::bound_to_quote`] for `payment`, refusal as the relay's error.
+fn bound(payment: &Payment, gas_needed: u64, fresh: Fees) -> Result<Bounded, RelayError> {
+    fees::bound_to_quote(quoted_gas(payment), gas_needed, fresh).map_err(|above| {
         tracing::warn!(
-            payment = %payment.id, quoted = %payment.charges.network_fee, worst_case = %worst,
-            "network fee at broadcast exceeds the quoted network fee"
+            payment = %payment.id, needed = above.needed, quoted = above.quoted,
+            "transfer needs more gas than quoted: not signing"
+        );
+        RelayError::GasAboveQuote {
+            needed: above.needed,
+            quoted: above.quoted,
+        }
+    })
+}
+
+fn log_bounded(payment: &Payment, fresh: Fees, bounded: &Bounded) {
+    if bounded.clamped {
+        tracing::info!(
+            payment = %payment.id,
+            fresh_max_fee = fresh.max_fee_per_gas_wei,
+            fresh_priority_fee = fresh.max_priority_fee_per_gas_wei,
+            max_fee = bounded.fees.max_fee_per_gas_wei,
+            priority_fee = bounded.fees.max_priority_fee_per_gas_wei,
+            "fees clamped to the quote (the transaction may wait for cheaper blocks)"
         );
     }
-    if fees.capped {
+    if fresh.capped {
         tracing::warn!(payment = %payment.id, "fee estimate clamped to the chain's cap");
     }
+}
+
+/// The last check before signing: the transaction's worst case fits the merchant's hold.
+fn check_within_hold(
+    payment: &Payment,
+    gas_limit: u64,
+    max_fee_per_gas: u128,
+) -> Result<(), RelayError> {
+    let worst_case = meshpay_domain::Charges::network_fee_for(gas_limit, max_fee_per_gas);
+    if worst_case > payment.charges.network_fee {
+        return Err(RelayError::FeeAboveHold {
+            worst_case,
+            held: payment.charges.network_fee,
+        });
+    }
+    Ok(())
 }

@@ -42,6 +42,20 @@ pub enum RelayError {
     /// The payment was replaced too often (each time its nonce was taken by another sender).
     #[error("payment has had {0} transactions; not signing another")]
     TooManyAttempts(i32),
+    /// The transfer now needs more gas than the quote held for: not signed (retried; the last
+    /// delivery fails the payment, which is safe because nothing was signed).
+    #[error(
+        "the transfer now needs a gas limit of {needed}, above the quoted {quoted}: the held \
+         network fee would not cover it, so it is not signed"
+    )]
+    GasAboveQuote { needed: u64, quoted: u64 },
+    /// The transaction about to be signed could cost more than the merchant's hold (a bug or
+    /// inconsistent payment row): never signed.
+    #[error("worst-case network fee {worst_case} exceeds the held {held}; not signing")]
+    FeeAboveHold {
+        worst_case: meshpay_domain::Amount,
+        held: meshpay_domain::Amount,
+    },
     /// Another broadcaster changed the payment while we worked on it.
     #[error("payment changed concurrently")]
     Contended,

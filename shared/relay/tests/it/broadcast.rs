@@ -55,8 +55,8 @@ async fn native_payment_lands_with_the_quoted_amount() {
     assert_eq!(attempts[0].status, AttemptStatus::Sent);
     assert_eq!(attempts[0].value_wei, U256::from(amount));
     assert_eq!(
-        attempts[0].gas_limit, 21_000,
-        "plain transfer needs no gas margin"
+        attempts[0].gas_limit, payment.gas_limit,
+        "the quoted gas limit is signed (the hold covers it)"
     );
     assert!(attempts[0].max_priority_fee_per_gas_wei <= attempts[0].max_fee_per_gas_wei);
     let events = stack.store.payment_events(payment.id).await.unwrap();

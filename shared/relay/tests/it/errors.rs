@@ -11,7 +11,7 @@ use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
 
 use crate::faulty::FaultyRpc;
-use crate::support::{Stack, eth};
+use crate::support::{QuotedGas, Stack, eth, fresh_address};
 
 const LAST: Delivery = Delivery { dequeue_count: 5 };
 
@@ -127,10 +127,17 @@ async fn insufficient_funds_is_retried_then_fails_the_payment_and_rewinds_the_no
 async fn intrinsic_gas_too_low_fails_the_payment_at_once() {
     let stack = Stack::start_with_wallets(&[1]).await;
     let faulty = FaultyRpc::new(stack.rpc());
-    // 15,000 + the 20 % margin = 18,000 gas: below a transfer's intrinsic 21,000.
+    // The quoted gas limit is what gets signed: 18,000 is below a transfer's intrinsic 21,000
+    // (the estimate, 15,000 + the 20 % margin, fits within it).
     faulty.override_gas(15_000);
     let relay = stack.relay_with(faulty.clone(), RelayConfig::default());
-    let payment = stack.payment("ETH", 1_000).await;
+    let quoted = QuotedGas {
+        gas_limit: 18_000,
+        ..QuotedGas::default()
+    };
+    let payment = stack
+        .payment_quoted("ETH", 1_000, fresh_address(), None, quoted)
+        .await;
 
     let outcome = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap();
     let BroadcastOutcome::Failed { reason, .. } = outcome else {

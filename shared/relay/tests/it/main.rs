@@ -6,5 +6,6 @@ mod broadcast;
 mod errors;
 mod faulty;
 mod nonces;
+mod quote_bound;
 mod same_nonce;
 mod support;

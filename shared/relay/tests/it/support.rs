@@ -25,6 +25,24 @@ pub const WALLET_ACCOUNTS: [usize; 2] = [1, 2];
 /// USDC minted to each hot wallet (base units): 1,000,000 USDC.
 pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
 
+/// A quote's gas terms (the hold is `gas_limit × max_fee_per_gas`).
+#[derive(Debug, Clone, Copy)]
+pub struct QuotedGas {
+    pub gas_limit: u64,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+}
+
+impl Default for QuotedGas {
+    fn default() -> Self {
+        QuotedGas {
+            gas_limit: 65_000,
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+        }
+    }
+}
+
 pub struct Stack {
     pub anvil: Anvil,
     pub store: Store,
@@ -140,9 +158,25 @@ impl Stack {
         recipient: Address,
         hot_wallet: Option<Address>,
     ) -> Payment {
+        self.payment_quoted(symbol, amount, recipient, hot_wallet, QuotedGas::default())
+            .await
+    }
+
+    /// An authorized payment whose quote has the gas terms `quoted`.
+    pub async fn payment_quoted(
+        &self,
+        symbol: &str,
+        amount: u128,
+        recipient: Address,
+        hot_wallet: Option<Address>,
+        quoted: QuotedGas,
+    ) -> Payment {
         let asset: AssetId = format!("anvil:{symbol}").parse().unwrap();
-        let gas_limit = 65_000u64;
-        let max_fee = 2_000_000_000u128;
+        let QuotedGas {
+            gas_limit,
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas,
+        } = quoted;
         let charges = Charges::compute(
             asset,
             Amount::from_u128(amount),
@@ -159,7 +193,7 @@ impl Stack {
                 recipient,
                 gas_limit,
                 max_fee_per_gas: max_fee,
-                max_priority_fee_per_gas: 1_000_000_000,
+                max_priority_fee_per_gas,
                 expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(300),
             })
             .await
