@@ -2,6 +2,8 @@
 //! it); errors go to stderr with a non-zero exit. Decimal amounts are read in the asset's units,
 //! using the decimals of the chains config (`MESHPAY_CHAINS_CONFIG`).
 
+mod payments;
+
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use meshpay_chain::ChainsConfig;
@@ -32,6 +34,9 @@ pub enum AdminCommand {
     /// Ledger postings.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Payments parked for review: list them, put one back in the pipeline.
+    #[command(subcommand)]
+    Payments(payments::PaymentsCommand),
     /// Creates a merchant funded with every asset of a chain and an all-scopes key; prints
     /// `demo api key: <key>` on a line of its own after the JSON.
     DemoMerchant(DemoArgs),
@@ -150,6 +155,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 "amount": asset.format_amount(amount), "amount_base_units": amount,
             })
         }
+        AdminCommand::Payments(command) => payments::run(&store, command).await?,
         AdminCommand::DemoMerchant(demo) => {
             let (output, key) = demo_merchant(&store, &chains()?, demo).await?;
             println!("{output}");

@@ -33,7 +33,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the PostgreSQL migrations (DATABASE_URL).
     Migrate(crate::migrate::MigrateArgs),
-    /// Operator commands: merchants, API keys, ledger funding, demo merchant.
+    /// Operator commands: merchants, API keys, ledger funding, parked payments, demo merchant.
     Admin(crate::admin::AdminArgs),
     /// Print each hot-wallet key's Ethereum address (to fund it), or check a signers file.
     Wallets(crate::wallets::WalletsArgs),

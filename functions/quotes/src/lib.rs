@@ -193,7 +193,7 @@ fn fee_error(error: FeeError) -> ApiError {
             "this token's transfer costs more gas than meshpay accepts",
         ),
         other => {
-            tracing::warn!(error = %other, source = ?std::error::Error::source(&other), "fee estimation failed");
+            tracing::warn!(error = %other, "fee estimation failed");
             ApiError::new(
                 ErrorCode::UpstreamUnavailable,
                 "the chain's RPC endpoint is unavailable; retry shortly",

@@ -68,12 +68,13 @@ impl FeeEstimate {
 pub enum FeeError {
     #[error("chain {0:?} is not configured for fee estimation")]
     UnknownChain(String),
-    #[error("chain {chain}: {method} failed")]
+    /// `message`: the transport error's text with URLs removed (the RPC URL may carry an API
+    /// key, and HTTP client errors quote it).
+    #[error("chain {chain}: {method} failed: {message}")]
     Rpc {
         chain: String,
         method: &'static str,
-        #[source]
-        source: TransportError,
+        message: String,
     },
     #[error("chain {chain}: {method} timed out")]
     Timeout { chain: String, method: &'static str },
@@ -81,6 +82,11 @@ pub enum FeeError {
         "chain {chain}: estimated gas {gas} for a token transfer exceeds {ERC20_TRANSFER_GAS_MAX}"
     )]
     GasTooHigh { chain: String, gas: u64 },
+}
+
+/// A transport error as text safe to log: without the URLs an HTTP client error quotes.
+fn rpc_message(error: &TransportError) -> String {
+    crate::redact::redact_urls(&error.to_string())
 }
 
 /// Estimates fees for quotes; a trait so the HTTP layer can be tested without a node.
@@ -160,7 +166,7 @@ impl RpcFeeEstimator {
             .map_err(|source| FeeError::Rpc {
                 chain: chain.name.clone(),
                 method,
-                source,
+                message: rpc_message(&source),
             })?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(chain.name.clone(), (Instant::now(), estimation));
@@ -197,6 +203,7 @@ impl RpcFeeEstimator {
             // A revert here usually means the hot wallet lacks tokens right now; the payment
             // can still be funded before broadcast, so quote with the conservative fallback.
             Ok(Err(error)) => {
+                let error = rpc_message(&error);
                 tracing::warn!(chain = %chain.name, %error, "eth_estimateGas failed, using fallback gas limit");
                 ERC20_TRANSFER_GAS_FALLBACK
             }

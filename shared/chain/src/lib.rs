@@ -3,11 +3,13 @@
 //! - [`config`]: typed `chains.toml` (file named by `MESHPAY_CHAINS_CONFIG`), validated at load.
 //! - [`recipient`]: EIP-55 / zero-address / deny-list checks on payment recipients.
 //! - [`fees`]: EIP-1559 fee estimation (capped per chain) and gas limits for quotes.
+//! - [`redact`]: strips URLs (RPC endpoints carry API keys) from error text.
 
 pub mod address;
 pub mod config;
 pub mod fees;
 pub mod recipient;
+pub mod redact;
 
 pub use address::{AddressError, parse_address};
 pub use config::{CHAINS_CONFIG_ENV, Chain, ChainProblem, ChainsConfig, ConfigError};
@@ -15,6 +17,7 @@ pub use fees::{
     FeeError, FeeEstimate, FeeEstimator, FixedFeeEstimator, RpcFeeEstimator, TransferSpec,
 };
 pub use recipient::RecipientError;
+pub use redact::redact_urls;
 
 /// Re-exported so callers name the same primitive types.
 pub use alloy::primitives::{Address, U256};

@@ -26,6 +26,7 @@
 use std::fmt;
 
 use alloy::transports::{RpcError, TransportError, TransportErrorKind};
+use meshpay_chain::redact_urls;
 
 /// A failed JSON-RPC call, reduced to what classification and logs need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +85,11 @@ impl RpcFailure {
                 status: http.status,
                 body: truncate(http.body),
             },
+            // HTTP client errors quote the request URL, which may carry the provider's API key;
+            // these texts are logged and stored with the payment's attempts.
             RpcError::Transport(kind) => RpcFailure::Transport {
                 method,
-                message: truncate(kind.to_string()),
+                message: truncate(redact_urls(&kind.to_string())),
             },
             RpcError::NullResp => RpcFailure::Decode {
                 method,
@@ -94,7 +97,7 @@ impl RpcFailure {
             },
             other => RpcFailure::Decode {
                 method,
-                message: truncate(other.to_string()),
+                message: truncate(redact_urls(&other.to_string())),
             },
         }
     }

@@ -111,3 +111,31 @@ impl ChainRpc for AlloyRpc {
             .is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transport_failures_do_not_carry_the_rpc_url_or_its_api_key() {
+        // A port nothing listens on (bound, then released): the request fails in the client.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url: Url = format!("http://127.0.0.1:{port}/v2/SECRET-API-KEY")
+            .parse()
+            .unwrap();
+        let rpc = AlloyRpc::new(url, Duration::from_secs(5));
+        let failure = rpc.pending_nonce(Address::ZERO).await.unwrap_err();
+        assert!(
+            matches!(failure, RpcFailure::Transport { .. }),
+            "{failure:?}"
+        );
+        for text in [failure.to_string(), format!("{failure:?}")] {
+            assert!(!text.contains("SECRET-API-KEY"), "{text}");
+            assert!(!text.contains("/v2/"), "{text}");
+        }
+    }
+}

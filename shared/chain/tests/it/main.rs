@@ -139,3 +139,24 @@ async fn unreachable_rpc_is_an_error_not_a_guess() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn rpc_errors_never_carry_the_rpc_url_or_its_api_key() {
+    let port = meshpay_testkit::ports::free_port();
+    let url = format!("http://127.0.0.1:{port}/v2/SECRET-API-KEY");
+    let config = config_for(&url, 200_000_000_000);
+    let chain = config.chain("anvil").unwrap();
+    let error = estimator(&config)
+        .estimate(chain, &transfer(&config, "ETH"))
+        .await
+        .unwrap_err();
+    let mut texts = vec![error.to_string(), format!("{error:?}")];
+    let mut source = std::error::Error::source(&error);
+    while let Some(inner) = source {
+        texts.push(format!("{inner} {inner:?}"));
+        source = inner.source();
+    }
+    for text in texts {
+        assert!(!text.contains("SECRET-API-KEY"), "{text}");
+    }
+}

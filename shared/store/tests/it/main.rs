@@ -8,4 +8,5 @@ mod concurrency;
 mod ledger;
 mod network_fee;
 mod payments;
+mod review;
 mod support;
