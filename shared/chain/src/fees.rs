@@ -180,6 +180,35 @@ impl RpcFeeEstimator {
         (at.elapsed() < self.cache_ttl).then_some(*estimation)
     }
 
+    /// A plain value transfer costs exactly 21,000 gas, but a recipient that is a contract (a
+    /// smart-contract wallet) runs code on receipt: the broadcast step estimates again and
+    /// refuses to sign above the quoted gas limit, so the quote must cover it (with the same
+    /// margin the broadcast step applies). An estimate that fails (e.g. the hot wallet is not
+    /// funded yet) quotes the plain 21,000.
+    async fn native_gas(&self, chain: &Chain, transfer: &TransferSpec) -> Result<u64, FeeError> {
+        let provider = self.provider(chain)?;
+        let mut request = TransactionRequest::default()
+            .to(transfer.recipient)
+            .value(transfer.amount_base_units);
+        if let Some(from) = chain.hot_wallets.first() {
+            request = request.from(*from);
+        }
+        let estimate = tokio::time::timeout(self.rpc_timeout, provider.estimate_gas(request)).await;
+        Ok(match estimate {
+            Ok(Ok(gas)) if gas <= NATIVE_TRANSFER_GAS => NATIVE_TRANSFER_GAS,
+            Ok(Ok(gas)) => with_margin(gas),
+            Ok(Err(error)) => {
+                let error = rpc_message(&error);
+                tracing::warn!(chain = %chain.name, %error, "eth_estimateGas failed, quoting a plain transfer");
+                NATIVE_TRANSFER_GAS
+            }
+            Err(_) => {
+                tracing::warn!(chain = %chain.name, "eth_estimateGas timed out, quoting a plain transfer");
+                NATIVE_TRANSFER_GAS
+            }
+        })
+    }
+
     async fn token_gas(
         &self,
         chain: &Chain,
@@ -230,7 +259,7 @@ impl FeeEstimator for RpcFeeEstimator {
         transfer: &TransferSpec,
     ) -> Result<FeeEstimate, FeeError> {
         let gas_limit = match transfer.asset.kind() {
-            AssetKind::Native => NATIVE_TRANSFER_GAS,
+            AssetKind::Native => self.native_gas(chain, transfer).await?,
             AssetKind::Erc20 { contract } => self.token_gas(chain, contract, transfer).await?,
         };
         let estimation = self.eip1559(chain).await?;

@@ -119,6 +119,26 @@ async fn token_transfer_falls_back_to_65k_when_estimation_reverts() {
 }
 
 #[tokio::test]
+async fn native_transfer_to_a_contract_recipient_is_quoted_with_the_gas_its_code_needs() {
+    let anvil = Anvil::start().await;
+    // The recipient runs code on receipt: PUSH1 1 PUSH1 0 SSTORE STOP (a fresh storage write).
+    anvil
+        .rpc(
+            "anvil_setCode",
+            serde_json::json!([RECIPIENT, "0x600160005500"]),
+        )
+        .await;
+    let config = config_for(anvil.url(), 200_000_000_000);
+    let chain = config.chain("anvil").unwrap();
+    let fee = estimator(&config)
+        .estimate(chain, &transfer(&config, "ETH"))
+        .await
+        .unwrap();
+    // 21,000 + a cold SSTORE (> 20,000), plus the margin the broadcast step also applies.
+    assert!(fee.gas_limit > 41_000, "{}", fee.gas_limit);
+}
+
+#[tokio::test]
 async fn unreachable_rpc_is_an_error_not_a_guess() {
     // a port nothing listens on (bound then released)
     let port = meshpay_testkit::ports::free_port();
