@@ -36,8 +36,21 @@ pub async fn handle(
     pipeline: &Pipeline,
     invocation: QueueInvocation<PaymentMessage>,
 ) -> Result<Outputs, ConfirmError> {
-    let outcome = pipeline.settle(invocation.message.payment_id).await?;
+    let message = invocation.message;
+    check_version(&message)?;
+    let outcome = pipeline.settle(message.payment_id).await?;
     outputs_for(&outcome).map_err(|e| ConfirmError::Config(e.to_string()))
+}
+
+/// Refuses messages of another version before anything is read or written.
+fn check_version(message: &PaymentMessage) -> Result<(), ConfirmError> {
+    if message.v == PaymentMessage::VERSION {
+        return Ok(());
+    }
+    Err(ConfirmError::UnsupportedMessageVersion {
+        found: message.v,
+        expected: PaymentMessage::VERSION,
+    })
 }
 
 /// The messages and log line each outcome produces.
@@ -77,6 +90,20 @@ mod tests {
         assert_eq!(def.trigger().queue_name.as_deref(), Some("payments-settle"));
         let out = def.output(CONFIRM_OUTPUT).unwrap();
         assert_eq!(out.queue_name.as_deref(), Some("payments-confirm"));
+    }
+
+    #[test]
+    fn a_message_of_another_version_is_refused() {
+        let current = PaymentMessage::new(PaymentId::new());
+        assert!(check_version(&current).is_ok());
+        let future = PaymentMessage {
+            v: PaymentMessage::VERSION + 1,
+            ..current
+        };
+        assert!(matches!(
+            check_version(&future),
+            Err(ConfirmError::UnsupportedMessageVersion { .. })
+        ));
     }
 
     #[test]
