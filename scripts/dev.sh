@@ -90,20 +90,6 @@ load_settings() {
     for (const [k, x] of Object.entries(v)) console.log(`${k}=${x}`);')
 }
 
-# Whether `meshpay` has a subcommand path (e.g. `admin merchant create`): until the helpers
-# writing them land, the steps below are skipped with a note instead of failing.
-# Checked against clap's help listing at each level (a binary without the subcommand prints no
-# such line).
-has_cmd() {
-  local prefix=() word
-  for word in "$@"; do
-    local help
-    help=$("$BIN/meshpay" "${prefix[@]}" --help 2>/dev/null) || return 1
-    grep -qE "^\s+$word(\s|,|$)" <<<"$help" || return 1
-    prefix+=("$word")
-  done
-}
-
 for port in 10000 10001 10002 8545 7071; do
   port_busy "$port" && die "port $port is in use (another make dev? run make clean-stack, or stop it)"
 done
@@ -125,11 +111,9 @@ MESHPAY_SIGNERS_CONFIG=${MESHPAY_SIGNERS_CONFIG:-signers.dev.toml}
 export MESHPAY_SIGNERS_CONFIG
 
 phase "build ($PROFILE)"
-if [ "$PROFILE" = release ]; then
-  cargo build --release --bins
-else
-  cargo build --bins
-fi
+# Every binary this script starts (meshpay and devhost); `scripts/build-bins.sh --check`
+# proves in make test that none is left out.
+scripts/build-bins.sh "$PROFILE"
 
 phase "fresh data (new chain)"
 # The dev database is the one DATABASE_URL names (default meshpay on 127.0.0.1:5432); the
@@ -153,44 +137,21 @@ wait_up anvil 30 curl -sf -X POST -H 'content-type: application/json' \
   --data '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' http://127.0.0.1:8545
 
 phase "database migrations"
-if has_cmd migrate; then
-  "$BIN/meshpay" migrate
-else
-  say "TODO: 'meshpay migrate' does not exist yet: skipped"
-fi
+"$BIN/meshpay" migrate
 
 phase "dev chain: USDC"
 node scripts/dev-chain.mjs --rpc http://127.0.0.1:8545
 
 phase "demo merchant"
 # A merchant funded with every asset of chain anvil and an all-scopes key (printed once).
-DEMO_KEY=""
-if has_cmd admin demo-merchant; then
-  out=$("$BIN/meshpay" admin demo-merchant --chain anvil)
-  DEMO_KEY=$(sed -n 's/^demo api key: //p' <<<"$out")
-  [ -n "$DEMO_KEY" ] || die "no demo api key in the output of meshpay admin demo-merchant"
-else
-  say "TODO: 'meshpay admin demo-merchant' not there yet: no demo merchant"
-fi
+out=$("$BIN/meshpay" admin demo-merchant --chain anvil)
+DEMO_KEY=$(sed -n 's/^demo api key: //p' <<<"$out")
+[ -n "$DEMO_KEY" ] || die "no demo api key in the output of meshpay admin demo-merchant"
 
 phase "devhost + meshpay"
-[ -x "$BIN/devhost" ] || die "$BIN/devhost was not built"
 # devhost reads host.json and functions/*/function.json from the app root and spawns the
-# handler host.json names (./meshpay). Point it at the binary just built: with a flag when
-# devhost has one, else by copying the binary to ./meshpay as `make build` does.
-# TODO(devhost): settle on the flag names once devhost's CLI lands.
-devhost_help=$("$BIN/devhost" --help 2>/dev/null || true)
-DEVHOST_ARGS=()
-for flag in --app-root --script-root; do
-  if grep -q -- "$flag" <<<"$devhost_help"; then DEVHOST_ARGS+=("$flag" "$ROOT"); break; fi
-done
-for flag in --handler --handler-path --executable; do
-  if grep -q -- "$flag" <<<"$devhost_help"; then DEVHOST_ARGS+=("$flag" "$BIN/meshpay"); break; fi
-done
-if ! grep -qE -- '--handler|--executable' <<<"$devhost_help"; then
-  cp --remove-destination "$BIN/meshpay" "$ROOT/meshpay"
-fi
-start devhost "$BIN/devhost" "${DEVHOST_ARGS[@]}"
+# handler just built (host.json's defaultExecutablePath is the packaged ./meshpay).
+start devhost "$BIN/devhost" --app-root "$ROOT" --executable "$BIN/meshpay"
 wait_up devhost 120 curl -sf http://127.0.0.1:7071/api/health
 _phase_end
 
@@ -201,7 +162,7 @@ echo "meshpay ready at http://127.0.0.1:7071/api"
 # One payment end to end (quote → authorized → broadcast → confirmed → settled), checked
 # against the chain's receipt. A failure leaves the stack up to look into.
 DEMO_PAYMENT="" DEMO_TX=""
-if [ -n "$DEMO_KEY" ] && has_cmd demo; then
+if [ -n "$DEMO_KEY" ]; then
   echo
   if "$BIN/meshpay" demo --api http://127.0.0.1:7071/api --api-key "$DEMO_KEY" --asset USDC \
     --amount 25.00 --rpc http://127.0.0.1:8545 | tee "$DEV/demo.out"; then

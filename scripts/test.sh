@@ -29,8 +29,10 @@ scripts/postgres.sh ensure
 check "contracts check" scripts/compile-contracts.sh --check
 check "cargo fmt --check" cargo fmt --all --check
 check "cargo clippy" cargo clippy --workspace --all-targets "${LOCKED[@]}" -- -D warnings
-# End-to-end tests spawn the devhost and meshpay binaries from target/debug.
-check "cargo build (binaries)" cargo build --workspace --bins "${LOCKED[@]}"
+# End-to-end tests spawn the devhost and meshpay binaries from target/debug; the same script
+# builds them for `make dev`, and its --check fails if one that make dev starts is missing.
+check "cargo build (binaries)" scripts/build-bins.sh debug
+check "make dev binaries built" scripts/build-bins.sh --check debug
 check "cargo test" cargo test --workspace --no-fail-fast "${LOCKED[@]}"
 # Infra (Bicep parse + checkov) and dependency policy (cargo deny): issue 6's CI checks.
 check "infra checks" scripts/check-infra.sh

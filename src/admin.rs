@@ -289,6 +289,14 @@ async fn demo_merchant(
     let chain = chains
         .chain(&args.chain)
         .with_context(|| format!("chain {:?} is not configured", args.chain))?;
+    // Free funding is a dev convenience: on a real chain it would credit money nobody deposited.
+    anyhow::ensure!(
+        chain.chain_id == meshpay_chain::DEV_CHAIN_ID,
+        "demo-merchant only runs on the dev chain (chain id {}); {:?} has chain id {}",
+        meshpay_chain::DEV_CHAIN_ID,
+        args.chain,
+        chain.chain_id
+    );
     let merchant = store
         .create_merchant(&NewMerchant {
             name: args.name,
@@ -308,4 +316,57 @@ async fn demo_merchant(
     let key = store.create_api_key(merchant.id, Scopes::all()).await?;
     let output = json!({ "merchant_id": merchant.id, "funded": funded, "api_key": key_json(&key) });
     Ok((output, key.key.expose().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshpay_testkit::postgres::TestDb;
+
+    fn chains_with_mainnet() -> ChainsConfig {
+        let dev = include_str!("../chains.dev.toml");
+        let mainnet = dev
+            .replace("chain_id = 31337", "chain_id = 1")
+            .replace("name = \"anvil\"", "name = \"mainnet\"");
+        ChainsConfig::from_toml_str(&mainnet).unwrap()
+    }
+
+    fn demo_args(chain: &str) -> DemoArgs {
+        DemoArgs {
+            name: "demo".into(),
+            chain: chain.into(),
+            amount_per_asset: "10000".into(),
+            service_fee_bps: 25,
+        }
+    }
+
+    #[tokio::test]
+    async fn demo_merchant_refuses_every_chain_but_the_dev_chain_and_writes_nothing() {
+        let db = TestDb::create_migrated(&meshpay_store::MIGRATOR).await;
+        let store = Store::from_pool(db.pool().clone());
+        let error = demo_merchant(&store, &chains_with_mainnet(), demo_args("mainnet"))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("only runs on the dev chain"),
+            "{error}"
+        );
+        let merchants: i64 = sqlx::query_scalar("SELECT count(*) FROM merchants")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(merchants, 0);
+    }
+
+    #[tokio::test]
+    async fn demo_merchant_funds_every_asset_of_the_dev_chain() {
+        let db = TestDb::create_migrated(&meshpay_store::MIGRATOR).await;
+        let store = Store::from_pool(db.pool().clone());
+        let dev = ChainsConfig::from_toml_str(include_str!("../chains.dev.toml")).unwrap();
+        let (output, key) = demo_merchant(&store, &dev, demo_args("anvil"))
+            .await
+            .unwrap();
+        assert!(!key.is_empty());
+        assert_eq!(output["funded"].as_array().unwrap().len(), 2, "{output}");
+    }
 }

@@ -106,6 +106,10 @@ pub struct ChainsConfig {
     chains: Vec<Chain>,
 }
 
+/// Chain id of the local dev chain (anvil). Dev-only signers and the demo merchant's free
+/// funding are refused on every other chain.
+pub const DEV_CHAIN_ID: u64 = 31337;
+
 /// One EVM chain.
 #[derive(Clone)]
 pub struct Chain {

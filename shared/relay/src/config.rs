@@ -26,8 +26,7 @@ use crate::fault::Fault;
 /// Environment variable naming the signers TOML file.
 pub const SIGNERS_CONFIG_ENV: &str = "MESHPAY_SIGNERS_CONFIG";
 
-/// Chain id of the local dev chain (anvil): the only chain a dev-only signer may sign for.
-pub const DEV_CHAIN_ID: u64 = 31337;
+pub use meshpay_chain::DEV_CHAIN_ID;
 
 /// Tunables of the broadcast step.
 #[derive(Debug, Clone)]

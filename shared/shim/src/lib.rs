@@ -10,7 +10,7 @@
 //!   [`FunctionApp::queue`] and [`FunctionApp::timer`], returning [`Outputs`].
 //! * `GET /` answers at once (the host's readiness probe).
 //!
-//! Wire facts: `shared/reference/custom-handler-protocol.md` (outside the repo root).
+//! Wire facts: `docs/custom-handler-protocol.md`.
 
 mod app;
 mod context;
