@@ -11,13 +11,16 @@ use meshpay_domain::{Amount, ApiKeyId, Asset, AssetId, FeeBps, MerchantId, Scope
 use meshpay_store::{AssetLimit, CreatedApiKey, NewMerchant, Store};
 use serde_json::json;
 
+use crate::settings;
+
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
-    /// PostgreSQL connection string.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    /// PostgreSQL connection string; default: the `DATABASE_URL` setting.
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
-    /// Chains config (asset decimals for decimal amounts).
-    #[arg(long, env = meshpay_chain::CHAINS_CONFIG_ENV, global = true)]
+    /// Chains config (asset decimals for decimal amounts); default: the
+    /// `MESHPAY_CHAINS_CONFIG` setting.
+    #[arg(long, global = true)]
     pub chains_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: AdminCommand,
@@ -112,9 +115,10 @@ pub struct DemoArgs {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let url = args
         .database_url
-        .as_deref()
+        .or_else(|| settings::env(meshpay_store::connect::DATABASE_URL_ENV))
+        .filter(|url| !url.trim().is_empty())
         .context("DATABASE_URL (or --database-url) is required")?;
-    let db = meshpay_store::DbConfig::from_env_with_url(url)?.with_max_connections(2);
+    let db = settings::database(Some(&url), settings::env)?.with_max_connections(2);
     let store = Store::connect_with(&db).await?;
     let chains = || load_chains(args.chains_config.as_deref());
     let output = match args.command {
@@ -168,13 +172,19 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 }
 
 fn load_chains(path: Option<&std::path::Path>) -> anyhow::Result<ChainsConfig> {
-    let path = path.with_context(|| {
-        format!(
-            "{} (or --chains-config) is required for asset decimals",
-            meshpay_chain::CHAINS_CONFIG_ENV
-        )
-    })?;
-    Ok(ChainsConfig::load(path)?)
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => settings::env(settings::CHAINS_CONFIG)
+            .filter(|path| !path.trim().is_empty())
+            .map(std::path::PathBuf::from)
+            .with_context(|| {
+                format!(
+                    "{} (or --chains-config) is required for asset decimals",
+                    settings::CHAINS_CONFIG
+                )
+            })?,
+    };
+    settings::chains(Some(&path), settings::env)
 }
 
 fn parse_merchant(s: &str) -> anyhow::Result<MerchantId> {

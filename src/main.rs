@@ -6,6 +6,7 @@ mod cli;
 mod demo;
 mod migrate;
 mod serve;
+mod settings;
 mod wallets;
 
 use std::time::Instant;
@@ -27,7 +28,10 @@ async fn main() -> anyhow::Result<()> {
     // operator subcommands print their JSON result on stdout and log to stderr.
     init_logging(log_format, matches!(command, Command::Serve(_)));
     match command {
-        Command::Serve(args) => serve::run(args, started).await,
+        Command::Serve(args) => {
+            let settings = settings::Settings::from_env()?;
+            serve::run(args, settings, started).await
+        }
         Command::Migrate(args) => migrate::run(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Wallets(args) => wallets::run(args).await,

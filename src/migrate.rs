@@ -2,18 +2,22 @@
 //! several deploy steps at once: sqlx serializes runners on an advisory lock).
 
 use clap::Args;
-use meshpay_store::{DbConfig, MIGRATOR, Store};
+use meshpay_store::{MIGRATOR, Store};
+
+use crate::settings;
 
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
-    /// PostgreSQL connection string (with MESHPAY_DB_AUTH=entra and MESHPAY_DB_CREDENTIAL=azure-cli:
-    /// without password, an Entra token from `az login` is used).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    /// PostgreSQL connection string; default: the `DATABASE_URL` setting (with
+    /// MESHPAY_DB_AUTH=entra and MESHPAY_DB_CREDENTIAL=azure-cli: without password, an Entra
+    /// token from `az login` is used).
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
-    let db = DbConfig::from_env_with_url(&args.database_url)?.with_max_connections(2);
+    let db =
+        settings::database(args.database_url.as_deref(), settings::env)?.with_max_connections(2);
     let store = Store::connect_with(&db).await?;
     store.migrate().await?;
     let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();

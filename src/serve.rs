@@ -1,16 +1,20 @@
 //! `meshpay serve`: every function is registered here, in one place.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::response::IntoResponse as _;
 use meshpay_api::AppState;
+use meshpay_relay::RelaySetup;
 use meshpay_shim::FunctionApp;
-use meshpay_webhooks::{WebhookServices, WebhooksConfig};
+use meshpay_store::Store;
+use meshpay_webhooks::WebhookServices;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::cli::ServeArgs;
+use crate::settings::Settings;
 
 /// The app's HTTP routes (ordinary axum handlers at `/api/...`).
 fn router(payments: AppState) -> Router {
@@ -35,11 +39,15 @@ fn payments_api(state: AppState) -> Router {
 }
 
 /// Every function: a folder under `functions/` that is not registered here fails a test.
-pub fn function_app(payments: AppState, webhooks: &WebhookServices) -> FunctionApp {
+pub fn function_app(states: States) -> FunctionApp {
+    let States {
+        payments,
+        webhooks,
+        confirm,
+        broadcast,
+    } = states;
+    let webhooks = &webhooks;
     let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), webhooks);
-    let confirm = confirm_pipeline(&payments);
-    // One relay (database pool, signers) for broadcasting and reconcile's wallet healing.
-    let broadcast = meshpay_fn_broadcast::Broadcast::from_env();
     let chain_webhook = meshpay_fn_confirm_webhook::WebhookState {
         store: payments.store.clone(),
         config: std::sync::Arc::new(confirm.config().webhook.clone()),
@@ -84,37 +92,56 @@ pub fn function_app(payments: AppState, webhooks: &WebhookServices) -> FunctionA
     )
 }
 
-/// The confirm/settle/reconcile engine (shared by the four functions). `run` validates the
-/// settings first, so the fallback to defaults is only reached by registration tests.
-fn confirm_pipeline(payments: &AppState) -> std::sync::Arc<meshpay_confirm::Pipeline> {
-    let config = meshpay_confirm::ConfirmConfig::from_env().unwrap_or_else(|error| {
-        tracing::error!(%error, "confirm configuration invalid: using defaults");
-        meshpay_confirm::ConfirmConfig::default()
-    });
-    std::sync::Arc::new(meshpay_confirm::Pipeline::new(
-        payments.store.clone(),
-        payments.chains.clone(),
-        config,
-    ))
+/// The functions' shared states, built once from the settings on the process's one database
+/// pool. No I/O but an Entra token (with `MESHPAY_DB_AUTH=entra`): the pool connects on first
+/// use and the relay's signers are built at the first broadcast, so the handler is ready at once
+/// and a database or Key Vault outage shows up as failed calls, not as a process that cannot
+/// start.
+pub struct States {
+    pub payments: AppState,
+    pub webhooks: WebhookServices,
+    /// The confirm/settle/reconcile engine (shared by the four functions).
+    pub confirm: Arc<meshpay_confirm::Pipeline>,
+    /// One relay (signers) for broadcasting and reconcile's wallet healing.
+    pub broadcast: meshpay_fn_broadcast::Broadcast,
 }
 
-pub async fn run(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
-    // DATABASE_URL (+ MESHPAY_DB_AUTH=entra in Azure) and MESHPAY_CHAINS_CONFIG
-    // (local.settings.json locally); no I/O but the chains file and an Entra token: the pool
-    // connects on first use.
-    let payments = AppState::from_env()
-        .await
-        .context("payments API configuration")?;
-    // MESHPAY_WEBHOOK_SECRET_KEY (required) and the other MESHPAY_WEBHOOK_* settings.
-    let webhooks = WebhookServices::new(
-        WebhooksConfig::from_env().context("webhooks configuration")?,
-        payments.store.clone(),
-        payments.chains.clone(),
-    )
-    .context("webhooks configuration")?;
-    // MESHPAY_CONFIRM_*, MESHPAY_RECONCILE_*, MESHPAY_CHAIN_WEBHOOK_*: refuse to start on bad values.
-    meshpay_confirm::ConfirmConfig::from_env().context("confirm configuration")?;
-    let app = function_app(payments, &webhooks)
+impl States {
+    pub async fn new(settings: Settings) -> anyhow::Result<States> {
+        let database = settings
+            .database
+            .with_acquire_timeout(meshpay_api::DB_ACQUIRE_TIMEOUT);
+        let store = Store::connect_lazy_with(&database)
+            .await
+            .context("database login")?;
+        let chains = Arc::new(settings.chains);
+        let payments =
+            AppState::with_rpc_fees(store.clone(), chains.clone()).with_config(settings.api);
+        let webhooks = WebhookServices::new(settings.webhooks, store.clone(), chains.clone())
+            .context("webhooks configuration")?;
+        let confirm = Arc::new(meshpay_confirm::Pipeline::new(
+            store.clone(),
+            chains.clone(),
+            settings.confirm,
+        ));
+        let broadcast = meshpay_fn_broadcast::Broadcast::lazy(RelaySetup {
+            store,
+            chains,
+            signers: settings.signers,
+            config: settings.relay,
+        });
+        Ok(States {
+            payments,
+            webhooks,
+            confirm,
+            broadcast,
+        })
+    }
+}
+
+pub async fn run(args: ServeArgs, settings: Settings, started: Instant) -> anyhow::Result<()> {
+    let states = States::new(settings).await?;
+    let app = function_app(states)
         .build()
         .context("registering functions")?
         .layer(CatchPanicLayer::custom(panic_response));
@@ -204,7 +231,7 @@ mod tests {
             .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         on_disk.sort();
-        let app = function_app_for_tests();
+        let app = function_app_for_tests().await;
         let mut registered: Vec<String> = app.function_names().map(str::to_owned).collect();
         registered.sort();
         let missing: Vec<&String> = on_disk.iter().filter(|f| !registered.contains(f)).collect();
@@ -216,25 +243,26 @@ mod tests {
         let _service = app.build().unwrap();
     }
 
-    /// `function_app` as `serve` builds it, with a test webhook key and no database.
-    fn function_app_for_tests() -> FunctionApp {
-        let payments = payments_state();
+    /// `function_app` as `serve` builds it on the repo's dev chains and signers, with a test
+    /// webhook key and no reachable database (its pool connects on first use).
+    async fn function_app_for_tests() -> FunctionApp {
+        let chains = include_str!("../chains.dev.toml");
+        let signers = include_str!("../signers.dev.toml");
         let key = meshpay_webhooks::SecretCipher::new(&[7; 32]).unwrap();
-        let webhooks = WebhookServices::new(
-            WebhooksConfig::new(key),
-            payments.store.clone(),
-            payments.chains.clone(),
-        )
-        .unwrap();
-        function_app(payments, &webhooks)
-    }
-
-    /// The payments API state of `meshpay serve` without a reachable database (its pool
-    /// connects on first use) on the repo's dev chains.
-    fn payments_state() -> AppState {
-        let dev = include_str!("../chains.dev.toml");
-        let chains = std::sync::Arc::new(meshpay_chain::ChainsConfig::from_toml_str(dev).unwrap());
-        AppState::lazy("postgres://meshpay@127.0.0.1:1/unused", 1, chains).unwrap()
+        let settings = Settings {
+            database: meshpay_store::DbConfig::new(
+                "postgres://meshpay@127.0.0.1:1/unused",
+                meshpay_store::DbAuth::Password,
+            )
+            .unwrap(),
+            chains: meshpay_chain::ChainsConfig::from_toml_str(chains).unwrap(),
+            signers: meshpay_relay::SignersFile::from_toml_str(signers).unwrap(),
+            api: meshpay_api::ApiConfig::default(),
+            confirm: meshpay_confirm::ConfirmConfig::default(),
+            webhooks: meshpay_webhooks::WebhooksConfig::new(key),
+            relay: meshpay_relay::RelayConfig::default(),
+        };
+        function_app(States::new(settings).await.unwrap())
     }
 
     async fn body_json(response: axum::response::Response) -> Value {
@@ -246,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn forwarded_health_and_envelope_probe_worker_share_one_service() {
-        let app = function_app_for_tests().build().unwrap();
+        let app = function_app_for_tests().await.build().unwrap();
         let health = Request::get("/api/health").body(Body::empty()).unwrap();
         let response = app.clone().oneshot(health).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);

@@ -67,7 +67,7 @@ pub async fn run(store: &Store, command: PaymentsCommand) -> anyhow::Result<Valu
     match command {
         PaymentsCommand::Review { limit } => review(store, limit).await,
         PaymentsCommand::Requeue(args) => {
-            let queues = QueueService::from_settings(&args.connection, |k| std::env::var(k).ok())
+            let queues = QueueService::from_settings(&args.connection, crate::settings::env)
                 .with_context(|| format!("queue connection {:?}", args.connection))?;
             requeue(store, &queues, args).await
         }

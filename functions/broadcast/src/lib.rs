@@ -19,17 +19,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use meshpay_domain::PaymentMessage;
-use meshpay_relay::{BroadcastOutcome, Delivery, LazyRelay, Relay, RelayError};
+use meshpay_relay::{BroadcastOutcome, Delivery, LazyRelay, Relay, RelayError, RelaySetup};
 use meshpay_shim::{FunctionJson, OutputError, Outputs, QueueInvocation};
 
 pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("broadcast");
 
 /// Output binding (function.json) to `payments-confirm`.
 pub const CONFIRM: &str = "confirm";
-
-/// Database connections of the broadcast step per instance (each broadcast holds one for the
-/// length of its sign-and-store transaction).
-const DB_CONNECTIONS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BroadcastError {
@@ -43,20 +39,20 @@ pub enum BroadcastError {
     Output(#[from] OutputError),
 }
 
-/// The handler's state: the relay, built on first use from the environment (so the process
-/// starts, and serves every other function, before the database or the signers are reached),
-/// or given (tests).
+/// The handler's state: the relay, built on first use from its setup (so the process starts,
+/// and serves every other function, before the database or the signers are reached), or given
+/// (tests).
 #[derive(Clone)]
 pub struct Broadcast {
     relay: LazyRelay,
 }
 
 impl Broadcast {
-    /// `DATABASE_URL`, `MESHPAY_CHAINS_CONFIG`, `MESHPAY_SIGNERS_CONFIG` (+ `MESHPAY_FAULT` in
-    /// dev/test builds), read at the first invocation; a failed start is retried by the next.
-    pub fn from_env() -> Self {
+    /// The relay `setup` describes, built at the first invocation; a failed build is retried
+    /// by the next.
+    pub fn lazy(setup: RelaySetup) -> Self {
         Broadcast {
-            relay: LazyRelay::from_env(DB_CONNECTIONS),
+            relay: LazyRelay::new(setup),
         }
     }
 
@@ -122,7 +118,7 @@ impl Broadcast {
         }
     }
 
-    /// The function to register: `.queue(FUNCTION, Broadcast::from_env().into_handler())`.
+    /// The function to register: `.queue(FUNCTION, Broadcast::lazy(setup).into_handler())`.
     pub fn into_handler(
         self,
     ) -> impl Fn(QueueInvocation<PaymentMessage>) -> HandlerFuture + Send + Sync + 'static {
@@ -155,10 +151,24 @@ mod tests {
         );
     }
 
+    /// A relay setup whose database does not exist (its pool connects on first use).
+    fn unreachable_setup() -> RelaySetup {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://meshpay@127.0.0.1:1/unused")
+            .unwrap();
+        let chains = include_str!("../../../chains.dev.toml");
+        RelaySetup {
+            store: meshpay_store::Store::from_pool(pool),
+            chains: Arc::new(meshpay_chain::ChainsConfig::from_toml_str(chains).unwrap()),
+            signers: meshpay_relay::SignersFile::from_toml_str("").unwrap(),
+            config: meshpay_relay::RelayConfig::default(),
+        }
+    }
+
     #[tokio::test]
     async fn unknown_message_version_fails_without_touching_the_relay() {
-        // from_env is lazy: were the relay needed, this would fail with Init instead.
-        let handler = Broadcast::from_env().into_handler();
+        // No database and no signers: were the relay needed, this would fail with Init instead.
+        let handler = Broadcast::lazy(unreachable_setup()).into_handler();
         let invocation = QueueInvocation {
             message: PaymentMessage {
                 v: 2,

@@ -46,7 +46,7 @@ pub async fn handle(
     );
     let outcome = pipeline.confirm(message).await?;
     // Our own message types always serialize; a failure would be a bug worth a retry.
-    outputs_for(&outcome).map_err(|e| ConfirmError::Config(e.to_string()))
+    outputs_for(&outcome).map_err(|e| ConfirmError::Output(e.into()))
 }
 
 /// The messages and log line each outcome produces.

@@ -39,7 +39,7 @@ pub async fn handle(
     let message = invocation.message;
     check_version(&message)?;
     let outcome = pipeline.settle(message.payment_id).await?;
-    outputs_for(&outcome).map_err(|e| ConfirmError::Config(e.to_string()))
+    outputs_for(&outcome).map_err(|e| ConfirmError::Output(e.into()))
 }
 
 /// Refuses messages of another version before anything is read or written.

@@ -26,5 +26,5 @@ pub use error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
 pub use json::{ApiJson, BODY_LIMIT_BYTES};
 pub use path::PathId;
 pub use query::ApiQuery;
-pub use state::{ApiConfig, AppState, Clock, SystemClock};
+pub use state::{ApiConfig, ApiConfigError, AppState, Clock, DB_ACQUIRE_TIMEOUT, SystemClock};
 pub use store_error::from_store;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshpay_chain::{ChainsConfig, ConfigError, FeeEstimator, RpcFeeEstimator};
-use meshpay_store::{DbConfig, DbConfigError, DbConnectError, Store};
+use meshpay_chain::{ChainsConfig, FeeEstimator, RpcFeeEstimator};
+use meshpay_store::Store;
 use time::OffsetDateTime;
 
 /// The application's notion of "now" (quote expiry); a seam so tests can pin time.
@@ -38,11 +38,11 @@ impl ApiConfig {
     /// Longest TTL accepted from configuration.
     pub const MAX_QUOTE_TTL: Duration = Duration::from_secs(3600);
 
-    /// Reads [`QUOTE_TTL_ENV`] (1..=3600 s) or uses the defaults.
-    pub fn from_env() -> Result<Self, ApiConfigError> {
-        let quote_ttl = match std::env::var(QUOTE_TTL_ENV) {
-            Err(_) => Self::DEFAULT_QUOTE_TTL,
-            Ok(text) => {
+    /// [`QUOTE_TTL_ENV`] (1..=3600 s) read through `get`, or the defaults.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ApiConfigError> {
+        let quote_ttl = match get(QUOTE_TTL_ENV) {
+            None => Self::DEFAULT_QUOTE_TTL,
+            Some(text) => {
                 let secs: u64 = text
                     .trim()
                     .parse()
@@ -70,17 +70,9 @@ impl Default for ApiConfig {
 pub enum ApiConfigError {
     #[error("{QUOTE_TTL_ENV} must be a whole number of seconds between 1 and 3600, got {0:?}")]
     QuoteTtl(String),
-    /// `DATABASE_URL`, `MESHPAY_DB_AUTH`, `MESHPAY_DB_MAX_CONNECTIONS`, ...
-    #[error(transparent)]
-    Database(#[from] DbConfigError),
-    /// The Entra ID credential could not be created (a lazy pool connects later).
-    #[error(transparent)]
-    DatabaseLogin(#[from] DbConnectError),
     /// The URL did not parse (its text is not repeated here: it holds a password).
     #[error("{DATABASE_URL_ENV} is not a valid PostgreSQL URL")]
     DatabaseUrl(#[source] sqlx::Error),
-    #[error(transparent)]
-    Chains(#[from] ConfigError),
 }
 
 /// PostgreSQL connection string.
@@ -90,7 +82,7 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// Fee estimates are reused for this long per chain (about a block).
 const FEE_CACHE_TTL: Duration = Duration::from_secs(2);
 /// Longest wait for a pooled database connection before answering 503.
-const DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a handler needs. Cheap to clone (handles and `Arc`s).
 #[derive(Clone)]
@@ -113,23 +105,9 @@ impl AppState {
         }
     }
 
-    /// Production wiring from the environment: `MESHPAY_CHAINS_CONFIG`, the database settings
-    /// of [`DbConfig::from_env`] (`DATABASE_URL`, `MESHPAY_DB_AUTH`, pool size 5 by default)
-    /// and `MESHPAY_QUOTE_TTL_SECONDS`. No I/O besides reading the chains file and, with
-    /// `MESHPAY_DB_AUTH=entra`, fetching the first token (bounded; the store retries in the
-    /// background): the pool connects on first use, so the handler is ready at once and a
-    /// database outage shows up as 503s, not as a process that cannot start.
-    pub async fn from_env() -> Result<Self, ApiConfigError> {
-        let config = ApiConfig::from_env()?;
-        let chains = Arc::new(ChainsConfig::from_env()?);
-        let db = DbConfig::from_env()?.with_acquire_timeout(DB_ACQUIRE_TIMEOUT);
-        let store = Store::connect_lazy_with(&db).await?;
-        Ok(Self::with_rpc_fees(store, chains).with_config(config))
-    }
-
-    /// A state whose pool connects on first use, with the RPC fee estimator: what `serve`
-    /// runs with. Also usable where no database is reachable (registration tests): requests
-    /// then fail with 503, nothing else does.
+    /// [`AppState::with_rpc_fees`] on a password-less pool to `database_url` that connects on
+    /// first use: usable where no database is reachable (registration tests), where requests
+    /// then fail with 503 and nothing else does.
     pub fn lazy(
         database_url: &str,
         max_connections: u32,
@@ -143,7 +121,10 @@ impl AppState {
         Ok(Self::with_rpc_fees(Store::from_pool(pool), chains))
     }
 
-    fn with_rpc_fees(store: Store, chains: Arc<ChainsConfig>) -> Self {
+    /// `store` and `chains` with the RPC fee estimator: what `serve` runs with (its store's
+    /// pool connects on first use, so a database outage shows up as 503s, not as a process
+    /// that cannot start).
+    pub fn with_rpc_fees(store: Store, chains: Arc<ChainsConfig>) -> Self {
         let fees = Arc::new(RpcFeeEstimator::new(&chains, RPC_TIMEOUT, FEE_CACHE_TTL));
         Self::new(store, chains, fees)
     }
@@ -156,5 +137,33 @@ impl AppState {
     pub fn with_config(mut self, config: ApiConfig) -> Self {
         self.config = config;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote_ttl(value: Option<&str>) -> Result<Duration, ApiConfigError> {
+        ApiConfig::from_lookup(|name| {
+            assert_eq!(name, QUOTE_TTL_ENV);
+            value.map(str::to_owned)
+        })
+        .map(|config| config.quote_ttl)
+    }
+
+    #[test]
+    fn quote_ttl_defaults_to_a_minute_and_accepts_whole_seconds_up_to_an_hour() {
+        assert_eq!(quote_ttl(None).unwrap(), Duration::from_secs(60));
+        assert_eq!(quote_ttl(Some(" 90 ")).unwrap(), Duration::from_secs(90));
+        assert_eq!(quote_ttl(Some("3600")).unwrap(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_quote_ttl_out_of_range_is_refused_with_the_setting_named() {
+        for bad in ["0", "3601", "1m", ""] {
+            let error = quote_ttl(Some(bad)).unwrap_err().to_string();
+            assert!(error.contains(QUOTE_TTL_ENV), "{bad:?}: {error}");
+        }
     }
 }

@@ -29,18 +29,12 @@ use url::Url;
 
 use crate::address::{AddressError, parse_address};
 
-/// Environment variable naming the chains TOML file.
-pub const CHAINS_CONFIG_ENV: &str = "MESHPAY_CHAINS_CONFIG";
-
 /// Most decimals an asset may have: keeps `amount * 10^decimals` far inside U256 (~1.1e77).
 pub const MAX_DECIMALS: u8 = 36;
 
 /// Why the chains configuration was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// `MESHPAY_CHAINS_CONFIG` is not set.
-    #[error("environment variable {CHAINS_CONFIG_ENV} is not set")]
-    EnvMissing,
     /// The file could not be read.
     #[error("cannot read chains config {path}")]
     Read {
@@ -149,18 +143,10 @@ impl fmt::Debug for Chain {
 }
 
 impl ChainsConfig {
-    /// Loads the file named by `MESHPAY_CHAINS_CONFIG`.
-    /// Each chain's fee cap may be overridden by `MESHPAY_FEE_CAP_WEI_<CHAIN>` (name upper-cased,
-    /// `-` as `_`), so operators can raise a cap during a fee spike with an app setting instead of
-    /// a redeploy (a cap that cannot be raised strands transactions: OZ relayer #808).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let path = std::env::var_os(CHAINS_CONFIG_ENV).ok_or(ConfigError::EnvMissing)?;
-        let mut config = Self::load(Path::new(&path))?;
-        config.apply_fee_cap_overrides(|var| std::env::var(var).ok())?;
-        Ok(config)
-    }
-
-    /// Applies `MESHPAY_FEE_CAP_WEI_<CHAIN>` overrides looked up through `lookup`.
+    /// Applies `MESHPAY_FEE_CAP_WEI_<CHAIN>` overrides looked up through `lookup` (name
+    /// upper-cased, `-` as `_`), so operators can raise a cap during a fee spike with an app
+    /// setting instead of a redeploy (a cap that cannot be raised strands transactions: OZ
+    /// relayer #808).
     pub fn apply_fee_cap_overrides(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,

@@ -12,7 +12,7 @@ pub mod recipient;
 pub mod redact;
 
 pub use address::{AddressError, parse_address};
-pub use config::{CHAINS_CONFIG_ENV, Chain, ChainProblem, ChainsConfig, ConfigError, DEV_CHAIN_ID};
+pub use config::{Chain, ChainProblem, ChainsConfig, ConfigError, DEV_CHAIN_ID};
 pub use fees::{
     FeeError, FeeEstimate, FeeEstimator, FixedFeeEstimator, RpcFeeEstimator, TransferSpec,
 };

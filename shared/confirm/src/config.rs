@@ -1,4 +1,5 @@
-//! Tunables of the confirm, settle, reconcile and chain-webhook functions, read once at start.
+//! Tunables of the confirm, settle, reconcile and chain-webhook functions, parsed once at start
+//! from the settings below (the binary supplies them: [`ConfirmConfig::from_lookup`]).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -90,12 +91,7 @@ impl Default for ConfirmConfig {
 }
 
 impl ConfirmConfig {
-    /// The defaults overridden by the environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// The defaults overridden by `lookup` (the environment, or a map in tests).
+    /// The defaults overridden by `lookup` (the settings the binary read, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = ConfirmConfig::default();
         let number = |name: &'static str, default: u64, min: u64, max: u64| match lookup(name) {

@@ -2,6 +2,7 @@
 //! (the next delivery resumes from what the database says). Outcomes that complete a message
 //! (confirmed, failed with a reason, waiting, nothing to do) are not errors.
 
+use meshpay_domain::PaymentId;
 use meshpay_relay::RpcFailure;
 use meshpay_store::StoreError;
 
@@ -12,9 +13,18 @@ pub enum ConfirmError {
     /// A chain call whose answer the step cannot do without (settle's canonical-block check).
     #[error("chain RPC failed: {0}")]
     Rpc(#[from] RpcFailure),
-    /// The payment's chain or asset is not configured in this process.
-    #[error("configuration: {0}")]
-    Config(String),
+    /// The payment's chain is not configured in this process.
+    #[error("configuration: chain {0} is not configured")]
+    UnknownChain(String),
+    /// The payment's chain is configured without an RPC client.
+    #[error("configuration: no RPC for chain {0}")]
+    NoRpc(String),
+    /// A confirmed payment without its transaction or block: a row edited by hand, or a bug.
+    #[error("confirmed payment {0} has no transaction or block recorded")]
+    ConfirmationMissing(PaymentId),
+    /// The step's output messages could not be written (our own types: a bug worth a retry).
+    #[error("writing the output messages: {0}")]
+    Output(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// Another delivery kept changing the payment while this one worked on it.
     #[error("payment changed concurrently")]
     Contended,

@@ -107,11 +107,11 @@ impl Pipeline {
         let chain = self
             .chains
             .chain(name)
-            .ok_or_else(|| ConfirmError::Config(format!("chain {name} is not configured")))?;
+            .ok_or_else(|| ConfirmError::UnknownChain(name.to_owned()))?;
         let rpc = self
             .rpcs
             .get(name)
-            .ok_or_else(|| ConfirmError::Config(format!("no RPC for chain {name}")))?;
+            .ok_or_else(|| ConfirmError::NoRpc(name.to_owned()))?;
         Ok((chain, rpc))
     }
 }

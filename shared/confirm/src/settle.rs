@@ -76,9 +76,7 @@ impl Pipeline {
             let (Some(tx_hash), Some(block_hash), Some(block_number)) =
                 (payment.tx_hash, payment.block_hash, payment.block_number)
             else {
-                return Err(ConfirmError::Config(format!(
-                    "confirmed payment {payment_id} has no transaction or block recorded"
-                )));
+                return Err(ConfirmError::ConfirmationMissing(payment_id));
             };
             let (_, rpc) = self.chain(payment.chain())?;
             let receipt = rpc.receipt(tx_hash).await?;

@@ -34,7 +34,8 @@ use crate::fault::FaultMode;
 use crate::fees::{self, Bounded, Fees, QuotedGas};
 use crate::transfer::{self, TransferCall, TxParams};
 use crate::{
-    Ack, BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayError, SentTransaction,
+    Ack, BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayConfigError, RelayError,
+    SentTransaction,
 };
 
 /// Re-reads after losing a race with another delivery of the same message.
@@ -186,7 +187,7 @@ impl Relay {
         let signer = ctx
             .wallets
             .signer(plan.wallet)
-            .ok_or_else(|| RelayError::Config(format!("no signer for {}", plan.wallet)))?;
+            .ok_or(RelayConfigError::NoSigner(plan.wallet))?;
         let mut db = self.store.begin().await?;
         match transactions::lock_payment(&mut db, payment.id).await? {
             Some((PaymentStatus::Authorized, version)) if version == payment.version => {}
@@ -305,9 +306,10 @@ impl Relay {
                 reason: Ignored::NoLiveTransaction,
             });
         };
-        let ctx = self.chains.get(&attempt.chain).ok_or_else(|| {
-            RelayError::Config(format!("chain {} is not configured", attempt.chain))
-        })?;
+        let ctx = self
+            .chains
+            .get(&attempt.chain)
+            .ok_or_else(|| RelayConfigError::UnknownChain(attempt.chain.clone()))?;
         tracing::info!(
             payment = %payment.id, tx_hash = %attempt.tx_hash, nonce = attempt.nonce,
             dequeue_count = delivery.dequeue_count, "re-sending the stored transaction"
@@ -485,7 +487,7 @@ impl Relay {
         let signer = ctx
             .wallets
             .signer(old.from)
-            .ok_or_else(|| RelayError::Config(format!("no signer for {}", old.from)))?;
+            .ok_or(RelayConfigError::NoSigner(old.from))?;
         // Same bound as the first signature (the stored bytes may predate it).
         let payment = self
             .store
@@ -683,12 +685,7 @@ async fn holds_live_attempt(
 
 /// The call and parameters of a stored attempt, from its signed bytes.
 fn decode_stored(attempt: &TxAttempt) -> Result<(TransferCall, TxParams), RelayError> {
-    let corrupt = || {
-        RelayError::Config(format!(
-            "stored transaction {} does not decode",
-            attempt.tx_hash
-        ))
-    };
+    let corrupt = || RelayError::CorruptStoredTransaction(attempt.tx_hash);
     let envelope = TxEnvelope::decode_2718(&mut attempt.raw.as_slice()).map_err(|_| corrupt())?;
     let signed = envelope.as_eip1559().ok_or_else(corrupt)?;
     let tx = signed.tx();

@@ -1,6 +1,6 @@
 //! Relay configuration: tunables, and which key signs for which hot wallet.
 //!
-//! The signers file (path in `MESHPAY_SIGNERS_CONFIG`) maps each hot wallet of `chains.toml`
+//! The signers file (its path is the binary's `MESHPAY_SIGNERS_CONFIG` setting) maps each hot wallet of `chains.toml`
 //! to a `meshpay-signer` configuration; the signer's address must equal the listed address:
 //!
 //! ```toml
@@ -22,9 +22,6 @@ use meshpay_signer::SignerConfig;
 use serde::Deserialize;
 
 use crate::fault::Fault;
-
-/// Environment variable naming the signers TOML file.
-pub const SIGNERS_CONFIG_ENV: &str = "MESHPAY_SIGNERS_CONFIG";
 
 pub use meshpay_chain::DEV_CHAIN_ID;
 
@@ -61,20 +58,8 @@ impl Default for RelayConfig {
     }
 }
 
-impl RelayConfig {
-    /// Defaults plus the fault hook from the environment (dev/test builds only).
-    pub fn from_env() -> Self {
-        RelayConfig {
-            fault: Fault::from_env(),
-            ..RelayConfig::default()
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SignersConfigError {
-    #[error("environment variable {SIGNERS_CONFIG_ENV} is not set")]
-    EnvMissing,
     #[error("cannot read signers config {path}")]
     Read {
         path: PathBuf,
@@ -103,11 +88,6 @@ pub struct WalletEntry {
 }
 
 impl SignersFile {
-    pub fn from_env() -> Result<Self, SignersConfigError> {
-        let path = std::env::var_os(SIGNERS_CONFIG_ENV).ok_or(SignersConfigError::EnvMissing)?;
-        Self::load(Path::new(&path))
-    }
-
     pub fn load(path: &Path) -> Result<Self, SignersConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| SignersConfigError::Read {
             path: path.to_path_buf(),

@@ -2,7 +2,9 @@
 //! it and the next delivery resumes from what the database says). Outcomes that complete the
 //! message (sent, failed with a reason, nothing to do) are [`crate::BroadcastOutcome`]s.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
+use meshpay_chain::AddressError;
+use meshpay_signer::SignerBuildError;
 use meshpay_store::StoreError;
 
 use crate::classify::{RpcFailure, SendClass};
@@ -59,9 +61,12 @@ pub enum RelayError {
     /// Another broadcaster changed the payment while we worked on it.
     #[error("payment changed concurrently")]
     Contended,
-    /// Configuration does not cover what the payment needs.
+    /// The relay's configuration does not cover what the payment needs, or could not be built.
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[from] RelayConfigError),
+    /// A payment's stored signed bytes do not decode (a manual edit, or a bug): never re-sent.
+    #[error("stored transaction {0} does not decode")]
+    CorruptStoredTransaction(B256),
     /// The test hook `MESHPAY_FAULT` fired.
     #[error("injected fault: {0}")]
     InjectedFault(&'static str),
@@ -72,4 +77,40 @@ impl From<sqlx::Error> for RelayError {
     fn from(error: sqlx::Error) -> Self {
         RelayError::Store(StoreError::from(error))
     }
+}
+
+/// Why the relay cannot serve a chain or wallet: its chains and signers do not match, or a
+/// signer could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayConfigError {
+    #[error("chain {0} is not configured")]
+    UnknownChain(String),
+    #[error("no signer for {0}")]
+    NoSigner(Address),
+    #[error("signer for {address} is not a hot wallet of chain {chain}")]
+    NotAHotWallet { address: Address, chain: String },
+    #[error("chain {0} has no hot wallet signer")]
+    NoHotWalletSigner(String),
+    #[error("signer for {address} names unknown chain {chain:?}")]
+    SignerChainUnknown { address: String, chain: String },
+    #[error("signer address {address}: {source}")]
+    SignerAddress {
+        address: String,
+        #[source]
+        source: AddressError,
+    },
+    #[error("dev-only signer for {address} refused on chain {chain} (chain id {chain_id})")]
+    DevSignerOnLiveChain {
+        address: Address,
+        chain: String,
+        chain_id: u64,
+    },
+    #[error("signer for {address}: {source}")]
+    SignerBuild {
+        address: Address,
+        #[source]
+        source: SignerBuildError,
+    },
+    #[error("signer configured for {expected} signs as {actual}")]
+    SignerMismatch { expected: Address, actual: Address },
 }

@@ -40,9 +40,9 @@ impl Fault {
         }
     }
 
-    /// Reads [`FAULT_ENV`] (dev/test builds only).
-    pub fn from_env() -> Option<Fault> {
-        let value = std::env::var(FAULT_ENV).ok()?;
+    /// The fault [`FAULT_ENV`] (read through `get`) arms, in dev/test builds only.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Option<Fault> {
+        let value = get(FAULT_ENV)?;
         if !cfg!(debug_assertions) {
             tracing::warn!("{FAULT_ENV} is ignored in release builds");
             return None;

@@ -21,7 +21,7 @@ use meshpay_store::transactions::{self, TxAttempt};
 use serde::Serialize;
 
 use crate::classify::{SendClass, classify_send};
-use crate::{ChainContext, Relay, RelayError};
+use crate::{ChainContext, Relay, RelayConfigError, RelayError};
 
 /// Most transactions re-sent per call of [`Relay::heal_wallet`].
 const HEAL_BATCH: u32 = 256;
@@ -84,7 +84,7 @@ impl Relay {
         let ctx = self
             .chains
             .get(chain)
-            .ok_or_else(|| RelayError::Config(format!("chain {chain} is not configured")))?;
+            .ok_or_else(|| RelayConfigError::UnknownChain(chain.to_owned()))?;
         self.heal(ctx, wallet, HEAL_BATCH, None).await
     }
 

@@ -12,8 +12,9 @@
 //! - [`fault`]: the crash-test hook (`MESHPAY_FAULT`, dev/test builds only).
 //! - [`Relay::heal_wallet`] / [`Relay::heal_wallets`]: re-send stored transactions the chain
 //!   has not seen (lost sends); the reconcile timer runs the latter with a budget.
-//! - [`LazyRelay`]: one relay per process, built from the environment on first use and shared
-//!   by the functions that need it (broadcast, reconcile).
+//! - [`LazyRelay`]: one relay per process, built from its [`RelaySetup`] (the process's store,
+//!   chains, signers file) on first use and shared by the functions that need it (broadcast,
+//!   reconcile).
 //!
 //! # Nonces
 //! Per (chain, hot wallet) in PostgreSQL (`meshpay_store::transactions`): allocated under the
@@ -42,14 +43,14 @@ use alloy::network::TxSigner;
 use alloy::primitives::{Address, B256};
 use meshpay_chain::{Chain, ChainsConfig};
 use meshpay_domain::{PaymentId, PaymentStatus};
-use meshpay_store::{DbConfig, DbConnectError, Store, StoreError};
+use meshpay_store::Store;
 
 pub use classify::{RpcFailure, SendClass, classify_send};
-pub use config::{RelayConfig, SIGNERS_CONFIG_ENV, SignersConfigError, SignersFile};
-pub use error::RelayError;
+pub use config::{RelayConfig, SignersConfigError, SignersFile};
+pub use error::{RelayConfigError, RelayError};
 pub use fault::{FAULT_ENV, Fault, FaultMode};
 pub use heal::{HealBudget, HealReport, WalletHeal};
-pub use lazy::LazyRelay;
+pub use lazy::{LazyRelay, RelaySetup};
 pub use rpc::{AlloyRpc, ChainRpc};
 pub use wallets::{DynTxSigner, WalletPool};
 
@@ -175,13 +176,15 @@ impl Relay {
         for signer in &signers {
             let address = TxSigner::address(signer.as_ref());
             if !chain.hot_wallets.contains(&address) {
-                return Err(RelayError::Config(format!(
-                    "signer for {address} is not a hot wallet of chain {name}"
-                )));
+                return Err(RelayConfigError::NotAHotWallet {
+                    address,
+                    chain: name,
+                }
+                .into());
             }
         }
         let wallets = WalletPool::new(signers)
-            .ok_or_else(|| RelayError::Config(format!("chain {name} has no hot wallet signer")))?;
+            .ok_or_else(|| RelayConfigError::NoHotWalletSigner(name.clone()))?;
         let fees = fees::FeeOracle::new(chain.max_fee_per_gas_cap_wei, self.config.fee_cache_ttl);
         self.chains.insert(
             name,
@@ -224,27 +227,13 @@ impl Relay {
             .iter()
             .find(|w| chains.chain(&w.chain).is_none())
         {
-            return Err(RelayError::Config(format!(
-                "signer for {} names unknown chain {:?}",
-                orphan.address, orphan.chain
-            )));
+            return Err(RelayConfigError::SignerChainUnknown {
+                address: orphan.address.clone(),
+                chain: orphan.chain.clone(),
+            }
+            .into());
         }
         Ok(relay)
-    }
-
-    /// `DATABASE_URL` (+ `MESHPAY_DB_AUTH`, see `meshpay_store::entra`), `MESHPAY_CHAINS_CONFIG`,
-    /// `MESHPAY_SIGNERS_CONFIG` and the fault hook.
-    pub async fn from_env(max_db_connections: u32) -> Result<Relay, RelayError> {
-        let db = DbConfig::from_env()
-            .map_err(|e| RelayError::Config(e.to_string()))?
-            .with_max_connections(max_db_connections);
-        let store = Store::connect_with(&db).await.map_err(|e| match e {
-            DbConnectError::Database(e) => RelayError::Store(StoreError::Db(e)),
-            other => RelayError::Config(other.to_string()),
-        })?;
-        let chains = ChainsConfig::from_env().map_err(|e| RelayError::Config(e.to_string()))?;
-        let signers = SignersFile::from_env().map_err(|e| RelayError::Config(e.to_string()))?;
-        Relay::from_config(store, &chains, &signers, RelayConfig::from_env()).await
     }
 
     pub fn store(&self) -> &Store {
@@ -265,24 +254,31 @@ async fn build_signer(
     chain: &Chain,
     entry: &config::WalletEntry,
 ) -> Result<DynTxSigner, RelayError> {
-    let expected = meshpay_chain::parse_address(&entry.address)
-        .map_err(|e| RelayError::Config(format!("signer address {}: {e}", entry.address)))?;
+    let expected = meshpay_chain::parse_address(&entry.address).map_err(|source| {
+        RelayConfigError::SignerAddress {
+            address: entry.address.clone(),
+            source,
+        }
+    })?;
     if entry.signer.is_dev_only() && chain.chain_id != config::DEV_CHAIN_ID {
-        return Err(RelayError::Config(format!(
-            "dev-only signer for {expected} refused on chain {} (chain id {})",
-            chain.name, chain.chain_id
-        )));
+        return Err(RelayConfigError::DevSignerOnLiveChain {
+            address: expected,
+            chain: chain.name.clone(),
+            chain_id: chain.chain_id,
+        }
+        .into());
     }
     let signer = entry
         .signer
         .build()
         .await
-        .map_err(|e| RelayError::Config(format!("signer for {expected}: {e}")))?;
+        .map_err(|source| RelayConfigError::SignerBuild {
+            address: expected,
+            source,
+        })?;
     let actual = alloy::signers::Signer::address(&signer);
     if actual != expected {
-        return Err(RelayError::Config(format!(
-            "signer configured for {expected} signs as {actual}"
-        )));
+        return Err(RelayConfigError::SignerMismatch { expected, actual }.into());
     }
     Ok(Arc::new(signer))
 }

@@ -48,13 +48,8 @@ pub struct KeyVaultWallets {
 }
 
 impl KeyVaultWallets {
-    /// Reads [`KEYVAULT_URL_ENV`], [`WALLET_KEYS_ENV`] and [`CLIENT_ID_ENV`] from the process
-    /// environment.
-    pub fn from_env() -> Result<Self, EnvConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// [`from_env`](Self::from_env) over any source of settings.
+    /// [`KEYVAULT_URL_ENV`], [`WALLET_KEYS_ENV`] and [`CLIENT_ID_ENV`] read through `get` (the
+    /// binary's flags and settings, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, EnvConfigError> {
         let non_blank = |name: &'static str| {
             get(name)

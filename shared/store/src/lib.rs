@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! Store::connect(url, max_connections) / Store::from_pool(pool) / .with_config(StoreConfig)
-//! Store::connect_with(&DbConfig) / Store::connect_lazy_with(&DbConfig)   (DbConfig::from_env: entra)
+//! Store::connect_with(&DbConfig) / Store::connect_lazy_with(&DbConfig)   (DbConfig, Entra login: connect)
 //! store.migrate()                                        MIGRATOR (static, for TestDb::create_migrated)
 //! store.pool() -> &PgPool                                store.begin() -> sqlx::Transaction
 //!
@@ -53,8 +53,8 @@
 pub mod api_keys;
 pub mod authorize;
 pub mod confirmations;
+pub mod connect;
 mod convert;
-pub mod entra;
 pub mod error;
 pub mod ledger;
 pub mod merchants;
@@ -72,7 +72,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub use api_keys::{ApiKeyInfo, ApiKeySecret, CreatedApiKey, KEY_PREFIX, Principal};
 pub use authorize::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
-pub use entra::{ConnectMode, DbAuth, DbConfig, DbConfigError, DbConnectError, EntraCredential};
+pub use connect::{ConnectMode, DbAuth, DbConfig, DbConfigError, DbConnectError, EntraCredential};
 pub use error::{LimitKind, Result, StoreError};
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
@@ -120,10 +120,10 @@ impl Store {
     }
 
     /// Connects as `config` says (`DATABASE_URL` as is, or an Entra ID token renewed in the
-    /// background; see [`entra`]) before returning: for CLI commands and steps that want to
+    /// background; see [`connect`]) before returning: for CLI commands and steps that want to
     /// fail fast.
     pub async fn connect_with(config: &DbConfig) -> std::result::Result<Store, DbConnectError> {
-        let pool = entra::connect(config, ConnectMode::Eager).await?;
+        let pool = connect::connect(config, ConnectMode::Eager).await?;
         Ok(Store::from_pool(pool))
     }
 
@@ -133,7 +133,7 @@ impl Store {
     pub async fn connect_lazy_with(
         config: &DbConfig,
     ) -> std::result::Result<Store, DbConnectError> {
-        let pool = entra::connect(config, ConnectMode::Lazy).await?;
+        let pool = connect::connect(config, ConnectMode::Lazy).await?;
         Ok(Store::from_pool(pool))
     }
 

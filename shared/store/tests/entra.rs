@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use meshpay_store::entra::{self, ConnectMode, POSTGRES_SCOPE, RefreshPolicy};
+use meshpay_store::connect::ConnectMode;
+use meshpay_store::connect::entra::{self, POSTGRES_SCOPE, RefreshPolicy};
 use meshpay_store::{DbAuth, DbConfig, DbConnectError, EntraCredential};
 use meshpay_testkit::postgres::server_url;
 use sqlx::postgres::PgConnectOptions;

@@ -67,11 +67,8 @@ impl WebhooksConfig {
         }
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// [`WebhooksConfig::from_env`] over any source of settings.
+    /// The settings in the module docs, read through `get` (the binary's settings, or a map in
+    /// tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let key = get(SECRET_KEY_ENV)
             .filter(|k| !k.trim().is_empty())

@@ -12,8 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
+use super::POSTGRES_SCOPE;
 use super::schedule::{RefreshPolicy, refresh_delay, retry_delay};
-use super::{DbConnectError, POSTGRES_SCOPE};
+use crate::connect::DbConnectError;
 
 /// What the refresher has installed so far (observable by tests and health checks; never the
 /// token itself).

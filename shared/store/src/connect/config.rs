@@ -1,5 +1,6 @@
-//! How meshpay logs in to PostgreSQL: a plain connection string, or an Entra ID token as the
-//! password (Azure Database for PostgreSQL, managed identity), renewed before it expires.
+//! What the pool is opened with: [`DbConfig`], parsed from the settings below by
+//! [`DbConfig::from_lookup`] (the caller supplies the lookup; this crate never reads the
+//! process environment).
 //!
 //! | setting | values |
 //! |---|---|
@@ -9,27 +10,15 @@
 //! | `AZURE_CLIENT_ID` | with `managed-identity`: the user-assigned identity's client id (unset: system-assigned) |
 //! | `MESHPAY_DB_MAX_CONNECTIONS` | pool size per process, 1..=100 (default 5) |
 //!
-//! With `entra` the pool's password is a token for [`POSTGRES_SCOPE`]; TLS is forced to at
-//! least `sslmode=require` (a token must not travel in clear), and a background task
-//! ([`refresher`]) swaps the token for new connections before it expires. Tokens and URLs are
-//! never logged: [`DbConfig`]'s `Debug` shows no password.
-
-pub mod refresher;
-pub mod schedule;
+//! URLs are never logged: [`DbConfig`]'s `Debug` shows no password.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use azure_core::credentials::TokenCredential;
-use azure_identity::{
-    AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
-};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-pub use refresher::{Installed, TokenRefresher};
-pub use schedule::{RefreshPolicy, refresh_delay, retry_delay};
+use super::entra::{EntraCredential, at_least_require_tls};
 
 pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 pub const DB_AUTH_ENV: &str = "MESHPAY_DB_AUTH";
@@ -39,8 +28,6 @@ pub const DB_MAX_CONNECTIONS_ENV: &str = "MESHPAY_DB_MAX_CONNECTIONS";
 /// Small: Functions scale out by instances, and the server's connection limit is shared.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 5;
 pub const MAX_CONNECTIONS_LIMIT: u32 = 100;
-/// Entra ID scope of Azure Database for PostgreSQL (and MySQL).
-pub const POSTGRES_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.default";
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the pool authenticates.
@@ -50,34 +37,6 @@ pub enum DbAuth {
     Password,
     /// An Entra ID access token from this credential as the password.
     Entra(EntraCredential),
-}
-
-/// Which identity gets the token (chosen by configuration, never guessed: a fallback chain is
-/// how the wrong identity ends up logged in).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntraCredential {
-    /// The app's managed identity; `client_id` selects a user-assigned one.
-    ManagedIdentity { client_id: Option<String> },
-    /// The operator's `az login` session (CLI commands run from a workstation).
-    AzureCli,
-}
-
-impl EntraCredential {
-    pub fn build(&self) -> Result<Arc<dyn TokenCredential>, DbConnectError> {
-        let credential: Arc<dyn TokenCredential> = match self {
-            EntraCredential::ManagedIdentity { client_id } => {
-                let options = ManagedIdentityCredentialOptions {
-                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    ..Default::default()
-                };
-                ManagedIdentityCredential::new(Some(options)).map_err(DbConnectError::Credential)?
-            }
-            EntraCredential::AzureCli => {
-                AzureCliCredential::new(None).map_err(DbConnectError::Credential)?
-            }
-        };
-        Ok(credential)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,22 +56,10 @@ pub enum DbConfigError {
     MaxConnections(String),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DbConnectError {
-    #[error("creating the Entra ID credential: {0}")]
-    Credential(#[source] azure_core::Error),
-    #[error("getting an Entra ID token for PostgreSQL: {0}")]
-    Token(#[source] azure_core::Error),
-    #[error("getting an Entra ID token for PostgreSQL took longer than {0:?}")]
-    TokenTimeout(Duration),
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-}
-
 /// Everything needed to open the pool. `Debug` leaves the password out.
 #[derive(Clone)]
 pub struct DbConfig {
-    options: PgConnectOptions,
+    pub(crate) options: PgConnectOptions,
     pub auth: DbAuth,
     pub max_connections: u32,
     /// Longest wait for a pooled connection.
@@ -134,18 +81,8 @@ impl fmt::Debug for DbConfig {
 }
 
 impl DbConfig {
-    /// `DATABASE_URL` plus the settings in the module docs.
-    pub fn from_env() -> Result<DbConfig, DbConfigError> {
-        DbConfig::from_lookup(None, |name| std::env::var(name).ok())
-    }
-
-    /// `url` (a CLI flag) plus the other settings from the environment.
-    pub fn from_env_with_url(url: &str) -> Result<DbConfig, DbConfigError> {
-        DbConfig::from_lookup(Some(url), |name| std::env::var(name).ok())
-    }
-
-    /// [`DbConfig::from_env`] over any lookup (tests); `url` overrides `DATABASE_URL`. Empty
-    /// values count as unset.
+    /// The settings in the module docs, read through `get`; `url` (a CLI flag) overrides
+    /// `DATABASE_URL`. Empty values count as unset.
     pub fn from_lookup(
         url: Option<&str>,
         get: impl Fn(&str) -> Option<String>,
@@ -216,7 +153,7 @@ impl DbConfig {
         &self.options
     }
 
-    fn pool_options(&self) -> PgPoolOptions {
+    pub(crate) fn pool_options(&self) -> PgPoolOptions {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
@@ -229,101 +166,11 @@ fn managed_identity(client_id: Option<String>) -> EntraCredential {
     }
 }
 
-/// `disable`/`allow`/`prefer` could send the token unencrypted: raise them to `require`;
-/// `verify-ca`/`verify-full` stay.
-fn at_least_require_tls(options: PgConnectOptions) -> PgConnectOptions {
-    match options.get_ssl_mode() {
-        PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer => {
-            options.ssl_mode(PgSslMode::Require)
-        }
-        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => options,
-    }
-}
-
-/// Eager pools connect before returning (CLI commands: fail fast); lazy pools connect on first
-/// use (`serve`: the process starts even when the database is down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectMode {
-    Eager,
-    Lazy,
-}
-
-/// A pool whose password is an Entra ID token, and the handle of its refresher.
-#[derive(Debug, Clone)]
-pub struct EntraPool {
-    pub pool: PgPool,
-    pub refresher: TokenRefresher,
-}
-
-/// Opens the pool `config` describes (with `entra`: credential, first token, refresher).
-pub async fn connect(config: &DbConfig, mode: ConnectMode) -> Result<PgPool, DbConnectError> {
-    match &config.auth {
-        DbAuth::Password => {
-            let options = config.options.clone();
-            match mode {
-                ConnectMode::Eager => config
-                    .pool_options()
-                    .connect_with(options)
-                    .await
-                    .map_err(DbConnectError::Database),
-                ConnectMode::Lazy => Ok(config.pool_options().connect_lazy_with(options)),
-            }
-        }
-        DbAuth::Entra(kind) => {
-            let credential = kind.build()?;
-            let entra = connect_entra(config, credential, RefreshPolicy::default(), mode).await?;
-            Ok(entra.pool)
-        }
-    }
-}
-
-/// The Entra path of [`connect`] with any credential and policy (tests use fakes). Eager: a
-/// failed first token is an error. Lazy: waits at most `policy.first_token_timeout` for it,
-/// then starts without a token and lets the refresher retry (calls fail until one arrives).
-/// The refresher runs until `pool.close()`.
-pub async fn connect_entra(
-    config: &DbConfig,
-    credential: Arc<dyn TokenCredential>,
-    policy: RefreshPolicy,
-    mode: ConnectMode,
-) -> Result<EntraPool, DbConnectError> {
-    let base = at_least_require_tls(config.options.clone());
-    let (pool, first) = match mode {
-        ConnectMode::Eager => {
-            let token = refresher::fetch_token(&*credential, policy.fetch_timeout).await?;
-            let pool = config
-                .pool_options()
-                .connect_with(refresher::with_token(&base, &token))
-                .await
-                .map_err(DbConnectError::Database)?;
-            (pool, Some(token.expires_on))
-        }
-        ConnectMode::Lazy => {
-            match refresher::fetch_token(&*credential, policy.first_token_timeout).await {
-                Ok(token) => {
-                    let options = refresher::with_token(&base, &token);
-                    (
-                        config.pool_options().connect_lazy_with(options),
-                        Some(token.expires_on),
-                    )
-                }
-                Err(error) => {
-                    tracing::error!(%error, "no PostgreSQL token at start-up; retrying in the background");
-                    (config.pool_options().connect_lazy_with(base.clone()), None)
-                }
-            }
-        }
-    };
-    if let Some(expires_on) = first {
-        tracing::info!(%expires_on, "PostgreSQL login with an Entra ID token");
-    }
-    let refresher = refresher::spawn(pool.clone(), base, credential, policy, first);
-    Ok(EntraPool { pool, refresher })
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use sqlx::postgres::PgSslMode;
 
     use super::*;
 

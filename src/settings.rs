@@ -1,0 +1,238 @@
+//! The process's settings (app settings in Azure, `local.settings.json` locally): read from the
+//! environment once at start-up, validated as a whole, and handed down as typed configuration.
+//! The libraries never read the environment; each parses its own part from the lookup given here
+//! (`from_lookup`), so a wrong or missing setting stops start-up with a message naming it.
+//!
+//! | part | settings |
+//! |---|---|
+//! | database | `DATABASE_URL`, `MESHPAY_DB_AUTH`, `MESHPAY_DB_CREDENTIAL`, `AZURE_CLIENT_ID`, `MESHPAY_DB_MAX_CONNECTIONS` |
+//! | chains | `MESHPAY_CHAINS_CONFIG` (file), `MESHPAY_FEE_CAP_WEI_<CHAIN>` |
+//! | signers | `MESHPAY_SIGNERS_CONFIG` (file; the signers themselves are built at the first broadcast) |
+//! | API | `MESHPAY_QUOTE_TTL_SECONDS` |
+//! | confirm, reconcile, chain webhook | `MESHPAY_CONFIRM_*`, `MESHPAY_RECONCILE_*`, `MESHPAY_CHAIN_WEBHOOK_*` |
+//! | merchant webhooks | `MESHPAY_WEBHOOK_SECRET_KEY` (required), `MESHPAY_WEBHOOK_*` |
+//! | relay | `MESHPAY_FAULT` (crash-test hook, dev/test builds only) |
+//!
+//! `Debug` shows no secret: the database password, the webhook keys and RPC URL paths are left
+//! out by the types that hold them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use meshpay_api::ApiConfig;
+use meshpay_chain::ChainsConfig;
+use meshpay_confirm::ConfirmConfig;
+use meshpay_relay::{Fault, RelayConfig, SignersFile};
+use meshpay_store::DbConfig;
+use meshpay_webhooks::WebhooksConfig;
+
+/// The chains file (`chains.toml`).
+pub const CHAINS_CONFIG: &str = "MESHPAY_CHAINS_CONFIG";
+/// The broadcast step's signers file (`signers.dev.toml`-style).
+pub const SIGNERS_CONFIG: &str = "MESHPAY_SIGNERS_CONFIG";
+
+/// A setting from the process environment: the one place the binary reads it.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Everything `meshpay serve` runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DbConfig,
+    pub chains: ChainsConfig,
+    pub signers: SignersFile,
+    pub api: ApiConfig,
+    pub confirm: ConfirmConfig,
+    pub webhooks: WebhooksConfig,
+    pub relay: RelayConfig,
+}
+
+impl Settings {
+    /// The settings of the process environment.
+    pub fn from_env() -> anyhow::Result<Settings> {
+        Settings::from_lookup(env)
+    }
+
+    /// The settings `get` returns (the environment, or a map in tests). Reads the chains and
+    /// signers files; reaches no database, RPC node or signer.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            database: database(None, &get)?,
+            chains: chains(None, &get)?,
+            signers: signers(&get)?,
+            api: ApiConfig::from_lookup(&get).context("payments API configuration")?,
+            confirm: ConfirmConfig::from_lookup(&get).context("confirm configuration")?,
+            webhooks: WebhooksConfig::from_lookup(&get).context("webhooks configuration")?,
+            relay: RelayConfig {
+                fault: Fault::from_lookup(&get),
+                ..RelayConfig::default()
+            },
+        })
+    }
+}
+
+/// The database settings; `url` (a CLI flag) overrides `DATABASE_URL`.
+pub fn database(
+    url: Option<&str>,
+    get: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<DbConfig> {
+    DbConfig::from_lookup(url, get).context("database configuration")
+}
+
+/// The chains file `path` names (a CLI flag) or [`CHAINS_CONFIG`] does, with the
+/// `MESHPAY_FEE_CAP_WEI_<CHAIN>` overrides applied.
+pub fn chains(
+    path: Option<&Path>,
+    get: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<ChainsConfig> {
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => required_path(CHAINS_CONFIG, &get)?,
+    };
+    let mut chains = ChainsConfig::load(&path).context("chains configuration")?;
+    chains
+        .apply_fee_cap_overrides(&get)
+        .context("chains configuration")?;
+    Ok(chains)
+}
+
+fn signers(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<SignersFile> {
+    let path = required_path(SIGNERS_CONFIG, &get)?;
+    SignersFile::load(&path).context("signers configuration")
+}
+
+fn required_path(name: &str, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<PathBuf> {
+    get(name)
+        .filter(|value| !value.trim().is_empty())
+        .map(PathBuf::from)
+        .with_context(|| format!("environment variable {name} is not set"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use base64::Engine as _;
+
+    use super::*;
+
+    const WEBHOOK_KEY: [u8; 32] = [9; 32];
+    const CHAIN_WEBHOOK_KEY: &str = "whsec_c2VjcmV0LWNoYWluLXdlYmhvb2sta2V5";
+    const DB_PASSWORD: &str = "s3cr3t-pw";
+
+    fn repo_file(name: &str) -> String {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(name)
+            .display()
+            .to_string()
+    }
+
+    /// The settings `make dev` runs with, plus `overrides` (an empty value removes one).
+    fn lookup(overrides: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let mut map: HashMap<String, String> = [
+            (
+                "DATABASE_URL".to_owned(),
+                format!("postgres://meshpay:{DB_PASSWORD}@127.0.0.1:5432/meshpay"),
+            ),
+            (CHAINS_CONFIG.to_owned(), repo_file("chains.dev.toml")),
+            (SIGNERS_CONFIG.to_owned(), repo_file("signers.dev.toml")),
+            (
+                "MESHPAY_WEBHOOK_SECRET_KEY".to_owned(),
+                base64::engine::general_purpose::STANDARD.encode(WEBHOOK_KEY),
+            ),
+            (
+                "MESHPAY_CHAIN_WEBHOOK_KEY".to_owned(),
+                CHAIN_WEBHOOK_KEY.to_owned(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        for (name, value) in overrides {
+            if value.is_empty() {
+                map.remove(*name);
+            } else {
+                map.insert((*name).to_owned(), (*value).to_owned());
+            }
+        }
+        move |name| map.get(name).cloned()
+    }
+
+    fn error(overrides: &[(&str, &str)]) -> String {
+        format!(
+            "{:#}",
+            Settings::from_lookup(lookup(overrides)).unwrap_err()
+        )
+    }
+
+    #[test]
+    fn the_dev_settings_parse_into_every_part() {
+        let settings = Settings::from_lookup(lookup(&[
+            ("MESHPAY_DB_MAX_CONNECTIONS", "7"),
+            ("MESHPAY_QUOTE_TTL_SECONDS", "90"),
+            ("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "250"),
+            ("MESHPAY_FEE_CAP_WEI_ANVIL", "123"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.database.max_connections, 7);
+        assert_eq!(settings.api.quote_ttl.as_secs(), 90);
+        assert_eq!(settings.confirm.poll_interval.as_millis(), 250);
+        assert!(settings.confirm.webhook.key.is_some());
+        let anvil = settings.chains.chain("anvil").unwrap();
+        assert_eq!(anvil.max_fee_per_gas_cap_wei, 123);
+        assert!(!settings.signers.wallets.is_empty());
+    }
+
+    #[test]
+    fn a_missing_or_wrong_setting_is_refused_with_its_name() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("DATABASE_URL", "")], "DATABASE_URL is not set"),
+            (&[("MESHPAY_DB_AUTH", "token")], "MESHPAY_DB_AUTH"),
+            (&[(CHAINS_CONFIG, "")], "MESHPAY_CHAINS_CONFIG is not set"),
+            (
+                &[(CHAINS_CONFIG, "no-such-chains.toml")],
+                "no-such-chains.toml",
+            ),
+            (
+                &[("MESHPAY_FEE_CAP_WEI_ANVIL", "lots")],
+                "MESHPAY_FEE_CAP_WEI_ANVIL",
+            ),
+            (&[(SIGNERS_CONFIG, "")], "MESHPAY_SIGNERS_CONFIG is not set"),
+            (
+                &[(SIGNERS_CONFIG, "no-such-signers.toml")],
+                "no-such-signers.toml",
+            ),
+            (
+                &[("MESHPAY_QUOTE_TTL_SECONDS", "0")],
+                "MESHPAY_QUOTE_TTL_SECONDS",
+            ),
+            (
+                &[("MESHPAY_RECONCILE_STALE_SECS", "0")],
+                "MESHPAY_RECONCILE_STALE_SECS",
+            ),
+            (
+                &[("MESHPAY_WEBHOOK_SECRET_KEY", "")],
+                "MESHPAY_WEBHOOK_SECRET_KEY",
+            ),
+            (
+                &[("MESHPAY_WEBHOOK_URL_POLICY", "any")],
+                "MESHPAY_WEBHOOK_URL_POLICY",
+            ),
+        ];
+        for (overrides, expected) in cases {
+            let error = error(overrides);
+            assert!(error.contains(expected), "{overrides:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let settings = Settings::from_lookup(lookup(&[])).unwrap();
+        let debug = format!("{settings:?}");
+        let webhook_key = base64::engine::general_purpose::STANDARD.encode(WEBHOOK_KEY);
+        for secret in [DB_PASSWORD, CHAIN_WEBHOOK_KEY, &webhook_key, "c2VjcmV0"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("127.0.0.1"), "{debug}");
+    }
+}
