@@ -128,6 +128,7 @@ impl States {
             store,
             chains,
             signers: settings.signers,
+            secrets: settings.signer_secrets,
             config: settings.relay,
         });
         Ok(States {
@@ -257,6 +258,7 @@ mod tests {
             .unwrap(),
             chains: meshpay_chain::ChainsConfig::from_toml_str(chains).unwrap(),
             signers: meshpay_relay::SignersFile::from_toml_str(signers).unwrap(),
+            signer_secrets: meshpay_signer::SignerSecrets::default(),
             api: meshpay_api::ApiConfig::default(),
             confirm: meshpay_confirm::ConfirmConfig::default(),
             webhooks: meshpay_webhooks::WebhooksConfig::new(key),

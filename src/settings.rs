@@ -7,7 +7,7 @@
 //! |---|---|
 //! | database | `DATABASE_URL`, `MESHPAY_DB_AUTH`, `MESHPAY_DB_CREDENTIAL`, `AZURE_CLIENT_ID`, `MESHPAY_DB_MAX_CONNECTIONS` |
 //! | chains | `MESHPAY_CHAINS_CONFIG` (file), `MESHPAY_FEE_CAP_WEI_<CHAIN>` |
-//! | signers | `MESHPAY_SIGNERS_CONFIG` (file; the signers themselves are built at the first broadcast) |
+//! | signers | `MESHPAY_SIGNERS_CONFIG` (file; the signers themselves are built at the first broadcast), and the settings it names for local keys |
 //! | API | `MESHPAY_QUOTE_TTL_SECONDS` |
 //! | confirm, reconcile, chain webhook | `MESHPAY_CONFIRM_*`, `MESHPAY_RECONCILE_*`, `MESHPAY_CHAIN_WEBHOOK_*` |
 //! | merchant webhooks | `MESHPAY_WEBHOOK_SECRET_KEY` (required), `MESHPAY_WEBHOOK_*` |
@@ -23,6 +23,7 @@ use meshpay_api::ApiConfig;
 use meshpay_chain::ChainsConfig;
 use meshpay_confirm::ConfirmConfig;
 use meshpay_relay::{Fault, RelayConfig, SignersFile};
+use meshpay_signer::SignerSecrets;
 use meshpay_store::DbConfig;
 use meshpay_webhooks::WebhooksConfig;
 
@@ -42,6 +43,8 @@ pub struct Settings {
     pub database: DbConfig,
     pub chains: ChainsConfig,
     pub signers: SignersFile,
+    /// The values of the settings the signers file names (local dev keys, keystore passwords).
+    pub signer_secrets: SignerSecrets,
     pub api: ApiConfig,
     pub confirm: ConfirmConfig,
     pub webhooks: WebhooksConfig,
@@ -57,10 +60,12 @@ impl Settings {
     /// The settings `get` returns (the environment, or a map in tests). Reads the chains and
     /// signers files; reaches no database, RPC node or signer.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let signers = signers(&get)?;
         Ok(Settings {
             database: database(None, &get)?,
             chains: chains(None, &get)?,
-            signers: signers(&get)?,
+            signer_secrets: SignerSecrets::read(signers.secret_names(), &get),
+            signers,
             api: ApiConfig::from_lookup(&get).context("payments API configuration")?,
             confirm: ConfirmConfig::from_lookup(&get).context("confirm configuration")?,
             webhooks: WebhooksConfig::from_lookup(&get).context("webhooks configuration")?,

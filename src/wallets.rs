@@ -21,9 +21,11 @@ use clap::{Args, ValueEnum};
 use meshpay_signer::env::{CLIENT_ID_ENV, KEYVAULT_URL_ENV, WALLET_KEYS_ENV};
 use meshpay_signer::{
     CredentialConfig, KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, KeyVaultWallets,
-    SignerBuildError, SignerConfig, WalletSigner,
+    SignerBuildError, SignerConfig, SignerSecrets, WalletSigner,
 };
 use serde_json::{Value, json};
+
+use crate::settings;
 
 #[derive(Debug, Clone, Args)]
 pub struct WalletsArgs {
@@ -110,7 +112,8 @@ pub async fn run(args: WalletsArgs) -> anyhow::Result<()> {
             }
             let report =
                 signers_file_report(path, args.credential_override(), |config| async move {
-                    config.build().await
+                    let secrets = SignerSecrets::read(config.secret_names(), settings::env);
+                    config.build(&secrets).await
                 })
                 .await?;
             serde_json::to_string_pretty(&report)?
@@ -526,7 +529,7 @@ mod tests {
     }
 
     async fn build_local(config: SignerConfig) -> Result<WalletSigner, SignerBuildError> {
-        config.build().await
+        config.build(&SignerSecrets::default()).await
     }
 
     #[tokio::test]

@@ -161,6 +161,7 @@ mod tests {
             store: meshpay_store::Store::from_pool(pool),
             chains: Arc::new(meshpay_chain::ChainsConfig::from_toml_str(chains).unwrap()),
             signers: meshpay_relay::SignersFile::from_toml_str("").unwrap(),
+            secrets: Default::default(),
             config: meshpay_relay::RelayConfig::default(),
         }
     }

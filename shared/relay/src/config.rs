@@ -99,6 +99,14 @@ impl SignersFile {
     pub fn from_toml_str(text: &str) -> Result<Self, SignersConfigError> {
         Ok(toml::from_str(text)?)
     }
+
+    /// The settings holding the file's local keys or keystore passwords (read by the binary
+    /// into a `SignerSecrets`).
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.wallets
+            .iter()
+            .flat_map(|wallet| wallet.signer.secret_names())
+    }
 }
 
 #[cfg(test)]

@@ -63,13 +63,19 @@ pub enum RelayError {
     Contended,
     /// The relay's configuration does not cover what the payment needs, or could not be built.
     #[error("configuration: {0}")]
-    Config(#[from] RelayConfigError),
+    Config(#[source] Box<RelayConfigError>),
     /// A payment's stored signed bytes do not decode (a manual edit, or a bug): never re-sent.
     #[error("stored transaction {0} does not decode")]
     CorruptStoredTransaction(B256),
     /// The test hook `MESHPAY_FAULT` fired.
     #[error("injected fault: {0}")]
     InjectedFault(&'static str),
+}
+
+impl From<RelayConfigError> for RelayError {
+    fn from(error: RelayConfigError) -> Self {
+        RelayError::Config(Box::new(error))
+    }
 }
 
 /// Commits and rollbacks fail like any other database call.

@@ -8,18 +8,21 @@
 use std::sync::Arc;
 
 use meshpay_chain::ChainsConfig;
+use meshpay_signer::SignerSecrets;
 use meshpay_store::Store;
 use tokio::sync::OnceCell;
 
 use crate::{Relay, RelayConfig, RelayError, SignersFile};
 
 /// What the relay is built from: the process's store (its pool is shared with the other
-/// functions), the chains and the parsed signers file. Building it reaches the signers.
+/// functions), the chains, the parsed signers file and the secret settings it names. Building
+/// it reaches the signers.
 #[derive(Debug, Clone)]
 pub struct RelaySetup {
     pub store: Store,
     pub chains: Arc<ChainsConfig>,
     pub signers: SignersFile,
+    pub secrets: SignerSecrets,
     pub config: RelayConfig,
 }
 
@@ -29,6 +32,7 @@ impl RelaySetup {
             self.store.clone(),
             &self.chains,
             &self.signers,
+            &self.secrets,
             self.config.clone(),
         )
         .await

@@ -43,6 +43,7 @@ use alloy::network::TxSigner;
 use alloy::primitives::{Address, B256};
 use meshpay_chain::{Chain, ChainsConfig};
 use meshpay_domain::{PaymentId, PaymentStatus};
+use meshpay_signer::SignerSecrets;
 use meshpay_store::Store;
 
 pub use classify::{RpcFailure, SendClass, classify_send};
@@ -204,13 +205,14 @@ impl Relay {
         store: Store,
         chains: &ChainsConfig,
         signers: &SignersFile,
+        secrets: &SignerSecrets,
         config: RelayConfig,
     ) -> Result<Relay, RelayError> {
         let mut relay = Relay::new(store, config);
         for chain in chains.chains() {
             let mut built: Vec<DynTxSigner> = Vec::new();
             for entry in signers.wallets.iter().filter(|w| w.chain == chain.name) {
-                built.push(build_signer(chain, entry).await?);
+                built.push(build_signer(chain, entry, secrets).await?);
             }
             if built.is_empty() {
                 tracing::warn!(chain = %chain.name, "no signers configured: payments on this chain are not broadcast");
@@ -253,6 +255,7 @@ impl Relay {
 async fn build_signer(
     chain: &Chain,
     entry: &config::WalletEntry,
+    secrets: &SignerSecrets,
 ) -> Result<DynTxSigner, RelayError> {
     let expected = meshpay_chain::parse_address(&entry.address).map_err(|source| {
         RelayConfigError::SignerAddress {
@@ -270,7 +273,7 @@ async fn build_signer(
     }
     let signer = entry
         .signer
-        .build()
+        .build(secrets)
         .await
         .map_err(|source| RelayConfigError::SignerBuild {
             address: expected,

@@ -1,7 +1,8 @@
 //! [`SignerConfig`]: which signer a hot wallet uses, read from configuration.
 
 use crate::{
-    KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, LocalConfig, LocalKeyError, WalletSigner,
+    KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, LocalConfig, LocalKeyError, SignerSecrets,
+    WalletSigner,
 };
 use serde::Deserialize;
 
@@ -45,11 +46,19 @@ impl SignerConfig {
         }
     }
 
+    /// The settings whose values [`SignerConfig::build`] needs from [`SignerSecrets`].
+    pub fn secret_names(&self) -> Vec<&str> {
+        match self {
+            Self::KeyVault(_) => Vec::new(),
+            Self::Local(config) => config.secret_names(),
+        }
+    }
+
     /// Builds the signer; for Key Vault this reads the key (network).
-    pub async fn build(&self) -> Result<WalletSigner, SignerBuildError> {
+    pub async fn build(&self, secrets: &SignerSecrets) -> Result<WalletSigner, SignerBuildError> {
         Ok(match self {
             Self::KeyVault(config) => KeyVaultSigner::from_config(config).await?.into(),
-            Self::Local(config) => config.build()?.into(),
+            Self::Local(config) => config.build_with_env(|name| secrets.get(name))?.into(),
         })
     }
 }

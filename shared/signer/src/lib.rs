@@ -4,7 +4,7 @@
 //!   normalized to low s with the y-parity recovered ([`ecdsa`]), retried on throttling
 //!   ([`RetryConfig`]), credentials chosen by [`CredentialConfig`].
 //! - [`LocalConfig`]: alloy's `PrivateKeySigner` for the dev stack (anvil mnemonic, hex key
-//!   from the environment, keystore).
+//!   from a setting, keystore); the settings' values come from the caller ([`SignerSecrets`]).
 //! - [`WalletSigner`] / [`SignerConfig`]: either, chosen by an explicit `kind`;
 //!   [`SignerConfig::is_dev_only`] lets the binary refuse dev keys in production.
 
@@ -16,6 +16,7 @@ mod error;
 mod key_vault;
 mod local;
 mod retry;
+mod secrets;
 mod wallet;
 
 pub use config::{SignerBuildError, SignerConfig};
@@ -27,4 +28,5 @@ pub use local::{
     ANVIL_DEV_MNEMONIC, LocalConfig, LocalKeyError, LocalKeySource, anvil_dev_account,
 };
 pub use retry::RetryConfig;
+pub use secrets::SignerSecrets;
 pub use wallet::WalletSigner;

@@ -83,13 +83,17 @@ pub enum LocalKeyError {
 }
 
 impl LocalConfig {
-    /// Builds the signer (keystore decryption is CPU-heavy: call at startup, not per request).
-    pub fn build(&self) -> Result<PrivateKeySigner, LocalKeyError> {
-        self.build_with_env(|var| std::env::var(var).ok())
+    /// The settings holding this signer's secret (none for the anvil mnemonic).
+    pub fn secret_names(&self) -> Vec<&str> {
+        match &self.key {
+            LocalKeySource::AnvilMnemonic { .. } => Vec::new(),
+            LocalKeySource::HexKeyEnv { var } => vec![var.as_str()],
+            LocalKeySource::Keystore { password_env, .. } => vec![password_env.as_str()],
+        }
     }
 
-    /// [`build`](Self::build) reading environment variables through `env` (tests; a config
-    /// layer that resolves variables itself).
+    /// Builds the signer, reading the settings it names through `env` (keystore decryption is
+    /// CPU-heavy: call at startup, not per request).
     pub fn build_with_env(
         &self,
         env: impl Fn(&str) -> Option<String>,

@@ -101,7 +101,7 @@ fn local_config_parses_is_dev_only_and_derives_anvil_accounts() {
         panic!("expected local")
     };
     assert_eq!(local.key, LocalKeySource::AnvilMnemonic { index: 0 });
-    let signer = local.build().unwrap();
+    let signer = local.build_with_env(|_| None).unwrap();
     assert_eq!(
         signer.address(),
         address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")

@@ -98,7 +98,7 @@ async fn wallet_signer_works_for_both_kinds_on_anvil() {
         key: LocalKeySource::AnvilMnemonic { index: 1 },
         chain_id: None,
     };
-    let local = WalletSigner::from(local.build().unwrap());
+    let local = WalletSigner::from(local.build_with_env(|_| None).unwrap());
     assert_eq!(Signer::address(&local).to_string(), anvil.address(1));
 
     let double = start_double().await;
