@@ -92,6 +92,11 @@ pub fn function_app(states: States) -> FunctionApp {
     )
 }
 
+/// Connections the pool holds for the broadcast step on top of `MESHPAY_DB_MAX_CONNECTIONS`:
+/// each broadcast keeps one for its sign-and-store transaction, and a queue batch runs up to 16
+/// at once, so without them broadcasts would take the connections HTTP requests wait for.
+const BROADCAST_DB_CONNECTIONS: u32 = 8;
+
 /// The functions' shared states, built once from the settings on the process's one database
 /// pool. No I/O but an Entra token (with `MESHPAY_DB_AUTH=entra`): the pool connects on first
 /// use and the relay's signers are built at the first broadcast, so the handler is ready at once
@@ -108,8 +113,10 @@ pub struct States {
 
 impl States {
     pub async fn new(settings: Settings) -> anyhow::Result<States> {
+        let pool_size = settings.database.max_connections + BROADCAST_DB_CONNECTIONS;
         let database = settings
             .database
+            .with_max_connections(pool_size)
             .with_acquire_timeout(meshpay_api::DB_ACQUIRE_TIMEOUT);
         let store = Store::connect_lazy_with(&database)
             .await

@@ -271,14 +271,15 @@ async fn build_signer(
         }
         .into());
     }
-    let signer = entry
-        .signer
-        .build(secrets)
-        .await
-        .map_err(|source| RelayConfigError::SignerBuild {
-            address: expected,
-            source,
-        })?;
+    let signer =
+        entry
+            .signer
+            .build(secrets)
+            .await
+            .map_err(|source| RelayConfigError::SignerBuild {
+                address: expected,
+                source,
+            })?;
     let actual = alloy::signers::Signer::address(&signer);
     if actual != expected {
         return Err(RelayConfigError::SignerMismatch { expected, actual }.into());
