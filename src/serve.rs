@@ -46,8 +46,7 @@ pub fn function_app(states: States) -> FunctionApp {
         confirm,
         broadcast,
     } = states;
-    let webhooks = &webhooks;
-    let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), webhooks);
+    let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), &webhooks);
     let chain_webhook = meshpay_fn_confirm_webhook::WebhookState {
         store: payments.store.clone(),
         config: std::sync::Arc::new(confirm.config().webhook.clone()),
