@@ -48,6 +48,11 @@ impl Client {
         }
     }
 
+    /// The API through `devhost`.
+    pub fn for_devhost(devhost: &crate::devhost::Devhost) -> Client {
+        Client::new(reqwest::Client::new(), devhost.api_url(""))
+    }
+
     /// The URL of `path` (with or without a leading `/`, query included).
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
@@ -97,6 +102,17 @@ impl Client {
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> Reply {
         self.send(Method::POST, path, Some(key), None, Some(body.to_string()))
             .await
+    }
+
+    /// A `POST` of `body` as `content_type`.
+    pub async fn post_as(&self, path: &str, key: &str, content_type: &str, body: String) -> Reply {
+        let request = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .header("Content-Type", content_type)
+            .body(body);
+        reply(request.send().await.unwrap()).await
     }
 
     /// A `POST` without an API key, with `headers` (e.g. a signed chain webhook).

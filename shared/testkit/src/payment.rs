@@ -1,10 +1,10 @@
 //! Quotes and authorized payments written through the store, as `POST /quotes` and
 //! `POST /payments` would write them, for tests that start a payment past the API.
 
-use meshpay_domain::{Address, Amount, AssetId, Charges, IdempotencyKey, MerchantId};
+use meshpay_domain::{Address, Amount, AssetId, Charges, IdempotencyKey, MerchantId, PaymentEvent};
 use meshpay_store::{
     AuthorizeOutcome, AuthorizeRequest, NewQuote, Payment, Quote, Store, StoredResponse,
-    request_fingerprint,
+    Transition, request_fingerprint,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -168,4 +168,15 @@ impl PaymentSetup {
             other => panic!("expected a new payment, got {other:?}"),
         }
     }
+}
+
+/// Moves `payment` through `events` (the pipeline's transitions); returns it as it ends up.
+pub async fn advance(store: &Store, mut payment: Payment, events: &[PaymentEvent]) -> Payment {
+    for event in events {
+        payment = store
+            .transition_payment(&Transition::new(payment.id, payment.version, event.clone()))
+            .await
+            .unwrap();
+    }
+    payment
 }

@@ -19,6 +19,9 @@ use crate::devhost::{Devhost, DevhostBuilder};
 use crate::merchant::{Merchant, MerchantSetup, api_key};
 use crate::postgres::TestDb;
 
+/// Functions downstream of the API.
+pub const PIPELINE_FUNCTIONS: [&str; 5] = ["broadcast", "confirm", "settle", "reconcile", "notify"];
+
 /// The chain a stack runs.
 #[derive(Debug, Clone)]
 pub struct ChainSetup {
@@ -76,6 +79,12 @@ impl HandlerSettings {
         functions.iter().fold(self, |settings, function| {
             settings.env(&format!("AzureWebJobs.{function}.Disabled"), "true")
         })
+    }
+
+    /// The API's own stage only: the pipeline after it ([`PIPELINE_FUNCTIONS`]) is switched
+    /// off, so the broadcast queue keeps what authorize writes (and no signers are needed).
+    pub fn api_only(self) -> Self {
+        self.disabled(&PIPELINE_FUNCTIONS)
     }
 
     /// Failed queue messages come back at once (visibility timeout 0, polling every 100 ms),
@@ -202,7 +211,9 @@ impl Stack {
 
     /// devhost; panics when the stack was started without it.
     pub fn devhost(&self) -> &Devhost {
-        self.devhost.as_ref().expect("stack started without devhost")
+        self.devhost
+            .as_ref()
+            .expect("stack started without devhost")
     }
 
     /// The API through devhost.
@@ -227,9 +238,7 @@ impl Stack {
 
     /// A merchant with every scope, the test fee rate, no limits, no funds, and its key.
     pub async fn merchant(&self) -> Merchant {
-        MerchantSetup::default()
-            .create_with_key(&self.store)
-            .await
+        MerchantSetup::default().create_with_key(&self.store).await
     }
 
     /// A merchant with a key of `scopes` and `limits` (no funds).
@@ -285,10 +294,7 @@ impl Stack {
     /// every test that moves money ends here.
     pub async fn assert_ledger_invariants(&self) {
         if let Err(error) = self.store.check_ledger_invariants().await {
-            panic!(
-                "ledger invariants violated: {error}\n{}",
-                self.log_tail(40)
-            );
+            panic!("ledger invariants violated: {error}\n{}", self.log_tail(40));
         }
     }
 }
