@@ -9,7 +9,9 @@ use meshpay_relay::{
 use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
 
-use crate::support::{Stack, hex_u64};
+use meshpay_testkit::hex::hex_u64;
+
+use crate::support::Stack;
 
 const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
@@ -255,7 +257,12 @@ async fn payment_pinned_to_a_hot_wallet_is_sent_from_it() {
     let relay = stack.relay();
     let wallet = stack.wallets[1];
     let payment = stack
-        .payment_to("ETH", 42, crate::support::fresh_address(), Some(wallet))
+        .payment_to(
+            "ETH",
+            42,
+            meshpay_testkit::payment::fresh_address(),
+            Some(wallet),
+        )
         .await;
     let tx = sent(relay.broadcast(payment.id, Delivery::FIRST).await.unwrap());
     assert_eq!(tx.from, wallet);

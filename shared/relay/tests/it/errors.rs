@@ -11,7 +11,10 @@ use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
 
 use crate::faulty::FaultyRpc;
-use crate::support::{QuotedGas, Stack, eth, fresh_address};
+use meshpay_testkit::assets::eth;
+use meshpay_testkit::payment::{QuotedGas, fresh_address};
+
+use crate::support::Stack;
 
 const LAST: Delivery = Delivery { dequeue_count: 5 };
 

@@ -90,7 +90,7 @@ async fn counter_behind_the_chain_jumps_to_the_pending_nonce() {
         stack
             .anvil
             .send_and_wait(
-                json!({"from": wallet, "to": crate::support::fresh_address(), "value": "0x1"}),
+                json!({"from": wallet, "to": meshpay_testkit::payment::fresh_address(), "value": "0x1"}),
             )
             .await;
     }
@@ -141,7 +141,7 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
     // Someone else uses nonce 0 of the wallet before our send.
     stack
         .anvil
-        .send_and_wait(json!({"from": wallet, "to": crate::support::fresh_address(), "value": "0x1", "nonce": "0x0"}))
+        .send_and_wait(json!({"from": wallet, "to": meshpay_testkit::payment::fresh_address(), "value": "0x1", "nonce": "0x0"}))
         .await;
 
     let BroadcastOutcome::Sent(tx) = relay

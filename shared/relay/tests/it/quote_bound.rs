@@ -7,7 +7,10 @@ use meshpay_domain::{AssetId, PaymentStatus};
 use meshpay_relay::{BroadcastOutcome, Delivery, RelayError};
 use serde_json::{Value, json};
 
-use crate::support::{QuotedGas, Stack, eth, fresh_address, usdc};
+use meshpay_testkit::assets::{eth, usdc};
+use meshpay_testkit::payment::{QuotedGas, fresh_address};
+
+use crate::support::Stack;
 
 const LAST: Delivery = Delivery { dequeue_count: 5 };
 const GWEI: u128 = 1_000_000_000;

@@ -15,7 +15,10 @@ use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
 
 use crate::faulty::{FaultyRpc, rpc_error};
-use crate::support::{Stack, eth, fresh_address};
+use meshpay_testkit::assets::eth;
+use meshpay_testkit::payment::fresh_address;
+
+use crate::support::Stack;
 
 const LAST: Delivery = Delivery { dequeue_count: 5 };
 
