@@ -4,35 +4,26 @@
 //! from `GET /api/payments/{id}`.
 
 use std::collections::BTreeMap;
-use std::ops::Deref;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use meshpay_domain::{IdempotencyKey, PaymentId, QuoteId, U256};
 use meshpay_store::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
-use meshpay_testkit::anvil::{DEV_USDC_ADDRESS, HOT_WALLETS, TRANSFER_TOPIC};
+use meshpay_testkit::anvil::{HOT_WALLETS, TRANSFER_TOPIC};
 use meshpay_testkit::hex::{hex_u64, hex_u128};
-use meshpay_testkit::merchant::{Merchant, MerchantSetup};
+use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::payment::fresh_recipient as recipient;
 use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
 use serde_json::{Value, json};
 
+use crate::support::PipelineStack;
+
 const WAIT: Duration = Duration::from_secs(90);
 
 /// The full stack with the dev signers, and a funded merchant with a key.
-struct Ctx {
-    stack: Stack,
-    merchant: Merchant,
-}
-
-impl Deref for Ctx {
-    type Target = Stack;
-
-    fn deref(&self) -> &Stack {
-        &self.stack
-    }
-}
+struct Broadcast;
+type Ctx = PipelineStack<Broadcast>;
 
 /// How to start the stack.
 #[derive(Default)]
@@ -43,7 +34,7 @@ struct Options {
     fast_retries: bool,
 }
 
-impl Ctx {
+impl PipelineStack<Broadcast> {
     async fn start(options: Options) -> Ctx {
         let mut settings = HandlerSettings::default().dev_signers();
         if let Some(fault) = options.fault {
@@ -52,30 +43,14 @@ impl Ctx {
         if options.fast_retries {
             settings = settings.fast_retries();
         }
-        let stack = Stack::builder()
+        let builder = Stack::builder()
             .chain(ChainSetup {
                 hot_wallet_usdc: 10u128.pow(12),
                 ..ChainSetup::default()
             })
-            .devhost(settings)
-            .start()
-            .await;
-        let merchant = MerchantSetup::funded(10u128.pow(15), 10u128.pow(23))
-            .create_with_key(&stack.store)
-            .await;
-        Ctx { stack, merchant }
-    }
-
-    /// Quotes and authorizes `amount` of `asset` to `recipient`; returns (payment id, quoted
-    /// amount in base units).
-    async fn pay(&self, asset: &str, amount: &str, recipient: &str) -> (PaymentId, u128) {
-        self.api()
-            .pay(&self.merchant.key, asset, amount, recipient)
-            .await
-    }
-
-    async fn payment_view(&self, id: PaymentId) -> Value {
-        self.api().payment(&self.merchant.key, id).await
+            .devhost(settings);
+        let merchant = MerchantSetup::funded(10u128.pow(15), 10u128.pow(23));
+        Ctx::start_with(builder, merchant).await
     }
 
     /// Waits until the payment has a transaction that is mined; returns (view, receipt).
@@ -113,14 +88,6 @@ impl Ctx {
         )
     }
 
-    async fn eth_balance(&self, address: &str) -> U256 {
-        let v = self
-            .anvil()
-            .rpc("eth_getBalance", json!([address, "latest"]))
-            .await;
-        U256::from_str(v.as_str().unwrap()).unwrap()
-    }
-
     /// Waits until `queue` is empty, in-flight (invisible) messages included.
     async fn drained(&self, queue: &str) {
         self.stack.drained(queue, WAIT).await;
@@ -150,7 +117,10 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
 
     let (view, receipt) = stack.mined(eth_payment).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.eth_balance(&eth_to).await, U256::from(eth_amount));
+    assert_eq!(
+        stack.anvil().eth_balance(&eth_to).await,
+        U256::from(eth_amount)
+    );
     assert_eq!(view["chain"], "anvil");
     assert!(
         HOT_WALLETS.contains(&view["from"].as_str().unwrap()),
@@ -161,10 +131,7 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
 
     let (view, receipt) = stack.mined(usdc_payment).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    let usdc_balance = stack
-        .anvil()
-        .erc20_balance(DEV_USDC_ADDRESS, &usdc_to)
-        .await;
+    let usdc_balance = stack.anvil().usdc_balance(&usdc_to).await;
     assert_eq!(usdc_balance, usdc_amount);
     let log = &receipt["logs"][0];
     let topics = log["topics"].as_array().unwrap();
@@ -252,7 +219,7 @@ async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
     );
     let other = HOT_WALLETS.iter().find(|w| **w != from).unwrap();
     assert_eq!(stack.nonce(other, "latest").await, 0);
-    assert_eq!(stack.eth_balance(&to).await, U256::from(amount));
+    assert_eq!(stack.anvil().eth_balance(&to).await, U256::from(amount));
     stack.finish().await;
 }
 
@@ -269,10 +236,7 @@ async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
     let (id, amount) = stack.pay("USDC", "12.34", &to).await;
     let (view, receipt) = stack.mined(id).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(
-        stack.anvil().erc20_balance(DEV_USDC_ADDRESS, &to).await,
-        amount
-    );
+    assert_eq!(stack.anvil().usdc_balance(&to).await, amount);
     let attempts = stack.store.payment_transactions(id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     let from = view["from"].as_str().unwrap();

@@ -6,7 +6,6 @@
 //! settled payment has exactly one on-chain transfer, and no payment is left in flight without
 //! an active confirm chain or a recorded reason.
 
-use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use meshpay_confirm::webhook::{WebhookKey, sign_alchemy, sign_standard};
@@ -15,10 +14,12 @@ use meshpay_store::Payment;
 use meshpay_store::confirmations::CheckOutcome;
 use meshpay_testkit::anvil::{DEV_USDC_ADDRESS, HOT_WALLETS, TRANSFER_TOPIC};
 use meshpay_testkit::hex::{hex_u64, hex_u128};
-use meshpay_testkit::merchant::{Merchant, MerchantSetup};
+use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::payment::fresh_recipient as recipient;
 use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
 use serde_json::{Value, json};
+
+use crate::support::PipelineStack;
 
 /// base64("meshpay-e2e-chain-webhook-key-32b").
 const WEBHOOK_KEY: &str = "whsec_bWVzaHBheS1lMmUtY2hhaW4td2ViaG9vay1rZXktMzJi";
@@ -50,24 +51,8 @@ impl Default for Options {
 }
 
 /// The full stack (anvil mining on demand, the dev signers) and a funded merchant with a key.
-struct Ctx {
-    stack: Stack,
-    merchant: Merchant,
-}
-
-impl Deref for Ctx {
-    type Target = Stack;
-
-    fn deref(&self) -> &Stack {
-        &self.stack
-    }
-}
-
-impl DerefMut for Ctx {
-    fn deref_mut(&mut self) -> &mut Stack {
-        &mut self.stack
-    }
-}
+struct ConfirmSettle;
+type Ctx = PipelineStack<ConfirmSettle>;
 
 /// The handler's settings for `options`: fast polling, the chain webhook key, a reconcile run
 /// that considers a payment stale after a second.
@@ -93,20 +78,16 @@ fn settings(options: &Options) -> HandlerSettings {
         )
 }
 
-impl Ctx {
+impl PipelineStack<ConfirmSettle> {
     async fn start(options: Options) -> Ctx {
-        let stack = Stack::builder()
+        let builder = Stack::builder()
             .chain(ChainSetup {
                 hot_wallet_usdc: 10u128.pow(12),
                 automine: false,
             })
-            .devhost(settings(&options))
-            .start()
-            .await;
-        let merchant = MerchantSetup::funded(MERCHANT_USDC, MERCHANT_ETH)
-            .create_with_key(&stack.store)
-            .await;
-        Ctx { stack, merchant }
+            .devhost(settings(&options));
+        let merchant = MerchantSetup::funded(MERCHANT_USDC, MERCHANT_ETH);
+        Ctx::start_with(builder, merchant).await
     }
 
     /// (Re)starts devhost + meshpay on the same database, queues and chain.
@@ -118,20 +99,12 @@ impl Ctx {
     /// quoted base units, recipient).
     async fn pay_usdc(&self, amount: &str) -> (PaymentId, u128, String) {
         let to = recipient();
-        let (id, quoted) = self
-            .api()
-            .pay(&self.merchant.key, "USDC", amount, &to)
-            .await;
+        let (id, quoted) = self.pay("USDC", amount, &to).await;
         (id, quoted, to)
     }
 
     async fn payment(&self, id: PaymentId) -> Payment {
         self.store.get_payment_unscoped(id).await.unwrap().unwrap()
-    }
-
-    /// `GET /api/payments/{id}` as the merchant sees it.
-    async fn payment_view(&self, id: PaymentId) -> Value {
-        self.api().payment(&self.merchant.key, id).await
     }
 
     /// What the chain charged for the payment's transaction, from anvil's receipt:

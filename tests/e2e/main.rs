@@ -10,4 +10,5 @@ mod confirm_settle;
 mod foundation;
 mod package;
 mod payments_api;
+mod support;
 mod webhooks;

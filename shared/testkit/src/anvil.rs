@@ -2,10 +2,13 @@
 //!
 //! Accounts come from anvil's well-known dev mnemonic: public knowledge, dev and tests only.
 
+use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use meshpay_domain::U256;
 use serde_json::{Value, json};
 
 use crate::ports::{free_port, node_bin};
@@ -213,6 +216,20 @@ impl Anvil {
             self.mint_usdc(DEV_USDC_ADDRESS, self.address(i), amount)
                 .await;
         }
+    }
+
+    /// `address`'s native balance in the latest block, in wei.
+    pub async fn eth_balance(&self, address: impl Display) -> U256 {
+        let v = self
+            .rpc("eth_getBalance", json!([address.to_string(), "latest"]))
+            .await;
+        U256::from_str(v.as_str().unwrap()).unwrap()
+    }
+
+    /// `owner`'s DevUSDC balance, in base units.
+    pub async fn usdc_balance(&self, owner: impl Display) -> u128 {
+        self.erc20_balance(DEV_USDC_ADDRESS, &owner.to_string())
+            .await
     }
 
     /// Mines `blocks` blocks now.

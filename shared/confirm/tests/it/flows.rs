@@ -97,7 +97,7 @@ async fn native_payment_confirms_only_once_deep_enough_then_settles_once() {
     // Exactly the quoted amount arrived, once; the merchant paid amount, service fee and the
     // network fee the chain charged (below the held maximum: the rest was released), once.
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(amount)
     );
     let charged = stack.charged_fee(hash).await;
@@ -148,7 +148,7 @@ async fn usdc_payment_confirms_on_its_transfer_event_and_settles() {
         pipeline.settle(payment.id).await.unwrap(),
         SettleOutcome::Settled { .. }
     ));
-    assert_eq!(stack.usdc_balance(payment.recipient).await, amount);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, amount);
     let usdc = stack.balance("USDC").await;
     assert_eq!(usdc.held, Amount::ZERO);
     assert_eq!(
@@ -216,7 +216,7 @@ async fn reverted_token_transfer_fails_the_payment_charges_its_gas_and_releases_
             .checked_sub(charged)
             .unwrap()
     );
-    assert_eq!(stack.usdc_balance(payment.recipient).await, 0);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, 0);
     let state = stack.store.confirmation(payment.id).await.unwrap().unwrap();
     assert_eq!(
         (state.last_outcome, state.poller),

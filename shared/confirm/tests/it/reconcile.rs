@@ -178,7 +178,7 @@ async fn reconcile_with_the_relay_re_sends_a_transaction_the_node_lost() {
     );
     stack.mine(1).await;
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         alloy::primitives::U256::from(5_000)
     );
     stack.finish().await;

@@ -50,7 +50,7 @@ async fn a_transaction_reorged_out_before_it_is_final_is_resent_and_confirmed() 
         SettleOutcome::Settled { .. }
     ));
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(amount)
     );
     stack.finish().await;
@@ -140,6 +140,6 @@ async fn a_reorg_after_confirmation_returns_the_payment_to_broadcast_and_heals()
         "the payment names the block that is canonical now"
     );
     // Exactly one transfer arrived.
-    assert_eq!(stack.usdc_balance(payment.recipient).await, amount);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, amount);
     stack.finish().await;
 }

@@ -159,20 +159,6 @@ impl Stack {
         self.anvil.rpc("anvil_reorg", json!([depth, []])).await;
     }
 
-    pub async fn eth_balance(&self, address: Address) -> U256 {
-        let v = self
-            .anvil
-            .rpc("eth_getBalance", json!([address, "latest"]))
-            .await;
-        U256::from_str(v.as_str().unwrap()).unwrap()
-    }
-
-    pub async fn usdc_balance(&self, address: Address) -> u128 {
-        self.anvil
-            .erc20_balance(DEV_USDC_ADDRESS, &address.to_checksum(None))
-            .await
-    }
-
     /// Sets `wallet`'s DevUSDC balance (storage slot of `balanceOf[wallet]`, mapping at slot 1).
     pub async fn set_usdc_balance(&self, wallet: Address, amount: u128) {
         let mut key = [0u8; 64];

@@ -39,7 +39,7 @@ async fn native_payment_lands_with_the_quoted_amount() {
     assert_eq!(tx.ack, Ack::Accepted);
     let receipt = stack.receipt(tx.tx_hash).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.eth_balance(recipient).await, U256::from(amount));
+    assert_eq!(stack.anvil.eth_balance(recipient).await, U256::from(amount));
 
     let stored = stack
         .store
@@ -81,7 +81,7 @@ async fn usdc_payment_transfers_exactly_the_quoted_amount() {
     let tx = sent(relay.broadcast(payment.id, Delivery::FIRST).await.unwrap());
     let receipt = stack.receipt(tx.tx_hash).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.usdc_balance(payment.recipient).await, amount);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, amount);
     let logs = receipt["logs"].as_array().unwrap();
     assert_eq!(logs.len(), 1);
     let log = &logs[0];
@@ -154,7 +154,7 @@ async fn same_message_delivered_five_times_sends_one_transaction() {
         "exactly one transaction from the wallet"
     );
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(10u128.pow(15))
     );
     stack.finish().await;
@@ -199,7 +199,7 @@ async fn crash_between_persist_and_send_resends_the_stored_bytes() {
     assert_eq!(tx.tx_hash, stored[0].tx_hash);
     assert_eq!(tx.nonce, stored[0].nonce);
     stack.receipt(tx.tx_hash).await;
-    assert_eq!(stack.usdc_balance(payment.recipient).await, 5_000_000);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, 5_000_000);
     assert_eq!(stack.mined_nonce(tx.from).await, 1);
     assert_eq!(
         stack

@@ -168,7 +168,7 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
         .unwrap();
     assert_eq!((stored.tx_hash, stored.nonce), (Some(tx.tx_hash), Some(1)));
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         alloy::primitives::U256::from(5_000)
     );
     stack.finish().await;
@@ -249,7 +249,7 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
     );
     // A's hold went back to the merchant; B and C keep theirs.
     assert_eq!(
-        stack.eth_balance(a.recipient).await,
+        stack.anvil.eth_balance(a.recipient).await,
         alloy::primitives::U256::ZERO
     );
     stack.finish().await;
@@ -349,7 +349,7 @@ async fn heal_resends_stored_transactions_the_chain_never_saw() {
     assert_eq!(stack.mined_nonce(wallet).await, 3);
     for (i, p) in payments.iter().enumerate() {
         assert_eq!(
-            stack.eth_balance(p.recipient).await,
+            stack.anvil.eth_balance(p.recipient).await,
             alloy::primitives::U256::from(10 + i as u64)
         );
     }

@@ -79,7 +79,7 @@ async fn fees_risen_since_the_quote_are_signed_at_the_quoted_max_fee_and_gas_lim
 
     let receipt = stack.receipt(sent.tx_hash).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.usdc_balance(payment.recipient).await, 5_000_000);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, 5_000_000);
     stack.finish().await;
 }
 

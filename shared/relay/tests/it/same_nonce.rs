@@ -135,7 +135,7 @@ async fn replacement_underpriced_keeps_the_payment_and_its_nonce_until_the_other
     assert_eq!((tx.attempt, tx.nonce), (2, 1));
     stack.receipt(tx.tx_hash).await;
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(7_000)
     );
     stack.finish().await;
@@ -212,7 +212,7 @@ async fn a_refusal_after_a_send_with_unknown_outcome_parks_instead_of_failing() 
     assert_eq!(tx.tx_hash, live.tx_hash);
     stack.receipt(tx.tx_hash).await;
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(amount)
     );
     stack.finish().await;
@@ -252,7 +252,7 @@ async fn healing_all_wallets_stops_at_its_budget_and_the_next_pass_carries_on() 
     stack.mine_all().await;
     for (i, p) in payments.iter().enumerate() {
         assert_eq!(
-            stack.eth_balance(p.recipient).await,
+            stack.anvil.eth_balance(p.recipient).await,
             U256::from(20 + i as u64)
         );
     }

@@ -11,7 +11,7 @@ use meshpay_chain::ChainsConfig;
 use meshpay_domain::MerchantId;
 use meshpay_relay::{AlloyRpc, ChainRpc, DynTxSigner, Relay, RelayConfig};
 use meshpay_store::{Payment, Store};
-use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS, HOT_WALLET_ACCOUNTS};
+use meshpay_testkit::anvil::{Anvil, HOT_WALLET_ACCOUNTS};
 use meshpay_testkit::assets::asset;
 use meshpay_testkit::chains::anvil_chain_toml;
 use meshpay_testkit::hex::hex_u64;
@@ -180,19 +180,6 @@ impl Stack {
             );
             self.rpc_call("evm_mine", json!([])).await;
         }
-    }
-
-    pub async fn eth_balance(&self, address: Address) -> U256 {
-        let v = self
-            .rpc_call("eth_getBalance", json!([address, "latest"]))
-            .await;
-        U256::from_str(v.as_str().unwrap()).unwrap()
-    }
-
-    pub async fn usdc_balance(&self, address: Address) -> u128 {
-        self.anvil
-            .erc20_balance(DEV_USDC_ADDRESS, &address.to_checksum(None))
-            .await
     }
 
     pub async fn set_eth_balance(&self, address: Address, wei: U256) {
