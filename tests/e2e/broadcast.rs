@@ -57,7 +57,13 @@ impl PipelineStack<Broadcast> {
     async fn mined(&self, id: PaymentId) -> (Value, Value) {
         let deadline = Instant::now() + WAIT;
         loop {
-            let view = self.payment_view(id).await;
+            // Read through the reply, not `payment_view`: while a killed handler is restarted,
+            // devhost answers 500 for a moment, which is "not yet" here.
+            let view = self
+                .api()
+                .get(&format!("/payments/{id}"), &self.merchant.key)
+                .await
+                .body;
             if let Some(hash) = view["tx_hash"].as_str() {
                 let receipt = self
                     .anvil()

@@ -6,7 +6,7 @@ use meshpay_confirm::{CheckOutcome, ConfirmMessage, ConfirmOutcome, SettleOutcom
 use meshpay_domain::PaymentStatus;
 use meshpay_store::confirmations::CheckOutcome as Outcome;
 
-use crate::support::Stack;
+use crate::support::ConfirmStack;
 
 fn is_confirmed(outcome: &ConfirmOutcome) -> bool {
     matches!(outcome, ConfirmOutcome::Confirmed { .. })
@@ -14,7 +14,7 @@ fn is_confirmed(outcome: &ConfirmOutcome) -> bool {
 
 #[tokio::test]
 async fn a_transaction_reorged_out_before_it_is_final_is_resent_and_confirmed() {
-    let stack = Stack::start(2).await;
+    let stack = ConfirmStack::start(2).await;
     let pipeline = stack.pipeline();
     let amount = 7_000_000_000u128;
     let (payment, hash) = stack.broadcast("ETH", amount).await;
@@ -58,7 +58,7 @@ async fn a_transaction_reorged_out_before_it_is_final_is_resent_and_confirmed() 
 
 #[tokio::test]
 async fn a_reorg_after_confirmation_returns_the_payment_to_broadcast_and_heals() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline();
     let amount = 3_000_000u128;
     let (payment, hash) = stack.broadcast("USDC", amount).await;

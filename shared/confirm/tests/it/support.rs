@@ -29,7 +29,7 @@ pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
 pub const MERCHANT_USDC: u128 = 10u128.pow(15);
 pub const MERCHANT_ETH: u128 = 10u128.pow(24);
 
-pub struct Stack {
+pub struct ConfirmStack {
     pub anvil: Anvil,
     pub store: Store,
     pub chains: Arc<ChainsConfig>,
@@ -37,9 +37,9 @@ pub struct Stack {
     _db: TestDb,
 }
 
-impl Stack {
+impl ConfirmStack {
     /// `confirmations` blocks on top of the inclusion block make a payment final.
-    pub async fn start(confirmations: u64) -> Stack {
+    pub async fn start(confirmations: u64) -> ConfirmStack {
         let (anvil, db) = tokio::join!(
             Anvil::start(),
             TestDb::create_migrated(&meshpay_store::MIGRATOR)
@@ -55,7 +55,7 @@ impl Stack {
                 .unwrap();
         let store = Store::from_pool(db.pool().clone());
         let merchant = funded_merchant(&store, MERCHANT_USDC, MERCHANT_ETH).await;
-        Stack {
+        ConfirmStack {
             anvil,
             store,
             chains: Arc::new(chains),

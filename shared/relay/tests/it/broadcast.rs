@@ -7,11 +7,10 @@ use meshpay_relay::{
     SentTransaction,
 };
 use meshpay_store::transactions::AttemptStatus;
+use meshpay_testkit::hex::hex_u64;
 use serde_json::json;
 
-use meshpay_testkit::hex::hex_u64;
-
-use crate::support::Stack;
+use crate::support::RelayStack;
 
 const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
@@ -29,7 +28,7 @@ fn topic_address(topic: &serde_json::Value) -> String {
 
 #[tokio::test]
 async fn native_payment_lands_with_the_quoted_amount() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let amount = 1_234_567_890_123_456_789u128;
     let payment = stack.payment("ETH", amount).await;
@@ -73,7 +72,7 @@ async fn native_payment_lands_with_the_quoted_amount() {
 
 #[tokio::test]
 async fn usdc_payment_transfers_exactly_the_quoted_amount() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let amount = 250_000_000u128; // 250.00 USDC
     let payment = stack.payment("USDC", amount).await;
@@ -109,7 +108,7 @@ async fn usdc_payment_transfers_exactly_the_quoted_amount() {
 
 #[tokio::test]
 async fn same_message_delivered_five_times_sends_one_transaction() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let payment = stack.payment("ETH", 10u128.pow(15)).await;
 
@@ -162,7 +161,7 @@ async fn same_message_delivered_five_times_sends_one_transaction() {
 
 #[tokio::test]
 async fn crash_between_persist_and_send_resends_the_stored_bytes() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let config = RelayConfig {
         fault: Some(Fault {
             mode: FaultMode::Error,
@@ -215,7 +214,7 @@ async fn crash_between_persist_and_send_resends_the_stored_bytes() {
 
 #[tokio::test]
 async fn messages_for_unknown_or_finished_payments_change_nothing() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let unknown = PaymentId::new();
     assert_eq!(
@@ -253,7 +252,7 @@ async fn messages_for_unknown_or_finished_payments_change_nothing() {
 
 #[tokio::test]
 async fn payment_pinned_to_a_hot_wallet_is_sent_from_it() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let wallet = stack.wallets[1];
     let payment = stack

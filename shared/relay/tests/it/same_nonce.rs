@@ -18,7 +18,7 @@ use crate::faulty::{FaultyRpc, rpc_error};
 use meshpay_testkit::assets::eth;
 use meshpay_testkit::payment::fresh_address;
 
-use crate::support::Stack;
+use crate::support::RelayStack;
 
 const LAST: Delivery = Delivery { dequeue_count: 5 };
 
@@ -33,7 +33,7 @@ fn storing_config() -> RelayConfig {
     }
 }
 
-async fn eth_held(stack: &Stack) -> U256 {
+async fn eth_held(stack: &RelayStack) -> U256 {
     let balances = stack.store.balances(stack.merchant).await.unwrap();
     balances
         .iter()
@@ -43,14 +43,14 @@ async fn eth_held(stack: &Stack) -> U256 {
         .base_units()
 }
 
-async fn next_nonce(stack: &Stack, wallet: Address) -> u64 {
+async fn next_nonce(stack: &RelayStack, wallet: Address) -> u64 {
     let state = stack.store.wallet_nonce("anvil", wallet).await.unwrap();
     let state = state.unwrap();
     assert!(state.gaps.is_empty(), "no nonce handed back: {state:?}");
     state.next_nonce
 }
 
-async fn review_reason(stack: &Stack, payment: PaymentId) -> Option<String> {
+async fn review_reason(stack: &RelayStack, payment: PaymentId) -> Option<String> {
     let flagged = stack.store.payments_needing_review(100).await.unwrap();
     flagged
         .into_iter()
@@ -58,14 +58,14 @@ async fn review_reason(stack: &Stack, payment: PaymentId) -> Option<String> {
         .map(|(_, reason)| reason.unwrap_or_default())
 }
 
-async fn status(stack: &Stack, payment: PaymentId) -> PaymentStatus {
+async fn status(stack: &RelayStack, payment: PaymentId) -> PaymentStatus {
     let stored = stack.store.get_payment_unscoped(payment).await.unwrap();
     stored.unwrap().status
 }
 
 #[tokio::test]
 async fn replacement_underpriced_keeps_the_payment_and_its_nonce_until_the_other_is_mined() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     stack.rpc_call("evm_setAutomine", json!([false])).await;
     let relay = stack.relay_with(stack.rpc(), storing_config());
@@ -143,7 +143,7 @@ async fn replacement_underpriced_keeps_the_payment_and_its_nonce_until_the_other
 
 #[tokio::test]
 async fn replacement_underpriced_while_the_node_has_our_own_transaction_counts_as_sent() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     stack.rpc_call("evm_setAutomine", json!([false])).await;
     let faulty = FaultyRpc::new(stack.rpc());
     let relay = stack.relay_with(faulty.clone(), RelayConfig::default());
@@ -169,7 +169,7 @@ async fn replacement_underpriced_while_the_node_has_our_own_transaction_counts_a
 
 #[tokio::test]
 async fn a_refusal_after_a_send_with_unknown_outcome_parks_instead_of_failing() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     let amount = 10u128.pow(18);
     // Enough for the value (so eth_estimateGas passes) but not for value + gas.
@@ -220,7 +220,7 @@ async fn a_refusal_after_a_send_with_unknown_outcome_parks_instead_of_failing() 
 
 #[tokio::test]
 async fn healing_all_wallets_stops_at_its_budget_and_the_next_pass_carries_on() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     stack.rpc_call("evm_setAutomine", json!([false])).await;
     let relay = stack.relay_with(stack.rpc(), storing_config());

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 /// USDC minted to each hot wallet (base units): 1,000,000 USDC.
 pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
 
-pub struct Stack {
+pub struct RelayStack {
     pub anvil: Anvil,
     pub store: Store,
     pub chains: ChainsConfig,
@@ -32,12 +32,12 @@ pub struct Stack {
     _db: TestDb,
 }
 
-impl Stack {
-    pub async fn start() -> Stack {
-        Stack::start_with_wallets(&HOT_WALLET_ACCOUNTS).await
+impl RelayStack {
+    pub async fn start() -> RelayStack {
+        RelayStack::start_with_wallets(&HOT_WALLET_ACCOUNTS).await
     }
 
-    pub async fn start_with_wallets(accounts: &[usize]) -> Stack {
+    pub async fn start_with_wallets(accounts: &[usize]) -> RelayStack {
         let (anvil, db) = tokio::join!(
             Anvil::start(),
             TestDb::create_migrated(&meshpay_store::MIGRATOR)
@@ -51,7 +51,7 @@ impl Stack {
         let chains = ChainsConfig::from_toml_str(&anvil_chain_toml(anvil.url(), 1, &hot)).unwrap();
         let store = Store::from_pool(db.pool_of(20).await);
         let merchant = funded_merchant(&store, 10u128.pow(15), 10u128.pow(24)).await;
-        Stack {
+        RelayStack {
             anvil,
             store,
             chains,

@@ -4,7 +4,6 @@ use meshpay_domain::{Amount, FeeBps, PaymentMessage, PaymentStatus};
 use meshpay_store::{
     AssetLimit, AuthorizeOutcome, LimitKind, NewMerchant, StoreError, request_fingerprint, topics,
 };
-
 use meshpay_testkit::assets::{eth, usdc};
 
 use crate::support::*;

@@ -4,7 +4,6 @@
 use futures::future::join_all;
 use meshpay_domain::{Amount, PaymentEvent, PaymentStatus};
 use meshpay_store::{AuthorizeOutcome, Store, StoreError, Transition};
-
 use meshpay_testkit::assets::usdc;
 
 use crate::support::*;

@@ -2,7 +2,6 @@
 
 use meshpay_domain::Amount;
 use meshpay_store::StoreError;
-
 use meshpay_testkit::assets::{eth, usdc};
 
 use crate::support::*;

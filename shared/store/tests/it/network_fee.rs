@@ -3,7 +3,6 @@
 
 use meshpay_domain::{Amount, AssetId, MerchantId, PaymentEvent, PaymentStatus};
 use meshpay_store::{Payment, Store, StoreError, Transition};
-
 use meshpay_testkit::assets::{eth, usdc};
 
 use crate::support::*;

@@ -2,7 +2,6 @@
 
 use meshpay_domain::{Amount, B256, PaymentEvent, PaymentStatus};
 use meshpay_store::{ListPayments, NewOutboxMessage, PaymentPatch, StoreError, Transition, topics};
-
 use meshpay_testkit::assets::usdc;
 
 use crate::support::*;
