@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use meshpay_testkit::api::Client;
+use meshpay_testkit::api::{Client, Method};
 use meshpay_testkit::azurite::Azurite;
 use meshpay_testkit::devhost::Devhost;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Bound for queue round trips (they take well under a second).

@@ -4,10 +4,9 @@
 
 use meshpay_domain::{Amount, AssetId, PaymentEvent, PaymentId, Scope, Scopes};
 use meshpay_store::{AssetLimit, Transition};
-use meshpay_testkit::api::base_units;
+use meshpay_testkit::api::{Method, base_units};
 use meshpay_testkit::payment::RECIPIENT;
 use meshpay_testkit::stack::{HandlerSettings, Stack};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 /// How long to wait for queue messages.

@@ -19,6 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use meshpay_domain::{Amount, MerchantId, PaymentEvent, Scope, Scopes};
 use meshpay_store::Payment;
+use meshpay_testkit::api::Method;
 use meshpay_testkit::assets::usdc;
 use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::payment::{PaymentSetup, advance};
@@ -89,7 +90,7 @@ impl Ctx {
 
     async fn send(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         key: &str,
         body: Option<Value>,
@@ -288,7 +289,7 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
     // The delivery log over HTTP.
     let (status, page) = stack
         .send(
-            reqwest::Method::GET,
+            Method::GET,
             "webhook-deliveries?status=succeeded",
             &key,
             None,
@@ -321,7 +322,7 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
     assert_eq!(first["event_id"], received[0].id.as_str());
     let (status, detail) = stack
         .send(
-            reqwest::Method::GET,
+            Method::GET,
             &format!("webhook-deliveries/{}", first["id"].as_str().unwrap()),
             &key,
             None,
@@ -337,17 +338,12 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
     assert_eq!(codes, [500, 500, 500, 200]);
     assert_eq!(detail["payload"]["type"], "payment.authorized");
     let (_, paged) = stack
-        .send(
-            reqwest::Method::GET,
-            "webhook-deliveries?limit=3",
-            &key,
-            None,
-        )
+        .send(Method::GET, "webhook-deliveries?limit=3", &key, None)
         .await;
     let cursor = paged["next_cursor"].as_str().unwrap();
     let (_, rest) = stack
         .send(
-            reqwest::Method::GET,
+            Method::GET,
             &format!("webhook-deliveries?limit=3&cursor={cursor}"),
             &key,
             None,
@@ -372,13 +368,13 @@ async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
     stack
         .wait_for("endpoint disabled", async || {
             let (_, list) = stack
-                .send(reqwest::Method::GET, "webhook-endpoints", &key, None)
+                .send(Method::GET, "webhook-endpoints", &key, None)
                 .await;
             list["data"][0]["status"] == "disabled"
         })
         .await;
     let (_, list) = stack
-        .send(reqwest::Method::GET, "webhook-endpoints", &key, None)
+        .send(Method::GET, "webhook-endpoints", &key, None)
         .await;
     assert_eq!(list["data"][0]["id"], endpoint.as_str());
     assert!(
@@ -388,12 +384,7 @@ async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
             .contains("410")
     );
     let (_, failed) = stack
-        .send(
-            reqwest::Method::GET,
-            "webhook-deliveries?status=failed",
-            &key,
-            None,
-        )
+        .send(Method::GET, "webhook-deliveries?status=failed", &key, None)
         .await;
     let failed = failed["data"].as_array().unwrap();
     assert_eq!(failed.len(), 2, "{failed:?}");
@@ -432,7 +423,7 @@ async fn private_urls_are_refused_at_creation_in_production_config() {
     ] {
         let (status, problem) = stack
             .send(
-                reqwest::Method::POST,
+                Method::POST,
                 "webhook-endpoints",
                 &key,
                 Some(json!({ "url": url })),
@@ -443,7 +434,7 @@ async fn private_urls_are_refused_at_creation_in_production_config() {
     }
     let (status, _) = stack
         .send(
-            reqwest::Method::POST,
+            Method::POST,
             "webhook-endpoints",
             &reader,
             Some(json!({ "url": "https://example.com/hook" })),

@@ -4,9 +4,12 @@
 use std::str::FromStr;
 
 use meshpay_domain::PaymentId;
-use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+
+/// The request methods [`Client::send`] takes (re-exported so tests need no HTTP crate of
+/// their own).
+pub use reqwest::Method;
 
 use crate::assets::CHAIN;
 use crate::payment::RECIPIENT;
