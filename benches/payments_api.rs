@@ -20,17 +20,15 @@
 //!   quote / authorize), timed in-process at the same concurrency, over the HTTP latency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/support/payments.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use meshpay_domain::{Charges, IdempotencyKey, QuoteId};
 use meshpay_store::{AuthorizeRequest, NewQuote, StoredResponse, request_fingerprint};
+use meshpay_testkit::payment::RECIPIENT;
+use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
-use support::{RECIPIENT, Stack, StackOptions};
 
 /// Requests per measured phase, and the concurrency levels measured.
 const SEQUENTIAL_REQUESTS: usize = 200;
@@ -136,13 +134,14 @@ enum Via {
 
 fn url(stack: &Stack, via: Via, path: &str) -> String {
     match via {
-        Via::Devhost => stack.url(path),
-        Via::Handler => stack.handler_url(path),
+        Via::Devhost => stack.api().url(path),
+        Via::Handler => stack.handler_api().url(path),
     }
 }
 
 async fn post_quote(stack: &Stack, via: Via, key: &str) -> String {
     let reply = stack
+        .api()
         .send_to(
             url(stack, via, "/quotes"),
             reqwest::Method::POST,
@@ -162,6 +161,7 @@ async fn post_payment(stack: &Stack, via: Via, key: &str, quote_id: &str) {
         return invoke_authorize(stack, key, &idempotency_key, &body).await;
     }
     let reply = stack
+        .api()
         .send_to(
             url(stack, via, "/payments"),
             reqwest::Method::POST,
@@ -191,8 +191,9 @@ async fn invoke_authorize(stack: &Stack, key: &str, idempotency_key: &str, body:
         }},
         "Metadata": {"sys": {"MethodName": "authorize"}},
     });
-    let url = format!("{}/authorize", stack.devhost.handler_url());
+    let url = format!("{}/authorize", stack.devhost().handler_url());
     let reply = stack
+        .api()
         .send_to(
             url,
             reqwest::Method::POST,
@@ -208,15 +209,14 @@ async fn invoke_authorize(stack: &Stack, key: &str, idempotency_key: &str, body:
 
 #[tokio::main]
 async fn main() {
-    let stack = Stack::start_with(StackOptions {
-        quote_ttl_secs: Some(3600),
-        rust_log: Some("warn".into()),
-        ..StackOptions::default()
-    })
-    .await;
+    let settings = HandlerSettings::default()
+        .api_only()
+        .env("MESHPAY_QUOTE_TTL_SECONDS", "3600")
+        .env("RUST_LOG", "warn");
+    let stack = Stack::builder().devhost(settings).start().await;
     let hot_wallet = meshpay_testkit::anvil::DEV_ADDRESSES[1];
     stack
-        .anvil
+        .anvil()
         .mint_usdc(
             meshpay_testkit::anvil::DEV_USDC_ADDRESS,
             hot_wallet,

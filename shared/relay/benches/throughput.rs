@@ -83,7 +83,7 @@ async fn sign_rate(n: usize) {
 }
 
 async fn broadcast(n: usize, concurrency: usize) {
-    let stack = support::Stack::start().await;
+    let stack = support::RelayStack::start().await;
     let relay = stack.relay();
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {

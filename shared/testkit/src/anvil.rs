@@ -2,10 +2,13 @@
 //!
 //! Accounts come from anvil's well-known dev mnemonic: public knowledge, dev and tests only.
 
+use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use meshpay_domain::U256;
 use serde_json::{Value, json};
 
 use crate::ports::{free_port, node_bin};
@@ -48,6 +51,16 @@ pub const DEV_PRIVATE_KEYS: [&str; 10] = [
 /// Where [`Anvil::deploy_dev_usdc`] puts the token on a fresh anvil: the CREATE address of
 /// account 0 at nonce 0 (also configured in chains.dev.toml).
 pub const DEV_USDC_ADDRESS: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+
+/// The hot wallets of chains.dev.toml and signers.dev.toml: anvil accounts 1 and 2.
+pub const HOT_WALLET_ACCOUNTS: [usize; 2] = [1, 2];
+
+/// [`HOT_WALLET_ACCOUNTS`]' addresses.
+pub const HOT_WALLETS: [&str; 2] = [DEV_ADDRESSES[1], DEV_ADDRESSES[2]];
+
+/// `keccak256("Transfer(address,address,uint256)")`: topic 0 of every ERC-20 transfer log.
+pub const TRANSFER_TOPIC: &str =
+    "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
 /// `mint(address,uint256)` selector of contracts/DevUSDC.sol.
 const MINT_SELECTOR: &str = "40c10f19";
@@ -188,6 +201,42 @@ impl Anvil {
             .as_str()
             .expect("contractAddress in receipt")
             .to_owned()
+    }
+
+    /// Deploys DevUSDC as the fresh chain's first transaction (so at [`DEV_USDC_ADDRESS`], where
+    /// the chains configuration expects it) and mints `amount` base units to each of `accounts`
+    /// (nothing when zero).
+    pub async fn deploy_dev_usdc_to(&self, accounts: &[usize], amount: u128) {
+        let usdc = self.deploy_dev_usdc().await;
+        assert!(
+            usdc.eq_ignore_ascii_case(DEV_USDC_ADDRESS),
+            "DevUSDC at {usdc}, not {DEV_USDC_ADDRESS}: not the chain's first transaction"
+        );
+        for &i in accounts.iter().filter(|_| amount > 0) {
+            self.mint_usdc(DEV_USDC_ADDRESS, self.address(i), amount)
+                .await;
+        }
+    }
+
+    /// `address`'s native balance in the latest block, in wei.
+    pub async fn eth_balance(&self, address: impl Display) -> U256 {
+        let v = self
+            .rpc("eth_getBalance", json!([address.to_string(), "latest"]))
+            .await;
+        U256::from_str(v.as_str().unwrap()).unwrap()
+    }
+
+    /// `owner`'s DevUSDC balance, in base units.
+    pub async fn usdc_balance(&self, owner: impl Display) -> u128 {
+        self.erc20_balance(DEV_USDC_ADDRESS, &owner.to_string())
+            .await
+    }
+
+    /// Mines `blocks` blocks now.
+    pub async fn mine(&self, blocks: u64) {
+        for _ in 0..blocks {
+            self.rpc("evm_mine", json!([])).await;
+        }
     }
 
     /// Mints `amount` base units of the DevUSDC at `token` to `to` (as account 0, the owner).

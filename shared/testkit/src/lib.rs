@@ -1,9 +1,17 @@
-//! Test support for meshpay: real local services on free ports, one fresh database per test.
-//! Used only as a dev-dependency.
+//! Test support for meshpay: real local services on free ports, one fresh database per test,
+//! and the fixtures every test suite shares (assets, merchants, payments, the API client, the
+//! whole stack). Used only as a dev-dependency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod anvil; // owned by the stack helper
-pub mod azurite; // owned by the devhost helper
-pub mod devhost; // owned by the devhost helper
+pub mod anvil;
+pub mod api;
+pub mod assets;
+pub mod azurite;
+pub mod chains;
+pub mod devhost;
+pub mod hex;
+pub mod merchant;
+pub mod payment;
 pub mod ports;
-pub mod postgres; // owned by the stack helper
+pub mod postgres;
+pub mod stack;

@@ -102,6 +102,17 @@ impl TestDb {
         &self.pool
     }
 
+    /// A new pool of `max_connections` on the database, for tests that run many transactions
+    /// at once.
+    pub async fn pool_of(&self, max_connections: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to test database {}: {e}", self.name))
+    }
+
     /// Drops the database now and waits for it; use where a test wants to check cleanup.
     pub async fn drop_now(self) {
         self.pool.close().await;

@@ -10,7 +10,7 @@ use meshpay_confirm::{CheckOutcome, ConfirmMessage, ConfirmOutcome, ConfirmRpc, 
 use meshpay_domain::PaymentStatus;
 use meshpay_relay::RpcFailure;
 
-use crate::support::Stack;
+use crate::support::ConfirmStack;
 
 /// A node that answers every receipt request with one scripted receipt.
 struct ScriptedNode {
@@ -55,7 +55,7 @@ fn too_expensive_receipt(hash: B256, success: bool, block_hash: B256) -> Receipt
 
 #[tokio::test]
 async fn settlement_refuses_a_network_fee_above_the_hold_and_flags_the_payment() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let (payment, hash) = stack.broadcast("USDC", 5_000_000).await;
     stack.mine(2).await;
     let pipeline = stack.pipeline();
@@ -124,7 +124,7 @@ async fn settlement_refuses_a_network_fee_above_the_hold_and_flags_the_payment()
 
 #[tokio::test]
 async fn a_reverted_transaction_charged_above_the_hold_is_parked_not_failed() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let (payment, hash) = stack.broadcast("USDC", 5_000_000).await;
     let balances = stack.balances().await;
     let node = ScriptedNode {

@@ -12,7 +12,7 @@ use meshpay_domain::{Amount, PaymentStatus};
 use meshpay_relay::RpcFailure;
 use std::time::Duration;
 
-use crate::support::{MERCHANT_ETH, MERCHANT_USDC, Stack};
+use crate::support::{ConfirmStack, MERCHANT_ETH, MERCHANT_USDC};
 
 fn waiting(outcome: &ConfirmOutcome) -> (ConfirmMessage, CheckOutcome) {
     match outcome {
@@ -27,7 +27,7 @@ fn is_confirmed(outcome: &ConfirmOutcome) -> bool {
 
 #[tokio::test]
 async fn native_payment_confirms_only_once_deep_enough_then_settles_once() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline();
     let amount = 10u128.pow(15);
     let (payment, hash) = stack.broadcast("ETH", amount).await;
@@ -97,7 +97,7 @@ async fn native_payment_confirms_only_once_deep_enough_then_settles_once() {
     // Exactly the quoted amount arrived, once; the merchant paid amount, service fee and the
     // network fee the chain charged (below the held maximum: the rest was released), once.
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(amount)
     );
     let charged = stack.charged_fee(hash).await;
@@ -132,7 +132,7 @@ async fn native_payment_confirms_only_once_deep_enough_then_settles_once() {
 
 #[tokio::test]
 async fn usdc_payment_confirms_on_its_transfer_event_and_settles() {
-    let stack = Stack::start(2).await;
+    let stack = ConfirmStack::start(2).await;
     let pipeline = stack.pipeline();
     let amount = 250_000_000u128;
     let (payment, hash) = stack.broadcast("USDC", amount).await;
@@ -148,7 +148,7 @@ async fn usdc_payment_confirms_on_its_transfer_event_and_settles() {
         pipeline.settle(payment.id).await.unwrap(),
         SettleOutcome::Settled { .. }
     ));
-    assert_eq!(stack.usdc_balance(payment.recipient).await, amount);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, amount);
     let usdc = stack.balance("USDC").await;
     assert_eq!(usdc.held, Amount::ZERO);
     assert_eq!(
@@ -173,7 +173,7 @@ async fn usdc_payment_confirms_on_its_transfer_event_and_settles() {
 
 #[tokio::test]
 async fn reverted_token_transfer_fails_the_payment_charges_its_gas_and_releases_the_rest() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline();
     let (payment, hash) = stack.broadcast("USDC", 5_000_000).await;
     let wallet = payment.hot_wallet.unwrap();
@@ -216,7 +216,7 @@ async fn reverted_token_transfer_fails_the_payment_charges_its_gas_and_releases_
             .checked_sub(charged)
             .unwrap()
     );
-    assert_eq!(stack.usdc_balance(payment.recipient).await, 0);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, 0);
     let state = stack.store.confirmation(payment.id).await.unwrap().unwrap();
     assert_eq!(
         (state.last_outcome, state.poller),
@@ -235,7 +235,7 @@ async fn reverted_token_transfer_fails_the_payment_charges_its_gas_and_releases_
 
 #[tokio::test]
 async fn duplicate_confirm_messages_do_not_fork_the_polling_chain() {
-    let stack = Stack::start(3).await;
+    let stack = ConfirmStack::start(3).await;
     let pipeline = stack.pipeline();
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
     let (next, _) = waiting(
@@ -284,11 +284,11 @@ async fn duplicate_confirm_messages_do_not_fork_the_polling_chain() {
 
 #[tokio::test]
 async fn one_invocation_keeps_polling_until_final_within_its_wait() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline_with(ConfirmConfig {
         poll_interval: Duration::from_millis(50),
         invocation_wait: Duration::from_secs(30),
-        ..Stack::config()
+        ..ConfirmStack::config()
     });
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
     let miner = async {
@@ -310,10 +310,10 @@ async fn one_invocation_keeps_polling_until_final_within_its_wait() {
 
 #[tokio::test]
 async fn a_polling_chain_gives_up_after_its_total_wait_and_records_why() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline_with(ConfirmConfig {
         max_chain_wait: Duration::ZERO,
-        ..Stack::config()
+        ..ConfirmStack::config()
     });
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
     let parked = pipeline
@@ -378,7 +378,7 @@ impl ConfirmRpc for ShortTransferNode {
 
 #[tokio::test]
 async fn a_success_receipt_that_does_not_prove_the_transfer_is_parked_for_review() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let amount = 5_000_000u64;
     let (payment, hash) = stack.broadcast("USDC", u128::from(amount)).await;
     let wallet = payment.hot_wallet.unwrap();

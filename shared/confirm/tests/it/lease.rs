@@ -5,13 +5,13 @@ use std::time::Duration;
 use meshpay_domain::{B256, PaymentStatus};
 use meshpay_store::confirmations::{CheckOutcome, CheckRecord};
 
-use crate::support::Stack;
+use crate::support::ConfirmStack;
 
 const LEASE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn one_polling_chain_per_payment_and_duplicates_are_refused() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
     let store = &stack.store;
 
@@ -54,7 +54,7 @@ async fn one_polling_chain_per_payment_and_duplicates_are_refused() {
 
 #[tokio::test]
 async fn an_expired_or_released_lease_lets_a_new_chain_start() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
     let store = &stack.store;
 
@@ -103,7 +103,7 @@ async fn an_expired_or_released_lease_lets_a_new_chain_start() {
 
 #[tokio::test]
 async fn webhook_ids_are_remembered_and_hashes_map_to_payments() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let (payment, hash) = stack.broadcast("ETH", 1_000).await;
     let store = &stack.store;
 

@@ -6,11 +6,11 @@ use std::time::Duration;
 use meshpay_confirm::{ConfirmConfig, ConfirmMessage, ConfirmOutcome, ReconcileConfig};
 use meshpay_domain::PaymentId;
 
-use crate::support::Stack;
+use crate::support::ConfirmStack;
 
 /// Makes a payment look as if it has been waiting for an hour (test-only SQL: ages the row
 /// instead of sleeping).
-async fn age(stack: &Stack, id: PaymentId) {
+async fn age(stack: &ConfirmStack, id: PaymentId) {
     sqlx::query("UPDATE payments SET updated_at = now() - interval '1 hour' WHERE id = $1")
         .bind(id.as_uuid())
         .execute(stack.store.pool())
@@ -27,7 +27,7 @@ async fn age(stack: &Stack, id: PaymentId) {
 }
 
 fn config() -> ConfirmConfig {
-    let base = Stack::config();
+    let base = ConfirmStack::config();
     ConfirmConfig {
         reconcile: ReconcileConfig {
             stale_after: Duration::from_secs(600),
@@ -39,7 +39,7 @@ fn config() -> ConfirmConfig {
 
 #[tokio::test]
 async fn stuck_payments_are_nudged_to_their_next_step_once_per_period() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline_with(config());
     // Authorized, its broadcast message lost.
     let authorized = stack.payment("ETH", 1_000).await;
@@ -95,7 +95,7 @@ async fn stuck_payments_are_nudged_to_their_next_step_once_per_period() {
 
 #[tokio::test]
 async fn a_broadcast_payment_with_an_active_polling_chain_is_not_nudged() {
-    let stack = Stack::start(3).await;
+    let stack = ConfirmStack::start(3).await;
     let pipeline = stack.pipeline_with(config());
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
     let outcome = pipeline
@@ -115,7 +115,7 @@ async fn a_broadcast_payment_with_an_active_polling_chain_is_not_nudged() {
 
 #[tokio::test]
 async fn a_ledger_discrepancy_is_reported_and_recorded() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline_with(config());
     let pool = stack.store.pool().clone();
     let tamper = |delta: &'static str| {
@@ -146,7 +146,7 @@ async fn a_ledger_discrepancy_is_reported_and_recorded() {
 
 #[tokio::test]
 async fn reconcile_with_the_relay_re_sends_a_transaction_the_node_lost() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline_with(config());
     let relay = stack.relay();
     let (payment, hash) = stack.broadcast("ETH", 5_000).await;
@@ -178,7 +178,7 @@ async fn reconcile_with_the_relay_re_sends_a_transaction_the_node_lost() {
     );
     stack.mine(1).await;
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         alloy::primitives::U256::from(5_000)
     );
     stack.finish().await;

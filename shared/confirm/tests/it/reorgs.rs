@@ -6,7 +6,7 @@ use meshpay_confirm::{CheckOutcome, ConfirmMessage, ConfirmOutcome, SettleOutcom
 use meshpay_domain::PaymentStatus;
 use meshpay_store::confirmations::CheckOutcome as Outcome;
 
-use crate::support::Stack;
+use crate::support::ConfirmStack;
 
 fn is_confirmed(outcome: &ConfirmOutcome) -> bool {
     matches!(outcome, ConfirmOutcome::Confirmed { .. })
@@ -14,7 +14,7 @@ fn is_confirmed(outcome: &ConfirmOutcome) -> bool {
 
 #[tokio::test]
 async fn a_transaction_reorged_out_before_it_is_final_is_resent_and_confirmed() {
-    let stack = Stack::start(2).await;
+    let stack = ConfirmStack::start(2).await;
     let pipeline = stack.pipeline();
     let amount = 7_000_000_000u128;
     let (payment, hash) = stack.broadcast("ETH", amount).await;
@@ -50,7 +50,7 @@ async fn a_transaction_reorged_out_before_it_is_final_is_resent_and_confirmed() 
         SettleOutcome::Settled { .. }
     ));
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(amount)
     );
     stack.finish().await;
@@ -58,7 +58,7 @@ async fn a_transaction_reorged_out_before_it_is_final_is_resent_and_confirmed() 
 
 #[tokio::test]
 async fn a_reorg_after_confirmation_returns_the_payment_to_broadcast_and_heals() {
-    let stack = Stack::start(1).await;
+    let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline();
     let amount = 3_000_000u128;
     let (payment, hash) = stack.broadcast("USDC", amount).await;
@@ -140,6 +140,6 @@ async fn a_reorg_after_confirmation_returns_the_payment_to_broadcast_and_heals()
         "the payment names the block that is canonical now"
     );
     // Exactly one transfer arrived.
-    assert_eq!(stack.usdc_balance(payment.recipient).await, amount);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, amount);
     stack.finish().await;
 }

@@ -11,26 +11,25 @@ use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use meshpay_chain::ChainsConfig;
 use meshpay_confirm::{ConfirmConfig, ConfirmMessage, ConfirmOutcome, Pipeline};
-use meshpay_domain::{
-    Amount, AssetId, Charges, FeeBps, IdempotencyKey, MerchantId, PaymentId, PaymentStatus,
-};
+use meshpay_domain::{Amount, MerchantId, PaymentId, PaymentStatus};
 use meshpay_relay::{AlloyRpc, BroadcastOutcome, Delivery, DynTxSigner, Relay, RelayConfig};
-use meshpay_store::{
-    AuthorizeOutcome, AuthorizeRequest, Balance, NewMerchant, NewQuote, Payment, Store,
-    StoredResponse, request_fingerprint,
-};
-use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
+use meshpay_store::{Balance, Payment, Store};
+use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS, HOT_WALLET_ACCOUNTS, HOT_WALLETS};
+use meshpay_testkit::assets::asset;
+use meshpay_testkit::chains::anvil_chain_toml;
+use meshpay_testkit::hex::hex_u64;
+use meshpay_testkit::merchant::funded_merchant;
+use meshpay_testkit::payment::{PaymentSetup, fresh_address};
 use meshpay_testkit::postgres::TestDb;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
-pub const WALLET_ACCOUNTS: [usize; 2] = [1, 2];
+/// USDC minted to each hot wallet (base units): 1,000,000 USDC.
 pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
 /// The merchant's starting balances (base units).
 pub const MERCHANT_USDC: u128 = 10u128.pow(15);
 pub const MERCHANT_ETH: u128 = 10u128.pow(24);
 
-pub struct Stack {
+pub struct ConfirmStack {
     pub anvil: Anvil,
     pub store: Store,
     pub chains: Arc<ChainsConfig>,
@@ -38,53 +37,25 @@ pub struct Stack {
     _db: TestDb,
 }
 
-impl Stack {
+impl ConfirmStack {
     /// `confirmations` blocks on top of the inclusion block make a payment final.
-    pub async fn start(confirmations: u64) -> Stack {
+    pub async fn start(confirmations: u64) -> ConfirmStack {
         let (anvil, db) = tokio::join!(
             Anvil::start(),
             TestDb::create_migrated(&meshpay_store::MIGRATOR)
         );
-        let usdc = anvil.deploy_dev_usdc().await;
-        assert_eq!(
-            usdc.to_ascii_lowercase(),
-            DEV_USDC_ADDRESS.to_ascii_lowercase()
-        );
-        let wallets: Vec<Address> = WALLET_ACCOUNTS
-            .iter()
-            .map(|&i| Address::from_str(anvil.address(i)).unwrap())
-            .collect();
-        for &i in &WALLET_ACCOUNTS {
-            anvil.mint_usdc(&usdc, anvil.address(i), WALLET_USDC).await;
-        }
+        anvil
+            .deploy_dev_usdc_to(&HOT_WALLET_ACCOUNTS, WALLET_USDC)
+            .await;
         // From here on blocks are mined only when a test says so.
         anvil.rpc("evm_setAutomine", json!([false])).await;
-        let hot = wallets
-            .iter()
-            .map(|w| format!("\"{}\"", w.to_checksum(None)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let chains = ChainsConfig::from_toml_str(&format!(
-            r#"
-            [[chains]]
-            name = "anvil"
-            chain_id = 31337
-            rpc_url = "{url}"
-            confirmations = {confirmations}
-            max_fee_per_gas_cap_wei = 200000000000
-            hot_wallets = [{hot}]
-            native = {{ symbol = "ETH", decimals = 18 }}
-            [[chains.tokens]]
-            symbol = "USDC"
-            contract = "{DEV_USDC_ADDRESS}"
-            decimals = 6
-            "#,
-            url = anvil.url()
-        ))
-        .unwrap();
+        let hot: Vec<String> = HOT_WALLETS.iter().map(|w| (*w).to_owned()).collect();
+        let chains =
+            ChainsConfig::from_toml_str(&anvil_chain_toml(anvil.url(), confirmations, &hot))
+                .unwrap();
         let store = Store::from_pool(db.pool().clone());
-        let merchant = funded_merchant(&store).await;
-        Stack {
+        let merchant = funded_merchant(&store, MERCHANT_USDC, MERCHANT_ETH).await;
+        ConfirmStack {
             anvil,
             store,
             chains: Arc::new(chains),
@@ -113,7 +84,7 @@ impl Stack {
 
     pub fn relay(&self) -> Relay {
         let chain = self.chains.chain("anvil").unwrap().clone();
-        let signers: Vec<DynTxSigner> = WALLET_ACCOUNTS
+        let signers: Vec<DynTxSigner> = HOT_WALLET_ACCOUNTS
             .iter()
             .map(|&i| {
                 let key = PrivateKeySigner::from_str(self.anvil.private_key(i)).unwrap();
@@ -131,53 +102,10 @@ impl Stack {
 
     /// An authorized payment of `amount` base units of `symbol` to a fresh address.
     pub async fn payment(&self, symbol: &str, amount: u128) -> Payment {
-        let asset: AssetId = format!("anvil:{symbol}").parse().unwrap();
-        let gas_limit = 65_000u64;
-        let max_fee = 2_000_000_000u128;
-        let charges = Charges::compute(
-            asset,
-            Amount::from_u128(amount),
-            FeeBps::new(25).unwrap(),
-            eth(),
-            Charges::network_fee_for(gas_limit, max_fee),
-        )
-        .unwrap();
-        let quote = self
-            .store
-            .insert_quote(&NewQuote {
-                merchant_id: self.merchant,
-                charges,
-                recipient: fresh_address(),
-                gas_limit,
-                max_fee_per_gas: max_fee,
-                max_priority_fee_per_gas: 1_000_000_000,
-                expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(300),
-            })
+        PaymentSetup::new(asset(symbol), amount)
+            .recipient(fresh_address())
+            .authorize(&self.store, self.merchant)
             .await
-            .unwrap();
-        let body = json!({ "quote_id": quote.id });
-        let request = AuthorizeRequest {
-            merchant_id: self.merchant,
-            idempotency_key: IdempotencyKey::new(&format!("k-{}", quote.id)).unwrap(),
-            request_hash: request_fingerprint(&body),
-            quote_id: quote.id,
-            reference: None,
-            metadata: None,
-            hot_wallet: None,
-        };
-        let render = |p: &Payment| StoredResponse {
-            status: 201,
-            body: json!({ "id": p.id }),
-        };
-        match self
-            .store
-            .authorize_payment(&request, render)
-            .await
-            .unwrap()
-        {
-            AuthorizeOutcome::Created { payment, .. } => *payment,
-            other => panic!("expected a new payment, got {other:?}"),
-        }
     }
 
     /// An authorized payment broadcast by the real broadcast step (in the pool, not mined).
@@ -203,9 +131,7 @@ impl Stack {
     }
 
     pub async fn mine(&self, blocks: u64) {
-        for _ in 0..blocks {
-            self.anvil.rpc("evm_mine", json!([])).await;
-        }
+        self.anvil.mine(blocks).await;
     }
 
     pub async fn block_number(&self) -> u64 {
@@ -233,20 +159,6 @@ impl Stack {
         self.anvil.rpc("anvil_reorg", json!([depth, []])).await;
     }
 
-    pub async fn eth_balance(&self, address: Address) -> U256 {
-        let v = self
-            .anvil
-            .rpc("eth_getBalance", json!([address, "latest"]))
-            .await;
-        U256::from_str(v.as_str().unwrap()).unwrap()
-    }
-
-    pub async fn usdc_balance(&self, address: Address) -> u128 {
-        self.anvil
-            .erc20_balance(DEV_USDC_ADDRESS, &address.to_checksum(None))
-            .await
-    }
-
     /// Sets `wallet`'s DevUSDC balance (storage slot of `balanceOf[wallet]`, mapping at slot 1).
     pub async fn set_usdc_balance(&self, wallet: Address, amount: u128) {
         let mut key = [0u8; 64];
@@ -264,7 +176,7 @@ impl Stack {
     }
 
     pub async fn balance(&self, symbol: &str) -> Balance {
-        let asset: AssetId = format!("anvil:{symbol}").parse().unwrap();
+        let asset = asset(symbol);
         self.balances()
             .await
             .into_iter()
@@ -302,41 +214,4 @@ impl Stack {
     pub async fn finish(self) {
         self.store.check_ledger_invariants().await.unwrap();
     }
-}
-
-pub fn eth() -> AssetId {
-    "anvil:ETH".parse().unwrap()
-}
-
-pub fn usdc() -> AssetId {
-    "anvil:USDC".parse().unwrap()
-}
-
-pub fn fresh_address() -> Address {
-    PrivateKeySigner::random().address()
-}
-
-pub fn hex_u64(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
-async fn funded_merchant(store: &Store) -> MerchantId {
-    let m = store
-        .create_merchant(&NewMerchant {
-            name: "Confirm Test Merchant".into(),
-            service_fee_bps: FeeBps::new(25).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap()
-        .id;
-    store
-        .fund(m, &usdc(), Amount::from_u128(MERCHANT_USDC), "seed-usdc")
-        .await
-        .unwrap();
-    store
-        .fund(m, &eth(), Amount::from_u128(MERCHANT_ETH), "seed-eth")
-        .await
-        .unwrap();
-    m
 }

@@ -7,9 +7,10 @@ use meshpay_relay::{
     SentTransaction,
 };
 use meshpay_store::transactions::AttemptStatus;
+use meshpay_testkit::hex::hex_u64;
 use serde_json::json;
 
-use crate::support::{Stack, hex_u64};
+use crate::support::RelayStack;
 
 const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
@@ -27,7 +28,7 @@ fn topic_address(topic: &serde_json::Value) -> String {
 
 #[tokio::test]
 async fn native_payment_lands_with_the_quoted_amount() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let amount = 1_234_567_890_123_456_789u128;
     let payment = stack.payment("ETH", amount).await;
@@ -37,7 +38,7 @@ async fn native_payment_lands_with_the_quoted_amount() {
     assert_eq!(tx.ack, Ack::Accepted);
     let receipt = stack.receipt(tx.tx_hash).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.eth_balance(recipient).await, U256::from(amount));
+    assert_eq!(stack.anvil.eth_balance(recipient).await, U256::from(amount));
 
     let stored = stack
         .store
@@ -71,7 +72,7 @@ async fn native_payment_lands_with_the_quoted_amount() {
 
 #[tokio::test]
 async fn usdc_payment_transfers_exactly_the_quoted_amount() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let amount = 250_000_000u128; // 250.00 USDC
     let payment = stack.payment("USDC", amount).await;
@@ -79,7 +80,7 @@ async fn usdc_payment_transfers_exactly_the_quoted_amount() {
     let tx = sent(relay.broadcast(payment.id, Delivery::FIRST).await.unwrap());
     let receipt = stack.receipt(tx.tx_hash).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.usdc_balance(payment.recipient).await, amount);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, amount);
     let logs = receipt["logs"].as_array().unwrap();
     assert_eq!(logs.len(), 1);
     let log = &logs[0];
@@ -107,7 +108,7 @@ async fn usdc_payment_transfers_exactly_the_quoted_amount() {
 
 #[tokio::test]
 async fn same_message_delivered_five_times_sends_one_transaction() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let payment = stack.payment("ETH", 10u128.pow(15)).await;
 
@@ -152,7 +153,7 @@ async fn same_message_delivered_five_times_sends_one_transaction() {
         "exactly one transaction from the wallet"
     );
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(10u128.pow(15))
     );
     stack.finish().await;
@@ -160,7 +161,7 @@ async fn same_message_delivered_five_times_sends_one_transaction() {
 
 #[tokio::test]
 async fn crash_between_persist_and_send_resends_the_stored_bytes() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let config = RelayConfig {
         fault: Some(Fault {
             mode: FaultMode::Error,
@@ -197,7 +198,7 @@ async fn crash_between_persist_and_send_resends_the_stored_bytes() {
     assert_eq!(tx.tx_hash, stored[0].tx_hash);
     assert_eq!(tx.nonce, stored[0].nonce);
     stack.receipt(tx.tx_hash).await;
-    assert_eq!(stack.usdc_balance(payment.recipient).await, 5_000_000);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, 5_000_000);
     assert_eq!(stack.mined_nonce(tx.from).await, 1);
     assert_eq!(
         stack
@@ -213,7 +214,7 @@ async fn crash_between_persist_and_send_resends_the_stored_bytes() {
 
 #[tokio::test]
 async fn messages_for_unknown_or_finished_payments_change_nothing() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let unknown = PaymentId::new();
     assert_eq!(
@@ -251,11 +252,16 @@ async fn messages_for_unknown_or_finished_payments_change_nothing() {
 
 #[tokio::test]
 async fn payment_pinned_to_a_hot_wallet_is_sent_from_it() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let wallet = stack.wallets[1];
     let payment = stack
-        .payment_to("ETH", 42, crate::support::fresh_address(), Some(wallet))
+        .payment_to(
+            "ETH",
+            42,
+            meshpay_testkit::payment::fresh_address(),
+            Some(wallet),
+        )
         .await;
     let tx = sent(relay.broadcast(payment.id, Delivery::FIRST).await.unwrap());
     assert_eq!(tx.from, wallet);

@@ -11,11 +11,14 @@ use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
 
 use crate::faulty::FaultyRpc;
-use crate::support::{QuotedGas, Stack, eth, fresh_address};
+use meshpay_testkit::assets::eth;
+use meshpay_testkit::payment::{QuotedGas, fresh_address};
+
+use crate::support::RelayStack;
 
 const LAST: Delivery = Delivery { dequeue_count: 5 };
 
-async fn eth_balance_of_merchant(stack: &Stack) -> (U256, U256) {
+async fn eth_balance_of_merchant(stack: &RelayStack) -> (U256, U256) {
     let balances = stack.store.balances(stack.merchant).await.unwrap();
     let b = balances.iter().find(|b| b.asset == eth()).unwrap();
     (b.available.base_units(), b.held.base_units())
@@ -23,7 +26,7 @@ async fn eth_balance_of_merchant(stack: &Stack) -> (U256, U256) {
 
 #[tokio::test]
 async fn resending_while_pending_is_already_known() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     stack.rpc_call("evm_setAutomine", json!([false])).await;
     let relay = stack.relay();
     let payment = stack.payment("ETH", 9).await;
@@ -44,7 +47,7 @@ async fn resending_while_pending_is_already_known() {
 
 #[tokio::test]
 async fn insufficient_funds_is_retried_then_fails_the_payment_and_rewinds_the_nonce() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     let amount = 10u128.pow(18);
     // Enough for the value (so eth_estimateGas passes) but not for value + gas.
@@ -125,7 +128,7 @@ async fn insufficient_funds_is_retried_then_fails_the_payment_and_rewinds_the_no
 
 #[tokio::test]
 async fn intrinsic_gas_too_low_fails_the_payment_at_once() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let faulty = FaultyRpc::new(stack.rpc());
     // The quoted gas limit is what gets signed: 18,000 is below a transfer's intrinsic 21,000
     // (the estimate, 15,000 + the 20 % margin, fits within it).
@@ -164,7 +167,7 @@ async fn intrinsic_gas_too_low_fails_the_payment_at_once() {
 
 #[tokio::test]
 async fn unknown_send_outcome_never_fails_the_payment_even_on_the_last_delivery() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let faulty = FaultyRpc::new(stack.rpc());
     let relay = stack.relay_with(faulty.clone(), RelayConfig::default());
     let payment = stack.payment("ETH", 1_000).await;
@@ -219,7 +222,7 @@ async fn unknown_send_outcome_never_fails_the_payment_even_on_the_last_delivery(
 
 #[tokio::test]
 async fn transfer_that_would_revert_is_retried_then_fails_before_signing() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let relay = stack.relay();
     // More USDC than the hot wallet holds: eth_estimateGas reverts.
     let payment = stack.payment("USDC", crate::support::WALLET_USDC + 1).await;

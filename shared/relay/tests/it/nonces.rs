@@ -9,10 +9,10 @@ use meshpay_store::transactions::{self, AttemptStatus, NonceRelease, NonceSource
 use serde_json::json;
 
 use crate::faulty::{FaultyRpc, rpc_error};
-use crate::support::Stack;
+use crate::support::RelayStack;
 
 /// Nonces of live transactions per wallet, sorted.
-async fn live_nonces(stack: &Stack) -> BTreeMap<String, Vec<i64>> {
+async fn live_nonces(stack: &RelayStack) -> BTreeMap<String, Vec<i64>> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT from_address, nonce FROM payment_transactions
           WHERE status IN ('signed', 'sent') ORDER BY from_address, nonce",
@@ -29,7 +29,7 @@ async fn live_nonces(stack: &Stack) -> BTreeMap<String, Vec<i64>> {
 
 #[tokio::test]
 async fn concurrent_payments_get_gap_free_unique_nonces_per_wallet() {
-    let stack = Stack::start().await;
+    let stack = RelayStack::start().await;
     let relay = stack.relay();
     let n = 200;
     let mut payments = Vec::with_capacity(n);
@@ -83,14 +83,14 @@ async fn concurrent_payments_get_gap_free_unique_nonces_per_wallet() {
 
 #[tokio::test]
 async fn counter_behind_the_chain_jumps_to_the_pending_nonce() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     // The wallet was used outside meshpay: three transactions the database knows nothing of.
     for _ in 0..3 {
         stack
             .anvil
             .send_and_wait(
-                json!({"from": wallet, "to": crate::support::fresh_address(), "value": "0x1"}),
+                json!({"from": wallet, "to": meshpay_testkit::payment::fresh_address(), "value": "0x1"}),
             )
             .await;
     }
@@ -121,7 +121,7 @@ async fn counter_behind_the_chain_jumps_to_the_pending_nonce() {
 
 #[tokio::test]
 async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     let config = RelayConfig {
         fault: Some(Fault {
@@ -141,7 +141,7 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
     // Someone else uses nonce 0 of the wallet before our send.
     stack
         .anvil
-        .send_and_wait(json!({"from": wallet, "to": crate::support::fresh_address(), "value": "0x1", "nonce": "0x0"}))
+        .send_and_wait(json!({"from": wallet, "to": meshpay_testkit::payment::fresh_address(), "value": "0x1", "nonce": "0x0"}))
         .await;
 
     let BroadcastOutcome::Sent(tx) = relay
@@ -168,7 +168,7 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
         .unwrap();
     assert_eq!((stored.tx_hash, stored.nonce), (Some(tx.tx_hash), Some(1)));
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         alloy::primitives::U256::from(5_000)
     );
     stack.finish().await;
@@ -176,7 +176,7 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
 
 #[tokio::test]
 async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     let faulty = FaultyRpc::new(stack.rpc());
     let hold = RelayConfig {
@@ -249,7 +249,7 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
     );
     // A's hold went back to the merchant; B and C keep theirs.
     assert_eq!(
-        stack.eth_balance(a.recipient).await,
+        stack.anvil.eth_balance(a.recipient).await,
         alloy::primitives::U256::ZERO
     );
     stack.finish().await;
@@ -257,7 +257,7 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
 
 #[tokio::test]
 async fn releasing_the_latest_nonce_rewinds_the_counter_over_adjacent_gaps() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     // Three payments hold nonces 0..3 (stored by the relay with the fault hook).
     let relay = stack.relay_with(
@@ -316,7 +316,7 @@ async fn releasing_the_latest_nonce_rewinds_the_counter_over_adjacent_gaps() {
 
 #[tokio::test]
 async fn heal_resends_stored_transactions_the_chain_never_saw() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     let relay = stack.relay_with(
         stack.rpc(),
@@ -349,7 +349,7 @@ async fn heal_resends_stored_transactions_the_chain_never_saw() {
     assert_eq!(stack.mined_nonce(wallet).await, 3);
     for (i, p) in payments.iter().enumerate() {
         assert_eq!(
-            stack.eth_balance(p.recipient).await,
+            stack.anvil.eth_balance(p.recipient).await,
             alloy::primitives::U256::from(10 + i as u64)
         );
     }

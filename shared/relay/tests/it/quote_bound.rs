@@ -5,26 +5,25 @@
 use alloy::primitives::U256;
 use meshpay_domain::{AssetId, PaymentStatus};
 use meshpay_relay::{BroadcastOutcome, Delivery, RelayError};
-use serde_json::{Value, json};
+use meshpay_testkit::assets::{eth, usdc};
+use meshpay_testkit::hex::hex_u128;
+use meshpay_testkit::payment::{QuotedGas, fresh_address};
+use serde_json::json;
 
-use crate::support::{QuotedGas, Stack, eth, fresh_address, usdc};
+use crate::support::RelayStack;
 
 const LAST: Delivery = Delivery { dequeue_count: 5 };
 const GWEI: u128 = 1_000_000_000;
 
-fn hex_u128(v: &Value) -> u128 {
-    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
 /// (available, held) of the merchant in `asset`.
-async fn merchant_balance(stack: &Stack, asset: &AssetId) -> (U256, U256) {
+async fn merchant_balance(stack: &RelayStack, asset: &AssetId) -> (U256, U256) {
     let balances = stack.store.balances(stack.merchant).await.unwrap();
     let b = balances.iter().find(|b| &b.asset == asset).unwrap();
     (b.available.base_units(), b.held.base_units())
 }
 
 /// Makes the next block's base fee `wei` and mines it.
-async fn raise_base_fee(stack: &Stack, wei: u128) {
+async fn raise_base_fee(stack: &RelayStack, wei: u128) {
     stack
         .rpc_call(
             "anvil_setNextBlockBaseFeePerGas",
@@ -36,7 +35,7 @@ async fn raise_base_fee(stack: &Stack, wei: u128) {
 
 #[tokio::test]
 async fn fees_risen_since_the_quote_are_signed_at_the_quoted_max_fee_and_gas_limit() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let quoted = QuotedGas {
         gas_limit: 100_000,
         max_fee_per_gas: 2 * GWEI,
@@ -76,13 +75,13 @@ async fn fees_risen_since_the_quote_are_signed_at_the_quoted_max_fee_and_gas_lim
 
     let receipt = stack.receipt(sent.tx_hash).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.usdc_balance(payment.recipient).await, 5_000_000);
+    assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, 5_000_000);
     stack.finish().await;
 }
 
 #[tokio::test]
 async fn quoted_max_fee_below_the_base_fee_is_signed_and_resent_until_blocks_are_cheaper() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let quoted = QuotedGas {
         gas_limit: 21_000,
         max_fee_per_gas: 2 * GWEI,
@@ -132,7 +131,7 @@ async fn quoted_max_fee_below_the_base_fee_is_signed_and_resent_until_blocks_are
 
 #[tokio::test]
 async fn transfer_needing_more_gas_than_quoted_is_never_signed_and_fails_on_the_last_delivery() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let (eth_before, _) = merchant_balance(&stack, &eth()).await;
     let (usdc_before, _) = merchant_balance(&stack, &usdc()).await;
     // An ERC-20 transfer to a fresh holder needs far more than 30,000 gas.

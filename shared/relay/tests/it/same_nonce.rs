@@ -15,7 +15,10 @@ use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
 
 use crate::faulty::{FaultyRpc, rpc_error};
-use crate::support::{Stack, eth, fresh_address};
+use meshpay_testkit::assets::eth;
+use meshpay_testkit::payment::fresh_address;
+
+use crate::support::RelayStack;
 
 const LAST: Delivery = Delivery { dequeue_count: 5 };
 
@@ -30,7 +33,7 @@ fn storing_config() -> RelayConfig {
     }
 }
 
-async fn eth_held(stack: &Stack) -> U256 {
+async fn eth_held(stack: &RelayStack) -> U256 {
     let balances = stack.store.balances(stack.merchant).await.unwrap();
     balances
         .iter()
@@ -40,14 +43,14 @@ async fn eth_held(stack: &Stack) -> U256 {
         .base_units()
 }
 
-async fn next_nonce(stack: &Stack, wallet: Address) -> u64 {
+async fn next_nonce(stack: &RelayStack, wallet: Address) -> u64 {
     let state = stack.store.wallet_nonce("anvil", wallet).await.unwrap();
     let state = state.unwrap();
     assert!(state.gaps.is_empty(), "no nonce handed back: {state:?}");
     state.next_nonce
 }
 
-async fn review_reason(stack: &Stack, payment: PaymentId) -> Option<String> {
+async fn review_reason(stack: &RelayStack, payment: PaymentId) -> Option<String> {
     let flagged = stack.store.payments_needing_review(100).await.unwrap();
     flagged
         .into_iter()
@@ -55,14 +58,14 @@ async fn review_reason(stack: &Stack, payment: PaymentId) -> Option<String> {
         .map(|(_, reason)| reason.unwrap_or_default())
 }
 
-async fn status(stack: &Stack, payment: PaymentId) -> PaymentStatus {
+async fn status(stack: &RelayStack, payment: PaymentId) -> PaymentStatus {
     let stored = stack.store.get_payment_unscoped(payment).await.unwrap();
     stored.unwrap().status
 }
 
 #[tokio::test]
 async fn replacement_underpriced_keeps_the_payment_and_its_nonce_until_the_other_is_mined() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     stack.rpc_call("evm_setAutomine", json!([false])).await;
     let relay = stack.relay_with(stack.rpc(), storing_config());
@@ -132,7 +135,7 @@ async fn replacement_underpriced_keeps_the_payment_and_its_nonce_until_the_other
     assert_eq!((tx.attempt, tx.nonce), (2, 1));
     stack.receipt(tx.tx_hash).await;
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(7_000)
     );
     stack.finish().await;
@@ -140,7 +143,7 @@ async fn replacement_underpriced_keeps_the_payment_and_its_nonce_until_the_other
 
 #[tokio::test]
 async fn replacement_underpriced_while_the_node_has_our_own_transaction_counts_as_sent() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     stack.rpc_call("evm_setAutomine", json!([false])).await;
     let faulty = FaultyRpc::new(stack.rpc());
     let relay = stack.relay_with(faulty.clone(), RelayConfig::default());
@@ -166,7 +169,7 @@ async fn replacement_underpriced_while_the_node_has_our_own_transaction_counts_a
 
 #[tokio::test]
 async fn a_refusal_after_a_send_with_unknown_outcome_parks_instead_of_failing() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     let amount = 10u128.pow(18);
     // Enough for the value (so eth_estimateGas passes) but not for value + gas.
@@ -209,7 +212,7 @@ async fn a_refusal_after_a_send_with_unknown_outcome_parks_instead_of_failing() 
     assert_eq!(tx.tx_hash, live.tx_hash);
     stack.receipt(tx.tx_hash).await;
     assert_eq!(
-        stack.eth_balance(payment.recipient).await,
+        stack.anvil.eth_balance(payment.recipient).await,
         U256::from(amount)
     );
     stack.finish().await;
@@ -217,7 +220,7 @@ async fn a_refusal_after_a_send_with_unknown_outcome_parks_instead_of_failing() 
 
 #[tokio::test]
 async fn healing_all_wallets_stops_at_its_budget_and_the_next_pass_carries_on() {
-    let stack = Stack::start_with_wallets(&[1]).await;
+    let stack = RelayStack::start_with_wallets(&[1]).await;
     let wallet = stack.wallets[0];
     stack.rpc_call("evm_setAutomine", json!([false])).await;
     let relay = stack.relay_with(stack.rpc(), storing_config());
@@ -249,7 +252,7 @@ async fn healing_all_wallets_stops_at_its_budget_and_the_next_pass_carries_on() 
     stack.mine_all().await;
     for (i, p) in payments.iter().enumerate() {
         assert_eq!(
-            stack.eth_balance(p.recipient).await,
+            stack.anvil.eth_balance(p.recipient).await,
             U256::from(20 + i as u64)
         );
     }

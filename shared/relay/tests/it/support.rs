@@ -8,42 +8,22 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use meshpay_chain::ChainsConfig;
-use meshpay_domain::{Amount, AssetId, Charges, FeeBps, IdempotencyKey, MerchantId};
+use meshpay_domain::MerchantId;
 use meshpay_relay::{AlloyRpc, ChainRpc, DynTxSigner, Relay, RelayConfig};
-use meshpay_store::{
-    AuthorizeOutcome, AuthorizeRequest, NewMerchant, NewQuote, Payment, Store, StoredResponse,
-    request_fingerprint,
-};
-use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
+use meshpay_store::{Payment, Store};
+use meshpay_testkit::anvil::{Anvil, HOT_WALLET_ACCOUNTS};
+use meshpay_testkit::assets::asset;
+use meshpay_testkit::chains::anvil_chain_toml;
+use meshpay_testkit::hex::hex_u64;
+use meshpay_testkit::merchant::funded_merchant;
+use meshpay_testkit::payment::{PaymentSetup, QuotedGas, fresh_address};
 use meshpay_testkit::postgres::TestDb;
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
-use time::OffsetDateTime;
 
-/// Hot wallets: anvil accounts 1 and 2 (as in chains.dev.toml).
-pub const WALLET_ACCOUNTS: [usize; 2] = [1, 2];
 /// USDC minted to each hot wallet (base units): 1,000,000 USDC.
 pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
 
-/// A quote's gas terms (the hold is `gas_limit × max_fee_per_gas`).
-#[derive(Debug, Clone, Copy)]
-pub struct QuotedGas {
-    pub gas_limit: u64,
-    pub max_fee_per_gas: u128,
-    pub max_priority_fee_per_gas: u128,
-}
-
-impl Default for QuotedGas {
-    fn default() -> Self {
-        QuotedGas {
-            gas_limit: 65_000,
-            max_fee_per_gas: 2_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-        }
-    }
-}
-
-pub struct Stack {
+pub struct RelayStack {
     pub anvil: Anvil,
     pub store: Store,
     pub chains: ChainsConfig,
@@ -52,60 +32,26 @@ pub struct Stack {
     _db: TestDb,
 }
 
-impl Stack {
-    pub async fn start() -> Stack {
-        Stack::start_with_wallets(&WALLET_ACCOUNTS).await
+impl RelayStack {
+    pub async fn start() -> RelayStack {
+        RelayStack::start_with_wallets(&HOT_WALLET_ACCOUNTS).await
     }
 
-    pub async fn start_with_wallets(accounts: &[usize]) -> Stack {
+    pub async fn start_with_wallets(accounts: &[usize]) -> RelayStack {
         let (anvil, db) = tokio::join!(
             Anvil::start(),
             TestDb::create_migrated(&meshpay_store::MIGRATOR)
         );
-        let usdc = anvil.deploy_dev_usdc().await;
-        assert_eq!(
-            usdc.to_ascii_lowercase(),
-            DEV_USDC_ADDRESS.to_ascii_lowercase()
-        );
+        anvil.deploy_dev_usdc_to(accounts, WALLET_USDC).await;
         let wallets: Vec<Address> = accounts
             .iter()
             .map(|&i| Address::from_str(anvil.address(i)).unwrap())
             .collect();
-        for &i in accounts {
-            anvil.mint_usdc(&usdc, anvil.address(i), WALLET_USDC).await;
-        }
-        let hot = wallets
-            .iter()
-            .map(|w| format!("\"{}\"", w.to_checksum(None)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let chains = ChainsConfig::from_toml_str(&format!(
-            r#"
-            [[chains]]
-            name = "anvil"
-            chain_id = 31337
-            rpc_url = "{url}"
-            confirmations = 1
-            max_fee_per_gas_cap_wei = 200000000000
-            hot_wallets = [{hot}]
-            native = {{ symbol = "ETH", decimals = 18 }}
-            [[chains.tokens]]
-            symbol = "USDC"
-            contract = "{DEV_USDC_ADDRESS}"
-            decimals = 6
-            "#,
-            url = anvil.url()
-        ))
-        .unwrap();
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect(db.url())
-            .await
-            .unwrap();
-        let store = Store::from_pool(pool);
-        let merchant = funded_merchant(&store).await;
-        Stack {
+        let hot: Vec<String> = wallets.iter().map(|w| w.to_checksum(None)).collect();
+        let chains = ChainsConfig::from_toml_str(&anvil_chain_toml(anvil.url(), 1, &hot)).unwrap();
+        let store = Store::from_pool(db.pool_of(20).await);
+        let merchant = funded_merchant(&store, 10u128.pow(15), 10u128.pow(24)).await;
+        RelayStack {
             anvil,
             store,
             chains,
@@ -171,56 +117,12 @@ impl Stack {
         hot_wallet: Option<Address>,
         quoted: QuotedGas,
     ) -> Payment {
-        let asset: AssetId = format!("anvil:{symbol}").parse().unwrap();
-        let QuotedGas {
-            gas_limit,
-            max_fee_per_gas: max_fee,
-            max_priority_fee_per_gas,
-        } = quoted;
-        let charges = Charges::compute(
-            asset,
-            Amount::from_u128(amount),
-            FeeBps::new(25).unwrap(),
-            eth(),
-            Charges::network_fee_for(gas_limit, max_fee),
-        )
-        .unwrap();
-        let quote = self
-            .store
-            .insert_quote(&NewQuote {
-                merchant_id: self.merchant,
-                charges,
-                recipient,
-                gas_limit,
-                max_fee_per_gas: max_fee,
-                max_priority_fee_per_gas,
-                expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(300),
-            })
+        PaymentSetup::new(asset(symbol), amount)
+            .recipient(recipient)
+            .hot_wallet(hot_wallet)
+            .gas(quoted)
+            .authorize(&self.store, self.merchant)
             .await
-            .unwrap();
-        let body = json!({ "quote_id": quote.id });
-        let request = AuthorizeRequest {
-            merchant_id: self.merchant,
-            idempotency_key: IdempotencyKey::new(&format!("k-{}", quote.id)).unwrap(),
-            request_hash: request_fingerprint(&body),
-            quote_id: quote.id,
-            reference: None,
-            metadata: None,
-            hot_wallet,
-        };
-        let render = |p: &Payment| StoredResponse {
-            status: 201,
-            body: json!({ "id": p.id }),
-        };
-        match self
-            .store
-            .authorize_payment(&request, render)
-            .await
-            .unwrap()
-        {
-            AuthorizeOutcome::Created { payment, .. } => *payment,
-            other => panic!("expected a new payment, got {other:?}"),
-        }
     }
 
     pub async fn rpc_call(&self, method: &str, params: Value) -> Value {
@@ -280,19 +182,6 @@ impl Stack {
         }
     }
 
-    pub async fn eth_balance(&self, address: Address) -> U256 {
-        let v = self
-            .rpc_call("eth_getBalance", json!([address, "latest"]))
-            .await;
-        U256::from_str(v.as_str().unwrap()).unwrap()
-    }
-
-    pub async fn usdc_balance(&self, address: Address) -> u128 {
-        self.anvil
-            .erc20_balance(DEV_USDC_ADDRESS, &address.to_checksum(None))
-            .await
-    }
-
     pub async fn set_eth_balance(&self, address: Address, wei: U256) {
         self.rpc_call("anvil_setBalance", json!([address, wei]))
             .await;
@@ -310,41 +199,4 @@ impl Stack {
     pub async fn finish(self) {
         self.store.check_ledger_invariants().await.unwrap();
     }
-}
-
-pub fn eth() -> AssetId {
-    "anvil:ETH".parse().unwrap()
-}
-
-pub fn usdc() -> AssetId {
-    "anvil:USDC".parse().unwrap()
-}
-
-pub fn fresh_address() -> Address {
-    PrivateKeySigner::random().address()
-}
-
-pub fn hex_u64(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
-async fn funded_merchant(store: &Store) -> MerchantId {
-    let m = store
-        .create_merchant(&NewMerchant {
-            name: "Relay Test Merchant".into(),
-            service_fee_bps: FeeBps::new(25).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap()
-        .id;
-    store
-        .fund(m, &usdc(), Amount::from_u128(10u128.pow(15)), "seed-usdc")
-        .await
-        .unwrap();
-    store
-        .fund(m, &eth(), Amount::from_u128(10u128.pow(24)), "seed-eth")
-        .await
-        .unwrap();
-    m
 }

@@ -4,6 +4,7 @@ use meshpay_domain::{Amount, FeeBps, PaymentMessage, PaymentStatus};
 use meshpay_store::{
     AssetLimit, AuthorizeOutcome, LimitKind, NewMerchant, StoreError, request_fingerprint, topics,
 };
+use meshpay_testkit::assets::{eth, usdc};
 
 use crate::support::*;
 
@@ -11,7 +12,7 @@ use crate::support::*;
 async fn authorize_holds_the_total_debit_and_the_network_fee_and_queues_the_broadcast() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let q = quote(s, m, 250).await;
     let p = authorize(s, m, &q, "k1").await;
 
@@ -56,7 +57,7 @@ async fn authorize_holds_the_total_debit_and_the_network_fee_and_queues_the_broa
 async fn same_key_and_request_replays_the_original_response_without_a_second_payment() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 1000).await;
+    let m = merchant_with_usdc(s, 0, 1000).await;
     let q = quote(s, m, 10).await;
     let first = s
         .authorize_payment(&request(m, &q, "k"), render)
@@ -78,7 +79,7 @@ async fn same_key_and_request_replays_the_original_response_without_a_second_pay
 async fn same_key_with_a_different_request_is_rejected_and_writes_nothing() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 1000).await;
+    let m = merchant_with_usdc(s, 0, 1000).await;
     let q1 = quote(s, m, 10).await;
     let q2 = quote(s, m, 20).await;
     authorize(s, m, &q1, "k").await;
@@ -103,8 +104,8 @@ async fn same_key_with_a_different_request_is_rejected_and_writes_nothing() {
 async fn one_key_is_independent_per_merchant() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let a = funded_merchant(s, 0, 100).await;
-    let b = funded_merchant(s, 0, 100).await;
+    let a = merchant_with_usdc(s, 0, 100).await;
+    let b = merchant_with_usdc(s, 0, 100).await;
     let (qa, qb) = (quote(s, a, 1).await, quote(s, b, 1).await);
     authorize(s, a, &qa, "shared-key").await;
     authorize(s, b, &qb, "shared-key").await;
@@ -115,7 +116,7 @@ async fn one_key_is_independent_per_merchant() {
 async fn a_failed_authorization_does_not_consume_the_key() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 5).await;
+    let m = merchant_with_usdc(s, 0, 5).await;
     let q = quote(s, m, 10).await;
     let err = s
         .authorize_payment(&request(m, &q, "k"), render)
@@ -134,7 +135,7 @@ async fn a_failed_authorization_does_not_consume_the_key() {
 async fn insufficient_funds_names_the_asset_and_amounts_and_changes_nothing() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 5).await;
+    let m = merchant_with_usdc(s, 0, 5).await;
     let q = quote(s, m, 6).await;
     match s
         .authorize_payment(&request(m, &q, "k"), render)
@@ -181,7 +182,7 @@ async fn an_unfunded_network_fee_asset_is_insufficient_funds() {
 async fn expired_quotes_cannot_be_authorized() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 100).await;
+    let m = merchant_with_usdc(s, 0, 100).await;
     let q = quote_with(s, m, usdc(), usdc_units(1), time::Duration::seconds(-1)).await;
     let err = s
         .authorize_payment(&request(m, &q, "k"), render)
@@ -195,7 +196,7 @@ async fn expired_quotes_cannot_be_authorized() {
 async fn a_used_quote_cannot_pay_twice_under_another_key() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 100).await;
+    let m = merchant_with_usdc(s, 0, 100).await;
     let q = quote(s, m, 1).await;
     authorize(s, m, &q, "k1").await;
     let err = s
@@ -210,8 +211,8 @@ async fn a_used_quote_cannot_pay_twice_under_another_key() {
 async fn another_merchants_quote_is_not_found() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let owner = funded_merchant(s, 0, 100).await;
-    let thief = funded_merchant(s, 0, 100).await;
+    let owner = merchant_with_usdc(s, 0, 100).await;
+    let thief = merchant_with_usdc(s, 0, 100).await;
     let q = quote(s, owner, 1).await;
     let err = s
         .authorize_payment(&request(thief, &q, "k"), render)
@@ -288,7 +289,7 @@ async fn per_payment_and_daily_limits_are_enforced() {
 async fn native_asset_payments_hold_one_debit_including_the_network_fee() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 100, 0).await;
+    let m = merchant_with_usdc(s, 100, 0).await;
     let q = quote_with(
         s,
         m,

@@ -4,6 +4,7 @@
 use futures::future::join_all;
 use meshpay_domain::{Amount, PaymentEvent, PaymentStatus};
 use meshpay_store::{AuthorizeOutcome, Store, StoreError, Transition};
+use meshpay_testkit::assets::usdc;
 
 use crate::support::*;
 
@@ -27,7 +28,7 @@ where
 async fn twenty_parallel_requests_with_one_key_create_exactly_one_payment() {
     let ctx = Ctx::new().await;
     let s = ctx.store.clone();
-    let m = funded_merchant(&s, 25, 1000).await;
+    let m = merchant_with_usdc(&s, 25, 1000).await;
     let q = quote(&s, m, 10).await;
     let outcomes = spawn_all(N, |_| {
         let (s, req) = (s.clone(), request(m, &q, "same-key"));
@@ -62,7 +63,7 @@ async fn twenty_parallel_requests_with_one_key_create_exactly_one_payment() {
 async fn parallel_authorizations_of_one_quote_under_different_keys_pay_once() {
     let ctx = Ctx::new().await;
     let s = ctx.store.clone();
-    let m = funded_merchant(&s, 0, 1000).await;
+    let m = merchant_with_usdc(&s, 0, 1000).await;
     let q = quote(&s, m, 10).await;
     let results = spawn_all(N, |i| {
         let (s, req) = (s.clone(), request(m, &q, &format!("key-{i}")));
@@ -85,7 +86,7 @@ async fn parallel_authorizations_racing_for_the_last_funds_never_overdraw() {
     let ctx = Ctx::new().await;
     let s = ctx.store.clone();
     // 100 USDC, twenty 10-USDC payments: exactly ten fit.
-    let m = funded_merchant(&s, 0, 100).await;
+    let m = merchant_with_usdc(&s, 0, 100).await;
     let mut quotes = Vec::new();
     for _ in 0..N {
         quotes.push(quote(&s, m, 10).await);
@@ -119,7 +120,7 @@ async fn parallel_authorizations_racing_for_the_last_funds_never_overdraw() {
 async fn credits_arriving_during_parallel_holds_are_never_lost() {
     let ctx = Ctx::new().await;
     let s = ctx.store.clone();
-    let m = funded_merchant(&s, 0, N as u64).await;
+    let m = merchant_with_usdc(&s, 0, N as u64).await;
     let mut quotes = Vec::new();
     for _ in 0..N {
         quotes.push(quote(&s, m, 1).await);
@@ -205,7 +206,7 @@ async fn race_cancel_and_broadcast(
 async fn cancel_racing_broadcast_has_exactly_one_winner() {
     let ctx = Ctx::new().await;
     let s = ctx.store.clone();
-    let m = funded_merchant(&s, 0, 100).await;
+    let m = merchant_with_usdc(&s, 0, 100).await;
     for i in 0..10 {
         let (cancelled, broadcast) = race_cancel_and_broadcast(s.clone(), m, format!("k{i}")).await;
         assert!(
@@ -222,7 +223,7 @@ async fn a_duplicate_that_waits_past_the_lock_timeout_is_told_in_flight() {
     let s = ctx.store.clone().with_config(meshpay_store::StoreConfig {
         lock_timeout: std::time::Duration::from_millis(200),
     });
-    let m = funded_merchant(&s, 0, 100).await;
+    let m = merchant_with_usdc(&s, 0, 100).await;
     let q = quote(&s, m, 1).await;
     let req = request(m, &q, "slow");
     // Another request holds the key, uncommitted.

@@ -2,6 +2,7 @@
 
 use meshpay_domain::Amount;
 use meshpay_store::StoreError;
+use meshpay_testkit::assets::{eth, usdc};
 
 use crate::support::*;
 
@@ -98,7 +99,7 @@ async fn the_database_refuses_an_unbalanced_posting_at_commit() {
 async fn history_tables_are_append_only() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 10).await;
+    let m = merchant_with_usdc(s, 0, 10).await;
     authorize(s, m, &quote(s, m, 1).await, "k").await;
     for sql in [
         "UPDATE ledger_entries SET amount = amount * 2",

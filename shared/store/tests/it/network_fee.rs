@@ -3,10 +3,11 @@
 
 use meshpay_domain::{Amount, AssetId, MerchantId, PaymentEvent, PaymentStatus};
 use meshpay_store::{Payment, Store, StoreError, Transition};
+use meshpay_testkit::assets::{eth, usdc};
 
 use crate::support::*;
 
-/// 1 ETH, as funded by `funded_merchant`.
+/// 1 ETH, as funded by `merchant_with_usdc`.
 const FUNDED_ETH: u64 = 1_000_000_000_000_000_000;
 
 /// What the chain charged in the review example: far below the quoted maximum.
@@ -85,7 +86,7 @@ fn settle(p: &Payment, network_fee: Amount) -> Transition {
 async fn settling_charges_the_actual_network_fee_and_releases_the_rest_of_the_hold() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let p = in_flight(s, m, usdc(), usdc_units(250), true).await;
     assert_eq!(balance(s, m, &eth()).await.1, network_fee());
 
@@ -119,7 +120,7 @@ async fn settling_charges_the_actual_network_fee_and_releases_the_rest_of_the_ho
 async fn a_native_payment_pays_amount_service_fee_and_only_the_actual_network_fee() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 100, 0).await;
+    let m = merchant_with_usdc(s, 100, 0).await;
     let amount = wei(10_000_000_000_000_000);
     let p = in_flight(s, m, eth(), amount, true).await;
     assert_eq!(
@@ -148,7 +149,7 @@ async fn a_native_payment_pays_amount_service_fee_and_only_the_actual_network_fe
 async fn settling_at_the_quoted_maximum_releases_nothing() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let p = in_flight(s, m, usdc(), usdc_units(10), true).await;
 
     s.transition_payment(&settle(&p, network_fee()))
@@ -170,7 +171,7 @@ async fn settling_at_the_quoted_maximum_releases_nothing() {
 async fn a_reverted_transaction_pays_its_network_fee_and_releases_everything_else() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let p = in_flight(s, m, usdc(), usdc_units(250), false).await;
 
     let failed = s
@@ -210,7 +211,7 @@ async fn a_reverted_transaction_pays_its_network_fee_and_releases_everything_els
 async fn a_failure_before_anything_was_mined_releases_the_whole_hold() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let before = s.balances(m).await.unwrap();
     let p = in_flight(s, m, usdc(), usdc_units(250), false).await;
 
@@ -234,7 +235,7 @@ async fn a_failure_before_anything_was_mined_releases_the_whole_hold() {
 async fn a_second_settlement_changes_nothing() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let p = in_flight(s, m, usdc(), usdc_units(250), true).await;
     let settled = s.transition_payment(&settle(&p, charged())).await.unwrap();
     let balances = s.balances(m).await.unwrap();
@@ -269,7 +270,7 @@ async fn a_second_settlement_changes_nothing() {
 async fn concurrent_settlements_post_once() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let p = in_flight(s, m, usdc(), usdc_units(250), true).await;
     let t = settle(&p, charged());
 
@@ -302,7 +303,7 @@ async fn settle_concurrently(
 async fn a_network_fee_above_the_hold_is_refused_and_nothing_is_written() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let confirmed = in_flight(s, m, usdc(), usdc_units(250), true).await;
     let broadcast = in_flight(s, m, usdc(), usdc_units(5), false).await;
     let balances = s.balances(m).await.unwrap();
@@ -354,7 +355,7 @@ async fn a_network_fee_above_the_hold_is_refused_and_nothing_is_written() {
 async fn the_invariant_check_reports_a_recorded_fee_that_differs_from_its_posting() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let p = in_flight(s, m, usdc(), usdc_units(250), true).await;
     s.transition_payment(&settle(&p, charged())).await.unwrap();
     s.check_ledger_invariants().await.unwrap();

@@ -2,6 +2,7 @@
 
 use meshpay_domain::{Amount, B256, PaymentEvent, PaymentStatus};
 use meshpay_store::{ListPayments, NewOutboxMessage, PaymentPatch, StoreError, Transition, topics};
+use meshpay_testkit::assets::usdc;
 
 use crate::support::*;
 
@@ -9,7 +10,7 @@ use crate::support::*;
 async fn cancel_releases_the_hold_and_records_the_event() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let before = s.balances(m).await.unwrap();
     let p = authorize(s, m, &quote(s, m, 250).await, "k").await;
 
@@ -37,8 +38,8 @@ async fn cancel_releases_the_hold_and_records_the_event() {
 async fn another_merchant_can_neither_read_nor_cancel_a_payment() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let owner = funded_merchant(s, 0, 100).await;
-    let other = funded_merchant(s, 0, 100).await;
+    let owner = merchant_with_usdc(s, 0, 100).await;
+    let other = merchant_with_usdc(s, 0, 100).await;
     let p = authorize(s, owner, &quote(s, owner, 1).await, "k").await;
     assert_eq!(s.get_payment(other, p.id).await.unwrap(), None);
     assert!(matches!(
@@ -73,7 +74,7 @@ async fn another_merchant_can_neither_read_nor_cancel_a_payment() {
 async fn list_is_newest_first_with_keyset_cursor_and_status_filter() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 1000).await;
+    let m = merchant_with_usdc(s, 0, 1000).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         ids.push(
@@ -151,7 +152,7 @@ async fn list_is_newest_first_with_keyset_cursor_and_status_filter() {
 async fn pipeline_transitions_through_a_reorg_to_settled_and_posts_the_settlement() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 1000).await;
+    let m = merchant_with_usdc(s, 25, 1000).await;
     let p = authorize(s, m, &quote(s, m, 250).await, "k").await;
     let hash = B256::repeat_byte(0xab);
 
@@ -249,7 +250,7 @@ async fn pipeline_transitions_through_a_reorg_to_settled_and_posts_the_settlemen
 async fn a_stale_version_is_a_conflict_and_changes_nothing() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 100).await;
+    let m = merchant_with_usdc(s, 0, 100).await;
     let p = authorize(s, m, &quote(s, m, 1).await, "k").await;
     s.transition_payment(&Transition::new(p.id, 1, PaymentEvent::Broadcast))
         .await
@@ -271,7 +272,7 @@ async fn a_stale_version_is_a_conflict_and_changes_nothing() {
 async fn failing_a_broadcast_payment_releases_the_hold_and_keeps_the_reason() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 25, 100).await;
+    let m = merchant_with_usdc(s, 25, 100).await;
     let before = s.balances(m).await.unwrap();
     let p = authorize(s, m, &quote(s, m, 10).await, "k").await;
     s.transition_payment(&Transition::new(p.id, 1, PaymentEvent::Broadcast))
@@ -317,7 +318,7 @@ async fn outbox_messages_are_claimed_once_until_completed_or_released() {
     use std::time::Duration;
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 100).await;
+    let m = merchant_with_usdc(s, 0, 100).await;
     let p = authorize(s, m, &quote(s, m, 1).await, "k").await;
     let lease = Duration::from_secs(60);
 

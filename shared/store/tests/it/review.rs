@@ -1,12 +1,12 @@
 //! The operator's review list and clearing a review flag.
 
-use crate::support::{Ctx, authorize, funded_merchant, quote};
+use crate::support::{Ctx, authorize, merchant_with_usdc, quote};
 
 #[tokio::test]
 async fn review_list_is_newest_first_bounded_and_skips_terminal_and_cleared_payments() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 100).await;
+    let m = merchant_with_usdc(s, 0, 100).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         let q = quote(s, m, 1).await;
@@ -48,7 +48,7 @@ async fn review_list_is_newest_first_bounded_and_skips_terminal_and_cleared_paym
 async fn clearing_a_payment_that_is_not_flagged_reports_none_and_is_repeatable() {
     let ctx = Ctx::new().await;
     let s = &ctx.store;
-    let m = funded_merchant(s, 0, 100).await;
+    let m = merchant_with_usdc(s, 0, 100).await;
     let q = quote(s, m, 1).await;
     let p = authorize(s, m, &q, "not-flagged").await;
     assert_eq!(s.clear_review(p.id).await.unwrap(), None);

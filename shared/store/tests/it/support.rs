@@ -1,14 +1,13 @@
 //! Fixtures: a store on a fresh database, merchants, funded balances, quotes.
 
-use std::time::Duration;
-
-use meshpay_domain::{Address, Amount, AssetId, Charges, FeeBps, IdempotencyKey, MerchantId};
+use meshpay_domain::{Address, Amount, AssetId, Charges, IdempotencyKey, MerchantId};
 use meshpay_store::{
-    AuthorizeOutcome, AuthorizeRequest, NewMerchant, NewQuote, Payment, Quote, Store,
-    StoredResponse, request_fingerprint,
+    AuthorizeOutcome, AuthorizeRequest, NewQuote, Payment, Quote, Store, StoredResponse,
+    request_fingerprint,
 };
+use meshpay_testkit::assets::{eth, usdc};
+use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::postgres::TestDb;
-use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
 pub struct Ctx {
@@ -20,14 +19,8 @@ impl Ctx {
     /// Fresh migrated database; a pool big enough for the concurrency tests.
     pub async fn new() -> Ctx {
         let db = TestDb::create_migrated(&meshpay_store::MIGRATOR).await;
-        let pool = PgPoolOptions::new()
-            .max_connections(24)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(db.url())
-            .await
-            .unwrap();
         Ctx {
-            store: Store::from_pool(pool),
+            store: Store::from_pool(db.pool_of(24).await),
             _db: db,
         }
     }
@@ -43,14 +36,6 @@ impl Ctx {
     }
 }
 
-pub fn usdc() -> AssetId {
-    "anvil:USDC".parse().unwrap()
-}
-
-pub fn eth() -> AssetId {
-    "anvil:ETH".parse().unwrap()
-}
-
 /// `n` whole USDC in base units (6 decimals).
 pub fn usdc_units(n: u64) -> Amount {
     Amount::from(n * 1_000_000)
@@ -63,41 +48,20 @@ pub fn recipient() -> Address {
 }
 
 pub async fn merchant(store: &Store, fee_bps: u32) -> MerchantId {
-    store
-        .create_merchant(&NewMerchant {
-            name: "Test Merchant".into(),
-            service_fee_bps: FeeBps::new(fee_bps).unwrap(),
-            limits: vec![],
-        })
+    MerchantSetup::default()
+        .fee_bps(fee_bps)
+        .create(store)
         .await
-        .unwrap()
-        .id
 }
 
-/// Funds the merchant with `usdc` whole USDC and 1 ETH.
-pub async fn funded_merchant(store: &Store, fee_bps: u32, usdc: u64) -> MerchantId {
-    let m = merchant(store, fee_bps).await;
-    if usdc > 0 {
-        store
-            .fund(
-                m,
-                &self::usdc(),
-                usdc_units(usdc),
-                &format!("seed-usdc-{m}"),
-            )
-            .await
-            .unwrap();
-    }
-    store
-        .fund(
-            m,
-            &eth(),
-            Amount::from(1_000_000_000_000_000_000u64),
-            &format!("seed-eth-{m}"),
-        )
+/// A merchant at `fee_bps` funded with `usdc` whole USDC (none when zero) and 1 ETH.
+pub async fn merchant_with_usdc(store: &Store, fee_bps: u32, usdc: u64) -> MerchantId {
+    MerchantSetup::default()
+        .fee_bps(fee_bps)
+        .fund(self::usdc(), u128::from(usdc) * 1_000_000)
+        .fund(eth(), 10u128.pow(18))
+        .create(store)
         .await
-        .unwrap();
-    m
 }
 
 /// Gas used by quotes: 65 000 × 2 gwei = 0.00013 ETH network fee.

@@ -12,22 +12,19 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use meshpay_chain::ChainsConfig;
-use meshpay_domain::{
-    Address, Amount, AssetId, Charges, FeeBps, IdempotencyKey, MerchantId, PaymentEvent,
-};
+use meshpay_domain::{MerchantId, PaymentEvent};
 use meshpay_store::webhooks::{
     CreateEndpointOutcome, NewWebhookEndpoint, WebhookEndpoint, WebhookEndpointId,
 };
-use meshpay_store::{
-    AuthorizeOutcome, AuthorizeRequest, NewMerchant, NewQuote, Payment, Store, StoredResponse,
-    Transition, request_fingerprint,
-};
+use meshpay_store::{Payment, Store};
+use meshpay_testkit::assets::usdc;
+use meshpay_testkit::merchant::funded_merchant;
+use meshpay_testkit::payment::{PaymentSetup, advance};
 use meshpay_testkit::postgres::TestDb;
 use meshpay_webhooks::{
     ClientConfig, DeliveryClient, DispatchLimits, Dispatcher, RetrySchedule, RunReport,
     SecretCipher, UrlPolicy, WebhookSecret,
 };
-use time::OffsetDateTime;
 
 pub struct Ctx {
     pub store: Store,
@@ -63,92 +60,22 @@ impl Ctx {
 
     /// A merchant funded with 1000 USDC and 1 ETH.
     pub async fn merchant(&self) -> MerchantId {
-        let m = self
-            .store
-            .create_merchant(&NewMerchant {
-                name: "Webhook Merchant".into(),
-                service_fee_bps: FeeBps::new(25).unwrap(),
-                limits: vec![],
-            })
-            .await
-            .unwrap()
-            .id;
-        let usdc: AssetId = "anvil:USDC".parse().unwrap();
-        let eth: AssetId = "anvil:ETH".parse().unwrap();
-        let s = &self.store;
-        s.fund(
-            m,
-            &usdc,
-            Amount::from(1_000_000_000u64),
-            &format!("usdc-{m}"),
-        )
-        .await
-        .unwrap();
-        s.fund(m, &eth, Amount::from(10u64.pow(18)), &format!("eth-{m}"))
-            .await
-            .unwrap();
-        m
+        funded_merchant(&self.store, 1_000_000_000, 10u128.pow(18)).await
     }
 
     /// An authorized 25 USDC payment (version 1).
     pub async fn payment(&self, m: MerchantId) -> Payment {
-        let merchant = self.store.get_merchant(m).await.unwrap().unwrap();
-        let charges = Charges::compute(
-            "anvil:USDC".parse().unwrap(),
-            Amount::from(25_000_000u64),
-            merchant.service_fee_bps,
-            "anvil:ETH".parse().unwrap(),
-            Charges::network_fee_for(65_000, 2_000_000_000),
-        )
-        .unwrap();
-        let quote = self
-            .store
-            .insert_quote(&NewQuote {
-                merchant_id: m,
-                charges,
-                recipient: recipient(),
-                gas_limit: 65_000,
-                max_fee_per_gas: 2_000_000_000,
-                max_priority_fee_per_gas: 1_000_000_000,
-                expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(60),
-            })
+        PaymentSetup::new(usdc(), 25_000_000)
+            .reference("order-7")
+            .metadata(serde_json::json!({"big": "not in webhooks"}))
+            .ttl(time::Duration::seconds(60))
+            .authorize(&self.store, m)
             .await
-            .unwrap();
-        let body = serde_json::json!({ "quote_id": quote.id });
-        let request = AuthorizeRequest {
-            merchant_id: m,
-            idempotency_key: IdempotencyKey::new(&uuid_key()).unwrap(),
-            request_hash: request_fingerprint(&body),
-            quote_id: quote.id,
-            reference: Some("order-7".into()),
-            metadata: Some(serde_json::json!({"big": "not in webhooks"})),
-            hot_wallet: None,
-        };
-        let render = |p: &Payment| StoredResponse {
-            status: 201,
-            body: serde_json::json!({ "id": p.id }),
-        };
-        match self
-            .store
-            .authorize_payment(&request, render)
-            .await
-            .unwrap()
-        {
-            AuthorizeOutcome::Created { payment, .. } => *payment,
-            other => panic!("expected a payment, got {other:?}"),
-        }
     }
 
     /// Moves `p` through `events` (the pipeline's transitions); returns the final payment.
-    pub async fn advance(&self, mut p: Payment, events: &[PaymentEvent]) -> Payment {
-        for event in events {
-            p = self
-                .store
-                .transition_payment(&Transition::new(p.id, p.version, event.clone()))
-                .await
-                .unwrap();
-        }
-        p
+    pub async fn advance(&self, p: Payment, events: &[PaymentEvent]) -> Payment {
+        advance(&self.store, p, events).await
     }
 
     /// Registers `url` for `m` (every event type unless `types`); returns it with its secret.
@@ -202,16 +129,6 @@ impl Ctx {
             .unwrap();
         n
     }
-}
-
-pub fn recipient() -> Address {
-    "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
-        .parse()
-        .unwrap()
-}
-
-fn uuid_key() -> String {
-    format!("k-{}", WebhookEndpointId::new())
 }
 
 /// One request the merchant endpoint received, and what it answered.

@@ -1,34 +1,26 @@
-//! Issue 5 end to end (confirm and settle): through devhost + `meshpay` against PostgreSQL,
-//! Azurite and anvil, with the real broadcast step in front. anvil mines only when a test says
-//! so (automine off), so every "not final yet" and every reorg happens at a chosen moment.
-//! Payments are quoted and authorized over HTTP; the pipeline runs on its queues; results are
-//! read from the chain (Transfer logs) and the database. After every test: the ledger sums to
-//! zero per asset, every settled payment has exactly one on-chain transfer, and no payment is
-//! left in flight without an active confirm chain or a recorded reason.
-//! Binaries must be built first (`cargo build --workspace --bins`; `make test` does).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Confirm and settle through devhost + `meshpay` against PostgreSQL, Azurite and anvil, with
+//! the real broadcast step in front. anvil mines only when a test says so (automine off), so
+//! every "not final yet" and every reorg happens at a chosen moment. Payments are quoted and
+//! authorized over HTTP; the pipeline runs on its queues; results are read from the chain
+//! (Transfer logs) and the database. After every test: the ledger sums to zero per asset, every
+//! settled payment has exactly one on-chain transfer, and no payment is left in flight without
+//! an active confirm chain or a recorded reason.
 
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use meshpay_confirm::webhook::{WebhookKey, sign_alchemy, sign_standard};
-use meshpay_domain::{
-    Address, Amount, AssetId, FeeBps, MerchantId, PaymentId, PaymentStatus, Scopes,
-};
+use meshpay_domain::{Address, Amount, PaymentId, PaymentStatus};
+use meshpay_store::Payment;
 use meshpay_store::confirmations::CheckOutcome;
-use meshpay_store::{NewMerchant, Payment, Store};
-use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
-use meshpay_testkit::azurite::Azurite;
-use meshpay_testkit::devhost::Devhost;
-use meshpay_testkit::postgres::TestDb;
+use meshpay_testkit::anvil::{DEV_USDC_ADDRESS, HOT_WALLETS, TRANSFER_TOPIC};
+use meshpay_testkit::hex::{hex_u64, hex_u128};
+use meshpay_testkit::merchant::MerchantSetup;
+use meshpay_testkit::payment::fresh_recipient as recipient;
+use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
 use serde_json::{Value, json};
 
-const HOT_WALLETS: [&str; 2] = [
-    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
-];
-const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+use crate::support::PipelineStack;
+
 /// base64("meshpay-e2e-chain-webhook-key-32b").
 const WEBHOOK_KEY: &str = "whsec_bWVzaHBheS1lMmUtY2hhaW4td2ViaG9vay1rZXktMzJi";
 const WAIT: Duration = Duration::from_secs(90);
@@ -37,6 +29,8 @@ const MERCHANT_USDC: u128 = 10u128.pow(15);
 const MERCHANT_ETH: u128 = 10u128.pow(23);
 /// Never within a test run.
 const RECONCILE_IDLE: &str = "0 0 0 1 1 *";
+/// Lines of devhost's log shown with a failure.
+const LOG_LINES: usize = 80;
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -56,167 +50,68 @@ impl Default for Options {
     }
 }
 
-struct Stack {
-    _db: TestDb,
-    db_url: String,
-    store: Store,
-    anvil: Anvil,
-    azurite: Azurite,
-    devhost: Option<Devhost>,
-    http: reqwest::Client,
-    merchant: MerchantId,
-    key: String,
-    chains_file: PathBuf,
+/// The full stack (anvil mining on demand, the dev signers) and a funded merchant with a key.
+struct ConfirmSettle;
+type Ctx = PipelineStack<ConfirmSettle>;
+
+/// The handler's settings for `options`: fast polling, the chain webhook key, a reconcile run
+/// that considers a payment stale after a second.
+fn settings(options: &Options) -> HandlerSettings {
+    HandlerSettings::default()
+        .dev_signers()
+        .env("MESHPAY_CHAIN_WEBHOOK_KEY", WEBHOOK_KEY)
+        .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "100")
+        .env("MESHPAY_CONFIRM_INVOCATION_WAIT_MS", "1500")
+        .env(
+            "MESHPAY_CONFIRM_MAX_WAIT_SECS",
+            options.max_wait_secs.to_string(),
+        )
+        .env("MESHPAY_RECONCILE_STALE_SECS", "1")
+        .env("RECONCILE_SCHEDULE", options.reconcile_schedule)
+        .env(
+            "AzureWebJobs.settle.Disabled",
+            if options.settle_disabled {
+                "true"
+            } else {
+                "false"
+            },
+        )
 }
 
-impl Stack {
-    async fn start(options: Options) -> Stack {
-        let (db, anvil, azurite) = tokio::join!(
-            TestDb::create_migrated(&meshpay_store::MIGRATOR),
-            Anvil::start(),
-            Azurite::start()
-        );
-        let usdc = anvil.deploy_dev_usdc().await;
-        assert!(usdc.eq_ignore_ascii_case(DEV_USDC_ADDRESS), "{usdc}");
-        for wallet in HOT_WALLETS {
-            anvil.mint_usdc(&usdc, wallet, 10u128.pow(12)).await;
-        }
-        // Blocks only when the test mines them.
-        anvil.rpc("evm_setAutomine", json!([false])).await;
-        let root = meshpay_testkit::ports::repo_root();
-        let chains = std::fs::read_to_string(root.join("chains.dev.toml"))
-            .unwrap()
-            .replace("http://127.0.0.1:8545", anvil.url());
-        let chains_file =
-            std::env::temp_dir().join(format!("meshpay-chains-{}.toml", uuid::Uuid::new_v4()));
-        std::fs::write(&chains_file, chains).unwrap();
-        let store = Store::from_pool(db.pool().clone());
-        let (merchant, key) = merchant(&store).await;
-        let mut stack = Stack {
-            db_url: db.url().to_owned(),
-            _db: db,
-            store,
-            anvil,
-            azurite,
-            devhost: None,
-            http: reqwest::Client::new(),
-            merchant,
-            key,
-            chains_file,
-        };
-        stack.start_devhost(&options).await;
-        stack
+impl PipelineStack<ConfirmSettle> {
+    async fn start(options: Options) -> Ctx {
+        let builder = Stack::builder()
+            .chain(ChainSetup {
+                hot_wallet_usdc: 10u128.pow(12),
+                automine: false,
+            })
+            .devhost(settings(&options));
+        let merchant = MerchantSetup::funded(MERCHANT_USDC, MERCHANT_ETH);
+        Ctx::start_with(builder, merchant).await
     }
 
     /// (Re)starts devhost + meshpay on the same database, queues and chain.
     async fn start_devhost(&mut self, options: &Options) {
-        // Stop the old one first: two hosts would compete for the queues.
-        drop(self.devhost.take());
-        let root = meshpay_testkit::ports::repo_root();
-        let builder = Devhost::builder()
-            .env("DATABASE_URL", &self.db_url)
-            .env(
-                "MESHPAY_CHAINS_CONFIG",
-                self.chains_file.display().to_string(),
-            )
-            .env(
-                "MESHPAY_SIGNERS_CONFIG",
-                root.join("signers.dev.toml").display().to_string(),
-            )
-            .env("AzureWebJobsStorage", self.azurite.connection_string())
-            .env("MESHPAY_CHAIN_WEBHOOK_KEY", WEBHOOK_KEY)
-            .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "100")
-            .env("MESHPAY_CONFIRM_INVOCATION_WAIT_MS", "1500")
-            .env(
-                "MESHPAY_CONFIRM_MAX_WAIT_SECS",
-                options.max_wait_secs.to_string(),
-            )
-            .env("MESHPAY_RECONCILE_STALE_SECS", "1")
-            .env("RECONCILE_SCHEDULE", options.reconcile_schedule)
-            .env(
-                "AzureWebJobs.settle.Disabled",
-                if options.settle_disabled {
-                    "true"
-                } else {
-                    "false"
-                },
-            );
-        self.devhost = Some(builder.start().await);
+        self.stack.restart_devhost(settings(options)).await;
     }
 
-    fn devhost(&self) -> &Devhost {
-        self.devhost.as_ref().unwrap()
-    }
-
-    fn log_tail(&self) -> String {
-        self.devhost
-            .as_ref()
-            .map(|d| d.log_tail(80))
-            .unwrap_or_default()
-    }
-
-    /// Quotes and authorizes `amount` USDC to a fresh recipient over HTTP.
+    /// Quotes and authorizes `amount` USDC to a fresh recipient over HTTP; returns (payment id,
+    /// quoted base units, recipient).
     async fn pay_usdc(&self, amount: &str) -> (PaymentId, u128, String) {
         let to = recipient();
-        let quote: Value = self
-            .http
-            .post(self.devhost().api_url("quotes"))
-            .bearer_auth(&self.key)
-            .json(&json!({"chain": "anvil", "asset": "USDC", "amount": amount, "recipient": to}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let quote_id = quote["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("quote: {quote}"));
-        let quoted: u128 = quote["amount"]["base_units"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let reply = self
-            .http
-            .post(self.devhost().api_url("payments"))
-            .bearer_auth(&self.key)
-            .header("Idempotency-Key", format!("idem-{quote_id}"))
-            .json(&json!({"quote_id": quote_id}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status().as_u16(), 201);
-        let payment: Value = reply.json().await.unwrap();
-        (
-            PaymentId::from_str(payment["id"].as_str().unwrap()).unwrap(),
-            quoted,
-            to,
-        )
+        let (id, quoted) = self.pay("USDC", amount, &to).await;
+        (id, quoted, to)
     }
 
     async fn payment(&self, id: PaymentId) -> Payment {
         self.store.get_payment_unscoped(id).await.unwrap().unwrap()
     }
 
-    /// `GET /api/payments/{id}` as the merchant sees it.
-    async fn payment_view(&self, id: PaymentId) -> Value {
-        let reply = self
-            .http
-            .get(self.devhost().api_url(&format!("payments/{id}")))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status().as_u16(), 200);
-        reply.json().await.unwrap()
-    }
-
     /// What the chain charged for the payment's transaction, from anvil's receipt:
     /// `gasUsed × effectiveGasPrice` (wei).
     async fn charged_fee(&self, payment: &Payment) -> u128 {
         let receipt = self
-            .anvil
+            .anvil()
             .rpc(
                 "eth_getTransactionReceipt",
                 json!([payment.tx_hash.unwrap()]),
@@ -226,7 +121,7 @@ impl Stack {
     }
 
     async fn balance(&self, symbol: &str) -> (Amount, Amount) {
-        let balances = self.store.balances(self.merchant).await.unwrap();
+        let balances = self.store.balances(self.merchant.id).await.unwrap();
         let b = balances
             .iter()
             .find(|b| b.asset.symbol() == symbol)
@@ -252,10 +147,10 @@ impl Stack {
                 "{id} still {} (reason {:?})\n{}",
                 payment.status,
                 payment.failure_reason,
-                self.log_tail()
+                self.log_tail(LOG_LINES)
             );
             if mine {
-                self.mine(1).await;
+                self.anvil().mine(1).await;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -276,20 +171,14 @@ impl Stack {
             assert!(
                 Instant::now() < deadline,
                 "{id}: {state:?}\n{}",
-                self.log_tail()
+                self.log_tail(LOG_LINES)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    async fn mine(&self, blocks: u64) {
-        for _ in 0..blocks {
-            self.anvil.rpc("evm_mine", json!([])).await;
-        }
-    }
-
     async fn block_number(&self) -> u64 {
-        hex_u128(&self.anvil.rpc("eth_blockNumber", json!([])).await) as u64
+        hex_u64(&self.anvil().rpc("eth_blockNumber", json!([])).await)
     }
 
     /// Every DevUSDC `Transfer` to `recipient` on the canonical chain (amounts).
@@ -299,7 +188,7 @@ impl Stack {
             recipient.trim_start_matches("0x").to_ascii_lowercase()
         );
         let logs = self
-            .anvil
+            .anvil()
             .rpc(
                 "eth_getLogs",
                 json!([{"address": DEV_USDC_ADDRESS, "fromBlock": "0x0", "toBlock": "latest",
@@ -316,9 +205,9 @@ impl Stack {
     /// Sets `wallet`'s DevUSDC balance to zero (storage slot of `balanceOf[wallet]`).
     async fn drain_usdc(&self, wallet: Address) {
         let key = format!("0x{:0>64}{:0>64}", hex_of(wallet), "1");
-        let slot = self.anvil.rpc("web3_sha3", json!([key])).await;
+        let slot = self.anvil().rpc("web3_sha3", json!([key])).await;
         let zero = format!("0x{}", "0".repeat(64));
-        self.anvil
+        self.anvil()
             .rpc("anvil_setStorageAt", json!([DEV_USDC_ADDRESS, slot, zero]))
             .await;
     }
@@ -341,17 +230,11 @@ impl Stack {
     }
 
     async fn post_webhook(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
-        let mut request = self
-            .http
-            .post(self.devhost().api_url("webhooks/chain"))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let reply = self
+            .api()
+            .post_unauthenticated("webhooks/chain", body, headers)
+            .await;
+        (reply.status, reply.body)
     }
 
     async fn post_alchemy(&self, body: &str, key: &str) -> (u16, Value) {
@@ -370,19 +253,9 @@ impl Stack {
             .collect()
     }
 
-    async fn count(&self, sql: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql)
-            .fetch_one(self.store.pool())
-            .await
-            .unwrap();
-        n
-    }
-
     /// What must hold after every test.
     async fn finish(self) {
-        if let Err(error) = self.store.check_ledger_invariants().await {
-            panic!("ledger invariants: {error}\n{}", self.log_tail());
-        }
+        self.assert_ledger_invariants().await;
         let rows: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT id FROM payments")
             .fetch_all(self.store.pool())
             .await
@@ -423,49 +296,6 @@ impl Stack {
     }
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.chains_file);
-    }
-}
-
-async fn merchant(store: &Store) -> (MerchantId, String) {
-    let merchant = store
-        .create_merchant(&NewMerchant {
-            name: "confirm e2e".into(),
-            service_fee_bps: FeeBps::new(25).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap();
-    for (asset, amount) in [("anvil:USDC", MERCHANT_USDC), ("anvil:ETH", MERCHANT_ETH)] {
-        let asset = AssetId::from_str(asset).unwrap();
-        store
-            .fund(
-                merchant.id,
-                &asset,
-                Amount::from_u128(amount),
-                &format!("seed-{asset}"),
-            )
-            .await
-            .unwrap();
-    }
-    let key = store
-        .create_api_key(merchant.id, Scopes::all())
-        .await
-        .unwrap();
-    (merchant.id, key.key.expose().to_owned())
-}
-
-/// A fresh recipient (no tokens), so each payment's arrival is counted on its own.
-fn recipient() -> String {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut raw = [0u8; 20];
-    raw[..16].copy_from_slice(&bytes);
-    raw[16..].copy_from_slice(&[0xc0, 0xff, 0xee, 0x05]);
-    Address::from(raw).to_checksum(None)
-}
-
 fn hex_of(address: Address) -> String {
     address
         .to_checksum(None)
@@ -473,13 +303,9 @@ fn hex_of(address: Address) -> String {
         .to_ascii_lowercase()
 }
 
-fn hex_u128(v: &Value) -> u128 {
-    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
 #[tokio::test]
 async fn authorized_payment_settles_through_the_polling_path_without_a_webhook() {
-    let stack = Stack::start(Options::default()).await;
+    let stack = Ctx::start(Options::default()).await;
     let (id, amount, to) = stack.pay_usdc("125.50").await;
     let settled = stack
         .wait_for_status(id, PaymentStatus::Settled, true)
@@ -491,7 +317,7 @@ async fn authorized_payment_settles_through_the_polling_path_without_a_webhook()
         ["authorize", "broadcast", "confirm", "settle"]
     );
     let receipt = stack
-        .anvil
+        .anvil()
         .rpc(
             "eth_getTransactionReceipt",
             json!([settled.tx_hash.unwrap()]),
@@ -502,7 +328,7 @@ async fn authorized_payment_settles_through_the_polling_path_without_a_webhook()
         settled.block_hash.unwrap().to_string()
     );
     // The merchant paid the quoted total once: held funds were captured, nothing is held.
-    let balances = stack.store.balances(stack.merchant).await.unwrap();
+    let balances = stack.store.balances(stack.merchant.id).await.unwrap();
     let usdc = balances
         .iter()
         .find(|b| b.asset.symbol() == "USDC")
@@ -547,7 +373,7 @@ async fn authorized_payment_settles_through_the_polling_path_without_a_webhook()
 
 #[tokio::test]
 async fn a_signed_webhook_confirms_a_payment_whose_polling_gave_up() {
-    let stack = Stack::start(Options {
+    let stack = Ctx::start(Options {
         max_wait_secs: 1,
         ..Options::default()
     })
@@ -557,9 +383,9 @@ async fn a_signed_webhook_confirms_a_payment_whose_polling_gave_up() {
     stack.wait_for_check(id, CheckOutcome::Stalled).await;
     let payment = stack.payment(id).await;
     assert_eq!(payment.status, PaymentStatus::Broadcast);
-    stack.mine(2).await;
+    stack.anvil().mine(2).await;
 
-    let body = Stack::alchemy_body(&payment.tx_hash.unwrap().to_string());
+    let body = Ctx::alchemy_body(&payment.tx_hash.unwrap().to_string());
     let (status, reply) = stack.post_alchemy(&body, WEBHOOK_KEY).await;
     assert_eq!(
         (status, &reply["status"], &reply["enqueued"]),
@@ -583,17 +409,17 @@ async fn a_signed_webhook_confirms_a_payment_whose_polling_gave_up() {
 
 #[tokio::test]
 async fn forged_or_stale_webhooks_change_nothing() {
-    let stack = Stack::start(Options {
+    let stack = Ctx::start(Options {
         max_wait_secs: 1,
         ..Options::default()
     })
     .await;
     let (id, _, _) = stack.pay_usdc("12.00").await;
     stack.wait_for_check(id, CheckOutcome::Stalled).await;
-    stack.mine(2).await;
+    stack.anvil().mine(2).await;
     let before = stack.store.confirmation(id).await.unwrap().unwrap();
     let tx_hash = stack.payment(id).await.tx_hash.unwrap().to_string();
-    let body = Stack::alchemy_body(&tx_hash);
+    let body = Ctx::alchemy_body(&tx_hash);
 
     // Signed with another key, unsigned, and a Standard Webhooks delivery from an hour ago.
     let (status, reply) = stack.post_alchemy(&body, "whsec_attacker").await;
@@ -660,7 +486,7 @@ async fn forged_or_stale_webhooks_change_nothing() {
 
 #[tokio::test]
 async fn a_reverted_erc20_transfer_fails_the_payment_charges_its_gas_and_releases_the_rest() {
-    let stack = Stack::start(Options::default()).await;
+    let stack = Ctx::start(Options::default()).await;
     let (id, _, to) = stack.pay_usdc("75.00").await;
     let broadcast = stack
         .wait_for_status(id, PaymentStatus::Broadcast, false)
@@ -672,7 +498,7 @@ async fn a_reverted_erc20_transfer_fails_the_payment_charges_its_gas_and_release
     let reason = failed.failure_reason.clone().unwrap();
     assert!(reason.contains("reverted"), "{reason}");
     let receipt = stack
-        .anvil
+        .anvil()
         .rpc(
             "eth_getTransactionReceipt",
             json!([failed.tx_hash.unwrap()]),
@@ -709,7 +535,7 @@ async fn a_reverted_erc20_transfer_fails_the_payment_charges_its_gas_and_release
 #[tokio::test]
 async fn a_reorg_after_confirmation_is_detected_and_healed() {
     // Settle is switched off at first so the payment rests in `confirmed`.
-    let mut stack = Stack::start(Options {
+    let mut stack = Ctx::start(Options {
         settle_disabled: true,
         ..Options::default()
     })
@@ -722,7 +548,7 @@ async fn a_reorg_after_confirmation_is_detected_and_healed() {
     // The confirming block and everything after it leave the chain; anvil drops the
     // transaction with them.
     let depth = stack.block_number().await - confirmed.block_number.unwrap() + 1;
-    stack.anvil.rpc("anvil_reorg", json!([depth, []])).await;
+    stack.anvil().rpc("anvil_reorg", json!([depth, []])).await;
     assert!(stack.transfers_to(&to).await.is_empty());
 
     // Settle comes back: it finds the block gone, the payment returns to broadcast, polling
@@ -756,7 +582,7 @@ async fn a_reorg_after_confirmation_is_detected_and_healed() {
 
 #[tokio::test]
 async fn the_reconcile_timer_restarts_polling_for_a_payment_left_without_a_message() {
-    let stack = Stack::start(Options {
+    let stack = Ctx::start(Options {
         max_wait_secs: 1,
         reconcile_schedule: "*/1 * * * * *",
         ..Options::default()
@@ -776,7 +602,7 @@ async fn the_reconcile_timer_restarts_polling_for_a_payment_left_without_a_messa
         assert!(
             Instant::now() < deadline,
             "never nudged\n{}",
-            stack.log_tail()
+            stack.log_tail(LOG_LINES)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

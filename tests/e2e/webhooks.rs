@@ -1,13 +1,12 @@
-//! Issue 5 (notify) end to end: merchant webhooks through devhost + `meshpay` against
-//! PostgreSQL and Azurite, with a local merchant endpoint on 127.0.0.1 that verifies every
-//! signature itself (HMAC-SHA256 per Standard Webhooks, independent of meshpay-webhooks).
-//! Payments are created and moved through the pipeline with the store's own API (what the
-//! pipeline steps call), so no chain is needed; everything webhook-related goes over HTTP and
-//! through the `notify` timer. Binaries must be built first (`cargo build --workspace --bins`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Merchant webhooks end to end through devhost + `meshpay` against PostgreSQL and Azurite,
+//! with a local merchant endpoint on 127.0.0.1 that verifies every signature itself
+//! (HMAC-SHA256 per Standard Webhooks, independent of meshpay-webhooks). Payments are created
+//! and moved through the pipeline with the store's own API (what the pipeline steps call), so
+//! no chain is needed; everything webhook-related goes over HTTP and through the `notify` timer.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,17 +17,13 @@ use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use meshpay_domain::{
-    Address, Amount, AssetId, Charges, FeeBps, IdempotencyKey, MerchantId, PaymentEvent, Scope,
-    Scopes,
-};
-use meshpay_store::{
-    AuthorizeOutcome, AuthorizeRequest, NewMerchant, NewQuote, Payment, Store, StoredResponse,
-    Transition, request_fingerprint,
-};
-use meshpay_testkit::azurite::Azurite;
-use meshpay_testkit::devhost::Devhost;
-use meshpay_testkit::postgres::TestDb;
+use meshpay_domain::{Amount, MerchantId, PaymentEvent, Scope, Scopes};
+use meshpay_store::Payment;
+use meshpay_testkit::api::Method;
+use meshpay_testkit::assets::usdc;
+use meshpay_testkit::merchant::MerchantSetup;
+use meshpay_testkit::payment::{PaymentSetup, advance};
+use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -42,165 +37,74 @@ const PIPELINE: [&str; 4] = [
     "payment.settled",
 ];
 
-struct Stack {
-    db: TestDb,
-    store: Store,
-    devhost: Devhost,
-    http: reqwest::Client,
-    _azurite: Azurite,
+/// Database, Azurite and devhost with the notify timer firing every second; no chain.
+struct Ctx {
+    stack: Stack,
 }
 
-impl Stack {
+impl Deref for Ctx {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.stack
+    }
+}
+
+impl Ctx {
     /// `policy`: `MESHPAY_WEBHOOK_URL_POLICY`; `schedule`: the retry offsets.
-    async fn start(policy: &str, schedule: &str) -> Stack {
-        let (db, azurite) = tokio::join!(
-            TestDb::create_migrated(&meshpay_store::MIGRATOR),
-            Azurite::start()
-        );
-        let chains = meshpay_testkit::ports::repo_root().join("chains.dev.toml");
-        let devhost = Devhost::builder()
-            .env("DATABASE_URL", db.url())
-            .env("AzureWebJobsStorage", azurite.connection_string())
-            .env("MESHPAY_CHAINS_CONFIG", chains.display().to_string())
+    async fn start(policy: &str, schedule: &str) -> Ctx {
+        let settings = HandlerSettings::default()
             .env("NOTIFY_SCHEDULE", "* * * * * *")
             .env("MESHPAY_WEBHOOK_URL_POLICY", policy)
             .env("MESHPAY_WEBHOOK_RETRY_SCHEDULE", schedule)
-            .env("MESHPAY_WEBHOOK_SECRET_KEY", STANDARD.encode([9u8; 32]))
+            .env("MESHPAY_WEBHOOK_SECRET_KEY", STANDARD.encode([9u8; 32]));
+        let stack = Stack::builder()
+            .without_chain()
+            .devhost(settings)
             .start()
             .await;
-        Stack {
-            store: Store::from_pool(db.pool().clone()),
-            db,
-            devhost,
-            http: reqwest::Client::new(),
-            _azurite: azurite,
-        }
+        Ctx { stack }
     }
 
     /// A merchant funded with 1000 USDC and 1 ETH, and a key with `scopes`.
     async fn merchant(&self, scopes: Scopes) -> (MerchantId, String) {
-        let m = self
-            .store
-            .create_merchant(&NewMerchant {
-                name: "webhooks e2e".into(),
-                service_fee_bps: FeeBps::new(25).unwrap(),
-                limits: vec![],
-            })
-            .await
-            .unwrap()
-            .id;
-        let usdc: AssetId = "anvil:USDC".parse().unwrap();
-        let eth: AssetId = "anvil:ETH".parse().unwrap();
-        self.store
-            .fund(m, &usdc, Amount::from(1_000_000_000u64), &format!("u-{m}"))
-            .await
-            .unwrap();
-        self.store
-            .fund(m, &eth, Amount::from(10u64.pow(18)), &format!("e-{m}"))
-            .await
-            .unwrap();
-        let key = self.store.create_api_key(m, scopes).await.unwrap();
-        (m, key.key.expose().to_owned())
+        let merchant = MerchantSetup::funded(1_000_000_000, 10u128.pow(18))
+            .scopes(scopes)
+            .create_with_key(&self.store)
+            .await;
+        (merchant.id, merchant.key)
     }
 
     /// An authorized 25 USDC payment, as `POST /payments` would create it.
     async fn payment(&self, m: MerchantId) -> Payment {
-        let merchant = self.store.get_merchant(m).await.unwrap().unwrap();
-        let charges = Charges::compute(
-            "anvil:USDC".parse().unwrap(),
-            Amount::from(25_000_000u64),
-            merchant.service_fee_bps,
-            "anvil:ETH".parse().unwrap(),
-            Charges::network_fee_for(65_000, 2_000_000_000),
-        )
-        .unwrap();
-        let recipient: Address = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
-            .parse()
-            .unwrap();
-        let quote = self
-            .store
-            .insert_quote(&NewQuote {
-                merchant_id: m,
-                charges,
-                recipient,
-                gas_limit: 65_000,
-                max_fee_per_gas: 2_000_000_000,
-                max_priority_fee_per_gas: 1_000_000_000,
-                expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(1),
-            })
+        PaymentSetup::new(usdc(), 25_000_000)
+            .reference("order-42")
+            .ttl(time::Duration::minutes(1))
+            .authorize(&self.store, m)
             .await
-            .unwrap();
-        let body = json!({ "quote_id": quote.id });
-        let request = AuthorizeRequest {
-            merchant_id: m,
-            idempotency_key: IdempotencyKey::new(&format!("k-{}", quote.id)).unwrap(),
-            request_hash: request_fingerprint(&body),
-            quote_id: quote.id,
-            reference: Some("order-42".into()),
-            metadata: None,
-            hot_wallet: None,
-        };
-        let render = |p: &Payment| StoredResponse {
-            status: 201,
-            body: json!({ "id": p.id }),
-        };
-        match self
-            .store
-            .authorize_payment(&request, render)
-            .await
-            .unwrap()
-        {
-            AuthorizeOutcome::Created { payment, .. } => *payment,
-            other => panic!("expected a payment, got {other:?}"),
-        }
     }
 
-    async fn advance(&self, mut p: Payment, events: &[PaymentEvent]) -> Payment {
-        for event in events {
-            p = self
-                .store
-                .transition_payment(&Transition::new(p.id, p.version, event.clone()))
-                .await
-                .unwrap();
-        }
-        p
+    async fn advance(&self, p: Payment, events: &[PaymentEvent]) -> Payment {
+        advance(&self.store, p, events).await
     }
 
     async fn send(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         key: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, self.devhost.api_url(path))
-            .bearer_auth(key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(Value::Null);
-        (status, body)
+        let reply = self
+            .api()
+            .send(method, path, Some(key), None, body.map(|b| b.to_string()))
+            .await;
+        (reply.status, reply.body)
     }
 
     /// `POST /api/webhook-endpoints` that must succeed: (id, secret).
     async fn create_endpoint(&self, key: &str, url: &str) -> (String, String) {
-        let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                "webhook-endpoints",
-                key,
-                Some(json!({ "url": url })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        (
-            body["id"].as_str().unwrap().to_owned(),
-            body["secret"].as_str().unwrap().to_owned(),
-        )
+        self.api().create_webhook_endpoint(key, url).await
     }
 
     async fn wait_for(&self, what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -209,15 +113,10 @@ impl Stack {
             assert!(
                 Instant::now() < deadline,
                 "{what}: not within {WAIT:?}\n{}",
-                self.devhost.log_tail(60)
+                self.log_tail(60)
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(self.db.pool()).await.unwrap();
-        n
     }
 }
 
@@ -325,7 +224,7 @@ async fn receive(
 
 #[tokio::test]
 async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_for_a_while() {
-    let stack = Stack::start("allow-private", "0,1s,2s,3s,4s,5s,6s,7s,8s,9s").await;
+    let stack = Ctx::start("allow-private", "0,1s,2s,3s,4s,5s,6s,7s,8s,9s").await;
     let (m, key) = stack.merchant(Scopes::all()).await;
     // The endpoint is down for its first three requests.
     let (server, addr) = MerchantServer::start(&[500, 500, 500], 200).await;
@@ -390,7 +289,7 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
     // The delivery log over HTTP.
     let (status, page) = stack
         .send(
-            reqwest::Method::GET,
+            Method::GET,
             "webhook-deliveries?status=succeeded",
             &key,
             None,
@@ -423,7 +322,7 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
     assert_eq!(first["event_id"], received[0].id.as_str());
     let (status, detail) = stack
         .send(
-            reqwest::Method::GET,
+            Method::GET,
             &format!("webhook-deliveries/{}", first["id"].as_str().unwrap()),
             &key,
             None,
@@ -439,17 +338,12 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
     assert_eq!(codes, [500, 500, 500, 200]);
     assert_eq!(detail["payload"]["type"], "payment.authorized");
     let (_, paged) = stack
-        .send(
-            reqwest::Method::GET,
-            "webhook-deliveries?limit=3",
-            &key,
-            None,
-        )
+        .send(Method::GET, "webhook-deliveries?limit=3", &key, None)
         .await;
     let cursor = paged["next_cursor"].as_str().unwrap();
     let (_, rest) = stack
         .send(
-            reqwest::Method::GET,
+            Method::GET,
             &format!("webhook-deliveries?limit=3&cursor={cursor}"),
             &key,
             None,
@@ -461,7 +355,7 @@ async fn merchant_endpoint_receives_signed_events_in_order_even_after_failing_fo
 
 #[tokio::test]
 async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
-    let stack = Stack::start("allow-private", "0,1s,2s").await;
+    let stack = Ctx::start("allow-private", "0,1s,2s").await;
     let (m, key) = stack.merchant(Scopes::all()).await;
     let (server, addr) = MerchantServer::start(&[], 410).await;
     let (endpoint, secret) = stack
@@ -474,13 +368,13 @@ async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
     stack
         .wait_for("endpoint disabled", async || {
             let (_, list) = stack
-                .send(reqwest::Method::GET, "webhook-endpoints", &key, None)
+                .send(Method::GET, "webhook-endpoints", &key, None)
                 .await;
             list["data"][0]["status"] == "disabled"
         })
         .await;
     let (_, list) = stack
-        .send(reqwest::Method::GET, "webhook-endpoints", &key, None)
+        .send(Method::GET, "webhook-endpoints", &key, None)
         .await;
     assert_eq!(list["data"][0]["id"], endpoint.as_str());
     assert!(
@@ -490,12 +384,7 @@ async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
             .contains("410")
     );
     let (_, failed) = stack
-        .send(
-            reqwest::Method::GET,
-            "webhook-deliveries?status=failed",
-            &key,
-            None,
-        )
+        .send(Method::GET, "webhook-deliveries?status=failed", &key, None)
         .await;
     let failed = failed["data"].as_array().unwrap();
     assert_eq!(failed.len(), 2, "{failed:?}");
@@ -514,7 +403,7 @@ async fn gone_disables_the_endpoint_and_fails_its_deliveries() {
 
 #[tokio::test]
 async fn private_urls_are_refused_at_creation_in_production_config() {
-    let stack = Stack::start("public", "0,5s").await;
+    let stack = Ctx::start("public", "0,5s").await;
     let (_, key) = stack.merchant(Scopes::all()).await;
     let (_, reader) = stack
         .merchant([Scope::PaymentsRead].into_iter().collect())
@@ -534,7 +423,7 @@ async fn private_urls_are_refused_at_creation_in_production_config() {
     ] {
         let (status, problem) = stack
             .send(
-                reqwest::Method::POST,
+                Method::POST,
                 "webhook-endpoints",
                 &key,
                 Some(json!({ "url": url })),
@@ -545,7 +434,7 @@ async fn private_urls_are_refused_at_creation_in_production_config() {
     }
     let (status, _) = stack
         .send(
-            reqwest::Method::POST,
+            Method::POST,
             "webhook-endpoints",
             &reader,
             Some(json!({ "url": "https://example.com/hook" })),

@@ -3,7 +3,6 @@
 //! root, the handler at host.json's `defaultExecutablePath` with its executable bit, and
 //! nothing else from the source tree. Packages the debug binary cargo built for this test, into
 //! a directory of its own (never the shared dist/).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::io::Read as _;

@@ -1,10 +1,9 @@
-//! Issue 2 end to end: devhost + target/debug/meshpay on this repo's host.json and
-//! functions/, against a real Azurite. Binaries must be built first
-//! (`cargo build --workspace --bins`; `make test` does).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The host protocol end to end: devhost + target/debug/meshpay on this repo's host.json and
+//! functions/ (HTTP, queue, poison and timer paths, bad invocations), against a real Azurite.
 
 use std::time::Duration;
 
+use meshpay_testkit::api::{Client, Method};
 use meshpay_testkit::azurite::Azurite;
 use meshpay_testkit::devhost::Devhost;
 use serde_json::{Value, json};
@@ -35,22 +34,27 @@ fn parse(text: &str) -> Value {
 async fn health_answers_200_through_devhost() {
     let azurite = Azurite::start().await;
     let host = start(&azurite, NEVER).await;
-    let response = reqwest::get(host.api_url("health")).await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Value>().await.unwrap()["status"], "ok");
+    let reply = Client::for_devhost(&host)
+        .send(Method::GET, "health", None, None, None)
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["status"], "ok");
 }
 
 #[tokio::test]
 async fn probe_message_flows_through_probe_worker_to_probe_results() {
     let azurite = Azurite::start().await;
     let host = start(&azurite, NEVER).await;
-    let response = reqwest::Client::new()
-        .post(host.api_url("probe"))
-        .json(&json!({"n": 42}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let reply = Client::for_devhost(&host)
+        .send(
+            Method::POST,
+            "probe",
+            None,
+            None,
+            Some(json!({"n": 42}).to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, 202);
 
     let results = azurite.wait_for_messages("probe-results", 1, WAIT).await;
     assert_eq!(
@@ -72,13 +76,16 @@ async fn probe_message_flows_through_probe_worker_to_probe_results() {
 async fn failing_probe_reaches_probes_poison_after_max_dequeue_count() {
     let azurite = Azurite::start().await;
     let host = start(&azurite, NEVER).await;
-    let response = reqwest::Client::new()
-        .post(host.api_url("probe"))
-        .json(&json!({"fail": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let reply = Client::for_devhost(&host)
+        .send(
+            Method::POST,
+            "probe",
+            None,
+            None,
+            Some(json!({"fail": true}).to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, 202);
 
     let poisoned = azurite.wait_for_messages("probes-poison", 1, WAIT).await;
     assert_eq!(parse(&poisoned[0]), json!({"fail": true}));
@@ -141,10 +148,8 @@ async fn handler_answers_malformed_invocations_with_400_and_unknown_functions_wi
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    let health = reqwest::get(host.api_url("health")).await.unwrap();
-    assert_eq!(
-        health.status(),
-        200,
-        "bad input never takes the handler down"
-    );
+    let health = Client::for_devhost(&host)
+        .send(Method::GET, "health", None, None, None)
+        .await;
+    assert_eq!(health.status, 200, "bad input never takes the handler down");
 }

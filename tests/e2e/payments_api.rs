@@ -1,23 +1,28 @@
-//! Issue 3 end to end: the payments API through devhost + `meshpay` against PostgreSQL, anvil
-//! and Azurite. Every test ends by checking the ledger invariant. Binaries must be built first
-//! (`cargo build --workspace --bins`; `make test` does).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "support/payments.rs"]
-mod support;
+//! The payments API (quotes, payments, cancel, balances, the OpenAPI document) through devhost
+//! and `meshpay` against PostgreSQL, anvil and Azurite, with the pipeline after the API
+//! switched off. Every test ends by checking the ledger invariant.
 
 use meshpay_domain::{Amount, AssetId, PaymentEvent, PaymentId, Scope, Scopes};
 use meshpay_store::{AssetLimit, Transition};
-use reqwest::Method;
+use meshpay_testkit::api::{Method, base_units};
+use meshpay_testkit::payment::RECIPIENT;
+use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
-use support::{RECIPIENT, Stack, StackOptions};
+
+/// How long to wait for queue messages.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The API's own stage on a fresh stack.
+async fn start() -> Stack {
+    start_with(HandlerSettings::default()).await
+}
+
+async fn start_with(settings: HandlerSettings) -> Stack {
+    Stack::builder().devhost(settings.api_only()).start().await
+}
 
 fn usdc_units(n: u128) -> u128 {
     n * 1_000_000
-}
-
-fn base_units(money: &Value) -> u128 {
-    money["base_units"].as_str().unwrap().parse().unwrap()
 }
 
 /// The total debit of a quote or payment for one asset symbol.
@@ -33,9 +38,9 @@ fn debit(view: &Value, symbol: &str) -> u128 {
 
 #[tokio::test]
 async fn token_quote_prices_service_fee_in_the_token_and_network_fee_in_eth() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
-    let quote = stack.quote(&m.key, "USDC", "250.00").await;
+    let quote = stack.api().quote(&m.key, "USDC", "250.00").await;
 
     assert!(quote["id"].as_str().unwrap().starts_with("quo_"));
     assert_eq!(quote["chain"], "anvil");
@@ -77,6 +82,7 @@ async fn token_quote_prices_service_fee_in_the_token_and_network_fee_in_eth() {
     assert!((59..=60).contains(&ttl), "default TTL is 60 s, got {ttl}");
 
     let read = stack
+        .api()
         .get(
             &format!("/quotes/{}", quote["id"].as_str().unwrap()),
             &m.key,
@@ -89,9 +95,9 @@ async fn token_quote_prices_service_fee_in_the_token_and_network_fee_in_eth() {
 
 #[tokio::test]
 async fn native_quote_includes_the_network_fee_in_its_single_debit() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
-    let quote = stack.quote(&m.key, "ETH", "0.5").await;
+    let quote = stack.api().quote(&m.key, "ETH", "0.5").await;
     assert_eq!(quote["amount"]["base_units"], "500000000000000000");
     assert_eq!(quote["fees"]["network"]["gas_limit"], "21000");
     let network = base_units(&quote["fees"]["network"]["amount"]);
@@ -106,7 +112,7 @@ async fn native_quote_includes_the_network_fee_in_its_single_debit() {
 
 #[tokio::test]
 async fn bad_requests_get_the_right_status_and_code_and_write_nothing() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     let read_only = stack.key_with(m.id, &[Scope::PaymentsRead]).await;
     let good = json!({"chain": "anvil", "asset": "USDC", "amount": "1.00", "recipient": RECIPIENT});
@@ -136,6 +142,7 @@ async fn bad_requests_get_the_right_status_and_code_and_write_nothing() {
     ];
     for (name, key, body, status, code) in cases {
         let reply = stack
+            .api()
             .send(Method::POST, "/quotes", key, None, Some(body))
             .await;
         assert_eq!(reply.status, status, "{name}: {:?}", reply.body);
@@ -152,17 +159,13 @@ async fn bad_requests_get_the_right_status_and_code_and_write_nothing() {
     }
     // wrong media type
     let reply = stack
-        .http
-        .post(stack.url("/quotes"))
-        .bearer_auth(&m.key)
-        .header("Content-Type", "text/plain")
-        .body(good.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 415);
+        .api()
+        .post_as("/quotes", &m.key, "text/plain", good.to_string())
+        .await;
+    assert_eq!(reply.status, 415);
     // payments with bad bodies or headers
     let no_key = stack
+        .api()
         .send(
             Method::POST,
             "/payments",
@@ -175,12 +178,13 @@ async fn bad_requests_get_the_right_status_and_code_and_write_nothing() {
         (no_key.status, no_key.code()),
         (400, "idempotency_key_required")
     );
-    let bad_quote = stack.authorize(&m.key, "k1", "not-a-quote").await;
+    let bad_quote = stack.api().authorize(&m.key, "k1", "not-a-quote").await;
     assert_eq!(
         (bad_quote.status, bad_quote.code()),
         (422, "validation_failed")
     );
     let unknown_quote = stack
+        .api()
         .authorize(&m.key, "k2", &format!("quo_{}", "0".repeat(32)))
         .await;
     assert_eq!(
@@ -188,14 +192,18 @@ async fn bad_requests_get_the_right_status_and_code_and_write_nothing() {
         (404, "not_found")
     );
     for table in ["quotes", "payments", "idempotency_keys", "ledger_entries"] {
-        assert_eq!(stack.count(table).await, 0, "{table} written");
+        assert_eq!(
+            stack.count(&format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table} written"
+        );
     }
     stack.assert_ledger_invariants().await;
 }
 
 #[tokio::test]
 async fn quote_rejects_bad_recipients_assets_and_amounts() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     let bad_checksum = "0x976ea74026E726554dB657fA54763abd0C3a0aa9";
     let cases = [
@@ -308,7 +316,7 @@ async fn quote_rejects_bad_recipients_assets_and_amounts() {
     for (name, chain, asset, amount, recipient, code) in cases {
         let body =
             json!({"chain": chain, "asset": asset, "amount": amount, "recipient": recipient});
-        let reply = stack.post("/quotes", &m.key, &body).await;
+        let reply = stack.api().post("/quotes", &m.key, &body).await;
         assert_eq!(reply.status, 422, "{name}: {:?}", reply.body);
         assert_eq!(reply.code(), code, "{name}: {:?}", reply.body);
     }
@@ -319,22 +327,23 @@ async fn quote_rejects_bad_recipients_assets_and_amounts() {
     ] {
         let body =
             json!({"chain": "anvil", "asset": "USDC", "amount": "1", "recipient": recipient});
-        let reply = stack.post("/quotes", &m.key, &body).await;
+        let reply = stack.api().post("/quotes", &m.key, &body).await;
         assert_eq!(reply.status, 201, "{recipient}: {:?}", reply.body);
         assert_eq!(reply.body["recipient"], RECIPIENT, "stored checksummed");
     }
-    assert_eq!(stack.count("quotes").await, 2);
+    assert_eq!(stack.count("SELECT count(*) FROM quotes").await, 2);
     stack.assert_ledger_invariants().await;
 }
 
 #[tokio::test]
 async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:USDC", "1000").await;
     stack.fund(m.id, "anvil:ETH", "1").await;
-    let quote = stack.quote(&m.key, "USDC", "250.00").await;
+    let quote = stack.api().quote(&m.key, "USDC", "250.00").await;
     let reply = stack
+        .api()
         .authorize(&m.key, "order-1", quote["id"].as_str().unwrap())
         .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
@@ -350,7 +359,7 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
         Some(format!("/api/payments/{payment_id}").as_str())
     );
 
-    let balances = stack.balances(&m.key).await;
+    let balances = stack.api().balances(&m.key).await;
     let usdc = balances.iter().find(|b| b.0 == "USDC").unwrap();
     let eth = balances.iter().find(|b| b.0 == "ETH").unwrap();
     assert_eq!(usdc.2, debit(payment, "USDC"));
@@ -360,12 +369,15 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
 
     let messages = stack
         .azurite
-        .wait_for_messages("payments-broadcast", 1, Stack::QUEUE_WAIT)
+        .wait_for_messages("payments-broadcast", 1, QUEUE_WAIT)
         .await;
     let message: Value = serde_json::from_str(&messages[0]).unwrap();
     assert_eq!(message, json!({"v": 1, "payment_id": payment_id}));
 
-    let read = stack.get(&format!("/payments/{payment_id}"), &m.key).await;
+    let read = stack
+        .api()
+        .get(&format!("/payments/{payment_id}"), &m.key)
+        .await;
     assert_eq!(read.status, 200);
     // The single-payment read adds `attempts` (no transaction before broadcast).
     let mut read_body = read.body.clone();
@@ -374,6 +386,7 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
     assert_eq!(&read_body, payment);
     // the quote now names its payment and cannot be used again
     let quote_now = stack
+        .api()
         .get(
             &format!("/quotes/{}", quote["id"].as_str().unwrap()),
             &m.key,
@@ -381,6 +394,7 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
         .await;
     assert_eq!(quote_now.body["payment_id"], payment_id);
     let again = stack
+        .api()
         .authorize(&m.key, "order-2", quote["id"].as_str().unwrap())
         .await;
     assert_eq!((again.status, again.code()), (409, "quote_already_used"));
@@ -389,17 +403,18 @@ async fn authorization_holds_the_debits_and_emits_the_broadcast_message() {
 
 #[tokio::test]
 async fn same_key_and_body_replays_the_original_response_and_another_body_is_422() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:ETH", "10").await;
-    let quote = stack.quote(&m.key, "ETH", "1").await;
+    let quote = stack.api().quote(&m.key, "ETH", "1").await;
     let quote_id = quote["id"].as_str().unwrap();
-    let first = stack.authorize(&m.key, "replay-1", quote_id).await;
+    let first = stack.api().authorize(&m.key, "replay-1", quote_id).await;
     assert_eq!(first.status, 201);
     assert_eq!(first.header("idempotent-replayed"), None);
     // same body with keys reordered and other whitespace is the same request
     let reordered = format!("{{ \"quote_id\" : \"{quote_id}\" }}");
     let second = stack
+        .api()
         .send(
             Method::POST,
             "/payments",
@@ -414,11 +429,12 @@ async fn same_key_and_body_replays_the_original_response_and_another_body_is_422
     // the replay re-emits the broadcast message (the step is idempotent per payment)
     let messages = stack
         .azurite
-        .wait_for_messages("payments-broadcast", 2, Stack::QUEUE_WAIT)
+        .wait_for_messages("payments-broadcast", 2, QUEUE_WAIT)
         .await;
     assert_eq!(messages[0], messages[1]);
 
     let other = stack
+        .api()
         .send(
             Method::POST,
             "/payments",
@@ -432,9 +448,9 @@ async fn same_key_and_body_replays_the_original_response_and_another_body_is_422
         (422, "idempotency_key_reused")
     );
 
-    let list = stack.get("/payments", &m.key).await;
+    let list = stack.api().get("/payments", &m.key).await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
-    let (_, _, held) = stack.balances(&m.key).await.remove(0);
+    let (_, _, held) = stack.api().balances(&m.key).await.remove(0);
     assert_eq!(
         held,
         debit(&first.body, "ETH"),
@@ -445,15 +461,15 @@ async fn same_key_and_body_replays_the_original_response_and_another_body_is_422
 
 #[tokio::test]
 async fn twenty_concurrent_requests_with_one_key_create_exactly_one_payment() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:ETH", "10").await;
-    let quote = stack.quote(&m.key, "ETH", "1").await;
+    let quote = stack.api().quote(&m.key, "ETH", "1").await;
     let quote_id = quote["id"].as_str().unwrap();
-    let replies = futures::future::join_all(
-        (0..20).map(|_| stack.authorize(&m.key, "concurrent-1", quote_id)),
-    )
-    .await;
+    let api = stack.api();
+    let replies =
+        futures::future::join_all((0..20).map(|_| api.authorize(&m.key, "concurrent-1", quote_id)))
+            .await;
     let created: Vec<_> = replies.iter().filter(|r| r.status == 201).collect();
     assert!(!created.is_empty());
     for reply in &replies {
@@ -463,33 +479,40 @@ async fn twenty_concurrent_requests_with_one_key_create_exactly_one_payment() {
             other => panic!("unexpected {other}: {:?}", reply.body),
         }
     }
-    assert_eq!(stack.count("payments").await, 1);
-    let (_, _, held) = stack.balances(&m.key).await.remove(0);
+    assert_eq!(stack.count("SELECT count(*) FROM payments").await, 1);
+    let (_, _, held) = stack.api().balances(&m.key).await.remove(0);
     assert_eq!(held, debit(&created[0].body, "ETH"));
     stack.assert_ledger_invariants().await;
 }
 
 #[tokio::test]
 async fn another_merchants_quotes_and_payments_are_not_found() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let alice = stack.merchant().await;
     let mallory = stack.merchant().await;
     stack.fund(alice.id, "anvil:ETH", "10").await;
     stack.fund(mallory.id, "anvil:ETH", "10").await;
-    let quote = stack.quote(&alice.key, "ETH", "1").await;
+    let quote = stack.api().quote(&alice.key, "ETH", "1").await;
     let quote_id = quote["id"].as_str().unwrap();
-    let unused = stack.quote(&alice.key, "ETH", "1").await;
-    let payment = stack.authorize(&alice.key, "a-1", quote_id).await.body;
+    let unused = stack.api().quote(&alice.key, "ETH", "1").await;
+    let payment = stack
+        .api()
+        .authorize(&alice.key, "a-1", quote_id)
+        .await
+        .body;
     let payment_id = payment["id"].as_str().unwrap();
 
     let cases = [
         stack
+            .api()
             .get(&format!("/quotes/{quote_id}"), &mallory.key)
             .await,
         stack
+            .api()
             .get(&format!("/payments/{payment_id}"), &mallory.key)
             .await,
         stack
+            .api()
             .send(
                 Method::POST,
                 &format!("/payments/{payment_id}/cancel"),
@@ -499,6 +522,7 @@ async fn another_merchants_quotes_and_payments_are_not_found() {
             )
             .await,
         stack
+            .api()
             .authorize(&mallory.key, "m-1", unused["id"].as_str().unwrap())
             .await,
     ];
@@ -510,14 +534,16 @@ async fn another_merchants_quotes_and_payments_are_not_found() {
             reply.body
         );
     }
-    let list = stack.get("/payments", &mallory.key).await;
+    let list = stack.api().get("/payments", &mallory.key).await;
     assert_eq!(list.body["data"], json!([]));
     // Alice's payment is untouched and her unused quote still usable by her
     let read = stack
+        .api()
         .get(&format!("/payments/{payment_id}"), &alice.key)
         .await;
     assert_eq!(read.body["status"], "authorized");
     let reply = stack
+        .api()
         .authorize(&alice.key, "a-2", unused["id"].as_str().unwrap())
         .await;
     assert_eq!(reply.status, 201);
@@ -526,13 +552,13 @@ async fn another_merchants_quotes_and_payments_are_not_found() {
 
 #[tokio::test]
 async fn insufficient_funds_is_402_holds_nothing_and_the_key_can_be_retried_after_funding() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:USDC", "10").await;
     stack.fund(m.id, "anvil:ETH", "1").await;
-    let quote = stack.quote(&m.key, "USDC", "250").await;
+    let quote = stack.api().quote(&m.key, "USDC", "250").await;
     let quote_id = quote["id"].as_str().unwrap();
-    let reply = stack.authorize(&m.key, "poor-1", quote_id).await;
+    let reply = stack.api().authorize(&m.key, "poor-1", quote_id).await;
     assert_eq!(
         (reply.status, reply.code()),
         (402, "insufficient_funds"),
@@ -546,24 +572,25 @@ async fn insufficient_funds_is_402_holds_nothing_and_the_key_can_be_retried_afte
             .contains("anvil:USDC")
     );
     assert!(
-        stack.balances(&m.key).await.iter().all(|b| b.2 == 0),
+        stack.api().balances(&m.key).await.iter().all(|b| b.2 == 0),
         "nothing held"
     );
-    assert_eq!(stack.count("payments").await, 0);
+    assert_eq!(stack.count("SELECT count(*) FROM payments").await, 0);
 
     stack.fund(m.id, "anvil:USDC", "1000").await;
-    let retried = stack.authorize(&m.key, "poor-1", quote_id).await;
+    let retried = stack.api().authorize(&m.key, "poor-1", quote_id).await;
     assert_eq!(retried.status, 201, "{:?}", retried.body);
     stack.assert_ledger_invariants().await;
 }
 
 #[tokio::test]
 async fn token_payment_without_native_balance_for_the_network_fee_is_refused() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:USDC", "1000").await;
-    let quote = stack.quote(&m.key, "USDC", "5").await;
+    let quote = stack.api().quote(&m.key, "USDC", "5").await;
     let reply = stack
+        .api()
         .authorize(&m.key, "no-eth", quote["id"].as_str().unwrap())
         .await;
     assert_eq!(
@@ -578,7 +605,7 @@ async fn token_payment_without_native_balance_for_the_network_fee_is_refused() {
 
 #[tokio::test]
 async fn per_payment_and_daily_limits_are_enforced() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let limit = AssetLimit {
         asset: "anvil:ETH".parse::<AssetId>().unwrap(),
         max_per_payment: Some(Amount::from_u128(3 * 10u128.pow(18))),
@@ -587,8 +614,9 @@ async fn per_payment_and_daily_limits_are_enforced() {
     let m = stack.merchant_with(Scopes::all(), vec![limit]).await;
     stack.fund(m.id, "anvil:ETH", "100").await;
 
-    let too_big = stack.quote(&m.key, "ETH", "4").await;
+    let too_big = stack.api().quote(&m.key, "ETH", "4").await;
     let reply = stack
+        .api()
         .authorize(&m.key, "big", too_big["id"].as_str().unwrap())
         .await;
     assert_eq!(
@@ -605,31 +633,34 @@ async fn per_payment_and_daily_limits_are_enforced() {
     );
 
     for (i, amount) in ["3", "2"].iter().enumerate() {
-        let quote = stack.quote(&m.key, "ETH", amount).await;
+        let quote = stack.api().quote(&m.key, "ETH", amount).await;
         let reply = stack
+            .api()
             .authorize(&m.key, &format!("day-{i}"), quote["id"].as_str().unwrap())
             .await;
         assert_eq!(reply.status, 201, "{amount}: {:?}", reply.body);
     }
-    let over = stack.quote(&m.key, "ETH", "0.1").await;
+    let over = stack.api().quote(&m.key, "ETH", "0.1").await;
     let reply = stack
+        .api()
         .authorize(&m.key, "day-3", over["id"].as_str().unwrap())
         .await;
     assert_eq!((reply.status, reply.code()), (422, "limit_exceeded"));
     assert!(reply.body["detail"].as_str().unwrap().contains("daily"));
-    assert_eq!(stack.count("payments").await, 2);
+    assert_eq!(stack.count("SELECT count(*) FROM payments").await, 2);
     stack.assert_ledger_invariants().await;
 }
 
 #[tokio::test]
 async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:USDC", "1000").await;
     stack.fund(m.id, "anvil:ETH", "1").await;
-    let before = stack.balances(&m.key).await;
-    let quote = stack.quote(&m.key, "USDC", "100").await;
+    let before = stack.api().balances(&m.key).await;
+    let quote = stack.api().quote(&m.key, "USDC", "100").await;
     let payment = stack
+        .api()
         .authorize(&m.key, "c-1", quote["id"].as_str().unwrap())
         .await
         .body;
@@ -637,16 +668,18 @@ async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
     let cancel_path = format!("/payments/{payment_id}/cancel");
 
     let cancelled = stack
+        .api()
         .send(Method::POST, &cancel_path, Some(&m.key), None, None)
         .await;
     assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
     assert_eq!(cancelled.body["status"], "cancelled");
     assert_eq!(
-        stack.balances(&m.key).await,
+        stack.api().balances(&m.key).await,
         before,
         "hold released in full"
     );
     let again = stack
+        .api()
         .send(Method::POST, &cancel_path, Some(&m.key), None, None)
         .await;
     assert_eq!(
@@ -655,8 +688,9 @@ async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
     );
 
     // a payment the broadcast step has taken can no longer be cancelled
-    let quote = stack.quote(&m.key, "USDC", "100").await;
+    let quote = stack.api().quote(&m.key, "USDC", "100").await;
     let payment = stack
+        .api()
         .authorize(&m.key, "c-2", quote["id"].as_str().unwrap())
         .await
         .body;
@@ -667,6 +701,7 @@ async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
         .await
         .unwrap();
     let late = stack
+        .api()
         .send(
             Method::POST,
             &format!("/payments/{id}/cancel"),
@@ -686,17 +721,14 @@ async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
 
 #[tokio::test]
 async fn expired_quote_cannot_be_authorized() {
-    let stack = Stack::start_with(StackOptions {
-        quote_ttl_secs: Some(1),
-        ..StackOptions::default()
-    })
-    .await;
+    let stack = start_with(HandlerSettings::default().env("MESHPAY_QUOTE_TTL_SECONDS", "1")).await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:ETH", "10").await;
-    let quote = stack.quote(&m.key, "ETH", "1").await;
+    let quote = stack.api().quote(&m.key, "ETH", "1").await;
     // let the one-second TTL lapse (a wait for a state, not a timing assertion)
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let reply = stack
+        .api()
         .authorize(&m.key, "late", quote["id"].as_str().unwrap())
         .await;
     assert_eq!(
@@ -705,19 +737,20 @@ async fn expired_quote_cannot_be_authorized() {
         "{:?}",
         reply.body
     );
-    assert_eq!(stack.count("payments").await, 0);
+    assert_eq!(stack.count("SELECT count(*) FROM payments").await, 0);
     stack.assert_ledger_invariants().await;
 }
 
 #[tokio::test]
 async fn payments_list_newest_first_with_status_filter_and_keyset_cursor() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:ETH", "10").await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let quote = stack.quote(&m.key, "ETH", "0.1").await;
+        let quote = stack.api().quote(&m.key, "ETH", "0.1").await;
         let reply = stack
+            .api()
             .authorize(&m.key, &format!("list-{i}"), quote["id"].as_str().unwrap())
             .await;
         ids.push(reply.body["id"].as_str().unwrap().to_owned());
@@ -725,13 +758,14 @@ async fn payments_list_newest_first_with_status_filter_and_keyset_cursor() {
     let cancel = format!("/payments/{}/cancel", ids[0]);
     assert_eq!(
         stack
+            .api()
             .send(Method::POST, &cancel, Some(&m.key), None, None)
             .await
             .status,
         200
     );
 
-    let page1 = stack.get("/payments?limit=2", &m.key).await;
+    let page1 = stack.api().get("/payments?limit=2", &m.key).await;
     assert_eq!(page1.status, 200, "{:?}", page1.body);
     let page1_ids: Vec<&str> = page1.body["data"]
         .as_array()
@@ -742,6 +776,7 @@ async fn payments_list_newest_first_with_status_filter_and_keyset_cursor() {
     assert_eq!(page1_ids, vec![ids[2].as_str(), ids[1].as_str()]);
     let cursor = page1.body["next_cursor"].as_str().unwrap();
     let page2 = stack
+        .api()
         .get(&format!("/payments?limit=2&cursor={cursor}"), &m.key)
         .await;
     let page2_ids: Vec<&str> = page2.body["data"]
@@ -753,7 +788,7 @@ async fn payments_list_newest_first_with_status_filter_and_keyset_cursor() {
     assert_eq!(page2_ids, vec![ids[0].as_str()]);
     assert!(page2.body["next_cursor"].is_null());
 
-    let cancelled = stack.get("/payments?status=cancelled", &m.key).await;
+    let cancelled = stack.api().get("/payments?status=cancelled", &m.key).await;
     assert_eq!(cancelled.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(cancelled.body["data"][0]["id"], ids[0].as_str());
 
@@ -765,7 +800,7 @@ async fn payments_list_newest_first_with_status_filter_and_keyset_cursor() {
         "cursor=!!",
         "colour=red",
     ] {
-        let reply = stack.get(&format!("/payments?{query}"), &m.key).await;
+        let reply = stack.api().get(&format!("/payments?{query}"), &m.key).await;
         assert_eq!(
             (reply.status, reply.code()),
             (422, "validation_failed"),
@@ -773,18 +808,20 @@ async fn payments_list_newest_first_with_status_filter_and_keyset_cursor() {
         );
     }
     let unknown = stack
+        .api()
         .get(&format!("/payments/pay_{}", "0".repeat(32)), &m.key)
         .await;
     assert_eq!(unknown.status, 404);
-    let malformed = stack.get("/payments/not-an-id", &m.key).await;
+    let malformed = stack.api().get("/payments/not-an-id", &m.key).await;
     assert_eq!(malformed.status, 404);
     stack.assert_ledger_invariants().await;
 }
 
 #[tokio::test]
 async fn openapi_document_is_served_without_a_key() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let reply = stack
+        .api()
         .send(Method::GET, "/openapi.json", None, None, None)
         .await;
     assert_eq!(reply.status, 200);

@@ -1,47 +1,29 @@
-//! Issue 4 end to end: the `broadcast` step through devhost + `meshpay` against PostgreSQL,
-//! anvil and Azurite. Payments are quoted and authorized over HTTP; authorize's queue message
-//! drives the broadcast function; results are read from the chain itself (receipts, balances,
-//! Transfer logs) and from `GET /api/payments/{id}`. Binaries must be built first
-//! (`cargo build --workspace --bins`; `make test` does).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The `broadcast` step through devhost + `meshpay` against PostgreSQL, anvil and Azurite.
+//! Payments are quoted and authorized over HTTP; authorize's queue message drives the broadcast
+//! function; results are read from the chain itself (receipts, balances, Transfer logs) and
+//! from `GET /api/payments/{id}`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use meshpay_domain::{
-    Address, Amount, AssetId, FeeBps, IdempotencyKey, MerchantId, PaymentId, QuoteId, Scopes, U256,
-};
-use meshpay_store::{
-    AuthorizeOutcome, AuthorizeRequest, NewMerchant, Store, StoredResponse, request_fingerprint,
-};
-use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS};
-use meshpay_testkit::azurite::Azurite;
-use meshpay_testkit::devhost::Devhost;
-use meshpay_testkit::postgres::TestDb;
+use meshpay_domain::{IdempotencyKey, PaymentId, QuoteId, U256};
+use meshpay_store::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
+use meshpay_testkit::anvil::{HOT_WALLETS, TRANSFER_TOPIC};
+use meshpay_testkit::hex::{hex_u64, hex_u128};
+use meshpay_testkit::merchant::MerchantSetup;
+use meshpay_testkit::payment::fresh_recipient as recipient;
+use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
 use serde_json::{Value, json};
 
-/// Hot wallets of chains.dev.toml (anvil accounts 1 and 2), signed for by signers.dev.toml.
-const HOT_WALLETS: [&str; 2] = [
-    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
-];
-const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+use crate::support::PipelineStack;
+
 const WAIT: Duration = Duration::from_secs(90);
 
-struct Stack {
-    db: TestDb,
-    store: Store,
-    anvil: Anvil,
-    azurite: Azurite,
-    devhost: Devhost,
-    http: reqwest::Client,
-    merchant: MerchantId,
-    key: String,
-    chains_file: PathBuf,
-}
+/// The full stack with the dev signers, and a funded merchant with a key.
+struct Broadcast;
+type Ctx = PipelineStack<Broadcast>;
 
 /// How to start the stack.
 #[derive(Default)]
@@ -52,116 +34,39 @@ struct Options {
     fast_retries: bool,
 }
 
-impl Stack {
-    async fn start(options: Options) -> Stack {
-        let (db, anvil, azurite) = tokio::join!(
-            TestDb::create_migrated(&meshpay_store::MIGRATOR),
-            Anvil::start(),
-            Azurite::start()
-        );
-        let usdc = anvil.deploy_dev_usdc().await;
-        assert!(usdc.eq_ignore_ascii_case(DEV_USDC_ADDRESS), "{usdc}");
-        for wallet in HOT_WALLETS {
-            anvil.mint_usdc(&usdc, wallet, 10u128.pow(12)).await;
-        }
-        let root = meshpay_testkit::ports::repo_root();
-        let chains = std::fs::read_to_string(root.join("chains.dev.toml"))
-            .unwrap()
-            .replace("http://127.0.0.1:8545", anvil.url());
-        let chains_file =
-            std::env::temp_dir().join(format!("meshpay-chains-{}.toml", uuid::Uuid::new_v4()));
-        std::fs::write(&chains_file, chains).unwrap();
-        let mut builder = Devhost::builder()
-            .env("DATABASE_URL", db.url())
-            .env("MESHPAY_CHAINS_CONFIG", chains_file.display().to_string())
-            .env(
-                "MESHPAY_SIGNERS_CONFIG",
-                root.join("signers.dev.toml").display().to_string(),
-            )
-            .env("AzureWebJobsStorage", azurite.connection_string());
+impl PipelineStack<Broadcast> {
+    async fn start(options: Options) -> Ctx {
+        let mut settings = HandlerSettings::default().dev_signers();
         if let Some(fault) = options.fault {
-            builder = builder.env("MESHPAY_FAULT", fault);
+            settings = settings.env("MESHPAY_FAULT", fault);
         }
         if options.fast_retries {
-            builder = builder
-                .host_set("extensions.queues.visibilityTimeout", "00:00:00")
-                .host_set("extensions.queues.maxPollingInterval", "00:00:00.100");
+            settings = settings.fast_retries();
         }
-        let devhost = builder.start().await;
-        let store = Store::from_pool(db.pool().clone());
-        let (merchant, key) = merchant_key(&store).await;
-        Stack {
-            db,
-            store,
-            anvil,
-            azurite,
-            devhost,
-            http: reqwest::Client::new(),
-            merchant,
-            key,
-            chains_file,
-        }
-    }
-
-    /// Quotes and authorizes `amount` of `asset` to `recipient`; returns (payment id, quoted
-    /// amount in base units).
-    async fn pay(&self, asset: &str, amount: &str, recipient: &str) -> (PaymentId, u128) {
-        let quote: Value = self
-            .http
-            .post(self.devhost.api_url("quotes"))
-            .bearer_auth(&self.key)
-            .json(&json!({"chain": "anvil", "asset": asset, "amount": amount, "recipient": recipient}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let quote_id = quote["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("quote: {quote}"));
-        let quoted: u128 = quote["amount"]["base_units"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let reply = self
-            .http
-            .post(self.devhost.api_url("payments"))
-            .bearer_auth(&self.key)
-            .header("Idempotency-Key", format!("idem-{quote_id}"))
-            .json(&json!({"quote_id": quote_id}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status().as_u16(), 201);
-        let payment: Value = reply.json().await.unwrap();
-        (
-            PaymentId::from_str(payment["id"].as_str().unwrap()).unwrap(),
-            quoted,
-        )
-    }
-
-    async fn payment_view(&self, id: PaymentId) -> Value {
-        self.http
-            .get(self.devhost.api_url(&format!("payments/{id}")))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let builder = Stack::builder()
+            .chain(ChainSetup {
+                hot_wallet_usdc: 10u128.pow(12),
+                ..ChainSetup::default()
+            })
+            .devhost(settings);
+        let merchant = MerchantSetup::funded(10u128.pow(15), 10u128.pow(23));
+        Ctx::start_with(builder, merchant).await
     }
 
     /// Waits until the payment has a transaction that is mined; returns (view, receipt).
     async fn mined(&self, id: PaymentId) -> (Value, Value) {
         let deadline = Instant::now() + WAIT;
         loop {
-            let view = self.payment_view(id).await;
+            // Read through the reply, not `payment_view`: while a killed handler is restarted,
+            // devhost answers 500 for a moment, which is "not yet" here.
+            let view = self
+                .api()
+                .get(&format!("/payments/{id}"), &self.merchant.key)
+                .await
+                .body;
             if let Some(hash) = view["tx_hash"].as_str() {
                 let receipt = self
-                    .anvil
+                    .anvil()
                     .rpc("eth_getTransactionReceipt", json!([hash]))
                     .await;
                 if !receipt.is_null() {
@@ -169,99 +74,34 @@ impl Stack {
                 }
                 // anvil's automine can strand a transaction that arrived before its
                 // predecessor (foundry #10122): mine it.
-                self.anvil.rpc("evm_mine", json!([])).await;
+                self.anvil().mine(1).await;
             }
             assert!(
                 Instant::now() < deadline,
                 "payment {id} not mined: {view}\n{}",
-                self.devhost.log_tail(60)
+                self.log_tail(60)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     async fn nonce(&self, wallet: &str, tag: &str) -> u64 {
-        let v = self
-            .anvil
-            .rpc("eth_getTransactionCount", json!([wallet, tag]))
-            .await;
-        u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        hex_u64(
+            &self
+                .anvil()
+                .rpc("eth_getTransactionCount", json!([wallet, tag]))
+                .await,
+        )
     }
 
-    async fn eth_balance(&self, address: &str) -> U256 {
-        let v = self
-            .anvil
-            .rpc("eth_getBalance", json!([address, "latest"]))
-            .await;
-        U256::from_str(v.as_str().unwrap()).unwrap()
-    }
-
-    /// Waits until `queue` is empty, in-flight (invisible) messages included: every delivery
-    /// was processed and completed.
+    /// Waits until `queue` is empty, in-flight (invisible) messages included.
     async fn drained(&self, queue: &str) {
-        let q = self.azurite.queue(queue).await;
-        let deadline = Instant::now() + WAIT;
-        while q.approximate_count().await.unwrap() > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "{queue} not drained\n{}",
-                self.devhost.log_tail(60)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.stack.drained(queue, WAIT).await;
     }
 
     async fn finish(self) {
-        if let Err(error) = self.store.check_ledger_invariants().await {
-            panic!("ledger invariants: {error}\n{}", self.devhost.log_tail(40));
-        }
+        self.assert_ledger_invariants().await;
     }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.chains_file);
-    }
-}
-
-async fn merchant_key(store: &Store) -> (MerchantId, String) {
-    let merchant = store
-        .create_merchant(&NewMerchant {
-            name: "broadcast e2e".into(),
-            service_fee_bps: FeeBps::new(25).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap();
-    for (asset, amount) in [
-        ("anvil:USDC", 10u128.pow(15)),
-        ("anvil:ETH", 10u128.pow(23)),
-    ] {
-        let asset = AssetId::from_str(asset).unwrap();
-        store
-            .fund(
-                merchant.id,
-                &asset,
-                Amount::from_u128(amount),
-                &format!("seed-{asset}"),
-            )
-            .await
-            .unwrap();
-    }
-    let key = store
-        .create_api_key(merchant.id, Scopes::all())
-        .await
-        .unwrap();
-    (merchant.id, key.key.expose().to_owned())
-}
-
-/// A fresh random recipient (balance zero), so each payment's arrival is measured on its own.
-fn recipient() -> String {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut raw = [0u8; 20];
-    raw[..16].copy_from_slice(&bytes);
-    raw[16..].copy_from_slice(&[0xbe, 0xef, 0x00, 0x01]);
-    Address::from(raw).to_checksum(None)
 }
 
 fn topic_address(topic: &Value) -> String {
@@ -271,7 +111,7 @@ fn topic_address(topic: &Value) -> String {
 
 #[tokio::test]
 async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
-    let stack = Stack::start(Options::default()).await;
+    let stack = Ctx::start(Options::default()).await;
     let eth_to = recipient();
     let usdc_to = recipient();
     let (eth_payment, eth_amount) = stack.pay("ETH", "0.25", &eth_to).await;
@@ -283,7 +123,10 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
 
     let (view, receipt) = stack.mined(eth_payment).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(stack.eth_balance(&eth_to).await, U256::from(eth_amount));
+    assert_eq!(
+        stack.anvil().eth_balance(&eth_to).await,
+        U256::from(eth_amount)
+    );
     assert_eq!(view["chain"], "anvil");
     assert!(
         HOT_WALLETS.contains(&view["from"].as_str().unwrap()),
@@ -294,7 +137,7 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
 
     let (view, receipt) = stack.mined(usdc_payment).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    let usdc_balance = stack.anvil.erc20_balance(DEV_USDC_ADDRESS, &usdc_to).await;
+    let usdc_balance = stack.anvil().usdc_balance(&usdc_to).await;
     assert_eq!(usdc_balance, usdc_amount);
     let log = &receipt["logs"][0];
     let topics = log["topics"].as_array().unwrap();
@@ -304,10 +147,7 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
         view["from"].as_str().unwrap().to_ascii_lowercase()
     );
     assert_eq!(topic_address(&topics[2]), usdc_to.to_ascii_lowercase());
-    assert_eq!(
-        u128::from_str_radix(log["data"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap(),
-        usdc_amount
-    );
+    assert_eq!(hex_u128(&log["data"]), usdc_amount);
     let attempts = stack
         .store
         .payment_transactions(usdc_payment)
@@ -349,7 +189,7 @@ async fn native_and_usdc_payments_land_on_chain_with_the_quoted_amounts() {
 
 #[tokio::test]
 async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
-    let stack = Stack::start(Options::default()).await;
+    let stack = Ctx::start(Options::default()).await;
     let to = recipient();
     let (id, amount) = stack.pay("ETH", "0.01", &to).await;
     let (view, _) = stack.mined(id).await;
@@ -385,7 +225,7 @@ async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
     );
     let other = HOT_WALLETS.iter().find(|w| **w != from).unwrap();
     assert_eq!(stack.nonce(other, "latest").await, 0);
-    assert_eq!(stack.eth_balance(&to).await, U256::from(amount));
+    assert_eq!(stack.anvil().eth_balance(&to).await, U256::from(amount));
     stack.finish().await;
 }
 
@@ -393,7 +233,7 @@ async fn same_broadcast_message_delivered_five_times_yields_one_transaction() {
 async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
     // The first delivery aborts the process after storing the signed transaction; devhost
     // restarts it and the queue redelivers the message.
-    let stack = Stack::start(Options {
+    let stack = Ctx::start(Options {
         fault: Some("after_persist_before_send"),
         ..Options::default()
     })
@@ -402,10 +242,7 @@ async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
     let (id, amount) = stack.pay("USDC", "12.34", &to).await;
     let (view, receipt) = stack.mined(id).await;
     assert_eq!(receipt["status"], json!("0x1"));
-    assert_eq!(
-        stack.anvil.erc20_balance(DEV_USDC_ADDRESS, &to).await,
-        amount
-    );
+    assert_eq!(stack.anvil().usdc_balance(&to).await, amount);
     let attempts = stack.store.payment_transactions(id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     let from = view["from"].as_str().unwrap();
@@ -415,16 +252,16 @@ async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
         "exactly one on-chain transfer"
     );
     assert!(
-        stack.devhost.log_tail(400).contains("injected fault"),
+        stack.log_tail(400).contains("injected fault"),
         "the fault fired: {}",
-        stack.devhost.log_tail(40)
+        stack.log_tail(40)
     );
     stack.finish().await;
 }
 
 #[tokio::test]
 async fn two_hundred_concurrent_payments_from_two_wallets_get_gap_free_nonces() {
-    let stack = Stack::start(Options::default()).await;
+    let stack = Ctx::start(Options::default()).await;
     let n = 200;
     let started = Instant::now();
     let ids: Vec<PaymentId> = futures::stream::iter(0..n)
@@ -469,29 +306,20 @@ async fn two_hundred_concurrent_payments_from_two_wallets_get_gap_free_nonces() 
 
 #[tokio::test]
 async fn bad_broadcast_messages_never_sign_and_malformed_ones_are_poisoned() {
-    let stack = Stack::start(Options {
+    let stack = Ctx::start(Options {
         fast_retries: true,
         ..Options::default()
     })
     .await;
     // A payment the merchant cancelled before the broadcast step ran: authorized through the
     // store (so no queue message is emitted) and cancelled; its message is sent by hand below.
-    let quote: Value = stack
-        .http
-        .post(stack.devhost.api_url("quotes"))
-        .bearer_auth(&stack.key)
-        .json(
-            &json!({"chain": "anvil", "asset": "ETH", "amount": "0.01", "recipient": recipient()}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let quote = stack
+        .api()
+        .quote_to(&stack.merchant.key, "ETH", "0.01", &recipient())
+        .await;
     let quote_id = QuoteId::from_str(quote["id"].as_str().unwrap()).unwrap();
     let request = AuthorizeRequest {
-        merchant_id: stack.merchant,
+        merchant_id: stack.merchant.id,
         idempotency_key: IdempotencyKey::new("cancelled-one").unwrap(),
         request_hash: request_fingerprint(&json!({"quote_id": quote_id})),
         quote_id,
@@ -514,7 +342,7 @@ async fn bad_broadcast_messages_never_sign_and_malformed_ones_are_poisoned() {
     let cancelled = payment.id;
     stack
         .store
-        .cancel_payment(stack.merchant, cancelled)
+        .cancel_payment(stack.merchant.id, cancelled)
         .await
         .unwrap();
 

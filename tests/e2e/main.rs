@@ -1,0 +1,14 @@
+//! End-to-end tests of the root package: `meshpay` as a process (through devhost, or its admin
+//! commands) against real PostgreSQL, Azurite and anvil, and the deployment package. One test
+//! binary; the stack, fixtures and API client come from meshpay-testkit. The binaries must be
+//! built first (`cargo build --workspace --bins`; `make test` does).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin_review;
+mod broadcast;
+mod confirm_settle;
+mod foundation;
+mod package;
+mod payments_api;
+mod support;
+mod webhooks;
