@@ -17,8 +17,8 @@
 
 use std::time::Instant;
 
+use meshpay_chain::rpc::{SendClass, classify_send};
 use meshpay_domain::{B256, Charges, PaymentEvent, PaymentId, PaymentStatus, ResolveError};
-use meshpay_relay::{SendClass, classify_send};
 use meshpay_store::confirmations::{self, CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
 use meshpay_store::transactions::{self, TxAttempt};
 use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
@@ -26,8 +26,8 @@ use serde_json::json;
 
 use crate::finality::FinalityPolicy;
 use crate::receipt::{ExpectedTransfer, ReceiptFacts, Verdict, check_signed_bytes, verify_receipt};
-use crate::rpc::ConfirmRpc;
 use crate::{ConfirmError, ConfirmMessage, Pipeline};
+use meshpay_chain::rpc::ConfirmRpc;
 
 /// Why a message needed no work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //!
 //! Every way out either completes the message with an outcome (sent, failed with a reason,
 //! ignored) or returns an error so the queue redelivers it; the next delivery resumes from the
-//! database. What happens per failure class is in [`crate::classify`]. Failing a payment after
+//! database. What happens per failure class is in [`meshpay_chain::rpc::classify_send`]. Failing a payment after
 //! signing (hold released, nonce handed back in the same transaction) is only done when none of
 //! its signed bytes can be mined: refused outright, never possibly in a pool, none known to the
 //! node. When that cannot be shown the payment is parked for review instead (still `broadcast`,
@@ -29,13 +29,13 @@ use meshpay_store::transactions::{self, AttemptStatus, NewTxAttempt, NonceAlloca
 use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
 use serde_json::json;
 
-use crate::classify::{RpcFailure, SendClass, classify_send};
 use crate::fault::FaultMode;
 use crate::fees::{self, Bounded, Fees, QuotedGas};
 use crate::transfer::{self, TransferCall, TxParams};
 use crate::{
     Ack, BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayError, SentTransaction,
 };
+use meshpay_chain::rpc::{RpcFailure, SendClass, classify_send};
 
 /// Re-reads after losing a race with another delivery of the same message.
 const MAX_RACES: usize = 3;
@@ -315,7 +315,7 @@ impl Relay {
         self.send(ctx, attempt, delivery).await
     }
 
-    /// Sends the stored bytes and acts on the answer (see [`crate::classify`]).
+    /// Sends the stored bytes and acts on the answer (see [`meshpay_chain::rpc::classify_send`]).
     async fn send(
         &self,
         ctx: &ChainContext,
@@ -549,7 +549,7 @@ impl Relay {
 
     /// The node refused the bytes. Fails the payment, releases its hold and hands the nonce
     /// back, in one transaction, only if none of its signed bytes can be mined (see
-    /// [`crate::classify`]): this attempt was never possibly in a pool, and the node knows none
+    /// [`meshpay_chain::rpc::classify_send`]): this attempt was never possibly in a pool, and the node knows none
     /// of the payment's transactions. Both are checked under the payment's row lock, which
     /// [`Relay::heal_wallet`] takes for its re-sends too. Otherwise the payment is parked.
     async fn fail_signed(

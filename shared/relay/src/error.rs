@@ -5,7 +5,7 @@
 use alloy::primitives::Address;
 use meshpay_store::StoreError;
 
-use crate::classify::{RpcFailure, SendClass};
+use meshpay_chain::rpc::{RpcFailure, SendClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
