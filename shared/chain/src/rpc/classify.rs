@@ -160,14 +160,7 @@ pub fn classify_send(failure: &RpcFailure) -> SendClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rpc(code: i64, message: &str) -> RpcFailure {
-        RpcFailure::Rpc {
-            method: "eth_sendRawTransaction",
-            code,
-            message: message.into(),
-        }
-    }
+    use crate::rpc::failure::rpc;
 
     #[test]
     fn duplicates_are_success_whatever_the_client_says() {

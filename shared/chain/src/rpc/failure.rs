@@ -139,17 +139,20 @@ impl fmt::Display for RpcFailure {
 
 impl std::error::Error for RpcFailure {}
 
+/// A JSON-RPC error answer to `eth_sendRawTransaction` (tests of this module and of
+/// [`super::classify`]).
+#[cfg(test)]
+pub(super) fn rpc(code: i64, message: &str) -> RpcFailure {
+    RpcFailure::Rpc {
+        method: "eth_sendRawTransaction",
+        code,
+        message: message.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rpc(code: i64, message: &str) -> RpcFailure {
-        RpcFailure::Rpc {
-            method: "eth_sendRawTransaction",
-            code,
-            message: message.into(),
-        }
-    }
 
     #[test]
     fn reverts_are_recognised_by_code_or_message() {
