@@ -10,11 +10,11 @@
 //!
 //! Every way out either completes the message with an outcome (sent, failed with a reason,
 //! ignored) or returns an error so the queue redelivers it; the next delivery resumes from the
-//! database. What happens per failure class is in [`meshpay_chain::rpc::classify_send`]. Failing a payment after
-//! signing (hold released, nonce handed back in the same transaction) is only done when none of
-//! its signed bytes can be mined: refused outright, never possibly in a pool, none known to the
-//! node. When that cannot be shown the payment is parked for review instead (still `broadcast`,
-//! nonce and hold kept).
+//! database. What happens per failure class is in [`meshpay_chain::rpc::classify_send`].
+//! Failing a payment after signing (hold released, nonce handed back in the same transaction)
+//! is only done when none of its signed bytes can be mined: refused outright, never possibly in
+//! a pool, none known to the node. When that cannot be shown the payment is parked for review
+//! instead (still `broadcast`, nonce and hold kept).
 //!
 //! The signed transaction can never cost more than the merchant's hold (quoted `gas_limit ×
 //! max_fee_per_gas`): fees are clamped to the quote and the quoted gas limit is signed

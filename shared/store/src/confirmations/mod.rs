@@ -13,6 +13,12 @@
 //! expected, which each claim advances, so a duplicate delivery is refused), or when no chain is
 //! active (none yet, ended, or its lease expired: its process died). Everything else (webhook
 //! hints, reconcile nudges, duplicates) completes without starting a second chain.
+//!
+//! [`Store::claim_confirm_poller`]: crate::Store::claim_confirm_poller
+//! [`Store::record_confirm_check`]: crate::Store::record_confirm_check
+//! [`Store::record_chain_webhook`]: crate::Store::record_chain_webhook
+//! [`Store::payments_by_tx_hashes`]: crate::Store::payments_by_tx_hashes
+//! [`Store::nudge_stale`]: crate::Store::nudge_stale
 
 mod chain_webhooks;
 mod lease;

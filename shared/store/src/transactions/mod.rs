@@ -12,6 +12,8 @@
 //! # Reads for the API
 //! [`Store::payment_transactions`] returns every attempt of a payment (hash, nonce, fees) for
 //! `GET /api/payments/{id}`.
+//!
+//! [`Store::payment_transactions`]: crate::Store::payment_transactions
 
 mod attempts;
 mod gaps;

@@ -10,6 +10,8 @@ impl Store {
     /// `Ok` = a node has it (status `sent`), `Err(message)` = the outcome is unknown (timeout,
     /// 5xx, unrecognised error: the node may have it). Either way the bytes count as exposed
     /// ([`TxAttempt::may_be_public`]). A node's outright refusal is [`Store::record_refusal`].
+    ///
+    /// [`TxAttempt::may_be_public`]: super::TxAttempt::may_be_public
     pub async fn record_send(&self, attempt: Uuid, outcome: Result<(), &str>) -> Result<()> {
         let (accepted, error) = match outcome {
             Ok(()) => (true, None),
