@@ -59,12 +59,6 @@ impl Host {
     }
 }
 
-/// Resolves once shutdown was requested (the guard `wait_for` returns is dropped inside, so
-/// callers' futures stay `Send`).
-pub async fn shutdown_requested(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
-}
-
 /// A fresh invocation id.
 pub fn invocation_id() -> String {
     uuid::Uuid::new_v4().to_string()

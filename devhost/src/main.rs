@@ -15,6 +15,7 @@ mod outputs;
 mod queue_listener;
 mod queues;
 mod routes;
+mod shutdown;
 mod timer;
 mod wire;
 mod worker;
@@ -122,7 +123,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = tokio::spawn(async move {
         axum::serve(listener, http_server::router(app))
             .with_graceful_shutdown(async move {
-                crate::host::shutdown_requested(&mut server_shutdown).await;
+                crate::shutdown::shutdown_requested(&mut server_shutdown).await;
             })
             .await
     });

@@ -153,7 +153,7 @@ async fn process(ctx: Arc<Processing>, message: ReceivedMessage) {
         let mut shutdown = ctx.shutdown.clone();
         let outcome = tokio::select! {
             outcome = handle(&ctx, &message) => Some(outcome),
-            _ = crate::host::shutdown_requested(&mut shutdown) => None,
+            _ = crate::shutdown::shutdown_requested(&mut shutdown) => None,
         };
         match outcome {
             Some(Ok(())) => {

@@ -70,7 +70,7 @@ pub async fn run(
         let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = crate::host::shutdown_requested(&mut shutdown) => return,
+            _ = crate::shutdown::shutdown_requested(&mut shutdown) => return,
         }
         // Sleep can end a hair early; never fire before the occurrence.
         let early = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);

@@ -64,7 +64,7 @@ pub async fn supervise(
         let started = Instant::now();
         let outcome = tokio::select! {
             r = wait_ready(&client, port, &mut child, spec.init_timeout) => r,
-            _ = crate::host::shutdown_requested(&mut shutdown) => return stop(child).await,
+            _ = crate::shutdown::shutdown_requested(&mut shutdown) => return stop(child).await,
         };
         match outcome {
             Ok(()) => {
@@ -81,7 +81,7 @@ pub async fn supervise(
                         let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
                         tracing::error!("handler exited ({status}); restarting");
                     }
-                    _ = crate::host::shutdown_requested(&mut shutdown) => {
+                    _ = crate::shutdown::shutdown_requested(&mut shutdown) => {
                         ready.send_replace(None);
                         return stop(child).await;
                     }

@@ -1,11 +1,17 @@
 //! `reconcile`: a timer on `%RECONCILE_SCHEDULE%` (an app setting; e.g. `0 */5 * * * *`) running
-//! [`Pipeline::reconcile`]: re-enqueues payments stuck without a pending message (authorized →
-//! `broadcast`, broadcast without a confirm chain → `confirm`, confirmed → `settle`), reports
-//! payments parked for review and every ledger invariant violation (logged at error level and
-//! stored in `reconcile_runs`). With the broadcast step's relay it also heals hot wallets:
-//! stored transactions the chain never saw are re-sent, lowest nonce first
-//! (`Relay::heal_wallets`, bounded per run). A bounded run; timers are not retried, the next run
-//! carries on.
+//! two passes within one budget ([`run`]):
+//!
+//! 1. the confirm engine's scans ([`Pipeline::reconcile_scans`]): re-enqueues payments stuck
+//!    without a pending message (authorized → `broadcast`, broadcast without a confirm chain →
+//!    `confirm`, confirmed → `settle`), reports payments parked for review and every ledger
+//!    invariant violation (logged at error level);
+//! 2. with the broadcast step's relay, wallet healing ([`Relay::heal_wallets`]): hot wallets
+//!    whose counter is ahead of the chain's pending nonce get their stored transactions re-sent,
+//!    lowest nonce first, at most [`HEAL_MAX_SENDS`] per run; last, so it never starves the
+//!    scans.
+//!
+//! Both results are stored together in `reconcile_runs`. A bounded run; timers are not retried,
+//! the next run carries on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +19,9 @@ use std::sync::Arc;
 
 use meshpay_confirm::{ConfirmMessage, Pipeline, ReconcileReport};
 use meshpay_domain::PaymentMessage;
-use meshpay_relay::LazyRelay;
+use meshpay_relay::{HealBudget, LazyRelay, Relay, WalletHeal};
 use meshpay_shim::{FunctionJson, OutputError, Outputs, TimerInvocation};
+use serde::Serialize;
 
 pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("reconcile");
 
@@ -22,6 +29,57 @@ pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("reconcile");
 pub const BROADCAST_OUTPUT: &str = "broadcast";
 pub const CONFIRM_OUTPUT: &str = "confirm";
 pub const SETTLE_OUTPUT: &str = "settle";
+
+/// Most stored transactions re-sent per run by wallet healing, all wallets together (each send
+/// is bounded by the RPC timeout; a healthy wallet costs one `eth_getTransactionCount`).
+pub const HEAL_MAX_SENDS: u32 = 64;
+
+/// What one run did and found: the scans' report, and the wallets healing touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    #[serde(flatten)]
+    pub reconcile: ReconcileReport,
+    /// Hot wallets that wallet healing re-sent transactions for, or could not heal.
+    pub healed: Vec<WalletHeal>,
+}
+
+impl RunReport {
+    /// Whether anything needs an operator.
+    pub fn has_discrepancies(&self) -> bool {
+        self.reconcile.has_discrepancies() || self.healed.iter().any(WalletHeal::is_problem)
+    }
+}
+
+/// One run: the scans, then (with the broadcast step's `relay`) wallet healing within what is
+/// left of the budget; recorded in `reconcile_runs` and logged.
+pub async fn run(pipeline: &Pipeline, relay: Option<&Relay>) -> RunReport {
+    let clock = pipeline.start_reconcile();
+    let mut reconcile = pipeline.reconcile_scans(clock).await;
+    let mut healed = Vec::new();
+    if let Some(relay) = relay {
+        if std::time::Instant::now() > clock.deadline {
+            reconcile.skipped.push("heal");
+        } else {
+            let budget = HealBudget {
+                deadline: clock.deadline,
+                max_sends: HEAL_MAX_SENDS,
+            };
+            healed = relay.heal_wallets(budget).await;
+            healed.retain(WalletHeal::is_eventful);
+        }
+    }
+    let other_passes = serde_json::json!({ "healed": healed });
+    pipeline
+        .record_reconcile(clock, &mut reconcile, &other_passes)
+        .await;
+    for heal in healed.iter().filter(|h| h.is_problem()) {
+        tracing::error!(chain = %heal.chain, wallet = %heal.wallet, ?heal, "hot wallet not healed");
+    }
+    if relay.is_some() {
+        tracing::info!(wallets_healed = healed.len(), "wallet healing done");
+    }
+    RunReport { reconcile, healed }
+}
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Outputs, OutputError>> + Send>>;
 
@@ -60,7 +118,7 @@ pub async fn handle(
         },
         None => None,
     };
-    let report = pipeline.reconcile_with(ready).await;
+    let report = run(pipeline, ready).await;
     let outputs = outputs_for(&report)?;
     Ok(match unavailable {
         Some(error) => outputs.log(format!("wallet healing unavailable: {error}")),
@@ -69,7 +127,8 @@ pub async fn handle(
 }
 
 /// One message per nudged payment, and a summary line for the host's log.
-pub fn outputs_for(report: &ReconcileReport) -> Result<Outputs, OutputError> {
+pub fn outputs_for(run: &RunReport) -> Result<Outputs, OutputError> {
+    let report = &run.reconcile;
     let broadcast: Vec<PaymentMessage> = report
         .broadcast
         .iter()
@@ -96,7 +155,7 @@ pub fn outputs_for(report: &ReconcileReport) -> Result<Outputs, OutputError> {
             settle.len(),
             report.flagged.len(),
             report.violations.len(),
-            report.healed.len()
+            run.healed.len()
         ));
     for violation in &report.violations {
         outputs = outputs.log(format!("LEDGER DISCREPANCY: {violation}"));
@@ -132,12 +191,15 @@ mod tests {
     #[test]
     fn every_nudged_payment_gets_a_message_on_its_steps_queue() {
         let (a, b, c) = (PaymentId::new(), PaymentId::new(), PaymentId::new());
-        let report = ReconcileReport {
-            broadcast: vec![a],
-            confirm: vec![b],
-            settle: vec![c],
-            violations: vec!["entries do not sum to zero for asset anvil:ETH".into()],
-            ..ReconcileReport::default()
+        let report = RunReport {
+            reconcile: ReconcileReport {
+                broadcast: vec![a],
+                confirm: vec![b],
+                settle: vec![c],
+                violations: vec!["entries do not sum to zero for asset anvil:ETH".into()],
+                ..ReconcileReport::default()
+            },
+            healed: Vec::new(),
         };
         let outputs = outputs_for(&report).unwrap();
         let q = outputs.queues();
@@ -163,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_quiet_run_writes_no_message() {
-        let outputs = outputs_for(&ReconcileReport::default()).unwrap();
+        let outputs = outputs_for(&RunReport::default()).unwrap();
         assert!(outputs.queues().is_empty());
     }
 }

@@ -2,8 +2,8 @@
 //! (the next delivery resumes from what the database says). Outcomes that complete a message
 //! (confirmed, failed with a reason, waiting, nothing to do) are not errors.
 
+use meshpay_chain::rpc::RpcFailure;
 use meshpay_domain::PaymentId;
-use meshpay_relay::RpcFailure;
 use meshpay_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

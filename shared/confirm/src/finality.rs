@@ -22,13 +22,8 @@ impl FinalityPolicy {
     }
 }
 
-/// The chain head as one check read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChainHead {
-    pub latest: u64,
-    /// The `finalized` block number; `None` when not asked for or not known yet.
-    pub finalized: Option<u64>,
-}
+/// The chain head as the RPC layer reads it.
+pub use meshpay_chain::rpc::ChainHead;
 
 /// How far a mined transaction is from final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

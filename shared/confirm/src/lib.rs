@@ -31,7 +31,6 @@ pub mod finality;
 pub mod message;
 pub mod receipt;
 mod reconcile;
-pub mod rpc;
 mod settle;
 pub mod webhook;
 
@@ -44,10 +43,10 @@ use meshpay_store::Store;
 pub use config::{ConfigError, ConfirmConfig, ReconcileConfig, WebhookConfig};
 pub use confirm::{ConfirmOutcome, Ignored};
 pub use error::ConfirmError;
+pub use meshpay_chain::rpc::{AlloyRpc, ConfirmRpc};
 pub use meshpay_store::confirmations::CheckOutcome;
 pub use message::ConfirmMessage;
-pub use reconcile::ReconcileReport;
-pub use rpc::{AlloyConfirmRpc, ConfirmRpc};
+pub use reconcile::{Flag, ReconcileReport, RunClock};
 pub use settle::SettleOutcome;
 
 /// The confirm, settle and reconcile engine: cheap to share (`Arc<Pipeline>`), one per process.
@@ -74,10 +73,8 @@ impl Pipeline {
             .chains()
             .iter()
             .map(|chain| {
-                let rpc: Arc<dyn ConfirmRpc> = Arc::new(AlloyConfirmRpc::new(
-                    chain.rpc_url.clone(),
-                    config.rpc_timeout,
-                ));
+                let rpc: Arc<dyn ConfirmRpc> =
+                    Arc::new(AlloyRpc::new(chain.rpc_url.clone(), config.rpc_timeout));
                 (chain.name.clone(), rpc)
             })
             .collect();

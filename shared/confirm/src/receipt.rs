@@ -23,28 +23,8 @@ alloy::sol! {
 pub const TRANSFER_TOPIC: B256 =
     b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
 
-/// One log of a receipt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogFacts {
-    pub address: Address,
-    pub topics: Vec<B256>,
-    pub data: Bytes,
-}
-
-/// The parts of a mined receipt that decide a payment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceiptFacts {
-    pub tx_hash: B256,
-    /// Status 1.
-    pub success: bool,
-    pub block_number: u64,
-    pub block_hash: B256,
-    pub from: Address,
-    pub to: Option<Address>,
-    pub gas_used: u64,
-    pub effective_gas_price_wei: u128,
-    pub logs: Vec<LogFacts>,
-}
+/// The receipt as the RPC layer reads it.
+pub use meshpay_chain::rpc::{LogFacts, ReceiptFacts};
 
 /// What the payment's transaction must have done on chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

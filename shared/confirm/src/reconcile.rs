@@ -1,5 +1,7 @@
 //! [`Pipeline::reconcile`]: the periodic sweep (function `reconcile`, a timer). A bounded run:
-//! each scan takes at most `batch_limit` payments, and no new scan starts after `budget`.
+//! each scan takes at most `batch_limit` payments, and no new scan starts after `budget`. The
+//! function runs the scans ([`Pipeline::reconcile_scans`]), then the broadcast step's wallet
+//! healing within the same [`RunClock`], and records both ([`Pipeline::record_reconcile`]).
 //!
 //! | finds | does |
 //! |---|---|
@@ -10,7 +12,6 @@
 //! | expired unused quotes | counts them (they hold nothing) |
 //! | chain webhook ids past their retention | deletes them |
 //! | the ledger invariants | reports every violation |
-//! | hot wallets whose counter is ahead of the chain's pending nonce (with a relay: [`Pipeline::reconcile_with`]) | re-sends their stored transactions, lowest nonce first (`Relay::heal_wallets`, at most [`HEAL_MAX_SENDS`] per run, last so it never starves the scans above) |
 //!
 //! A payment is nudged at most once per `stale_after` per step (`reconcile_nudges`), so a step
 //! that is down does not get one more message per payment on every run; one nudged
@@ -19,7 +20,6 @@
 use std::time::Instant;
 
 use meshpay_domain::PaymentId;
-use meshpay_relay::{HealBudget, Relay, WalletHeal};
 use meshpay_store::StoreError;
 use meshpay_store::confirmations::NudgeStep;
 use serde::Serialize;
@@ -29,10 +29,6 @@ use crate::{ConfirmError, Pipeline};
 
 /// Most expired quotes counted per run (the count is informational).
 const EXPIRED_QUOTES_CAP: u32 = 10_000;
-
-/// Most stored transactions re-sent per run by wallet healing, all wallets together (each send
-/// is bounded by the RPC timeout; a healthy wallet costs one `eth_getTransactionCount`).
-pub const HEAL_MAX_SENDS: u32 = 64;
 
 /// A payment the run found needing attention, with why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,8 +50,6 @@ pub struct ReconcileReport {
     pub webhooks_pruned: u64,
     /// Ledger invariant violations (empty when the ledger is sound).
     pub violations: Vec<String>,
-    /// Hot wallets that wallet healing re-sent transactions for, or could not heal.
-    pub healed: Vec<WalletHeal>,
     /// Scans skipped because the run's budget was spent.
     pub skipped: Vec<&'static str>,
     /// Scans that failed (database errors); the run went on without them.
@@ -67,26 +61,40 @@ pub struct ReconcileReport {
 impl ReconcileReport {
     /// Whether anything needs an operator.
     pub fn has_discrepancies(&self) -> bool {
-        !self.violations.is_empty()
-            || !self.flagged.is_empty()
-            || !self.errors.is_empty()
-            || self.healed.iter().any(WalletHeal::is_problem)
+        !self.violations.is_empty() || !self.flagged.is_empty() || !self.errors.is_empty()
     }
 }
 
+/// When a reconcile run started, and after when it starts no more work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunClock {
+    pub started_at: OffsetDateTime,
+    pub deadline: Instant,
+}
+
 impl Pipeline {
-    /// One reconcile run. Never fails as a whole: a failing scan is recorded in
-    /// `report.errors` and the others still run, so payments already nudged (recorded in the
-    /// database) always get their messages.
-    pub async fn reconcile(&self) -> ReconcileReport {
-        self.reconcile_with(None).await
+    /// Starts a run's clock: its deadline is the configured `budget` from now.
+    pub fn start_reconcile(&self) -> RunClock {
+        RunClock {
+            started_at: OffsetDateTime::now_utc(),
+            deadline: Instant::now() + self.config.reconcile.budget,
+        }
     }
 
-    /// [`Pipeline::reconcile`], then (with the broadcast step's `relay`) wallet healing within
-    /// what is left of the budget.
-    pub async fn reconcile_with(&self, relay: Option<&Relay>) -> ReconcileReport {
-        let started_at = OffsetDateTime::now_utc();
-        let deadline = Instant::now() + self.config.reconcile.budget;
+    /// One reconcile run: the scans, recorded in `reconcile_runs`.
+    pub async fn reconcile(&self) -> ReconcileReport {
+        let clock = self.start_reconcile();
+        let mut report = self.reconcile_scans(clock).await;
+        self.record_reconcile(clock, &mut report, &serde_json::Value::Null)
+            .await;
+        report
+    }
+
+    /// The scans of one run, not recorded yet. Never fails as a whole: a failing scan is
+    /// recorded in `report.errors` and the others still run, so payments already nudged
+    /// (recorded in the database) always get their messages.
+    pub async fn reconcile_scans(&self, clock: RunClock) -> ReconcileReport {
+        let deadline = clock.deadline;
         let mut report = ReconcileReport::default();
         for step in [NudgeStep::Broadcast, NudgeStep::Confirm, NudgeStep::Settle] {
             if Instant::now() > deadline {
@@ -111,30 +119,30 @@ impl Pipeline {
                 Err(error) => report.errors.push(format!("ledger check: {error}")),
             }
         }
-        if let Some(relay) = relay {
-            if Instant::now() > deadline {
-                report.skipped.push("heal");
-            } else {
-                let budget = HealBudget {
-                    deadline,
-                    max_sends: HEAL_MAX_SENDS,
-                };
-                let mut healed = relay.heal_wallets(budget).await;
-                healed.retain(WalletHeal::is_eventful);
-                report.healed = healed;
-            }
+        report
+    }
+
+    /// Writes the run to `reconcile_runs` (the report, with the fields of `other_passes`, a
+    /// JSON object, merged in) and logs it.
+    pub async fn record_reconcile(
+        &self,
+        clock: RunClock,
+        report: &mut ReconcileReport,
+        other_passes: &serde_json::Value,
+    ) {
+        let mut json = serde_json::to_value(&*report).unwrap_or_default();
+        if let (Some(fields), Some(other)) = (json.as_object_mut(), other_passes.as_object()) {
+            fields.extend(other.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        let json = serde_json::to_value(&report).unwrap_or_default();
         match self
             .store
-            .record_reconcile_run(started_at, &json, &report.violations)
+            .record_reconcile_run(clock.started_at, &json, &report.violations)
             .await
         {
             Ok(id) => report.run_id = Some(id),
             Err(error) => report.errors.push(format!("run not recorded: {error}")),
         }
-        self.log(&report);
-        report
+        self.log(report);
     }
 
     /// Review flags, the expired-quote count and webhook-id pruning.
@@ -188,9 +196,6 @@ impl Pipeline {
         for violation in &report.violations {
             tracing::error!(%violation, "ledger invariant violated");
         }
-        for heal in report.healed.iter().filter(|h| h.is_problem()) {
-            tracing::error!(chain = %heal.chain, wallet = %heal.wallet, ?heal, "hot wallet not healed");
-        }
         for flag in &report.flagged {
             tracing::error!(payment = %flag.payment_id, reason = %flag.reason, "payment needs attention");
         }
@@ -200,7 +205,6 @@ impl Pipeline {
             settle = report.settle.len(),
             flagged = report.flagged.len(),
             violations = report.violations.len(),
-            wallets_healed = report.healed.len(),
             expired_quotes = report.expired_quotes,
             webhooks_pruned = report.webhooks_pruned,
             skipped = ?report.skipped,

@@ -10,9 +10,11 @@
 //! - [`scope`]: API key scopes.
 //! - [`messages`]: the queue message envelope between pipeline steps.
 //! - [`payment`]: [`PaymentStatus`], [`PaymentEvent`] and the one [`transition`] function.
+//! - [`error_chain`]: [`ErrorChain`], an error with its sources on one line (for logs).
 
 pub mod asset;
 pub mod charges;
+pub mod error_chain;
 pub mod ids;
 pub mod messages;
 pub mod money;
@@ -22,6 +24,7 @@ pub mod scope;
 pub use alloy::primitives::{Address, B256, U256};
 pub use asset::{Asset, AssetId, AssetIdError, AssetKind, DecimalsError};
 pub use charges::{Capture, CaptureTo, Charges, HoldResolution, ResolveError};
+pub use error_chain::ErrorChain;
 pub use ids::{
     ApiKeyId, IdError, IdempotencyKey, IdempotencyKeyError, MerchantId, PaymentId, QuoteId,
 };

@@ -7,7 +7,7 @@ use meshpay_chain::AddressError;
 use meshpay_signer::SignerBuildError;
 use meshpay_store::StoreError;
 
-use crate::classify::{RpcFailure, SendClass};
+use meshpay_chain::rpc::{RpcFailure, SendClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {

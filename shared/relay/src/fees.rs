@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use alloy::eips::eip1559::Eip1559Estimation;
 use meshpay_chain::fees::{NATIVE_TRANSFER_GAS, cap_fees, with_margin};
 
-use crate::classify::RpcFailure;
-use crate::rpc::ChainRpc;
+use meshpay_chain::rpc::ChainRpc;
+use meshpay_chain::rpc::RpcFailure;
 
 /// Fees for one transaction, already capped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use meshpay_domain::PaymentStatus;
 use meshpay_store::transactions::{self, TxAttempt};
 use serde::Serialize;
 
-use crate::classify::{SendClass, classify_send};
 use crate::{ChainContext, Relay, RelayConfigError, RelayError};
+use meshpay_chain::rpc::{SendClass, classify_send};
 
 /// Most transactions re-sent per call of [`Relay::heal_wallet`].
 const HEAL_BATCH: u32 = 256;

@@ -4,11 +4,10 @@
 //! - [`Relay::broadcast`]: the algorithm (module `broadcast`): plan (fees, gas, nonce floor) →
 //!   ONE database transaction (lock payment, allocate nonce, sign, store raw bytes, authorized →
 //!   broadcast) → send → classify. A redelivered message re-sends the stored bytes.
-//! - [`classify`]: JSON-RPC failures and what each class does to a payment.
 //! - [`transfer`]: native and ERC-20 `transfer` calls, EIP-1559 signing.
 //! - [`fees`]: capped EIP-1559 fees and gas limits with margin.
 //! - [`wallets`]: the hot-wallet pool of a chain and how a payment picks a wallet.
-//! - [`rpc`]: the JSON-RPC seam ([`ChainRpc`], [`AlloyRpc`]).
+//! - JSON-RPC: [`meshpay_chain::rpc`] ([`ChainRpc`], [`AlloyRpc`], [`classify_send`]).
 //! - [`fault`]: the crash-test hook (`MESHPAY_FAULT`, dev/test builds only).
 //! - [`Relay::heal_wallet`] / [`Relay::heal_wallets`]: re-send stored transactions the chain
 //!   has not seen (lost sends); the reconcile timer runs the latter with a budget.
@@ -25,14 +24,12 @@
 //! the chain over a hole (OpenZeppelin relayer #683/#818/#843).
 
 mod broadcast;
-pub mod classify;
 pub mod config;
 mod error;
 pub mod fault;
 pub mod fees;
 mod heal;
 mod lazy;
-pub mod rpc;
 pub mod transfer;
 pub mod wallets;
 
@@ -46,13 +43,12 @@ use meshpay_domain::{PaymentId, PaymentStatus};
 use meshpay_signer::SignerSecrets;
 use meshpay_store::Store;
 
-pub use classify::{RpcFailure, SendClass, classify_send};
 pub use config::{RelayConfig, SignersConfigError, SignersFile};
 pub use error::{RelayConfigError, RelayError};
 pub use fault::{FAULT_ENV, Fault, FaultMode};
 pub use heal::{HealBudget, HealReport, WalletHeal};
 pub use lazy::{LazyRelay, RelaySetup};
-pub use rpc::{AlloyRpc, ChainRpc};
+pub use meshpay_chain::rpc::{AlloyRpc, ChainRpc, RpcFailure, SendClass, classify_send};
 pub use wallets::{DynTxSigner, WalletPool};
 
 /// Which delivery of the queue message this is (the trigger's `DequeueCount`, 1-based).

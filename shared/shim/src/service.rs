@@ -11,6 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt as _;
+use meshpay_domain::ErrorChain;
 use serde_json::Value;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
@@ -322,20 +323,5 @@ fn warn_on_base64_lookalikes(binding: &str, messages: &[Value]) {
             count,
             "string queue messages that are valid base64 may be decoded by the host; send JSON objects"
         );
-    }
-}
-
-/// Displays an error with its sources: `outer: inner: root`.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
     }
 }

@@ -12,6 +12,7 @@ use azure_core::error::ErrorKind;
 use azure_core::http::headers::{
     HeaderName, Headers, RETRY_AFTER, RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS,
 };
+use meshpay_domain::ErrorChain;
 use rand::Rng;
 use serde::Deserialize;
 use std::future::Future;
@@ -127,7 +128,7 @@ where
             operation,
             attempt,
             delay_ms = delay.as_millis() as u64,
-            error = %DisplayChain(&failure.error),
+            error = %ErrorChain(&failure.error),
             "Key Vault call failed, retrying"
         );
         tokio::time::sleep(delay).await;
@@ -173,21 +174,6 @@ pub(crate) fn retry_after(headers: &Headers) -> Option<Duration> {
         .or_else(|| number(&RETRY_AFTER_MS))
         .map(Duration::from_millis)
         .or_else(|| number(&RETRY_AFTER).map(Duration::from_secs))
-}
-
-/// Displays an error with its sources, for logs.
-pub(crate) struct DisplayChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

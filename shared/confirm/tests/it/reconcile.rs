@@ -160,7 +160,7 @@ async fn reconcile_with_the_relay_re_sends_a_transaction_the_node_lost() {
     let known = stack.anvil.rpc("eth_getTransactionByHash", by_hash.clone());
     assert!(known.await.is_null(), "dropped");
 
-    let report = pipeline.reconcile_with(Some(&relay)).await;
+    let report = meshpay_fn_reconcile::run(&pipeline, Some(&relay)).await;
     assert_eq!(report.healed.len(), 1, "{report:?}");
     let healed = report.healed[0].report.clone().unwrap();
     assert_eq!((healed.chain_nonce, healed.next_nonce), (0, Some(1)));
@@ -170,8 +170,7 @@ async fn reconcile_with_the_relay_re_sends_a_transaction_the_node_lost() {
     assert!(!known.await.is_null(), "back in the pool");
     // Healthy wallets are left out of the report.
     assert!(
-        pipeline
-            .reconcile_with(Some(&relay))
+        meshpay_fn_reconcile::run(&pipeline, Some(&relay))
             .await
             .healed
             .is_empty()

@@ -1,0 +1,240 @@
+//! [`Pipeline::confirm`]: one delivery of a `payments-confirm` message.
+//!
+//! ```text
+//! broadcast ─claim lease─▶ loop (every poll_interval, up to invocation_wait):
+//!     receipt? ── none ──▶ known to the node? ── no ──▶ re-send stored raw bytes (once)
+//!        │                        └─ yes: pending
+//!        └─ mined ──▶ head (+ finalized) ──▶ final? ── no: wait
+//!                                            └─ yes ──▶ verify receipt ──▶ decide
+//! decide: transferred → confirmed (+ settle message) │ reverted / no Transfer → failed: the
+//!         network fee the chain charged is paid from the hold, the rest released │ mismatch, or
+//!         a charged fee above the hold → parked for review (reason recorded)
+//! undecided → fresh message for the chain (or stalled after max_chain_wait)
+//! ```
+//!
+//! A status change is applied under the payment's row lock and only if the transaction we
+//! checked is still the payment's live attempt (the broadcast step may have replaced it).
+
+mod decide;
+mod observe;
+
+use std::time::Instant;
+
+use meshpay_chain::rpc::ConfirmRpc;
+use meshpay_domain::{B256, PaymentId, PaymentStatus};
+use meshpay_store::Payment;
+use meshpay_store::confirmations::{CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
+use meshpay_store::transactions::TxAttempt;
+
+use crate::finality::FinalityPolicy;
+use crate::receipt::{ExpectedTransfer, ReceiptFacts, Verdict, check_signed_bytes};
+use crate::{ConfirmError, ConfirmMessage, Pipeline};
+
+/// Why a message needed no work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    UnknownPayment,
+    /// Not waiting for confirmation (authorized, settled, failed, ...).
+    Status(PaymentStatus),
+    /// Another polling chain holds the payment's lease (or this delivery is a duplicate).
+    ChainActive,
+    /// The payment or its transaction changed while we checked; whoever changed it carries on.
+    Raced,
+    UnsupportedVersion(u8),
+}
+
+/// What a delivery achieved; each completes the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    /// Confirmed now: the settle step takes over.
+    Confirmed {
+        payment_id: PaymentId,
+        tx_hash: B256,
+        block_number: u64,
+        block_hash: B256,
+    },
+    /// Confirmed earlier: send the settle message again (the first may have been lost).
+    AlreadyConfirmed { payment_id: PaymentId },
+    /// Failed (reverted on chain): the network fee the chain charged was paid from the hold,
+    /// the rest released.
+    Failed {
+        payment_id: PaymentId,
+        reason: String,
+    },
+    /// Not final yet: write `next` to `payments-confirm`. `rebroadcast`: re-sending the stored
+    /// bytes was refused, so the broadcast step (which owns that policy) gets a message too.
+    Waiting {
+        next: ConfirmMessage,
+        outcome: CheckOutcome,
+        rebroadcast: bool,
+    },
+    /// The chain of messages ended without a decision; the reason is recorded.
+    Parked {
+        payment_id: PaymentId,
+        outcome: CheckOutcome,
+        reason: String,
+    },
+    Ignored {
+        payment_id: PaymentId,
+        reason: Ignored,
+    },
+}
+
+/// One check's result.
+enum Observation {
+    Final {
+        receipt: ReceiptFacts,
+        verdict: Verdict,
+    },
+    Pending {
+        record: CheckRecord,
+        rebroadcast: bool,
+    },
+}
+
+fn pending(outcome: CheckOutcome, detail: String, seen: Option<Inclusion>) -> Observation {
+    Observation::Pending {
+        record: CheckRecord {
+            detail: Some(detail),
+            seen,
+            ..CheckRecord::new(outcome)
+        },
+        rebroadcast: false,
+    }
+}
+
+/// What earlier checks of this invocation saw.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    reorg: bool,
+    resent: bool,
+}
+
+/// What one invocation checks against.
+struct Target<'a> {
+    rpc: &'a dyn ConfirmRpc,
+    policy: FinalityPolicy,
+    attempt: TxAttempt,
+    expected: ExpectedTransfer,
+}
+
+impl Pipeline {
+    /// Handles one delivery of a confirm message.
+    pub async fn confirm(&self, message: ConfirmMessage) -> Result<ConfirmOutcome, ConfirmError> {
+        let payment_id = message.payment_id;
+        let ignored = |reason| Ok(ConfirmOutcome::Ignored { payment_id, reason });
+        if message.v != ConfirmMessage::VERSION {
+            return ignored(Ignored::UnsupportedVersion(message.v));
+        }
+        let Some(payment) = self.store.get_payment_unscoped(payment_id).await? else {
+            return ignored(Ignored::UnknownPayment);
+        };
+        match payment.status {
+            PaymentStatus::Broadcast => {}
+            PaymentStatus::Confirmed => return Ok(ConfirmOutcome::AlreadyConfirmed { payment_id }),
+            status => return ignored(Ignored::Status(status)),
+        }
+        let lease = self.config.lease();
+        let Some(claim) = self
+            .store
+            .claim_confirm_poller(payment_id, message.chain(), lease)
+            .await?
+        else {
+            return ignored(Ignored::ChainActive);
+        };
+        let result = self.poll(&payment, &claim).await;
+        if result.is_err() {
+            // Let the redelivery (or reconcile) start a new chain at once.
+            if let Err(error) = self
+                .store
+                .release_confirm_poller(payment_id, claim.poller)
+                .await
+            {
+                tracing::warn!(payment = %payment_id, %error, "confirm lease not released");
+            }
+        }
+        result
+    }
+
+    /// Everything a check needs, or why the payment cannot be checked (parked with a reason).
+    async fn target(&self, payment: &Payment) -> Result<Result<Target<'_>, String>, ConfirmError> {
+        let (chain, rpc) = match self.chain(payment.chain()) {
+            Ok(found) => found,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
+        let Some(asset) = chain.asset(payment.charges.asset.symbol()) else {
+            return Ok(Err(format!(
+                "asset {} is not configured",
+                payment.charges.asset
+            )));
+        };
+        let Some(attempt) = self.store.live_attempt(payment.id).await? else {
+            return Ok(Err("broadcast payment without a live transaction".into()));
+        };
+        let expected = ExpectedTransfer::new(
+            asset.kind(),
+            attempt.from,
+            payment.recipient,
+            payment.charges.amount.base_units(),
+        );
+        if let Err(problem) = check_signed_bytes(&attempt.raw, attempt.tx_hash, &expected) {
+            return Ok(Err(format!(
+                "stored transaction does not match the payment: {problem}"
+            )));
+        }
+        Ok(Ok(Target {
+            rpc: rpc.as_ref(),
+            policy: FinalityPolicy::of(chain),
+            attempt,
+            expected,
+        }))
+    }
+
+    async fn poll(
+        &self,
+        payment: &Payment,
+        claim: &ConfirmClaim,
+    ) -> Result<ConfirmOutcome, ConfirmError> {
+        let target = match self.target(payment).await? {
+            Ok(target) => target,
+            Err(reason) => {
+                tracing::error!(payment = %payment.id, %reason, "payment cannot be confirmed");
+                let record = CheckRecord {
+                    detail: Some(reason),
+                    ..CheckRecord::new(CheckOutcome::NeedsReview)
+                };
+                return self.park(payment.id, claim, record).await;
+            }
+        };
+        let deadline = Instant::now() + self.config.invocation_wait;
+        let mut last_seen = claim.last_seen;
+        let (mut reorg_seen, mut resent) = (false, false);
+        loop {
+            match self.observe(&target, last_seen, &mut resent).await? {
+                Observation::Final { receipt, verdict } => {
+                    let seen = Seen {
+                        reorg: reorg_seen,
+                        resent,
+                    };
+                    return self
+                        .decide(payment, claim, &target, receipt, verdict, seen)
+                        .await;
+                }
+                Observation::Pending {
+                    mut record,
+                    rebroadcast,
+                } => {
+                    reorg_seen |= record.reorg_seen;
+                    last_seen = record.seen;
+                    let out_of_time = Instant::now() + self.config.poll_interval > deadline;
+                    if rebroadcast || out_of_time {
+                        record.reorg_seen = reorg_seen;
+                        record.resent = resent;
+                        return self.wait_more(payment.id, claim, record, rebroadcast).await;
+                    }
+                    tokio::time::sleep(self.config.poll_interval).await;
+                }
+            }
+        }
+    }
+}

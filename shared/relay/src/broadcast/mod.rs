@@ -1,0 +1,118 @@
+//! [`Relay::broadcast`]: one delivery of a `payments-broadcast` message.
+//!
+//! ```text
+//! authorized ─plan (gas, fees, nonce floor: RPC, no locks)─▶ ONE db transaction:
+//!     lock payment row → allocate nonce (wallet row lock) → sign → store attempt
+//!     → authorized→broadcast (version check, event) → commit
+//!   ─(fault hook)─▶ send stored bytes ─▶ classify
+//! broadcast ─▶ send the stored live attempt again (never a new nonce)
+//! ```
+//!
+//! Every way out either completes the message with an outcome (sent, failed with a reason,
+//! ignored) or returns an error so the queue redelivers it; the next delivery resumes from the
+//! database. What happens per failure class is in [`meshpay_chain::rpc::classify_send`].
+//! Failing a payment after signing (hold released, nonce handed back in the same transaction)
+//! is only done when none of its signed bytes can be mined: refused outright, never possibly in
+//! a pool, none known to the node. When that cannot be shown the payment is parked for review
+//! instead (still `broadcast`, nonce and hold kept).
+//!
+//! The signed transaction can never cost more than the merchant's hold (quoted `gas_limit ×
+//! max_fee_per_gas`): fees are clamped to the quote and the quoted gas limit is signed
+//! ([`fees::bound_to_quote`]), on the first signature and on re-signs alike; a transfer that
+//! now needs more gas than quoted is not signed (retried, then failed).
+
+mod refused;
+mod send;
+mod sign;
+
+use alloy::primitives::Address;
+use meshpay_domain::PaymentStatus;
+use meshpay_store::Payment;
+
+use crate::fees::Fees;
+use crate::transfer::TransferCall;
+use crate::{BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayError};
+
+/// Re-reads after losing a race with another delivery of the same message.
+const MAX_RACES: usize = 3;
+
+/// Result of a step that may have lost a race (then: re-read and dispatch again).
+pub(super) enum Step {
+    Done(BroadcastOutcome),
+    Raced,
+}
+
+/// What to send, decided before any lock is taken.
+pub(super) struct Plan<'a> {
+    ctx: &'a ChainContext,
+    wallet: Address,
+    call: TransferCall,
+    gas_limit: u64,
+    fees: Fees,
+    nonce_floor: u64,
+}
+
+/// Why no plan: `Fatal` fails the payment now (nothing was signed); `Retry` is retried, and
+/// fails the payment on the last delivery.
+pub(super) enum PlanError {
+    Fatal(String),
+    Retry(RelayError),
+}
+
+impl Relay {
+    /// Handles one delivery of the broadcast message for `payment_id`.
+    pub async fn broadcast(
+        &self,
+        payment_id: meshpay_domain::PaymentId,
+        delivery: Delivery,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        for _ in 0..MAX_RACES {
+            let Some(payment) = self.store.get_payment_unscoped(payment_id).await? else {
+                return Ok(BroadcastOutcome::Ignored {
+                    payment_id,
+                    reason: Ignored::UnknownPayment,
+                });
+            };
+            match payment.status {
+                PaymentStatus::Authorized => {
+                    if let Step::Done(outcome) = self.first_send(&payment, delivery).await? {
+                        return Ok(outcome);
+                    }
+                }
+                PaymentStatus::Broadcast => return self.resend(&payment, delivery).await,
+                status => {
+                    return Ok(BroadcastOutcome::Ignored {
+                        payment_id,
+                        reason: Ignored::Status(status),
+                    });
+                }
+            }
+        }
+        Err(RelayError::Contended)
+    }
+
+    fn is_last(&self, delivery: Delivery) -> bool {
+        delivery.dequeue_count >= self.config.max_deliveries
+    }
+
+    async fn first_send(&self, payment: &Payment, delivery: Delivery) -> Result<Step, RelayError> {
+        let plan = match self.plan(payment).await {
+            Ok(plan) => plan,
+            Err(PlanError::Fatal(reason)) => return self.fail_unsigned(payment, reason).await,
+            Err(PlanError::Retry(error)) if self.is_last(delivery) => {
+                let reason = format!(
+                    "{error} (still failing on delivery {})",
+                    delivery.dequeue_count
+                );
+                return self.fail_unsigned(payment, reason).await;
+            }
+            Err(PlanError::Retry(error)) => return Err(error),
+        };
+        let Some(attempt) = self.sign_and_store(payment, &plan).await? else {
+            return Ok(Step::Raced);
+        };
+        self.fault_point(delivery)?;
+        let outcome = self.send(plan.ctx, attempt, delivery).await?;
+        Ok(Step::Done(outcome))
+    }
+}

@@ -1,0 +1,257 @@
+//! Before anything is sent: the plan (gas, fees, nonce floor), then ONE database transaction
+//! that allocates the nonce, signs within the quote and stores the bytes.
+
+use alloy::primitives::Address;
+use meshpay_domain::{PaymentEvent, PaymentStatus};
+use meshpay_store::transactions::{self, NewTxAttempt, NonceAllocation, TxAttempt};
+use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
+use serde_json::json;
+
+use super::refused::attempt_json;
+use super::{Plan, PlanError, Step};
+use crate::fault::FaultMode;
+use crate::fees::{self, Bounded, Fees, QuotedGas};
+use crate::transfer::{self, TransferCall, TxParams};
+use crate::{BroadcastOutcome, Delivery, Relay, RelayConfigError, RelayError};
+
+impl Relay {
+    pub(super) async fn plan(&self, payment: &Payment) -> Result<Plan<'_>, PlanError> {
+        let chain_name = payment.chain();
+        let ctx = self.chains.get(chain_name).ok_or_else(|| {
+            PlanError::Fatal(format!(
+                "chain {chain_name} is not configured for broadcasting"
+            ))
+        })?;
+        let symbol = payment.charges.asset.symbol();
+        let asset = ctx.chain.asset(symbol).ok_or_else(|| {
+            PlanError::Fatal(format!("asset {} is not configured", payment.charges.asset))
+        })?;
+        let wallet = match payment.hot_wallet {
+            Some(wallet) if ctx.wallets.signer(wallet).is_some() => wallet,
+            Some(wallet) => {
+                return Err(PlanError::Fatal(format!(
+                    "no signer for the payment's hot wallet {wallet}"
+                )));
+            }
+            None => ctx.wallets.pick(payment.id),
+        };
+        let call = TransferCall::new(asset.kind(), payment.recipient, payment.charges.amount);
+        let estimate = ctx
+            .rpc
+            .estimate_gas(call.estimate_request(wallet))
+            .await
+            .map_err(|failure| PlanError::Retry(RelayError::Rpc(failure)))?;
+        let gas_needed = fees::gas_limit(estimate, !call.input.is_empty());
+        let fresh = ctx
+            .fees
+            .fees(ctx.rpc.as_ref())
+            .await
+            .map_err(|f| PlanError::Retry(f.into()))?;
+        let Bounded {
+            gas_limit, fees, ..
+        } = bound(payment, gas_needed, fresh)
+            .inspect(|bounded| log_bounded(payment, fresh, bounded))
+            .map_err(PlanError::Retry)?;
+        // Nothing signed yet: a row whose hold does not cover its own quote fails now.
+        check_within_hold(payment, gas_limit, fees.max_fee_per_gas_wei)
+            .map_err(|error| PlanError::Fatal(error.to_string()))?;
+        let nonce_floor = ctx
+            .rpc
+            .pending_nonce(wallet)
+            .await
+            .map_err(|f| PlanError::Retry(f.into()))?;
+        Ok(Plan {
+            ctx,
+            wallet,
+            call,
+            gas_limit,
+            fees,
+            nonce_floor,
+        })
+    }
+
+    /// The one transaction: nonce, signature, stored bytes and the status change commit
+    /// together or not at all. `None`: another delivery got here first.
+    pub(super) async fn sign_and_store(
+        &self,
+        payment: &Payment,
+        plan: &Plan<'_>,
+    ) -> Result<Option<TxAttempt>, RelayError> {
+        let ctx = plan.ctx;
+        let signer = ctx
+            .wallets
+            .signer(plan.wallet)
+            .ok_or(RelayConfigError::NoSigner(plan.wallet))?;
+        let mut db = self.store.begin().await?;
+        match transactions::lock_payment(&mut db, payment.id).await? {
+            Some((PaymentStatus::Authorized, version)) if version == payment.version => {}
+            _ => return Ok(None),
+        }
+        let alloc =
+            transactions::allocate_nonce(&mut db, &ctx.chain.name, plan.wallet, plan.nonce_floor)
+                .await?;
+        self.check_backlog(plan.wallet, alloc)?;
+        check_within_hold(payment, plan.gas_limit, plan.fees.max_fee_per_gas_wei)?;
+        let params = TxParams {
+            chain_id: ctx.chain.chain_id,
+            nonce: alloc.nonce,
+            gas_limit: plan.gas_limit,
+            max_fee_per_gas_wei: plan.fees.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: plan.fees.max_priority_fee_per_gas_wei,
+        };
+        let signed = transfer::sign(signer.as_ref(), plan.wallet, &plan.call, params).await?;
+        let new = NewTxAttempt {
+            payment_id: payment.id,
+            chain: ctx.chain.name.clone(),
+            chain_id: ctx.chain.chain_id,
+            from: plan.wallet,
+            nonce: alloc.nonce,
+            to: plan.call.to,
+            value_wei: plan.call.value_wei,
+            gas_limit: plan.gas_limit,
+            max_fee_per_gas_wei: plan.fees.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: plan.fees.max_priority_fee_per_gas_wei,
+            tx_hash: signed.hash,
+            raw: signed.raw,
+        };
+        let attempt = transactions::insert_attempt(&mut db, &new).await?;
+        let mut t = Transition::new(payment.id, payment.version, PaymentEvent::Broadcast);
+        t.patch = PaymentPatch {
+            hot_wallet: Some(plan.wallet),
+            tx_hash: Some(attempt.tx_hash),
+            nonce: Some(attempt.nonce),
+            ..PaymentPatch::default()
+        };
+        t.data = attempt_json(&attempt, Some(alloc), plan.fees.capped);
+        apply_transition(&mut db, &t).await?;
+        db.commit().await?;
+        tracing::info!(
+            payment = %payment.id, chain = %ctx.chain.name, from = %plan.wallet,
+            nonce = alloc.nonce, tx_hash = %attempt.tx_hash, source = ?alloc.source,
+            "transaction signed and stored"
+        );
+        Ok(Some(attempt))
+    }
+
+    pub(super) fn check_backlog(
+        &self,
+        wallet: Address,
+        alloc: NonceAllocation,
+    ) -> Result<(), RelayError> {
+        let limit = self.config.max_in_flight_per_wallet;
+        if alloc.in_flight > limit {
+            return Err(RelayError::WalletBacklog {
+                wallet,
+                in_flight: alloc.in_flight,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// `MESHPAY_FAULT`: stop between storing and sending, on the first delivery only (so the
+    /// redelivery shows what recovery does).
+    pub(super) fn fault_point(&self, delivery: Delivery) -> Result<(), RelayError> {
+        let Some(fault) = self.config.fault else {
+            return Ok(());
+        };
+        if delivery.dequeue_count > 1 {
+            return Ok(());
+        }
+        tracing::warn!(
+            ?fault,
+            "injected fault: stopping after persist, before send"
+        );
+        match fault.mode {
+            FaultMode::Abort => std::process::abort(),
+            FaultMode::Error => Err(RelayError::InjectedFault(
+                crate::Fault::AFTER_PERSIST_BEFORE_SEND,
+            )),
+        }
+    }
+
+    /// Fails a payment that has no transaction (nothing signed): releases its hold.
+    pub(super) async fn fail_unsigned(
+        &self,
+        payment: &Payment,
+        reason: String,
+    ) -> Result<Step, RelayError> {
+        let mut db = self.store.begin().await?;
+        match transactions::lock_payment(&mut db, payment.id).await? {
+            Some((PaymentStatus::Authorized, version)) if version == payment.version => {}
+            _ => return Ok(Step::Raced),
+        }
+        let mut t = Transition::new(
+            payment.id,
+            payment.version,
+            PaymentEvent::fail(reason.clone()),
+        );
+        t.data = json!({ "stage": "before_signing" });
+        apply_transition(&mut db, &t).await?;
+        db.commit().await?;
+        tracing::warn!(payment = %payment.id, %reason, "payment failed before signing");
+        Ok(Step::Done(BroadcastOutcome::Failed {
+            payment_id: payment.id,
+            reason,
+        }))
+    }
+}
+
+/// The payment's quoted gas terms.
+fn quoted_gas(payment: &Payment) -> QuotedGas {
+    QuotedGas {
+        gas_limit: payment.gas_limit,
+        max_fee_per_gas_wei: payment.max_fee_per_gas,
+        max_priority_fee_per_gas_wei: payment.max_priority_fee_per_gas,
+    }
+}
+
+/// [`fees::bound_to_quote`] for `payment`, refusal as the relay's error.
+pub(super) fn bound(
+    payment: &Payment,
+    gas_needed: u64,
+    fresh: Fees,
+) -> Result<Bounded, RelayError> {
+    fees::bound_to_quote(quoted_gas(payment), gas_needed, fresh).map_err(|above| {
+        tracing::warn!(
+            payment = %payment.id, needed = above.needed, quoted = above.quoted,
+            "transfer needs more gas than quoted: not signing"
+        );
+        RelayError::GasAboveQuote {
+            needed: above.needed,
+            quoted: above.quoted,
+        }
+    })
+}
+
+pub(super) fn log_bounded(payment: &Payment, fresh: Fees, bounded: &Bounded) {
+    if bounded.clamped {
+        tracing::info!(
+            payment = %payment.id,
+            fresh_max_fee = fresh.max_fee_per_gas_wei,
+            fresh_priority_fee = fresh.max_priority_fee_per_gas_wei,
+            max_fee = bounded.fees.max_fee_per_gas_wei,
+            priority_fee = bounded.fees.max_priority_fee_per_gas_wei,
+            "fees clamped to the quote (the transaction may wait for cheaper blocks)"
+        );
+    }
+    if fresh.capped {
+        tracing::warn!(payment = %payment.id, "fee estimate clamped to the chain's cap");
+    }
+}
+
+/// The last check before signing: the transaction's worst case fits the merchant's hold.
+pub(super) fn check_within_hold(
+    payment: &Payment,
+    gas_limit: u64,
+    max_fee_per_gas: u128,
+) -> Result<(), RelayError> {
+    let worst_case = meshpay_domain::Charges::network_fee_for(gas_limit, max_fee_per_gas);
+    if worst_case > payment.charges.network_fee {
+        return Err(RelayError::FeeAboveHold {
+            worst_case,
+            held: payment.charges.network_fee,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The broadcast step's state: per (chain, hot wallet) nonce counters and the signed
+//! transactions of payments (one [`TxAttempt`] per signed transaction).
+//!
+//! # Nonce allocation (see `migrations/*_broadcast.sql` for the invariant)
+//! The functions taking `&mut PgConnection` run inside the caller's transaction, so the broadcast
+//! step composes, in ONE transaction: [`lock_payment`] (row lock, status check) →
+//! [`allocate_nonce`] (wallet row lock) → sign → [`insert_attempt`] → `apply_transition`
+//! (authorized → broadcast). A rollback anywhere hands the nonce back implicitly, so there is
+//! no allocation without stored signed bytes. Lock order is always payment row, then wallet
+//! row, so concurrent broadcasters, failures and cancellations cannot deadlock.
+//!
+//! # Reads for the API
+//! [`Store::payment_transactions`] returns every attempt of a payment (hash, nonce, fees) for
+//! `GET /api/payments/{id}`.
+//!
+//! [`Store::payment_transactions`]: crate::Store::payment_transactions
+
+mod attempts;
+mod gaps;
+mod nonces;
+mod sends;
+
+use meshpay_domain::{Address, PaymentId, PaymentStatus};
+use sqlx::PgConnection;
+
+use crate::convert;
+use crate::error::{Result, StoreError};
+
+pub use attempts::{
+    AttemptStatus, NewTxAttempt, TxAttempt, insert_attempt, live_attempt, payment_attempts,
+    point_payment_at, set_attempt_status,
+};
+pub use gaps::{NonceRelease, release_nonce};
+pub use nonces::{NonceAllocation, NonceSource, WalletNonce, allocate_nonce, resync_nonce};
+
+fn i64_of(value: u64, what: &str) -> Result<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what} {value} too large")))
+}
+
+fn u64_of(value: i64, what: &str) -> Result<u64> {
+    convert::u64_from_i64(value, what)
+}
+
+fn checksum(address: Address) -> String {
+    address.to_checksum(None)
+}
+
+/// Locks the payment's row until the caller's transaction ends and returns its status and
+/// version (`None`: no such payment). Take it before any wallet lock.
+pub async fn lock_payment(
+    conn: &mut PgConnection,
+    payment: PaymentId,
+) -> Result<Option<(PaymentStatus, i64)>> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT status, version FROM payments WHERE id = $1 FOR UPDATE")
+            .bind(payment.as_uuid())
+            .fetch_optional(conn)
+            .await?;
+    row.map(|(status, version)| Ok((convert::status(&status)?, version)))
+        .transpose()
+}
