@@ -45,7 +45,7 @@ use meshpay_domain::{PaymentId, PaymentStatus};
 use meshpay_store::{DbConfig, DbConnectError, Store, StoreError};
 
 pub use classify::{RpcFailure, SendClass, classify_send};
-pub use config::{RelayConfig, SIGNERS_CONFIG_ENV, SignersConfigError, SignersFile};
+pub use config::{RelayConfig, SIGNERS_CONFIG_ENV, SignersConfigError, SignersFile, WalletEntry};
 pub use error::RelayError;
 pub use fault::{FAULT_ENV, Fault, FaultMode};
 pub use heal::{HealBudget, HealReport, WalletHeal};

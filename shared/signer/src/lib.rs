@@ -7,6 +7,7 @@
 //!   from the environment, keystore).
 //! - [`WalletSigner`] / [`SignerConfig`]: either, chosen by an explicit `kind`;
 //!   [`SignerConfig::is_dev_only`] lets the binary refuse dev keys in production.
+//! - `testing` (feature `test-util`): a Key Vault double for tests and benchmarks.
 
 mod config;
 mod credential;
@@ -16,6 +17,8 @@ mod error;
 mod key_vault;
 mod local;
 mod retry;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod wallet;
 
 pub use config::{SignerBuildError, SignerConfig};
