@@ -37,9 +37,6 @@ pub enum Command {
     Admin(crate::admin::AdminArgs),
     /// Print each hot-wallet key's Ethereum address (to fund it), or check a signers file.
     Wallets(crate::wallets::WalletsArgs),
-    /// Make one payment through a running stack (quote → settled), printing each step with
-    /// timings, then check it against the chain's receipt (what `make dev` runs).
-    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Clone, Args)]
