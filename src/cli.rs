@@ -66,6 +66,11 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_is_a_dev_tool_not_a_subcommand_of_the_handler() {
+        assert!(Cli::try_parse_from(["meshpay", "demo", "--api-key", "mp_x"]).is_err());
+    }
+
+    #[test]
     fn explicit_serve_takes_its_own_port() {
         let cli = Cli::try_parse_from(["meshpay", "serve", "--port", "7002"]).unwrap();
         let Command::Serve(args) = cli.command() else {
