@@ -5,7 +5,7 @@
 #   PostgreSQL (127.0.0.1:5432 via scripts/postgres.sh; database meshpay)
 #   devhost + meshpay (http://127.0.0.1:7071/api)
 # then migrates, deploys the dev USDC, creates a funded demo merchant, prints its API key and
-# makes one demo payment (quote → settled, `meshpay demo`), checked against the chain.
+# makes one demo payment (quote → settled, `meshpay-dev demo`), checked against the chain.
 # Every run starts from empty data: anvil is a new chain each time, so the dev database and
 # Azurite's storage are emptied at start (payments, nonces and queue messages of a chain that no
 # longer exists would stall new payments: a hot wallet's next nonce would be ahead of the chain).
@@ -111,7 +111,7 @@ MESHPAY_SIGNERS_CONFIG=${MESHPAY_SIGNERS_CONFIG:-signers.dev.toml}
 export MESHPAY_SIGNERS_CONFIG
 
 phase "build ($PROFILE)"
-# Every binary this script starts (meshpay and devhost); `scripts/build-bins.sh --check`
+# Every binary this script starts (meshpay, devhost, meshpay-dev); `scripts/build-bins.sh --check`
 # proves in make test that none is left out.
 scripts/build-bins.sh "$PROFILE"
 
@@ -164,7 +164,7 @@ echo "meshpay ready at http://127.0.0.1:7071/api"
 DEMO_PAYMENT="" DEMO_TX=""
 if [ -n "$DEMO_KEY" ]; then
   echo
-  if "$BIN/meshpay" demo --api http://127.0.0.1:7071/api --api-key "$DEMO_KEY" --asset USDC \
+  if "$BIN/meshpay-dev" demo --api http://127.0.0.1:7071/api --api-key "$DEMO_KEY" --asset USDC \
     --amount 25.00 --rpc http://127.0.0.1:8545 | tee "$DEV/demo.out"; then
     DEMO_PAYMENT=$(grep -oE 'pay_[0-9a-zA-Z]+' "$DEV/demo.out" | head -n1 || true)
     DEMO_TX=$(grep -oE 'tx 0x[0-9a-f]{64}' "$DEV/demo.out" | head -n1 | cut -c4- || true)
@@ -193,7 +193,7 @@ TXT
   curl -s $AUTH -H 'content-type: application/json' -H "Idempotency-Key: \$(cat /proc/sys/kernel/random/uuid)" \\
     -d '{"quote_id":"quo_PASTE_THE_ID"}' $API/payments
   # or the whole demo again, in ETH:
-  ${BIN#"$ROOT"/}/meshpay demo --api-key $DEMO_KEY --asset ETH --amount 0.01
+  ${BIN#"$ROOT"/}/meshpay-dev demo --api-key $DEMO_KEY --asset ETH --amount 0.01
 TXT
 fi
 if [ -n "$DEMO_TX" ]; then

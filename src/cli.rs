@@ -37,9 +37,6 @@ pub enum Command {
     Admin(crate::admin::AdminArgs),
     /// Print each hot-wallet key's Ethereum address (to fund it), or check a signers file.
     Wallets(crate::wallets::WalletsArgs),
-    /// Make one payment through a running stack (quote → settled), printing each step with
-    /// timings, then check it against the chain's receipt (what `make dev` runs).
-    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -66,6 +63,11 @@ mod tests {
             panic!("expected serve")
         };
         assert_eq!(args.port, 7001);
+    }
+
+    #[test]
+    fn the_demo_is_a_dev_tool_not_a_subcommand_of_the_handler() {
+        assert!(Cli::try_parse_from(["meshpay", "demo", "--api-key", "mp_x"]).is_err());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 mod admin;
 mod cli;
-mod demo;
 mod migrate;
 mod serve;
 mod settings;
@@ -35,7 +34,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Wallets(args) => wallets::run(args).await,
-        Command::Demo(args) => demo::run(args).await,
     }
 }
 

@@ -18,10 +18,11 @@ use alloy::primitives::Address;
 use alloy::signers::Signer as _;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use meshpay_relay::{SignersFile, WalletEntry};
 use meshpay_signer::env::{CLIENT_ID_ENV, KEYVAULT_URL_ENV, WALLET_KEYS_ENV};
 use meshpay_signer::{
     CredentialConfig, KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, KeyVaultWallets,
-    SignerBuildError, SignerConfig, SignerSecrets, WalletSigner,
+    RetryConfig, SignerBuildError, SignerConfig, SignerSecrets, WalletSigner,
 };
 use serde_json::{Value, json};
 
@@ -199,51 +200,40 @@ fn key_vault_json(wallets: &KeyVaultWallets, signers: &[KeyVaultSigner]) -> Valu
     })
 }
 
-/// A signers file (shared/relay/src/config.rs) with every key for every chain, signing with
-/// the app's managed identity.
+/// A signers file (`meshpay_relay::SignersFile`, what the broadcast step reads) with every key
+/// for every chain, signing with the app's managed identity.
 fn signers_toml(
     wallets: &KeyVaultWallets,
     signers: &[KeyVaultSigner],
     chains: &[String],
     client_id: &str,
 ) -> anyhow::Result<String> {
-    let mut entries = Vec::new();
+    let mut file = SignersFile {
+        wallets: Vec::with_capacity(chains.len() * signers.len()),
+    };
     for chain in chains {
         for (key_name, signer) in wallets.key_names.iter().zip(signers) {
-            let credential = table([
-                ("kind", "managed_identity".into()),
-                ("client_id", client_id.into()),
-            ]);
-            let signer_config = table([
-                ("kind", "key_vault".into()),
-                ("vault_url", wallets.vault_url.as_str().into()),
-                ("key_name", key_name.as_str().into()),
-                ("key_version", signer.key_version().into()),
-                ("credential", credential),
-            ]);
-            entries.push(table([
-                ("chain", chain.as_str().into()),
-                ("address", signer.address().to_string().into()),
-                ("signer", signer_config),
-            ]));
+            file.wallets.push(WalletEntry {
+                chain: chain.clone(),
+                address: signer.address().to_string(),
+                signer: SignerConfig::KeyVault(KeyVaultConfig {
+                    vault_url: wallets.vault_url.clone(),
+                    key_name: key_name.clone(),
+                    key_version: Some(signer.key_version().to_owned()),
+                    credential: CredentialConfig::ManagedIdentity {
+                        client_id: Some(client_id.to_owned()),
+                    },
+                    chain_id: None,
+                    retry: RetryConfig::default(),
+                }),
+            });
         }
     }
-    let mut file = toml::Table::new();
-    file.insert("wallets".into(), toml::Value::Array(entries));
-    let body = toml::to_string(&file).context("writing the signers file")?;
+    let body = file.to_toml_string().context("writing the signers file")?;
     Ok(format!(
         "# Signers of the broadcast step (MESHPAY_SIGNERS_CONFIG), from `meshpay wallets --format signers-toml`.\n\
          # Each address must also be in hot_wallets of its chain in chains.toml, and funded.\n\n{body}"
     ))
-}
-
-fn table<const N: usize>(pairs: [(&str, toml::Value); N]) -> toml::Value {
-    toml::Value::Table(
-        pairs
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect(),
-    )
 }
 
 /// Builds every signer of the signers file and compares its address with the listed one. When
@@ -257,8 +247,8 @@ where
     F: Fn(SignerConfig) -> Fut,
     Fut: Future<Output = Result<WalletSigner, SignerBuildError>>,
 {
-    let file = meshpay_relay::SignersFile::load(path)
-        .with_context(|| format!("signers file {}", path.display()))?;
+    let file =
+        SignersFile::load(path).with_context(|| format!("signers file {}", path.display()))?;
     let mut entries = Vec::with_capacity(file.wallets.len());
     let mut mismatches = Vec::new();
     for wallet in &file.wallets {
@@ -315,22 +305,15 @@ where
     Ok(json)
 }
 
-// The signer crate's Key Vault test double and its redirecting transport, reused as they are.
-#[cfg(test)]
-#[path = "../shared/signer/tests/it/double.rs"]
-mod kv_double;
-#[cfg(test)]
-#[path = "../shared/signer/tests/it/transport.rs"]
-mod kv_transport;
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use alloy::signers::k256::ecdsa::SigningKey;
     use clap::Parser as _;
-    use kv_double::{DoubleOptions, KeyVaultDouble};
-    use kv_transport::{FakeCredential, RedirectToDouble};
+    use meshpay_signer::testing::{
+        DoubleOptions, FakeCredential, KeyVaultDouble, RedirectToDouble,
+    };
     use std::collections::HashMap;
     use std::net::SocketAddr;
     use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! JSON shapes of quotes, payments and balances, shared by the functions that return them (and
-//! by the OpenAPI document). Amounts are `{value, base_units}` strings, never numbers.
+//! JSON shapes of quotes, payments and balances, shared by the functions that return them, the
+//! OpenAPI document and the API client (`meshpay-client` reads them back). Amounts are
+//! `{value, base_units}` strings, never numbers.
 //!
 //! Network fees are always in the chain's native asset. For a token payment the merchant is
 //! therefore debited in two assets; `total_debit` lists every asset with its amount.
@@ -8,14 +9,14 @@ use meshpay_chain::ChainsConfig;
 use meshpay_domain::{Amount, AssetId, Charges, PaymentStatus};
 use meshpay_store::transactions::{AttemptStatus, TxAttempt};
 use meshpay_store::{Balance, Payment, Quote};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
 /// An amount in an asset's units and in base units.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"value": "250.00", "base_units": "250000000"}))]
 pub struct Money {
     /// Decimal string in the asset's units ("250.00").
@@ -25,7 +26,7 @@ pub struct Money {
 }
 
 /// An amount of a named asset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AssetAmount {
     /// Asset symbol on the quote's chain ("USDC", "ETH").
     pub asset: String,
@@ -34,7 +35,7 @@ pub struct AssetAmount {
 
 /// The network fee: the most the transfer can cost (`gas_limit × max_fee_per_gas`), held in
 /// full; the unused part is released at settlement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NetworkFee {
     /// Always the chain's native asset.
     pub asset: String,
@@ -44,7 +45,7 @@ pub struct NetworkFee {
     /// never more than `amount`. Present once the payment settled, or failed after its
     /// transaction was mined (a reverted transaction still costs gas); only this is debited, the
     /// rest of `amount` is released. Absent while in flight and when nothing was mined.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actual: Option<Money>,
     /// Integer string.
     pub gas_limit: String,
@@ -55,7 +56,7 @@ pub struct NetworkFee {
 }
 
 /// The merchant's service fee, in the payment's asset (rounded up to a whole base unit).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ServiceFee {
     pub asset: String,
     /// Basis points (1/100 of a percent).
@@ -63,14 +64,14 @@ pub struct ServiceFee {
     pub amount: Money,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Fees {
     pub network: NetworkFee,
     pub service: ServiceFee,
 }
 
 /// A quote: a priced offer valid until `expires_at`, usable by one payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuoteView {
     /// `quo_…`
     pub id: String,
@@ -93,7 +94,7 @@ pub struct QuoteView {
 }
 
 /// Payment lifecycle: authorized → broadcast → confirmed → settled, or failed / cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatusView {
     Quoted,
@@ -121,7 +122,7 @@ impl From<PaymentStatus> for PaymentStatusView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentView {
     /// `pay_…`
     pub id: String,
@@ -153,12 +154,12 @@ pub struct PaymentView {
     pub updated_at: OffsetDateTime,
     /// Every signed transaction of the payment, first attempt first (empty before broadcast).
     /// `GET /api/payments/{id}` only: absent from lists and from other endpoints' answers.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<TransactionAttemptView>>,
 }
 
 /// Where a signed transaction of a payment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptStatusView {
     /// Signed and stored; no node has acknowledged it yet.
@@ -183,7 +184,7 @@ impl From<AttemptStatus> for AttemptStatusView {
 }
 
 /// One signed transaction of a payment: its hash, nonce and fees (never the signed bytes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TransactionAttemptView {
     /// 1 for the payment's first transaction.
     pub attempt: u32,
@@ -199,7 +200,7 @@ pub struct TransactionAttemptView {
     pub gas_limit: String,
     pub status: AttemptStatusView,
     /// When a node first accepted it; absent until then.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub sent_at: Option<OffsetDateTime>,
 }
@@ -221,14 +222,14 @@ impl From<&TxAttempt> for TransactionAttemptView {
 }
 
 /// One page of payments, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentList {
     pub data: Vec<PaymentView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BalanceView {
     pub chain: String,
     pub asset: String,
@@ -238,7 +239,7 @@ pub struct BalanceView {
     pub held: Money,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BalanceList {
     pub data: Vec<BalanceView>,
 }

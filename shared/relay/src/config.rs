@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use meshpay_signer::SignerConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fault::Fault;
 
@@ -70,15 +70,15 @@ pub enum SignersConfigError {
     Parse(#[from] toml::de::Error),
 }
 
-/// The parsed signers file.
-#[derive(Debug, Clone, Deserialize)]
+/// The signers file: parsed by the broadcast step, written by `meshpay wallets`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignersFile {
     #[serde(default)]
     pub wallets: Vec<WalletEntry>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WalletEntry {
     pub chain: String,
@@ -107,6 +107,11 @@ impl SignersFile {
             .iter()
             .flat_map(|wallet| wallet.signer.secret_names())
     }
+
+    /// The file's TOML text, readable by [`SignersFile::from_toml_str`].
+    pub fn to_toml_string(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +131,61 @@ mod tests {
         .unwrap();
         assert_eq!(file.wallets.len(), 1);
         assert!(file.wallets[0].signer.is_dev_only());
+    }
+
+    #[test]
+    fn a_written_signers_file_reads_back_as_the_same_file() {
+        use meshpay_signer::{
+            CredentialConfig, KeyVaultConfig, LocalConfig, LocalKeySource, RetryConfig,
+        };
+        let file = SignersFile {
+            wallets: vec![
+                WalletEntry {
+                    chain: "anvil".into(),
+                    address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
+                    signer: SignerConfig::Local(LocalConfig {
+                        key: LocalKeySource::AnvilMnemonic { index: 1 },
+                        chain_id: None,
+                    }),
+                },
+                WalletEntry {
+                    chain: "base".into(),
+                    address: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".into(),
+                    signer: SignerConfig::KeyVault(KeyVaultConfig {
+                        vault_url: "https://meshpay-prod.vault.azure.net/".into(),
+                        key_name: "hot-1".into(),
+                        key_version: Some("0a0a0a0a".into()),
+                        credential: CredentialConfig::ManagedIdentity {
+                            client_id: Some("6a1d1e4c-0000-4000-8000-000000000001".into()),
+                        },
+                        chain_id: Some(8453),
+                        retry: RetryConfig {
+                            max_attempts: 3,
+                            ..RetryConfig::default()
+                        },
+                    }),
+                },
+            ],
+        };
+        let text = file.to_toml_string().unwrap();
+        assert_eq!(SignersFile::from_toml_str(&text).unwrap(), file, "{text}");
+    }
+
+    #[test]
+    fn default_retry_limits_are_left_out_of_a_written_file() {
+        let file = SignersFile::from_toml_str(
+            r#"
+            [[wallets]]
+            chain = "base"
+            address = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+            signer = { kind = "key_vault", vault_url = "https://kv.vault.azure.net/", key_name = "hot-1", credential = { kind = "managed_identity" } }
+            "#,
+        )
+        .unwrap();
+        let text = file.to_toml_string().unwrap();
+        assert!(!text.contains("retry"), "{text}");
+        assert!(!text.contains("key_version"), "{text}");
+        assert!(!text.contains("client_id"), "{text}");
     }
 
     #[test]

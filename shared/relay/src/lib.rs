@@ -43,7 +43,7 @@ use meshpay_domain::{PaymentId, PaymentStatus};
 use meshpay_signer::SignerSecrets;
 use meshpay_store::Store;
 
-pub use config::{RelayConfig, SignersConfigError, SignersFile};
+pub use config::{RelayConfig, SignersConfigError, SignersFile, WalletEntry};
 pub use error::{RelayConfigError, RelayError};
 pub use fault::{FAULT_ENV, Fault, FaultMode};
 pub use heal::{HealBudget, HealReport, WalletHeal};

@@ -10,21 +10,16 @@
 //!    on a warm connection per Azure/azure-sdk-for-net#2911).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/it/double.rs"]
-mod double;
-#[path = "../tests/it/transport.rs"]
-mod transport;
-
 use alloy::primitives::{B256, keccak256};
 use alloy::signers::k256::ecdsa::{Signature as K256Signature, signature::hazmat::PrehashSigner};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::{Signer, SignerSync};
-use double::{DoubleOptions, KeyVaultDouble};
 use futures::{StreamExt, stream};
+use meshpay_signer::testing::double::{self, DoubleOptions, KeyVaultDouble};
+use meshpay_signer::testing::{FakeCredential, RedirectToDouble};
 use meshpay_signer::{CredentialConfig, KeyVaultConfig, KeyVaultSigner, RetryConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use transport::{FakeCredential, RedirectToDouble};
 
 const RUN_FOR: Duration = Duration::from_secs(3);
 

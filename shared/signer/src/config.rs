@@ -4,7 +4,7 @@ use crate::{
     KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, LocalConfig, LocalKeyError, SignerSecrets,
     WalletSigner,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[signer]` of a hot wallet. `kind` is required: there is no default, so a production
 /// configuration cannot fall back to a local key by omission.
@@ -16,7 +16,7 @@ use serde::Deserialize;
 /// key_name = "hot-wallet-1"
 /// credential = { kind = "managed_identity" }
 /// ```
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SignerConfig {
     /// Azure Key Vault / Managed HSM key.

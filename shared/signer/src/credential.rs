@@ -7,24 +7,24 @@ use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, DeveloperToolsCredential,
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// `[signer.credential]`: `kind = "managed_identity" | "azure_cli" | "developer_tools"`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CredentialConfig {
     /// The Function App's managed identity (production). `client_id` selects a user-assigned
     /// identity; without it the system-assigned identity is used.
     ManagedIdentity {
         /// Client id of a user-assigned identity.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
     /// The developer's `az login` session. Development only.
     AzureCli {
         /// Tenant to request tokens from, when not the CLI's default.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         tenant_id: Option<String>,
     },
     /// Azure CLI, then Azure Developer CLI, whichever is logged in. Development only.

@@ -15,11 +15,11 @@ use azure_security_keyvault_keys::{
         Key, KeyClientGetKeyOptions, KeyClientSignOptions, SignParameters, SignatureAlgorithm,
     },
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::{fmt, sync::Arc};
 
 /// `[signer]` with `kind = "key_vault"`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KeyVaultConfig {
     /// `https://<vault>.vault.azure.net/` (or a Managed HSM URL).
@@ -29,15 +29,15 @@ pub struct KeyVaultConfig {
     /// Key version to sign with. Without it the version that is current at startup is read
     /// and pinned for the life of the signer: a key rotation must not silently change the
     /// wallet address under a running process.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_version: Option<String>,
     /// How to obtain Entra ID tokens.
     pub credential: CredentialConfig,
     /// EIP-155 chain id applied to transactions, if this signer serves one chain.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_id: Option<ChainId>,
-    /// Retry limits for Key Vault calls.
-    #[serde(default)]
+    /// Retry limits for Key Vault calls (written only when they differ from the defaults).
+    #[serde(default, skip_serializing_if = "RetryConfig::is_default")]
     pub retry: RetryConfig,
 }
 

@@ -7,6 +7,7 @@
 //!   from a setting, keystore); the settings' values come from the caller ([`SignerSecrets`]).
 //! - [`WalletSigner`] / [`SignerConfig`]: either, chosen by an explicit `kind`;
 //!   [`SignerConfig::is_dev_only`] lets the binary refuse dev keys in production.
+//! - `testing` (feature `test-util`): a Key Vault double for tests and benchmarks.
 
 mod config;
 mod credential;
@@ -17,6 +18,8 @@ mod key_vault;
 mod local;
 mod retry;
 mod secrets;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod wallet;
 
 pub use config::{SignerBuildError, SignerConfig};

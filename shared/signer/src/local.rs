@@ -4,7 +4,7 @@
 use alloy::primitives::ChainId;
 use alloy::signers::Signer;
 use alloy::signers::local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
@@ -13,18 +13,18 @@ use zeroize::Zeroizing;
 pub const ANVIL_DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
 
 /// `[signer]` with `kind = "local"`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LocalConfig {
     /// Where the private key comes from (`[signer.key]`).
     pub key: LocalKeySource,
     /// EIP-155 chain id applied to transactions, if this signer serves one chain.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_id: Option<ChainId>,
 }
 
 /// `[signer.key]`: `source = "anvil_mnemonic" | "hex_key_env" | "keystore"`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LocalKeySource {
     /// Account `index` of [`ANVIL_DEV_MNEMONIC`] (path m/44'/60'/0'/0/index, as anvil).

@@ -14,12 +14,12 @@ use azure_core::http::headers::{
 };
 use meshpay_domain::ErrorChain;
 use rand::Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
 
 /// Retry limits for Key Vault calls (`[signer.retry]` in configuration).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts per call, the first included (at least 1).
@@ -46,6 +46,11 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
+    /// True when every limit is the default (a written config then leaves `[retry]` out).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// The pause before retry number `retry` (1 = first retry), or `None` when the service's
     /// `retry_after` exceeds `max_backoff_ms`. `jitter` in [0, 1] spreads concurrent callers:
     /// the backoff is drawn from [backoff/2, backoff]. Never shorter than `retry_after`.

@@ -1,13 +1,14 @@
 //! `KeyVaultSigner` against the double: protocol, retries, and refusing bad signatures.
 
-use crate::double::{BadSignature, DoubleOptions, Fault, KeyVaultDouble};
-use crate::transport::RedirectToDouble;
 use crate::{connect, fast_retry, start_double};
 use alloy::primitives::{B256, keccak256};
 use alloy::signers::Signer;
 use alloy::signers::k256::ecdsa::SigningKey;
 use azure_security_keyvault_keys::KeyClient;
 use azure_security_keyvault_keys::models::{SignParameters, SignatureAlgorithm};
+use meshpay_signer::testing::{
+    BadSignature, DoubleOptions, Fault, KeyVaultDouble, RedirectToDouble,
+};
 use meshpay_signer::{KeyVaultSignerError, key_client_options};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ fn digest(i: u32) -> B256 {
     keccak256(i.to_be_bytes())
 }
 
-fn sign_requests(double: &KeyVaultDouble) -> Vec<crate::double::Seen> {
+fn sign_requests(double: &KeyVaultDouble) -> Vec<meshpay_signer::testing::double::Seen> {
     double
         .seen()
         .into_iter()
@@ -269,7 +270,10 @@ async fn debug_output_names_key_and_address_but_no_token() {
         shown.contains(&format!("{:?}", Signer::address(&signer))),
         "{shown}"
     );
-    assert!(!shown.contains(crate::double::TOKEN), "{shown}");
+    assert!(
+        !shown.contains(meshpay_signer::testing::double::TOKEN),
+        "{shown}"
+    );
 }
 
 /// The SDK's unversioned paths (`/keys/<name>/`, `/keys/<name>//sign`) work against the
@@ -277,7 +281,7 @@ async fn debug_output_names_key_and_address_but_no_token() {
 #[tokio::test]
 async fn the_double_serves_the_sdks_unversioned_sign_path() {
     let double = start_double().await;
-    let credential = Arc::new(crate::transport::FakeCredential::default());
+    let credential = Arc::new(meshpay_signer::testing::FakeCredential::default());
     let options = key_client_options(Some(RedirectToDouble::transport(double.addr())));
     let client = KeyClient::new(&double.options().vault_url, credential, Some(options)).unwrap();
     let parameters = SignParameters {

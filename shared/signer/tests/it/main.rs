@@ -3,17 +3,14 @@
 //! transactions accepted by a real anvil.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod double;
 mod key_vault;
 mod on_chain;
-mod transport;
 
-use double::{DoubleOptions, KeyVaultDouble};
+use meshpay_signer::testing::{DoubleOptions, FakeCredential, KeyVaultDouble, RedirectToDouble};
 use meshpay_signer::{
     CredentialConfig, KeyVaultConfig, KeyVaultSigner, KeyVaultSignerError, RetryConfig,
 };
 use std::sync::Arc;
-use transport::{FakeCredential, RedirectToDouble};
 
 /// Retries quick enough for tests.
 fn fast_retry() -> RetryConfig {

@@ -12,8 +12,6 @@
 //! - every `high_s_every`-th signature is returned in its high-s form (n - s), as Key Vault
 //!   may do; counted so tests can check both forms were exercised.
 //!
-//! Shared with the bench (`benches/sign_rate.rs`), so it depends on nothing else in the tests.
-#![allow(dead_code)]
 
 use alloy::signers::k256::{
     Scalar,
@@ -91,6 +89,12 @@ impl DoubleOptions {
             signing_key: SigningKey::from_slice(secret.as_slice()).expect("valid scalar"),
             high_s_every: 2,
         }
+    }
+}
+
+impl Default for DoubleOptions {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -1,9 +1,6 @@
 //! Client side of the Key Vault double: an azure_core transport that sends
 //! `https://<vault>.vault.azure.net` requests to the double over plain http (so the client
 //! keeps its real URL, challenge check included), and a fake Entra ID credential.
-//!
-//! Shared with the bench (`benches/sign_rate.rs`).
-#![allow(dead_code)]
 
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
@@ -13,9 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The token the double accepts (same literal as `double::TOKEN`; repeated so this file
-/// stands alone in the bench).
-const TOKEN: &str = "fake-entra-token";
+use super::double::TOKEN;
 
 /// Rewrites Key Vault requests to `http://<double>`; refuses every other host, so a test can
 /// never reach a real Azure endpoint.
