@@ -163,11 +163,29 @@ impl FunctionApp {
 
     /// Parses and checks every definition, then returns the one service to serve on
     /// `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT`.
-    pub fn build(self) -> Result<Router, BuildError> {
+    pub fn build(mut self) -> Result<Router, BuildError> {
+        let (router, functions) = self.assemble()?;
+        let shared = Shared {
+            router,
+            functions,
+            route_prefix: self.route_prefix,
+            envelope_limit_bytes: self.envelope_limit_bytes,
+            http_response_limit_bytes: self.http_response_limit_bytes,
+        };
+        Ok(service::router(shared))
+    }
+
+    /// The HTTP functions' router alone, checked as `build` checks it: for in-process tests of
+    /// handlers, which see a response as the handler made it (queue outputs still attached).
+    pub fn http_router(mut self) -> Result<Router, BuildError> {
+        self.assemble().map(|(router, _)| router)
+    }
+
+    fn assemble(&mut self) -> Result<(Router, HashMap<String, Arc<Registered>>), BuildError> {
         let mut registered = HashMap::new();
         let mut routes: BTreeMap<String, Vec<Served>> = BTreeMap::new();
         let mut document = utoipa::openapi::OpenApi::default();
-        for function in self.functions {
+        for function in std::mem::take(&mut self.functions) {
             let definition = function.json.parse()?;
             check_entry(&definition, &function.kind, &self.route_prefix)?;
             let name = definition.name().to_owned();
@@ -197,14 +215,8 @@ impl FunctionApp {
         for (path, served) in routes {
             router = router.route(&path, method_router(served));
         }
-        let shared = Shared {
-            router: router.layer(Extension(ApiDocument::new(document))),
-            functions: registered,
-            route_prefix: self.route_prefix,
-            envelope_limit_bytes: self.envelope_limit_bytes,
-            http_response_limit_bytes: self.http_response_limit_bytes,
-        };
-        Ok(service::router(shared))
+        let router = router.layer(Extension(ApiDocument::new(document)));
+        Ok((router, registered))
     }
 }
 
