@@ -1,6 +1,6 @@
 //! `scripts/package.sh` (what `make package` runs) builds the zip-deploy package the real
-//! Functions host expects: host.json and one folder per function (diagnostics left out) with its function.json at the
-//! root, the handler at host.json's `defaultExecutablePath` with its executable bit, and
+//! Functions host expects: host.json and one folder per function (diagnostics left out) with
+//! its function.json at the root, the handler at host.json's `defaultExecutablePath` with its executable bit, and
 //! nothing else from the source tree. Packages the debug binary cargo built for this test, into
 //! a directory of its own (never the shared dist/).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
