@@ -23,6 +23,7 @@ pub fn function_app(payments: AppState, webhooks: &WebhookServices) -> FunctionA
         config: std::sync::Arc::new(confirm.config().webhook.clone()),
     };
     let app = FunctionApp::new()
+        .host_json(include_str!("../host.json"))
         .register(meshpay_fn_health::function())
         .register(meshpay_fn_openapi::function())
         .register(meshpay_fn_quotes::function(payments.clone()))

@@ -25,6 +25,8 @@ pub const DEFAULT_HTTP_RESPONSE_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 pub enum BuildError {
     #[error(transparent)]
     Definition(#[from] DefinitionError),
+    #[error("host.json is not valid JSON: {0}")]
+    HostJson(String),
     #[error("function `{0}` is registered twice")]
     Duplicate(String),
     #[error(
@@ -84,6 +86,8 @@ pub struct FunctionApp {
     envelope_limit_bytes: usize,
     http_response_limit_bytes: usize,
     functions: Vec<Function>,
+    /// A host.json that did not parse: reported by `build`.
+    host_json_error: Option<String>,
 }
 
 impl Default for FunctionApp {
@@ -115,6 +119,7 @@ impl FunctionApp {
             envelope_limit_bytes: DEFAULT_ENVELOPE_LIMIT_BYTES,
             http_response_limit_bytes: DEFAULT_HTTP_RESPONSE_LIMIT_BYTES,
             functions: Vec::new(),
+            host_json_error: None,
         }
     }
 
@@ -122,6 +127,18 @@ impl FunctionApp {
     pub fn route_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.route_prefix = prefix.into().trim_matches('/').to_owned();
         self
+    }
+
+    /// The route prefix from the app's host.json text (`api` when it sets none).
+    pub fn host_json(mut self, host_json: &str) -> Self {
+        self.host_json_error = None;
+        match route_prefix_of(host_json) {
+            Ok(prefix) => self.route_prefix(prefix),
+            Err(error) => {
+                self.host_json_error = Some(error.to_string());
+                self
+            }
+        }
     }
 
     pub fn envelope_limit_bytes(mut self, limit_bytes: usize) -> Self {
@@ -182,6 +199,9 @@ impl FunctionApp {
     }
 
     fn assemble(&mut self) -> Result<(Router, HashMap<String, Arc<Registered>>), BuildError> {
+        if let Some(error) = self.host_json_error.take() {
+            return Err(BuildError::HostJson(error));
+        }
         let mut registered = HashMap::new();
         let mut routes: BTreeMap<String, Vec<Served>> = BTreeMap::new();
         let mut document = utoipa::openapi::OpenApi::default();
@@ -218,6 +238,15 @@ impl FunctionApp {
         let router = router.layer(Extension(ApiDocument::new(document)));
         Ok((router, registered))
     }
+}
+
+/// `extensions.http.routePrefix` of a host.json (the host's default `api` when absent).
+fn route_prefix_of(host_json: &str) -> Result<String, serde_json::Error> {
+    let host: serde_json::Value = serde_json::from_str(host_json)?;
+    Ok(host["extensions"]["http"]["routePrefix"]
+        .as_str()
+        .unwrap_or("api")
+        .to_owned())
 }
 
 /// One path's handlers in one `MethodRouter`; any other method answers 405 with `Allow`.

@@ -215,3 +215,33 @@ fn an_openapi_path_the_function_does_not_serve_fails_the_build() {
         other => panic!("{other}"),
     }
 }
+
+#[tokio::test]
+async fn paths_are_under_the_route_prefix_host_json_sets() {
+    let host = r#"{"version":"2.0","extensions":{"http":{"routePrefix":"v1"}}}"#;
+    let app = FunctionApp::new()
+        .host_json(host)
+        .register(items())
+        .build()
+        .unwrap();
+    let (status, _, _) = send(&app, request(Method::GET, "/v1/items/it_1")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(&app, request(Method::GET, "/api/items/it_1")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn host_json_without_a_route_prefix_means_api_and_bad_json_fails_the_build() {
+    let routes = FunctionApp::new()
+        .host_json(r#"{"version":"2.0"}"#)
+        .register(items())
+        .http_routes()
+        .unwrap();
+    assert_eq!(routes[0].path, "/api/items");
+    let error = FunctionApp::new()
+        .host_json("{")
+        .register(items())
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, BuildError::HostJson(_)), "{error}");
+}
