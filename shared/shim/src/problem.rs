@@ -76,14 +76,18 @@ impl Problem {
     }
 
     /// A known path asked with a method its function.json does not list; `allow` lists those.
+    /// Shaped as the API's own problems (`urn:meshpay:problem:<code>`), since API clients get it.
     pub(crate) fn method_not_allowed(allow: &str) -> Response {
-        let detail = format!("this path does not support the request's method; allowed: {allow}");
-        let problem = Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method Not Allowed",
-            detail,
-        );
+        let detail = "this path does not support the request's method; see the Allow header";
+        let problem = Self {
+            kind: "urn:meshpay:problem:method_not_allowed",
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                detail.to_owned(),
+            )
+        };
         let mut response = problem.into_response();
         if let Ok(value) = HeaderValue::from_str(allow) {
             response.headers_mut().insert(ALLOW, value);

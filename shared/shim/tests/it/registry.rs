@@ -245,3 +245,19 @@ fn host_json_without_a_route_prefix_means_api_and_bad_json_fails_the_build() {
         .unwrap_err();
     assert!(matches!(error, BuildError::HostJson(_)), "{error}");
 }
+
+#[tokio::test]
+async fn the_405_problem_has_the_api_problem_shape() {
+    let (status, _, problem) = send(&app(), request(Method::TRACE, "/api/items")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        problem,
+        json!({
+            "type": "urn:meshpay:problem:method_not_allowed",
+            "title": "Method not allowed",
+            "status": 405,
+            "detail": "this path does not support the request's method; see the Allow header",
+            "code": "method_not_allowed",
+        })
+    );
+}
