@@ -16,8 +16,8 @@ dev: ## install what is missing, start Azurite + anvil + PostgreSQL + devhost/me
 test: ## install what is missing, start PostgreSQL, run fmt check, clippy and every test
 	@scripts/test.sh
 
-build: ## release build; copies the handler to ./meshpay (host.json defaultExecutablePath)
-	cargo build --release --bin meshpay
+build: ## release build without the diagnostics functions; copies the handler to ./meshpay
+	cargo build --release --bin meshpay --no-default-features
 	cp --remove-destination target/release/meshpay ./meshpay
 
 lint: ## cargo fmt --check and clippy -D warnings
@@ -34,7 +34,7 @@ contracts: ## recompile contracts/*.sol into the committed contracts/*.json
 contracts-check: ## fail when contracts/*.json differs from a fresh compile
 	@scripts/compile-contracts.sh --check
 
-package: build ## dist/app (host.json, functions/*/function.json, meshpay) and dist/meshpay.zip
+package: build ## dist/app (host.json, functions/*/function.json but diagnostics, meshpay) and dist/meshpay.zip
 	@scripts/package.sh
 
 clean-stack: ## stop what make dev started and delete its local data (.dev/)

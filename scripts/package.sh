@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Assembles the app as the real Functions host expects it (function folders at the app root):
 #   dist/app/host.json
-#   dist/app/<name>/function.json   for each functions/<name>/function.json
+#   dist/app/<name>/function.json   for each functions/<name>/function.json, except the
+#                                   diagnostics functions (the root Cargo.toml's `diagnostics`
+#                                   feature lists them; `make build` compiles them out)
 #   dist/app/meshpay                the release handler (host.json defaultExecutablePath)
 # and zips it to dist/meshpay.zip (zip deploy). Run after `make build` (make package does).
 #
@@ -25,10 +27,16 @@ done
 rm -rf "$OUT/app" "$OUT/meshpay.zip"
 mkdir -p "$OUT/app"
 cp host.json "$OUT/app/"
+# `diagnostics = ["dep:meshpay-fn-probe", ...]` in Cargo.toml: the folder names after `meshpay-fn-`.
+diagnostics=$(sed -n 's/^diagnostics *= *\[\(.*\)\]/\1/p' Cargo.toml | grep -o 'meshpay-fn-[a-z0-9_-]*' | sed 's/^meshpay-fn-//')
+[ -n "$diagnostics" ] || die "no diagnostics feature in Cargo.toml"
 count=0
 for fj in functions/*/function.json; do
   [ -f "$fj" ] || continue
   name=$(basename "$(dirname "$fj")")
+  if grep -qxF "$name" <<<"$diagnostics"; then
+    continue
+  fi
   mkdir -p "$OUT/app/$name"
   cp "$fj" "$OUT/app/$name/function.json"
   count=$((count + 1))

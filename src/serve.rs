@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use axum::Router;
 use axum::response::IntoResponse as _;
 use meshpay_api::AppState;
 use meshpay_relay::RelaySetup;
@@ -16,29 +15,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::cli::ServeArgs;
 use crate::settings::Settings;
 
-/// The app's HTTP routes (ordinary axum handlers at `/api/...`).
-fn router(payments: AppState) -> Router {
-    Router::new()
-        .merge(meshpay_fn_health::router())
-        .merge(meshpay_fn_probe::router())
-        .merge(payments_api(payments))
-}
-
-/// The payments API's HTTP functions, sharing one state (store, chains, fee estimator).
-fn payments_api(state: AppState) -> Router {
-    Router::new()
-        .merge(meshpay_fn_quotes::router())
-        .merge(meshpay_fn_authorize::router())
-        .merge(meshpay_fn_payments::router())
-        .merge(meshpay_fn_cancel::router())
-        .merge(meshpay_fn_balances::router())
-        .merge(meshpay_fn_webhook_deliveries::router())
-        .merge(meshpay_fn_openapi::router())
-        .method_not_allowed_fallback(meshpay_api::error::method_not_allowed)
-        .with_state(state)
-}
-
-/// Every function: a folder under `functions/` that is not registered here fails a test.
+/// Every function, each listed once: a folder under `functions/` that is not registered here
+/// fails a test (the diagnostics ones only in builds with the `diagnostics` feature).
 pub fn function_app(states: States) -> FunctionApp {
     let States {
         payments,
@@ -51,44 +29,42 @@ pub fn function_app(states: States) -> FunctionApp {
         store: payments.store.clone(),
         config: std::sync::Arc::new(confirm.config().webhook.clone()),
     };
-    FunctionApp::new(
-        router(payments)
-            .merge(meshpay_fn_webhook_endpoints::router(endpoints))
-            .merge(meshpay_fn_confirm_webhook::router(chain_webhook)),
-    )
-    .http(meshpay_fn_health::FUNCTION)
-    .http(meshpay_fn_probe::FUNCTION)
-    .http(meshpay_fn_quotes::FUNCTION)
-    .http(meshpay_fn_authorize::FUNCTION)
-    .http(meshpay_fn_payments::FUNCTION)
-    .http(meshpay_fn_cancel::FUNCTION)
-    .http(meshpay_fn_balances::FUNCTION)
-    .http(meshpay_fn_openapi::FUNCTION)
-    .http(meshpay_fn_webhook_endpoints::FUNCTION)
-    .http(meshpay_fn_webhook_deliveries::FUNCTION)
-    .http(meshpay_fn_confirm_webhook::FUNCTION)
-    .queue(
-        meshpay_fn_confirm::FUNCTION,
-        meshpay_fn_confirm::handler(confirm.clone()),
-    )
-    .queue(
-        meshpay_fn_settle::FUNCTION,
-        meshpay_fn_settle::handler(confirm.clone()),
-    )
-    .timer(
-        meshpay_fn_reconcile::FUNCTION,
-        meshpay_fn_reconcile::handler(confirm, Some(broadcast.shared_relay())),
-    )
-    .queue(
-        meshpay_fn_probe_worker::FUNCTION,
-        meshpay_fn_probe_worker::handle,
-    )
-    .queue(meshpay_fn_broadcast::FUNCTION, broadcast.into_handler())
-    .timer(meshpay_fn_heartbeat::FUNCTION, meshpay_fn_heartbeat::handle)
-    .timer(
-        meshpay_fn_notify::FUNCTION,
-        meshpay_fn_notify::handler(webhooks.dispatcher.clone()),
-    )
+    let app = FunctionApp::new()
+        .host_json(include_str!("../host.json"))
+        .register(meshpay_fn_health::function())
+        .register(meshpay_fn_openapi::function())
+        .register(meshpay_fn_quotes::function(payments.clone()))
+        .register(meshpay_fn_authorize::function(payments.clone()))
+        .register(meshpay_fn_payments::function(payments.clone()))
+        .register(meshpay_fn_cancel::function(payments.clone()))
+        .register(meshpay_fn_balances::function(payments.clone()))
+        .register(meshpay_fn_webhook_endpoints::function(endpoints))
+        .register(meshpay_fn_webhook_deliveries::function(payments))
+        .register(meshpay_fn_confirm_webhook::function(chain_webhook))
+        .register(meshpay_fn_broadcast::function(broadcast.clone()))
+        .register(meshpay_fn_confirm::function(confirm.clone()))
+        .register(meshpay_fn_settle::function(confirm.clone()))
+        .register(meshpay_fn_reconcile::function(
+            confirm,
+            Some(broadcast.shared_relay()),
+        ))
+        .register(meshpay_fn_notify::function(webhooks.dispatcher.clone()));
+    diagnostics(app)
+}
+
+/// probe, probe-worker, heartbeat: development and end-to-end test aids. The production
+/// package is built without them (`make build`) and leaves their folders out
+/// (scripts/package.sh), so the host never indexes a function the binary lacks.
+#[cfg(feature = "diagnostics")]
+fn diagnostics(app: FunctionApp) -> FunctionApp {
+    app.register(meshpay_fn_probe::function())
+        .register(meshpay_fn_probe_worker::function())
+        .register(meshpay_fn_heartbeat::function())
+}
+
+#[cfg(not(feature = "diagnostics"))]
+fn diagnostics(app: FunctionApp) -> FunctionApp {
+    app
 }
 
 /// Connections the pool holds for the broadcast step on top of `MESHPAY_DB_MAX_CONNECTIONS`:
@@ -227,15 +203,34 @@ mod tests {
     use serde_json::{Value, json};
     use tower::ServiceExt as _;
 
+    /// The diagnostics functions: the root package's `diagnostics` feature, read from
+    /// Cargo.toml (`dep:meshpay-fn-<folder>`), the one place they are listed.
+    fn diagnostics_functions() -> Vec<String> {
+        let manifest: toml::Table =
+            toml::from_str(include_str!("../Cargo.toml")).expect("Cargo.toml parses");
+        manifest["features"]["diagnostics"]
+            .as_array()
+            .expect("a diagnostics feature")
+            .iter()
+            .map(|dep| {
+                let dep = dep.as_str().unwrap();
+                dep.strip_prefix("dep:meshpay-fn-").unwrap().to_owned()
+            })
+            .collect()
+    }
+
     // A Tokio context: the payments state's lazy pool needs one even unconnected.
     #[tokio::test]
     async fn every_function_folder_is_registered_and_builds() {
         let functions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("functions");
+        let diagnostics = diagnostics_functions();
+        assert_eq!(diagnostics, ["probe", "probe-worker", "heartbeat"]);
         let mut on_disk: Vec<String> = std::fs::read_dir(functions)
             .unwrap()
             .map(|entry| entry.unwrap().path())
             .filter(|path| path.join("function.json").is_file())
             .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .filter(|name| cfg!(feature = "diagnostics") || !diagnostics.contains(name))
             .collect();
         on_disk.sort();
         let app = function_app_for_tests().await;
@@ -300,5 +295,225 @@ mod tests {
             reply["Outputs"]["out"],
             json!([{"message": {"n": 1}, "dequeue_count": 1}])
         );
+    }
+
+    async fn get(app: &axum::Router, path: &str) -> Value {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        body_json(response).await
+    }
+
+    async fn served_document() -> Value {
+        get(
+            &function_app_for_tests().await.build().unwrap(),
+            "/api/openapi.json",
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn every_registered_http_route_and_method_is_in_the_openapi_document() {
+        let routes = function_app_for_tests().await.http_routes().unwrap();
+        let doc = served_document().await;
+        let functions: std::collections::BTreeSet<&str> =
+            routes.iter().map(|route| route.function).collect();
+        assert!(functions.contains("webhook-endpoints") && functions.contains("quotes"));
+        for route in &routes {
+            let method = route.method.as_str().to_ascii_lowercase();
+            assert!(
+                doc["paths"][&route.path][&method].is_object(),
+                "{} {} of function `{}` is missing from the OpenAPI document",
+                route.method,
+                route.path,
+                route.function
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_http_function_json_route_form_and_method_is_registered() {
+        let routes = function_app_for_tests().await.http_routes().unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (name, _) in routes.iter().map(|r| (r.function, ())) {
+            let text =
+                std::fs::read_to_string(root.join("functions").join(name).join("function.json"))
+                    .unwrap();
+            let json: Value = serde_json::from_str(&text).unwrap();
+            let trigger = &json["bindings"][0];
+            let route = trigger["route"].as_str().unwrap();
+            let mine: Vec<_> = routes.iter().filter(|r| r.function == name).collect();
+            for method in trigger["methods"].as_array().unwrap() {
+                let method = method.as_str().unwrap().to_ascii_uppercase();
+                assert!(
+                    mine.iter().any(|r| r.method.as_str() == method),
+                    "{name}: {method} not served"
+                );
+            }
+            let base = format!("/api/{}", route.split("/{").next().unwrap());
+            assert!(
+                mine.iter().any(|r| r.path.starts_with(&base)),
+                "{name}: {route} not served"
+            );
+            if let Some(optional) = route.strip_suffix("?}") {
+                let with = format!("/api/{optional}}}");
+                let without = format!("/api/{}", route.rsplit_once('/').unwrap().0);
+                for path in [with, without] {
+                    assert!(
+                        mine.iter().any(|r| r.path == path),
+                        "{name}: {path} not served"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn document_is_openapi_3_1_with_every_route() {
+        let doc = served_document().await;
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        let paths = &doc["paths"];
+        for (path, method) in [
+            ("/api/quotes", "post"),
+            ("/api/quotes/{id}", "get"),
+            ("/api/payments", "post"),
+            ("/api/payments", "get"),
+            ("/api/payments/{id}", "get"),
+            ("/api/payments/{id}/cancel", "post"),
+            ("/api/balances", "get"),
+            ("/api/webhook-endpoints", "get"),
+            ("/api/webhook-endpoints", "post"),
+            ("/api/webhook-endpoints/{id}", "delete"),
+            ("/api/webhook-deliveries", "get"),
+            ("/api/webhook-deliveries/{id}", "get"),
+        ] {
+            assert!(paths[path][method].is_object(), "{method} {path} missing");
+        }
+    }
+
+    /// Operations that take no API key: liveness, the document itself, development probes, and
+    /// the chain provider's webhook (signed by the provider instead).
+    const WITHOUT_API_KEY: [&str; 4] = ["health", "document", "diagnostics", "chain webhooks"];
+
+    #[tokio::test]
+    async fn every_operation_requires_the_bearer_scheme_and_documents_401() {
+        let doc = served_document().await;
+        assert_eq!(
+            doc["components"]["securitySchemes"]["api_key"]["scheme"],
+            "bearer"
+        );
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let tag = op["tags"][0].as_str().unwrap_or_default();
+                if WITHOUT_API_KEY.contains(&tag) {
+                    continue;
+                }
+                assert_eq!(op["security"][0]["api_key"], json!([]), "{method} {path}");
+                let unauthorized = &op["responses"]["401"]["content"]["application/problem+json"];
+                assert!(
+                    unauthorized.is_object(),
+                    "{method} {path} lacks a problem+json 401"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn schemas_referenced_by_operations_exist() {
+        let doc = served_document().await;
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for name in [
+            "Problem",
+            "ErrorCode",
+            "QuoteView",
+            "PaymentView",
+            "PaymentList",
+            "BalanceList",
+            "Money",
+        ] {
+            assert!(schemas.contains_key(name), "schema {name} missing");
+        }
+        // every $ref points into components/schemas and resolves
+        for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "dangling $ref {name}");
+        }
+    }
+
+    async fn send(app: &axum::Router, request: Request<Body>) -> axum::response::Response {
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_method_on_a_known_path_is_405_with_allow_when_forwarded() {
+        let app = function_app_for_tests().await.build().unwrap();
+        for (method, path, allow) in [
+            ("TRACE", "/api/quotes", "POST"),
+            ("DELETE", "/api/balances", "GET"),
+            ("TRACE", "/api/payments", "POST, GET"),
+            ("PUT", "/api/payments/pay_1", "GET"),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let response = send(&app, request).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+            assert_eq!(body_json(response).await["code"], "method_not_allowed");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_method_is_405_with_allow_in_the_envelope_too() {
+        let app = function_app_for_tests().await.build().unwrap();
+        let envelope = json!({"Data": {"req": {"Url": "http://localhost/api/balances",
+            "Method": "DELETE", "Headers": {}}}, "Metadata": {}});
+        let request = Request::post("/balances")
+            .header("content-type", "application/json")
+            .body(Body::from(envelope.to_string()))
+            .unwrap();
+        let response = send(&app, request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let reply = body_json(response).await;
+        let res = &reply["Outputs"]["res"];
+        assert_eq!(res["statusCode"], "405");
+        assert_eq!(res["headers"]["allow"], "GET");
+        let problem: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+        assert_eq!(problem["code"], "method_not_allowed");
+    }
+
+    #[tokio::test]
+    async fn queue_messages_of_another_version_are_refused_before_the_handler() {
+        let app = function_app_for_tests().await.build().unwrap();
+        for function in ["broadcast", "confirm", "settle"] {
+            let message = json!({"v": 2, "payment_id": "pay_0123456789abcdef0123456789abcdef"});
+            let envelope = json!({"Data": {"message": message.to_string()},
+                "Metadata": {"DequeueCount": "1"}});
+            let request = Request::post(format!("/{function}"))
+                .header("content-type", "application/json")
+                .body(Body::from(envelope.to_string()))
+                .unwrap();
+            let response = send(&app, request).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{function}"
+            );
+            let problem = body_json(response).await;
+            assert_eq!(problem["code"], "invalid_message", "{function}");
+            let detail = problem["detail"].as_str().unwrap();
+            assert!(detail.contains("version 2"), "{function}: {detail}");
+        }
     }
 }

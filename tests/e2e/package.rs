@@ -1,6 +1,6 @@
 //! `scripts/package.sh` (what `make package` runs) builds the zip-deploy package the real
-//! Functions host expects: host.json and one folder per function with its function.json at the
-//! root, the handler at host.json's `defaultExecutablePath` with its executable bit, and
+//! Functions host expects: host.json and one folder per function (diagnostics left out) with
+//! its function.json at the root, the handler at host.json's `defaultExecutablePath` with its executable bit, and
 //! nothing else from the source tree. Packages the debug binary cargo built for this test, into
 //! a directory of its own (never the shared dist/).
 
@@ -90,8 +90,26 @@ fn unzip(path: &Path, skip_bytes_of: &str) -> BTreeMap<String, Entry> {
     entries
 }
 
-/// `functions/<name>/function.json` of the source tree, by name.
-fn source_functions() -> BTreeMap<String, Vec<u8>> {
+/// The diagnostics functions: the root package's `diagnostics` feature
+/// (`dep:meshpay-fn-<folder>`), the one place they are listed.
+fn diagnostics_functions() -> Vec<String> {
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo().join("Cargo.toml")).unwrap()).unwrap();
+    let names: Vec<String> = manifest["features"]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|dep| {
+            let dep = dep.as_str().unwrap();
+            dep.strip_prefix("dep:meshpay-fn-").unwrap().to_owned()
+        })
+        .collect();
+    assert!(!names.is_empty(), "no diagnostics feature");
+    names
+}
+
+/// `functions/<name>/function.json` of the source tree, by name, diagnostics included.
+fn all_source_functions() -> BTreeMap<String, Vec<u8>> {
     let mut functions = BTreeMap::new();
     for dir in std::fs::read_dir(repo().join("functions")).unwrap() {
         let dir = dir.unwrap().path();
@@ -103,6 +121,15 @@ fn source_functions() -> BTreeMap<String, Vec<u8>> {
     }
     assert!(!functions.is_empty(), "no functions/*/function.json found");
     functions
+}
+
+/// The functions the production package holds: all but the diagnostics ones.
+fn source_functions() -> BTreeMap<String, Vec<u8>> {
+    let diagnostics = diagnostics_functions();
+    all_source_functions()
+        .into_iter()
+        .filter(|(name, _)| !diagnostics.contains(name))
+        .collect()
 }
 
 /// host.json's `customHandler.description.defaultExecutablePath`.
@@ -159,6 +186,27 @@ fn the_zip_holds_host_json_each_function_json_and_the_executable_and_nothing_els
     );
     // dist/app is the unzipped package, identical to the zip.
     assert!(scratch.0.join("app").join(&executable).is_file());
+}
+
+#[test]
+fn the_zip_holds_no_diagnostics_function() {
+    let scratch = Scratch::new("diagnostics");
+    package_ok(&scratch.0, &[]);
+    let entries = unzip(&scratch.0.join("meshpay.zip"), &executable_path());
+    let diagnostics = diagnostics_functions();
+    let on_disk = all_source_functions();
+    for name in &diagnostics {
+        assert!(
+            on_disk.contains_key(name),
+            "{name} is not a function folder"
+        );
+        let folder = format!("{name}/");
+        assert!(
+            entries.keys().all(|entry| !entry.starts_with(&folder)),
+            "{name} is in the package"
+        );
+        assert!(!scratch.0.join("app").join(name).exists());
+    }
 }
 
 #[test]

@@ -9,17 +9,17 @@
 //! invocation may have lost after the commit. Same key, different body: 422. A concurrent
 //! duplicate waits for the first (bounded by the store's lock timeout, then 409).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use meshpay_api::views::{PaymentView, Renderer};
 use meshpay_api::{
     ApiError, ApiJson, AppState, Auth, ErrorCode, PaymentsWrite, Problem, from_store,
 };
 use meshpay_domain::{IdempotencyKey, PaymentId, PaymentMessage, QuoteId};
-use meshpay_shim::{FunctionJson, QueueOutputs};
+use meshpay_shim::{Function, FunctionJson, QueueOutputs};
 use meshpay_store::{
     AuthorizeOutcome, AuthorizeRequest, Payment, StoredResponse, request_fingerprint,
 };
@@ -27,9 +27,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::{OpenApi, ToSchema};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("authorize");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("authorize");
 
-pub const PATH: &str = "/api/payments";
 /// Output binding name in function.json (queue `payments-broadcast`).
 pub const BROADCAST_OUTPUT: &str = "broadcast";
 /// Request header carrying the client's idempotency key.
@@ -41,8 +40,11 @@ pub const MAX_REFERENCE_BYTES: usize = 255;
 /// Largest `metadata` object, serialized.
 pub const MAX_METADATA_BYTES: usize = 4 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, post(authorize))
+/// `POST /api/payments`.
+pub fn function(state: AppState) -> Function {
+    Function::http(FUNCTION, AuthorizeApi::openapi)
+        .on(Method::POST, authorize)
+        .with_state(state)
 }
 
 #[derive(OpenApi)]
@@ -91,6 +93,7 @@ pub async fn authorize(
     State(state): State<AppState>,
     auth: Auth<PaymentsWrite>,
     headers: HeaderMap,
+    uri: Uri,
     body: ApiJson<AuthorizePaymentRequest>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
@@ -113,7 +116,7 @@ pub async fn authorize(
         .authorize_payment(&request, |payment| render(&renderer, payment))
         .await
         .map_err(|e| from_store(e, "quote", &state.chains))?;
-    Ok(respond(&outcome))
+    Ok(respond(&outcome, uri.path()))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
@@ -180,12 +183,13 @@ fn render(renderer: &Renderer<'_>, payment: &Payment) -> StoredResponse {
     }
 }
 
-fn respond(outcome: &AuthorizeOutcome) -> Response {
+/// `collection`: the path the payment was created at; the payment lives under it.
+fn respond(outcome: &AuthorizeOutcome, collection: &str) -> Response {
     let stored = outcome.response();
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
     let mut response = (status, Json(canonical(stored.body.clone()))).into_response();
     if let Some(payment_id) = outcome.payment_id().filter(|_| status.is_success()) {
-        add_location(&mut response, payment_id);
+        add_location(&mut response, collection, payment_id);
         let message = PaymentMessage::new(payment_id);
         let mut queued = QueueOutputs::new();
         match queued.push(BROADCAST_OUTPUT, &message) {
@@ -204,8 +208,9 @@ fn respond(outcome: &AuthorizeOutcome) -> Response {
     response
 }
 
-fn add_location(response: &mut Response, payment_id: PaymentId) {
-    if let Ok(location) = HeaderValue::from_str(&format!("{PATH}/{payment_id}")) {
+fn add_location(response: &mut Response, collection: &str, payment_id: PaymentId) {
+    let collection = collection.trim_end_matches('/');
+    if let Ok(location) = HeaderValue::from_str(&format!("{collection}/{payment_id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
 }

@@ -1,19 +1,20 @@
 //! `balances`: `GET /api/balances`, the merchant's available and held amount per asset.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::Method;
 use meshpay_api::views::{BalanceList, BalanceView, Renderer};
 use meshpay_api::{ApiError, AppState, Auth, PaymentsRead, Problem, from_store};
-use meshpay_shim::FunctionJson;
+use meshpay_shim::{Function, FunctionJson};
 use utoipa::OpenApi;
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("balances");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("balances");
 
-pub const PATH: &str = "/api/balances";
-
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, get(get_balances))
+/// `GET /api/balances`.
+pub fn function(state: AppState) -> Function {
+    Function::http(FUNCTION, BalancesApi::openapi)
+        .on(Method::GET, get_balances)
+        .with_state(state)
 }
 
 #[derive(OpenApi)]

@@ -11,26 +11,32 @@
 //! - unknown payment, or not `authorized`/`broadcast` → logged, completed, nothing changed;
 //! - anything not finished (RPC down, node refused for now, database busy) → invocation error:
 //!   the host redelivers and the next delivery resumes from the database;
-//! - a body that is not a `PaymentMessage` (or an unknown version) → invocation error, so the
-//!   message ends in `payments-broadcast-poison` after the host's retries. Nothing is signed.
+//! - a body that is not a `PaymentMessage` (or an unknown version) → refused by the shim's
+//!   decode before the handler runs, so the message ends in `payments-broadcast-poison` after
+//!   the host's retries. Nothing is signed.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use meshpay_domain::PaymentMessage;
 use meshpay_relay::{BroadcastOutcome, Delivery, LazyRelay, Relay, RelayError, RelaySetup};
-use meshpay_shim::{FunctionJson, OutputError, Outputs, QueueInvocation};
+use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, QueueInvocation};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("broadcast");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("broadcast");
+
+/// The function over `broadcast`'s relay.
+pub fn function(broadcast: Broadcast) -> Function {
+    Function::queue_with(
+        FUNCTION,
+        broadcast,
+        |broadcast: Broadcast, invocation| async move { broadcast.handle(invocation).await },
+    )
+}
 
 /// Output binding (function.json) to `payments-confirm`.
 pub const CONFIRM: &str = "confirm";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BroadcastError {
-    #[error("unsupported message version {0} (expected {expected})", expected = PaymentMessage::VERSION)]
-    UnsupportedVersion(u8),
     #[error("broadcast step is not configured: {0}")]
     Init(#[source] RelayError),
     #[error(transparent)]
@@ -75,15 +81,7 @@ impl Broadcast {
         &self,
         invocation: QueueInvocation<PaymentMessage>,
     ) -> Result<Outputs, BroadcastError> {
-        let message = invocation.message;
-        if message.v != PaymentMessage::VERSION {
-            tracing::error!(
-                version = message.v,
-                "broadcast message of an unknown version"
-            );
-            return Err(BroadcastError::UnsupportedVersion(message.v));
-        }
-        let payment_id = message.payment_id;
+        let payment_id = invocation.message.payment_id;
         let delivery = Delivery::new(invocation.metadata.dequeue_count);
         let relay = self.relay().await?;
         match relay.broadcast(payment_id, delivery).await {
@@ -117,25 +115,13 @@ impl Broadcast {
             }
         }
     }
-
-    /// The function to register: `.queue(FUNCTION, Broadcast::lazy(setup).into_handler())`.
-    pub fn into_handler(
-        self,
-    ) -> impl Fn(QueueInvocation<PaymentMessage>) -> HandlerFuture + Send + Sync + 'static {
-        move |invocation| {
-            let this = self.clone();
-            Box::pin(async move { this.handle(invocation).await })
-        }
-    }
 }
-
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Outputs, BroadcastError>> + Send>>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use meshpay_domain::PaymentId;
-    use meshpay_shim::{InvocationContext, QueueMetadata};
+    use serde_json::json;
 
     #[test]
     fn function_json_consumes_broadcast_and_writes_confirm() {
@@ -151,37 +137,14 @@ mod tests {
         );
     }
 
-    /// A relay setup whose database does not exist (its pool connects on first use).
-    fn unreachable_setup() -> RelaySetup {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .connect_lazy("postgres://meshpay@127.0.0.1:1/unused")
-            .unwrap();
-        let chains = include_str!("../../../chains.dev.toml");
-        RelaySetup {
-            store: meshpay_store::Store::from_pool(pool),
-            chains: Arc::new(meshpay_chain::ChainsConfig::from_toml_str(chains).unwrap()),
-            signers: meshpay_relay::SignersFile::from_toml_str("").unwrap(),
-            secrets: Default::default(),
-            config: meshpay_relay::RelayConfig::default(),
-        }
-    }
-
-    #[tokio::test]
-    async fn unknown_message_version_fails_without_touching_the_relay() {
-        // No database and no signers: were the relay needed, this would fail with Init instead.
-        let handler = Broadcast::lazy(unreachable_setup()).into_handler();
-        let invocation = QueueInvocation {
-            message: PaymentMessage {
-                v: 2,
-                payment_id: PaymentId::new(),
-            },
-            metadata: QueueMetadata::default(),
-            context: InvocationContext::for_function("broadcast"),
-        };
-        let error = handler(invocation).await.unwrap_err();
-        assert!(
-            matches!(error, BroadcastError::UnsupportedVersion(2)),
-            "{error}"
-        );
+    #[test]
+    fn a_message_of_another_version_is_refused_by_decode_before_the_relay() {
+        let id = PaymentId::new();
+        let current = json!({"v": 1, "payment_id": id});
+        let decoded = meshpay_shim::decode_message::<PaymentMessage>(current).unwrap();
+        assert_eq!(decoded, PaymentMessage::new(id));
+        let future = json!({"v": 2, "payment_id": id});
+        let error = meshpay_shim::decode_message::<PaymentMessage>(future).unwrap_err();
+        assert!(error.to_string().contains("version 2"), "{error}");
     }
 }

@@ -2,22 +2,23 @@
 //! hold, in one store transaction. Cancelling an already cancelled payment returns it again
 //! (a retried cancel succeeds); past `authorized` it is too late: 409 `invalid_state`.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::http::Method;
 use meshpay_api::views::{PaymentView, Renderer};
 use meshpay_api::{ApiError, AppState, Auth, PathId, PaymentsWrite, Problem, from_store};
 use meshpay_domain::{PaymentId, PaymentStatus};
-use meshpay_shim::FunctionJson;
+use meshpay_shim::{Function, FunctionJson};
 use meshpay_store::StoreError;
 use utoipa::OpenApi;
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("cancel");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("cancel");
 
-pub const PATH: &str = "/api/payments/{id}/cancel";
-
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, post(cancel_payment))
+/// `POST /api/payments/{id}/cancel`.
+pub fn function(state: AppState) -> Function {
+    Function::http(FUNCTION, CancelApi::openapi)
+        .on(Method::POST, cancel_payment)
+        .with_state(state)
 }
 
 #[derive(OpenApi)]

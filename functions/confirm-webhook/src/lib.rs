@@ -18,13 +18,13 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::handler::Handler as _;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use meshpay_api::{ApiError, ErrorCode};
 use meshpay_confirm::webhook::{
     self, ALCHEMY_SIGNATURE_HEADER, Hint, STANDARD_ID_HEADER, STANDARD_SIGNATURE_HEADER,
@@ -32,15 +32,15 @@ use meshpay_confirm::webhook::{
 };
 use meshpay_confirm::{ConfirmMessage, WebhookConfig};
 use meshpay_domain::PaymentStatus;
-use meshpay_shim::{FunctionJson, QueueOutputs};
+use meshpay_shim::{Function, FunctionJson, QueueOutputs};
 use meshpay_store::Store;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use utoipa::OpenApi;
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("confirm-webhook");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("confirm-webhook");
 
-pub const PATH: &str = "/api/webhooks/chain";
 /// Output binding name in function.json (queue `payments-confirm`).
 pub const CONFIRM_OUTPUT: &str = "confirm";
 
@@ -51,13 +51,18 @@ pub struct WebhookState {
     pub config: Arc<WebhookConfig>,
 }
 
-pub fn router(state: WebhookState) -> Router {
+/// `POST /api/webhooks/chain`.
+pub fn function(state: WebhookState) -> Function {
     let limit = state.config.max_body_bytes;
-    Router::new()
-        .route(PATH, post(receive))
-        .layer(DefaultBodyLimit::max(limit))
+    Function::http(FUNCTION, ChainWebhookApi::openapi)
+        .on(Method::POST, receive.layer(DefaultBodyLimit::max(limit)))
         .with_state(state)
 }
+
+/// This function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(receive))]
+pub struct ChainWebhookApi;
 
 /// Which format signed the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,18 @@ fn unauthorized(error: &SignatureError) -> ApiError {
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/chain",
+    tag = "chain webhooks",
+    request_body(description = "An Alchemy Address Activity event (`X-Alchemy-Signature`) or a Standard Webhooks message (`webhook-id`, `webhook-timestamp`, `webhook-signature`) naming transaction hashes", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Verified; the named payments are queued for a confirmation check", content_type = "application/json"),
+        (status = 400, description = "The body is not the event format its signature names", content_type = "application/problem+json"),
+        (status = 401, description = "Signature missing, invalid or outside the accepted time window", content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", content_type = "application/problem+json"),
+    )
+)]
 async fn receive(
     State(state): State<WebhookState>,
     headers: HeaderMap,
@@ -224,11 +241,15 @@ mod tests {
     }
 
     async fn post(state: WebhookState, headers: &[(&str, String)], body: Vec<u8>) -> Response {
-        let mut request = Request::post(PATH).header("content-type", "application/json");
+        let mut request =
+            Request::post("/api/webhooks/chain").header("content-type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        router(state)
+        meshpay_shim::FunctionApp::new()
+            .register(function(state))
+            .http_router()
+            .unwrap()
             .oneshot(request.body(Body::from(body)).unwrap())
             .await
             .unwrap()
@@ -248,10 +269,7 @@ mod tests {
     fn function_json_is_a_post_route_with_a_confirm_queue_output() {
         let def = FUNCTION.parse().unwrap();
         assert_eq!(def.trigger().methods, ["post"]);
-        assert_eq!(
-            format!("/api/{}", def.trigger().route.as_deref().unwrap()),
-            PATH
-        );
+        assert_eq!(def.trigger().route.as_deref(), Some("webhooks/chain"));
         let out = def.output(CONFIRM_OUTPUT).unwrap();
         assert_eq!(out.queue_name.as_deref(), Some("payments-confirm"));
         assert!(!def.is_http_forwardable());

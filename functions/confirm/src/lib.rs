@@ -8,35 +8,27 @@
 //! the stored bytes was refused and the broadcast step must decide. Errors (database) fail the
 //! invocation: the host delivers the message again.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use meshpay_confirm::{ConfirmError, ConfirmMessage, ConfirmOutcome, Pipeline};
 use meshpay_domain::PaymentMessage;
-use meshpay_shim::{FunctionJson, OutputError, Outputs, QueueInvocation};
+use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, QueueInvocation};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("confirm");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("confirm");
 
 /// Output binding names in function.json.
 pub const SETTLE_OUTPUT: &str = "settle";
 pub const CONFIRM_OUTPUT: &str = "confirm";
 pub const BROADCAST_OUTPUT: &str = "broadcast";
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Outputs, ConfirmError>> + Send>>;
-
-/// The queue handler for `FunctionApp::queue`, sharing one pipeline.
-pub fn handler(
-    pipeline: Arc<Pipeline>,
-) -> impl Fn(QueueInvocation<ConfirmMessage>) -> HandlerFuture + Send + Sync + 'static {
-    move |invocation| {
-        let pipeline = Arc::clone(&pipeline);
-        Box::pin(async move { handle(&pipeline, invocation).await })
-    }
+/// The function, sharing one pipeline. A message of another version is refused by its type
+/// before `handle` runs.
+pub fn function(pipeline: Arc<Pipeline>) -> Function {
+    Function::queue_with(FUNCTION, pipeline, handle)
 }
 
 pub async fn handle(
-    pipeline: &Pipeline,
+    pipeline: Arc<Pipeline>,
     invocation: QueueInvocation<ConfirmMessage>,
 ) -> Result<Outputs, ConfirmError> {
     let message = invocation.message;

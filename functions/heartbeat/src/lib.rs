@@ -1,11 +1,15 @@
 //! `heartbeat`: a timer on `%HEARTBEAT_SCHEDULE%` (an app setting, so tests can fire it every
 //! second) that writes `{"fired_at", "is_past_due"}` to `heartbeats`.
 
-use meshpay_shim::{FunctionJson, OutputError, Outputs, TimerInvocation};
+use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, TimerInvocation};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("heartbeat");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("heartbeat");
+
+pub fn function() -> Function {
+    Function::timer(FUNCTION, handle)
+}
 
 /// Output binding name in function.json.
 pub const OUTPUT: &str = "out";

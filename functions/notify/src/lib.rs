@@ -10,26 +10,19 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use meshpay_shim::{FunctionJson, Outputs, TimerInvocation};
+use meshpay_shim::{Function, FunctionJson, Outputs, TimerInvocation};
 use meshpay_webhooks::{DispatchError, Dispatcher};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("notify");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("notify");
 
-/// The timer handler over a shared dispatcher.
-pub fn handler(
-    dispatcher: Arc<Dispatcher>,
-) -> impl Fn(TimerInvocation) -> BoxFuture<'static, Result<Outputs, DispatchError>> + Send + Sync + 'static
-{
-    move |invocation| {
-        let dispatcher = dispatcher.clone();
-        Box::pin(async move { run(&dispatcher, invocation).await })
-    }
+/// The function, over a shared dispatcher.
+pub fn function(dispatcher: Arc<Dispatcher>) -> Function {
+    Function::timer_with(FUNCTION, dispatcher, run)
 }
 
 /// One run; its summary goes to the invocation's logs.
 pub async fn run(
-    dispatcher: &Dispatcher,
+    dispatcher: Arc<Dispatcher>,
     invocation: TimerInvocation,
 ) -> Result<Outputs, DispatchError> {
     let report = dispatcher.run_once().await?;

@@ -3,27 +3,26 @@
 //! payment comes with its `attempts` (every signed transaction: hash, nonce, fees, status; never
 //! the signed bytes); lists leave them out (one query per page, not per payment).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::Method;
 use meshpay_api::pagination::{decode_cursor, encode_cursor, page_limit};
 use meshpay_api::views::{PaymentList, PaymentView, Renderer};
 use meshpay_api::{ApiError, ApiQuery, AppState, Auth, PathId, PaymentsRead, Problem, from_store};
 use meshpay_domain::{PaymentId, PaymentStatus};
-use meshpay_shim::FunctionJson;
+use meshpay_shim::{Function, FunctionJson};
 use meshpay_store::ListPayments;
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("payments");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("payments");
 
-pub const PATH: &str = "/api/payments";
-pub const ITEM_PATH: &str = "/api/payments/{id}";
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(PATH, get(list_payments))
-        .route(ITEM_PATH, get(get_payment))
+/// `GET /api/payments`, `GET /api/payments/{id}` (route `payments/{id?}`).
+pub fn function(state: AppState) -> Function {
+    Function::http(FUNCTION, PaymentsApi::openapi)
+        .on(Method::GET, list_payments)
+        .on_with_optional(Method::GET, get_payment)
+        .with_state(state)
 }
 
 #[derive(OpenApi)]

@@ -2,11 +2,15 @@
 //! `probe-results`. A message with `"fail": true` makes it fail on purpose, so tests can
 //! watch the host retry it and finally move it to `probes-poison`.
 
-use meshpay_shim::{FunctionJson, OutputError, Outputs, QueueInvocation};
+use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, QueueInvocation};
 use serde::Serialize;
 use serde_json::Value;
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("probe-worker");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("probe-worker");
+
+pub fn function() -> Function {
+    Function::queue(FUNCTION, handle)
+}
 
 /// Output binding name in function.json.
 pub const OUTPUT: &str = "out";

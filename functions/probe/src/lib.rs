@@ -2,29 +2,46 @@
 //! Because it has a queue output, the host never forwards it: it always arrives as an
 //! envelope, and the shim carries the [`QueueOutputs`] back as `Outputs.out`.
 
+use axum::Json;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+use axum::handler::Handler as _;
+use axum::http::{HeaderValue, Method, StatusCode, header::CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
-use meshpay_shim::{FunctionJson, QueueOutputs};
+use meshpay_shim::{Function, FunctionJson, QueueOutputs};
 use serde_json::{Value, json};
+use utoipa::OpenApi;
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("probe");
-
-pub const PATH: &str = "/api/probe";
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("probe");
 /// Output binding name in function.json.
 pub const OUTPUT: &str = "out";
 /// Queue messages are at most 64 KB, about 48 KB of it usable after base64.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
-pub fn router() -> Router {
-    Router::new()
-        .route(PATH, post(probe))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+pub fn function() -> Function {
+    let handler = probe.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    Function::http(FUNCTION, ProbeApi::openapi)
+        .on(Method::POST, handler)
+        .into()
 }
 
+/// This function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(probe))]
+pub struct ProbeApi;
+
+#[utoipa::path(
+    post,
+    path = "/api/probe",
+    tag = "diagnostics",
+    request_body(description = "Any JSON value, at most 32 KiB", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Enqueued on `probes`; the body is echoed", content_type = "application/json"),
+        (status = 400, description = "Malformed JSON", content_type = "application/problem+json"),
+        (status = 413, description = "Body over 32 KiB", content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", content_type = "application/problem+json"),
+    )
+)]
 async fn probe(body: Result<Json<Value>, JsonRejection>) -> Response {
     match body {
         Ok(Json(message)) => {
@@ -60,14 +77,20 @@ mod tests {
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
 
+    const PATH: &str = "/api/probe";
+
+    fn router() -> axum::Router {
+        meshpay_shim::FunctionApp::new()
+            .register(function())
+            .http_router()
+            .unwrap()
+    }
+
     #[test]
     fn function_json_declares_http_and_probes_queue_output() {
         let def = FUNCTION.parse().unwrap();
         assert_eq!(def.trigger().methods, ["post"]);
-        assert_eq!(
-            format!("/api/{}", def.trigger().route.as_deref().unwrap()),
-            PATH
-        );
+        assert_eq!(def.trigger().route.as_deref(), Some("probe"));
         let out = def.output(OUTPUT).unwrap();
         assert_eq!(out.queue_name.as_deref(), Some("probes"));
         assert_eq!(out.connection.as_deref(), Some("AzureWebJobsStorage"));

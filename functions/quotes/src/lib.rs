@@ -2,31 +2,29 @@
 //! the merchant's rate) and stores the offer for `quote_ttl` (60 s); `GET /api/quotes/{id}`
 //! reads it back. Nothing is written unless every input is valid.
 
+use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use meshpay_api::views::{QuoteView, Renderer};
 use meshpay_api::{
     ApiError, ApiJson, AppState, Auth, ErrorCode, PathId, Problem, QuotesWrite, from_store,
 };
 use meshpay_chain::{Chain, FeeError, FeeEstimate, TransferSpec};
 use meshpay_domain::{Asset, Charges, QuoteId};
-use meshpay_shim::FunctionJson;
+use meshpay_shim::{Function, FunctionJson};
 use meshpay_store::NewQuote;
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("quotes");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("quotes");
 
-pub const PATH: &str = "/api/quotes";
-pub const ITEM_PATH: &str = "/api/quotes/{id}";
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(PATH, post(create_quote))
-        .route(ITEM_PATH, get(get_quote))
+/// `POST /api/quotes`, `GET /api/quotes/{id}` (route `quotes/{id?}`).
+pub fn function(state: AppState) -> Function {
+    Function::http(FUNCTION, QuotesApi::openapi)
+        .on(Method::POST, create_quote)
+        .on_with_optional(Method::GET, get_quote)
+        .with_state(state)
 }
 
 /// This function's part of the OpenAPI document.
@@ -83,6 +81,7 @@ struct QuoteInput<'a> {
 pub async fn create_quote(
     State(state): State<AppState>,
     auth: Auth<QuotesWrite>,
+    uri: Uri,
     ApiJson { value: request, .. }: ApiJson<CreateQuoteRequest>,
 ) -> Result<Response, ApiError> {
     let input = validate(&state, &request)?;
@@ -113,7 +112,8 @@ pub async fn create_quote(
         .await
         .map_err(|e| from_store(e, "merchant", &state.chains))?;
     let view = Renderer::new(&state.chains).quote(&quote)?;
-    let location = format!("{PATH}/{}", quote.id);
+    // The new quote lives under the path this request was sent to.
+    let location = format!("{}/{}", uri.path().trim_end_matches('/'), quote.id);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],

@@ -13,17 +13,15 @@
 //! Both results are stored together in `reconcile_runs`. A bounded run; timers are not retried,
 //! the next run carries on.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use meshpay_confirm::{ConfirmMessage, Pipeline, ReconcileReport};
 use meshpay_domain::PaymentMessage;
 use meshpay_relay::{HealBudget, LazyRelay, Relay, WalletHeal};
-use meshpay_shim::{FunctionJson, OutputError, Outputs, TimerInvocation};
+use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, TimerInvocation};
 use serde::Serialize;
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("reconcile");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("reconcile");
 
 /// Output binding names in function.json.
 pub const BROADCAST_OUTPUT: &str = "broadcast";
@@ -81,19 +79,16 @@ pub async fn run(pipeline: &Pipeline, relay: Option<&Relay>) -> RunReport {
     RunReport { reconcile, healed }
 }
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Outputs, OutputError>> + Send>>;
-
-/// The timer handler for `FunctionApp::timer`, sharing one pipeline and (for wallet healing)
-/// the broadcast step's relay; `None`: no healing.
-pub fn handler(
-    pipeline: Arc<Pipeline>,
-    relay: Option<LazyRelay>,
-) -> impl Fn(TimerInvocation) -> HandlerFuture + Send + Sync + 'static {
-    move |invocation| {
-        let pipeline = Arc::clone(&pipeline);
-        let relay = relay.clone();
-        Box::pin(async move { handle(&pipeline, relay.as_ref(), invocation).await })
-    }
+/// The function, sharing one pipeline and (for wallet healing) the broadcast step's relay;
+/// `None`: no healing.
+pub fn function(pipeline: Arc<Pipeline>, relay: Option<LazyRelay>) -> Function {
+    Function::timer_with(
+        FUNCTION,
+        (pipeline, relay),
+        |(pipeline, relay), invocation| async move {
+            handle(&pipeline, relay.as_ref(), invocation).await
+        },
+    )
 }
 
 pub async fn handle(

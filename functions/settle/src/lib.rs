@@ -7,50 +7,29 @@
 //! Output `confirm` (`payments-confirm`): only after a reorg took the confirming block away
 //! (the payment went back to broadcast and polling starts again).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use meshpay_confirm::{ConfirmError, Pipeline, SettleOutcome};
 use meshpay_domain::PaymentMessage;
-use meshpay_shim::{FunctionJson, OutputError, Outputs, QueueInvocation};
+use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, QueueInvocation};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("settle");
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("settle");
 
 /// Output binding name in function.json (queue `payments-confirm`).
 pub const CONFIRM_OUTPUT: &str = "confirm";
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Outputs, ConfirmError>> + Send>>;
-
-/// The queue handler for `FunctionApp::queue`, sharing one pipeline.
-pub fn handler(
-    pipeline: Arc<Pipeline>,
-) -> impl Fn(QueueInvocation<PaymentMessage>) -> HandlerFuture + Send + Sync + 'static {
-    move |invocation| {
-        let pipeline = Arc::clone(&pipeline);
-        Box::pin(async move { handle(&pipeline, invocation).await })
-    }
+/// The function, sharing one pipeline. A message of another version is refused by its type
+/// before `handle` runs.
+pub fn function(pipeline: Arc<Pipeline>) -> Function {
+    Function::queue_with(FUNCTION, pipeline, handle)
 }
 
 pub async fn handle(
-    pipeline: &Pipeline,
+    pipeline: Arc<Pipeline>,
     invocation: QueueInvocation<PaymentMessage>,
 ) -> Result<Outputs, ConfirmError> {
-    let message = invocation.message;
-    check_version(&message)?;
-    let outcome = pipeline.settle(message.payment_id).await?;
+    let outcome = pipeline.settle(invocation.message.payment_id).await?;
     outputs_for(&outcome).map_err(|e| ConfirmError::Output(e.into()))
-}
-
-/// Refuses messages of another version before anything is read or written.
-fn check_version(message: &PaymentMessage) -> Result<(), ConfirmError> {
-    if message.v == PaymentMessage::VERSION {
-        return Ok(());
-    }
-    Err(ConfirmError::UnsupportedMessageVersion {
-        found: message.v,
-        expected: PaymentMessage::VERSION,
-    })
 }
 
 /// The messages and log line each outcome produces.
@@ -93,17 +72,14 @@ mod tests {
     }
 
     #[test]
-    fn a_message_of_another_version_is_refused() {
-        let current = PaymentMessage::new(PaymentId::new());
-        assert!(check_version(&current).is_ok());
-        let future = PaymentMessage {
-            v: PaymentMessage::VERSION + 1,
-            ..current
-        };
-        assert!(matches!(
-            check_version(&future),
-            Err(ConfirmError::UnsupportedMessageVersion { .. })
-        ));
+    fn a_message_of_another_version_is_refused_by_decode() {
+        let id = PaymentId::new();
+        let current = json!({"v": 1, "payment_id": id});
+        let decoded = meshpay_shim::decode_message::<PaymentMessage>(current).unwrap();
+        assert_eq!(decoded, PaymentMessage::new(id));
+        let future = json!({"v": 2, "payment_id": id});
+        let error = meshpay_shim::decode_message::<PaymentMessage>(future).unwrap_err();
+        assert!(error.to_string().contains("version"), "{error}");
     }
 
     #[test]

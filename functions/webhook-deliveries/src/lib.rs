@@ -7,13 +7,13 @@
 //!
 //! Needs the `webhooks:write` scope; another merchant's delivery is a 404.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::Method;
 use meshpay_api::pagination::{decode_cursor, encode_cursor, page_limit};
 use meshpay_api::{ApiError, ApiQuery, AppState, Auth, Problem, RequiredScope, from_store};
 use meshpay_domain::Scope;
-use meshpay_shim::FunctionJson;
+use meshpay_shim::{Function, FunctionJson};
 use meshpay_store::webhooks::{
     DeliveryStatus, ListDeliveries, WebhookAttempt, WebhookDelivery, WebhookDeliveryId,
     WebhookEndpointId,
@@ -22,10 +22,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("webhook-deliveries");
-
-pub const PATH: &str = "/api/webhook-deliveries";
-pub const ITEM_PATH: &str = "/api/webhook-deliveries/{id}";
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("webhook-deliveries");
 
 /// `webhooks:write`: manage webhook endpoints and read deliveries.
 pub struct WebhooksWrite;
@@ -34,10 +31,13 @@ impl RequiredScope for WebhooksWrite {
     const SCOPE: Scope = Scope::WebhooksWrite;
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(PATH, get(list_deliveries))
-        .route(ITEM_PATH, get(get_delivery))
+/// `GET /api/webhook-deliveries`, `GET /api/webhook-deliveries/{id}` (route
+/// `webhook-deliveries/{id?}`).
+pub fn function(state: AppState) -> Function {
+    Function::http(FUNCTION, WebhookDeliveriesApi::openapi)
+        .on(Method::GET, list_deliveries)
+        .on_with_optional(Method::GET, get_delivery)
+        .with_state(state)
 }
 
 #[derive(OpenApi)]

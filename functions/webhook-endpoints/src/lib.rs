@@ -11,16 +11,15 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{FromRef, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use meshpay_api::{
     ApiError, ApiJson, AppState, Auth, ErrorCode, Problem, RequiredScope, from_store,
 };
 use meshpay_domain::Scope;
-use meshpay_shim::FunctionJson;
+use meshpay_shim::{Function, FunctionJson};
 use meshpay_store::webhooks::{
     CreateEndpointOutcome, MAX_ENDPOINTS_PER_MERCHANT, NewWebhookEndpoint, WebhookEndpoint,
     WebhookEndpointId,
@@ -32,10 +31,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};
 
-pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("webhook-endpoints");
-
-pub const PATH: &str = "/api/webhook-endpoints";
-pub const ITEM_PATH: &str = "/api/webhook-endpoints/{id}";
+const FUNCTION: FunctionJson = meshpay_shim::function_json!("webhook-endpoints");
 
 /// `webhooks:write`: manage webhook endpoints and read deliveries.
 pub struct WebhooksWrite;
@@ -68,11 +64,13 @@ impl FromRef<EndpointsState> for AppState {
     }
 }
 
-pub fn router(state: EndpointsState) -> Router {
-    Router::new()
-        .route(PATH, get(list_endpoints).post(create_endpoint))
-        .route(ITEM_PATH, delete(delete_endpoint))
-        .method_not_allowed_fallback(meshpay_api::error::method_not_allowed)
+/// `GET`/`POST /api/webhook-endpoints`, `DELETE /api/webhook-endpoints/{id}` (route
+/// `webhook-endpoints/{id?}`).
+pub fn function(state: EndpointsState) -> Function {
+    Function::http(FUNCTION, WebhookEndpointsApi::openapi)
+        .on(Method::GET, list_endpoints)
+        .on(Method::POST, create_endpoint)
+        .on_with_optional(Method::DELETE, delete_endpoint)
         .with_state(state)
 }
 

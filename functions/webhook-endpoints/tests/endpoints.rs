@@ -10,7 +10,7 @@ use http_body_util::BodyExt as _;
 use meshpay_api::AppState;
 use meshpay_chain::ChainsConfig;
 use meshpay_domain::{FeeBps, MerchantId, Scope, Scopes};
-use meshpay_fn_webhook_endpoints::{EndpointsState, router};
+use meshpay_fn_webhook_endpoints::{EndpointsState, function};
 use meshpay_store::webhooks::WebhookEndpointId;
 use meshpay_store::{NewMerchant, Store};
 use meshpay_testkit::postgres::TestDb;
@@ -38,11 +38,15 @@ impl Ctx {
         let dev = include_str!("../../../chains.dev.toml");
         let chains = Arc::new(ChainsConfig::from_toml_str(dev).unwrap());
         let app = AppState::lazy(self.db.url(), 2, chains).unwrap();
-        router(EndpointsState {
+        let function = function(EndpointsState {
             app,
             url_policy,
             cipher: self.cipher.clone(),
-        })
+        });
+        meshpay_shim::FunctionApp::new()
+            .register(function)
+            .http_router()
+            .unwrap()
     }
 
     async fn merchant(&self, scopes: &[Scope]) -> (MerchantId, String) {

@@ -28,10 +28,6 @@ pub enum ConfirmError {
     /// Another delivery kept changing the payment while this one worked on it.
     #[error("payment changed concurrently")]
     Contended,
-    /// A queue message of a version this build does not understand: failing the invocation lets
-    /// the host poison it instead of acting on fields it may misread.
-    #[error("unsupported message version {found} (expected {expected})")]
-    UnsupportedMessageVersion { found: u8, expected: u8 },
 }
 
 impl From<sqlx::Error> for ConfirmError {

@@ -3,14 +3,15 @@
 //! the confirm step's own re-enqueued messages add the polling chain they belong to
 //! (`poller`, `seq`; see `meshpay_store::confirmations`).
 
-use meshpay_domain::PaymentId;
+use meshpay_domain::{PaymentId, Version};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Any version but 1 does not deserialize, so the shim refuses it before the step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmMessage {
-    pub v: u8,
+    pub v: Version<1>,
     pub payment_id: PaymentId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poller: Option<Uuid>,
@@ -24,7 +25,7 @@ impl ConfirmMessage {
     /// A request to check the payment (starts a polling chain if none is active).
     pub fn new(payment_id: PaymentId) -> Self {
         ConfirmMessage {
-            v: Self::VERSION,
+            v: Version,
             payment_id,
             poller: None,
             seq: None,
@@ -70,5 +71,18 @@ mod tests {
         assert_eq!(m.chain().map(|(_, seq)| seq), Some(3));
         let extra = json.replace('}', r#","amount":"1"}"#);
         assert!(serde_json::from_str::<ConfirmMessage>(&extra).is_err());
+    }
+
+    #[test]
+    fn a_message_of_another_version_does_not_decode() {
+        let id = PaymentId::new();
+        let v2 = format!(r#"{{"v":2,"payment_id":"{id}"}}"#);
+        let error = serde_json::from_str::<ConfirmMessage>(&v2).unwrap_err();
+        assert!(error.to_string().contains("version"), "{error}");
+        let v1 = format!(r#"{{"v":1,"payment_id":"{id}"}}"#);
+        assert_eq!(
+            serde_json::from_str::<ConfirmMessage>(&v1).unwrap(),
+            ConfirmMessage::new(id)
+        );
     }
 }

@@ -28,7 +28,7 @@ pub use error_chain::ErrorChain;
 pub use ids::{
     ApiKeyId, IdError, IdempotencyKey, IdempotencyKeyError, MerchantId, PaymentId, QuoteId,
 };
-pub use messages::PaymentMessage;
+pub use messages::{PaymentMessage, Version};
 pub use money::{Amount, AmountError, FeeBps, FeeBpsError, MAX_DECIMALS};
 pub use payment::{
     EventKind, FailureReason, HoldEffect, IllegalTransition, PaymentEvent, PaymentStatus,

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use meshpay_shim::{FunctionApp, FunctionJson, Outputs, QueueInvocation};
+use meshpay_shim::{Function, FunctionApp, FunctionJson, Outputs, QueueInvocation};
 use serde_json::{Value, json};
 
 const WARMUP: usize = 1_000;
@@ -112,9 +112,17 @@ fn micros(d: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let shim = FunctionApp::new(router())
-        .http(FunctionJson::new("echo", ECHO_FUNCTION))
-        .queue(FunctionJson::new("worker", QUEUE_FUNCTION), queue_echo)
+    let echo_function = Function::http(
+        FunctionJson::new("echo", ECHO_FUNCTION),
+        utoipa::openapi::OpenApi::default,
+    )
+    .on(axum::http::Method::POST, echo);
+    let shim = FunctionApp::new()
+        .register(echo_function)
+        .register(Function::queue(
+            FunctionJson::new("worker", QUEUE_FUNCTION),
+            queue_echo,
+        ))
         .build()
         .unwrap();
     let bare_addr = start(router()).await;

@@ -2,7 +2,8 @@
 //! (any non-2xx fails the invocation) but people reading devhost output or curl do not.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -72,6 +73,26 @@ impl Problem {
             "Invalid trigger message",
             detail.into(),
         )
+    }
+
+    /// A known path asked with a method its function.json does not list; `allow` lists those.
+    /// Shaped as the API's own problems (`urn:meshpay:problem:<code>`), since API clients get it.
+    pub(crate) fn method_not_allowed(allow: &str) -> Response {
+        let detail = "this path does not support the request's method; see the Allow header";
+        let problem = Self {
+            kind: "urn:meshpay:problem:method_not_allowed",
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                detail.to_owned(),
+            )
+        };
+        let mut response = problem.into_response();
+        if let Ok(value) = HeaderValue::from_str(allow) {
+            response.headers_mut().insert(ALLOW, value);
+        }
+        response
     }
 
     /// Internal failures: the detail is fixed text, the cause goes to the log only.

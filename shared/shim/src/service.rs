@@ -16,9 +16,9 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
-use crate::app::{BoxError, Invoker, Rejection};
 use crate::context::{EnvelopeHttpContext, HttpOrigin, InvocationContext, invocation_id};
 use crate::definition::{BindingType, FunctionDefinition};
+use crate::function::{BoxError, Invoker, Rejection};
 use crate::outputs::{Outputs, QueueOutputs};
 use crate::problem::Problem;
 use crate::trigger::http::{HttpResponseOutput, HttpTriggerRequest};

@@ -51,7 +51,10 @@ async fn env(fees: Arc<dyn FeeEstimator>) -> Env {
     Env {
         _db: db,
         store,
-        app: meshpay_fn_quotes::router().with_state(state),
+        app: meshpay_shim::FunctionApp::new()
+            .register(meshpay_fn_quotes::function(state))
+            .http_router()
+            .unwrap(),
         key: key.key.expose().to_owned(),
     }
 }
@@ -154,7 +157,10 @@ async fn unreachable_chain_rpc_is_503_upstream_unavailable() {
 async fn missing_or_malformed_keys_are_401_without_touching_the_database() {
     // a pool that could never connect: authentication must fail before any query
     let state = AppState::lazy("postgres://nobody@127.0.0.1:1/none", 1, chains()).unwrap();
-    let app = meshpay_fn_quotes::router().with_state(state);
+    let app = meshpay_shim::FunctionApp::new()
+        .register(meshpay_fn_quotes::function(state))
+        .http_router()
+        .unwrap();
     for key in [None, Some("hunter2"), Some("mp_live_short")] {
         let (status, problem) = post_quote(&app, key, usdc_250()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}");

@@ -40,7 +40,6 @@ pub enum Ignored {
     ChainActive,
     /// The payment or its transaction changed while we checked; whoever changed it carries on.
     Raced,
-    UnsupportedVersion(u8),
 }
 
 /// What a delivery achieved; each completes the message.
@@ -123,9 +122,6 @@ impl Pipeline {
     pub async fn confirm(&self, message: ConfirmMessage) -> Result<ConfirmOutcome, ConfirmError> {
         let payment_id = message.payment_id;
         let ignored = |reason| Ok(ConfirmOutcome::Ignored { payment_id, reason });
-        if message.v != ConfirmMessage::VERSION {
-            return ignored(Ignored::UnsupportedVersion(message.v));
-        }
         let Some(payment) = self.store.get_payment_unscoped(payment_id).await? else {
             return ignored(Ignored::UnknownPayment);
         };

@@ -2,11 +2,11 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use meshpay_shim::{BuildError, FunctionApp};
+use meshpay_shim::{BuildError, Function, FunctionApp};
 use serde_json::{Value, json};
 
 use crate::support::{
-    app_router, fixture, http_function, invoke, queue_function, send, test_app, timer_function,
+    describing, fixture, http_function, invoke, queue_function, send, test_app, timer_function,
 };
 
 fn assert_problem(content_type: Option<String>, body: &Value, code: &str) {
@@ -197,10 +197,10 @@ async fn timer_invocations_carry_schedule_status_and_past_due_flag() {
 
 #[test]
 fn registering_a_function_under_the_wrong_trigger_kind_fails_the_build() {
-    let error = FunctionApp::new(app_router())
-        .timer(queue_function("q", "m"), |_| async {
+    let error = FunctionApp::new()
+        .register(Function::timer(queue_function("q", "m"), |_| async {
             Ok::<_, String>(Default::default())
-        })
+        }))
         .build()
         .unwrap_err();
     assert!(matches!(error, BuildError::WrongTrigger { .. }), "{error}");
@@ -208,11 +208,11 @@ fn registering_a_function_under_the_wrong_trigger_kind_fails_the_build() {
 
 #[test]
 fn registering_a_name_twice_fails_the_build() {
-    let error = FunctionApp::new(app_router())
-        .http(http_function("dup", "a", "res", &[]))
-        .timer(timer_function("dup"), |_| async {
+    let error = FunctionApp::new()
+        .register(describing(http_function("dup", "a", "res", &[])))
+        .register(Function::timer(timer_function("dup"), |_| async {
             Ok::<_, String>(Default::default())
-        })
+        }))
         .build()
         .unwrap_err();
     assert!(matches!(error, BuildError::Duplicate(_)), "{error}");
@@ -220,8 +220,8 @@ fn registering_a_name_twice_fails_the_build() {
 
 #[test]
 fn function_named_like_the_route_prefix_fails_the_build() {
-    let error = FunctionApp::new(app_router())
-        .http(http_function("api", "a", "res", &[]))
+    let error = FunctionApp::new()
+        .register(describing(http_function("api", "a", "res", &[])))
         .build()
         .unwrap_err();
     assert!(

@@ -4,5 +4,6 @@
 mod envelope;
 mod fixtures;
 mod http;
+mod registry;
 mod socket;
 mod support;

@@ -1,17 +1,16 @@
-//! Shared test app: a catch-all router that describes each request it receives, and functions
-//! of every kind registered on it.
+//! Shared test app: HTTP functions whose handler describes each request it receives (one of
+//! them on a catch-all route), and functions of every kind.
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 use base64::Engine as _;
 use meshpay_shim::{
-    FunctionApp, FunctionJson, HttpOrigin, Outputs, QueueInvocation, QueueOutputs, TimerInvocation,
-    with_queue_output,
+    Function, FunctionApp, FunctionJson, HttpOrigin, Outputs, QueueInvocation, QueueOutputs,
+    TimerInvocation, with_queue_output,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -190,31 +189,48 @@ async fn tick(invocation: TimerInvocation) -> Result<Outputs, std::convert::Infa
         .return_value(json!("ticked")))
 }
 
-pub fn app_router() -> Router {
-    Router::new().route("/api/{*rest}", any(describe))
+/// No paths documented: the shim only refuses fragments that document what is not served.
+pub fn no_paths() -> utoipa::openapi::OpenApi {
+    utoipa::openapi::OpenApi::default()
+}
+
+/// An HTTP function on `function`'s route answering GET and POST with [`describe`].
+pub fn describing(function: FunctionJson) -> Function {
+    Function::http(function, no_paths)
+        .on(Method::GET, describe)
+        .on(Method::POST, describe)
+        .into()
 }
 
 pub fn test_app() -> Router {
-    FunctionApp::new(app_router())
-        .http(http_function("order", "order", "res", &[]))
-        .http(http_function(
+    FunctionApp::new()
+        .register(describing(http_function("order", "{*rest}", "res", &[])))
+        .register(describing(http_function(
             "enqueue",
             "enqueue",
             "res",
             &[queue_output("out")],
-        ))
-        .http(http_function(
+        )))
+        .register(describing(http_function(
             "undeclared",
             "undeclared",
             "res",
             &[queue_output("out")],
+        )))
+        .register(describing(http_function("binary", "binary", "res", &[])))
+        .register(describing(http_function(
+            "created",
+            "created",
+            "$return",
+            &[],
+        )))
+        .register(Function::queue(queue_function("echo", "myQueueItem"), echo))
+        .register(Function::queue(queue_function("azfunc", "queue"), echo))
+        .register(Function::queue(
+            queue_function("typed", "myQueueItem"),
+            typed,
         ))
-        .http(http_function("binary", "binary", "res", &[]))
-        .http(http_function("created", "created", "$return", &[]))
-        .queue(queue_function("echo", "myQueueItem"), echo)
-        .queue(queue_function("azfunc", "queue"), echo)
-        .queue(queue_function("typed", "myQueueItem"), typed)
-        .timer(timer_function("tick"), tick)
+        .register(Function::timer(timer_function("tick"), tick))
         .envelope_limit_bytes(64 * 1024)
         .build()
         .unwrap()
