@@ -7,7 +7,8 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use meshpay_api::openapi::BearerSecurity;
+use meshpay_api::openapi::{BearerSecurity, DefaultProblemResponse, JsonValueSchema};
+use utoipa::Modify;
 use meshpay_shim::FunctionJson;
 use utoipa::OpenApi;
 
@@ -30,11 +31,12 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             with a stable `code`. Network fees are in the chain's native asset; a token payment \
             debits the token and the native asset (see `total_debit`).",
     ),
-    modifiers(&BearerSecurity),
+    modifiers(&BearerSecurity, &JsonValueSchema),
     tags(
         (name = "quotes", description = "Price a payment"),
         (name = "payments", description = "Authorize, read and cancel payments"),
         (name = "balances", description = "Merchant balances"),
+        (name = "webhooks", description = "Webhook endpoints and their delivery log"),
     )
 )]
 struct BaseApi;
@@ -47,12 +49,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(meshpay_fn_payments::PaymentsApi::openapi());
     doc.merge(meshpay_fn_cancel::CancelApi::openapi());
     doc.merge(meshpay_fn_balances::BalancesApi::openapi());
+    doc.merge(meshpay_fn_webhook_endpoints::WebhookEndpointsApi::openapi());
+    doc.merge(meshpay_fn_webhook_deliveries::WebhookDeliveriesApi::openapi());
+    DefaultProblemResponse.modify(&mut doc);
     doc
 }
 
 /// Rendered once: the document is a constant of the build.
 static DOCUMENT_JSON: LazyLock<Result<String, String>> =
-    LazyLock::new(|| document().to_pretty_json().map_err(|e| e.to_string()));
+    LazyLock::new(|| meshpay_api::openapi::to_json(&document()).map_err(|e| e.to_string()));
 
 async fn openapi_json() -> Response {
     match &*DOCUMENT_JSON {
