@@ -140,19 +140,13 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respo
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned());
     tracing::error!(panic = %detail, "handler panicked");
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Internal Server Error",
-        "status": 500,
-        "code": "internal",
-        "detail": "An internal error occurred.",
-    });
-    (
+    meshpay_shim::Problem::new(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
+        "internal",
+        "Internal Server Error",
+        "An internal error occurred.",
     )
-        .into_response()
+    .into_response()
 }
 
 /// Ctrl-C locally; SIGTERM when the host or a supervisor stops the process.

@@ -35,7 +35,7 @@ async fn schemathesis_finds_no_failure_with_every_check_and_phase() {
     stack.fund(merchant.id, "anvil:USDC", "1000000000").await;
     stack.fund(merchant.id, "anvil:ETH", "1000000").await;
 
-    let config = meshpay_testkit::ports::repo_root().join("tests/schemathesis.toml");
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let schema = stack.url("/openapi.json");
     let base = stack.devhost.base_url();
     let args = [
@@ -59,7 +59,9 @@ async fn schemathesis_finds_no_failure_with_every_check_and_phase() {
         "2".to_owned(),
         "--no-color".to_owned(),
     ];
-    println!("schemathesis seed: {seed} (replay: SCHEMATHESIS_SEED={seed} scripts/schemathesis.sh)");
+    println!(
+        "schemathesis seed: {seed} (replay: SCHEMATHESIS_SEED={seed} scripts/schemathesis.sh)"
+    );
     println!("{st} {}", args.join(" ").replace(&merchant.key, "<key>"));
     let status = tokio::process::Command::new(&st)
         .args(&args)

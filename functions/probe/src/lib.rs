@@ -4,12 +4,12 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use meshpay_shim::{FunctionJson, QueueOutputs};
-use serde_json::{Value, json};
+use meshpay_shim::{FunctionJson, Problem, QueueOutputs};
+use serde_json::Value;
 
 pub const FUNCTION: FunctionJson = meshpay_shim::function_json!("probe");
 
@@ -36,20 +36,13 @@ async fn probe(body: Result<Json<Value>, JsonRejection>) -> Response {
 }
 
 fn bad_body(rejection: &JsonRejection) -> Response {
-    let status = rejection.status();
-    let problem = json!({
-        "type": "about:blank",
-        "title": "Invalid probe body",
-        "status": status.as_u16(),
-        "detail": rejection.body_text(),
-        "code": "invalid_body",
-    });
-    let mut response = (status, Json(problem)).into_response();
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+    Problem::new(
+        rejection.status(),
+        "invalid_body",
+        "Invalid probe body",
+        rejection.body_text(),
+    )
+    .into_response()
 }
 
 #[cfg(test)]
@@ -57,7 +50,9 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
+    use axum::http::header::CONTENT_TYPE;
     use http_body_util::BodyExt as _;
+    use serde_json::json;
     use tower::ServiceExt as _;
 
     #[test]

@@ -365,7 +365,13 @@ mod tests {
             PaymentCancelled,
         ]
         .iter()
-        .map(|t| serde_json::to_value(t).unwrap().as_str().unwrap().to_owned())
+        .map(|t| {
+            serde_json::to_value(t)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
         assert_eq!(documented, meshpay_webhooks::EVENT_TYPES);
     }

@@ -108,7 +108,13 @@ pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
 
 /// Where the first U+0000 is, in keys or string values at any depth: `$.metadata.a[2]`.
 fn nul_position(value: &Value, at: &str) -> Option<String> {
-    let here = || if at.is_empty() { "$".to_owned() } else { format!("${at}") };
+    let here = || {
+        if at.is_empty() {
+            "$".to_owned()
+        } else {
+            format!("${at}")
+        }
+    };
     match value {
         Value::String(s) => s.contains('\0').then(here),
         Value::Array(items) => items
@@ -230,7 +236,10 @@ mod tests {
     #[test]
     fn nul_anywhere_in_free_form_json_is_refused_with_its_position() {
         let cases = [
-            (r#"{"metadata":{"a":[1,{"b":"\u0000"}]}}"#, "$.metadata.a[1].b"),
+            (
+                r#"{"metadata":{"a":[1,{"b":"\u0000"}]}}"#,
+                "$.metadata.a[1].b",
+            ),
             (r#"{"metadata":{"k\u0000":1}}"#, "$.metadata.k\\u0000"),
             (r#"["x","\u0000"]"#, "$[1]"),
             (r#""\u0000""#, "$"),
@@ -238,7 +247,10 @@ mod tests {
         for (body, at) in cases {
             let error = parse::<Value>(body.as_bytes()).unwrap_err();
             assert_eq!(error.code(), ErrorCode::ValidationFailed, "{body}");
-            assert!(error.detail().ends_with(&format!("(at {at})")), "{body}: {error}");
+            assert!(
+                error.detail().ends_with(&format!("(at {at})")),
+                "{body}: {error}"
+            );
         }
         // An escaped backslash followed by "u0000" is six ordinary characters.
         assert!(parse::<Value>(br#"{"a":"\\u0000"}"#).is_ok());
@@ -246,7 +258,11 @@ mod tests {
 
     #[test]
     fn lone_surrogate_escapes_are_malformed_json() {
-        for body in [r#"{"a":"\ud800"}"#, r#"{"a":"\udc00x"}"#, r#"{"a\ud83d":1}"#] {
+        for body in [
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\udc00x"}"#,
+            r#"{"a\ud83d":1}"#,
+        ] {
             let error = parse::<Value>(body.as_bytes()).unwrap_err();
             assert_eq!(error.code(), ErrorCode::InvalidJson, "{body}: {error}");
         }

@@ -3,13 +3,13 @@
 //! states exactly what the handler's parser accepts, so a client (or a fuzzer) that follows the
 //! document is never refused for the shape of a value.
 
+use serde_json::Value;
 use utoipa::Modify;
+use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use serde_json::Value;
-use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, ResponseBuilder};
 
 /// Name of the security scheme paths refer to: `security(("api_key" = []))`.
@@ -121,7 +121,9 @@ fn json_value_schema() -> RefOr<Schema> {
         .pattern(Some(NO_NUL_PATTERN));
     let array = ArrayBuilder::new().items(json_value_ref());
     let mut any = OneOfBuilder::new()
-        .description(Some("Any JSON value; strings and keys must not contain U+0000"))
+        .description(Some(
+            "Any JSON value; strings and keys must not contain U+0000",
+        ))
         .item(string);
     for kind in [Type::Null, Type::Boolean, Type::Number] {
         any = any.item(ObjectBuilder::new().schema_type(kind));

@@ -16,7 +16,7 @@ mod app;
 mod context;
 pub mod definition;
 mod outputs;
-mod problem;
+pub mod problem;
 mod server;
 mod service;
 pub mod trigger;
@@ -31,6 +31,7 @@ pub use definition::{
     Binding, BindingType, DefinitionError, Direction, FunctionDefinition, FunctionJson, TriggerKind,
 };
 pub use outputs::{OutputError, Outputs, QueueOutputs, with_queue_output};
+pub use problem::{PROBLEM_JSON, Problem, problem_response};
 pub use server::{DEFAULT_PORT, PORT_ENV, bind_loopback, serve};
 pub use trigger::http::{HttpEnvelopeError, HttpResponseOutput, HttpTriggerRequest};
 pub use trigger::queue::{MessageError, QueueInvocation, QueueMetadata, decode_message};
