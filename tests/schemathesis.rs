@@ -56,7 +56,7 @@ async fn schemathesis_finds_no_failure_with_every_check_and_phase() {
         "--header".to_owned(),
         format!("Authorization: Bearer {}", merchant.key),
         "--workers".to_owned(),
-        "2".to_owned(),
+        "1".to_owned(),
         "--no-color".to_owned(),
     ];
     println!(
@@ -69,6 +69,7 @@ async fn schemathesis_finds_no_failure_with_every_check_and_phase() {
         .status()
         .await
         .expect("run schemathesis");
+    let _ = std::fs::copy(stack.devhost.log_path(), "/tmp/st-devhost.log");
     stack.assert_ledger_invariants().await;
     assert!(
         status.success(),
