@@ -26,4 +26,4 @@ fi
 LOCKED=()
 [ "${CI:-}" = true ] && LOCKED=(--locked)
 MESHPAY_SCHEMATHESIS="$VENV/bin/st" \
-  cargo test -p meshpay --test schemathesis "${LOCKED[@]}" -- --ignored --nocapture
+  cargo test -p meshpay --test contract "${LOCKED[@]}" -- --ignored --nocapture schemathesis
