@@ -87,6 +87,28 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// No function serves this method here: 405 with `Allow` when some function's route matches
+/// the path (as the handler itself answers a method its router lacks), else 404.
+fn unmatched(routes: &[Route<'_>], segments: &[&str]) -> Response {
+    let mut allowed: Vec<&str> = routes
+        .iter()
+        .filter(|r| r.trigger.route.matches(segments).is_some())
+        .filter_map(|r| r.trigger.methods.as_ref())
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if allowed.is_empty() {
+        return plain(StatusCode::NOT_FOUND, "");
+    }
+    allowed.sort_unstable();
+    allowed.dedup();
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "");
+    if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
 async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
@@ -109,7 +131,7 @@ async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response
         r.trigger.route.matches(&segments).map(|params| (r, params))
     });
     let Some((route, params)) = matched else {
-        return plain(StatusCode::NOT_FOUND, "");
+        return unmatched(&routes, &segments);
     };
     let body = match to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => host_visible_body(&parts.headers, b),
