@@ -87,28 +87,6 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// No function serves this method here: 405 with `Allow` when some function's route matches
-/// the path (as the handler itself answers a method its router lacks), else 404.
-fn unmatched(routes: &[Route<'_>], segments: &[&str]) -> Response {
-    let mut allowed: Vec<&str> = routes
-        .iter()
-        .filter(|r| r.trigger.route.matches(segments).is_some())
-        .filter_map(|r| r.trigger.methods.as_ref())
-        .flatten()
-        .map(String::as_str)
-        .collect();
-    if allowed.is_empty() {
-        return plain(StatusCode::NOT_FOUND, "");
-    }
-    allowed.sort_unstable();
-    allowed.dedup();
-    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "");
-    if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
-        response.headers_mut().insert(header::ALLOW, value);
-    }
-    response
-}
-
 async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
@@ -131,7 +109,34 @@ async fn dispatch(State(app): State<Arc<HttpApp>>, request: Request) -> Response
         r.trigger.route.matches(&segments).map(|params| (r, params))
     });
     let Some((route, params)) = matched else {
-        return unmatched(&routes, &segments);
+        if !routes
+            .iter()
+            .any(|r| r.trigger.route.matches(&segments).is_some())
+        {
+            return plain(StatusCode::NOT_FOUND, "");
+        }
+        // A known path with a method no function declares: the handler's router knows which
+        // methods each path serves and answers 405 with the exact `Allow`.
+        let id = invocation_id();
+        let target = forwarded_path_and_query(&path, parts.uri.query());
+        return match app
+            .host
+            .invoker
+            .forward(
+                parts.method.clone(),
+                &target,
+                &parts.headers,
+                Bytes::new(),
+                &id,
+            )
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(invocation_id = %id, %method, path = %path, "failed: {e}");
+                plain(StatusCode::NOT_FOUND, "")
+            }
+        };
     };
     let body = match to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => host_visible_body(&parts.headers, b),

@@ -95,8 +95,9 @@ pub struct WebhookEndpointsApi;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpointRequest {
-    /// Where events are POSTed: https (public addresses only), at most 2048 bytes.
-    #[schema(format = "uri", max_length = 2048, pattern = "^https?://")]
+    /// Where events are POSTed: an https URL (internationalized host names allowed) to a public
+    /// address, at most 2048 bytes.
+    #[schema(max_length = 2048, pattern = "^https?://")]
     pub url: String,
     /// Event types to receive (at least one); leave out for every type (including types added
     /// later).
