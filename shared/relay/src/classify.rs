@@ -447,11 +447,12 @@ mod tests {
     fn remote_texts_with_nul_become_storable() {
         let failure = RpcFailure::from_transport(
             "eth_sendRawTransaction",
-            RpcError::ErrorResp(alloy::rpc::json_rpc::ErrorPayload {
-                code: -32000,
-                message: "bad\0thing".into(),
-                data: None,
-            }),
+            RpcError::Transport(TransportErrorKind::HttpError(
+                alloy::transports::HttpError {
+                    status: 502,
+                    body: "bad\0thing".into(),
+                },
+            )),
         );
         let text = failure.to_string();
         assert!(!text.contains('\0'), "{text}");
