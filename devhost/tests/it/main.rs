@@ -68,7 +68,7 @@ async fn forwarded_http_reaches_the_handler_at_its_original_path_with_host_heade
 }
 
 #[tokio::test]
-async fn unknown_routes_wrong_methods_and_paths_outside_the_prefix_are_404() {
+async fn unknown_routes_and_paths_outside_the_prefix_are_404_and_an_undeclared_method_is_405() {
     let azurite = Azurite::start().await;
     let host = start(&azurite).await;
     let client = reqwest::Client::new();
@@ -81,15 +81,12 @@ async fn unknown_routes_wrong_methods_and_paths_outside_the_prefix_are_404() {
             .status(),
         404
     );
-    assert_eq!(
-        client
-            .post(host.api_url("hello"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    // A known route called with a method its function does not declare reaches the handler,
+    // whose router answers 405 with the methods it serves.
+    let wrong_method = client.post(host.api_url("hello")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let allow = wrong_method.headers()["allow"].to_str().unwrap();
+    assert!(allow.contains("GET"), "{allow}");
     let outside = format!("{}/hello", host.base_url());
     assert_eq!(client.get(outside).send().await.unwrap().status(), 404);
 }

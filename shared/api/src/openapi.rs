@@ -1,7 +1,8 @@
 //! OpenAPI pieces shared by every function's `#[utoipa::path]`: the bearer security scheme, the
-//! patterns of the values handlers check, and the schema of free-form `metadata`. Each pattern
-//! states exactly what the handler's parser accepts, so a client (or a fuzzer) that follows the
-//! document is never refused for the shape of a value.
+//! `default` problem response, the schema of free-form `metadata`, and the document's JSON.
+//! Patterns and bounds sit on the request types and parameters themselves (utoipa takes them
+//! only as literals); each states exactly what the handler's parser accepts, so a client (or a
+//! fuzzer) that follows the document is never refused for the shape of a value.
 
 use serde_json::Value;
 use utoipa::Modify;
@@ -15,21 +16,6 @@ use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, ResponseBuilder};
 /// Name of the security scheme paths refer to: `security(("api_key" = []))`.
 pub const SECURITY_SCHEME: &str = "api_key";
 
-/// `quo_` + 32 hex digits (the id parsers accept either letter case).
-pub const QUOTE_ID_PATTERN: &str = "^quo_[0-9a-fA-F]{32}$";
-/// `pay_` + 32 hex digits.
-pub const PAYMENT_ID_PATTERN: &str = "^pay_[0-9a-fA-F]{32}$";
-/// `we_` + 32 hex digits.
-pub const WEBHOOK_ENDPOINT_ID_PATTERN: &str = "^we_[0-9a-fA-F]{32}$";
-/// `wd_` + 32 hex digits.
-pub const WEBHOOK_DELIVERY_ID_PATTERN: &str = "^wd_[0-9a-fA-F]{32}$";
-/// A pagination cursor: base64url without padding, as `next_cursor` is sent.
-pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]{1,512}$";
-/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
-pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
-/// Text stored as given (a reference): 1 to 255 characters, no control characters (Unicode
-/// `Cc`, which includes U+0000, the one character PostgreSQL cannot store).
-pub const REFERENCE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]{1,255}$";
 /// Any string without U+0000.
 pub const NO_NUL_PATTERN: &str = "^[^\\u0000]*$";
 /// Name of the reusable schema of JSON values without U+0000 (what `metadata` holds).
@@ -188,4 +174,46 @@ fn object_of_json_values(description: Option<&str>) -> ObjectBuilder {
                 .pattern(Some(NO_NUL_PATTERN)),
         ))
         .additional_properties(Some(AdditionalProperties::RefOr(json_value_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::link::LinkBuilder;
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::{OpenApiBuilder, PathsBuilder};
+
+    #[test]
+    fn links_are_rendered_with_openapi_field_names() {
+        let response = ResponseBuilder::new()
+            .description("created")
+            .link(
+                "Next",
+                LinkBuilder::new()
+                    .operation_id("get_thing")
+                    .request_body(Some(serde_json::json!({"id": "$response.body#/id"})))
+                    .build(),
+            )
+            .build();
+        let operation = OperationBuilder::new().response("201", response).build();
+        let doc = OpenApiBuilder::new()
+            .paths(PathsBuilder::new().path("/x", PathItem::new(HttpMethod::Post, operation)))
+            .build();
+        let json: Value = serde_json::from_str(&to_json(&doc).unwrap()).unwrap();
+        let link = &json["paths"]["/x"]["post"]["responses"]["201"]["links"]["Next"];
+        assert_eq!(link["operationId"], "get_thing");
+        assert_eq!(link["requestBody"]["id"], "$response.body#/id");
+        assert!(link.get("operation_id").is_none() && link.get("request_body").is_none());
+    }
+
+    #[test]
+    fn metadata_may_be_null_or_an_object_of_values_without_nul() {
+        let schema = serde_json::to_value(metadata_schema()).unwrap();
+        assert_eq!(schema["type"], serde_json::json!(["object", "null"]));
+        assert_eq!(schema["propertyNames"]["pattern"], NO_NUL_PATTERN);
+        assert_eq!(
+            schema["additionalProperties"]["$ref"],
+            "#/components/schemas/JsonValue"
+        );
+    }
 }
