@@ -34,6 +34,8 @@ check "cargo clippy" cargo clippy --workspace --all-targets "${LOCKED[@]}" -- -D
 check "cargo build (binaries)" scripts/build-bins.sh debug
 check "make dev binaries built" scripts/build-bins.sh --check debug
 check "cargo test" cargo test --workspace --no-fail-fast "${LOCKED[@]}"
+# The API against its OpenAPI document (schemathesis, every check and phase; seed printed).
+check "schemathesis" scripts/schemathesis.sh
 # Infra (Bicep parse + checkov) and dependency policy (cargo deny): issue 6's CI checks.
 check "infra checks" scripts/check-infra.sh
 check "dependency checks" scripts/check-deps.sh

@@ -32,6 +32,7 @@ pub fn function_app(states: States) -> FunctionApp {
     let app = FunctionApp::new()
         .host_json(include_str!("../host.json"))
         .register(meshpay_fn_health::function())
+        .register(meshpay_fn_fallback::function())
         .register(meshpay_fn_openapi::function())
         .register(meshpay_fn_quotes::function(payments.clone()))
         .register(meshpay_fn_authorize::function(payments.clone()))
@@ -150,19 +151,13 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respo
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned());
     tracing::error!(panic = %detail, "handler panicked");
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Internal Server Error",
-        "status": 500,
-        "code": "internal",
-        "detail": "An internal error occurred.",
-    });
-    (
+    meshpay_shim::Problem::new(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
+        "internal",
+        "Internal Server Error",
+        "An internal error occurred.",
     )
-        .into_response()
+    .into_response()
 }
 
 /// Ctrl-C locally; SIGTERM when the host or a supervisor stops the process.
@@ -383,6 +378,7 @@ mod tests {
             ("/api/balances", "get"),
             ("/api/webhook-endpoints", "get"),
             ("/api/webhook-endpoints", "post"),
+            ("/api/webhook-endpoints/{id}", "get"),
             ("/api/webhook-endpoints/{id}", "delete"),
             ("/api/webhook-deliveries", "get"),
             ("/api/webhook-deliveries/{id}", "get"),
@@ -514,6 +510,90 @@ mod tests {
             assert_eq!(problem["code"], "invalid_message", "{function}");
             let detail = problem["detail"].as_str().unwrap();
             assert!(detail.contains("version 2"), "{function}: {detail}");
+        }
+    }
+
+    #[tokio::test]
+    async fn every_operation_has_a_problem_json_default_listing_the_stable_codes() {
+        let doc = served_document().await;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let schema = &op["responses"]["default"]["content"]["application/problem+json"]["schema"]
+                    ["$ref"];
+                assert_eq!(schema, "#/components/schemas/Problem", "{method} {path}");
+            }
+        }
+        let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(codes, 21);
+    }
+
+    #[tokio::test]
+    async fn parameters_state_the_bounds_the_handlers_enforce() {
+        let doc = served_document().await;
+        let param = |path: &str, method: &str, name: &str| -> Value {
+            doc["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{method} {path} lacks {name}"))["schema"]
+                .clone()
+        };
+        let limit = param("/api/payments", "get", "limit");
+        assert_eq!(
+            (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
+            (Some(1), Some(100))
+        );
+        assert_eq!(
+            param("/api/payments", "post", "Idempotency-Key")["pattern"],
+            "^[!-~]{1,255}$"
+        );
+        assert_eq!(
+            param("/api/payments/{id}/cancel", "post", "id")["pattern"],
+            "^pay_[0-9a-fA-F]{32}$"
+        );
+        assert_eq!(
+            param("/api/payments", "get", "status")["enum"][1],
+            "authorized"
+        );
+        let quote = &doc["components"]["schemas"]["CreateQuoteRequest"]["properties"];
+        assert_eq!(quote["recipient"]["pattern"], "^0x[0-9a-fA-F]{40}$");
+        assert!(quote["amount"]["pattern"].is_string());
+    }
+
+    #[tokio::test]
+    async fn created_resources_link_to_the_operations_on_their_id() {
+        let doc = served_document().await;
+        let links = |path: &str| doc["paths"][path]["post"]["responses"]["201"]["links"].clone();
+        let payment = links("/api/payments");
+        assert_eq!(payment["GetPayment"]["operationId"], "get_payment");
+        assert_eq!(payment["CancelPayment"]["operationId"], "cancel_payment");
+        assert_eq!(
+            payment["CancelPayment"]["parameters"]["id"],
+            "$response.body#/id"
+        );
+        let endpoint = links("/api/webhook-endpoints");
+        assert_eq!(endpoint["GetEndpoint"]["operationId"], "get_endpoint");
+        assert_eq!(endpoint["DeleteEndpoint"]["operationId"], "delete_endpoint");
+        let quote = links("/api/quotes");
+        assert_eq!(
+            quote["AuthorizePayment"]["requestBody"]["quote_id"],
+            "$response.body#/id"
+        );
+        // Every link names an operation of the document.
+        let text = doc.to_string();
+        for piece in text.split("\"operationId\":\"").skip(1) {
+            let id = piece.split('"').next().unwrap();
+            let declared = doc["paths"].as_object().unwrap().values().any(|item| {
+                item.as_object()
+                    .unwrap()
+                    .values()
+                    .any(|op| op["operationId"] == id)
+            });
+            assert!(declared, "link to unknown operation {id}");
         }
     }
 }

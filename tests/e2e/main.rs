@@ -7,6 +7,7 @@
 mod admin_review;
 mod broadcast;
 mod confirm_settle;
+mod contract;
 mod foundation;
 mod package;
 mod payments_api;

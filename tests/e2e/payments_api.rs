@@ -853,3 +853,46 @@ async fn openapi_document_is_served_without_a_key() {
     assert!(!attempt.keys().any(|k| k.contains("raw")), "{attempt:?}");
     stack.assert_ledger_invariants().await;
 }
+
+/// Through the host: a method a route's functions do not declare reaches the handler through the
+/// catch-all `fallback` function and gets 405 with `Allow`; an unknown path gets a problem+json
+/// 404. Nothing is written either way.
+#[tokio::test]
+async fn undeclared_methods_are_405_with_allow_and_unknown_paths_404_through_the_host() {
+    let stack = start().await;
+    let m = stack.merchant().await;
+    for (method, path, allow) in [
+        ("TRACE", "/quotes", "POST"),
+        ("DELETE", "/balances", "GET"),
+        ("PUT", "/payments", "POST, GET"),
+        (
+            "PATCH",
+            "/payments/pay_00000000000000000000000000000000/cancel",
+            "POST",
+        ),
+    ] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let reply = stack
+            .api()
+            .send(method.clone(), path, Some(&m.key), None, None)
+            .await;
+        assert_eq!(reply.status, 405, "{method} {path}: {:?}", reply.body);
+        assert_eq!(reply.code(), "method_not_allowed", "{method} {path}");
+        let mut got: Vec<&str> = reply.header("allow").unwrap().split(", ").collect();
+        let mut want: Vec<&str> = allow.split(", ").collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "{method} {path}");
+    }
+    let missing = stack
+        .api()
+        .send(Method::GET, "/no/such/route", Some(&m.key), None, None)
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.code(), "not_found");
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM payments").await, 0);
+}

@@ -35,8 +35,8 @@ pub const BROADCAST_OUTPUT: &str = "broadcast";
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// Response header set on replayed responses.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-/// Longest `reference`, in bytes.
-pub const MAX_REFERENCE_BYTES: usize = 255;
+/// Longest `reference`, in characters (what the column's check counts).
+pub const MAX_REFERENCE_CHARS: usize = 255;
 /// Largest `metadata` object, serialized.
 pub const MAX_METADATA_BYTES: usize = 4 * 1024;
 
@@ -59,11 +59,13 @@ pub struct AuthorizeApi;
 #[serde(deny_unknown_fields)]
 pub struct AuthorizePaymentRequest {
     /// The quote to pay (`quo_…`), unexpired and unused.
+    #[schema(pattern = "^quo_[0-9a-fA-F]{32}$")]
     pub quote_id: String,
-    /// The merchant's own reference, 1 to 255 bytes without control characters.
+    /// The merchant's own reference, 1 to 255 characters without control characters.
+    #[schema(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]{1,255}$")]
     pub reference: Option<String>,
-    /// Any JSON object up to 4 KiB, returned as given.
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON object up to 4 KiB (serialized), returned as given.
+    #[schema(schema_with = meshpay_api::openapi::metadata_schema, nullable = true)]
     pub metadata: Option<Map<String, Value>>,
 }
 
@@ -73,10 +75,13 @@ pub struct AuthorizePaymentRequest {
     tag = "payments",
     request_body = AuthorizePaymentRequest,
     params(
-        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters; retries with the same key and body replay the original response"),
+        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters; retries with the same key and body replay the original response", pattern = "^[!-~]{1,255}$"),
     ),
     responses(
-        (status = 201, description = "Payment authorized (or the replay of an earlier 201)", body = PaymentView),
+        (status = 201, description = "Payment authorized (or the replay of an earlier 201)", body = PaymentView, links(
+            ("GetPayment" = (operation_id = "get_payment", parameters(("id" = "$response.body#/id")))),
+            ("CancelPayment" = (operation_id = "cancel_payment", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 400, description = "Malformed JSON or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Insufficient available balance (`insufficient_funds`)", body = Problem, content_type = "application/problem+json"),
@@ -85,7 +90,7 @@ pub struct AuthorizePaymentRequest {
         (status = 409, description = "Quote expired or already used, or a request with this key is in flight", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid body, limit exceeded, or key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body (including a string holding U+0000 anywhere), limit exceeded, or key reused with another body", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -141,12 +146,12 @@ fn validate(request: &AuthorizePaymentRequest) -> Result<QuoteId, ApiError> {
     })?;
     let bad_reference = request.reference.as_ref().is_some_and(|reference| {
         reference.is_empty()
-            || reference.len() > MAX_REFERENCE_BYTES
+            || reference.chars().count() > MAX_REFERENCE_CHARS
             || reference.chars().any(char::is_control)
     });
     if bad_reference {
         return Err(ApiError::validation(format!(
-            "reference must be 1 to {MAX_REFERENCE_BYTES} bytes without control characters"
+            "reference must be 1 to {MAX_REFERENCE_CHARS} characters without control characters"
         )));
     }
     if let Some(metadata) = &request.metadata {

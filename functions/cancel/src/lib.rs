@@ -29,7 +29,7 @@ pub struct CancelApi;
     post,
     path = "/api/payments/{id}/cancel",
     tag = "payments",
-    params(("id" = String, Path, description = "Payment id (`pay_…`)")),
+    params(("id" = String, Path, description = "Payment id (`pay_…`)", pattern = "^pay_[0-9a-fA-F]{32}$")),
     responses(
         (status = 200, description = "The cancelled payment; its hold is released", body = PaymentView),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),

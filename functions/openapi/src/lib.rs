@@ -5,8 +5,9 @@
 use axum::Extension;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use meshpay_api::openapi::BearerSecurity;
+use meshpay_api::openapi::{BearerSecurity, DefaultProblemResponse, JsonValueSchema};
 use meshpay_shim::{ApiDocument, Function, FunctionJson};
+use utoipa::Modify;
 use utoipa::OpenApi;
 
 const FUNCTION: FunctionJson = meshpay_shim::function_json!("openapi");
@@ -28,7 +29,7 @@ pub fn function() -> Function {
             with a stable `code`. Network fees are in the chain's native asset; a token payment \
             debits the token and the native asset (see `total_debit`).",
     ),
-    modifiers(&BearerSecurity),
+    modifiers(&BearerSecurity, &JsonValueSchema),
     tags(
         (name = "quotes", description = "Price a payment"),
         (name = "payments", description = "Authorize, read and cancel payments"),
@@ -52,6 +53,7 @@ pub struct DocumentApi;
 pub fn document(registered: &ApiDocument) -> utoipa::openapi::OpenApi {
     let mut document = BaseApi::openapi();
     document.merge(registered.paths().clone());
+    DefaultProblemResponse.modify(&mut document);
     document
 }
 
@@ -64,7 +66,7 @@ pub fn document(registered: &ApiDocument) -> utoipa::openapi::OpenApi {
     )
 )]
 async fn openapi_json(Extension(registered): Extension<ApiDocument>) -> Response {
-    match document(&registered).to_pretty_json() {
+    match meshpay_api::openapi::to_json(&document(&registered)) {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(error) => {
             tracing::error!(%error, "OpenAPI document does not serialize");

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
 use meshpay_api::pagination::{decode_cursor, encode_cursor, page_limit};
-use meshpay_api::views::{PaymentList, PaymentView, Renderer};
+use meshpay_api::views::{PaymentList, PaymentStatusView, PaymentView, Renderer};
 use meshpay_api::{ApiError, ApiQuery, AppState, Auth, PathId, PaymentsRead, Problem, from_store};
 use meshpay_domain::{PaymentId, PaymentStatus};
 use meshpay_shim::{Function, FunctionJson};
@@ -37,12 +37,14 @@ pub struct PaymentsApi;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only payments in this status (authorized, broadcast, confirmed, settled, failed,
-    /// expired, cancelled).
+    /// Only payments in this status.
+    #[param(inline, value_type = Option<PaymentStatusView>)]
     pub status: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,512}$")]
     pub cursor: Option<String>,
 }
 
@@ -50,7 +52,7 @@ pub struct ListParams {
     get,
     path = "/api/payments/{id}",
     tag = "payments",
-    params(("id" = String, Path, description = "Payment id (`pay_…`)")),
+    params(("id" = String, Path, description = "Payment id (`pay_…`)", pattern = "^pay_[0-9a-fA-F]{32}$")),
     responses(
         (status = 200, description = "The payment, with `attempts`", body = PaymentView),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),

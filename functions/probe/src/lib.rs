@@ -6,10 +6,10 @@ use axum::Json;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::handler::Handler as _;
-use axum::http::{HeaderValue, Method, StatusCode, header::CONTENT_TYPE};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use meshpay_shim::{Function, FunctionJson, QueueOutputs};
-use serde_json::{Value, json};
+use meshpay_shim::{Function, FunctionJson, Problem, QueueOutputs};
+use serde_json::Value;
 use utoipa::OpenApi;
 
 const FUNCTION: FunctionJson = meshpay_shim::function_json!("probe");
@@ -53,20 +53,13 @@ async fn probe(body: Result<Json<Value>, JsonRejection>) -> Response {
 }
 
 fn bad_body(rejection: &JsonRejection) -> Response {
-    let status = rejection.status();
-    let problem = json!({
-        "type": "about:blank",
-        "title": "Invalid probe body",
-        "status": status.as_u16(),
-        "detail": rejection.body_text(),
-        "code": "invalid_body",
-    });
-    let mut response = (status, Json(problem)).into_response();
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+    Problem::new(
+        rejection.status(),
+        "invalid_body",
+        "Invalid probe body",
+        rejection.body_text(),
+    )
+    .into_response()
 }
 
 #[cfg(test)]
@@ -74,7 +67,9 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
+    use axum::http::header::CONTENT_TYPE;
     use http_body_util::BodyExt as _;
+    use serde_json::json;
     use tower::ServiceExt as _;
 
     const PATH: &str = "/api/probe";

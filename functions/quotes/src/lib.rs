@@ -39,18 +39,27 @@ pub struct QuotesApi;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateQuoteRequest {
-    /// A configured chain ("anvil").
-    #[schema(example = "anvil")]
+    /// A configured chain ("anvil"): 1 to 32 of `a-z`, `0-9`, `-`.
+    #[schema(example = "anvil", pattern = "^[a-z0-9-]{1,32}$")]
     pub chain: String,
-    /// Asset symbol on that chain, exact case ("USDC", "ETH").
-    #[schema(example = "USDC")]
+    /// Asset symbol on that chain, exact case ("USDC", "ETH"): 1 to 16 of `A-Z`, `0-9`.
+    #[schema(example = "USDC", pattern = "^[A-Z0-9]{1,16}$")]
     pub asset: String,
-    /// Positive decimal string in the asset's units, at most the asset's decimals. A string, so
+    /// Positive decimal string in the asset's units (digits, optionally `.` and at least one
+    /// digit), at most the asset's decimals (USDC 6, ETH 18) and 100 characters. A string, so
     /// no precision is lost in transit.
-    #[schema(example = "250.00")]
+    #[schema(
+        example = "250.00",
+        max_length = 100,
+        pattern = "^([0-9]*[1-9][0-9]*(\\.[0-9]+)?|[0-9]+\\.[0-9]*[1-9][0-9]*)$"
+    )]
     pub amount: String,
-    /// `0x` + 40 hex digits; mixed case must be the EIP-55 checksum.
-    #[schema(example = "0x976EA74026E726554dB657fA54763abd0C3a0aa9")]
+    /// `0x` + 40 hex digits; mixed case must be the EIP-55 checksum. The zero address and the
+    /// chain's deny list are refused (`invalid_recipient`).
+    #[schema(
+        example = "0x976EA74026E726554dB657fA54763abd0C3a0aa9",
+        pattern = "^0x[0-9a-fA-F]{40}$"
+    )]
     pub recipient: String,
 }
 
@@ -67,7 +76,10 @@ struct QuoteInput<'a> {
     tag = "quotes",
     request_body = CreateQuoteRequest,
     responses(
-        (status = 201, description = "Quote created", body = QuoteView),
+        (status = 201, description = "Quote created", body = QuoteView, links(
+            ("GetQuote" = (operation_id = "get_quote", parameters(("id" = "$response.body#/id")))),
+            ("AuthorizePayment" = (operation_id = "authorize", request_body = json!({"quote_id": "$response.body#/id"}))),
+        )),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Key lacks `quotes:write`", body = Problem, content_type = "application/problem+json"),
@@ -207,7 +219,7 @@ fn fee_error(error: FeeError) -> ApiError {
     get,
     path = "/api/quotes/{id}",
     tag = "quotes",
-    params(("id" = String, Path, description = "Quote id (`quo_…`)")),
+    params(("id" = String, Path, description = "Quote id (`quo_…`)", pattern = "^quo_[0-9a-fA-F]{32}$")),
     responses(
         (status = 200, description = "The quote", body = QuoteView),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),

@@ -58,13 +58,17 @@ pub struct WebhookDeliveriesApi;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `pending`, `succeeded` or `failed`.
+    /// Only deliveries in this status.
+    #[param(inline, value_type = Option<DeliveryStatusView>)]
     pub status: Option<String>,
     /// Only deliveries to this endpoint (`we_…`).
+    #[param(pattern = "^we_[0-9a-fA-F]{32}$")]
     pub endpoint_id: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,512}$")]
     pub cursor: Option<String>,
 }
 
@@ -245,7 +249,7 @@ pub async fn list_deliveries(
     get,
     path = "/api/webhook-deliveries/{id}",
     tag = "webhooks",
-    params(("id" = String, Path, description = "Delivery id (`wd_…`)")),
+    params(("id" = String, Path, description = "Delivery id (`wd_…`)", pattern = "^wd_[0-9a-fA-F]{32}$")),
     responses(
         (status = 200, description = "The delivery, its payload and every attempt", body = DeliveryDetailView),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),

@@ -2,7 +2,8 @@
 //!
 //! - `POST /api/webhook-endpoints` `{url, events?}` registers one and returns its signing
 //!   secret (`whsec_…`) **once**; it is stored sealed and never shown again.
-//! - `GET /api/webhook-endpoints` lists them (without secrets), newest first.
+//! - `GET /api/webhook-endpoints` lists them (without secrets), newest first;
+//!   `GET /api/webhook-endpoints/{id}` reads one.
 //! - `DELETE /api/webhook-endpoints/{id}` removes one; its pending deliveries fail.
 //!
 //! URLs pass the SSRF policy before anything is written: https and public addresses only in
@@ -70,15 +71,17 @@ pub fn function(state: EndpointsState) -> Function {
     Function::http(FUNCTION, WebhookEndpointsApi::openapi)
         .on(Method::GET, list_endpoints)
         .on(Method::POST, create_endpoint)
+        .on_with_optional(Method::GET, get_endpoint)
         .on_with_optional(Method::DELETE, delete_endpoint)
         .with_state(state)
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_endpoint, list_endpoints, delete_endpoint),
+    paths(create_endpoint, list_endpoints, get_endpoint, delete_endpoint),
     components(schemas(
         CreateEndpointRequest,
+        EventType,
         WebhookEndpointView,
         CreatedWebhookEndpoint,
         WebhookEndpointList,
@@ -91,10 +94,31 @@ pub struct WebhookEndpointsApi;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpointRequest {
-    /// Where events are POSTed: https (public addresses only), at most 2048 bytes.
+    /// Where events are POSTed: an https URL (internationalized host names allowed) to a public
+    /// address, at most 2048 bytes.
+    #[schema(max_length = 2048, pattern = "^https?://")]
     pub url: String,
-    /// Event types to receive; leave out for every type (including types added later).
+    /// Event types to receive (at least one); leave out for every type (including types added
+    /// later).
+    #[schema(value_type = Option<Vec<EventType>>, min_items = 1)]
     pub events: Option<Vec<String>>,
+}
+
+/// An event type a merchant can subscribe to (`meshpay_webhooks::EVENT_TYPES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum EventType {
+    #[serde(rename = "payment.authorized")]
+    PaymentAuthorized,
+    #[serde(rename = "payment.broadcast")]
+    PaymentBroadcast,
+    #[serde(rename = "payment.confirmed")]
+    PaymentConfirmed,
+    #[serde(rename = "payment.settled")]
+    PaymentSettled,
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    #[serde(rename = "payment.cancelled")]
+    PaymentCancelled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -161,10 +185,17 @@ pub struct WebhookEndpointList {
     tag = "webhooks",
     request_body = CreateEndpointRequest,
     responses(
-        (status = 201, description = "Registered; the secret is shown only here", body = CreatedWebhookEndpoint),
+        (status = 201, description = "Registered; the secret is shown only here", body = CreatedWebhookEndpoint, links(
+            ("GetEndpoint" = (operation_id = "get_endpoint", parameters(("id" = "$response.body#/id")))),
+            ("DeleteEndpoint" = (operation_id = "delete_endpoint", parameters(("id" = "$response.body#/id")))),
+            ("ListDeliveries" = (operation_id = "list_deliveries", parameters(("endpoint_id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Key lacks `webhooks:write`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "URL not allowed (scheme, private address, unresolvable), unknown event type, or too many endpoints", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown field, wrong type, a string holding U+0000, URL not allowed (scheme, private address, unresolvable), unknown event type, or too many endpoints", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -254,10 +285,41 @@ pub async fn list_endpoints(
 }
 
 #[utoipa::path(
+    get,
+    path = "/api/webhook-endpoints/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Endpoint id (`we_…`)", pattern = "^we_[0-9a-fA-F]{32}$")),
+    responses(
+        (status = 200, description = "The endpoint (no secret)", body = WebhookEndpointView),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Key lacks `webhooks:write`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint for this merchant", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_endpoint(
+    State(state): State<EndpointsState>,
+    auth: Auth<WebhooksWrite>,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookEndpointView>, ApiError> {
+    // A malformed id names no endpoint: 404, like another merchant's.
+    let not_found = || ApiError::not_found("webhook endpoint");
+    let id: WebhookEndpointId = id.parse().map_err(|_| not_found())?;
+    let endpoint = state
+        .app
+        .store
+        .get_webhook_endpoint(auth.merchant_id(), id)
+        .await
+        .map_err(|e| from_store(e, "webhook endpoint", &state.app.chains))?
+        .ok_or_else(not_found)?;
+    Ok(Json(WebhookEndpointView::from(&endpoint)))
+}
+
+#[utoipa::path(
     delete,
     path = "/api/webhook-endpoints/{id}",
     tag = "webhooks",
-    params(("id" = String, Path, description = "Endpoint id (`we_…`)")),
+    params(("id" = String, Path, description = "Endpoint id (`we_…`)", pattern = "^we_[0-9a-fA-F]{32}$")),
     responses(
         (status = 204, description = "Deleted; its pending deliveries are marked failed"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
@@ -284,5 +346,33 @@ pub async fn delete_endpoint(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_event_types_are_exactly_the_subscribable_ones() {
+        use EventType::*;
+        let documented: Vec<String> = [
+            PaymentAuthorized,
+            PaymentBroadcast,
+            PaymentConfirmed,
+            PaymentSettled,
+            PaymentFailed,
+            PaymentCancelled,
+        ]
+        .iter()
+        .map(|t| {
+            serde_json::to_value(t)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+        assert_eq!(documented, meshpay_webhooks::EVENT_TYPES);
     }
 }

@@ -301,3 +301,52 @@ async fn a_merchant_has_at_most_sixteen_endpoints() {
         (422, Some("limit_exceeded"))
     );
 }
+
+#[tokio::test]
+async fn get_reads_one_endpoint_without_its_secret_and_is_tenant_scoped() {
+    let ctx = Ctx::new().await;
+    let app = ctx.app(UrlPolicy::AllowPrivate);
+    let (_, key) = ctx.merchant(&[Scope::WebhooksWrite]).await;
+    let (_, other) = ctx.merchant(&[Scope::WebhooksWrite]).await;
+    let (_, created) = call(
+        &app,
+        Method::POST,
+        "/api/webhook-endpoints",
+        &key,
+        Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["payment.settled"]})),
+    )
+    .await;
+    let path = format!("/api/webhook-endpoints/{}", created["id"].as_str().unwrap());
+    let (status, endpoint) = call(&app, Method::GET, &path, &key, None).await;
+    assert_eq!(status, 200, "{endpoint}");
+    assert_eq!(endpoint["id"], created["id"]);
+    assert_eq!(endpoint["url"], "http://127.0.0.1:9/hook");
+    assert_eq!(endpoint["events"], json!(["payment.settled"]));
+    assert!(endpoint.get("secret").is_none());
+    let (status, _) = call(&app, Method::GET, &path, &other, None).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(&app, Method::DELETE, &path, &key, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(&app, Method::GET, &path, &key, None).await;
+    assert_eq!(status, 404, "a deleted endpoint is gone");
+    let (status, _) = call(&app, Method::GET, "/api/webhook-endpoints/we_x", &key, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_url_holding_nul_is_refused_with_422_and_nothing_is_written() {
+    let ctx = Ctx::new().await;
+    let app = ctx.app(UrlPolicy::AllowPrivate);
+    let (_, key) = ctx.merchant(&[Scope::WebhooksWrite]).await;
+    let (status, problem) = call(
+        &app,
+        Method::POST,
+        "/api/webhook-endpoints",
+        &key,
+        Some(json!({"url": "http://127.0.0.1:9/ho\u{0}ok"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["code"], "validation_failed");
+    assert_eq!(ctx.count().await, 0);
+}

@@ -1,15 +1,13 @@
 //! The one error type of the HTTP API, rendered as RFC 9457 `application/problem+json` with a
 //! stable machine-readable `code`. Internal causes are logged here, once, and never sent.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use meshpay_domain::{ErrorChain, Scope};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use meshpay_shim::PROBLEM_JSON;
 
 /// Stable error codes: clients branch on these, so a code is never renamed or reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -225,9 +223,8 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.code.status(), Json(self.problem())).into_response();
+        let mut response = meshpay_shim::problem_response(self.code.status(), &self.problem());
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.code == ErrorCode::Unauthorized {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

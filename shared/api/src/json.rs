@@ -1,13 +1,16 @@
 //! Strict JSON request bodies: at most [`BODY_LIMIT_BYTES`], `Content-Type: application/json`,
 //! unknown fields and wrong types rejected (request types use `deny_unknown_fields`) with the
-//! parser's message, which names the field and position. The raw bytes are kept so the
-//! idempotency layer can fingerprint exactly what the client sent.
+//! parser's message, which names the field and position. Strings PostgreSQL cannot store
+//! (`text` and `jsonb` refuse U+0000) are refused here, for every function, before anything is
+//! written; lone surrogate escapes are malformed JSON to the parser already. The raw bytes are
+//! kept so the idempotency layer can fingerprint exactly what the client sent.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -87,18 +90,47 @@ pub async fn read_limited(request: Request) -> Result<Bytes, ApiError> {
 }
 
 /// Syntax errors are 400 `invalid_json`; well-formed JSON of the wrong shape (unknown field,
-/// wrong type, missing field) is 422 `validation_failed`. Syntax is checked over the whole body
-/// first (allocation-free), because a typed parse stops at the first type error and would
-/// report `[1,2` as a type problem.
+/// wrong type, missing field) or holding a string PostgreSQL refuses is 422
+/// `validation_failed`. Syntax is checked over the whole body first, because a typed parse
+/// stops at the first type error and would report `[1,2` as a type problem.
 pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidJson,
-            format!("malformed JSON: {error}"),
-        ));
+    let value = serde_json::from_slice::<Value>(raw).map_err(|error| {
+        ApiError::new(ErrorCode::InvalidJson, format!("malformed JSON: {error}"))
+    })?;
+    if let Some(at) = nul_position(&value, "") {
+        return Err(ApiError::validation(format!(
+            "invalid request body: strings must not contain U+0000 (at {at})"
+        )));
     }
     serde_json::from_slice(raw)
         .map_err(|error| ApiError::validation(format!("invalid request body: {error}")))
+}
+
+/// Where the first U+0000 is, in keys or string values at any depth: `$.metadata.a[2]`.
+fn nul_position(value: &Value, at: &str) -> Option<String> {
+    let here = || {
+        if at.is_empty() {
+            "$".to_owned()
+        } else {
+            format!("${at}")
+        }
+    };
+    match value {
+        Value::String(s) => s.contains('\0').then(here),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_position(item, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let path = format!("{at}.{key}");
+            if key.contains('\0') {
+                Some(format!("${}", path.replace('\0', "\\u0000")))
+            } else {
+                nul_position(item, &path)
+            }
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +219,54 @@ mod tests {
             let error = extract(request(content_type, body)).await.unwrap_err();
             assert_eq!(error.code(), code, "{content_type:?} {body:?}: {error}");
         }
+    }
+
+    #[tokio::test]
+    async fn nul_in_a_string_field_is_a_validation_error() {
+        let error = extract(request(
+            Some("application/json"),
+            r#"{"name":"a\u0000b","count":1}"#,
+        ))
+        .await
+        .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::ValidationFailed, "{error}");
+        assert!(error.detail().contains("U+0000 (at $.name)"), "{error}");
+    }
+
+    #[test]
+    fn nul_anywhere_in_free_form_json_is_refused_with_its_position() {
+        let cases = [
+            (
+                r#"{"metadata":{"a":[1,{"b":"\u0000"}]}}"#,
+                "$.metadata.a[1].b",
+            ),
+            (r#"{"metadata":{"k\u0000":1}}"#, "$.metadata.k\\u0000"),
+            (r#"["x","\u0000"]"#, "$[1]"),
+            (r#""\u0000""#, "$"),
+        ];
+        for (body, at) in cases {
+            let error = parse::<Value>(body.as_bytes()).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::ValidationFailed, "{body}");
+            assert!(
+                error.detail().ends_with(&format!("(at {at})")),
+                "{body}: {error}"
+            );
+        }
+        // An escaped backslash followed by "u0000" is six ordinary characters.
+        assert!(parse::<Value>(br#"{"a":"\\u0000"}"#).is_ok());
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_malformed_json() {
+        for body in [
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\udc00x"}"#,
+            r#"{"a\ud83d":1}"#,
+        ] {
+            let error = parse::<Value>(body.as_bytes()).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidJson, "{body}: {error}");
+        }
+        assert!(parse::<Value>(br#"{"a":"\ud83d\ude00"}"#).is_ok());
     }
 
     #[tokio::test]

@@ -8,7 +8,8 @@
 //! - [`path`]: [`PathId`], ids in the path; malformed ids are 404s.
 //! - [`pagination`]: `limit` validation and opaque keyset cursors.
 //! - [`views`]: the JSON shapes of quotes, payments and balances.
-//! - [`openapi`]: the bearer security scheme for the generated spec.
+//! - [`openapi`]: the bearer security scheme, default problem response and metadata schema of
+//!   the generated spec.
 
 pub mod auth;
 pub mod error;

@@ -235,7 +235,9 @@ impl FunctionApp {
         for (path, served) in routes {
             router = router.route(&path, method_router(served));
         }
-        let router = router.layer(Extension(ApiDocument::new(document)));
+        let router = router
+            .fallback(|| async { Problem::route_not_found() })
+            .layer(Extension(ApiDocument::new(document)));
         Ok((router, registered))
     }
 }

@@ -23,7 +23,7 @@ pub mod definition;
 mod document;
 mod function;
 mod outputs;
-mod problem;
+pub mod problem;
 mod route;
 mod server;
 mod service;
@@ -41,6 +41,7 @@ pub use definition::{
 pub use document::{ApiDocument, FragmentError};
 pub use function::{BoxError, Function, HttpFunction, OpenApiFragment};
 pub use outputs::{OutputError, Outputs, QueueOutputs, with_queue_output};
+pub use problem::{PROBLEM_JSON, Problem, problem_response};
 pub use route::RouteError;
 pub use server::{DEFAULT_PORT, PORT_ENV, bind_loopback, serve};
 pub use trigger::http::{HttpEnvelopeError, HttpResponseOutput, HttpTriggerRequest};

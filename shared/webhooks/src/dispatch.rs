@@ -70,6 +70,9 @@ pub struct RunReport {
     pub endpoints_disabled: u32,
     /// Attempts whose result arrived after the delivery was claimed again (lease expired).
     pub stale: u32,
+    /// Attempts whose record the store refused even without the endpoint's texts: the
+    /// delivery is sent again when its lease expires; the run goes on with the others.
+    pub unrecorded: u32,
     pub pruned: u64,
 }
 
@@ -133,13 +136,13 @@ impl Dispatcher {
             if claimed.is_empty() {
                 break;
             }
-            let results: Vec<Result<Recorded, StoreError>> = futures::stream::iter(claimed)
+            let results: Vec<Option<Recorded>> = futures::stream::iter(claimed)
                 .map(|delivery| self.deliver(delivery))
                 .buffer_unordered(self.limits.concurrency.max(1))
                 .collect()
                 .await;
-            for result in results {
-                report.tally(result?);
+            for recorded in results {
+                report.tally(recorded);
             }
         }
         report.pruned = self
@@ -182,7 +185,7 @@ impl Dispatcher {
     }
 
     /// Signs, sends and records one attempt.
-    async fn deliver(&self, delivery: ClaimedDelivery) -> Result<Recorded, StoreError> {
+    async fn deliver(&self, delivery: ClaimedDelivery) -> Option<Recorded> {
         let started_at = OffsetDateTime::now_utc();
         let clock = Instant::now();
         let associated = delivery.endpoint_id.as_uuid();
@@ -223,8 +226,52 @@ impl Dispatcher {
             verdict = ?verdict,
             "webhook attempt"
         );
-        let applied = self.store.record_webhook_attempt(&record, &verdict).await?;
-        Ok(Recorded { verdict, applied })
+        self.record(&delivery, record, verdict).await
+    }
+
+    /// Stores the attempt and its verdict. Whatever the endpoint answered is sanitised already;
+    /// should the store still refuse the row, the attempt is recorded again without the
+    /// endpoint's texts, so the retry schedule holds (a delivery is never re-sent every lease
+    /// period because of what its endpoint answers). `None` when even that fails.
+    async fn record(
+        &self,
+        delivery: &ClaimedDelivery,
+        mut record: AttemptRecord,
+        verdict: AttemptVerdict,
+    ) -> Option<Recorded> {
+        let error = match self.store.record_webhook_attempt(&record, &verdict).await {
+            Ok(applied) => return Some(Recorded { verdict, applied }),
+            Err(error) => error,
+        };
+        tracing::error!(
+            delivery = %delivery.id, %error,
+            "webhook attempt not recorded; recording it without the endpoint's texts"
+        );
+        record.response_excerpt = None;
+        record.error = Some(UNRECORDABLE.to_owned());
+        match self.store.record_webhook_attempt(&record, &verdict).await {
+            Ok(applied) => Some(Recorded { verdict, applied }),
+            Err(error) => {
+                tracing::error!(
+                    delivery = %delivery.id, %error,
+                    "webhook attempt not recorded; it is sent again when its lease expires"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The error stored for an attempt whose own texts the store refused.
+const UNRECORDABLE: &str = "the attempt's result could not be stored; see the logs";
+
+/// Text from an endpoint (response excerpt, error) made fit to store: PostgreSQL `text` cannot
+/// hold U+0000, which a merchant's server may well send; it becomes U+FFFD.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
     }
 }
 
@@ -234,8 +281,12 @@ struct Recorded {
 }
 
 impl RunReport {
-    fn tally(&mut self, recorded: Recorded) {
+    fn tally(&mut self, recorded: Option<Recorded>) {
         self.attempted += 1;
+        let Some(recorded) = recorded else {
+            self.unrecorded += 1;
+            return;
+        };
         if !recorded.applied {
             self.stale += 1;
             return;
@@ -283,7 +334,7 @@ pub fn judge(
             excerpt,
         } => {
             record.status_code = Some(status);
-            record.response_excerpt = (!excerpt.is_empty()).then_some(excerpt);
+            record.response_excerpt = (!excerpt.is_empty()).then(|| storable(excerpt));
             match status {
                 200..=299 => AttemptVerdict::Succeeded,
                 410 => {
@@ -299,7 +350,7 @@ pub fn judge(
             }
         }
         AttemptOutcome::Failed { message, .. } => {
-            record.error = Some(message);
+            record.error = Some(storable(message));
             retry(None)
         }
     };
@@ -388,6 +439,25 @@ mod tests {
             panic!("retried");
         };
         assert!(delay >= Duration::from_secs(8));
+    }
+
+    #[test]
+    fn texts_from_the_endpoint_are_stored_without_nul() {
+        let schedule = RetrySchedule::parse("0,10s").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let answered = AttemptOutcome::Response {
+            status: 500,
+            retry_after: None,
+            excerpt: "a\0b".into(),
+        };
+        let (_, record) = judge(&schedule, &delivery(1), now, 5, answered);
+        assert_eq!(record.response_excerpt.as_deref(), Some("a\u{FFFD}b"));
+        let failed = AttemptOutcome::Failed {
+            kind: crate::client::FailureKind::Other,
+            message: "\0".into(),
+        };
+        let (_, record) = judge(&schedule, &delivery(1), now, 5, failed);
+        assert_eq!(record.error.as_deref(), Some("\u{FFFD}"));
     }
 
     #[test]

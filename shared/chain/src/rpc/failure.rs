@@ -40,7 +40,14 @@ pub enum RpcFailure {
 /// Longest error text kept (bodies can be whole HTML pages).
 const MAX_TEXT: usize = 500;
 
-fn truncate(mut text: String) -> String {
+/// A remote text made fit to store: at most [`MAX_TEXT`] bytes, and U+0000 (which PostgreSQL
+/// `text` cannot hold; a node or proxy can answer anything) replaced by U+FFFD.
+fn truncate(text: String) -> String {
+    let mut text = if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    };
     if text.len() > MAX_TEXT {
         let mut cut = MAX_TEXT;
         while !text.is_char_boundary(cut) {
@@ -172,5 +179,27 @@ mod tests {
         let text = truncate("é".repeat(400));
         assert!(text.len() <= MAX_TEXT + '…'.len_utf8());
         assert!(text.ends_with('…'));
+    }
+
+    #[test]
+    fn remote_texts_with_nul_become_storable() {
+        let failure = RpcFailure::from_transport(
+            "eth_sendRawTransaction",
+            RpcError::Transport(TransportErrorKind::HttpError(
+                alloy::transports::HttpError {
+                    status: 502,
+                    body: "bad\0thing".into(),
+                },
+            )),
+        );
+        let text = failure.to_string();
+        assert!(!text.contains('\0'), "{text}");
+        assert!(text.contains("bad\u{FFFD}thing"), "{text}");
+        assert_eq!(
+            truncate(format!("{}\0", "a".repeat(600)))
+                .matches('\0')
+                .count(),
+            0
+        );
     }
 }

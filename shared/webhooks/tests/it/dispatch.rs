@@ -246,6 +246,43 @@ async fn a_delivery_fails_after_the_last_scheduled_attempt() {
 }
 
 #[tokio::test]
+async fn a_response_holding_nul_is_stored_sanitised_and_retried_on_schedule() {
+    let ctx = Ctx::new().await;
+    let m = ctx.merchant().await;
+    let hook = Hook::start(&[], 200).await;
+    ctx.endpoint(m, &hook.url("/nul"), None).await;
+    ctx.payment(m).await;
+    // The second attempt is an hour away: a run right after the first sends nothing.
+    let dispatcher = ctx.dispatcher("0,1h");
+    let first = dispatcher.run_once().await.unwrap();
+    assert_eq!(
+        (first.attempted, first.retrying, first.unrecorded),
+        (1, 1, 0)
+    );
+    let again = dispatcher.run_once().await.unwrap();
+    assert_eq!(again.attempted, 0, "{again:?}");
+
+    let page = ctx
+        .store
+        .list_webhook_deliveries(m, &all_deliveries())
+        .await
+        .unwrap();
+    let delivery = &page.items[0];
+    assert_eq!(delivery.status, DeliveryStatus::Pending);
+    assert_eq!(delivery.attempts, 1);
+    let detail = ctx
+        .store
+        .get_webhook_delivery(m, delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        detail.attempts[0].response_excerpt.as_deref(),
+        Some("oops\u{FFFD}here")
+    );
+}
+
+#[tokio::test]
 async fn subscriptions_filter_event_types_and_merchants_only_get_their_own_events() {
     let ctx = Ctx::new().await;
     let m = ctx.merchant().await;

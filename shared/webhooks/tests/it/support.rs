@@ -171,7 +171,8 @@ struct HookState {
 }
 
 /// A merchant endpoint on 127.0.0.1: `POST /hook` answers the scripted statuses;
-/// `GET|POST /redirect` redirects to `/hook`; `POST /big` answers 200 with 1 MiB.
+/// `GET|POST /redirect` redirects to `/hook`; `POST /big` answers 200 with 1 MiB; `POST /nul`
+/// answers 500 with a body holding U+0000 (which PostgreSQL text cannot store).
 pub struct Hook {
     pub addr: SocketAddr,
     state: HookState,
@@ -189,6 +190,7 @@ impl Hook {
             .route("/hook", post(hook))
             .route("/redirect", get(redirect).post(redirect))
             .route("/big", post(big))
+            .route("/nul", post(nul))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -243,6 +245,10 @@ async fn hook(State(state): State<HookState>, headers: HeaderMap, body: Bytes) -
 
 async fn redirect() -> (StatusCode, [(&'static str, &'static str); 1]) {
     (StatusCode::TEMPORARY_REDIRECT, [("location", "/hook")])
+}
+
+async fn nul() -> (StatusCode, &'static str) {
+    (StatusCode::INTERNAL_SERVER_ERROR, "oops\0here")
 }
 
 async fn big() -> String {
