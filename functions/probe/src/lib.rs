@@ -34,7 +34,7 @@ pub struct ProbeApi;
     post,
     path = "/api/probe",
     tag = "diagnostics",
-    request_body(description = "Any JSON value, at most 32 KiB", content_type = "application/json"),
+    request_body(content = serde_json::Value, description = "Any JSON value, at most 32 KiB", content_type = "application/json"),
     responses(
         (status = 202, description = "Enqueued on `probes`; the body is echoed", content_type = "application/json"),
         (status = 400, description = "Malformed JSON", content_type = "application/problem+json"),

@@ -124,19 +124,7 @@ fn parse_key_names(list: &str) -> Result<Vec<String>, EnvConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
+    use meshpay_testkit::settings::lookup;
 
     const VAULT: &str = "https://kv-prod-abc.vault.azure.net/";
 

@@ -14,4 +14,5 @@ pub mod merchant;
 pub mod payment;
 pub mod ports;
 pub mod postgres;
+pub mod settings;
 pub mod stack;

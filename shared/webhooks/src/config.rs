@@ -133,19 +133,7 @@ impl WebhookServices {
 mod tests {
     use super::*;
     use base64::Engine as _;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
+    use meshpay_testkit::settings::lookup;
 
     fn key() -> String {
         base64::engine::general_purpose::STANDARD.encode([5u8; 32])
