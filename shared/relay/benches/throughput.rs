@@ -8,9 +8,7 @@
 //! (default 2000).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/it/support.rs"]
-#[allow(dead_code)]
-mod support;
+use meshpay_relay::testing as support;
 
 use std::time::Instant;
 

@@ -30,6 +30,8 @@ pub mod fault;
 pub mod fees;
 mod heal;
 mod lazy;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod transfer;
 pub mod wallets;
 
