@@ -40,6 +40,8 @@ pub enum Ignored {
     ChainActive,
     /// The payment or its transaction changed while we checked; whoever changed it carries on.
     Raced,
+    /// Flagged for review: nothing moves it until an operator clears the flag.
+    UnderReview,
 }
 
 /// What a delivery achieved; each completes the message.
@@ -129,6 +131,14 @@ impl Pipeline {
             PaymentStatus::Broadcast => {}
             PaymentStatus::Confirmed => return Ok(ConfirmOutcome::AlreadyConfirmed { payment_id }),
             status => return ignored(Ignored::Status(status)),
+        }
+        if self
+            .store
+            .confirmation(payment_id)
+            .await?
+            .is_some_and(|state| state.last_outcome == Some(CheckOutcome::NeedsReview))
+        {
+            return ignored(Ignored::UnderReview);
         }
         let lease = self.config.lease();
         let Some(claim) = self
