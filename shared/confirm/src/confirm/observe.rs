@@ -115,6 +115,15 @@ impl Pipeline {
 
     async fn resend(&self, target: &Target<'_>) -> Result<Observation, ConfirmError> {
         let attempt = &target.attempt;
+        if !self.store.begin_send(attempt).await? {
+            // Replaced or decided meanwhile: whoever changed it carries on (the next check or
+            // the status change sees it).
+            return Ok(pending(
+                CheckOutcome::NotMined,
+                "no longer the payment's live transaction".into(),
+                None,
+            ));
+        }
         let failure = match target.rpc.send_raw(&attempt.raw).await {
             Ok(_) => None,
             Err(failure) if classify_send(&failure) == SendClass::AlreadyKnown => None,

@@ -4,6 +4,7 @@ use meshpay_chain::rpc::{RpcFailure, SendClass, classify_send};
 use meshpay_store::Payment;
 use meshpay_store::transactions::TxAttempt;
 
+use crate::fault::FaultPoint;
 use crate::{
     Ack, BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayConfigError, RelayError,
     SentTransaction,
@@ -41,7 +42,14 @@ impl Relay {
         delivery: Delivery,
     ) -> Result<BroadcastOutcome, RelayError> {
         loop {
-            let failure = match ctx.rpc.send_raw(&attempt.raw).await {
+            // Exposure first: once this commits, nothing fails the payment on the strength of
+            // this send's bytes never having left (a crash may come before its answer is kept).
+            if !self.store.begin_send(&attempt).await? {
+                return Err(RelayError::Contended);
+            }
+            let answer = ctx.rpc.send_raw(&attempt.raw).await;
+            self.fault_point(FaultPoint::AfterSendBeforeRecord, delivery)?;
+            let failure = match answer {
                 Ok(hash) => {
                     if hash != attempt.tx_hash {
                         tracing::error!(stored = %attempt.tx_hash, node = %hash, "node reports another hash");

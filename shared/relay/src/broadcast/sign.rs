@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::refused::attempt_json;
 use super::{Plan, PlanError, Step};
-use crate::fault::FaultMode;
+use crate::fault::{FaultMode, FaultPoint};
 use crate::fees::{self, Bounded, Fees, QuotedGas};
 use crate::transfer::{self, TransferCall, TxParams};
 use crate::{BroadcastOutcome, Delivery, Relay, RelayConfigError, RelayError};
@@ -149,24 +149,23 @@ impl Relay {
         Ok(())
     }
 
-    /// `MESHPAY_FAULT`: stop between storing and sending, on the first delivery only (so the
-    /// redelivery shows what recovery does).
-    pub(super) fn fault_point(&self, delivery: Delivery) -> Result<(), RelayError> {
-        let Some(fault) = self.config.fault else {
+    /// `MESHPAY_FAULT`: stop at `point` if that fault is armed, on the first delivery only (so
+    /// the redelivery shows what recovery does).
+    pub(super) fn fault_point(
+        &self,
+        point: FaultPoint,
+        delivery: Delivery,
+    ) -> Result<(), RelayError> {
+        let Some(fault) = self.config.fault.filter(|fault| fault.point == point) else {
             return Ok(());
         };
         if delivery.dequeue_count > 1 {
             return Ok(());
         }
-        tracing::warn!(
-            ?fault,
-            "injected fault: stopping after persist, before send"
-        );
+        tracing::warn!(?fault, "injected fault: stopping at {}", point.as_str());
         match fault.mode {
             FaultMode::Abort => std::process::abort(),
-            FaultMode::Error => Err(RelayError::InjectedFault(
-                crate::Fault::AFTER_PERSIST_BEFORE_SEND,
-            )),
+            FaultMode::Error => Err(RelayError::InjectedFault(point.as_str())),
         }
     }
 

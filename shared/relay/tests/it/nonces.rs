@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use alloy::primitives::Address;
 use futures::StreamExt as _;
-use meshpay_relay::{BroadcastOutcome, Delivery, Fault, FaultMode, RelayConfig};
+use meshpay_relay::{BroadcastOutcome, Delivery, Fault, FaultMode, FaultPoint, RelayConfig};
 use meshpay_store::transactions::{self, AttemptStatus, NonceRelease, NonceSource};
 use serde_json::json;
 
@@ -125,6 +125,7 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
     let wallet = stack.wallets[0];
     let config = RelayConfig {
         fault: Some(Fault {
+            point: FaultPoint::AfterPersistBeforeSend,
             mode: FaultMode::Error,
         }),
         ..RelayConfig::default()
@@ -181,6 +182,7 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
     let faulty = FaultyRpc::new(stack.rpc());
     let hold = RelayConfig {
         fault: Some(Fault {
+            point: FaultPoint::AfterPersistBeforeSend,
             mode: FaultMode::Error,
         }),
         ..RelayConfig::default()
@@ -264,6 +266,7 @@ async fn releasing_the_latest_nonce_rewinds_the_counter_over_adjacent_gaps() {
         stack.rpc(),
         RelayConfig {
             fault: Some(Fault {
+                point: FaultPoint::AfterPersistBeforeSend,
                 mode: FaultMode::Error,
             }),
             ..RelayConfig::default()
@@ -322,6 +325,7 @@ async fn heal_resends_stored_transactions_the_chain_never_saw() {
         stack.rpc(),
         RelayConfig {
             fault: Some(Fault {
+                point: FaultPoint::AfterPersistBeforeSend,
                 mode: FaultMode::Error,
             }),
             ..RelayConfig::default()
