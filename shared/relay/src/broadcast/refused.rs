@@ -68,8 +68,15 @@ impl Relay {
         let reason = format!("nonce {} was consumed by another transaction", old.nonce);
         transactions::set_attempt_status(&mut db, old.id, AttemptStatus::Superseded, Some(&reason))
             .await?;
-        transactions::resync_nonce(&mut db, &old.chain, old.from, floor).await?;
-        let alloc = transactions::allocate_nonce(&mut db, &old.chain, old.from, floor).await?;
+        let resynced = transactions::resync_nonce(&mut db, &old.chain, old.from, floor).await;
+        let allocated = match resynced {
+            Ok(()) => transactions::allocate_nonce(&mut db, &old.chain, old.from, floor).await,
+            Err(error) => Err(error),
+        };
+        let alloc = match allocated {
+            Ok(alloc) => alloc,
+            Err(error) => return Err(self.refused_allocation(db, error).await),
+        };
         self.check_backlog(old.from, alloc)?;
         let params = TxParams {
             nonce: alloc.nonce,
