@@ -128,6 +128,18 @@ impl AlloyRpc {
         };
         Ok(ChainHead { latest, finalized })
     }
+
+    /// The canonical block hash at `number`; `None` when the node does not have the block.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<B256>, RpcFailure> {
+        let request = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .into_future();
+        Ok(self
+            .call("eth_getBlockByNumber", request)
+            .await?
+            .map(|block| block.header.hash))
+    }
 }
 
 /// `None` for a receipt of the pending block (no block number or hash yet).
@@ -187,6 +199,10 @@ impl ConfirmRpc for AlloyRpc {
 
     async fn head(&self, finalized: bool) -> Result<ChainHead, RpcFailure> {
         AlloyRpc::head(self, finalized).await
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>, RpcFailure> {
+        AlloyRpc::block_hash(self, number).await
     }
 
     async fn transaction_known(&self, hash: B256) -> Result<bool, RpcFailure> {

@@ -42,6 +42,9 @@ pub trait ConfirmRpc: Send + Sync + 'static {
     async fn receipt(&self, hash: B256) -> Result<Option<ReceiptFacts>, RpcFailure>;
     /// `eth_blockNumber`, plus the `finalized` block when `finalized` is asked for.
     async fn head(&self, finalized: bool) -> Result<ChainHead, RpcFailure>;
+    /// The hash of the canonical block at `number` (`eth_getBlockByNumber`); `None` when the
+    /// node does not have that block (yet).
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>, RpcFailure>;
     /// Whether the node knows the transaction (pending or mined).
     async fn transaction_known(&self, hash: B256) -> Result<bool, RpcFailure>;
     /// `eth_sendRawTransaction`.
