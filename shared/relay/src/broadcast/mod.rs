@@ -22,6 +22,7 @@
 //! ([`fees::bound_to_quote`]), on the first signature and on re-signs alike; a transfer that
 //! now needs more gas than quoted is not signed (retried, then failed).
 
+mod proof;
 mod refused;
 mod send;
 mod sign;

@@ -4,6 +4,7 @@ use meshpay_chain::rpc::{RpcFailure, SendClass, classify_send};
 use meshpay_store::Payment;
 use meshpay_store::transactions::TxAttempt;
 
+use super::refused::Replacement;
 use crate::fault::FaultPoint;
 use crate::{
     Ack, BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayConfigError, RelayError,
@@ -103,7 +104,13 @@ impl Relay {
                 .await?;
             match class {
                 SendClass::NonceTooLow => {
-                    attempt = self.replace_consumed(ctx, &attempt, failure).await?;
+                    match self
+                        .replace_consumed(ctx, &attempt, failure, delivery)
+                        .await?
+                    {
+                        Replacement::Resigned(next) => attempt = next,
+                        Replacement::Done(outcome) => return Ok(outcome),
+                    }
                 }
                 SendClass::NonceInUse => {
                     return self.nonce_in_use(&attempt, failure, delivery).await;
