@@ -20,7 +20,7 @@ use crate::{Ack, BroadcastOutcome, ChainContext, Delivery, Relay, RelayConfigErr
 /// What [`Relay::replace_consumed`] did.
 pub(super) enum Replacement {
     /// Re-signed on a fresh nonce: send this one.
-    Resigned(TxAttempt),
+    Resigned(Box<TxAttempt>),
     /// Nothing re-signed; the delivery ends with this outcome.
     Done(BroadcastOutcome),
 }
@@ -172,7 +172,7 @@ impl Relay {
             payment = %old.payment_id, old_nonce = old.nonce, nonce = attempt.nonce,
             tx_hash = %attempt.tx_hash, %proof, "nonce consumed elsewhere; transaction re-signed"
         );
-        Ok(Replacement::Resigned(attempt))
+        Ok(Replacement::Resigned(Box::new(attempt)))
     }
 
     /// The node refused the bytes. Fails the payment, releases its hold and hands the nonce

@@ -108,7 +108,7 @@ impl Relay {
                         .replace_consumed(ctx, &attempt, failure, delivery)
                         .await?
                     {
-                        Replacement::Resigned(next) => attempt = next,
+                        Replacement::Resigned(next) => attempt = *next,
                         Replacement::Done(outcome) => return Ok(outcome),
                     }
                 }
