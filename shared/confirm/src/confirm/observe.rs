@@ -16,6 +16,32 @@ impl Pipeline {
         last_seen: Option<Inclusion>,
         resent: &mut bool,
     ) -> Result<Observation, ConfirmError> {
+        for earlier in &target.earlier {
+            match target.rpc.receipt(earlier.tx_hash).await {
+                Ok(None) => {}
+                Ok(Some(mined)) => {
+                    return Ok(Observation::Review(format!(
+                        "an earlier transaction of this payment (attempt {}, nonce {}, {}) is \
+                         mined in block {} while attempt {} (nonce {}, {}) is the live one; \
+                         nothing is re-sent until an operator decides",
+                        earlier.attempt,
+                        earlier.nonce,
+                        earlier.tx_hash,
+                        mined.block_number,
+                        target.attempt.attempt,
+                        target.attempt.nonce,
+                        target.attempt.tx_hash
+                    )));
+                }
+                Err(failure) => {
+                    return Ok(pending(
+                        CheckOutcome::RpcError,
+                        failure.to_string(),
+                        last_seen,
+                    ));
+                }
+            }
+        }
         let hash = target.attempt.tx_hash;
         let receipt = match target.rpc.receipt(hash).await {
             Ok(receipt) => receipt,
