@@ -130,8 +130,9 @@ impl Relay {
     /// own is known). Failing would release the hold while ours can still be mined (the other one
     /// may be dropped), and handing the nonce back would give it to the next payment, which hits
     /// the same wall. So: wait (the message is redelivered), and on the last delivery park the
-    /// payment with its nonce. Once the other transaction is mined, a re-send gets "nonce too
-    /// low" and the payment is re-signed on a fresh nonce.
+    /// payment with its nonce. Once the other transaction is in a final block, a re-send gets
+    /// "nonce too low" and the payment is re-signed on a fresh nonce (see
+    /// [`Relay::replace_consumed`] for the proof that needs).
     async fn nonce_in_use(
         &self,
         attempt: &TxAttempt,
@@ -149,8 +150,8 @@ impl Relay {
             .unwrap_or_else(|| failure.to_string());
         let reason = format!(
             "nonce {} of {} is held by another transaction in the node's pool ({node_says}); \
-             the payment keeps its nonce and hold: once that transaction is mined, a new \
-             broadcast message re-signs it on a fresh nonce",
+             the payment keeps its nonce and hold: once that transaction is in a final block, \
+             a new broadcast message re-signs it on a fresh nonce",
             attempt.nonce, attempt.from
         );
         self.park(attempt, reason).await
