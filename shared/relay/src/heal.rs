@@ -8,9 +8,10 @@
 //! per wallet what a confirm check does per payment, but it does not wait for each payment's
 //! confirm chain to notice: one lost send stalls every later nonce of the wallet.
 //!
-//! Each re-send happens under the payment's row lock and only while the attempt is still the
-//! payment's live transaction, so the broadcast step (which takes the same lock to fail a
-//! payment) never fails a payment whose bytes are on their way to a node. Re-sending stored
+//! Each re-send starts by recording the send under the payment's row lock, and only while the
+//! attempt is still the payment's live transaction (`Store::begin_send`), so the broadcast step
+//! (which takes the same lock to fail a payment) never fails a payment whose bytes are on their
+//! way to a node. Re-sending stored
 //! bytes never signs anything and never changes a payment's status.
 
 use std::time::Instant;
