@@ -3,6 +3,7 @@
 //! using the decimals of the chains config (`MESHPAY_CHAINS_CONFIG`).
 
 mod payments;
+mod wallets;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -40,6 +41,9 @@ pub enum AdminCommand {
     /// Payments parked for review: list them, put one back in the pipeline.
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
+    /// Hot wallets halted for a nonce counter behind the chain: list them, resume one.
+    #[command(subcommand)]
+    Wallets(wallets::WalletsCommand),
     /// Creates a merchant funded with every asset of a chain and an all-scopes key; prints
     /// `demo api key: <key>` on a line of its own after the JSON.
     DemoMerchant(DemoArgs),
@@ -160,6 +164,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             })
         }
         AdminCommand::Payments(command) => payments::run(&store, command).await?,
+        AdminCommand::Wallets(command) => wallets::run(&store, command).await?,
         AdminCommand::DemoMerchant(demo) => {
             let (output, key) = demo_merchant(&store, &chains()?, demo).await?;
             println!("{output}");

@@ -139,3 +139,55 @@ async fn requeue_refuses_a_terminal_payment_and_sends_nothing() {
     let state = ctx.stack.store.confirmation(id).await.unwrap().unwrap();
     assert_eq!(state.last_outcome.map(|o| o.as_str()), Some("needs_review"));
 }
+
+#[tokio::test]
+async fn a_halted_wallet_is_listed_and_resumed_at_the_operators_nonce() {
+    let ctx = Ctx::new().await;
+    let store = &ctx.stack.store;
+    let wallet: meshpay_domain::Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+        .parse()
+        .unwrap();
+    // The counter (next nonce 1) was found behind the chain (pending nonce 3).
+    let mut db = store.begin().await.unwrap();
+    meshpay_store::transactions::allocate_nonce(&mut db, "anvil", wallet, 0)
+        .await
+        .unwrap();
+    db.commit().await.unwrap();
+    store
+        .halt_wallet(
+            "anvil",
+            wallet,
+            "the chain's pending nonce 3 is above the counter 1",
+        )
+        .await
+        .unwrap();
+
+    let listed = ctx.admin_ok(&["wallets", "halted"]);
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["wallets"][0]["chain"], json!("anvil"));
+    assert!(
+        listed["wallets"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pending nonce 3")
+    );
+
+    let wallet_arg = wallet.to_checksum(None);
+    let args = [
+        "wallets",
+        "resume",
+        "--chain",
+        "anvil",
+        "--wallet",
+        &wallet_arg,
+        "--nonce",
+        "3",
+    ];
+    let resumed = ctx.admin_ok(&args);
+    assert_eq!(resumed["resumed_at_nonce"], 3);
+    let state = store.wallet_nonce("anvil", wallet).await.unwrap().unwrap();
+    assert_eq!((state.next_nonce, state.halted), (3, None));
+    // Resuming a wallet that is not halted is refused.
+    assert!(!ctx.admin(&args).status.success());
+    assert_eq!(ctx.admin_ok(&["wallets", "halted"])["count"], 0);
+}

@@ -25,6 +25,10 @@ pub enum ConfirmError {
     /// The step's output messages could not be written (our own types: a bug worth a retry).
     #[error("writing the output messages: {0}")]
     Output(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The node's answers do not show what happened (a receipt missing while its block is
+    /// still canonical: a lagging backend); nothing was changed, the message is retried.
+    #[error("inconclusive: {0}")]
+    Inconclusive(String),
     /// Another delivery kept changing the payment while this one worked on it.
     #[error("payment changed concurrently")]
     Contended,

@@ -46,7 +46,7 @@ pub use error::ConfirmError;
 pub use meshpay_chain::rpc::{AlloyRpc, ConfirmRpc};
 pub use meshpay_store::confirmations::CheckOutcome;
 pub use message::ConfirmMessage;
-pub use reconcile::{Flag, ReconcileReport, RunClock};
+pub use reconcile::{Flag, HaltedWalletFlag, ReconcileReport, RunClock};
 pub use settle::SettleOutcome;
 
 /// The confirm, settle and reconcile engine: cheap to share (`Arc<Pipeline>`), one per process.

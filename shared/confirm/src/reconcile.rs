@@ -9,6 +9,7 @@
 //! | `broadcast` without an active confirm lease, unchecked for `stale_after` | re-enqueues a confirm message, which re-sends the stored raw bytes if the chain does not know them |
 //! | `confirmed` for longer than `stale_after` (settle message lost or poisoned) | re-enqueues a settle message |
 //! | payments parked for review | reports them |
+//! | halted hot wallets (counter found behind the chain) | reports them until an operator resumes them |
 //! | expired unused quotes | counts them (they hold nothing) |
 //! | chain webhook ids past their retention | deletes them |
 //! | the ledger invariants | reports every violation |
@@ -37,6 +38,16 @@ pub struct Flag {
     pub reason: String,
 }
 
+/// A halted hot wallet (see `meshpay_store::transactions::halt_wallet`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HaltedWalletFlag {
+    pub chain: String,
+    pub wallet: meshpay_domain::Address,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
 /// What one run did and found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
@@ -46,6 +57,8 @@ pub struct ReconcileReport {
     pub settle: Vec<PaymentId>,
     /// Payments an operator should look at.
     pub flagged: Vec<Flag>,
+    /// Hot wallets that hand out no nonces until an operator resumes them.
+    pub halted_wallets: Vec<HaltedWalletFlag>,
     pub expired_quotes: i64,
     pub webhooks_pruned: u64,
     /// Ledger invariant violations (empty when the ledger is sound).
@@ -61,7 +74,10 @@ pub struct ReconcileReport {
 impl ReconcileReport {
     /// Whether anything needs an operator.
     pub fn has_discrepancies(&self) -> bool {
-        !self.violations.is_empty() || !self.flagged.is_empty() || !self.errors.is_empty()
+        !self.violations.is_empty()
+            || !self.flagged.is_empty()
+            || !self.halted_wallets.is_empty()
+            || !self.errors.is_empty()
     }
 }
 
@@ -154,6 +170,14 @@ impl Pipeline {
                 reason: reason.unwrap_or_else(|| "needs review".into()),
             });
         }
+        for halted in self.store.halted_wallets(None).await? {
+            report.halted_wallets.push(HaltedWalletFlag {
+                chain: halted.chain,
+                wallet: halted.address,
+                reason: halted.reason,
+                since: halted.since,
+            });
+        }
         report.expired_quotes = self.store.count_expired_quotes(EXPIRED_QUOTES_CAP).await?;
         report.webhooks_pruned = self
             .store
@@ -196,6 +220,10 @@ impl Pipeline {
         for violation in &report.violations {
             tracing::error!(%violation, "ledger invariant violated");
         }
+        for halted in &report.halted_wallets {
+            tracing::error!(chain = %halted.chain, wallet = %halted.wallet, reason = %halted.reason,
+                "hot wallet halted");
+        }
         for flag in &report.flagged {
             tracing::error!(payment = %flag.payment_id, reason = %flag.reason, "payment needs attention");
         }
@@ -204,6 +232,7 @@ impl Pipeline {
             confirm = report.confirm.len(),
             settle = report.settle.len(),
             flagged = report.flagged.len(),
+            halted_wallets = report.halted_wallets.len(),
             violations = report.violations.len(),
             expired_quotes = report.expired_quotes,
             webhooks_pruned = report.webhooks_pruned,

@@ -11,8 +11,10 @@
 //!
 //! Before posting, the confirming block is checked to still be canonical (the receipt is read
 //! again and must name the recorded block hash): this is the "later check" that catches a reorg
-//! after confirmation. If the block left the chain the payment goes back to broadcast (`Reorg`)
-//! and a confirm message restarts polling, which re-sends the stored bytes if they were dropped.
+//! after confirmation. The payment goes back to broadcast (`Reorg`) only on positive evidence:
+//! the canonical block at the recorded height has another hash. A missing receipt alone (a
+//! lagging backend) is retried later. After a reorg a confirm message restarts polling, which
+//! re-sends the stored bytes if they were dropped.
 
 use meshpay_domain::{Charges, PaymentEvent, PaymentId, PaymentStatus, ResolveError};
 use meshpay_store::{StoreError, Transition};
@@ -81,6 +83,25 @@ impl Pipeline {
             let (_, rpc) = self.chain(payment.chain())?;
             let receipt = rpc.receipt(tx_hash).await?;
             let canonical = receipt.as_ref().is_some_and(|r| r.block_hash == block_hash);
+            if !canonical {
+                // One node's missing (or moved) receipt is not a reorg: only another block at
+                // the recorded height proves the confirming block left the chain.
+                match rpc.block_hash(block_number).await? {
+                    Some(now) if now != block_hash => {}
+                    seen => {
+                        let why = match seen {
+                            Some(_) => "is still canonical",
+                            None => "is not known to the node",
+                        };
+                        let detail = format!(
+                            "receipt of {tx_hash} not in block {block_number} ({block_hash}), \
+                             but that block {why}: settle again later"
+                        );
+                        tracing::warn!(payment = %payment_id, %detail, "no reorg evidence");
+                        return Err(ConfirmError::Inconclusive(detail));
+                    }
+                }
+            }
             let old = json!({
                 "tx_hash": tx_hash, "block_number": block_number, "block_hash": block_hash,
             });

@@ -41,6 +41,9 @@ pub enum RelayError {
         in_flight: u64,
         limit: u64,
     },
+    /// Every hot wallet of the chain is halted: no new payment can be signed there.
+    #[error("every hot wallet on {0} is halted")]
+    AllWalletsHalted(String),
     /// The payment was replaced too often (each time its nonce was taken by another sender).
     #[error("payment has had {0} transactions; not signing another")]
     TooManyAttempts(i32),

@@ -1,10 +1,13 @@
-//! Fault injection for crash tests: `MESHPAY_FAULT=after_persist_before_send` makes the first
-//! delivery of a broadcast message stop between storing the signed transaction and sending it,
-//! the window in which a crash must not lead to a second transaction.
+//! Fault injection for crash tests: `MESHPAY_FAULT=<point>[:error]` makes the first delivery of
+//! a broadcast message stop at `point`:
 //!
-//! - `after_persist_before_send`: abort the process (a real crash: the host restarts it and
-//!   redelivers the message).
-//! - `after_persist_before_send:error`: fail the invocation instead (in-process tests).
+//! - `after_persist_before_send`: between storing the signed transaction and sending it, the
+//!   window in which a crash must not lead to a second transaction.
+//! - `after_send_before_record`: after the node got the bytes, before its answer is recorded,
+//!   the window in which a crash must not let the payment fail while the bytes can land.
+//!
+//! Without `:error` the process aborts (a real crash: the host restarts it and redelivers the
+//! message); with it the invocation fails instead (in-process tests).
 //!
 //! Only honoured in builds with debug assertions (dev and test builds); a release build ignores
 //! the variable and says so once.
@@ -18,26 +21,47 @@ pub enum FaultMode {
     Error,
 }
 
-/// Where a fault fires; only one point exists today.
+/// Where in the broadcast step a fault fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultPoint {
+    #[default]
+    AfterPersistBeforeSend,
+    AfterSendBeforeRecord,
+}
+
+impl FaultPoint {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FaultPoint::AfterPersistBeforeSend => Fault::AFTER_PERSIST_BEFORE_SEND,
+            FaultPoint::AfterSendBeforeRecord => Fault::AFTER_SEND_BEFORE_RECORD,
+        }
+    }
+}
+
+/// An armed fault: where it fires and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
+    pub point: FaultPoint,
     pub mode: FaultMode,
 }
 
 impl Fault {
     pub const AFTER_PERSIST_BEFORE_SEND: &'static str = "after_persist_before_send";
+    pub const AFTER_SEND_BEFORE_RECORD: &'static str = "after_send_before_record";
 
     /// Parses the variable's value (`None` for anything unrecognized).
     pub fn parse(value: &str) -> Option<Fault> {
-        match value.trim() {
-            "after_persist_before_send" => Some(Fault {
-                mode: FaultMode::Abort,
-            }),
-            "after_persist_before_send:error" => Some(Fault {
-                mode: FaultMode::Error,
-            }),
-            _ => None,
-        }
+        let value = value.trim();
+        let (point, mode) = match value.strip_suffix(":error") {
+            Some(point) => (point, FaultMode::Error),
+            None => (value, FaultMode::Abort),
+        };
+        let point = match point {
+            Fault::AFTER_PERSIST_BEFORE_SEND => FaultPoint::AfterPersistBeforeSend,
+            Fault::AFTER_SEND_BEFORE_RECORD => FaultPoint::AfterSendBeforeRecord,
+            _ => return None,
+        };
+        Some(Fault { point, mode })
     }
 
     /// The fault [`FAULT_ENV`] (read through `get`) arms, in dev/test builds only.
@@ -65,15 +89,25 @@ mod tests {
         assert_eq!(
             Fault::parse("after_persist_before_send"),
             Some(Fault {
+                point: FaultPoint::AfterPersistBeforeSend,
                 mode: FaultMode::Abort
             })
         );
         assert_eq!(
             Fault::parse("after_persist_before_send:error"),
             Some(Fault {
+                point: FaultPoint::AfterPersistBeforeSend,
+                mode: FaultMode::Error
+            })
+        );
+        assert_eq!(
+            Fault::parse("after_send_before_record:error"),
+            Some(Fault {
+                point: FaultPoint::AfterSendBeforeRecord,
                 mode: FaultMode::Error
             })
         );
         assert_eq!(Fault::parse("before_send"), None);
+        assert_eq!(Fault::parse("after_send_before_record:maybe"), None);
     }
 }

@@ -8,16 +8,16 @@
 //! per wallet what a confirm check does per payment, but it does not wait for each payment's
 //! confirm chain to notice: one lost send stalls every later nonce of the wallet.
 //!
-//! Each re-send happens under the payment's row lock and only while the attempt is still the
-//! payment's live transaction, so the broadcast step (which takes the same lock to fail a
-//! payment) never fails a payment whose bytes are on their way to a node. Re-sending stored
+//! Each re-send starts by recording the send under the payment's row lock, and only while the
+//! attempt is still the payment's live transaction (`Store::begin_send`), so the broadcast step
+//! (which takes the same lock to fail a payment) never fails a payment whose bytes are on their
+//! way to a node. Re-sending stored
 //! bytes never signs anything and never changes a payment's status.
 
 use std::time::Instant;
 
 use alloy::primitives::Address;
-use meshpay_domain::PaymentStatus;
-use meshpay_store::transactions::{self, TxAttempt};
+use meshpay_store::transactions::TxAttempt;
 use serde::Serialize;
 
 use crate::{ChainContext, Relay, RelayConfigError, RelayError};
@@ -171,22 +171,15 @@ impl Relay {
         Ok(report)
     }
 
-    /// Re-sends one stored transaction while holding its payment's row lock, if it is still
-    /// the payment's live transaction.
+    /// Re-sends one stored transaction if it is still the payment's live transaction; the
+    /// send's start is recorded first, under the payment's row lock.
     async fn resend_locked(
         &self,
         ctx: &ChainContext,
         attempt: &TxAttempt,
         report: &mut HealReport,
     ) -> Result<Resend, RelayError> {
-        let mut db = self.store.begin().await?;
-        let live = match transactions::lock_payment(&mut db, attempt.payment_id).await? {
-            Some((PaymentStatus::Broadcast, _)) => {
-                transactions::live_attempt(&mut db, attempt.payment_id).await?
-            }
-            _ => None,
-        };
-        if live.is_none_or(|live| live.id != attempt.id) {
+        if !self.store.begin_send(attempt).await? {
             return Ok(Resend::Skipped);
         }
         report.sends += 1;
@@ -219,8 +212,6 @@ impl Relay {
                 }
             }
         };
-        // Nothing was written through `db`: ending it only releases the lock.
-        db.rollback().await?;
         Ok(outcome)
     }
 }

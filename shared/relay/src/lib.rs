@@ -47,7 +47,7 @@ use meshpay_store::Store;
 
 pub use config::{RelayConfig, SignersConfigError, SignersFile, WalletEntry};
 pub use error::{RelayConfigError, RelayError};
-pub use fault::{FAULT_ENV, Fault, FaultMode};
+pub use fault::{FAULT_ENV, Fault, FaultMode, FaultPoint};
 pub use heal::{HealBudget, HealReport, WalletHeal};
 pub use lazy::{LazyRelay, RelaySetup};
 pub use meshpay_chain::rpc::{AlloyRpc, ChainRpc, RpcFailure, SendClass, classify_send};

@@ -61,14 +61,22 @@ impl WalletPool {
 
     /// The wallet for a payment that was not assigned one at authorization.
     pub fn pick(&self, payment: PaymentId) -> Address {
+        self.pick_excluding(payment, &[])
+            .unwrap_or(self.wallets[0].0)
+    }
+
+    /// [`WalletPool::pick`] among the wallets not in `halted`; `None` when every wallet is.
+    pub fn pick_excluding(&self, payment: PaymentId, halted: &[Address]) -> Option<Address> {
+        let usable: Vec<Address> = self
+            .addresses()
+            .filter(|address| !halted.contains(address))
+            .collect();
         let bytes = payment.as_uuid().into_bytes();
         let mut tail = [0u8; 8];
         tail.copy_from_slice(&bytes[8..]);
-        let slot = u64::from_be_bytes(tail) % self.wallets.len() as u64;
-        // `slot < len`, so the index exists; the first wallet is a safe default regardless.
-        self.wallets
-            .get(usize::try_from(slot).unwrap_or(0))
-            .map_or(self.wallets[0].0, |(a, _)| *a)
+        let len = u64::try_from(usable.len()).ok().filter(|&len| len > 0)?;
+        let slot = usize::try_from(u64::from_be_bytes(tail) % len).ok()?;
+        usable.get(slot).copied()
     }
 }
 
@@ -100,6 +108,18 @@ mod tests {
         let pool = pool(3);
         let payment = PaymentId::new();
         assert_eq!(pool.pick(payment), pool.pick(payment));
+    }
+
+    #[test]
+    fn halted_wallets_are_never_picked() {
+        let pool = pool(3);
+        let halted: Vec<Address> = pool.addresses().take(2).collect();
+        let open = pool.addresses().nth(2).unwrap();
+        for _ in 0..100 {
+            assert_eq!(pool.pick_excluding(PaymentId::new(), &halted), Some(open));
+        }
+        let all: Vec<Address> = pool.addresses().collect();
+        assert_eq!(pool.pick_excluding(PaymentId::new(), &all), None);
     }
 
     #[test]

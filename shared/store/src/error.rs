@@ -1,7 +1,7 @@
 //! The store's one error type. Business outcomes are variants of their own (the API maps each to
 //! a problem+json `code`); database failures are wrapped, never stringified.
 
-use meshpay_domain::{Amount, AssetId, IllegalTransition, PaymentId};
+use meshpay_domain::{Address, Amount, AssetId, IllegalTransition, PaymentId};
 
 /// Which merchant limit a payment would break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,26 @@ pub enum StoreError {
     /// A funding reference was used before for a different merchant, asset or amount.
     #[error("ledger reference was already used with different details")]
     ReferenceReused,
+    /// The wallet is halted (see [`crate::transactions::halt_wallet`]): no nonce is handed out
+    /// on it until an operator resumes it.
+    #[error("hot wallet {wallet} on {chain} is halted: {reason}")]
+    WalletHalted {
+        chain: String,
+        wallet: Address,
+        reason: String,
+    },
+    /// The wallet's counter is below the chain's pending nonce: nonces meshpay never handed
+    /// out were used. Nothing was written; the caller halts the wallet.
+    #[error(
+        "hot wallet {wallet} on {chain}: the chain's pending nonce {chain_nonce} is above the \
+         counter {next_nonce} (the key was used outside meshpay, or committed broadcasts were lost)"
+    )]
+    WalletBehindChain {
+        chain: String,
+        wallet: Address,
+        next_nonce: u64,
+        chain_nonce: u64,
+    },
     /// Input the store refuses (inconsistent quote totals, empty scopes, ...): a caller bug or
     /// bad CLI input.
     #[error("invalid input: {0}")]

@@ -11,7 +11,10 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::transports::TransportError;
 use url::Url;
 
-use super::{ChainHead, ChainRpc, ConfirmRpc, LogFacts, ReceiptFacts, RpcFailure};
+use alloy::consensus::Transaction as ConsensusTransaction;
+use alloy::network::TransactionResponse;
+
+use super::{ChainHead, ChainRpc, ConfirmRpc, LogFacts, ReceiptFacts, RpcFailure, TxRef};
 
 /// One chain's node over HTTP (no fillers: the relay sets every field itself).
 #[derive(Clone)]
@@ -128,6 +131,48 @@ impl AlloyRpc {
         };
         Ok(ChainHead { latest, finalized })
     }
+
+    /// `eth_getTransactionCount(address, number)`.
+    pub async fn nonce_at(&self, address: Address, number: u64) -> Result<u64, RpcFailure> {
+        let request = self.provider.get_transaction_count(address).number(number);
+        self.call("eth_getTransactionCount", request.into_future())
+            .await
+    }
+
+    /// The transactions of block `number`; `None` when the node does not have the block.
+    pub async fn block_transactions(&self, number: u64) -> Result<Option<Vec<TxRef>>, RpcFailure> {
+        let request = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .full()
+            .into_future();
+        let Some(block) = self.call("eth_getBlockByNumber", request).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            block
+                .transactions
+                .txns()
+                .map(|tx| TxRef {
+                    hash: tx.tx_hash(),
+                    from: TransactionResponse::from(tx),
+                    nonce: ConsensusTransaction::nonce(tx),
+                })
+                .collect(),
+        ))
+    }
+
+    /// The canonical block hash at `number`; `None` when the node does not have the block.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<B256>, RpcFailure> {
+        let request = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .into_future();
+        Ok(self
+            .call("eth_getBlockByNumber", request)
+            .await?
+            .map(|block| block.header.hash))
+    }
 }
 
 /// `None` for a receipt of the pending block (no block number or hash yet).
@@ -177,6 +222,18 @@ impl ChainRpc for AlloyRpc {
     async fn transaction_known(&self, hash: B256) -> Result<bool, RpcFailure> {
         AlloyRpc::transaction_known(self, hash).await
     }
+
+    async fn head(&self, finalized: bool) -> Result<ChainHead, RpcFailure> {
+        AlloyRpc::head(self, finalized).await
+    }
+
+    async fn nonce_at(&self, address: Address, number: u64) -> Result<u64, RpcFailure> {
+        AlloyRpc::nonce_at(self, address, number).await
+    }
+
+    async fn block_transactions(&self, number: u64) -> Result<Option<Vec<TxRef>>, RpcFailure> {
+        AlloyRpc::block_transactions(self, number).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -187,6 +244,10 @@ impl ConfirmRpc for AlloyRpc {
 
     async fn head(&self, finalized: bool) -> Result<ChainHead, RpcFailure> {
         AlloyRpc::head(self, finalized).await
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>, RpcFailure> {
+        AlloyRpc::block_hash(self, number).await
     }
 
     async fn transaction_known(&self, hash: B256) -> Result<bool, RpcFailure> {

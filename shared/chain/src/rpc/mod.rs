@@ -32,6 +32,22 @@ pub trait ChainRpc: Send + Sync + 'static {
     async fn send_raw(&self, raw: &[u8]) -> Result<B256, RpcFailure>;
     /// Whether the chain knows the transaction (pending or mined).
     async fn transaction_known(&self, hash: B256) -> Result<bool, RpcFailure>;
+    /// `eth_blockNumber`, plus the `finalized` block when `finalized` is asked for.
+    async fn head(&self, finalized: bool) -> Result<ChainHead, RpcFailure>;
+    /// `eth_getTransactionCount(address, number)`: the wallet's nonce in the state after block
+    /// `number` (a read pinned to that block, not to whatever `latest` a backend has).
+    async fn nonce_at(&self, address: Address, number: u64) -> Result<u64, RpcFailure>;
+    /// The transactions of block `number` (`eth_getBlockByNumber` with bodies); `None` when
+    /// the node does not have that block.
+    async fn block_transactions(&self, number: u64) -> Result<Option<Vec<TxRef>>, RpcFailure>;
+}
+
+/// Who sent a mined transaction, on which nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxRef {
+    pub hash: B256,
+    pub from: Address,
+    pub nonce: u64,
 }
 
 /// What the confirm and settle steps ask a chain's node.
@@ -42,6 +58,9 @@ pub trait ConfirmRpc: Send + Sync + 'static {
     async fn receipt(&self, hash: B256) -> Result<Option<ReceiptFacts>, RpcFailure>;
     /// `eth_blockNumber`, plus the `finalized` block when `finalized` is asked for.
     async fn head(&self, finalized: bool) -> Result<ChainHead, RpcFailure>;
+    /// The hash of the canonical block at `number` (`eth_getBlockByNumber`); `None` when the
+    /// node does not have that block (yet).
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>, RpcFailure>;
     /// Whether the node knows the transaction (pending or mined).
     async fn transaction_known(&self, hash: B256) -> Result<bool, RpcFailure>;
     /// `eth_sendRawTransaction`.

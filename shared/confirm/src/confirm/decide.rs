@@ -132,7 +132,8 @@ impl Pipeline {
     }
 
     /// Applies the status change and ends the chain in one transaction. `false`: the payment
-    /// is no longer in broadcast or its live transaction is another one (nothing written).
+    /// is no longer in broadcast, its live transaction is another one, or the chain lost its
+    /// lease (a review flag) (nothing written).
     #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
@@ -155,7 +156,9 @@ impl Pipeline {
             return Ok(false);
         };
         let live = transactions::live_attempt(&mut db, payment_id).await?;
-        if live.is_none_or(|live| live.id != attempt.id) {
+        let chain_holds =
+            confirmations::lock_confirm_chain(&mut db, payment_id, claim.poller).await?;
+        if !chain_holds || live.is_none_or(|live| live.id != attempt.id) {
             drop(db);
             self.store
                 .release_confirm_poller(payment_id, claim.poller)

@@ -14,6 +14,8 @@
 //!
 //! A status change is applied under the payment's row lock and only if the transaction we
 //! checked is still the payment's live attempt (the broadcast step may have replaced it).
+//! Every check also asks for receipts of the payment's earlier attempts: one of those mined
+//! parks the payment for review before anything is re-sent.
 
 mod decide;
 mod observe;
@@ -40,6 +42,8 @@ pub enum Ignored {
     ChainActive,
     /// The payment or its transaction changed while we checked; whoever changed it carries on.
     Raced,
+    /// Flagged for review: nothing moves it until an operator clears the flag.
+    UnderReview,
 }
 
 /// What a delivery achieved; each completes the message.
@@ -81,6 +85,9 @@ pub enum ConfirmOutcome {
 
 /// One check's result.
 enum Observation {
+    /// Another transaction of the payment than the live one is mined: an operator decides
+    /// (nothing is re-sent, confirmed or failed).
+    Review(String),
     Final {
         receipt: ReceiptFacts,
         verdict: Verdict,
@@ -114,6 +121,9 @@ struct Target<'a> {
     rpc: &'a dyn ConfirmRpc,
     policy: FinalityPolicy,
     attempt: TxAttempt,
+    /// The payment's other transactions (earlier attempts): watched too, so one of them
+    /// being mined is seen.
+    earlier: Vec<TxAttempt>,
     expected: ExpectedTransfer,
 }
 
@@ -129,6 +139,14 @@ impl Pipeline {
             PaymentStatus::Broadcast => {}
             PaymentStatus::Confirmed => return Ok(ConfirmOutcome::AlreadyConfirmed { payment_id }),
             status => return ignored(Ignored::Status(status)),
+        }
+        if self
+            .store
+            .confirmation(payment_id)
+            .await?
+            .is_some_and(|state| state.last_outcome == Some(CheckOutcome::NeedsReview))
+        {
+            return ignored(Ignored::UnderReview);
         }
         let lease = self.config.lease();
         let Some(claim) = self
@@ -178,10 +196,18 @@ impl Pipeline {
                 "stored transaction does not match the payment: {problem}"
             )));
         }
+        let earlier = self
+            .store
+            .payment_transactions(payment.id)
+            .await?
+            .into_iter()
+            .filter(|other| other.id != attempt.id)
+            .collect();
         Ok(Ok(Target {
             rpc: rpc.as_ref(),
             policy: FinalityPolicy::of(chain),
             attempt,
+            earlier,
             expected,
         }))
     }
@@ -207,6 +233,16 @@ impl Pipeline {
         let (mut reorg_seen, mut resent) = (false, false);
         loop {
             match self.observe(&target, last_seen, &mut resent).await? {
+                Observation::Review(reason) => {
+                    tracing::error!(payment = %payment.id, %reason, "parked for review");
+                    let record = CheckRecord {
+                        detail: Some(reason),
+                        reorg_seen,
+                        resent,
+                        ..CheckRecord::new(CheckOutcome::NeedsReview)
+                    };
+                    return self.park(payment.id, claim, record).await;
+                }
                 Observation::Final { receipt, verdict } => {
                     let seen = Seen {
                         reorg: reorg_seen,

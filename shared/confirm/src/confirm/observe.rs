@@ -16,6 +16,32 @@ impl Pipeline {
         last_seen: Option<Inclusion>,
         resent: &mut bool,
     ) -> Result<Observation, ConfirmError> {
+        for earlier in &target.earlier {
+            match target.rpc.receipt(earlier.tx_hash).await {
+                Ok(None) => {}
+                Ok(Some(mined)) => {
+                    return Ok(Observation::Review(format!(
+                        "an earlier transaction of this payment (attempt {}, nonce {}, {}) is \
+                         mined in block {} while attempt {} (nonce {}, {}) is the live one; \
+                         nothing is re-sent until an operator decides",
+                        earlier.attempt,
+                        earlier.nonce,
+                        earlier.tx_hash,
+                        mined.block_number,
+                        target.attempt.attempt,
+                        target.attempt.nonce,
+                        target.attempt.tx_hash
+                    )));
+                }
+                Err(failure) => {
+                    return Ok(pending(
+                        CheckOutcome::RpcError,
+                        failure.to_string(),
+                        last_seen,
+                    ));
+                }
+            }
+        }
         let hash = target.attempt.tx_hash;
         let receipt = match target.rpc.receipt(hash).await {
             Ok(receipt) => receipt,
@@ -115,6 +141,15 @@ impl Pipeline {
 
     async fn resend(&self, target: &Target<'_>) -> Result<Observation, ConfirmError> {
         let attempt = &target.attempt;
+        if !self.store.begin_send(attempt).await? {
+            // Replaced or decided meanwhile: whoever changed it carries on (the next check or
+            // the status change sees it).
+            return Ok(pending(
+                CheckOutcome::NotMined,
+                "no longer the payment's live transaction".into(),
+                None,
+            ));
+        }
         let failure = match target.rpc.send_raw(&attempt.raw).await {
             Ok(_) => None,
             Err(failure) if classify_send(&failure) == SendClass::AlreadyKnown => None,

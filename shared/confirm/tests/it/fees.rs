@@ -28,6 +28,9 @@ impl ConfirmRpc for ScriptedNode {
             finalized: None,
         })
     }
+    async fn block_hash(&self, _: u64) -> Result<Option<B256>, RpcFailure> {
+        Ok(Some(self.receipt.block_hash))
+    }
     async fn transaction_known(&self, _: B256) -> Result<bool, RpcFailure> {
         Ok(true)
     }

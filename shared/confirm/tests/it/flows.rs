@@ -366,6 +366,9 @@ impl ConfirmRpc for ShortTransferNode {
             finalized: None,
         })
     }
+    async fn block_hash(&self, _: u64) -> Result<Option<B256>, RpcFailure> {
+        Ok(Some(self.receipt.block_hash))
+    }
     async fn transaction_known(&self, _: B256) -> Result<bool, RpcFailure> {
         Ok(true)
     }

@@ -8,4 +8,5 @@ mod flows;
 mod lease;
 mod reconcile;
 mod reorgs;
+mod review;
 mod support;

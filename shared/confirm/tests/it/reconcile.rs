@@ -182,3 +182,55 @@ async fn reconcile_with_the_relay_re_sends_a_transaction_the_node_lost() {
     );
     stack.finish().await;
 }
+
+#[tokio::test]
+async fn a_wallet_used_behind_meshpays_back_is_halted_and_reported_by_every_run() {
+    let stack = ConfirmStack::start(1).await;
+    let relay = stack.relay();
+    let (first, _) = stack.broadcast("ETH", 1_000).await;
+    let wallet = first.hot_wallet.unwrap();
+    stack.mine(1).await;
+    // Someone uses the key outside meshpay.
+    stack
+        .anvil
+        .rpc(
+            "eth_sendTransaction",
+            serde_json::json!([{"from": wallet, "to": meshpay_testkit::payment::fresh_address(), "value": "0x1"}]),
+        )
+        .await;
+    stack.mine(1).await;
+
+    let next =
+        meshpay_testkit::payment::PaymentSetup::new(meshpay_testkit::assets::asset("ETH"), 2_000)
+            .recipient(meshpay_testkit::payment::fresh_address())
+            .hot_wallet(Some(wallet))
+            .authorize(&stack.store, stack.merchant)
+            .await;
+    relay
+        .broadcast(next.id, meshpay_relay::Delivery::FIRST)
+        .await
+        .unwrap_err();
+    assert!(
+        stack
+            .store
+            .payment_transactions(next.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing signed on a halted wallet"
+    );
+
+    for _ in 0..2 {
+        let report = stack.pipeline_with(config()).reconcile().await;
+        assert!(report.has_discrepancies());
+        assert_eq!(report.halted_wallets.len(), 1, "{report:?}");
+        let halted = &report.halted_wallets[0];
+        assert_eq!((halted.chain.as_str(), halted.wallet), ("anvil", wallet));
+        assert!(
+            halted.reason.contains("pending nonce 2"),
+            "{}",
+            halted.reason
+        );
+    }
+    stack.finish().await;
+}

@@ -2,11 +2,11 @@
 //! its stored bytes, confirmed again, and lands exactly once.
 
 use alloy::primitives::U256;
-use meshpay_confirm::{CheckOutcome, ConfirmMessage, ConfirmOutcome, SettleOutcome};
+use meshpay_confirm::{CheckOutcome, ConfirmError, ConfirmMessage, ConfirmOutcome, SettleOutcome};
 use meshpay_domain::PaymentStatus;
 use meshpay_store::confirmations::CheckOutcome as Outcome;
 
-use crate::support::ConfirmStack;
+use crate::support::{ConfirmStack, LaggingNode};
 
 fn is_confirmed(outcome: &ConfirmOutcome) -> bool {
     matches!(outcome, ConfirmOutcome::Confirmed { .. })
@@ -141,5 +141,35 @@ async fn a_reorg_after_confirmation_returns_the_payment_to_broadcast_and_heals()
     );
     // Exactly one transfer arrived.
     assert_eq!(stack.anvil.usdc_balance(payment.recipient).await, amount);
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn a_missing_receipt_alone_is_not_a_reorg_at_settle() {
+    let stack = ConfirmStack::start(1).await;
+    let amount = 3_000_000_000u128;
+    let (payment, hash) = stack.broadcast("ETH", amount).await;
+    stack.mine(2).await;
+    let pipeline = stack.pipeline();
+    assert!(is_confirmed(
+        &pipeline
+            .confirm(ConfirmMessage::new(payment.id))
+            .await
+            .unwrap()
+    ));
+    // The settle step's node lags: it has the blocks, not the receipt.
+    let lagging = LaggingNode::new(&stack);
+    lagging.forget(hash);
+    let settle = stack.pipeline().with_rpc("anvil", lagging.clone());
+    let error = settle.settle(payment.id).await.unwrap_err();
+    assert!(matches!(error, ConfirmError::Inconclusive(_)), "{error}");
+    assert_eq!(stack.status(payment.id).await, PaymentStatus::Confirmed);
+    // The block really leaves the chain: the same node now shows another block at that height.
+    stack.reorg(2).await;
+    assert!(matches!(
+        settle.settle(payment.id).await.unwrap(),
+        SettleOutcome::Reorged { .. }
+    ));
+    assert_eq!(stack.status(payment.id).await, PaymentStatus::Broadcast);
     stack.finish().await;
 }

@@ -215,3 +215,61 @@ impl ConfirmStack {
         self.store.check_ledger_invariants().await.unwrap();
     }
 }
+
+/// A load-balanced node with one lagging backend: in front of the real anvil, it answers "no
+/// receipt" / "unknown" for the hashes it was told to forget, and everything else truthfully.
+pub struct LaggingNode {
+    inner: meshpay_relay::AlloyRpc,
+    forgotten: std::sync::Mutex<Vec<B256>>,
+}
+
+impl LaggingNode {
+    pub fn new(stack: &ConfirmStack) -> Arc<LaggingNode> {
+        Arc::new(LaggingNode {
+            inner: meshpay_relay::AlloyRpc::new(
+                stack.anvil.url().parse().unwrap(),
+                Duration::from_secs(10),
+            ),
+            forgotten: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn forget(&self, hash: B256) {
+        self.forgotten.lock().unwrap().push(hash);
+    }
+
+    fn forgets(&self, hash: B256) -> bool {
+        self.forgotten.lock().unwrap().contains(&hash)
+    }
+}
+
+#[async_trait::async_trait]
+impl meshpay_confirm::ConfirmRpc for LaggingNode {
+    async fn receipt(
+        &self,
+        hash: B256,
+    ) -> Result<Option<meshpay_confirm::receipt::ReceiptFacts>, meshpay_relay::RpcFailure> {
+        if self.forgets(hash) {
+            return Ok(None);
+        }
+        self.inner.receipt(hash).await
+    }
+    async fn head(
+        &self,
+        finalized: bool,
+    ) -> Result<meshpay_confirm::finality::ChainHead, meshpay_relay::RpcFailure> {
+        self.inner.head(finalized).await
+    }
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>, meshpay_relay::RpcFailure> {
+        self.inner.block_hash(number).await
+    }
+    async fn transaction_known(&self, hash: B256) -> Result<bool, meshpay_relay::RpcFailure> {
+        if self.forgets(hash) {
+            return Ok(false);
+        }
+        self.inner.transaction_known(hash).await
+    }
+    async fn send_raw(&self, raw: &[u8]) -> Result<B256, meshpay_relay::RpcFailure> {
+        self.inner.send_raw(raw).await
+    }
+}

@@ -4,7 +4,8 @@
 //! authorized ─plan (gas, fees, nonce floor: RPC, no locks)─▶ ONE db transaction:
 //!     lock payment row → allocate nonce (wallet row lock) → sign → store attempt
 //!     → authorized→broadcast (version check, event) → commit
-//!   ─(fault hook)─▶ send stored bytes ─▶ classify
+//!   ─(fault hook)─▶ record the send's start (payment lock) ─▶ send stored bytes ─(fault hook)─▶
+//!   record the answer ─▶ classify
 //! broadcast ─▶ send the stored live attempt again (never a new nonce)
 //! ```
 //!
@@ -21,6 +22,7 @@
 //! ([`fees::bound_to_quote`]), on the first signature and on re-signs alike; a transfer that
 //! now needs more gas than quoted is not signed (retried, then failed).
 
+mod proof;
 mod refused;
 mod send;
 mod sign;
@@ -29,6 +31,7 @@ use alloy::primitives::Address;
 use meshpay_domain::PaymentStatus;
 use meshpay_store::Payment;
 
+use crate::fault::FaultPoint;
 use crate::fees::Fees;
 use crate::transfer::TransferCall;
 use crate::{BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayError};
@@ -111,7 +114,7 @@ impl Relay {
         let Some(attempt) = self.sign_and_store(payment, &plan).await? else {
             return Ok(Step::Raced);
         };
-        self.fault_point(delivery)?;
+        self.fault_point(FaultPoint::AfterPersistBeforeSend, delivery)?;
         let outcome = self.send(plan.ctx, attempt, delivery).await?;
         Ok(Step::Done(outcome))
     }

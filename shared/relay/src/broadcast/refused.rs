@@ -1,6 +1,6 @@
 //! Sends the node refused: the transfer re-signed on a fresh nonce when another transaction
-//! took ours, or the payment failed (hold released, nonce handed back) when none of its bytes
-//! can be mined.
+//! provably took ours, or the payment failed (hold released, nonce handed back) when none of
+//! its bytes can be mined.
 
 use alloy::consensus::TxEnvelope;
 use alloy::eips::eip2718::Decodable2718;
@@ -10,22 +10,36 @@ use meshpay_store::transactions::{self, AttemptStatus, NewTxAttempt, NonceAlloca
 use meshpay_store::{Transition, apply_transition};
 use serde_json::json;
 
+use super::proof::Consumer;
 use super::send::{Known, known_transaction, other_known};
 use super::sign::{bound, check_within_hold, log_bounded};
 use crate::fees::Fees;
 use crate::transfer::{self, TransferCall, TxParams};
-use crate::{Ack, BroadcastOutcome, ChainContext, Relay, RelayConfigError, RelayError};
+use crate::{Ack, BroadcastOutcome, ChainContext, Delivery, Relay, RelayConfigError, RelayError};
+
+/// What [`Relay::replace_consumed`] did.
+pub(super) enum Replacement {
+    /// Re-signed on a fresh nonce: send this one.
+    Resigned(Box<TxAttempt>),
+    /// Nothing re-signed; the delivery ends with this outcome.
+    Done(BroadcastOutcome),
+}
 
 impl Relay {
-    /// "nonce too low" and the chain does not know our hash: another transaction of the wallet
-    /// took the nonce, so ours can never be mined. Supersede it with the same transfer on a
-    /// fresh nonce (after resyncing the counter to the chain), in one transaction.
+    /// "nonce too low" and the node does not know our hash: another transaction may have taken
+    /// the nonce. The transfer is signed again on a fresh nonce (after resyncing the counter to
+    /// the chain), in one transaction, only with proof that the old bytes can never be mined:
+    /// they were never exposed, or a final block shows the nonce used by a transaction that is
+    /// none of the payment's ([`Relay::nonce_consumer`]). A final block showing one of ours
+    /// settles the question the other way (sent). Without proof nothing is signed: the message
+    /// is retried, and on its last delivery the payment is parked for review.
     pub(super) async fn replace_consumed(
         &self,
         ctx: &ChainContext,
         old: &TxAttempt,
         failure: RpcFailure,
-    ) -> Result<TxAttempt, RelayError> {
+        delivery: Delivery,
+    ) -> Result<Replacement, RelayError> {
         if old.attempt >= self.config.max_attempts {
             return Err(RelayError::TooManyAttempts(old.attempt));
         }
@@ -38,6 +52,54 @@ impl Relay {
                 failure,
             });
         }
+        let current = self
+            .store
+            .live_attempt(old.payment_id)
+            .await?
+            .filter(|live| live.id == old.id)
+            .ok_or(RelayError::Contended)?;
+        let proof = if current.may_be_public() {
+            let all = self.store.payment_transactions(old.payment_id).await?;
+            match self.nonce_consumer(ctx, old.from, old.nonce, &all).await? {
+                Consumer::Foreign { hash, block } => format!(
+                    "nonce {} was used by transaction {hash} in final block {block}, which is \
+                     not one of this payment's",
+                    old.nonce
+                ),
+                Consumer::Ours(mined) if mined.id == current.id => {
+                    let outcome = self.sent(ctx, current, Ack::OnChain).await?;
+                    return Ok(Replacement::Done(outcome));
+                }
+                Consumer::Ours(mined) => {
+                    let reason = other_known(&current, &mined);
+                    return Ok(Replacement::Done(self.park(&current, reason).await?));
+                }
+                Consumer::Unproven(why) if self.is_last(delivery) => {
+                    let reason = format!(
+                        "the node answers \"nonce too low\" for nonce {} of {} and does not know \
+                         {}, but those bytes may be public and no final block shows who used \
+                         the nonce ({why}): not re-signing on a guess",
+                        old.nonce, old.from, old.tx_hash
+                    );
+                    return Ok(Replacement::Done(self.park(&current, reason).await?));
+                }
+                Consumer::Unproven(why) => {
+                    tracing::warn!(
+                        payment = %old.payment_id, nonce = old.nonce, %why,
+                        "nonce too low without proof of who used it: waiting"
+                    );
+                    return Err(RelayError::Send {
+                        class: SendClass::NonceTooLow,
+                        failure,
+                    });
+                }
+            }
+        } else {
+            format!(
+                "nonce {} was used by another transaction; ours was never exposed",
+                old.nonce
+            )
+        };
         let signer = ctx
             .wallets
             .signer(old.from)
@@ -62,14 +124,24 @@ impl Relay {
             bounded.fees.max_fee_per_gas_wei,
         )?;
         let mut db = self.store.begin().await?;
-        if !holds_live_attempt(&mut db, old).await? {
+        let Some(live) = locked_live_attempt(&mut db, old).await? else {
+            return Err(RelayError::Contended);
+        };
+        if !current.may_be_public() && live.may_be_public() {
+            // Sent meanwhile by another delivery: "never exposed" no longer holds.
             return Err(RelayError::Contended);
         }
-        let reason = format!("nonce {} was consumed by another transaction", old.nonce);
-        transactions::set_attempt_status(&mut db, old.id, AttemptStatus::Superseded, Some(&reason))
+        transactions::set_attempt_status(&mut db, old.id, AttemptStatus::Superseded, Some(&proof))
             .await?;
-        transactions::resync_nonce(&mut db, &old.chain, old.from, floor).await?;
-        let alloc = transactions::allocate_nonce(&mut db, &old.chain, old.from, floor).await?;
+        let resynced = transactions::resync_nonce(&mut db, &old.chain, old.from, floor).await;
+        let allocated = match resynced {
+            Ok(()) => transactions::allocate_nonce(&mut db, &old.chain, old.from, floor).await,
+            Err(error) => Err(error),
+        };
+        let alloc = match allocated {
+            Ok(alloc) => alloc,
+            Err(error) => return Err(self.refused_allocation(db, error).await),
+        };
         self.check_backlog(old.from, alloc)?;
         let params = TxParams {
             nonce: alloc.nonce,
@@ -98,9 +170,9 @@ impl Relay {
         db.commit().await?;
         tracing::warn!(
             payment = %old.payment_id, old_nonce = old.nonce, nonce = attempt.nonce,
-            tx_hash = %attempt.tx_hash, "nonce consumed elsewhere; transaction re-signed"
+            tx_hash = %attempt.tx_hash, %proof, "nonce consumed elsewhere; transaction re-signed"
         );
-        Ok(attempt)
+        Ok(Replacement::Resigned(Box::new(attempt)))
     }
 
     /// The node refused the bytes. Fails the payment, releases its hold and hands the nonce
@@ -185,18 +257,19 @@ impl Relay {
     }
 }
 
-/// Locks the attempt's payment and checks `attempt` is still its live transaction.
-async fn holds_live_attempt(
+/// Locks the attempt's payment and returns its live transaction as stored now, if that is
+/// still `attempt`.
+async fn locked_live_attempt(
     db: &mut sqlx::PgConnection,
     attempt: &TxAttempt,
-) -> Result<bool, RelayError> {
+) -> Result<Option<TxAttempt>, RelayError> {
     let Some((PaymentStatus::Broadcast, _)) =
         transactions::lock_payment(db, attempt.payment_id).await?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     let live = transactions::live_attempt(db, attempt.payment_id).await?;
-    Ok(live.is_some_and(|live| live.id == attempt.id))
+    Ok(live.filter(|live| live.id == attempt.id))
 }
 
 /// The call and parameters of a stored attempt, from its signed bytes.

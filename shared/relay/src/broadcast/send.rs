@@ -4,6 +4,8 @@ use meshpay_chain::rpc::{RpcFailure, SendClass, classify_send};
 use meshpay_store::Payment;
 use meshpay_store::transactions::TxAttempt;
 
+use super::refused::Replacement;
+use crate::fault::FaultPoint;
 use crate::{
     Ack, BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayConfigError, RelayError,
     SentTransaction,
@@ -41,7 +43,14 @@ impl Relay {
         delivery: Delivery,
     ) -> Result<BroadcastOutcome, RelayError> {
         loop {
-            let failure = match ctx.rpc.send_raw(&attempt.raw).await {
+            // Exposure first: once this commits, nothing fails the payment on the strength of
+            // this send's bytes never having left (a crash may come before its answer is kept).
+            if !self.store.begin_send(&attempt).await? {
+                return Err(RelayError::Contended);
+            }
+            let answer = ctx.rpc.send_raw(&attempt.raw).await;
+            self.fault_point(FaultPoint::AfterSendBeforeRecord, delivery)?;
+            let failure = match answer {
                 Ok(hash) => {
                     if hash != attempt.tx_hash {
                         tracing::error!(stored = %attempt.tx_hash, node = %hash, "node reports another hash");
@@ -95,7 +104,13 @@ impl Relay {
                 .await?;
             match class {
                 SendClass::NonceTooLow => {
-                    attempt = self.replace_consumed(ctx, &attempt, failure).await?;
+                    match self
+                        .replace_consumed(ctx, &attempt, failure, delivery)
+                        .await?
+                    {
+                        Replacement::Resigned(next) => attempt = *next,
+                        Replacement::Done(outcome) => return Ok(outcome),
+                    }
                 }
                 SendClass::NonceInUse => {
                     return self.nonce_in_use(&attempt, failure, delivery).await;
@@ -115,8 +130,9 @@ impl Relay {
     /// own is known). Failing would release the hold while ours can still be mined (the other one
     /// may be dropped), and handing the nonce back would give it to the next payment, which hits
     /// the same wall. So: wait (the message is redelivered), and on the last delivery park the
-    /// payment with its nonce. Once the other transaction is mined, a re-send gets "nonce too
-    /// low" and the payment is re-signed on a fresh nonce.
+    /// payment with its nonce. Once the other transaction is in a final block, a re-send gets
+    /// "nonce too low" and the payment is re-signed on a fresh nonce (see
+    /// [`Relay::replace_consumed`] for the proof that needs).
     async fn nonce_in_use(
         &self,
         attempt: &TxAttempt,
@@ -134,8 +150,8 @@ impl Relay {
             .unwrap_or_else(|| failure.to_string());
         let reason = format!(
             "nonce {} of {} is held by another transaction in the node's pool ({node_says}); \
-             the payment keeps its nonce and hold: once that transaction is mined, a new \
-             broadcast message re-signs it on a fresh nonce",
+             the payment keeps its nonce and hold: once that transaction is in a final block, \
+             a new broadcast message re-signs it on a fresh nonce",
             attempt.nonce, attempt.from
         );
         self.park(attempt, reason).await

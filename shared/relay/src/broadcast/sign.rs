@@ -4,12 +4,12 @@
 use alloy::primitives::Address;
 use meshpay_domain::{PaymentEvent, PaymentStatus};
 use meshpay_store::transactions::{self, NewTxAttempt, NonceAllocation, TxAttempt};
-use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
+use meshpay_store::{Payment, PaymentPatch, StoreError, Transition, apply_transition};
 use serde_json::json;
 
 use super::refused::attempt_json;
 use super::{Plan, PlanError, Step};
-use crate::fault::FaultMode;
+use crate::fault::{FaultMode, FaultPoint};
 use crate::fees::{self, Bounded, Fees, QuotedGas};
 use crate::transfer::{self, TransferCall, TxParams};
 use crate::{BroadcastOutcome, Delivery, Relay, RelayConfigError, RelayError};
@@ -33,7 +33,22 @@ impl Relay {
                     "no signer for the payment's hot wallet {wallet}"
                 )));
             }
-            None => ctx.wallets.pick(payment.id),
+            None => {
+                // A halted wallet takes no new payments (its own ones wait for the operator).
+                let halted: Vec<Address> = self
+                    .store
+                    .halted_wallets(Some(chain_name))
+                    .await
+                    .map_err(|error| PlanError::Retry(error.into()))?
+                    .into_iter()
+                    .map(|wallet| wallet.address)
+                    .collect();
+                ctx.wallets
+                    .pick_excluding(payment.id, &halted)
+                    .ok_or_else(|| {
+                        PlanError::Retry(RelayError::AllWalletsHalted(chain_name.to_owned()))
+                    })?
+            }
         };
         let call = TransferCall::new(asset.kind(), payment.recipient, payment.charges.amount);
         let estimate = ctx
@@ -87,9 +102,17 @@ impl Relay {
             Some((PaymentStatus::Authorized, version)) if version == payment.version => {}
             _ => return Ok(None),
         }
-        let alloc =
-            transactions::allocate_nonce(&mut db, &ctx.chain.name, plan.wallet, plan.nonce_floor)
-                .await?;
+        let alloc = match transactions::allocate_nonce(
+            &mut db,
+            &ctx.chain.name,
+            plan.wallet,
+            plan.nonce_floor,
+        )
+        .await
+        {
+            Ok(alloc) => alloc,
+            Err(error) => return Err(self.refused_allocation(db, error).await),
+        };
         self.check_backlog(plan.wallet, alloc)?;
         check_within_hold(payment, plan.gas_limit, plan.fees.max_fee_per_gas_wei)?;
         let params = TxParams {
@@ -133,6 +156,33 @@ impl Relay {
         Ok(Some(attempt))
     }
 
+    /// An allocation the store refused: a counter found behind the chain halts the wallet (in a
+    /// transaction of its own, once `db`, which holds the wallet's row lock, is rolled back).
+    /// Either way nothing is signed: the message is retried and waits for an operator.
+    pub(super) async fn refused_allocation(
+        &self,
+        db: sqlx::Transaction<'static, sqlx::Postgres>,
+        error: StoreError,
+    ) -> RelayError {
+        let StoreError::WalletBehindChain { chain, wallet, .. } = &error else {
+            return error.into();
+        };
+        if let Err(rollback) = db.rollback().await {
+            return StoreError::from(rollback).into();
+        }
+        let reason = error.to_string();
+        if let Err(halt) = self.store.halt_wallet(chain, *wallet, &reason).await {
+            return halt.into();
+        }
+        tracing::error!(%chain, %wallet, %reason, "hot wallet halted: counter behind the chain");
+        StoreError::WalletHalted {
+            chain: chain.clone(),
+            wallet: *wallet,
+            reason,
+        }
+        .into()
+    }
+
     pub(super) fn check_backlog(
         &self,
         wallet: Address,
@@ -149,24 +199,23 @@ impl Relay {
         Ok(())
     }
 
-    /// `MESHPAY_FAULT`: stop between storing and sending, on the first delivery only (so the
-    /// redelivery shows what recovery does).
-    pub(super) fn fault_point(&self, delivery: Delivery) -> Result<(), RelayError> {
-        let Some(fault) = self.config.fault else {
+    /// `MESHPAY_FAULT`: stop at `point` if that fault is armed, on the first delivery only (so
+    /// the redelivery shows what recovery does).
+    pub(super) fn fault_point(
+        &self,
+        point: FaultPoint,
+        delivery: Delivery,
+    ) -> Result<(), RelayError> {
+        let Some(fault) = self.config.fault.filter(|fault| fault.point == point) else {
             return Ok(());
         };
         if delivery.dequeue_count > 1 {
             return Ok(());
         }
-        tracing::warn!(
-            ?fault,
-            "injected fault: stopping after persist, before send"
-        );
+        tracing::warn!(?fault, "injected fault: stopping at {}", point.as_str());
         match fault.mode {
             FaultMode::Abort => std::process::abort(),
-            FaultMode::Error => Err(RelayError::InjectedFault(
-                crate::Fault::AFTER_PERSIST_BEFORE_SEND,
-            )),
+            FaultMode::Error => Err(RelayError::InjectedFault(point.as_str())),
         }
     }
 

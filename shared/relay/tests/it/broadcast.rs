@@ -3,8 +3,8 @@
 use alloy::primitives::U256;
 use meshpay_domain::{PaymentId, PaymentStatus};
 use meshpay_relay::{
-    Ack, BroadcastOutcome, Delivery, Fault, FaultMode, Ignored, RelayConfig, RelayError,
-    SentTransaction,
+    Ack, BroadcastOutcome, Delivery, Fault, FaultMode, FaultPoint, Ignored, RelayConfig,
+    RelayError, SentTransaction,
 };
 use meshpay_store::transactions::AttemptStatus;
 use meshpay_testkit::hex::hex_u64;
@@ -164,6 +164,7 @@ async fn crash_between_persist_and_send_resends_the_stored_bytes() {
     let stack = RelayStack::start().await;
     let config = RelayConfig {
         fault: Some(Fault {
+            point: FaultPoint::AfterPersistBeforeSend,
             mode: FaultMode::Error,
         }),
         ..RelayConfig::default()

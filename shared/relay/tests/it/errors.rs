@@ -5,12 +5,13 @@
 use alloy::primitives::U256;
 use meshpay_domain::PaymentStatus;
 use meshpay_relay::{
-    Ack, BroadcastOutcome, Delivery, RelayConfig, RelayError, RpcFailure, SendClass,
+    Ack, BroadcastOutcome, Delivery, Fault, FaultMode, FaultPoint, RelayConfig, RelayError,
+    RpcFailure, SendClass,
 };
 use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
 
-use crate::faulty::FaultyRpc;
+use crate::faulty::{FaultyRpc, rpc_error};
 use meshpay_testkit::assets::eth;
 use meshpay_testkit::payment::{QuotedGas, fresh_address};
 
@@ -250,6 +251,89 @@ async fn transfer_that_would_revert_is_retried_then_fails_before_signing() {
         stack.count("SELECT count(*) FROM wallet_nonces").await,
         0,
         "no nonce taken"
+    );
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn crash_after_send_then_insufficient_funds_never_fails_a_payment_whose_bytes_can_land() {
+    let stack = RelayStack::start_with_wallets(&[1]).await;
+    stack.rpc_call("evm_setAutomine", json!([false])).await;
+    let wallet = stack.wallets[0];
+    let faulty = FaultyRpc::new(stack.rpc());
+    let config = RelayConfig {
+        fault: Some(Fault {
+            point: FaultPoint::AfterSendBeforeRecord,
+            mode: FaultMode::Error,
+        }),
+        ..RelayConfig::default()
+    };
+    let relay = stack.relay_with(faulty.clone(), config);
+    let amount = 10u128.pow(15);
+    let payment = stack.payment("ETH", amount).await;
+
+    // The node takes the bytes, then the process dies before the answer is recorded.
+    let error = relay
+        .broadcast(payment.id, Delivery::FIRST)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RelayError::InjectedFault(_)), "{error}");
+    let attempt = stack.store.live_attempt(payment.id).await.unwrap().unwrap();
+    assert!(attempt.may_be_public(), "{attempt:?}");
+    // Our node loses it; a peer still holds the bytes.
+    stack
+        .rpc_call("anvil_dropTransaction", json!([attempt.tx_hash]))
+        .await;
+
+    // Every later delivery is refused outright, up to the last one.
+    for dequeue_count in 2..=LAST.dequeue_count {
+        faulty.fail_next_send(rpc_error("insufficient funds for gas * price + value"));
+        let outcome = relay
+            .broadcast(payment.id, Delivery::new(Some(dequeue_count)))
+            .await;
+        assert!(
+            !matches!(outcome, Ok(BroadcastOutcome::Failed { .. })),
+            "{outcome:?}"
+        );
+    }
+    let stored = stack
+        .store
+        .get_payment_unscoped(payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.status,
+        PaymentStatus::Broadcast,
+        "nonce and hold kept"
+    );
+    let state = stack
+        .store
+        .wallet_nonce("anvil", wallet)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.next_nonce, 1, "the nonce was not handed back");
+
+    // The peer's copy lands: the payment is still there to be confirmed.
+    stack
+        .rpc_call(
+            "eth_sendRawTransaction",
+            json!([alloy::primitives::Bytes::from(attempt.raw.clone())]),
+        )
+        .await;
+    stack.mine_all().await;
+    stack.receipt(attempt.tx_hash).await;
+    assert_eq!(
+        stack
+            .store
+            .get_payment_unscoped(payment.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        PaymentStatus::Broadcast,
+        "never failed while its bytes could land"
     );
     stack.finish().await;
 }

@@ -1,5 +1,6 @@
 //! A [`ChainRpc`] in front of the real anvil that can lie: scripted send failures (answered
-//! without forwarding, so the node never sees the bytes) and a gas estimate override.
+//! without forwarding, so the node never sees the bytes), a gas estimate override, and hashes
+//! it answers "unknown" for (a lagging backend).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use alloy::eips::eip1559::Eip1559Estimation;
 use alloy::primitives::{Address, B256};
 use alloy::rpc::types::TransactionRequest;
+use meshpay_chain::rpc::{ChainHead, TxRef};
 use meshpay_relay::{AlloyRpc, ChainRpc, RpcFailure};
 
 #[derive(Default)]
@@ -14,6 +16,8 @@ struct Script {
     send_failures: VecDeque<RpcFailure>,
     gas: Option<u64>,
     sends_forwarded: u32,
+    /// Hashes a lagging backend answers "unknown" for.
+    forgotten: Vec<B256>,
 }
 
 pub struct FaultyRpc {
@@ -37,6 +41,12 @@ impl FaultyRpc {
     /// `eth_estimateGas` answers `gas` from now on.
     pub fn override_gas(&self, gas: u64) {
         self.script.lock().unwrap().gas = Some(gas);
+    }
+
+    /// From now on the node answers "unknown" for `hash` (a lagging backend behind a load
+    /// balancer), whether or not it is mined.
+    pub fn forget(&self, hash: B256) {
+        self.script.lock().unwrap().forgotten.push(hash);
     }
 
     pub fn sends_forwarded(&self) -> u32 {
@@ -86,6 +96,21 @@ impl ChainRpc for FaultyRpc {
     }
 
     async fn transaction_known(&self, hash: B256) -> Result<bool, RpcFailure> {
+        if self.script.lock().unwrap().forgotten.contains(&hash) {
+            return Ok(false);
+        }
         self.inner.transaction_known(hash).await
+    }
+
+    async fn head(&self, finalized: bool) -> Result<ChainHead, RpcFailure> {
+        ChainRpc::head(self.inner.as_ref(), finalized).await
+    }
+
+    async fn nonce_at(&self, address: Address, number: u64) -> Result<u64, RpcFailure> {
+        self.inner.nonce_at(address, number).await
+    }
+
+    async fn block_transactions(&self, number: u64) -> Result<Option<Vec<TxRef>>, RpcFailure> {
+        self.inner.block_transactions(number).await
     }
 }

@@ -5,6 +5,7 @@
 mod broadcast;
 mod errors;
 mod faulty;
+mod lagging;
 mod nonces;
 mod quote_bound;
 mod same_nonce;

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use alloy::primitives::Address;
 use futures::StreamExt as _;
-use meshpay_relay::{BroadcastOutcome, Delivery, Fault, FaultMode, RelayConfig};
+use meshpay_relay::{
+    BroadcastOutcome, Delivery, Fault, FaultMode, FaultPoint, RelayConfig, RelayError,
+};
+use meshpay_store::StoreError;
 use meshpay_store::transactions::{self, AttemptStatus, NonceRelease, NonceSource};
 use serde_json::json;
 
@@ -125,6 +128,7 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
     let wallet = stack.wallets[0];
     let config = RelayConfig {
         fault: Some(Fault {
+            point: FaultPoint::AfterPersistBeforeSend,
             mode: FaultMode::Error,
         }),
         ..RelayConfig::default()
@@ -181,6 +185,7 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
     let faulty = FaultyRpc::new(stack.rpc());
     let hold = RelayConfig {
         fault: Some(Fault {
+            point: FaultPoint::AfterPersistBeforeSend,
             mode: FaultMode::Error,
         }),
         ..RelayConfig::default()
@@ -264,6 +269,7 @@ async fn releasing_the_latest_nonce_rewinds_the_counter_over_adjacent_gaps() {
         stack.rpc(),
         RelayConfig {
             fault: Some(Fault {
+                point: FaultPoint::AfterPersistBeforeSend,
                 mode: FaultMode::Error,
             }),
             ..RelayConfig::default()
@@ -306,10 +312,10 @@ async fn releasing_the_latest_nonce_rewinds_the_counter_over_adjacent_gaps() {
             .unwrap(),
         NonceRelease::Consumed
     );
-    let alloc = transactions::allocate_nonce(&mut db, "anvil", wallet, 5)
+    let alloc = transactions::allocate_nonce(&mut db, "anvil", wallet, 1)
         .await
         .unwrap();
-    assert_eq!((alloc.nonce, alloc.source), (5, NonceSource::ChainFloor));
+    assert_eq!((alloc.nonce, alloc.source), (1, NonceSource::Counter));
     db.rollback().await.unwrap();
     stack.finish().await;
 }
@@ -322,6 +328,7 @@ async fn heal_resends_stored_transactions_the_chain_never_saw() {
         stack.rpc(),
         RelayConfig {
             fault: Some(Fault {
+                point: FaultPoint::AfterPersistBeforeSend,
                 mode: FaultMode::Error,
             }),
             ..RelayConfig::default()
@@ -353,5 +360,105 @@ async fn heal_resends_stored_transactions_the_chain_never_saw() {
             alloy::primitives::U256::from(10 + i as u64)
         );
     }
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn counter_behind_the_chain_halts_the_wallet_and_nothing_is_re_signed() {
+    let stack = RelayStack::start().await;
+    let holding = stack.relay_with(
+        stack.rpc(),
+        RelayConfig {
+            fault: Some(Fault {
+                point: FaultPoint::AfterPersistBeforeSend,
+                mode: FaultMode::Error,
+            }),
+            ..RelayConfig::default()
+        },
+    );
+    let relay = stack.relay();
+    let (wallet, other) = (stack.wallets[0], stack.wallets[1]);
+    let fresh = meshpay_testkit::payment::fresh_address;
+    // A holds nonce 0 of the wallet, stored and not sent yet.
+    let a = stack.payment_to("ETH", 100, fresh(), Some(wallet)).await;
+    holding.broadcast(a.id, Delivery::FIRST).await.unwrap_err();
+    // The key is used behind meshpay's back: nonces 0 and 1 go to someone else.
+    for nonce in ["0x0", "0x1"] {
+        stack
+            .anvil
+            .send_and_wait(json!({"from": wallet, "to": fresh(), "value": "0x1", "nonce": nonce}))
+            .await;
+    }
+
+    // A's re-send finds its nonce taken and the chain beyond every nonce handed out: the
+    // wallet halts instead of A being re-signed on a new nonce.
+    let error = relay
+        .broadcast(a.id, Delivery::new(Some(2)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RelayError::Store(StoreError::WalletHalted { .. })),
+        "{error}"
+    );
+    let attempts = stack.store.payment_transactions(a.id).await.unwrap();
+    assert_eq!(attempts.len(), 1, "not re-signed");
+    let state = stack
+        .store
+        .wallet_nonce("anvil", wallet)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.next_nonce, 1, "the counter did not jump");
+    assert!(state.halted.is_some(), "{state:?}");
+    let halted = stack.store.halted_wallets(None).await.unwrap();
+    assert_eq!(
+        halted.iter().map(|h| h.address).collect::<Vec<_>>(),
+        vec![wallet]
+    );
+
+    // Later deliveries wait too; a payment pinned to the wallet is not signed at all.
+    relay
+        .broadcast(a.id, Delivery::new(Some(3)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stack.store.payment_transactions(a.id).await.unwrap().len(),
+        1
+    );
+    let pinned = stack.payment_to("ETH", 200, fresh(), Some(wallet)).await;
+    relay
+        .broadcast(pinned.id, Delivery::FIRST)
+        .await
+        .unwrap_err();
+    assert!(
+        stack
+            .store
+            .payment_transactions(pinned.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // New payments go to the other wallet only.
+    for i in 0..6 {
+        let p = stack.payment("ETH", 300 + i).await;
+        let BroadcastOutcome::Sent(tx) = relay.broadcast(p.id, Delivery::FIRST).await.unwrap()
+        else {
+            panic!("not sent")
+        };
+        assert_eq!(tx.from, other);
+    }
+    assert_eq!(
+        stack.pending_nonce(wallet).await,
+        2,
+        "nothing more sent from it"
+    );
+
+    // The operator resumes it at the chain's nonce: A is re-signed only then.
+    assert!(stack.store.resume_wallet("anvil", wallet, 2).await.unwrap());
+    let BroadcastOutcome::Sent(tx) = relay.broadcast(a.id, Delivery::new(Some(4))).await.unwrap()
+    else {
+        panic!("not sent")
+    };
+    assert_eq!((tx.from, tx.nonce, tx.attempt), (wallet, 2, 2));
     stack.finish().await;
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, U256};
 use meshpay_domain::{PaymentId, PaymentStatus};
 use meshpay_relay::{
-    Ack, BroadcastOutcome, Delivery, Fault, FaultMode, HealBudget, RelayConfig, RelayError,
-    RpcFailure, SendClass,
+    Ack, BroadcastOutcome, Delivery, Fault, FaultMode, FaultPoint, HealBudget, RelayConfig,
+    RelayError, RpcFailure, SendClass,
 };
 use meshpay_store::transactions::AttemptStatus;
 use serde_json::json;
@@ -27,6 +27,7 @@ const LAST: Delivery = Delivery { dequeue_count: 5 };
 fn storing_config() -> RelayConfig {
     RelayConfig {
         fault: Some(Fault {
+            point: FaultPoint::AfterPersistBeforeSend,
             mode: FaultMode::Error,
         }),
         ..RelayConfig::default()

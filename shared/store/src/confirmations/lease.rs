@@ -15,6 +15,27 @@ use super::{
 use crate::Store;
 use crate::error::Result;
 
+/// Whether the chain `poller` still holds the payment's lease and no review flag stands, read
+/// under the confirmation row's lock (held until the caller's transaction ends), so a flag
+/// raised meanwhile cannot be overtaken by the status change the chain is about to apply.
+pub async fn lock_confirm_chain(
+    conn: &mut PgConnection,
+    payment: PaymentId,
+    poller: Uuid,
+) -> Result<bool> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        "SELECT 1 FROM payment_confirmations
+          WHERE payment_id = $1 AND poller = $2
+            AND last_outcome IS DISTINCT FROM 'needs_review'
+          FOR UPDATE",
+    )
+    .bind(payment.as_uuid())
+    .bind(poller)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Ends the payment's polling chain inside the caller's transaction (with the status change the
 /// check decided), recording the final check. A no-op for a chain that no longer holds the
 /// lease (the status change itself is guarded by the payment's version).
@@ -39,7 +60,9 @@ async fn write_check(
     sqlx::query(
         "UPDATE payment_confirmations SET
              total_checks = total_checks + 1, last_checked_at = now(),
-             last_outcome = $3, last_detail = $4,
+             -- A review flag stays until an operator clears it (`Store::clear_review`).
+             last_outcome = CASE WHEN last_outcome = 'needs_review' THEN last_outcome ELSE $3 END,
+             last_detail = CASE WHEN last_outcome = 'needs_review' THEN last_detail ELSE $4 END,
              tx_hash = $5, block_number = $6, block_hash = $7,
              reorgs_seen = reorgs_seen + CASE WHEN $8 THEN 1 ELSE 0 END,
              resends = resends + CASE WHEN $9 THEN 1 ELSE 0 END,
@@ -91,7 +114,8 @@ type StateRow = (
 impl Store {
     /// Claims the payment's confirm polling lease for `lease` (see the module docs).
     /// `message`: the `(poller, seq)` a chain message carries, `None` for a message that may
-    /// only start a chain. `None` back: another chain holds the lease (or this is a duplicate).
+    /// only start a chain. `None` back: another chain holds the lease (or this is a duplicate),
+    /// or the payment is flagged for review (no chain runs until an operator clears the flag).
     pub async fn claim_confirm_poller(
         &self,
         payment: PaymentId,
@@ -127,9 +151,11 @@ impl Store {
                                    THEN payment_confirmations.poller_seq + 1 ELSE 1 END,
                      lease_until = EXCLUDED.lease_until,
                      updated_at = now()
-                 WHERE payment_confirmations.poller IS NULL
-                    OR payment_confirmations.lease_until < now()
-                    OR (payment_confirmations.poller = $2 AND payment_confirmations.poller_seq = $3)
+                 WHERE payment_confirmations.last_outcome IS DISTINCT FROM 'needs_review'
+                   AND (payment_confirmations.poller IS NULL
+                        OR payment_confirmations.lease_until < now()
+                        OR (payment_confirmations.poller = $2
+                            AND payment_confirmations.poller_seq = $3))
                  RETURNING poller, poller_seq, chain_started_at, poller_seq = 1 AS new_chain
              )
              SELECT c.poller, c.poller_seq, c.chain_started_at, c.new_chain,
@@ -199,16 +225,18 @@ impl Store {
         Ok(())
     }
 
-    /// Parks a payment for an operator outside a polling chain (the settle step found something
-    /// it must not post, e.g. a network fee above the hold): `needs_review` with `detail`, which
-    /// [`Store::payments_needing_review`] reports and reconcile stops nudging.
+    /// Parks a payment for an operator outside a polling chain (the broadcast or settle step
+    /// found something it must not act on, e.g. a network fee above the hold): `needs_review`
+    /// with `detail`, which [`Store::payments_needing_review`] reports and reconcile stops
+    /// nudging. A polling chain that is running loses its lease: its next check records
+    /// nothing and no new chain starts until [`Store::clear_review`].
     pub async fn flag_for_review(&self, payment: PaymentId, detail: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO payment_confirmations (payment_id, last_outcome, last_detail, last_checked_at)
              VALUES ($1, 'needs_review', $2, now())
              ON CONFLICT (payment_id) DO UPDATE SET
                  last_outcome = 'needs_review', last_detail = $2, last_checked_at = now(),
-                 updated_at = now()",
+                 poller = NULL, lease_until = NULL, updated_at = now()",
         )
         .bind(payment.as_uuid())
         .bind(truncated(Some(detail)))

@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::error::{Result, StoreError};
 
-pub use lease::finish_confirm_chain;
+pub use lease::{finish_confirm_chain, lock_confirm_chain};
 pub use reconcile::NudgeStep;
 
 /// What a confirm check concluded (`payment_confirmations.last_outcome`).

@@ -113,6 +113,9 @@ pub struct TxAttempt {
     /// outcome); `None`: every send was refused outright, so no pool can hold them. See
     /// [`TxAttempt::may_be_public`].
     pub exposed_at: Option<OffsetDateTime>,
+    /// A send began (and was recorded before it went out) whose answer is not recorded yet:
+    /// the bytes may be in a pool. See [`crate::Store::begin_send`].
+    pub send_started_at: Option<OffsetDateTime>,
 }
 
 impl TxAttempt {
@@ -120,7 +123,9 @@ impl TxAttempt {
     /// then they can still be mined until their nonce is used on chain by another transaction,
     /// and the payment must not be failed on a refusal.
     pub fn may_be_public(&self) -> bool {
-        self.exposed_at.is_some() || self.status == AttemptStatus::Sent
+        self.exposed_at.is_some()
+            || self.send_started_at.is_some()
+            || self.status == AttemptStatus::Sent
     }
 }
 
@@ -135,6 +140,7 @@ impl std::fmt::Debug for TxAttempt {
             .field("status", &self.status)
             .field("send_count", &self.send_count)
             .field("exposed", &self.exposed_at.is_some())
+            .field("sending", &self.send_started_at.is_some())
             .field("raw_len", &self.raw.len())
             .finish_non_exhaustive()
     }
@@ -143,7 +149,7 @@ impl std::fmt::Debug for TxAttempt {
 const ATTEMPT_COLUMNS: &str = "id, payment_id, attempt, chain, chain_id, from_address, nonce, \
      to_address, value::text AS value, gas_limit, max_fee_per_gas::text AS max_fee_per_gas, \
      max_priority_fee_per_gas::text AS max_priority_fee_per_gas, tx_hash, raw_tx, status, \
-     send_count, last_error, created_at, first_sent_at, last_sent_at, exposed_at";
+     send_count, last_error, created_at, first_sent_at, last_sent_at, exposed_at, send_started_at";
 
 #[derive(sqlx::FromRow)]
 struct AttemptRow {
@@ -168,6 +174,7 @@ struct AttemptRow {
     first_sent_at: Option<OffsetDateTime>,
     last_sent_at: Option<OffsetDateTime>,
     exposed_at: Option<OffsetDateTime>,
+    send_started_at: Option<OffsetDateTime>,
 }
 
 impl AttemptRow {
@@ -197,6 +204,7 @@ impl AttemptRow {
             first_sent_at: self.first_sent_at,
             last_sent_at: self.last_sent_at,
             exposed_at: self.exposed_at,
+            send_started_at: self.send_started_at,
         })
     }
 }

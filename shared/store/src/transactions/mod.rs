@@ -31,7 +31,10 @@ pub use attempts::{
     point_payment_at, set_attempt_status,
 };
 pub use gaps::{NonceRelease, release_nonce};
-pub use nonces::{NonceAllocation, NonceSource, WalletNonce, allocate_nonce, resync_nonce};
+pub use nonces::{
+    HaltedWallet, NonceAllocation, NonceSource, WalletNonce, allocate_nonce, halt_wallet,
+    resync_nonce,
+};
 
 fn i64_of(value: u64, what: &str) -> Result<i64> {
     i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what} {value} too large")))
