@@ -52,9 +52,6 @@ param chainsConfigPath string = 'chains.toml'
 @description('Path of the broadcast step\'s signers file (MESHPAY_SIGNERS_CONFIG); relative to the app root (MESHPAY_PACKAGE_SIGNERS, packaged as signers.toml).')
 param signersConfigPath string = 'signers.toml'
 
-@description('NCRONTAB schedule of the heartbeat timer function (HEARTBEAT_SCHEDULE).')
-param heartbeatSchedule string = '0 */5 * * * *'
-
 @description('NCRONTAB schedule of the notify timer function, which sends merchant webhooks from the outbox (NOTIFY_SCHEDULE).')
 param notifySchedule string = '*/10 * * * * *'
 
@@ -126,11 +123,8 @@ param alwaysReadyHttpInstances int = 0
 @description('Spread the Flex plan over availability zones (region must support it).')
 param zoneRedundant bool = false
 
-@description('Queues of the pipeline (function.json names); the host creates the -poison queues itself.')
+@description('Queues of the pipeline (function.json names); the host creates the -poison queues itself. The diagnostics functions\' queues (probes, probe-results, heartbeats) are not deployed: those functions are not in the package.')
 param queueNames array = [
-  'probes'
-  'probe-results'
-  'heartbeats'
   'payments-broadcast'
   'payments-confirm'
   'payments-settle'
@@ -411,12 +405,8 @@ var hostSettings = [
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
   }
-  // Timer schedules (function.json: "%HEARTBEAT_SCHEDULE%" etc.); the host refuses to index a
+  // Timer schedules (function.json: "%NOTIFY_SCHEDULE%" etc.); the host refuses to index a
   // timer function whose setting is missing.
-  {
-    name: 'HEARTBEAT_SCHEDULE'
-    value: heartbeatSchedule
-  }
   {
     name: 'NOTIFY_SCHEDULE'
     value: notifySchedule
