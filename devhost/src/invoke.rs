@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::Value;
 
 use crate::outputs::InvocationResult;
-use crate::worker::{WorkerState, ready_port};
+use crate::worker::{RestartRequests, WorkerState, ready_port};
 
 /// Sent as `X-Azure-Functions-HostVersion` and in `User-Agent`.
 pub const HOST_VERSION: &str = "4.0.0.0-devhost";
@@ -48,6 +48,7 @@ pub enum InvokeError {
 pub struct Invoker {
     client: reqwest::Client,
     worker: WorkerState,
+    restarts: RestartRequests,
     ready_timeout: Duration,
     function_timeout: Option<Duration>,
 }
@@ -56,6 +57,7 @@ impl Invoker {
     /// An invoker waiting up to `ready_timeout` for the handler.
     pub fn new(
         worker: WorkerState,
+        restarts: RestartRequests,
         ready_timeout: Duration,
         function_timeout: Option<Duration>,
     ) -> anyhow::Result<Self> {
@@ -66,6 +68,7 @@ impl Invoker {
         Ok(Self {
             client,
             worker,
+            restarts,
             ready_timeout,
             function_timeout,
         })
@@ -101,7 +104,7 @@ impl Invoker {
             .header("x-azure-functions-invocationid", invocation_id)
             .header("user-agent", format!("Azure-Functions-Host/{HOST_VERSION}"))
             .body(body);
-        let response = self.send(request).await?;
+        let response = self.send(port, request).await?;
         let status = response.status();
         let content_type = response
             .headers()
@@ -166,7 +169,7 @@ impl Invoker {
         if !body.is_empty() {
             request = request.body(body);
         }
-        let response = self.send(request).await?;
+        let response = self.send(port, request).await?;
         let status =
             StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut relayed = Response::builder().status(status);
@@ -184,15 +187,24 @@ impl Invoker {
             .map_err(|e| InvokeError::Transport(e.to_string()))
     }
 
+    /// Sends `request` to the handler on `port`. A `functionTimeout` restarts that handler,
+    /// as the host's `RestartWorkerWithInvocationIdAsync` does: every other invocation in
+    /// flight on it fails too (its connection drops) and is retried by its trigger's rules.
     async fn send(
         &self,
+        port: u16,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, InvokeError> {
         let sent = request.send();
         let result = match self.function_timeout {
-            Some(limit) => tokio::time::timeout(limit, sent)
-                .await
-                .map_err(|_| InvokeError::Timeout(limit))?,
+            Some(limit) => match tokio::time::timeout(limit, sent).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // The supervisor is gone only while devhost shuts down.
+                    let _ = self.restarts.send(port);
+                    return Err(InvokeError::Timeout(limit));
+                }
+            },
             None => sent.await,
         };
         result.map_err(|e| InvokeError::Transport(e.to_string()))

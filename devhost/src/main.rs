@@ -100,10 +100,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (ready_tx, worker_state) = watch::channel(None);
     let spec = worker_spec(&args, &app_root, &settings, &config)?;
-    let supervisor = tokio::spawn(worker::supervise(spec, ready_tx, shutdown.clone()));
+    let (restart_tx, restart_rx) = tokio::sync::mpsc::unbounded_channel();
+    let supervisor = tokio::spawn(worker::supervise(
+        spec,
+        ready_tx,
+        restart_rx,
+        shutdown.clone(),
+    ));
 
     let invoker = Invoker::new(
         worker_state,
+        restart_tx,
         config.initialization_timeout,
         config.function_timeout,
     )?;

@@ -1,5 +1,13 @@
 //! The custom-handler process: started on a free port with the host's environment, polled
-//! with `GET /` every 25 ms until any HTTP answer, restarted when it dies, killed on shutdown.
+//! with `GET /` every 25 ms until any HTTP answer, restarted when it dies or when an
+//! invocation on it times out, killed on shutdown.
+//!
+//! Failures never stop devhost. The host restarts a dead worker at once a couple of times;
+//! when it keeps failing (three failures within 30 minutes) the host recycles itself and
+//! starts again after an exponential backoff (1 s doubling, capped at 2 minutes). devhost
+//! does the same with the handler: restarts 1 and 2 within the window are immediate, each
+//! later one waits [`backoff`] first, so a handler that always crashes is retried at most
+//! every 2 minutes, forever, and the rest of the local stack keeps running.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -9,13 +17,32 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// The host's readiness poll interval.
 const READY_POLL: Duration = Duration::from_millis(25);
-/// The host stops the app after this many handler failures within [`ERROR_WINDOW`].
+/// From this many handler failures within [`ERROR_WINDOW`] on, the host recycles with backoff.
 const MAX_ERRORS: usize = 3;
 const ERROR_WINDOW: Duration = Duration::from_secs(30 * 60);
+/// First and largest wait before a restart once failures reach [`MAX_ERRORS`].
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(120);
+
+/// The wait before the next start after `failures` failures within the window: none below
+/// [`MAX_ERRORS`], then 1 s, 2 s, 4 s, ... capped at [`BACKOFF_MAX`].
+pub fn backoff(failures: usize) -> Duration {
+    if failures < MAX_ERRORS {
+        return Duration::ZERO;
+    }
+    let doublings = u32::try_from(failures - MAX_ERRORS)
+        .unwrap_or(u32::MAX)
+        .min(16);
+    BACKOFF_MIN.saturating_mul(1 << doublings).min(BACKOFF_MAX)
+}
+
+/// Asks the supervisor to restart the handler listening on the given port (an invocation on
+/// it timed out). Requests about a handler that is already gone are ignored.
+pub type RestartRequests = mpsc::UnboundedSender<u16>;
 
 /// How to start the handler.
 #[derive(Clone, Debug)]
@@ -47,10 +74,13 @@ pub async fn ready_port(state: &WorkerState, timeout: Duration) -> Option<u16> {
     }
 }
 
-/// Runs the handler until `shutdown` turns true; errors when it keeps failing.
+/// Runs the handler until `shutdown` turns true, restarting it whenever it dies, fails to
+/// start, or is asked to (`restarts`). Errors only when devhost itself cannot work (no port,
+/// no HTTP client), never because the handler keeps failing.
 pub async fn supervise(
     spec: WorkerSpec,
     ready: watch::Sender<Option<u16>>,
+    mut restarts: mpsc::UnboundedReceiver<u16>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
@@ -60,37 +90,54 @@ pub async fn supervise(
     let mut errors: VecDeque<Instant> = VecDeque::new();
     loop {
         let port = free_port()?;
-        let mut child = spawn(&spec, port)?;
-        let started = Instant::now();
-        let outcome = tokio::select! {
-            r = wait_ready(&client, port, &mut child, spec.init_timeout) => r,
-            _ = crate::shutdown::shutdown_requested(&mut shutdown) => return stop(child).await,
+        let mut child = match spawn(&spec, port) {
+            Ok(child) => Some(child),
+            Err(e) => {
+                tracing::error!("handler failed to start: {e:#}");
+                None
+            }
         };
-        match outcome {
-            Ok(()) => {
-                let ms = started.elapsed().as_millis();
-                tracing::info!(
-                    port,
-                    startup_ms = ms as u64,
-                    "handler ready: start-to-ready {ms} ms"
-                );
-                ready.send_replace(Some(port));
-                tokio::select! {
-                    status = child.wait() => {
-                        ready.send_replace(None);
-                        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                        tracing::error!("handler exited ({status}); restarting");
-                    }
+        let started = Instant::now();
+        let failed = match child.as_mut() {
+            None => true,
+            Some(running) => {
+                let outcome = tokio::select! {
+                    r = wait_ready(&client, port, running, spec.init_timeout) => r,
                     _ = crate::shutdown::shutdown_requested(&mut shutdown) => {
-                        ready.send_replace(None);
                         return stop(child).await;
+                    }
+                };
+                match outcome {
+                    Ok(()) => {
+                        let ms = started.elapsed().as_millis();
+                        tracing::info!(
+                            port,
+                            startup_ms = ms as u64,
+                            "handler ready: start-to-ready {ms} ms"
+                        );
+                        ready.send_replace(Some(port));
+                        let ended =
+                            run_until_exit_or_restart(running, port, &mut restarts, &mut shutdown)
+                                .await;
+                        ready.send_replace(None);
+                        match ended {
+                            Ended::Shutdown => return stop(child).await,
+                            Ended::Exited => true,
+                            Ended::RestartRequested => false,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("handler failed to start: {e:#}");
+                        true
                     }
                 }
             }
-            Err(e) => {
-                tracing::error!("handler failed to start: {e:#}");
-                let _ = stop(child).await;
-            }
+        };
+        let _ = stop(child).await;
+        // Requests about the handler just stopped are answered by this restart.
+        while restarts.try_recv().is_ok() {}
+        if !failed {
+            continue;
         }
         let now = Instant::now();
         errors.push_back(now);
@@ -100,10 +147,53 @@ pub async fn supervise(
         {
             errors.pop_front();
         }
-        if errors.len() >= MAX_ERRORS {
-            bail!(
-                "handler failed {MAX_ERRORS} times within 30 minutes; stopping (as the Functions host does)"
+        let wait = backoff(errors.len());
+        if !wait.is_zero() {
+            tracing::warn!(
+                failures = errors.len(),
+                backoff_ms = wait.as_millis() as u64,
+                "handler failed {} times within 30 minutes; recycling after {wait:?} (as the Functions host does)",
+                errors.len()
             );
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = crate::shutdown::shutdown_requested(&mut shutdown) => return Ok(()),
+            }
+        }
+    }
+}
+
+enum Ended {
+    Exited,
+    RestartRequested,
+    Shutdown,
+}
+
+/// Waits while the ready handler on `port` runs: until it exits, a restart of it is asked
+/// for, or devhost shuts down.
+async fn run_until_exit_or_restart(
+    child: &mut Child,
+    port: u16,
+    restarts: &mut mpsc::UnboundedReceiver<u16>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ended {
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                tracing::error!("handler exited ({status}); restarting");
+                return Ended::Exited;
+            }
+            Some(asked) = restarts.recv() => {
+                if asked == port {
+                    tracing::warn!(
+                        port,
+                        "restarting the handler after a function timeout; its in-flight invocations fail"
+                    );
+                    return Ended::RestartRequested;
+                }
+            }
+            _ = crate::shutdown::shutdown_requested(shutdown) => return Ended::Shutdown,
         }
     }
 }
@@ -177,11 +267,30 @@ async fn wait_ready(
 }
 
 /// Kills the handler (the host kills its worker process on shutdown) and reaps it.
-async fn stop(mut child: Child) -> anyhow::Result<()> {
+async fn stop(child: Option<Child>) -> anyhow::Result<()> {
+    let Some(mut child) = child else {
+        return Ok(());
+    };
     if child.try_wait()?.is_none() {
         tracing::info!(pid = child.id(), "stopping handler");
         child.start_kill()?;
         child.wait().await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failures_restart_at_once_then_backoff_doubles_up_to_two_minutes() {
+        assert_eq!(backoff(1), Duration::ZERO);
+        assert_eq!(backoff(2), Duration::ZERO);
+        assert_eq!(backoff(3), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(4));
+        assert_eq!(backoff(10), Duration::from_secs(120));
+        assert_eq!(backoff(usize::MAX), Duration::from_secs(120));
+    }
 }

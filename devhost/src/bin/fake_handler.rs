@@ -2,6 +2,11 @@
 //! It echoes what it receives so tests can check devhost's side of the protocol:
 //! - `GET /api/hello/{name?}` (forwarded): JSON with method, path, query and host headers;
 //! - `GET /api/crash` (forwarded): exits the process (restart test);
+//! - `GET /api/wait/hang` (forwarded): never answers (function timeout test);
+//! - `GET /api/wait/release` (forwarded): answers once the file named by `FAKE_RELEASE_FILE`
+//!   exists;
+//! - with `FAKE_CRASH_STARTS=N` and `FAKE_START_COUNT_FILE`, the first N starts exit before
+//!   listening (recycling test);
 //! - `POST /submit` (http envelope + queue output `out` to `work`);
 //! - `POST /worker` (queue `work`, output `seen`): fails on bodies containing `fail`, answers
 //!   `text/plain` for `plain`, else writes `{"data": Data.msg, "metadata": Metadata}`;
@@ -22,11 +27,13 @@ async fn main() {
         .expect("FUNCTIONS_CUSTOMHANDLER_PORT")
         .parse()
         .expect("port number");
+    crash_on_early_starts();
     let app = Router::new()
         .route("/", get(|| async { "fake handler" }))
         .route("/api/hello", get(hello))
         .route("/api/hello/{name}", get(hello))
         .route("/api/crash", get(crash))
+        .route("/api/wait/{mode}", get(wait))
         .route("/submit", post(submit))
         .route("/worker", post(worker))
         .route("/tick", post(tick));
@@ -55,6 +62,39 @@ async fn hello(uri: Uri, headers: HeaderMap, name: Option<Path<String>>) -> Json
         "env_setting": std::env::var("FAKE_FROM_LOCAL_SETTINGS").ok(),
         "app_root": std::env::var("FUNCTIONS_APP_ROOT_PATH").ok(),
     }))
+}
+
+/// Counts starts in `FAKE_START_COUNT_FILE` and exits while the count is within
+/// `FAKE_CRASH_STARTS`.
+fn crash_on_early_starts() {
+    let (Ok(limit), Ok(file)) = (
+        std::env::var("FAKE_CRASH_STARTS"),
+        std::env::var("FAKE_START_COUNT_FILE"),
+    ) else {
+        return;
+    };
+    let limit: u32 = limit.parse().expect("FAKE_CRASH_STARTS");
+    let starts = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .unwrap_or(0)
+        + 1;
+    std::fs::write(&file, starts.to_string()).expect("start count file");
+    if starts <= limit {
+        eprintln!("fake handler: start {starts} of {limit} crashing on purpose");
+        std::process::exit(4);
+    }
+}
+
+async fn wait(Path(mode): Path<String>) -> Response {
+    if mode == "hang" {
+        return std::future::pending().await;
+    }
+    let file = std::env::var("FAKE_RELEASE_FILE").expect("FAKE_RELEASE_FILE");
+    while !std::path::Path::new(&file).exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (StatusCode::OK, "released").into_response()
 }
 
 async fn crash() -> &'static str {

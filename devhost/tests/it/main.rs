@@ -276,3 +276,90 @@ async fn a_message_already_past_max_dequeue_count_is_poisoned_without_invoking()
         "the handler never saw it"
     );
 }
+
+/// Polls `hello` until the (restarted) handler answers it.
+async fn wait_until_serving(host: &Devhost) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(r) = client.get(host.api_url("hello")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "handler did not come back: {}",
+            host.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn scratch_file(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("devhost-it-{name}-{}", uuid::Uuid::new_v4()))
+}
+
+#[tokio::test]
+async fn a_handler_that_keeps_dying_at_start_is_restarted_with_backoff_instead_of_stopping_devhost()
+{
+    let azurite = Azurite::start().await;
+    let count = scratch_file("starts");
+    // Five failed starts: past the three-in-a-window point where the host used to give up.
+    let mut host = start_with(
+        &azurite,
+        &[
+            ("FAKE_CRASH_STARTS", "5"),
+            ("FAKE_START_COUNT_FILE", count.to_str().unwrap()),
+        ],
+    )
+    .await;
+    wait_until_serving(&host).await;
+    assert!(host.is_running());
+    let starts: u32 = std::fs::read_to_string(&count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(starts, 6, "five crashed starts, then one that came up");
+    let log = host.log_tail(200);
+    assert!(log.contains("recycling after"), "backoff is logged: {log}");
+    let _ = std::fs::remove_file(count);
+}
+
+#[tokio::test]
+async fn a_function_timeout_restarts_the_handler_and_fails_every_invocation_in_flight_on_it() {
+    let azurite = Azurite::start().await;
+    let release = scratch_file("release");
+    let mut host = Devhost::builder()
+        .app_root(APP)
+        .executable(FAKE_HANDLER)
+        .env("AzureWebJobsStorage", azurite.connection_string())
+        .env("FAKE_RELEASE_FILE", release.to_str().unwrap())
+        .host_set("functionTimeout", "00:00:03")
+        .start()
+        .await;
+    let before = host.handler_url();
+    let client = reqwest::Client::new();
+    let hang = tokio::spawn(client.get(host.api_url("wait/hang")).send());
+    // Let the hanging request reach the handler before the second one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bystander = tokio::spawn(client.get(host.api_url("wait/release")).send());
+
+    let timed_out = hang.await.unwrap().unwrap();
+    assert_eq!(timed_out.status(), 500, "the timed-out invocation fails");
+    // Had the handler survived, the bystander would now answer 200.
+    std::fs::write(&release, "go").unwrap();
+    let bystander = bystander.await.unwrap().unwrap();
+    assert_eq!(
+        bystander.status(),
+        500,
+        "an invocation in flight on the restarted handler fails too: {}",
+        host.log_tail(40)
+    );
+
+    wait_until_serving(&host).await;
+    assert_ne!(host.refresh_handler_url().await, before, "a new handler");
+    assert!(host.is_running());
+    let _ = std::fs::remove_file(release);
+}
