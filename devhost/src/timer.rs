@@ -1,6 +1,11 @@
 //! Timer triggers: NCRONTAB schedules (6 fields with seconds; 5 accepted), UTC, optional
 //! run on startup, never two runs of one timer at a time (the next occurrence is computed
 //! after the previous run finished, so overlapping occurrences are skipped).
+//!
+//! A monitored timer's `ScheduleStatus` follows the host's `TimerListener`: each run gets
+//! the status written after the previous run (`Last` = that run, `Next` = the occurrence now
+//! firing); the first run gets `Last` and `LastUpdated` as `default(DateTime)`. The status
+//! lives in memory only, so a restart of devhost starts from the first-run status again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,12 +60,15 @@ pub async fn run(
         gap.is_some_and(|g| g >= MONITOR_THRESHOLD)
     });
     tracing::info!(function = %function.name, schedule = %trigger.schedule, "timer scheduled");
-    let mut last: Option<DateTime<Utc>> = None;
+    let mut status = ScheduleStatus {
+        last: None,
+        next: next_after(&cron, Utc::now()).map_or(OffsetDateTime::UNIX_EPOCH, to_offset),
+        last_updated: None,
+    };
     if trigger.run_on_startup {
         // The host fires startup runs once the handler is up.
         let _ = host.invoker.port().await;
-        fire(&host, &function, &trigger, &cron, monitored, last).await;
-        last = Some(Utc::now());
+        status = fire(&host, &function, &trigger, &cron, monitored, status, true).await;
     }
     loop {
         let Some(next) = next_after(&cron, Utc::now()) else {
@@ -77,34 +85,54 @@ pub async fn run(
         if !early.is_zero() {
             tokio::time::sleep(early).await;
         }
-        fire(&host, &function, &trigger, &cron, monitored, last).await;
-        last = Some(next);
+        status = fire(&host, &function, &trigger, &cron, monitored, status, false).await;
     }
 }
 
+/// Runs the function once with `status`; the status the next run gets.
 async fn fire(
     host: &Host,
     function: &FunctionDef,
     trigger: &TimerTrigger,
     cron: &Cron,
     monitored: bool,
-    last: Option<DateTime<Utc>>,
-) {
+    status: ScheduleStatus,
+    on_startup: bool,
+) -> ScheduleStatus {
     let now = Utc::now();
-    let status = monitored.then(|| ScheduleStatus {
-        last: last.map(to_offset),
-        next: next_after(cron, now).map_or(OffsetDateTime::UNIX_EPOCH, to_offset),
-        last_updated: to_offset(now),
-    });
     let payload = wire::timer_payload(
         &function.name,
         &trigger.binding,
-        status,
+        monitored.then_some(status),
         false,
         to_offset(now),
     );
     // Failures are logged by `invoke`; timers are not retried, the next occurrence runs.
     let _ = host.invoke(function, &invocation_id(), &payload).await;
+    status_after_run(cron, status, now, on_startup)
+}
+
+/// The host's status update after a run at `invoked`: a run that fired a hair before its
+/// occurrence counts as the occurrence, so `Next` never repeats.
+fn status_after_run(
+    cron: &Cron,
+    before: ScheduleStatus,
+    invoked: DateTime<Utc>,
+    on_startup: bool,
+) -> ScheduleStatus {
+    let invoked = to_offset(invoked);
+    let run = if !on_startup && before.next > invoked {
+        before.next
+    } else {
+        invoked
+    };
+    let after = DateTime::<Utc>::from_timestamp(run.unix_timestamp(), run.nanosecond())
+        .unwrap_or_else(Utc::now);
+    ScheduleStatus {
+        last: Some(run),
+        next: next_after(cron, after).map_or(OffsetDateTime::UNIX_EPOCH, to_offset),
+        last_updated: Some(run),
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +168,48 @@ mod tests {
             next_after(&cron, t).unwrap(),
             Utc.with_ymd_and_hms(2026, 1, 1, 0, 10, 0).unwrap()
         );
+    }
+
+    #[test]
+    fn the_first_run_sends_the_hosts_default_last_and_next_as_the_occurrence_firing() {
+        let cron = parse_schedule("0 */5 * * * *").unwrap();
+        let first = ScheduleStatus {
+            last: None,
+            next: to_offset(Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap()),
+            last_updated: None,
+        };
+        let payload = wire::timer_payload("t", "timer", Some(first), false, first.next);
+        assert_eq!(
+            payload["Data"]["timer"]["ScheduleStatus"],
+            serde_json::json!({
+                "Last": "0001-01-01T00:00:00",
+                "Next": "2026-01-01T00:05:00+00:00",
+                "LastUpdated": "0001-01-01T00:00:00",
+            })
+        );
+        // Fired a hair early: the run counts as the occurrence it was for.
+        let invoked = Utc.with_ymd_and_hms(2026, 1, 1, 0, 4, 59).unwrap();
+        let second = status_after_run(&cron, first, invoked, false);
+        assert_eq!(second.last, Some(first.next));
+        assert_eq!(second.last_updated, Some(first.next));
+        assert_eq!(
+            second.next,
+            to_offset(Utc.with_ymd_and_hms(2026, 1, 1, 0, 10, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn a_startup_run_counts_at_the_time_it_ran() {
+        let cron = parse_schedule("0 */5 * * * *").unwrap();
+        let first = ScheduleStatus {
+            last: None,
+            next: to_offset(Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap()),
+            last_updated: None,
+        };
+        let invoked = Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 0).unwrap();
+        let after = status_after_run(&cron, first, invoked, true);
+        assert_eq!(after.last, Some(to_offset(invoked)));
+        assert_eq!(after.next, first.next);
     }
 
     #[test]

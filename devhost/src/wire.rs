@@ -122,15 +122,23 @@ pub fn apply_json_properties(metadata: &mut Map<String, Value>, text: &str) {
     }
 }
 
-/// `TimerInfo.ScheduleStatus` (the host only has one when the schedule is monitored).
+/// `TimerInfo.ScheduleStatus` (the host only has one when the schedule is monitored): the
+/// status as it stood before this run, as the host's `TimerListener` hands it over.
 #[derive(Clone, Copy, Debug)]
 pub struct ScheduleStatus {
-    /// Previous occurrence (`0001-01-01T00:00:00` before the first one).
+    /// Previous run; `None` before the first one, sent as the host's `default(DateTime)`.
     pub last: Option<OffsetDateTime>,
-    /// Next occurrence after this one.
+    /// The occurrence that was scheduled next when the status was written.
     pub next: OffsetDateTime,
-    /// When the status was written.
-    pub last_updated: OffsetDateTime,
+    /// When the status was written; `None` before the first run, like `last`.
+    pub last_updated: Option<OffsetDateTime>,
+}
+
+/// A .NET `default(DateTime)` as the host serializes it: kind `Unspecified`, so no offset.
+const DEFAULT_DATETIME: &str = "0001-01-01T00:00:00";
+
+fn host_date_or_default(t: Option<OffsetDateTime>) -> Value {
+    t.map_or_else(|| Value::String(DEFAULT_DATETIME.into()), host_date)
 }
 
 /// The timer-trigger envelope: a `TimerInfo` object (no double encoding) and only `sys`.
@@ -143,9 +151,9 @@ pub fn timer_payload(
 ) -> Value {
     let status = status.map_or(Value::Null, |s| {
         json!({
-            "Last": s.last.map_or_else(|| Value::String("0001-01-01T00:00:00".into()), host_date),
+            "Last": host_date_or_default(s.last),
             "Next": host_date(s.next),
-            "LastUpdated": host_date(s.last_updated),
+            "LastUpdated": host_date_or_default(s.last_updated),
         })
     });
     json!({

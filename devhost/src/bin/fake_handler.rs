@@ -10,7 +10,8 @@
 //! - `POST /submit` (http envelope + queue output `out` to `work`);
 //! - `POST /worker` (queue `work`, output `seen`): fails on bodies containing `fail`, answers
 //!   `text/plain` for `plain`, else writes `{"data": Data.msg, "metadata": Metadata}`;
-//! - `POST /tick` (timer, output `out` to `ticks`): writes `{"timer": Data.timer}`.
+//! - `POST /tick` (timer, output `out` to `ticks`): writes `{"timer": Data.timer}`;
+//! - `POST /monitored` (monitored timer, output `out` to `monitored`): the same.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::Json;
@@ -36,7 +37,8 @@ async fn main() {
         .route("/api/wait/{mode}", get(wait))
         .route("/submit", post(submit))
         .route("/worker", post(worker))
-        .route("/tick", post(tick));
+        .route("/tick", post(tick))
+        .route("/monitored", post(tick));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind");

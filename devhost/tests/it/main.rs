@@ -363,3 +363,16 @@ async fn a_function_timeout_restarts_the_handler_and_fails_every_invocation_in_f
     assert!(host.is_running());
     let _ = std::fs::remove_file(release);
 }
+
+#[tokio::test]
+async fn a_monitored_timer_first_sends_the_hosts_default_last_then_the_previous_occurrence() {
+    let azurite = Azurite::start().await;
+    let _host = start_with(&azurite, &[("MONITORED_SCHEDULE", "* * * * * *")]).await;
+    let runs = azurite.wait_for_messages("monitored", 2, WAIT).await;
+    let first = &parse(&runs[0])["timer"]["ScheduleStatus"];
+    let second = &parse(&runs[1])["timer"]["ScheduleStatus"];
+    assert_eq!(first["Last"], "0001-01-01T00:00:00", "{first}");
+    assert_eq!(first["LastUpdated"], "0001-01-01T00:00:00", "{first}");
+    assert_eq!(second["Last"], first["Next"], "{second}");
+    assert_ne!(second["Next"], first["Next"], "{second}");
+}
