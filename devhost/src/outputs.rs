@@ -49,15 +49,23 @@ impl InvocationResult {
         })
     }
 
-    /// The value for output binding `name` (`$return` reads `ReturnValue`).
+    /// The value for output binding `name` (`$return` reads `ReturnValue`). Binding names
+    /// match exactly: the host looks them up in the `Outputs` dictionary Newtonsoft built,
+    /// whose keys compare ordinally (`HttpScriptInvocationResultExtensions.GetOutputValue`),
+    /// while the result's own fields (`Outputs`, `Logs`, ...) are read case-insensitively.
     pub fn output(&self, name: &str) -> Option<&Value> {
         if name == "$return" {
             return Some(&self.return_value).filter(|v| !v.is_null());
         }
+        self.outputs.get(name)
+    }
+
+    /// An output key that names binding `name` in another case: the host ignores it.
+    pub fn output_in_other_case(&self, name: &str) -> Option<&str> {
         self.outputs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+            .keys()
+            .find(|k| k.as_str() != name && k.eq_ignore_ascii_case(name))
+            .map(String::as_str)
     }
 }
 
@@ -260,12 +268,18 @@ mod tests {
     }
 
     #[test]
-    fn result_fields_are_case_insensitive() {
+    fn result_fields_are_case_insensitive_but_binding_names_are_not() {
         let r = InvocationResult::parse(
             br#"{"outputs":{"Res":{"body":"x"}},"logs":["a",1],"returnValue":7}"#,
         )
         .unwrap();
-        assert!(r.output("res").is_some());
+        assert!(r.output("Res").is_some());
+        assert!(
+            r.output("res").is_none(),
+            "the host drops `Res` for binding `res`"
+        );
+        assert_eq!(r.output_in_other_case("res"), Some("Res"));
+        assert_eq!(r.output_in_other_case("Res"), None);
         assert_eq!(r.logs, ["a", "1"]);
         assert_eq!(r.output("$return"), Some(&json!(7)));
         assert!(InvocationResult::parse(b"[1]").is_err());

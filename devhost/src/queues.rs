@@ -121,6 +121,12 @@ impl QueueRegistry {
         let mut written = 0;
         for output in &function.queue_outputs {
             let Some(value) = result.output(&output.binding) else {
+                if let Some(other) = result.output_in_other_case(&output.binding) {
+                    tracing::warn!(
+                        function = %function.name, invocation_id, binding = %output.binding,
+                        "output `{other}` ignored: binding names are case-sensitive in the Functions host"
+                    );
+                }
                 continue;
             };
             for message in queue_messages(value) {

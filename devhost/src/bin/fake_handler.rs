@@ -7,7 +7,7 @@
 //!   exists;
 //! - with `FAKE_CRASH_STARTS=N` and `FAKE_START_COUNT_FILE`, the first N starts exit before
 //!   listening (recycling test);
-//! - `POST /submit` (http envelope + queue output `out` to `work`);
+//! - `POST /submit` (http envelope + queue output `out` to `work`; `?shout` names it `OUT`);
 //! - `POST /worker` (queue `work`, output `seen`): fails on bodies containing `fail`, answers
 //!   `text/plain` for `plain`, else writes `{"data": Data.msg, "metadata": Metadata}`;
 //! - `POST /tick` (timer, output `out` to `ticks`): writes `{"timer": Data.timer}`;
@@ -106,18 +106,26 @@ async fn crash() -> &'static str {
 
 async fn submit(Json(envelope): Json<Value>) -> Json<Value> {
     let req = &envelope["Data"]["req"];
-    Json(json!({
+    // `?shout` names the queue output `OUT` instead of the binding's `out`.
+    let queue_output = if req["Query"].get("shout").is_some() {
+        "OUT"
+    } else {
+        "out"
+    };
+    let mut answer = json!({
         "Outputs": {
             "res": {
                 "statusCode": "201",
                 "headers": {"Content-Type": "application/json"},
                 "body": {"received": req, "metadata": envelope["Metadata"]},
             },
-            "out": {"from": "submit", "id": req["Params"]["id"], "body": req["Body"]},
         },
         "Logs": ["submit ran"],
         "ReturnValue": null,
-    }))
+    });
+    answer["Outputs"][queue_output] =
+        json!({"from": "submit", "id": req["Params"]["id"], "body": req["Body"]});
+    Json(answer)
 }
 
 /// `Data.msg` arrives double-encoded (`"\"text\""`) from devhost, as from the real host.

@@ -376,3 +376,29 @@ async fn a_monitored_timer_first_sends_the_hosts_default_last_then_the_previous_
     assert_eq!(second["Last"], first["Next"], "{second}");
     assert_ne!(second["Next"], first["Next"], "{second}");
 }
+
+#[tokio::test]
+async fn an_output_named_in_another_case_than_its_binding_is_not_written() {
+    let azurite = Azurite::start().await;
+    let host = start(&azurite).await;
+    let client = reqwest::Client::new();
+    for id in ["shouted", "exact"] {
+        let query = if id == "shouted" { "?shout=1" } else { "" };
+        let r = client
+            .post(host.api_url(&format!("submit/{id}{query}")))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // Outputs are written before the HTTP answer: had `OUT` been written, it would be first.
+    let seen = azurite.wait_for_messages("seen", 1, WAIT).await;
+    let data: String = serde_json::from_str(parse(&seen[0])["data"].as_str().unwrap()).unwrap();
+    assert_eq!(parse(&data)["id"], "exact");
+    assert!(
+        host.log_tail(200).contains("output `OUT` ignored"),
+        "the dropped output is named in the log"
+    );
+}
