@@ -7,6 +7,7 @@
 //!   exists;
 //! - with `FAKE_CRASH_STARTS=N` and `FAKE_START_COUNT_FILE`, the first N starts exit before
 //!   listening (recycling test);
+//! - `POST /api/echo` (forwarded): the body it received and its framing headers;
 //! - `POST /submit` (http envelope + queue output `out` to `work`; `?shout` names it `OUT`);
 //! - `POST /worker` (queue `work`, output `seen`): fails on bodies containing `fail`, answers
 //!   `text/plain` for `plain`, else writes `{"data": Data.msg, "metadata": Metadata}`;
@@ -34,6 +35,7 @@ async fn main() {
         .route("/api/hello", get(hello))
         .route("/api/hello/{name}", get(hello))
         .route("/api/crash", get(crash))
+        .route("/api/echo", post(echo))
         .route("/api/wait/{mode}", get(wait))
         .route("/submit", post(submit))
         .route("/worker", post(worker))
@@ -97,6 +99,14 @@ async fn wait(Path(mode): Path<String>) -> Response {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     (StatusCode::OK, "released").into_response()
+}
+
+async fn echo(headers: HeaderMap, body: String) -> Json<Value> {
+    Json(json!({
+        "body": body,
+        "content_length": header(&headers, "content-length"),
+        "transfer_encoding": header(&headers, "transfer-encoding"),
+    }))
 }
 
 async fn crash() -> &'static str {
