@@ -2,12 +2,12 @@
 //! with `GET /` every 25 ms until any HTTP answer, restarted when it dies or when an
 //! invocation on it times out, killed on shutdown.
 //!
-//! Failures never stop devhost. The host restarts a dead worker at once a couple of times;
-//! when it keeps failing (three failures within 30 minutes) the host recycles itself and
-//! starts again after an exponential backoff (1 s doubling, capped at 2 minutes). devhost
-//! does the same with the handler: restarts 1 and 2 within the window are immediate, each
-//! later one waits [`backoff`] first, so a handler that always crashes is retried at most
-//! every 2 minutes, forever, and the rest of the local stack keeps running.
+//! Failures never stop devhost. The host restarts a dead worker, and after repeated failures
+//! recycles itself (a fresh start, with a delay between attempts) instead of exiting; devhost
+//! does the same with the handler: restarts 1 and 2 within 30 minutes are immediate, each
+//! later one waits [`backoff`] first (1 s, doubling, at most 2 minutes). A handler that
+//! always crashes is so retried at least every 2 minutes, forever, while the rest of the
+//! local stack keeps running.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
