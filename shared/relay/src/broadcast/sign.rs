@@ -3,7 +3,7 @@
 
 use alloy::primitives::Address;
 use meshpay_domain::{PaymentEvent, PaymentStatus};
-use meshpay_store::transactions::{self, NewTxAttempt, NonceAllocation, TxAttempt};
+use meshpay_store::transactions::{self, NewTxAttempt, NonceAllocation, NonceSource, TxAttempt};
 use meshpay_store::{Payment, PaymentPatch, StoreError, Transition, apply_transition};
 use serde_json::json;
 
@@ -189,7 +189,10 @@ impl Relay {
         alloc: NonceAllocation,
     ) -> Result<(), RelayError> {
         let limit = self.config.max_in_flight_per_wallet;
-        if alloc.in_flight > limit {
+        // A gap below the counter is always filled: the backlog behind it cannot be mined
+        // until it is, so refusing it (and rolling the allocation back) would stall the
+        // wallet for good.
+        if alloc.source != NonceSource::Gap && alloc.in_flight > limit {
             return Err(RelayError::WalletBacklog {
                 wallet,
                 in_flight: alloc.in_flight,

@@ -5,6 +5,7 @@
 mod broadcast;
 mod errors;
 mod faulty;
+mod gaps;
 mod lagging;
 mod nonces;
 mod quote_bound;
