@@ -41,6 +41,12 @@ pub struct RelayConfig {
     /// Most transactions one payment may get (a new one each time its nonce was consumed by
     /// another sender).
     pub max_attempts: i32,
+    /// A handed-back nonce no payment reused for this long is filled by reconcile with a
+    /// 0-value self-transfer ([`crate::Relay::fill_stale_gaps`]).
+    pub gap_fill_after: Duration,
+    /// A wallet whose oldest unconfirmed transaction was signed longer ago than this is
+    /// treated as stuck: new payments go to a healthy wallet while there is one.
+    pub wallet_stuck_after: Duration,
     /// Test hook ([`Fault`]).
     pub fault: Option<Fault>,
 }
@@ -53,6 +59,8 @@ impl Default for RelayConfig {
             max_deliveries: 5,
             max_in_flight_per_wallet: 1_000,
             max_attempts: 5,
+            gap_fill_after: Duration::from_secs(5 * 60),
+            wallet_stuck_after: Duration::from_secs(10 * 60),
             fault: None,
         }
     }

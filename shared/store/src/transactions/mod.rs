@@ -16,6 +16,7 @@
 //! [`Store::payment_transactions`]: crate::Store::payment_transactions
 
 mod attempts;
+mod fills;
 mod gaps;
 mod nonces;
 mod sends;
@@ -30,6 +31,7 @@ pub use attempts::{
     AttemptStatus, NewTxAttempt, TxAttempt, insert_attempt, live_attempt, payment_attempts,
     point_payment_at, set_attempt_status,
 };
+pub use fills::{GapFill, NewGapFill, StaleGap, claim_gap, insert_gap_fill};
 pub use gaps::{NonceRelease, release_nonce};
 pub use nonces::{
     HaltedWallet, NonceAllocation, NonceSource, WalletNonce, allocate_nonce, halt_wallet,
