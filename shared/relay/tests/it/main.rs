@@ -9,5 +9,6 @@ mod gaps;
 mod lagging;
 mod nonces;
 mod quote_bound;
+mod routing;
 mod same_nonce;
 mod support;
