@@ -48,7 +48,7 @@ use meshpay_domain::{PaymentId, PaymentStatus};
 use meshpay_signer::SignerSecrets;
 use meshpay_store::Store;
 
-pub use config::{RelayConfig, SignersConfigError, SignersFile, WalletEntry};
+pub use config::{RelayConfig, RelaySettingError, SignersConfigError, SignersFile, WalletEntry};
 pub use error::{RelayConfigError, RelayError};
 pub use fault::{FAULT_ENV, Fault, FaultMode, FaultPoint};
 pub use fill::GapFillReport;
