@@ -8,7 +8,8 @@
 //! 2. with the broadcast step's relay, wallet healing ([`Relay::heal_wallets`]): hot wallets
 //!    whose counter is ahead of the chain's pending nonce get their stored transactions re-sent,
 //!    lowest nonce first, at most [`HEAL_MAX_SENDS`] per run; last, so it never starves the
-//!    scans.
+//!    scans. Before it, stale nonce gaps of quiet wallets are filled with a 0-value
+//!    self-transfer ([`Relay::fill_stale_gaps`], at most [`GAP_FILL_MAX`] per run).
 //!
 //! Both results are stored together in `reconcile_runs`. A bounded run; timers are not retried,
 //! the next run carries on.
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use meshpay_confirm::{ConfirmMessage, Pipeline, ReconcileReport};
 use meshpay_domain::PaymentMessage;
-use meshpay_relay::{HealBudget, LazyRelay, Relay, WalletHeal};
+use meshpay_relay::{GapFillReport, HealBudget, LazyRelay, Relay, WalletHeal};
 use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, TimerInvocation};
 use serde::Serialize;
 
@@ -32,6 +33,9 @@ pub const SETTLE_OUTPUT: &str = "settle";
 /// is bounded by the RPC timeout; a healthy wallet costs one `eth_getTransactionCount`).
 pub const HEAL_MAX_SENDS: u32 = 64;
 
+/// Most stale nonce gaps filled per run, all wallets together.
+pub const GAP_FILL_MAX: u32 = 16;
+
 /// What one run did and found: the scans' report, and the wallets healing touched.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunReport {
@@ -39,12 +43,16 @@ pub struct RunReport {
     pub reconcile: ReconcileReport,
     /// Hot wallets that wallet healing re-sent transactions for, or could not heal.
     pub healed: Vec<WalletHeal>,
+    /// Stale nonce gaps filled (or that could not be).
+    pub gap_fills: Vec<GapFillReport>,
 }
 
 impl RunReport {
     /// Whether anything needs an operator.
     pub fn has_discrepancies(&self) -> bool {
-        self.reconcile.has_discrepancies() || self.healed.iter().any(WalletHeal::is_problem)
+        self.reconcile.has_discrepancies()
+            || self.healed.iter().any(WalletHeal::is_problem)
+            || self.gap_fills.iter().any(GapFillReport::is_problem)
     }
 }
 
@@ -54,10 +62,12 @@ pub async fn run(pipeline: &Pipeline, relay: Option<&Relay>) -> RunReport {
     let clock = pipeline.start_reconcile();
     let mut reconcile = pipeline.reconcile_scans(clock).await;
     let mut healed = Vec::new();
+    let mut gap_fills = Vec::new();
     if let Some(relay) = relay {
         if std::time::Instant::now() > clock.deadline {
             reconcile.skipped.push("heal");
         } else {
+            gap_fills = relay.fill_stale_gaps(GAP_FILL_MAX, clock.deadline).await;
             let budget = HealBudget {
                 deadline: clock.deadline,
                 max_sends: HEAL_MAX_SENDS,
@@ -66,7 +76,7 @@ pub async fn run(pipeline: &Pipeline, relay: Option<&Relay>) -> RunReport {
             healed.retain(WalletHeal::is_eventful);
         }
     }
-    let other_passes = serde_json::json!({ "healed": healed });
+    let other_passes = serde_json::json!({ "healed": healed, "gap_fills": gap_fills });
     pipeline
         .record_reconcile(clock, &mut reconcile, &other_passes)
         .await;
@@ -74,9 +84,17 @@ pub async fn run(pipeline: &Pipeline, relay: Option<&Relay>) -> RunReport {
         tracing::error!(chain = %heal.chain, wallet = %heal.wallet, ?heal, "hot wallet not healed");
     }
     if relay.is_some() {
-        tracing::info!(wallets_healed = healed.len(), "wallet healing done");
+        tracing::info!(
+            wallets_healed = healed.len(),
+            gaps_filled = gap_fills.len(),
+            "wallet healing done"
+        );
     }
-    RunReport { reconcile, healed }
+    RunReport {
+        reconcile,
+        healed,
+        gap_fills,
+    }
 }
 
 /// The function, sharing one pipeline and (for wallet healing) the broadcast step's relay;
@@ -144,13 +162,14 @@ pub fn outputs_for(run: &RunReport) -> Result<Outputs, OutputError> {
         .messages(CONFIRM_OUTPUT, &confirm)?
         .messages(SETTLE_OUTPUT, &settle)?
         .log(format!(
-            "reconcile: {} broadcast, {} confirm, {} settle re-enqueued; {} flagged, {} ledger violations; {} wallets healed",
+            "reconcile: {} broadcast, {} confirm, {} settle re-enqueued; {} flagged, {} ledger violations; {} wallets healed, {} nonce gaps filled",
             broadcast.len(),
             confirm.len(),
             settle.len(),
             report.flagged.len(),
             report.violations.len(),
-            run.healed.len()
+            run.healed.len(),
+            run.gap_fills.len()
         ));
     for violation in &report.violations {
         outputs = outputs.log(format!("LEDGER DISCREPANCY: {violation}"));
@@ -195,6 +214,7 @@ mod tests {
                 ..ReconcileReport::default()
             },
             healed: Vec::new(),
+            gap_fills: Vec::new(),
         };
         let outputs = outputs_for(&report).unwrap();
         let q = outputs.queues();

@@ -41,6 +41,12 @@ pub struct RelayConfig {
     /// Most transactions one payment may get (a new one each time its nonce was consumed by
     /// another sender).
     pub max_attempts: i32,
+    /// A handed-back nonce no payment reused for this long is filled by reconcile with a
+    /// 0-value self-transfer ([`crate::Relay::fill_stale_gaps`]).
+    pub gap_fill_after: Duration,
+    /// A wallet whose oldest unconfirmed transaction was signed longer ago than this is
+    /// treated as stuck: new payments go to a healthy wallet while there is one.
+    pub wallet_stuck_after: Duration,
     /// Test hook ([`Fault`]).
     pub fault: Option<Fault>,
 }
@@ -53,8 +59,54 @@ impl Default for RelayConfig {
             max_deliveries: 5,
             max_in_flight_per_wallet: 1_000,
             max_attempts: 5,
+            gap_fill_after: Duration::from_secs(5 * 60),
+            wallet_stuck_after: Duration::from_secs(10 * 60),
             fault: None,
         }
+    }
+}
+
+/// Setting of [`RelayConfig::gap_fill_after`] (seconds, default 300).
+pub const GAP_FILL_AFTER_ENV: &str = "MESHPAY_GAP_FILL_AFTER_SECS";
+/// Setting of [`RelayConfig::wallet_stuck_after`] (seconds, default 600).
+pub const WALLET_STUCK_AFTER_ENV: &str = "MESHPAY_WALLET_STUCK_AFTER_SECS";
+
+/// A relay setting that is not a number in its range.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} must be a whole number from {min} to {max}, not {value:?}")]
+pub struct RelaySettingError {
+    pub name: &'static str,
+    pub value: String,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl RelayConfig {
+    /// The defaults, with the gap-fill and stuck-wallet ages from the settings `lookup` gives.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<RelayConfig, RelaySettingError> {
+        let defaults = RelayConfig::default();
+        let secs = |name: &'static str, default: Duration| match lookup(name) {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=7 * 86_400).contains(n))
+                .map(Duration::from_secs)
+                .ok_or(RelaySettingError {
+                    name,
+                    value: text,
+                    min: 1,
+                    max: 7 * 86_400,
+                }),
+        };
+        Ok(RelayConfig {
+            gap_fill_after: secs(GAP_FILL_AFTER_ENV, defaults.gap_fill_after)?,
+            wallet_stuck_after: secs(WALLET_STUCK_AFTER_ENV, defaults.wallet_stuck_after)?,
+            ..defaults
+        })
     }
 }
 
@@ -186,6 +238,22 @@ mod tests {
         assert!(!text.contains("retry"), "{text}");
         assert!(!text.contains("key_version"), "{text}");
         assert!(!text.contains("client_id"), "{text}");
+    }
+
+    #[test]
+    fn gap_fill_and_stuck_ages_come_from_settings_within_range() {
+        let config = RelayConfig::from_lookup(|name| match name {
+            GAP_FILL_AFTER_ENV => Some("120".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.gap_fill_after, Duration::from_secs(120));
+        assert_eq!(config.wallet_stuck_after, Duration::from_secs(600));
+        let error = RelayConfig::from_lookup(|name| {
+            (name == WALLET_STUCK_AFTER_ENV).then(|| "0".to_owned())
+        })
+        .unwrap_err();
+        assert_eq!(error.name, WALLET_STUCK_AFTER_ENV);
     }
 
     #[test]

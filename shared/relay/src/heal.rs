@@ -146,6 +146,25 @@ impl Relay {
             // Nothing of ours is missing from the node's view (the usual case: one RPC call).
             return Ok(report);
         }
+        // Gap fills first: they are the lowest nonces a stalled wallet waits for.
+        for fill in self
+            .store
+            .gap_fills_from(chain, wallet, chain_nonce)
+            .await?
+        {
+            if report.sends >= max_sends || deadline.is_some_and(|d| Instant::now() >= d) {
+                report.out_of_budget = true;
+                return Ok(report);
+            }
+            report.sends += 1;
+            match self.send_fill(ctx, &fill).await? {
+                Ok(()) => report.resent += 1,
+                Err(error) => {
+                    report.stopped_at = Some((fill.nonce, error));
+                    return Ok(report);
+                }
+            }
+        }
         // One more than may be sent, to tell "all done" from "budget spent".
         let attempts = self
             .store

@@ -11,6 +11,8 @@
 //! - [`fault`]: the crash-test hook (`MESHPAY_FAULT`, dev/test builds only).
 //! - [`Relay::heal_wallet`] / [`Relay::heal_wallets`]: re-send stored transactions the chain
 //!   has not seen (lost sends); the reconcile timer runs the latter with a budget.
+//! - [`Relay::fill_stale_gaps`]: fill a quiet wallet's stale nonce gap with a 0-value
+//!   self-transfer (the reconcile timer).
 //! - [`LazyRelay`]: one relay per process, built from its [`RelaySetup`] (the process's store,
 //!   chains, signers file) on first use and shared by the functions that need it (broadcast,
 //!   reconcile).
@@ -28,6 +30,7 @@ pub mod config;
 mod error;
 pub mod fault;
 pub mod fees;
+mod fill;
 mod heal;
 mod lazy;
 #[cfg(feature = "test-util")]
@@ -45,9 +48,10 @@ use meshpay_domain::{PaymentId, PaymentStatus};
 use meshpay_signer::SignerSecrets;
 use meshpay_store::Store;
 
-pub use config::{RelayConfig, SignersConfigError, SignersFile, WalletEntry};
+pub use config::{RelayConfig, RelaySettingError, SignersConfigError, SignersFile, WalletEntry};
 pub use error::{RelayConfigError, RelayError};
 pub use fault::{FAULT_ENV, Fault, FaultMode, FaultPoint};
+pub use fill::GapFillReport;
 pub use heal::{HealBudget, HealReport, WalletHeal};
 pub use lazy::{LazyRelay, RelaySetup};
 pub use meshpay_chain::rpc::{AlloyRpc, ChainRpc, RpcFailure, SendClass, classify_send};

@@ -65,6 +65,20 @@ impl WalletPool {
             .unwrap_or(self.wallets[0].0)
     }
 
+    /// [`WalletPool::pick`] among the healthy wallets (neither `halted` nor `stuck`); while
+    /// none is, among those not halted (a stuck wallet still moves eventually, a halted one
+    /// does not). `None` when every wallet is halted.
+    pub fn pick_healthy(
+        &self,
+        payment: PaymentId,
+        halted: &[Address],
+        stuck: &[Address],
+    ) -> Option<Address> {
+        let avoid: Vec<Address> = halted.iter().chain(stuck).copied().collect();
+        self.pick_excluding(payment, &avoid)
+            .or_else(|| self.pick_excluding(payment, halted))
+    }
+
     /// [`WalletPool::pick`] among the wallets not in `halted`; `None` when every wallet is.
     pub fn pick_excluding(&self, payment: PaymentId, halted: &[Address]) -> Option<Address> {
         let usable: Vec<Address> = self
@@ -120,6 +134,26 @@ mod tests {
         }
         let all: Vec<Address> = pool.addresses().collect();
         assert_eq!(pool.pick_excluding(PaymentId::new(), &all), None);
+    }
+
+    #[test]
+    fn stuck_wallets_are_avoided_while_another_is_healthy() {
+        let pool = pool(3);
+        let all: Vec<Address> = pool.addresses().collect();
+        let (stuck, halted) = (&all[..1], &all[1..2]);
+        for _ in 0..100 {
+            assert_eq!(
+                pool.pick_healthy(PaymentId::new(), halted, stuck),
+                Some(all[2])
+            );
+        }
+        // Nothing healthy: the spread goes on over the wallets that are not halted.
+        let picks: std::collections::HashSet<Address> = (0..200)
+            .map(|_| pool.pick_healthy(PaymentId::new(), halted, &all).unwrap())
+            .collect();
+        assert_eq!(picks.len(), 2);
+        assert!(!picks.contains(&all[1]), "a halted wallet is never picked");
+        assert_eq!(pool.pick_healthy(PaymentId::new(), &all, &[]), None);
     }
 
     #[test]

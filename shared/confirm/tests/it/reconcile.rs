@@ -234,3 +234,61 @@ async fn a_wallet_used_behind_meshpays_back_is_halted_and_reported_by_every_run(
     }
     stack.finish().await;
 }
+
+#[tokio::test]
+async fn reconcile_fills_a_stale_nonce_gap_so_the_quiet_wallets_payment_is_mined() {
+    let stack = ConfirmStack::start(1).await;
+    let pipeline = stack.pipeline_with(config());
+    let relay = stack.relay();
+    // Nonce 0 of each wallet was handed out and handed back an hour ago (its payment failed
+    // without any node accepting it), and no payment came since to reuse it.
+    let wallets: Vec<alloy::primitives::Address> =
+        relay.wallets("anvil").unwrap().addresses().collect();
+    let mut db = stack.store.begin().await.unwrap();
+    for &wallet in &wallets {
+        meshpay_store::transactions::allocate_nonce(&mut db, "anvil", wallet, 0)
+            .await
+            .unwrap();
+    }
+    db.commit().await.unwrap();
+    let (payment, hash) = stack.broadcast("ETH", 5_000).await;
+    assert_eq!(stack.payment_now(payment.id).await.nonce, Some(1));
+    for wallet in &wallets {
+        sqlx::query(
+            "INSERT INTO wallet_nonce_gaps (chain, address, nonce, created_at)
+             VALUES ('anvil', $1, 0, now() - interval '1 hour')",
+        )
+        .bind(wallet.to_checksum(None))
+        .execute(stack.store.pool())
+        .await
+        .unwrap();
+    }
+    stack.mine(1).await;
+    assert!(
+        stack
+            .anvil
+            .rpc("eth_getTransactionReceipt", serde_json::json!([hash]))
+            .await
+            .is_null(),
+        "stuck behind the gap"
+    );
+
+    let report = meshpay_fn_reconcile::run(&pipeline, Some(&relay)).await;
+    assert_eq!(report.gap_fills.len(), 2, "{report:?}");
+    assert!(!report.has_discrepancies(), "{report:?}");
+    stack.mine(1).await;
+    for fill in &report.gap_fills {
+        let receipt = stack.receipt(fill.tx_hash.unwrap()).await;
+        assert_eq!(receipt["status"], serde_json::json!("0x1"));
+        assert_eq!(receipt["to"], receipt["from"], "a self-transfer");
+    }
+    stack.receipt(hash).await;
+    assert_eq!(
+        stack.anvil.eth_balance(payment.recipient).await,
+        alloy::primitives::U256::from(5_000)
+    );
+    // The gaps are gone: the next run has nothing to fill.
+    let again = meshpay_fn_reconcile::run(&pipeline, Some(&relay)).await;
+    assert!(again.gap_fills.is_empty(), "{again:?}");
+    stack.finish().await;
+}

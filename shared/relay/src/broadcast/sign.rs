@@ -3,7 +3,9 @@
 
 use alloy::primitives::Address;
 use meshpay_domain::{PaymentEvent, PaymentStatus};
-use meshpay_store::transactions::{self, NewTxAttempt, NonceAllocation, TxAttempt};
+use meshpay_store::transactions::{
+    self, NewTxAttempt, NonceAllocation, NonceSource, TxAttempt, WalletHealth,
+};
 use meshpay_store::{Payment, PaymentPatch, StoreError, Transition, apply_transition};
 use serde_json::json;
 
@@ -34,17 +36,22 @@ impl Relay {
                 )));
             }
             None => {
-                // A halted wallet takes no new payments (its own ones wait for the operator).
-                let halted: Vec<Address> = self
+                // A halted wallet takes no new payments (its own ones wait for the operator);
+                // a stuck one takes none while another wallet is healthy.
+                let unhealthy = self
                     .store
-                    .halted_wallets(Some(chain_name))
+                    .unhealthy_wallets(chain_name, self.config.wallet_stuck_after)
                     .await
-                    .map_err(|error| PlanError::Retry(error.into()))?
-                    .into_iter()
-                    .map(|wallet| wallet.address)
-                    .collect();
+                    .map_err(|error| PlanError::Retry(error.into()))?;
+                let (mut halted, mut stuck) = (Vec::new(), Vec::new());
+                for (wallet, health) in unhealthy {
+                    match health {
+                        WalletHealth::Halted => halted.push(wallet),
+                        WalletHealth::Stuck => stuck.push(wallet),
+                    }
+                }
                 ctx.wallets
-                    .pick_excluding(payment.id, &halted)
+                    .pick_healthy(payment.id, &halted, &stuck)
                     .ok_or_else(|| {
                         PlanError::Retry(RelayError::AllWalletsHalted(chain_name.to_owned()))
                     })?
@@ -189,7 +196,10 @@ impl Relay {
         alloc: NonceAllocation,
     ) -> Result<(), RelayError> {
         let limit = self.config.max_in_flight_per_wallet;
-        if alloc.in_flight > limit {
+        // A gap below the counter is always filled: the backlog behind it cannot be mined
+        // until it is, so refusing it (and rolling the allocation back) would stall the
+        // wallet for good.
+        if alloc.source != NonceSource::Gap && alloc.in_flight > limit {
             return Err(RelayError::WalletBacklog {
                 wallet,
                 in_flight: alloc.in_flight,

@@ -5,8 +5,10 @@
 mod broadcast;
 mod errors;
 mod faulty;
+mod gaps;
 mod lagging;
 mod nonces;
 mod quote_bound;
+mod routing;
 mod same_nonce;
 mod support;

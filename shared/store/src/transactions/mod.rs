@@ -16,7 +16,9 @@
 //! [`Store::payment_transactions`]: crate::Store::payment_transactions
 
 mod attempts;
+mod fills;
 mod gaps;
+mod health;
 mod nonces;
 mod sends;
 
@@ -30,7 +32,9 @@ pub use attempts::{
     AttemptStatus, NewTxAttempt, TxAttempt, insert_attempt, live_attempt, payment_attempts,
     point_payment_at, set_attempt_status,
 };
+pub use fills::{GapFill, NewGapFill, StaleGap, claim_gap, insert_gap_fill};
 pub use gaps::{NonceRelease, release_nonce};
+pub use health::WalletHealth;
 pub use nonces::{
     HaltedWallet, NonceAllocation, NonceSource, WalletNonce, allocate_nonce, halt_wallet,
     resync_nonce,
