@@ -392,7 +392,7 @@ mod tests {
     const WITHOUT_API_KEY: [&str; 4] = ["health", "document", "diagnostics", "chain webhooks"];
 
     #[tokio::test]
-    async fn every_operation_requires_the_bearer_scheme_and_documents_401() {
+    async fn every_operation_requires_the_bearer_scheme_with_its_scope_and_documents_401() {
         let doc = served_document().await;
         assert_eq!(
             doc["components"]["securitySchemes"]["api_key"]["scheme"],
@@ -404,7 +404,13 @@ mod tests {
                 if WITHOUT_API_KEY.contains(&tag) {
                     continue;
                 }
-                assert_eq!(op["security"][0]["api_key"], json!([]), "{method} {path}");
+                // The one scope the handler's `Auth<S>` requires, named in the requirement.
+                let scopes = op["security"][0]["api_key"].as_array();
+                let scope = scopes.filter(|s| s.len() == 1).and_then(|s| s[0].as_str());
+                assert!(
+                    scope.is_some_and(|s| s.parse::<meshpay_domain::Scope>().is_ok()),
+                    "{method} {path}: security must name one scope, not {scopes:?}"
+                );
                 let unauthorized = &op["responses"]["401"]["content"]["application/problem+json"];
                 assert!(
                     unauthorized.is_object(),

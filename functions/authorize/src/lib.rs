@@ -92,7 +92,7 @@ pub struct AuthorizePaymentRequest {
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body (including a string holding U+0000 anywhere), limit exceeded, or key reused with another body", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["payments:write"]))
 )]
 pub async fn authorize(
     State(state): State<AppState>,

@@ -33,7 +33,7 @@ pub struct BalancesApi;
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Key lacks `payments:read`", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["payments:read"]))
 )]
 pub async fn get_balances(
     State(state): State<AppState>,

@@ -37,7 +37,7 @@ pub struct CancelApi;
         (status = 404, description = "No such payment for this merchant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The payment is past `authorized` (`invalid_state`)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["payments:write"]))
 )]
 pub async fn cancel_payment(
     State(state): State<AppState>,

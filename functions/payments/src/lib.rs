@@ -59,7 +59,7 @@ pub struct ListParams {
         (status = 403, description = "Key lacks `payments:read`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment for this merchant", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["payments:read"]))
 )]
 pub async fn get_payment(
     State(state): State<AppState>,
@@ -94,7 +94,7 @@ pub async fn get_payment(
         (status = 403, description = "Key lacks `payments:read`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown parameter, bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["payments:read"]))
 )]
 pub async fn list_payments(
     State(state): State<AppState>,

@@ -88,7 +88,7 @@ struct QuoteInput<'a> {
         (status = 422, description = "Unknown field, wrong type, bad amount (zero, negative, too precise), unsupported chain or asset, recipient refused", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Chain RPC or database unavailable", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["quotes:write"]))
 )]
 pub async fn create_quote(
     State(state): State<AppState>,
@@ -226,7 +226,7 @@ fn fee_error(error: FeeError) -> ApiError {
         (status = 403, description = "Key lacks `quotes:write`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such quote for this merchant", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["quotes:write"]))
 )]
 pub async fn get_quote(
     State(state): State<AppState>,

@@ -199,7 +199,7 @@ pub struct DeliveryDetailView {
         (status = 403, description = "Key lacks `webhooks:write`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown parameter, bad status, endpoint id, limit or cursor", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["webhooks:write"]))
 )]
 pub async fn list_deliveries(
     State(state): State<AppState>,
@@ -256,7 +256,7 @@ pub async fn list_deliveries(
         (status = 403, description = "Key lacks `webhooks:write`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such delivery for this merchant", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["webhooks:write"]))
 )]
 pub async fn get_delivery(
     State(state): State<AppState>,

@@ -197,7 +197,7 @@ pub struct WebhookEndpointList {
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown field, wrong type, a string holding U+0000, URL not allowed (scheme, private address, unresolvable), unknown event type, or too many endpoints", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["webhooks:write"]))
 )]
 pub async fn create_endpoint(
     State(state): State<EndpointsState>,
@@ -267,7 +267,7 @@ pub async fn create_endpoint(
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Key lacks `webhooks:write`", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["webhooks:write"]))
 )]
 pub async fn list_endpoints(
     State(state): State<EndpointsState>,
@@ -295,7 +295,7 @@ pub async fn list_endpoints(
         (status = 403, description = "Key lacks `webhooks:write`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint for this merchant", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["webhooks:write"]))
 )]
 pub async fn get_endpoint(
     State(state): State<EndpointsState>,
@@ -326,7 +326,7 @@ pub async fn get_endpoint(
         (status = 403, description = "Key lacks `webhooks:write`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint for this merchant", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["webhooks:write"]))
 )]
 pub async fn delete_endpoint(
     State(state): State<EndpointsState>,

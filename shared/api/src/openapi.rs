@@ -13,7 +13,9 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, ResponseBuilder};
 
-/// Name of the security scheme paths refer to: `security(("api_key" = []))`.
+/// Name of the security scheme paths refer to, with the one scope the handler requires:
+/// `security(("api_key" = ["payments:read"]))` (OpenAPI 3.1 lets a non-OAuth requirement list
+/// the roles it needs; the authorization matrix test holds each to what the handler enforces).
 pub const SECURITY_SCHEME: &str = "api_key";
 
 /// Any string without U+0000.

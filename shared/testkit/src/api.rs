@@ -98,6 +98,27 @@ impl Client {
         reply(request.send().await.unwrap()).await
     }
 
+    /// A request whose `Authorization` header is `authorization` as given (any scheme, or
+    /// none), with `body` as JSON when there is one.
+    pub async fn send_authorization(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<String>,
+    ) -> Reply {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
+        }
+        reply(request.send().await.unwrap()).await
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Reply {
         self.send(Method::GET, path, Some(key), None, None).await
     }
