@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 .PHONY: help dev test build lint deps contracts contracts-check package clean-stack
+.PHONY: fuzz
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -19,6 +20,9 @@ test: ## install what is missing, start PostgreSQL, run fmt check, clippy and ev
 build: ## release build without the diagnostics functions; copies the handler to ./meshpay
 	cargo build --release --bin meshpay --no-default-features
 	cp --remove-destination target/release/meshpay ./meshpay
+
+fuzz: ## the parsers' property tests with many cases (FUZZ_CASES, default 20000) and cases/s
+	@scripts/fuzz.sh
 
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all --check

@@ -32,6 +32,10 @@ use crate::address::{AddressError, parse_address};
 /// Most decimals an asset may have: keeps `amount * 10^decimals` far inside U256 (~1.1e77).
 pub const MAX_DECIMALS: u8 = 36;
 
+/// The largest chains config accepted. A real file is a few KiB; the bound keeps a wrong path
+/// (a log, a disk image) from being read whole into memory and handed to the TOML parser.
+pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
+
 /// Why the chains configuration was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -42,6 +46,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// Larger than [`MAX_CONFIG_BYTES`]: refused before it is parsed.
+    #[error("chains config is over {max} bytes")]
+    TooLarge { max: usize },
     /// Not valid TOML, or a field is missing, unknown or of the wrong type.
     #[error("chains config is not valid: {0}")]
     Parse(#[from] toml::de::Error),
@@ -164,15 +171,28 @@ impl ChainsConfig {
 
     /// Loads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        // One byte past the bound is enough to tell an oversize file.
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(file, MAX_CONFIG_BYTES as u64 + 1),
+            &mut text,
+        )
+        .map_err(read_error)?;
         Self::from_toml_str(&text)
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text (at most [`MAX_CONFIG_BYTES`]).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        if text.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                max: MAX_CONFIG_BYTES,
+            });
+        }
         let raw: RawFile = toml::from_str(text)?;
         Self::validate(raw)
     }

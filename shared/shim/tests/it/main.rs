@@ -3,6 +3,7 @@
 
 mod envelope;
 mod fixtures;
+mod fuzz;
 mod http;
 mod registry;
 mod socket;
