@@ -2,6 +2,7 @@
 //! handler deployed to Azure (`meshpay`, the only binary `scripts/package.sh` ships) carries no
 //! demo code and no API client.
 
+mod bench;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -18,12 +19,16 @@ enum Command {
     /// Make one payment through a running stack (quote → settled), printing each step with
     /// timings, then check it against the chain's receipt (what `make dev` runs).
     Demo(demo::DemoArgs),
+    /// Start a local stack of its own and measure the API, the pipeline and its limits
+    /// (`make bench`; build with --release first). Prints a table, writes JSON.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 
@@ -34,7 +39,9 @@ mod tests {
     #[test]
     fn demo_takes_the_key_from_the_flag_and_defaults_to_usdc_on_the_local_stack() {
         let cli = Cli::try_parse_from(["meshpay-dev", "demo", "--api-key", "mp_x"]).unwrap();
-        let Command::Demo(args) = cli.command;
+        let Command::Demo(args) = cli.command else {
+            panic!("not the demo command");
+        };
         assert_eq!(args.api, "http://127.0.0.1:7071/api");
         assert_eq!(args.rpc, "http://127.0.0.1:8545");
         assert_eq!(

@@ -1,0 +1,227 @@
+//! Payments through the whole pipeline: one at a time (what meshpay adds on top of the chain)
+//! and N at a concurrency (payments/s).
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt as _;
+use meshpay_domain::PaymentId;
+use meshpay_testkit::api::{Client, Method};
+use meshpay_testkit::merchant::Merchant;
+use meshpay_testkit::payment::RECIPIENT;
+use meshpay_testkit::stack::Stack;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{BLOCK_TIME_SECS, CONFIRMATIONS, percentile, progress};
+
+/// Longest wait for one payment, or for the whole pipeline run, to settle.
+const SINGLE_TIMEOUT: Duration = Duration::from_secs(120);
+const RUN_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Pause between two reads of a payment's status (a read takes a few ms locally).
+const POLL: Duration = Duration::from_millis(20);
+
+/// Sequential payments: authorize → settled, and that minus the chain's own time.
+#[derive(Debug, Clone, Default)]
+pub struct Single {
+    pub payments: usize,
+    pub total_p50: Duration,
+    pub overhead_p50: Duration,
+    pub overhead_min: Duration,
+    pub overhead_max: Duration,
+    /// Median time between consecutive status changes (authorized → broadcast → ...), from the
+    /// payment's events.
+    pub steps: Vec<(String, Duration)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub payments: usize,
+    pub concurrency: usize,
+    pub wall: Duration,
+    pub per_sec: f64,
+    /// Created → settled per payment (database clock).
+    pub settle_p50: Duration,
+    pub settle_p99: Duration,
+}
+
+async fn quote(api: &Client, key: &str) -> anyhow::Result<String> {
+    let body = json!({"chain": "anvil", "asset": "USDC", "amount": "1.00", "recipient": RECIPIENT});
+    let reply = api
+        .send(
+            Method::POST,
+            "/quotes",
+            Some(key),
+            None,
+            Some(body.to_string()),
+        )
+        .await;
+    match (reply.status, reply.body["id"].as_str()) {
+        (201, Some(id)) => Ok(id.to_owned()),
+        _ => bail!("POST /quotes: {} {}", reply.status, reply.body),
+    }
+}
+
+async fn authorize(api: &Client, key: &str, quote: &str) -> anyhow::Result<PaymentId> {
+    let body = json!({ "quote_id": quote }).to_string();
+    let idempotency = uuid::Uuid::new_v4().to_string();
+    let reply = api
+        .send(
+            Method::POST,
+            "/payments",
+            Some(key),
+            Some(&idempotency),
+            Some(body),
+        )
+        .await;
+    match (reply.status, reply.body["id"].as_str()) {
+        (201, Some(id)) => Ok(PaymentId::from_str(id)?),
+        _ => bail!("POST /payments: {} {}", reply.status, reply.body),
+    }
+}
+
+/// The payment's status changes with their database times.
+async fn events(stack: &Stack, id: PaymentId) -> anyhow::Result<Vec<(String, OffsetDateTime)>> {
+    let rows: Vec<(String, OffsetDateTime)> = sqlx::query_as(
+        "SELECT to_status, created_at FROM payment_events WHERE payment_id = $1 ORDER BY version",
+    )
+    .bind(id.as_uuid())
+    .fetch_all(stack.db.pool())
+    .await
+    .context("reading payment events")?;
+    Ok(rows)
+}
+
+pub async fn single(stack: &Stack, merchant: &Merchant, payments: usize) -> anyhow::Result<Single> {
+    let api = stack.api();
+    let key = merchant.key.as_str();
+    let chain_time = Duration::from_secs(CONFIRMATIONS * BLOCK_TIME_SECS);
+    let bar = progress(payments, "single payments");
+    let mut totals = Vec::new();
+    let mut steps: Vec<Vec<(String, Duration)>> = Vec::new();
+    for _ in 0..payments {
+        let quote = quote(&api, key).await?;
+        let started = Instant::now();
+        let id = authorize(&api, key, &quote).await?;
+        loop {
+            let view = api.get(&format!("/payments/{id}"), key).await;
+            match view.body["status"].as_str() {
+                Some("settled") => break,
+                Some("failed" | "canceled") => bail!("payment {id}: {}", view.body),
+                _ if started.elapsed() > SINGLE_TIMEOUT => bail!("payment {id} not settled"),
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+        totals.push(started.elapsed());
+        let events = events(stack, id).await?;
+        steps.push(
+            events
+                .windows(2)
+                .map(|w| {
+                    let gap = (w[1].1 - w[0].1).unsigned_abs();
+                    (format!("{} → {}", w[0].0, w[1].0), gap)
+                })
+                .collect(),
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    totals.sort();
+    let overheads: Vec<Duration> = totals
+        .iter()
+        .map(|t| t.saturating_sub(chain_time))
+        .collect();
+    // Median of each step over the payments that had it (same sequence for every payment).
+    let names: Vec<String> = steps
+        .first()
+        .map(|s| s.iter().map(|(name, _)| name.clone()).collect())
+        .unwrap_or_default();
+    let steps = names
+        .into_iter()
+        .map(|name| {
+            let mut gaps: Vec<Duration> = steps
+                .iter()
+                .filter_map(|s| s.iter().find(|(n, _)| *n == name).map(|(_, d)| *d))
+                .collect();
+            gaps.sort();
+            let median = percentile(&gaps, 0.5);
+            (name, median)
+        })
+        .collect();
+    Ok(Single {
+        payments,
+        total_p50: percentile(&totals, 0.5),
+        overhead_p50: percentile(&overheads, 0.5),
+        overhead_min: overheads.first().copied().unwrap_or_default(),
+        overhead_max: overheads.last().copied().unwrap_or_default(),
+        steps,
+    })
+}
+
+pub async fn run(
+    stack: &Stack,
+    merchant: &Merchant,
+    payments: usize,
+    concurrency: usize,
+) -> anyhow::Result<Pipeline> {
+    let api = stack.api();
+    let key = merchant.key.as_str();
+    let started = Instant::now();
+    let submitted: Vec<anyhow::Result<PaymentId>> = futures::stream::iter(0..payments)
+        .map(|_| {
+            let api = &api;
+            async move { authorize(api, key, &quote(api, key).await?).await }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let ids: Vec<uuid::Uuid> = submitted
+        .into_iter()
+        .map(|id| id.map(|id| id.as_uuid()))
+        .collect::<anyhow::Result<_>>()?;
+    let bar = progress(payments, "pipeline: settled");
+    loop {
+        let (settled, failed): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'settled'),
+                    count(*) FILTER (WHERE status IN ('failed', 'canceled'))
+             FROM payments WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_one(stack.db.pool())
+        .await?;
+        bar.set_position(settled as u64);
+        if failed > 0 {
+            bail!("{failed} payment(s) of the pipeline run failed");
+        }
+        if settled as usize == payments {
+            break;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            bail!("{settled} of {payments} settled after {RUN_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wall = started.elapsed();
+    bar.finish_and_clear();
+    let mut settle: Vec<Duration> = sqlx::query_scalar::<_, f64>(
+        "SELECT extract(epoch FROM e.created_at - p.created_at)::float8
+         FROM payments p JOIN payment_events e ON e.payment_id = p.id AND e.to_status = 'settled'
+         WHERE p.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(stack.db.pool())
+    .await?
+    .into_iter()
+    .map(|secs| Duration::from_secs_f64(secs.max(0.0)))
+    .collect();
+    settle.sort();
+    Ok(Pipeline {
+        payments,
+        concurrency,
+        wall,
+        per_sec: payments as f64 / wall.as_secs_f64(),
+        settle_p50: percentile(&settle, 0.5),
+        settle_p99: percentile(&settle, 0.99),
+    })
+}
