@@ -6,7 +6,7 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 .PHONY: help dev test build lint deps contracts contracts-check package clean-stack
-.PHONY: fuzz
+.PHONY: fuzz bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ build: ## release build without the diagnostics functions; copies the handler to
 
 fuzz: ## the parsers' property tests with many cases (FUZZ_CASES, default 20000) and cases/s
 	@scripts/fuzz.sh
+
+bench: ## release build, then API/pipeline/limits/overhead/RSS figures on a local stack (BENCH_ARGS)
+	@scripts/bench.sh $(BENCH_ARGS)
 
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all --check

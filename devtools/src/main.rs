@@ -37,6 +37,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bench_defaults_to_a_short_run_and_takes_handler_settings() {
+        let cli = Cli::try_parse_from([
+            "meshpay-dev",
+            "bench",
+            "--set",
+            "MESHPAY_CONFIRM_POLL_MIN_MS=2000",
+        ])
+        .unwrap();
+        let Command::Bench(args) = cli.command else {
+            panic!("not the bench command");
+        };
+        assert_eq!((args.payments, args.concurrency), (300, 32));
+        assert_eq!(
+            args.settings,
+            vec![("MESHPAY_CONFIRM_POLL_MIN_MS".to_owned(), "2000".to_owned())]
+        );
+        assert!(Cli::try_parse_from(["meshpay-dev", "bench", "--set", "novalue"]).is_err());
+    }
+
+    #[test]
     fn demo_takes_the_key_from_the_flag_and_defaults_to_usdc_on_the_local_stack() {
         let cli = Cli::try_parse_from(["meshpay-dev", "demo", "--api-key", "mp_x"]).unwrap();
         let Command::Demo(args) = cli.command else {

@@ -20,6 +20,8 @@ pub struct ApiRow {
     pub endpoint: &'static str,
     pub concurrency: usize,
     pub requests: usize,
+    /// Requests answered with an error (kept out of the latencies).
+    pub errors: usize,
     pub p50: Duration,
     pub p99: Duration,
     pub per_sec: f64,
@@ -63,7 +65,7 @@ async fn measure<F, Fut>(
     concurrency: usize,
     what: &str,
     call: F,
-) -> anyhow::Result<(Vec<Duration>, Duration)>
+) -> anyhow::Result<(Vec<Duration>, usize, Duration)>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -86,20 +88,33 @@ where
         .await;
     let wall = started.elapsed();
     bar.finish_and_clear();
-    let mut latencies = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let mut latencies = Vec::with_capacity(results.len());
+    let mut errors = 0;
+    for result in results {
+        match result {
+            Ok(latency) => latencies.push(latency),
+            Err(error) => {
+                errors += 1;
+                if errors == 1 {
+                    bar.println(format!("{what}: {error:#} (counted as an error)"));
+                }
+            }
+        }
+    }
     latencies.sort();
-    Ok((latencies, wall))
+    Ok((latencies, errors, wall))
 }
 
 fn row(
     endpoint: &'static str,
     concurrency: usize,
-    (sorted, wall): (Vec<Duration>, Duration),
+    (sorted, errors, wall): (Vec<Duration>, usize, Duration),
 ) -> ApiRow {
     ApiRow {
         endpoint,
         concurrency,
-        requests: sorted.len(),
+        requests: sorted.len() + errors,
+        errors,
         p50: percentile(&sorted, 0.50),
         p99: percentile(&sorted, 0.99),
         per_sec: sorted.len() as f64 / wall.as_secs_f64(),
@@ -115,7 +130,7 @@ pub async fn run(
     let key = merchant.key.as_str();
     // Warm-up: connections, prepared statements, the handler's caches.
     for _ in 0..20 {
-        let quote = post_quote(&api, key).await?;
+        let quote = super::pipeline::quote(&api, key).await?;
         post_payment(&api, key, &quote).await?;
     }
     let mut rows = Vec::new();
@@ -131,7 +146,7 @@ pub async fn run(
         let mut quotes = Vec::with_capacity(requests);
         let bar = progress(requests, "quotes for POST /payments");
         for _ in 0..requests {
-            quotes.push(post_quote(&api, key).await?);
+            quotes.push(super::pipeline::quote(&api, key).await?);
             bar.inc(1);
         }
         bar.finish_and_clear();

@@ -11,7 +11,7 @@ use meshpay_testkit::api::{Client, Method};
 use meshpay_testkit::merchant::Merchant;
 use meshpay_testkit::payment::RECIPIENT;
 use meshpay_testkit::stack::Stack;
-use serde_json::json;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::{BLOCK_TIME_SECS, CONFIRMATIONS, percentile, progress};
@@ -21,6 +21,9 @@ const SINGLE_TIMEOUT: Duration = Duration::from_secs(120);
 const RUN_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Pause between two reads of a payment's status (a read takes a few ms locally).
 const POLL: Duration = Duration::from_millis(20);
+/// A client's retries of a request answered 503 (or in flight), and the pause between them.
+const RETRIES: usize = 40;
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// Sequential payments: authorize → settled, and that minus the chain's own time.
 #[derive(Debug, Clone, Default)]
@@ -46,39 +49,51 @@ pub struct Pipeline {
     pub settle_p99: Duration,
 }
 
-async fn quote(api: &Client, key: &str) -> anyhow::Result<String> {
-    let body = json!({"chain": "anvil", "asset": "USDC", "amount": "1.00", "recipient": RECIPIENT});
-    let reply = api
-        .send(
-            Method::POST,
-            "/quotes",
-            Some(key),
-            None,
-            Some(body.to_string()),
-        )
-        .await;
-    match (reply.status, reply.body["id"].as_str()) {
-        (201, Some(id)) => Ok(id.to_owned()),
-        _ => bail!("POST /quotes: {} {}", reply.status, reply.body),
+/// Sends until the answer is not a retryable one (503, or 409 for the same key in flight), as
+/// a client does: the same request, the same Idempotency-Key.
+async fn send_retrying(
+    api: &Client,
+    path: &str,
+    key: &str,
+    idempotency: Option<&str>,
+    body: String,
+) -> anyhow::Result<Value> {
+    for _ in 0..RETRIES {
+        let reply = api
+            .send(
+                Method::POST,
+                path,
+                Some(key),
+                idempotency,
+                Some(body.clone()),
+            )
+            .await;
+        match reply.status {
+            201 => return Ok(reply.body),
+            503 => {}
+            409 if reply.code() == "idempotency_key_in_flight" => {}
+            _ => bail!("POST {path}: {} {}", reply.status, reply.body),
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
     }
+    bail!("POST {path}: still unavailable after {RETRIES} tries")
+}
+
+pub(super) async fn quote(api: &Client, key: &str) -> anyhow::Result<String> {
+    let body = json!({"chain": "anvil", "asset": "USDC", "amount": "1.00", "recipient": RECIPIENT});
+    let reply = send_retrying(api, "/quotes", key, None, body.to_string()).await?;
+    reply["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("quote without an id")
 }
 
 async fn authorize(api: &Client, key: &str, quote: &str) -> anyhow::Result<PaymentId> {
     let body = json!({ "quote_id": quote }).to_string();
     let idempotency = uuid::Uuid::new_v4().to_string();
-    let reply = api
-        .send(
-            Method::POST,
-            "/payments",
-            Some(key),
-            Some(&idempotency),
-            Some(body),
-        )
-        .await;
-    match (reply.status, reply.body["id"].as_str()) {
-        (201, Some(id)) => Ok(PaymentId::from_str(id)?),
-        _ => bail!("POST /payments: {} {}", reply.status, reply.body),
-    }
+    let reply = send_retrying(api, "/payments", key, Some(&idempotency), body).await?;
+    let id = reply["id"].as_str().context("payment without an id")?;
+    Ok(PaymentId::from_str(id)?)
 }
 
 /// The payment's status changes with their database times.

@@ -52,15 +52,16 @@ impl Report {
         );
         println!();
         println!(
-            "{:<16} {:>4} {:>6} {:>10} {:>10} {:>10}",
-            "API", "c", "n", "p50 ms", "p99 ms", "req/s"
+            "{:<16} {:>4} {:>6} {:>6} {:>10} {:>10} {:>10}",
+            "API", "c", "n", "errors", "p50 ms", "p99 ms", "req/s"
         );
         for row in &self.api {
             println!(
-                "{:<16} {:>4} {:>6} {:>10.1} {:>10.1} {:>10.1}",
+                "{:<16} {:>4} {:>6} {:>6} {:>10.1} {:>10.1} {:>10.1}",
                 row.endpoint,
                 row.concurrency,
                 row.requests,
+                row.errors,
                 ms(row.p50),
                 ms(row.p99),
                 row.per_sec
@@ -138,7 +139,7 @@ impl Report {
             "confirmations": CONFIRMATIONS,
             "settings": self.settings.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
             "api": self.api.iter().map(|r| json!({
-                "endpoint": r.endpoint, "concurrency": r.concurrency, "requests": r.requests,
+                "endpoint": r.endpoint, "concurrency": r.concurrency, "requests": r.requests, "errors": r.errors,
                 "p50_ms": ms(r.p50), "p99_ms": ms(r.p99), "per_sec": r.per_sec,
             })).collect::<Vec<_>>(),
             "limits": self.limits.iter().map(|l| json!({

@@ -3,7 +3,8 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `MESHPAY_CONFIRM_POLL_INTERVAL_MS` | 2000 | pause between chain checks inside one invocation |
+//! | `MESHPAY_CONFIRM_POLL_INTERVAL_MS` | 2000 | longest pause between chain checks inside one invocation |
+//! | `MESHPAY_CONFIRM_POLL_MIN_MS` | 250 | shortest pause: a transaction's pause is a quarter of its age between the two (`cadence`) |
 //! | `MESHPAY_CONFIRM_INVOCATION_WAIT_MS` | 20000 | longest one confirm invocation keeps checking before it re-enqueues itself |
 //! | `MESHPAY_CONFIRM_MAX_WAIT_SECS` | 3600 | a polling chain gives up (reason recorded) after this; reconcile starts a new one |
 //! | `MESHPAY_RECONCILE_STALE_SECS` | 300 | a payment waiting this long for its next step is nudged (once per this period) |
@@ -16,6 +17,7 @@ use std::time::Duration;
 use crate::webhook::WebhookKey;
 
 pub const POLL_INTERVAL_ENV: &str = "MESHPAY_CONFIRM_POLL_INTERVAL_MS";
+pub const POLL_MIN_ENV: &str = "MESHPAY_CONFIRM_POLL_MIN_MS";
 pub const INVOCATION_WAIT_ENV: &str = "MESHPAY_CONFIRM_INVOCATION_WAIT_MS";
 pub const MAX_WAIT_ENV: &str = "MESHPAY_CONFIRM_MAX_WAIT_SECS";
 pub const RECONCILE_STALE_ENV: &str = "MESHPAY_RECONCILE_STALE_SECS";
@@ -37,7 +39,10 @@ pub struct ConfigError {
 pub struct ConfirmConfig {
     /// Bound on every JSON-RPC call.
     pub rpc_timeout: Duration,
+    /// Ceiling of the pause between two checks of a pending transaction.
     pub poll_interval: Duration,
+    /// Floor of that pause (the pause of a just-sent transaction; see [`crate::cadence`]).
+    pub poll_interval_min: Duration,
     pub invocation_wait: Duration,
     pub max_chain_wait: Duration,
     pub reconcile: ReconcileConfig,
@@ -71,6 +76,7 @@ impl Default for ConfirmConfig {
         ConfirmConfig {
             rpc_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_secs(2),
+            poll_interval_min: Duration::from_millis(250),
             invocation_wait: Duration::from_secs(20),
             max_chain_wait: Duration::from_secs(3600),
             reconcile: ReconcileConfig {
@@ -109,6 +115,7 @@ impl ConfirmConfig {
                 }),
         };
         c.poll_interval = Duration::from_millis(number(POLL_INTERVAL_ENV, 2_000, 10, 60_000)?);
+        c.poll_interval_min = Duration::from_millis(number(POLL_MIN_ENV, 250, 10, 60_000)?);
         // Well inside host.json's functionTimeout (5 min) together with the RPC timeouts.
         c.invocation_wait = Duration::from_millis(number(INVOCATION_WAIT_ENV, 20_000, 0, 180_000)?);
         c.max_chain_wait = Duration::from_secs(number(MAX_WAIT_ENV, 3_600, 1, 7 * 86_400)?);
@@ -146,6 +153,7 @@ mod tests {
     fn defaults_apply_without_settings() {
         let c = from(&[]).unwrap();
         assert_eq!(c.poll_interval, Duration::from_secs(2));
+        assert_eq!(c.poll_interval_min, Duration::from_millis(250));
         assert_eq!(c.reconcile.stale_after, Duration::from_secs(300));
         assert!(c.webhook.key.is_none());
         assert_eq!(c.webhook.max_body_bytes, 256 * 1024);
@@ -153,8 +161,14 @@ mod tests {
 
     #[test]
     fn settings_override_and_out_of_range_values_are_refused() {
-        let c = from(&[(POLL_INTERVAL_ENV, "250"), (WEBHOOK_KEY_ENV, "whsec_abc")]).unwrap();
+        let c = from(&[
+            (POLL_INTERVAL_ENV, "250"),
+            (POLL_MIN_ENV, "50"),
+            (WEBHOOK_KEY_ENV, "whsec_abc"),
+        ])
+        .unwrap();
         assert_eq!(c.poll_interval, Duration::from_millis(250));
+        assert_eq!(c.poll_interval_min, Duration::from_millis(50));
         assert!(c.webhook.key.is_some());
         let err = from(&[(RECONCILE_STALE_ENV, "0")]).unwrap_err();
         assert_eq!(err.name, RECONCILE_STALE_ENV);

@@ -18,12 +18,13 @@
 //! The host's queue output binding cannot delay a message, and failing the invocation to get
 //! the host's `visibilityTimeout` retry would burn `maxDequeueCount` (then poison a healthy
 //! payment). So a check that is not final yet keeps polling *inside* the invocation (every
-//! `poll_interval`, at most `invocation_wait`, which is also the effective visibility delay),
+//! `cadence::next_check`: from `poll_interval_min` up to `poll_interval` as the transaction ages; at most `invocation_wait`, which is also the effective visibility delay),
 //! then writes a fresh message to `payments-confirm` (dequeue count starts over) carrying the
 //! chain's `(poller, seq)`. The database lease (`meshpay_store::confirmations`) keeps one
 //! chain per payment and bounds its total wait (`max_chain_wait`); a chain that ends without a
 //! decision records why, and the reconcile timer starts a new one later.
 
+pub mod cadence;
 pub mod config;
 mod confirm;
 mod error;

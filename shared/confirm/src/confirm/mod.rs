@@ -1,7 +1,7 @@
 //! [`Pipeline::confirm`]: one delivery of a `payments-confirm` message.
 //!
 //! ```text
-//! broadcast ─claim lease─▶ loop (every poll_interval, up to invocation_wait):
+//! broadcast ─claim lease─▶ loop (paced by cadence::next_check, up to invocation_wait):
 //!     receipt? ── none ──▶ known to the node? ── no ──▶ re-send stored raw bytes (once)
 //!        │                        └─ yes: pending
 //!        └─ mined ──▶ head (+ finalized) ──▶ final? ── no: wait
@@ -212,6 +212,20 @@ impl Pipeline {
         }))
     }
 
+    /// The pause before the next check of `attempt` (see [`crate::cadence`]): its age counts
+    /// from its first send, or from when it was signed if no send is recorded.
+    fn next_check(&self, attempt: &TxAttempt) -> std::time::Duration {
+        let sent = attempt.first_sent_at.unwrap_or(attempt.created_at);
+        let age = (time::OffsetDateTime::now_utc() - sent)
+            .try_into()
+            .unwrap_or_default();
+        crate::cadence::next_check(
+            age,
+            self.config.poll_interval_min,
+            self.config.poll_interval,
+        )
+    }
+
     async fn poll(
         &self,
         payment: &Payment,
@@ -258,13 +272,14 @@ impl Pipeline {
                 } => {
                     reorg_seen |= record.reorg_seen;
                     last_seen = record.seen;
-                    let out_of_time = Instant::now() + self.config.poll_interval > deadline;
+                    let pause = self.next_check(&target.attempt);
+                    let out_of_time = Instant::now() + pause > deadline;
                     if rebroadcast || out_of_time {
                         record.reorg_seen = reorg_seen;
                         record.resent = resent;
                         return self.wait_more(payment.id, claim, record, rebroadcast).await;
                     }
-                    tokio::time::sleep(self.config.poll_interval).await;
+                    tokio::time::sleep(pause).await;
                 }
             }
         }
