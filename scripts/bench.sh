@@ -13,7 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 say "release build (meshpay, devhost, meshpay-dev)"
-cargo build --release -p meshpay --bin meshpay -p devhost -p meshpay-dev
+cargo build --release --bins -p meshpay -p devhost -p meshpay-dev
 scripts/postgres.sh ensure
 say "benchmark"
 target/release/meshpay-dev bench "$@"

@@ -39,7 +39,7 @@ pub const CONFIRMATIONS: u64 = 1;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Requests per API row (each concurrency level of each endpoint).
+    /// Requests per API row (each concurrency level of each endpoint); 0 leaves the API out.
     #[arg(long, default_value_t = 320)]
     pub api_requests: usize,
     /// Payments in the pipeline run.
@@ -102,19 +102,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let merchant = merchant(&stack).await;
     let mut report = Report::new(profile.display().to_string(), cores, &args);
 
-    report.api = api::run(&stack, &merchant, args.api_requests).await?;
-    api::cancel_leftovers(&stack, &merchant).await?;
-
-    report.limits = limits::run(&stack, args.limit_ops).await?;
+    // A count of 0 leaves a phase out (e.g. to compare one figure between settings).
+    if args.api_requests > 0 {
+        report.api = api::run(&stack, &merchant, args.api_requests).await?;
+        api::cancel_leftovers(&stack, &merchant).await?;
+    }
+    if args.limit_ops > 0 {
+        report.limits = limits::run(&stack, args.limit_ops).await?;
+    }
 
     stack
         .restart_devhost(handler_settings(&args).dev_signers())
         .await;
-    report.single = pipeline::single(&stack, &merchant, args.single).await?;
-    let pipeline_run = pipeline::run(&stack, &merchant, args.payments, args.concurrency);
-    let (pipeline, peak) = rss::while_running(pipeline_run).await;
-    report.pipeline = Some(pipeline?);
-    report.rss = peak;
+    if args.single > 0 {
+        report.single = pipeline::single(&stack, &merchant, args.single).await?;
+    }
+    if args.payments > 0 {
+        let pipeline_run = pipeline::run(&stack, &merchant, args.payments, args.concurrency);
+        let (pipeline, peak) = rss::while_running(pipeline_run).await;
+        report.pipeline = Some(pipeline?);
+        report.rss = peak;
+    }
 
     report.print();
     let path = args.json.clone().unwrap_or_else(|| {

@@ -128,10 +128,11 @@ pub async fn run(
 ) -> anyhow::Result<Vec<ApiRow>> {
     let api = stack.api();
     let key = merchant.key.as_str();
-    // Warm-up: connections, prepared statements, the handler's caches.
+    // Warm-up: connections, prepared statements, the handler's caches (answers not checked).
     for _ in 0..20 {
-        let quote = super::pipeline::quote(&api, key).await?;
-        post_payment(&api, key, &quote).await?;
+        if let Ok(quote) = super::pipeline::quote(&api, key).await {
+            let _ = post_payment(&api, key, &quote).await;
+        }
     }
     let mut rows = Vec::new();
     for concurrency in CONCURRENCY {
