@@ -52,6 +52,7 @@
 
 pub mod api_keys;
 pub mod authorize;
+pub mod books;
 pub mod confirmations;
 pub mod connect;
 mod convert;
@@ -59,6 +60,7 @@ pub mod error;
 pub mod ledger;
 pub mod merchants;
 pub mod outbox;
+mod outbox_upkeep;
 pub mod payments;
 pub mod quotes;
 pub mod review;
@@ -77,6 +79,7 @@ pub use error::{LimitKind, Result, StoreError};
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
 pub use outbox::{NewOutboxMessage, OutboxMessage, topics};
+pub use outbox_upkeep::OutboxDispatch;
 pub use payments::{ListPayments, Payment, PaymentEventRecord, PaymentPage};
 pub use quotes::{NewQuote, Quote};
 pub use transition::{PaymentPatch, Transition, apply_transition, webhook_event_type};

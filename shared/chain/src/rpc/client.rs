@@ -19,7 +19,7 @@ use super::{ChainHead, ChainRpc, ConfirmRpc, LogFacts, ReceiptFacts, RpcFailure,
 /// One chain's node over HTTP (no fillers: the relay sets every field itself).
 #[derive(Clone)]
 pub struct AlloyRpc {
-    provider: DynProvider,
+    pub(super) provider: DynProvider,
     timeout: Duration,
 }
 
@@ -42,7 +42,7 @@ impl AlloyRpc {
         AlloyRpc { provider, timeout }
     }
 
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         method: &'static str,
         request: impl Future<Output = Result<T, TransportError>>,
@@ -176,7 +176,7 @@ impl AlloyRpc {
 }
 
 /// `None` for a receipt of the pending block (no block number or hash yet).
-fn facts(receipt: &TransactionReceipt) -> Option<ReceiptFacts> {
+pub(super) fn facts(receipt: &TransactionReceipt) -> Option<ReceiptFacts> {
     Some(ReceiptFacts {
         tx_hash: receipt.transaction_hash,
         success: receipt.status(),

@@ -6,6 +6,7 @@
 //! [`ConfirmRpc`] for confirming), so its tests can script a node or put a faulty one in front
 //! of a real anvil; [`AlloyRpc`] implements both.
 
+mod books;
 mod classify;
 mod client;
 mod failure;
@@ -14,6 +15,7 @@ use alloy::eips::eip1559::Eip1559Estimation;
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::rpc::types::TransactionRequest;
 
+pub use books::{BooksRpc, PinnedBlock, TxFacts};
 pub use classify::{SendClass, classify_send};
 pub use client::AlloyRpc;
 pub use failure::RpcFailure;

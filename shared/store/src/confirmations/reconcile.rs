@@ -136,4 +136,34 @@ impl Store {
         .await?;
         Ok(id)
     }
+
+    /// Opens a reconcile run's row before its checks (their discrepancies name it); the run
+    /// fills it in with [`Store::finish_reconcile_run`].
+    pub async fn open_reconcile_run(&self, started_at: OffsetDateTime) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO reconcile_runs (started_at, report) VALUES ($1, '{}'::jsonb) RETURNING id",
+        )
+        .bind(started_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Writes the report of a run opened with [`Store::open_reconcile_run`].
+    pub async fn finish_reconcile_run(
+        &self,
+        id: i64,
+        report: &serde_json::Value,
+        violations: &[String],
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE reconcile_runs SET report = $2, violations = $3, finished_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(report)
+        .bind(violations)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

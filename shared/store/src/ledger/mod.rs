@@ -21,10 +21,12 @@ mod balances;
 mod holds;
 mod invariants;
 mod postings;
+mod wallets;
 
 pub(crate) use accounts::lock_merchant_accounts;
 pub use balances::{Balance, FundOutcome};
 pub(crate) use holds::{HoldOutcome, place_holds, resolve_holds};
+pub(crate) use wallets::{WalletPosting, post_wallet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccountKind {
@@ -34,6 +36,9 @@ pub(crate) enum AccountKind {
     Outflow,
     ServiceFees,
     NetworkFees,
+    /// What meshpay's hot wallets were funded with (openings, top-ups), less the gap fills'
+    /// network fees.
+    HotWallets,
 }
 
 impl AccountKind {
@@ -45,6 +50,7 @@ impl AccountKind {
             AccountKind::Outflow => "outflow",
             AccountKind::ServiceFees => "service_fees",
             AccountKind::NetworkFees => "network_fees",
+            AccountKind::HotWallets => "hot_wallets",
         }
     }
 }
@@ -57,6 +63,12 @@ pub(crate) enum TxKind {
     Settle,
     /// A failed payment's mined transaction, paid from its hold.
     NetworkFee,
+    /// A hot wallet's balance when the books started following it.
+    WalletOpening,
+    /// Money an operator sent to a hot wallet.
+    WalletTopup,
+    /// The network fee of a gap fill (a 0-value self-transfer), paid by the hot wallet.
+    GapFillFee,
 }
 
 impl TxKind {
@@ -67,6 +79,9 @@ impl TxKind {
             TxKind::Release => "release",
             TxKind::Settle => "settle",
             TxKind::NetworkFee => "network_fee",
+            TxKind::WalletOpening => "wallet_opening",
+            TxKind::WalletTopup => "wallet_topup",
+            TxKind::GapFillFee => "gap_fill_fee",
         }
     }
 }
