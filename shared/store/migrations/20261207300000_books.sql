@@ -76,10 +76,14 @@ CREATE TABLE hot_wallet_nonces (
     to_address     text,
     -- ERC-20 Transfer logs out of the wallet in the receipt: [{"asset"|"contract", "to", "amount"}].
     token_transfers jsonb NOT NULL DEFAULT '[]'::jsonb,
+    -- An unknown transaction an operator explained (resolved its discrepancy with a note): the
+    -- books count it from then on, at the chain's figures.
+    acknowledged_at timestamptz,
     recorded_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (chain, address, nonce),
     CHECK ((source = 'payment') = (payment_id IS NOT NULL)),
     CHECK ((source = 'gap_fill') = (gap_fill_id IS NOT NULL)),
+    CHECK (acknowledged_at IS NULL OR source = 'unknown'),
     FOREIGN KEY (chain, address) REFERENCES hot_wallet_books (chain, address)
 );
 CREATE INDEX hot_wallet_nonces_payment ON hot_wallet_nonces (payment_id) WHERE payment_id IS NOT NULL;

@@ -120,7 +120,11 @@ fn clip(text: &str) -> String {
 impl Store {
     /// Opens the discrepancy, or refreshes the open one with the same key (figures, last run,
     /// last seen).
-    pub async fn record_discrepancy(&self, run_id: i64, found: &FoundDiscrepancy) -> Result<Recorded> {
+    pub async fn record_discrepancy(
+        &self,
+        run_id: i64,
+        found: &FoundDiscrepancy,
+    ) -> Result<Recorded> {
         let (id, new): (i64, bool) = sqlx::query_as(
             "INSERT INTO reconcile_discrepancies (dedupe_key, kind, chain, wallet, asset, payment_id,
                  expected, actual, difference, transactions, detail, first_run_id, last_run_id)
@@ -168,7 +172,11 @@ impl Store {
     }
 
     /// Newest first.
-    pub async fn discrepancies(&self, filter: DiscrepancyFilter, limit: u32) -> Result<Vec<Discrepancy>> {
+    pub async fn discrepancies(
+        &self,
+        filter: DiscrepancyFilter,
+        limit: u32,
+    ) -> Result<Vec<Discrepancy>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM reconcile_discrepancies
              WHERE $1 OR resolved_at IS NULL ORDER BY id DESC LIMIT $2"
@@ -183,25 +191,51 @@ impl Store {
 
     pub async fn discrepancy(&self, id: i64) -> Result<Option<Discrepancy>> {
         let sql = format!("SELECT {COLUMNS} FROM reconcile_discrepancies WHERE id = $1");
-        let row: Option<Row> = sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<Row> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(from_row))
     }
 
-    /// An operator's resolution. `NotFound` for an unknown id; an already resolved one is
-    /// [`StoreError::Conflict`]-free: returned as it is, with its first note.
+    /// An operator's resolution with a note. `NotFound` for an unknown id; an already resolved
+    /// one is returned as it is, with its first note. Resolving an `unknown_transaction`
+    /// explains it: the books count that transaction from then on (so the nonce and balance
+    /// checks agree again); any other discrepancy still true is found again by the next run.
     pub async fn resolve_discrepancy(&self, id: i64, note: &str) -> Result<Discrepancy> {
         let note = note.trim();
         if note.is_empty() {
             return Err(StoreError::Invalid("a resolution note is required".into()));
         }
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let resolved: Option<(String, String, serde_json::Value)> = sqlx::query_as(
             "UPDATE reconcile_discrepancies SET resolved_at = now(), resolution_note = $2
-             WHERE id = $1 AND resolved_at IS NULL",
+             WHERE id = $1 AND resolved_at IS NULL RETURNING kind, chain, transactions",
         )
         .bind(id)
         .bind(clip(note))
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        // Resolving an unknown transaction explains it: the books count it from now on.
+        if let Some((_, chain, transactions)) =
+            resolved.filter(|(kind, _, _)| kind == "unknown_transaction")
+        {
+            let hashes: Vec<String> = transactions
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.get("tx_hash").and_then(|h| h.as_str()).map(str::to_owned))
+                .collect();
+            sqlx::query(
+                "UPDATE hot_wallet_nonces SET acknowledged_at = now()
+                 WHERE chain = $1 AND tx_hash = ANY($2) AND source = 'unknown' AND acknowledged_at IS NULL",
+            )
+            .bind(&chain)
+            .bind(&hashes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         self.discrepancy(id).await?.ok_or(StoreError::NotFound)
     }
 }

@@ -9,6 +9,8 @@
 //!              a payment still in flight: the chain's figures of its mined transaction (native:
 //!                value + fee; a token: its Transfer logs out of the wallet), listed apart
 //!              a gap fill: its `gap_fill_fee` posting
+//!              a transaction meshpay did not send that an operator explained: the chain's
+//!                figures (counted with the in-flight ones)
 //! ```
 //!
 //! A transaction meshpay did not send counts nothing: it shows as the difference.
@@ -30,13 +32,22 @@ pub struct ExpectedBalance {
     pub outflows: String,
     /// Posted to the network-fee account (payments that ended, gap fills).
     pub network_fees: String,
-    /// Spent by mined transactions of payments still in flight (chain figures).
+    /// Spent by mined transactions of payments still in flight and by explained unknown
+    /// transactions (chain figures).
     pub in_flight: String,
     pub in_flight_payments: Vec<PaymentId>,
     pub expected: String,
 }
 
-type ExpectedRow = (String, String, String, String, String, String, Vec<uuid::Uuid>);
+type ExpectedRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Vec<uuid::Uuid>,
+);
 
 impl Store {
     /// The books' balance of `asset` (native when `native`) after `block`, counting the nonces
@@ -60,6 +71,9 @@ impl Store {
                  AND (f.kind = 'opening' OR (f.block_number > b.opening_block AND f.block_number <= $5))),
              n AS (SELECT n.* FROM hot_wallet_nonces n
                    WHERE n.chain = $1 AND n.address = $2 AND n.nonce < $6 AND n.source <> 'unknown'),
+             explained AS (SELECT n.* FROM hot_wallet_nonces n
+                   WHERE n.chain = $1 AND n.address = $2 AND n.nonce < $6 AND n.source = 'unknown'
+                     AND n.acknowledged_at IS NOT NULL),
              ended AS (
                SELECT DISTINCT n.payment_id FROM n JOIN payments p ON p.id = n.payment_id
                WHERE p.status IN ('settled', 'failed', 'cancelled')),
@@ -74,20 +88,26 @@ impl Store {
                       OR (t.kind = 'gap_fill_fee'
                           AND t.reference IN (SELECT 'gap_fill:' || gap_fill_id FROM n
                                               WHERE gap_fill_id IS NOT NULL)))),
+             chain_side AS (
+               SELECT n.payment_id, n.value, n.fee, n.token_transfers FROM n
+               JOIN payments p ON p.id = n.payment_id
+               WHERE p.status NOT IN ('settled', 'failed', 'cancelled')
+               UNION ALL
+               SELECT NULL, value, fee, token_transfers FROM explained),
              flight AS (
-               SELECT n.payment_id,
-                      CASE WHEN $4 THEN n.value + n.fee
+               SELECT c.payment_id,
+                      CASE WHEN $4 THEN c.value + c.fee
                            ELSE (SELECT coalesce(sum((x->>'amount')::numeric), 0)
-                                 FROM jsonb_array_elements(n.token_transfers) x
+                                 FROM jsonb_array_elements(c.token_transfers) x
                                  WHERE x->>'asset' = $3) END AS spent
-               FROM n JOIN payments p ON p.id = n.payment_id
-               WHERE p.status NOT IN ('settled', 'failed', 'cancelled'))
+               FROM chain_side c)
              SELECT funding.opening::text, funding.topups::text, posted.outflows::text,
                     posted.fees::text,
                     (SELECT coalesce(sum(spent), 0) FROM flight)::text,
                     (funding.opening + funding.topups - posted.outflows - posted.fees
                        - (SELECT coalesce(sum(spent), 0) FROM flight))::text,
-                    coalesce((SELECT array_agg(payment_id) FROM flight WHERE spent > 0), '{}')
+                    coalesce((SELECT array_agg(payment_id) FROM flight
+                              WHERE spent > 0 AND payment_id IS NOT NULL), '{}')
              FROM funding, posted",
         )
         .bind(chain)

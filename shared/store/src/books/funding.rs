@@ -142,7 +142,10 @@ impl Store {
         .await?;
         let in_opening = topup.block_number <= books.opening_block;
         if let Some((id, address, asset, amount, ledger_tx, _)) = existing {
-            if address != wallet || asset != topup.asset.to_string() || amount != topup.amount.to_string() {
+            if address != wallet
+                || asset != topup.asset.to_string()
+                || amount != topup.amount.to_string()
+            {
                 return Err(StoreError::ReferenceReused);
             }
             let ledger_transaction_id = ledger_tx

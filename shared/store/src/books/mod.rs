@@ -109,7 +109,12 @@ impl Store {
     }
 
     /// Records the block at which the books were last compared with the chain.
-    pub async fn record_books_checked(&self, chain: &str, wallet: Address, block: u64) -> Result<()> {
+    pub async fn record_books_checked(
+        &self,
+        chain: &str,
+        wallet: Address,
+        block: u64,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE hot_wallet_books SET checked_block = $3, checked_at = now()
              WHERE chain = $1 AND address = $2",

@@ -68,7 +68,16 @@ pub struct UnknownTx {
     pub token_transfers: Vec<TokenTransfer>,
 }
 
-type UnknownRow = (i64, String, i64, Option<String>, bool, String, String, serde_json::Value);
+type UnknownRow = (
+    i64,
+    String,
+    i64,
+    Option<String>,
+    bool,
+    String,
+    String,
+    serde_json::Value,
+);
 
 impl Store {
     /// Every transaction meshpay signed on `nonce` of the wallet.
@@ -95,7 +104,9 @@ impl Store {
                 let source = match (payment, fill) {
                     (Some(p), _) => NonceSource::Payment(PaymentId::from_uuid(p)),
                     (None, Some(f)) => NonceSource::GapFill(f),
-                    (None, None) => return Err(StoreError::Corrupt("candidate without owner".into())),
+                    (None, None) => {
+                        return Err(StoreError::Corrupt("candidate without owner".into()));
+                    }
                 };
                 Ok(NonceCandidate {
                     tx_hash: convert::b256(&hash)?,
@@ -182,7 +193,12 @@ impl Store {
     /// nonce at a final block is below them (a reorg deeper than the finality rule, or another
     /// chain behind the same RPC URL). Postings already made stay (a gap fill's fee is posted
     /// once per fill, when it is seen again).
-    pub async fn rewind_wallet_nonces(&self, chain: &str, wallet: Address, from: u64) -> Result<u64> {
+    pub async fn rewind_wallet_nonces(
+        &self,
+        chain: &str,
+        wallet: Address,
+        from: u64,
+    ) -> Result<u64> {
         let from = i64_of(from, "nonce")?;
         let mut tx = self.pool.begin().await?;
         let forgotten = sqlx::query(
@@ -208,7 +224,12 @@ impl Store {
     }
 
     /// The block of the recorded transaction on `nonce`, if recorded.
-    pub async fn consumed_nonce_block(&self, chain: &str, wallet: Address, nonce: u64) -> Result<Option<u64>> {
+    pub async fn consumed_nonce_block(
+        &self,
+        chain: &str,
+        wallet: Address,
+        nonce: u64,
+    ) -> Result<Option<u64>> {
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT block_number FROM hot_wallet_nonces WHERE chain = $1 AND address = $2 AND nonce = $3",
         )
@@ -217,14 +238,17 @@ impl Store {
         .bind(i64_of(nonce, "nonce")?)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(b,)| convert::u64_from_i64(b, "block_number")).transpose()
+        row.map(|(b,)| convert::u64_from_i64(b, "block_number"))
+            .transpose()
     }
 
-    /// How many nonces below `below` were consumed by meshpay's own transactions.
+    /// How many nonces below `below` were consumed by meshpay's own transactions (and unknown
+    /// ones an operator explained).
     pub async fn meshpay_nonces(&self, chain: &str, wallet: Address, below: u64) -> Result<u64> {
         let (n,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM hot_wallet_nonces
-             WHERE chain = $1 AND address = $2 AND nonce < $3 AND source <> 'unknown'",
+             WHERE chain = $1 AND address = $2 AND nonce < $3
+               AND (source <> 'unknown' OR acknowledged_at IS NOT NULL)",
         )
         .bind(chain)
         .bind(wallet.to_string())
@@ -234,13 +258,20 @@ impl Store {
         convert::u64_from_i64(n, "count")
     }
 
-    /// The recorded transactions meshpay did not send, below nonce `below`.
-    pub async fn unknown_transactions(&self, chain: &str, wallet: Address, below: u64) -> Result<Vec<UnknownTx>> {
+    /// The recorded transactions meshpay did not send and no operator explained yet, below
+    /// nonce `below`.
+    pub async fn unknown_transactions(
+        &self,
+        chain: &str,
+        wallet: Address,
+        below: u64,
+    ) -> Result<Vec<UnknownTx>> {
         let rows: Vec<UnknownRow> = sqlx::query_as(
             "SELECT nonce, tx_hash, block_number, to_address, success, value::text, fee::text,
                     token_transfers
              FROM hot_wallet_nonces
-             WHERE chain = $1 AND address = $2 AND nonce < $3 AND source = 'unknown' ORDER BY nonce",
+             WHERE chain = $1 AND address = $2 AND nonce < $3 AND source = 'unknown'
+               AND acknowledged_at IS NULL ORDER BY nonce",
         )
         .bind(chain)
         .bind(wallet.to_string())

@@ -21,7 +21,12 @@ pub struct SettledRef {
 impl Store {
     /// Up to `limit` payments of `chain` settled in a block at or above `from_block`, the least
     /// recently re-checked first.
-    pub async fn settled_sample(&self, chain: &str, from_block: u64, limit: u32) -> Result<Vec<SettledRef>> {
+    pub async fn settled_sample(
+        &self,
+        chain: &str,
+        from_block: u64,
+        limit: u32,
+    ) -> Result<Vec<SettledRef>> {
         let rows: Vec<(uuid::Uuid, Option<String>, String, i64, String)> = sqlx::query_as(
             "SELECT p.id, p.hot_wallet, p.tx_hash, p.block_number, p.block_hash
              FROM payments p LEFT JOIN settled_rechecks r ON r.payment_id = p.id
