@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin_review;
+mod books;
 mod broadcast;
 mod confirm_settle;
 mod contract;

@@ -209,6 +209,14 @@ impl Stack {
         self.anvil.as_ref().expect("stack started without a chain")
     }
 
+    /// The chains config file the handler reads (the dev one without a chain).
+    pub fn chains_path(&self) -> PathBuf {
+        match &self.chains_file {
+            Some(file) => file.path().to_path_buf(),
+            None => crate::ports::repo_root().join("chains.dev.toml"),
+        }
+    }
+
     /// devhost; panics when the stack was started without it.
     pub fn devhost(&self) -> &Devhost {
         self.devhost
