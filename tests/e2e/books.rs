@@ -169,13 +169,21 @@ async fn books_agree_after_mixed_traffic_and_every_transfer_behind_meshpays_back
 
     let mut payments = Vec::new();
     for i in 0..50 {
-        let (asset, amount) = if i % 2 == 0 { ("ETH", "0.01") } else { ("USDC", "1.5") };
+        let (asset, amount) = if i % 2 == 0 {
+            ("ETH", "0.01")
+        } else {
+            ("USDC", "1.5")
+        };
         payments.push(ctx.pay(asset, amount, &recipient()).await.0);
     }
     for id in payments.iter().step_by(6) {
         let reply = ctx
             .api()
-            .post(&format!("/payments/{id}/cancel"), &ctx.merchant.key, &json!({}))
+            .post(
+                &format!("/payments/{id}/cancel"),
+                &ctx.merchant.key,
+                &json!({}),
+            )
             .await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
@@ -196,7 +204,11 @@ async fn books_agree_after_mixed_traffic_and_every_transfer_behind_meshpays_back
         .iter()
         .map(|w| w["walked"].as_u64().unwrap())
         .sum();
-    assert_eq!(walked, sent.len() as u64, "every mined payment accounted: {clean:#}");
+    assert_eq!(
+        walked,
+        sent.len() as u64,
+        "every mined payment accounted: {clean:#}"
+    );
 
     // Behind meshpay's back: 0.123 ETH and 2.5 USDC out of hot wallet 1.
     let wallet = HOT_WALLETS[0];
@@ -262,14 +274,17 @@ async fn books_agree_after_mixed_traffic_and_every_transfer_behind_meshpays_back
         assert_eq!(ids(&parallel), ids(&report), "{parallel:#}");
     }
     assert_eq!(
-        ctx.count("SELECT count(*) FROM reconcile_discrepancies").await,
+        ctx.count("SELECT count(*) FROM reconcile_discrepancies")
+            .await,
         5,
         "found again, never stored twice"
     );
 
     // Money in that nobody recorded: a discrepancy until the top-up is recorded.
     let funder = DEV_ADDRESSES[3];
-    ctx.anvil().mint_usdc(DEV_USDC_ADDRESS, funder, 7_000_000).await;
+    ctx.anvil()
+        .mint_usdc(DEV_USDC_ADDRESS, funder, 7_000_000)
+        .await;
     let (topup_hash, _) = ctx
         .send(json!({"from": funder, "to": DEV_USDC_ADDRESS, "data": transfer_data(HOT_WALLETS[1], 7_000_000)}))
         .await;
@@ -280,14 +295,31 @@ async fn books_agree_after_mixed_traffic_and_every_transfer_behind_meshpays_back
     assert_eq!(incoming["difference"], "7000000");
     let incoming_id = incoming["id"].as_i64().unwrap();
     let topup = ctx.admin_ok(&[
-        "wallets", "topup", "--chain", "anvil", "--asset", "USDC", "--tx", &topup_hash,
+        "wallets",
+        "topup",
+        "--chain",
+        "anvil",
+        "--asset",
+        "USDC",
+        "--tx",
+        &topup_hash,
     ]);
     assert_eq!(topup["recorded"][0]["amount"], "7000000", "{topup:#}");
     assert_eq!(topup["recorded"][0]["created"], true);
     let again = ctx.admin_ok(&[
-        "wallets", "topup", "--chain", "anvil", "--asset", "USDC", "--tx", &topup_hash,
+        "wallets",
+        "topup",
+        "--chain",
+        "anvil",
+        "--asset",
+        "USDC",
+        "--tx",
+        &topup_hash,
     ]);
-    assert_eq!(again["recorded"][0]["created"], false, "idempotent per transaction and log");
+    assert_eq!(
+        again["recorded"][0]["created"], false,
+        "idempotent per transaction and log"
+    );
     let (code, report) = ctx.reconcile();
     assert_eq!(code, 1);
     assert!(
@@ -307,7 +339,11 @@ async fn books_agree_after_mixed_traffic_and_every_transfer_behind_meshpays_back
             .as_i64()
             .unwrap();
         let resolved = ctx.admin_ok(&[
-            "discrepancies", "resolve", "--id", &id.to_string(), "--note",
+            "discrepancies",
+            "resolve",
+            "--id",
+            &id.to_string(),
+            "--note",
             "treasury sweep by the operator, ticket OPS-42",
         ]);
         assert_eq!(
@@ -345,11 +381,17 @@ async fn a_settled_payment_whose_block_is_reorged_away_is_reported_and_handed_to
         d["payment_id"] == id.to_string()
     });
     assert!(
-        reorged["detail"].as_str().unwrap().contains("left the chain"),
+        reorged["detail"]
+            .as_str()
+            .unwrap()
+            .contains("left the chain"),
         "{reorged:#}"
     );
     let confirm = ctx.store.confirmation(id).await.unwrap().unwrap();
-    assert!(confirm.reorgs_seen >= 1, "recorded on the reorg path: {confirm:?}");
+    assert!(
+        confirm.reorgs_seen >= 1,
+        "recorded on the reorg path: {confirm:?}"
+    );
 
     // The signed bytes are mined again: the payment's inclusion follows, nothing stays open.
     ctx.anvil().mine(3).await;
@@ -366,7 +408,10 @@ async fn a_settled_payment_whose_block_is_reorged_away_is_reported_and_handed_to
     assert_ne!(moved.block_hash, settled.block_hash);
     let receipt = ctx
         .anvil()
-        .rpc("eth_getTransactionReceipt", json!([settled.tx_hash.unwrap()]))
+        .rpc(
+            "eth_getTransactionReceipt",
+            json!([settled.tx_hash.unwrap()]),
+        )
         .await;
     assert_eq!(receipt["blockHash"], json!(moved.block_hash.unwrap()));
     ctx.assert_ledger_invariants().await;

@@ -5,7 +5,10 @@
 --
 -- Ledger: a hot wallet's opening balance and each top-up are postings from the asset's
 -- `funding` account (the outside world) to its `hot_wallets` account; a gap fill's network fee
--- goes from `hot_wallets` to `network_fees`.
+-- goes from `hot_wallets` to `network_fees`. A settled payment whose transaction a reorg moved
+-- to another block may have been charged another fee there: the difference is a
+-- `fee_adjustment` between `hot_wallets` and `network_fees` (the operator's, not the
+-- merchant's), reference `fee_adjustment:<payment uuid>:<block hash>`.
 ALTER TABLE ledger_accounts DROP CONSTRAINT ledger_accounts_kind_check;
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check
     CHECK (kind IN ('merchant_available', 'merchant_held', 'funding', 'outflow', 'service_fees',
@@ -13,7 +16,7 @@ ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check
 ALTER TABLE ledger_transactions DROP CONSTRAINT ledger_transactions_kind_check;
 ALTER TABLE ledger_transactions ADD CONSTRAINT ledger_transactions_kind_check
     CHECK (kind IN ('fund', 'hold', 'release', 'settle', 'network_fee',
-                    'wallet_opening', 'wallet_topup', 'gap_fill_fee'));
+                    'wallet_opening', 'wallet_topup', 'gap_fill_fee', 'fee_adjustment'));
 
 -- One row per hot wallet the books follow. `next_nonce` is the cursor of the nonce walk: every
 -- nonce from `opening_nonce` below it has its consuming transaction in hot_wallet_nonces.

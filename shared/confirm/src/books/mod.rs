@@ -21,7 +21,8 @@
 //!    the chain's), every unknown transaction, the balance of every asset against the books
 //!    ([`meshpay_store::books::expected`]), and settled payments whose nonce another
 //!    transaction used.
-//! 4. **Settled payments** inside the depth window are re-checked on a sample ([`settled`]).
+//! 4. **Settled payments** inside the depth window are re-checked on a sample ([`settled`]),
+//!    before the wallets (a re-inclusion's fee adjustment belongs in their balances).
 //!
 //! Each finding is a [`FoundDiscrepancy`] stored under its dedupe key (the open row is
 //! refreshed, never duplicated); a scope checked clean resolves its open rows.
@@ -176,6 +177,16 @@ impl Pipeline {
                 block: pin.number,
                 block_hash: pin.hash.to_string(),
             });
+            // Settled payments first: a re-inclusion after a reorg may post a fee adjustment
+            // that the wallets' balances then include.
+            if let Err(error) = self
+                .recheck_settled(chain, rpc.as_ref(), pin, run_id, &mut report)
+                .await
+            {
+                report
+                    .errors
+                    .push(format!("{}: settled re-check: {error}", chain.name));
+            }
             for wallet in &chain.hot_wallets {
                 if Instant::now() > deadline {
                     report.skipped.push(format!("{}/{wallet}", chain.name));
@@ -198,16 +209,6 @@ impl Pipeline {
                         .errors
                         .push(format!("{}/{wallet}: {error}", chain.name)),
                 }
-            }
-            if Instant::now() > deadline {
-                report.skipped.push(format!("settled {}", chain.name));
-            } else if let Err(error) = self
-                .recheck_settled(chain, rpc.as_ref(), pin, run_id, &mut report)
-                .await
-            {
-                report
-                    .errors
-                    .push(format!("{}: settled re-check: {error}", chain.name));
             }
         }
         for error in &report.errors {

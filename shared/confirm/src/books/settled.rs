@@ -4,7 +4,8 @@
 //! reported (`settled_reorged`) and handed to the reorg path: the reorg is recorded on its
 //! confirm record and its stored signed bytes are sent again if no node knows them (the same
 //! bytes, same nonce: it can be mined once at most). Once the transaction is in a canonical
-//! final block again, the payment's recorded inclusion follows it and the discrepancy resolves.
+//! final block again, the payment's recorded inclusion follows it (a different fee charged
+//! there is posted as a `fee_adjustment`) and the discrepancy resolves.
 
 use meshpay_chain::Chain;
 use meshpay_chain::rpc::{BooksRpc, PinnedBlock};
@@ -62,14 +63,18 @@ impl Pipeline {
             if let Some(r) = receipt.as_ref().filter(|r| r.block_number <= pin.number)
                 && rpc.block_hash(r.block_number).await? == Some(r.block_hash)
             {
-                self.store
-                    .move_settled_inclusion(settled.payment_id, r.block_number, r.block_hash)
+                let fee = meshpay_domain::U256::from(r.gas_used)
+                    .saturating_mul(meshpay_domain::U256::from(r.effective_gas_price_wei));
+                let adjusted = self
+                    .store
+                    .move_settled_inclusion(settled.payment_id, r.block_number, r.block_hash, fee)
                     .await?;
                 self.store
                     .record_settled_recheck(settled.payment_id, "canonical")
                     .await?;
                 tracing::warn!(payment = %settled.payment_id, from = settled.block_number,
-                    to = r.block_number, "settled payment re-included in another block after a reorg");
+                    to = r.block_number, fee_adjustment = ?adjusted,
+                    "settled payment re-included in another block after a reorg");
                 cleared.push(key);
                 continue;
             }

@@ -5,7 +5,8 @@
 //!          - for each nonce consumed by meshpay since the opening (below the chain's nonce at
 //!            the block):
 //!              a payment that ended (settled, failed, cancelled): its ledger postings to the
-//!                outflow and network-fee accounts in that asset
+//!                outflow and network-fee accounts in that asset (fee adjustments after a
+//!                reorg included)
 //!              a payment still in flight: the chain's figures of its mined transaction (native:
 //!                value + fee; a token: its Transfer logs out of the wallet), listed apart
 //!              a gap fill: its `gap_fill_fee` posting
@@ -85,6 +86,8 @@ impl Store {
                JOIN ledger_accounts a ON a.id = e.account_id AND a.kind IN ('outflow', 'network_fees')
                WHERE e.asset = $3
                  AND (t.payment_id IN (SELECT payment_id FROM ended)
+                      OR (t.kind = 'fee_adjustment'
+                          AND split_part(t.reference, ':', 2) IN (SELECT payment_id::text FROM ended))
                       OR (t.kind = 'gap_fill_fee'
                           AND t.reference IN (SELECT 'gap_fill:' || gap_fill_id FROM n
                                               WHERE gap_fill_id IS NOT NULL)))),

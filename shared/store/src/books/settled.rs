@@ -1,12 +1,13 @@
 //! The settled payments a reconcile run re-checks against the chain: those inside the depth
 //! window, least recently checked first.
 
-use meshpay_domain::{Address, B256, PaymentId};
+use meshpay_domain::{Address, Amount, B256, PaymentId, U256};
 
 use super::i64_of;
 use crate::Store;
 use crate::convert;
 use crate::error::Result;
+use crate::ledger::{WalletPosting, post_wallet};
 
 /// A settled payment's recorded inclusion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,24 +68,72 @@ impl Store {
 
     /// A settled payment's transaction found again in another canonical block after a reorg:
     /// the recorded inclusion follows the chain (the payment's state does not change; the
-    /// reorg itself is kept in its confirm record and the discrepancy).
+    /// reorg itself is kept in its confirm record). When that block charged another fee than
+    /// the books hold for the payment, the difference is posted (`fee_adjustment`, between
+    /// `hot_wallets` and `network_fees`: the operator's, the merchant was charged at settlement)
+    /// once per (payment, block). Returns the adjustment (charged - posted, signed text) if any.
     pub async fn move_settled_inclusion(
         &self,
         payment: PaymentId,
         block_number: u64,
         block_hash: B256,
-    ) -> Result<bool> {
-        let moved = sqlx::query(
-            "UPDATE payments SET block_number = $2, block_hash = $3, updated_at = now()
-             WHERE id = $1 AND status = 'settled'",
+        fee_charged: U256,
+    ) -> Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT p.network_fee_asset,
+                    (coalesce((SELECT sum(e.amount) FROM ledger_transactions t
+                                 JOIN ledger_entries e ON e.transaction_id = t.id
+                                 JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'network_fees'
+                               WHERE t.payment_id = p.id
+                                  OR (t.kind = 'fee_adjustment'
+                                      AND t.reference LIKE 'fee_adjustment:' || p.id::text || ':%')), 0))::text
+             FROM payments p WHERE p.id = $1 AND p.status = 'settled' FOR UPDATE",
+        )
+        .bind(payment.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((fee_asset, posted)) = row else {
+            return Ok(None);
+        };
+        let posted = convert::amount(&posted)?.base_units();
+        let mut adjustment = None;
+        if posted != fee_charged {
+            let increase = fee_charged > posted;
+            let delta = if increase {
+                fee_charged - posted
+            } else {
+                posted - fee_charged
+            };
+            let details = serde_json::json!({
+                "payment_id": payment, "block_number": block_number, "block_hash": block_hash,
+                "posted": posted.to_string(), "charged": fee_charged.to_string(),
+            });
+            post_wallet(
+                &mut tx,
+                WalletPosting::FeeAdjustment { increase },
+                &convert::asset(&fee_asset)?,
+                Amount::from_base_units(delta),
+                &format!("fee_adjustment:{}:{block_hash}", payment.as_uuid()),
+                &details,
+            )
+            .await?;
+            adjustment = Some(if increase {
+                delta.to_string()
+            } else {
+                format!("-{delta}")
+            });
+        }
+        sqlx::query(
+            "UPDATE payments SET block_number = $2, block_hash = $3, updated_at = now() WHERE id = $1",
         )
         .bind(payment.as_uuid())
         .bind(i64_of(block_number, "block")?)
         .bind(block_hash.to_string())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(moved == 1)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(adjustment)
     }
 
     /// The stored raw bytes of a payment's transaction with this hash (to send them again).

@@ -69,6 +69,8 @@ pub(crate) enum TxKind {
     WalletTopup,
     /// The network fee of a gap fill (a 0-value self-transfer), paid by the hot wallet.
     GapFillFee,
+    /// A settled payment re-included by a reorg at another fee: the difference.
+    FeeAdjustment,
 }
 
 impl TxKind {
@@ -82,6 +84,7 @@ impl TxKind {
             TxKind::WalletOpening => "wallet_opening",
             TxKind::WalletTopup => "wallet_topup",
             TxKind::GapFillFee => "gap_fill_fee",
+            TxKind::FeeAdjustment => "fee_adjustment",
         }
     }
 }

@@ -17,6 +17,10 @@ pub(crate) enum WalletPosting {
     Opening,
     Topup,
     GapFillFee,
+    /// The chain charged more (`true`: `hot_wallets` to `network_fees`) or less than posted.
+    FeeAdjustment {
+        increase: bool,
+    },
 }
 
 /// Posts `amount` of `asset` for `posting` under `reference` (unique per kind), with `details`.
@@ -40,10 +44,19 @@ pub(crate) async fn post_wallet(
             AccountKind::Funding,
             AccountKind::HotWallets,
         ),
-        WalletPosting::GapFillFee => (
-            TxKind::GapFillFee,
+        WalletPosting::GapFillFee | WalletPosting::FeeAdjustment { increase: true } => (
+            if posting == WalletPosting::GapFillFee {
+                TxKind::GapFillFee
+            } else {
+                TxKind::FeeAdjustment
+            },
             AccountKind::HotWallets,
             AccountKind::NetworkFees,
+        ),
+        WalletPosting::FeeAdjustment { increase: false } => (
+            TxKind::FeeAdjustment,
+            AccountKind::NetworkFees,
+            AccountKind::HotWallets,
         ),
     };
     let tx_id = Uuid::now_v7();
