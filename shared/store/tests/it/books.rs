@@ -208,7 +208,7 @@ async fn a_discrepancy_stays_one_open_row_until_cleared_or_resolved_with_a_note(
     assert_eq!(first.id, again.id);
     assert_eq!(
         ctx.store
-            .clear_discrepancies(run, &[found.dedupe_key.clone()])
+            .clear_discrepancies(run, std::slice::from_ref(&found.dedupe_key))
             .await
             .unwrap(),
         [first.id]
