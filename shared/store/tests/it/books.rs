@@ -52,16 +52,12 @@ async fn the_first_opening_stays_and_posts_each_non_zero_balance() {
     let again = ctx
         .store
         .open_wallet_books(&NewOpening {
+            chain: "anvil".into(),
+            wallet: wallet(),
             block: 99,
+            block_hash: B256::ZERO,
+            nonce: 7,
             balances: vec![(eth(), Amount::from(1u64))],
-            ..NewOpening {
-                chain: "anvil".into(),
-                wallet: wallet(),
-                block: 0,
-                block_hash: B256::ZERO,
-                nonce: 7,
-                balances: Vec::new(),
-            }
         })
         .await
         .unwrap();
