@@ -25,6 +25,10 @@ struct Books;
 type Ctx = PipelineStack<Books>;
 
 fn settings(broadcast: bool) -> HandlerSettings {
+    settings_with(broadcast, true)
+}
+
+fn settings_with(broadcast: bool, settle: bool) -> HandlerSettings {
     HandlerSettings::default()
         .dev_signers()
         .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "100")
@@ -33,6 +37,10 @@ fn settings(broadcast: bool) -> HandlerSettings {
         .env(
             "AzureWebJobs.broadcast.Disabled",
             if broadcast { "false" } else { "true" },
+        )
+        .env(
+            "AzureWebJobs.settle.Disabled",
+            if settle { "false" } else { "true" },
         )
 }
 
@@ -45,12 +53,16 @@ fn transfer_data(to: &str, amount: u128) -> String {
 
 impl PipelineStack<Books> {
     async fn start(broadcast: bool) -> Ctx {
+        Ctx::start_with_settings(settings(broadcast)).await
+    }
+
+    async fn start_with_settings(settings: HandlerSettings) -> Ctx {
         let builder = Stack::builder()
             .chain(ChainSetup {
                 hot_wallet_usdc: 10u128.pow(12),
                 automine: true,
             })
-            .devhost(settings(broadcast));
+            .devhost(settings);
         let ctx = Ctx::start_with(
             builder,
             MerchantSetup::funded(10u128.pow(15), 10u128.pow(23)),
@@ -100,11 +112,15 @@ impl PipelineStack<Books> {
     }
 
     async fn wait_settled(&self, ids: &[PaymentId]) {
+        self.wait_for(ids, PaymentStatus::Settled).await;
+    }
+
+    async fn wait_for(&self, ids: &[PaymentId], status: PaymentStatus) {
         let deadline = Instant::now() + WAIT;
         for id in ids {
             loop {
                 let p = self.store.get_payment_unscoped(*id).await.unwrap().unwrap();
-                if p.status == PaymentStatus::Settled {
+                if p.status == status {
                     break;
                 }
                 assert!(
@@ -414,5 +430,73 @@ async fn a_settled_payment_whose_block_is_reorged_away_is_reported_and_handed_to
         )
         .await;
     assert_eq!(receipt["blockHash"], json!(moved.block_hash.unwrap()));
+    ctx.assert_ledger_invariants().await;
+}
+
+#[tokio::test]
+async fn a_run_during_traffic_counts_mined_payments_in_flight_and_a_bounded_walk_catches_up() {
+    // Settle is off: mined payments stay `confirmed`, their books not posted yet.
+    let ctx = Ctx::start_with_settings(settings_with(true, false)).await;
+    ctx.reconcile_clean();
+    let mut ids = Vec::new();
+    for asset in ["ETH", "USDC", "ETH", "USDC"] {
+        ids.push(ctx.pay(asset, "0.5", &recipient()).await.0);
+    }
+    ctx.wait_for(&ids, PaymentStatus::Confirmed).await;
+    ctx.anvil().mine(2).await;
+
+    // One nonce per wallet and run: the walk carries on over several runs, comparing nothing
+    // until it has caught up.
+    let bounded = |ctx: &Ctx| {
+        parse_reconcile(
+            &ctx.admin_command(&["reconcile", "--json"])
+                .env("MESHPAY_RECONCILE_NONCES_PER_WALLET", "1")
+                .output()
+                .unwrap(),
+        )
+    };
+    let mut runs = 0;
+    let report = loop {
+        let (code, report) = bounded(&ctx);
+        assert_eq!(code, 0, "{report:#}");
+        runs += 1;
+        let statuses: Vec<&str> = report["wallets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["status"].as_str().unwrap())
+            .collect();
+        if statuses.iter().all(|s| *s == "checked") {
+            break report;
+        }
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == "catching_up" || *s == "checked"),
+            "{report:#}"
+        );
+        assert!(runs < 10, "{report:#}");
+    };
+    assert!(
+        runs >= 2,
+        "a bounded walk takes more than one run: {report:#}"
+    );
+    let in_flight: Vec<&Value> = report["wallets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["balances"].as_array().unwrap())
+        .flat_map(|b| b["in_flight_payments"].as_array().unwrap())
+        .collect();
+    assert!(
+        !in_flight.is_empty(),
+        "mined, unsettled payments counted from the chain: {report:#}"
+    );
+    for id in &ids {
+        assert!(
+            in_flight.contains(&&json!(id.to_string())),
+            "{id}: {report:#}"
+        );
+    }
     ctx.assert_ledger_invariants().await;
 }
