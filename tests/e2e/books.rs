@@ -436,7 +436,7 @@ async fn a_settled_payment_whose_block_is_reorged_away_is_reported_and_handed_to
 #[tokio::test]
 async fn a_run_during_traffic_counts_mined_payments_in_flight_and_a_bounded_walk_catches_up() {
     // Settle is off: mined payments stay `confirmed`, their books not posted yet.
-    let ctx = Ctx::start_with_settings(settings_with(true, false)).await;
+    let mut ctx = Ctx::start_with_settings(settings_with(true, false)).await;
     ctx.reconcile_clean();
     let mut ids = Vec::new();
     for asset in ["ETH", "USDC", "ETH", "USDC"] {
@@ -498,5 +498,24 @@ async fn a_run_during_traffic_counts_mined_payments_in_flight_and_a_bounded_walk
             "{id}: {report:#}"
         );
     }
+
+    // The reconcile timer runs the same books check (with the nudges and wallet healing).
+    ctx.stack
+        .restart_devhost(settings_with(true, false).env("RECONCILE_SCHEDULE", "*/1 * * * * *"))
+        .await;
+    let sql = "SELECT count(*) FROM reconcile_runs
+               WHERE jsonb_typeof(report->'books') = 'object'
+                 AND report->'books'->'errors' = '[]'::jsonb
+                 AND jsonb_array_length(report->'books'->'wallets') = 2";
+    let deadline = Instant::now() + WAIT;
+    while ctx.count(sql).await == 0 {
+        assert!(Instant::now() < deadline, "{}", ctx.log_tail(LOG_LINES));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        ctx.count("SELECT count(*) FROM reconcile_discrepancies")
+            .await,
+        0
+    );
     ctx.assert_ledger_invariants().await;
 }
