@@ -5,7 +5,9 @@
 //! nonce: priced like a payment's send (the chain's fee oracle), signed by the wallet's
 //! signer, stored (`wallet_gap_fills`, taking the gap off the list in the same transaction)
 //! before it is sent, with the send's start recorded first. Halted wallets are skipped. A
-//! fill's send that fails is retried by wallet healing, like a payment's lost send.
+//! fill's send that fails is retried by wallet healing, like a payment's lost send. Each pass
+//! first hands back the nonces reserved for payments that left `authorized` unsigned, so they
+//! become gaps like any other.
 //!
 //! [`RelayConfig::gap_fill_after`]: crate::RelayConfig::gap_fill_after
 
@@ -54,6 +56,7 @@ impl Relay {
             if left == 0 || Instant::now() >= deadline {
                 break;
             }
+            self.release_orphan_reservations(name).await;
             let gaps = match self
                 .store
                 .stale_gaps(name, self.config.gap_fill_after, left)
@@ -94,6 +97,24 @@ impl Relay {
             }
         }
         reports
+    }
+
+    /// Hands back, as gaps, the nonces reserved for payments that left `authorized` without a
+    /// stored transaction (a crash between reserving and storing, then a cancel): no delivery
+    /// comes back for them, and later nonces of the wallet wait behind them.
+    async fn release_orphan_reservations(&self, chain: &str) {
+        match self
+            .store
+            .release_orphan_reservations(chain, self.config.db_timeouts)
+            .await
+        {
+            Ok(released) => {
+                for (wallet, nonce) in released {
+                    tracing::warn!(%chain, %wallet, nonce, "nonce reserved for a payment that left authorized handed back");
+                }
+            }
+            Err(error) => tracing::error!(%chain, %error, "orphan nonce reservations not released"),
+        }
     }
 
     /// Claims, signs and stores the fill in one transaction, then sends it. `None`: the gap is
