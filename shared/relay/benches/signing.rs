@@ -19,19 +19,14 @@
 //! redeliveries included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy::signers::k256::ecdsa::SigningKey;
 use futures::StreamExt as _;
 use meshpay_domain::PaymentId;
 use meshpay_relay::testing::RelayStack;
-use meshpay_relay::{BroadcastOutcome, Delivery, DynTxSigner, Relay, RelayConfig};
-use meshpay_signer::testing::{
-    DoubleOptions, FakeCredential, KeyVaultDouble, RedirectToDouble, ThrottleBursts,
-};
-use meshpay_signer::{CredentialConfig, KeyVaultConfig, KeyVaultSigner, RetryConfig};
-use meshpay_testkit::anvil::HOT_WALLET_ACCOUNTS;
+use meshpay_relay::{BroadcastOutcome, Delivery, Relay, RelayConfig};
+use meshpay_signer::RetryConfig;
+use meshpay_signer::testing::{DoubleOptions, ThrottleBursts};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -82,39 +77,6 @@ fn main() {
     runtime.block_on(run(Load::from_env()));
 }
 
-/// A Key Vault double holding the anvil key of hot wallet `account`, and a `KeyVaultSigner`
-/// (default retry limits: the production ones) that reaches it.
-async fn key_vault_wallet(
-    stack: &RelayStack,
-    account: usize,
-    load: &Load,
-) -> (KeyVaultDouble, DynTxSigner) {
-    let key = alloy::primitives::hex::decode(stack.anvil.private_key(account)).unwrap();
-    let options = DoubleOptions {
-        key_name: format!("hot-{account}"),
-        sign_latency: load.sign_latency,
-        throttle: load.throttle,
-        ..DoubleOptions::new().with_key(SigningKey::from_slice(&key).unwrap())
-    };
-    let double = KeyVaultDouble::start(options).await;
-    let config = KeyVaultConfig {
-        vault_url: double.options().vault_url.clone(),
-        key_name: double.options().key_name.clone(),
-        key_version: None,
-        credential: CredentialConfig::ManagedIdentity { client_id: None },
-        chain_id: None,
-        retry: RetryConfig::default(),
-    };
-    let signer = KeyVaultSigner::from_config_with(
-        &config,
-        Arc::new(FakeCredential::default()),
-        Some(RedirectToDouble::transport(double.addr())),
-    )
-    .await
-    .unwrap();
-    (double, Arc::new(signer) as DynTxSigner)
-}
-
 /// Delivers the payment's message until a node has its transaction; the time that took.
 async fn deliver(relay: &Relay, id: PaymentId, redelivery: Duration) -> (Duration, u64) {
     let started = Instant::now();
@@ -138,22 +100,25 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn run(load: Load) {
     let stack = RelayStack::start().await;
-    let mut doubles = Vec::new();
-    let mut signers = Vec::new();
-    for account in HOT_WALLET_ACCOUNTS {
-        let (double, signer) = key_vault_wallet(&stack, account, &load).await;
-        doubles.push(double);
-        signers.push(signer);
-    }
-    let config = RelayConfig {
-        // Every delivery is retried here until sent: none may be the last.
-        max_deliveries: u64::MAX,
-        ..RelayConfig::default()
-    };
-    let chain = stack.chains.chain("anvil").unwrap().clone();
-    let relay = Relay::new(stack.store.clone(), config)
-        .with_chain(chain, stack.rpc(), signers)
-        .unwrap();
+    let (doubles, signers) = stack
+        .key_vault_signers(
+            || DoubleOptions {
+                sign_latency: load.sign_latency,
+                throttle: load.throttle,
+                ..DoubleOptions::new()
+            },
+            // The production retry limits.
+            RetryConfig::default(),
+        )
+        .await;
+    let relay = stack.relay_signing_with(
+        signers,
+        RelayConfig {
+            // Every delivery is retried here until sent: none may be the last.
+            max_deliveries: u64::MAX,
+            ..RelayConfig::default()
+        },
+    );
     let mut ids = Vec::with_capacity(load.payments);
     for i in 0..load.payments {
         let symbol = if i % 2 == 0 { "ETH" } else { "USDC" };
