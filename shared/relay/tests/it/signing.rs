@@ -306,3 +306,50 @@ async fn a_wallet_row_locked_elsewhere_ends_the_delivery_at_the_lock_timeout_for
     stack.mine_all().await;
     stack.finish().await;
 }
+
+#[tokio::test]
+async fn a_nonce_reserved_for_a_payment_cancelled_before_it_was_signed_is_handed_back_by_reconcile()
+ {
+    let stack = RelayStack::start_with_wallets(&[1]).await;
+    let stopped = stack.relay_with(stack.rpc(), stopping_at(FaultPoint::AfterReserveBeforeSign));
+    let cancelled = stack.payment("ETH", 1).await;
+    let behind = stack.payment("ETH", 2).await;
+    for p in [&cancelled, &behind] {
+        stopped.broadcast(p.id, Delivery::FIRST).await.unwrap_err();
+    }
+    // The process died after reserving nonce 0; the merchant cancels before any redelivery.
+    stack
+        .store
+        .cancel_payment(stack.merchant, cancelled.id)
+        .await
+        .unwrap();
+    let relay = stack.relay();
+    let ignored = relay
+        .broadcast(cancelled.id, Delivery::new(Some(2)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(ignored, BroadcastOutcome::Ignored { .. }),
+        "{ignored:?}"
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    relay.fill_stale_gaps(16, deadline).await;
+    assert!(stack.store.nonce_reservation(cancelled.id).await.unwrap().is_none());
+    let wallet = stack.wallets[0];
+    let state = stack
+        .store
+        .wallet_nonce("anvil", wallet)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((state.next_nonce, state.gaps), (2, vec![0]));
+
+    // The payment behind it is signed on its reserved nonce 1; the next one fills nonce 0.
+    assert_eq!(deliver_until_sent(&relay, behind.id).await, 1);
+    let next = stack.payment("ETH", 3).await;
+    assert_eq!(deliver_until_sent(&relay, next.id).await, 0);
+    stack.mine_all().await;
+    assert_eq!(stack.mined_nonce(wallet).await, 2);
+    stack.finish().await;
+}
