@@ -5,8 +5,8 @@
 use alloy::primitives::Address;
 use meshpay_domain::{PaymentEvent, PaymentStatus};
 use meshpay_store::transactions::{
-    self, NewReservation, NewTxAttempt, NonceAllocation, NonceReservation, NonceSource,
-    TxAttempt, WalletHealth,
+    self, NewReservation, NewTxAttempt, NonceAllocation, NonceReservation, NonceSource, TxAttempt,
+    WalletHealth,
 };
 use meshpay_store::{Payment, PaymentPatch, StoreError, Transition, apply_transition};
 use serde_json::json;
@@ -221,8 +221,7 @@ impl Relay {
         let version = match transactions::lock_payment(&mut db, payment.id).await? {
             Some((PaymentStatus::Authorized, version)) => version,
             Some(_) => {
-                if let Some(release) = transactions::release_reservation(&mut db, reserved).await?
-                {
+                if let Some(release) = transactions::release_reservation(&mut db, reserved).await? {
                     tracing::warn!(
                         payment = %payment.id, nonce = reserved.nonce, ?release,
                         "payment left authorized while signing: reserved nonce handed back"

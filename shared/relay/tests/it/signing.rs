@@ -40,8 +40,7 @@ async fn deliver_until_sent(relay: &Relay, id: PaymentId) -> u64 {
 }
 
 #[tokio::test]
-async fn payments_signed_by_a_slow_throttling_key_vault_get_gap_free_nonces_one_transaction_each()
-{
+async fn payments_signed_by_a_slow_throttling_key_vault_get_gap_free_nonces_one_transaction_each() {
     let stack = RelayStack::start().await;
     let (doubles, signers) = stack
         .key_vault_signers(
@@ -83,7 +82,11 @@ async fn payments_signed_by_a_slow_throttling_key_vault_get_gap_free_nonces_one_
     .fetch_all(stack.store.pool())
     .await
     .unwrap();
-    assert_eq!(rows.len(), n, "exactly one transaction per payment: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        n,
+        "exactly one transaction per payment: {rows:?}"
+    );
     let payments: BTreeSet<_> = rows.iter().map(|(p, ..)| *p).collect();
     assert_eq!(payments.len(), n, "no payment has two transactions");
     assert!(rows.iter().all(|(.., status)| status == "sent"), "{rows:?}");
@@ -106,7 +109,14 @@ async fn payments_signed_by_a_slow_throttling_key_vault_get_gap_free_nonces_one_
         assert!(state.gaps.is_empty(), "{wallet}: {:?}", state.gaps);
         assert_eq!(stack.mined_nonce(address).await, state.next_nonce);
     }
-    assert!(stack.store.nonce_reservations("anvil").await.unwrap().is_empty());
+    assert!(
+        stack
+            .store
+            .nonce_reservations("anvil")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     stack.finish().await;
 }
 
@@ -169,7 +179,14 @@ async fn a_delivery_stopped_after_signing_leaves_the_nonce_reserved_and_the_next
     let attempts = stack.store.payment_transactions(payment.id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].raw, expected.raw);
-    assert!(stack.store.nonce_reservation(payment.id).await.unwrap().is_none());
+    assert!(
+        stack
+            .store
+            .nonce_reservation(payment.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let next = stack.payment("ETH", 5).await;
     let BroadcastOutcome::Sent(later) = relay.broadcast(next.id, Delivery::FIRST).await.unwrap()
     else {
@@ -205,7 +222,14 @@ async fn a_signing_failure_hands_the_reserved_nonce_back_and_a_later_delivery_re
         .await
         .unwrap_err();
     assert!(matches!(error, RelayError::Sign(_)), "{error}");
-    assert!(stack.store.nonce_reservation(first.id).await.unwrap().is_none());
+    assert!(
+        stack
+            .store
+            .nonce_reservation(first.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(
         stack
             .store
@@ -220,7 +244,11 @@ async fn a_signing_failure_hands_the_reserved_nonce_back_and_a_later_delivery_re
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((state.next_nonce, state.gaps), (2, vec![0]), "a gap, not a hole");
+    assert_eq!(
+        (state.next_nonce, state.gaps),
+        (2, vec![0]),
+        "a gap, not a hole"
+    );
 
     // The next delivery reserves afresh and fills the gap; both transactions are mined.
     let BroadcastOutcome::Sent(tx) = relay
@@ -258,7 +286,14 @@ async fn beyond_the_in_flight_window_a_delivery_allocates_nothing_and_is_retried
         matches!(error, RelayError::WalletBacklog { limit: 2, .. }),
         "{error}"
     );
-    assert!(stack.store.nonce_reservation(third.id).await.unwrap().is_none());
+    assert!(
+        stack
+            .store
+            .nonce_reservation(third.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let state = stack
         .store
         .wallet_nonce("anvil", stack.wallets[0])
@@ -309,7 +344,7 @@ async fn a_wallet_row_locked_elsewhere_ends_the_delivery_at_the_lock_timeout_for
 
 #[tokio::test]
 async fn a_nonce_reserved_for_a_payment_cancelled_before_it_was_signed_is_handed_back_by_reconcile()
- {
+{
     let stack = RelayStack::start_with_wallets(&[1]).await;
     let stopped = stack.relay_with(stack.rpc(), stopping_at(FaultPoint::AfterReserveBeforeSign));
     let cancelled = stack.payment("ETH", 1).await;
@@ -335,7 +370,14 @@ async fn a_nonce_reserved_for_a_payment_cancelled_before_it_was_signed_is_handed
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     relay.fill_stale_gaps(16, deadline).await;
-    assert!(stack.store.nonce_reservation(cancelled.id).await.unwrap().is_none());
+    assert!(
+        stack
+            .store
+            .nonce_reservation(cancelled.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let wallet = stack.wallets[0];
     let state = stack
         .store

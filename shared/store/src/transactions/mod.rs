@@ -39,13 +39,13 @@ pub use attempts::{
 pub use fills::{GapFill, NewGapFill, StaleGap, claim_gap, insert_gap_fill};
 pub use gaps::{NonceRelease, release_nonce};
 pub use health::WalletHealth;
-pub use reservations::{
-    NewReservation, NonceReservation, TxTimeouts, insert_reservation, release_reservation,
-    reservation_of, set_timeouts, take_reservation,
-};
 pub use nonces::{
     HaltedWallet, NonceAllocation, NonceSource, WalletNonce, allocate_nonce, halt_wallet,
     resync_nonce,
+};
+pub use reservations::{
+    NewReservation, NonceReservation, TxTimeouts, insert_reservation, release_reservation,
+    reservation_of, set_timeouts, take_reservation,
 };
 
 fn i64_of(value: u64, what: &str) -> Result<i64> {
