@@ -3,9 +3,11 @@
 //! behind the hole. The reconcile timer therefore fills gaps older than
 //! [`RelayConfig::gap_fill_after`] with a 0-value transfer from the wallet to itself at that
 //! nonce: priced like a payment's send (the chain's fee oracle), signed by the wallet's
-//! signer, stored (`wallet_gap_fills`, taking the gap off the list in the same transaction)
-//! before it is sent, with the send's start recorded first. Halted wallets are skipped. A
-//! fill's send that fails is retried by wallet healing, like a payment's lost send.
+//! signer before any lock is taken, stored (`wallet_gap_fills`, taking the gap off the list
+//! in the same transaction) before it is sent, with the send's start recorded first. Halted wallets are skipped. A
+//! fill's send that fails is retried by wallet healing, like a payment's lost send. Each pass
+//! first hands back the nonces reserved for payments that left `authorized` unsigned, so they
+//! become gaps like any other.
 //!
 //! [`RelayConfig::gap_fill_after`]: crate::RelayConfig::gap_fill_after
 
@@ -54,6 +56,7 @@ impl Relay {
             if left == 0 || Instant::now() >= deadline {
                 break;
             }
+            self.release_orphan_reservations(name).await;
             let gaps = match self
                 .store
                 .stale_gaps(name, self.config.gap_fill_after, left)
@@ -96,9 +99,27 @@ impl Relay {
         reports
     }
 
-    /// Claims, signs and stores the fill in one transaction, then sends it. `None`: the gap is
-    /// no longer there (reused by a payment, or consumed on chain). The inner result is the
-    /// send's outcome (the fill is stored either way).
+    /// Hands back, as gaps, the nonces reserved for payments that left `authorized` without a
+    /// stored transaction (a crash between reserving and storing, then a cancel): no delivery
+    /// comes back for them, and later nonces of the wallet wait behind them.
+    async fn release_orphan_reservations(&self, chain: &str) {
+        match self
+            .store
+            .release_orphan_reservations(chain, self.config.db_timeouts)
+            .await
+        {
+            Ok(released) => {
+                for (wallet, nonce) in released {
+                    tracing::warn!(%chain, %wallet, nonce, "nonce reserved for a payment that left authorized handed back");
+                }
+            }
+            Err(error) => tracing::error!(%chain, %error, "orphan nonce reservations not released"),
+        }
+    }
+
+    /// Signs the fill, then claims the gap and stores the fill in one transaction, then sends
+    /// it. `None`: the gap is no longer there (reused by a payment, or consumed on chain). The
+    /// inner result is the send's outcome (the fill is stored either way).
     async fn fill_gap(
         &self,
         ctx: &ChainContext,
@@ -111,12 +132,8 @@ impl Relay {
             .ok_or(RelayConfigError::NoSigner(gap.wallet))?;
         let floor = ctx.rpc.pending_nonce(gap.wallet).await?;
         let fees = ctx.fees.fees(ctx.rpc.as_ref()).await?;
-        let mut db = self.store.begin().await?;
-        if !transactions::claim_gap(&mut db, chain, gap.wallet, gap.nonce, floor).await? {
-            // Commits the forgetting of gaps the chain has consumed.
-            db.commit().await.map_err(meshpay_store::StoreError::from)?;
-            return Ok(None);
-        }
+        // Signed before the gap is claimed, so no lock is held while the signer works; the
+        // bytes are dropped unsent when the claim finds the gap taken meanwhile.
         let call = TransferCall {
             to: gap.wallet,
             value_wei: U256::ZERO,
@@ -130,6 +147,13 @@ impl Relay {
             max_priority_fee_per_gas_wei: fees.max_priority_fee_per_gas_wei,
         };
         let signed = transfer::sign(signer.as_ref(), gap.wallet, &call, params).await?;
+        let mut db = self.store.begin().await?;
+        transactions::set_timeouts(&mut db, self.config.db_timeouts).await?;
+        if !transactions::claim_gap(&mut db, chain, gap.wallet, gap.nonce, floor).await? {
+            // Commits the forgetting of gaps the chain has consumed.
+            db.commit().await.map_err(meshpay_store::StoreError::from)?;
+            return Ok(None);
+        }
         let new = NewGapFill {
             chain: chain.to_owned(),
             wallet: gap.wallet,

@@ -2,8 +2,9 @@
 //! signed transaction on chain.
 //!
 //! - [`Relay::broadcast`]: the algorithm (module `broadcast`): plan (fees, gas, nonce floor) →
-//!   ONE database transaction (lock payment, allocate nonce, sign, store raw bytes, authorized →
-//!   broadcast) → send → classify. A redelivered message re-sends the stored bytes.
+//!   reserve the nonce (short transaction) → sign with no lock held → store raw bytes,
+//!   authorized → broadcast (short transaction) → send → classify. A redelivered message signs
+//!   a reserved nonce again, or re-sends the stored bytes.
 //! - [`transfer`]: native and ERC-20 `transfer` calls, EIP-1559 signing.
 //! - [`fees`]: capped EIP-1559 fees and gas limits with margin.
 //! - [`wallets`]: the hot-wallet pool of a chain and how a payment picks a wallet.
@@ -19,8 +20,11 @@
 //!
 //! # Nonces
 //! Per (chain, hot wallet) in PostgreSQL (`meshpay_store::transactions`): allocated under the
-//! wallet row lock in the transaction that stores the signed bytes, so a nonce never exists
-//! without a transaction that can be re-sent. The chain's pending nonce is a floor (raised to on
+//! wallet row lock in a short transaction that also stores the payment's reservation (every
+//! field of the transaction to sign), so a nonce never exists without either signed bytes that
+//! can be re-sent or a reservation its payment's next delivery signs again; a signing failure
+//! hands it back. At most [`RelayConfig::max_in_flight_per_wallet`] nonces of a wallet are ahead
+//! of the chain's pending nonce. The chain's pending nonce is a floor (raised to on
 //! allocation and after "nonce too low"); a refused transaction's nonce is handed back (counter
 //! rewound, or recorded as a gap the next allocation fills), so the counter cannot drift above
 //! the chain over a hole (OpenZeppelin relayer #683/#818/#843).

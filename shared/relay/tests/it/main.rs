@@ -11,4 +11,5 @@ mod nonces;
 mod quote_bound;
 mod routing;
 mod same_nonce;
+mod signing;
 mod support;
