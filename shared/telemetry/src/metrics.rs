@@ -124,10 +124,10 @@ pub fn payment_transition(from: &str, to: &str) {
 }
 
 /// A payment settled `elapsed` after it was authorized.
-pub fn authorize_to_settled(chain_id: u64, elapsed: Duration) {
+pub fn authorize_to_settled(chain: &str, elapsed: Duration) {
     instruments().authorize_to_settled.record(
         elapsed.as_secs_f64(),
-        &[KeyValue::new("chain_id", chain_id.to_string())],
+        &[KeyValue::new("chain", chain.to_owned())],
     );
 }
 

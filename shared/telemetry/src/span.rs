@@ -95,6 +95,11 @@ pub fn record(key: &'static str, value: impl Into<Value>) {
     });
 }
 
+/// Adds an attribute to `context`'s span.
+pub fn record_on(context: &Context, key: &'static str, value: impl Into<Value>) {
+    context.span().set_attribute(KeyValue::new(key, value));
+}
+
 /// Ends the context's span, marking it failed with `error` when there is one.
 pub fn end(context: &Context, error: Option<&str>) {
     let span = context.span();
