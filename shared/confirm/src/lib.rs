@@ -73,8 +73,9 @@ impl Pipeline {
             .chains()
             .iter()
             .map(|chain| {
-                let rpc: Arc<dyn ConfirmRpc> =
-                    Arc::new(AlloyRpc::new(chain.rpc_url.clone(), config.rpc_timeout));
+                let rpc: Arc<dyn ConfirmRpc> = Arc::new(
+                    AlloyRpc::new(chain.rpc_url.clone(), config.rpc_timeout).for_chain(&chain.name),
+                );
                 (chain.name.clone(), rpc)
             })
             .collect();

@@ -154,15 +154,11 @@ pub fn key_vault_sign(elapsed: Duration, outcome: SignOutcome) {
     }
 }
 
-/// One JSON-RPC call; `error` names the failure kind (`timeout`, `transport`, `rpc`, ...).
-pub fn rpc_call(
-    chain_id: u64,
-    method: &'static str,
-    elapsed: Duration,
-    error: Option<&'static str>,
-) {
+/// One JSON-RPC call on the chain named `chain`; `error` names the failure kind (`timeout`,
+/// `transport`, `throttled`, `http`, `rpc`, `decode`).
+pub fn rpc_call(chain: &str, method: &'static str, elapsed: Duration, error: Option<&'static str>) {
     let i = instruments();
-    let chain = KeyValue::new("chain_id", chain_id.to_string());
+    let chain = KeyValue::new("chain", chain.to_owned());
     let method = KeyValue::new("method", method);
     let outcome = KeyValue::new("outcome", if error.is_some() { "error" } else { "ok" });
     i.rpc_duration.record(
@@ -177,9 +173,9 @@ pub fn rpc_call(
 
 /// A wallet's nonce counter minus the chain's pending nonce (negative: the chain is ahead, an
 /// incident; positive: nonces handed out but not yet seen pending), and whether it is halted.
-pub fn wallet_health(chain_id: u64, wallet: &str, nonce_lag: i64, halted: bool) {
+pub fn wallet_health(chain: &str, wallet: &str, nonce_lag: i64, halted: bool) {
     let attrs = [
-        KeyValue::new("chain_id", chain_id.to_string()),
+        KeyValue::new("chain", chain.to_owned()),
         KeyValue::new("wallet", wallet.to_owned()),
     ];
     let i = instruments();
