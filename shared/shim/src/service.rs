@@ -188,21 +188,20 @@ async fn invoke(
     let function = definition.name();
     let id = context.invocation_id_or_dash().to_owned();
     let trace = InvocationTrace::start(definition, &mut envelope, &context, host_parent);
-    let outcome = AssertUnwindSafe(run(definition, invoker, envelope, context, &id))
+    let outcome = run(definition, invoker, envelope, context, &id)
         .with_context(trace.context.clone())
         .await;
-    let failed = match &outcome {
-        Ok(_) => None,
-        Err((_, reason)) => Some(*reason),
-    };
-    trace.end(function, failed, max_dequeue_count);
-    match outcome {
+    let (response, failed) = match outcome {
         Ok(mut outputs) => {
             telemetry::inject(&mut outputs.queues, &trace.context);
-            reply(definition, outputs, None)
+            let response = reply(definition, outputs, None);
+            let failed = (!response.status().is_success()).then_some("reply refused");
+            (response, failed)
         }
-        Err((response, _)) => response,
-    }
+        Err((response, reason)) => (response, Some(reason)),
+    };
+    trace.end(function, failed, max_dequeue_count);
+    response
 }
 
 /// Decodes the envelope and runs the handler; `Err` carries the failure reply and its reason.

@@ -152,8 +152,12 @@ mod tests {
     }
 
     #[test]
-    fn with_telemetry_off_and_no_incoming_context_outputs_stay_as_written() {
-        let context = span::start_invocation("broadcast", Trigger::Queue, None, Vec::new());
+    fn with_telemetry_off_an_incoming_traceparent_is_taken_out_and_not_passed_on() {
+        assert!(!span::tracing_enabled());
+        let mut data = json!({"v": 1, "traceparent": PARENT});
+        let (parent, _) = take_message_context(&mut data);
+        assert_eq!(data, json!({"v": 1}));
+        let context = span::start_invocation("broadcast", Trigger::Queue, parent, Vec::new());
         let mut queues = QueueOutputs::new().with_json("out", json!({"v": 1}));
         inject(&mut queues, &context);
         assert_eq!(queues.get("out").unwrap(), &[json!({"v": 1})]);

@@ -60,6 +60,7 @@ pub fn start(config: &ExportConfig) -> Result<Option<Telemetry>, ExportError> {
             .with_resource(resource.clone())
             .build();
         global::set_tracer_provider(provider.clone());
+        crate::span::enable_tracing();
         Some(provider)
     } else {
         None
@@ -129,6 +130,7 @@ mod tests {
             metrics: false,
         };
         assert!(start(&config).unwrap().is_none());
+        assert!(!crate::span::tracing_enabled());
         let span = global::tracer("t").start("x");
         let cx = opentelemetry::Context::new().with_span(span);
         assert!(!cx.span().span_context().is_valid());

@@ -3,8 +3,24 @@
 //! The shim starts one span per invocation, named by the function, and runs the handler inside
 //! its context; anything below adds attributes with [`record`] without knowing about spans.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, Value, global};
+
+/// Set once, when the binary installs a trace exporter. Until then no span is started and no
+/// context is passed on: a message that arrives with a `traceparent` leaves without one.
+static TRACING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are being exported (see [`TRACING`]).
+pub fn tracing_enabled() -> bool {
+    TRACING.load(Ordering::Relaxed)
+}
+
+#[cfg(feature = "export")]
+pub(crate) fn enable_tracing() {
+    TRACING.store(true, Ordering::Relaxed);
+}
 
 /// The instrumentation scope of every meshpay span.
 pub const TRACER: &str = "meshpay";
@@ -62,6 +78,9 @@ pub fn start_invocation(
     parent: Option<Context>,
     mut attributes: Vec<KeyValue>,
 ) -> Context {
+    if !tracing_enabled() {
+        return Context::new();
+    }
     attributes.push(KeyValue::new(attr::FUNCTION, function.to_owned()));
     attributes.push(KeyValue::new(attr::TRIGGER, trigger.name()));
     let parent = parent.unwrap_or_default();
@@ -76,6 +95,9 @@ pub fn start_invocation(
 
 /// Starts a child span of `parent` (e.g. one webhook delivery inside the `notify` run).
 pub fn start_child(name: &str, parent: &Context, attributes: Vec<KeyValue>) -> Context {
+    if !tracing_enabled() {
+        return Context::new();
+    }
     let tracer = global::tracer(TRACER);
     let span = tracer
         .span_builder(name.to_owned())
