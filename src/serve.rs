@@ -259,6 +259,7 @@ mod tests {
             confirm: meshpay_confirm::ConfirmConfig::default(),
             webhooks: meshpay_webhooks::WebhooksConfig::new(key),
             relay: meshpay_relay::RelayConfig::default(),
+            telemetry: crate::settings::telemetry(|_| None).unwrap(),
         };
         function_app(States::new(settings).await.unwrap())
     }

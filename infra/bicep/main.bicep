@@ -203,6 +203,20 @@ param postgresAdminPrincipalType string = 'Group'
 @maxValue(730)
 param logRetentionDays int = 90
 
+@description('''OTLP/HTTP endpoint meshpay exports its traces and metrics to (OTEL_EXPORTER_OTLP_ENDPOINT), e.g. an
+OpenTelemetry Collector that forwards to this Application Insights. Empty: no exporter, no overhead.''')
+param otlpEndpoint string = ''
+
+@description('OTLP encoding (OTEL_EXPORTER_OTLP_PROTOCOL).')
+@allowed([
+  'http/protobuf'
+  'http/json'
+])
+param otlpProtocol string = 'http/protobuf'
+
+@description('Action group resource ids the alerts notify (empty: alerts fire without notifications).')
+param alertActionGroupIds array = []
+
 @description('''Private networking: VNet integration for the app, private endpoints for storage, Key Vault and
 PostgreSQL, their public endpoints disabled. The app's HTTP endpoint stays public (merchants call it).''')
 param enablePrivateNetworking bool = false
@@ -260,6 +274,17 @@ module monitoring 'modules/monitoring.bicep' = {
     tags: tags
     retentionDays: logRetentionDays
     appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module observability 'modules/observability.bicep' = {
+  name: '${namePrefix}-observability'
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+    actionGroupIds: alertActionGroupIds
   }
 }
 
@@ -479,6 +504,22 @@ var meshpaySettings = [
   }
 ]
 
+// OpenTelemetry export of the handler (docs/DEPLOY.md, "Telemetry"): only with an endpoint.
+var telemetrySettings = empty(otlpEndpoint) ? [] : [
+  {
+    name: 'OTEL_EXPORTER_OTLP_ENDPOINT'
+    value: otlpEndpoint
+  }
+  {
+    name: 'OTEL_EXPORTER_OTLP_PROTOCOL'
+    value: otlpProtocol
+  }
+  {
+    name: 'OTEL_SERVICE_NAME'
+    value: names.functionApp
+  }
+]
+
 var chainWebhookSettings = chainWebhookEnabled ? [
   {
     name: 'MESHPAY_CHAIN_WEBHOOK_KEY'
@@ -507,7 +548,7 @@ module functionApp 'modules/functionapp.bicep' = {
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     zoneRedundant: zoneRedundant
     appSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
-    appSettings: concat(hostSettings, meshpaySettings, chainWebhookSettings, feeCapSettings)
+    appSettings: concat(hostSettings, meshpaySettings, chainWebhookSettings, feeCapSettings, telemetrySettings)
   }
   dependsOn: [
     privateEndpoints

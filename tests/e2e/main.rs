@@ -13,4 +13,5 @@ mod foundation;
 mod package;
 mod payments_api;
 mod support;
+mod telemetry;
 mod webhooks;

@@ -76,7 +76,9 @@ impl Pipeline {
         let mut rpcs: HashMap<String, Arc<dyn ConfirmRpc>> = HashMap::new();
         let mut books_rpcs: HashMap<String, Arc<dyn BooksRpc>> = HashMap::new();
         for chain in chains.chains() {
-            let rpc = Arc::new(AlloyRpc::new(chain.rpc_url.clone(), config.rpc_timeout));
+            let rpc = Arc::new(
+                AlloyRpc::new(chain.rpc_url.clone(), config.rpc_timeout).for_chain(&chain.name),
+            );
             rpcs.insert(chain.name.clone(), rpc.clone());
             books_rpcs.insert(chain.name.clone(), rpc);
         }

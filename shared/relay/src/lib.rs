@@ -224,10 +224,10 @@ impl Relay {
                 tracing::warn!(chain = %chain.name, "no signers configured: payments on this chain are not broadcast");
                 continue;
             }
-            let rpc = Arc::new(AlloyRpc::new(
-                chain.rpc_url.clone(),
-                relay.config.rpc_timeout,
-            ));
+            let rpc = Arc::new(
+                AlloyRpc::new(chain.rpc_url.clone(), relay.config.rpc_timeout)
+                    .for_chain(&chain.name),
+            );
             relay = relay.with_chain(chain.clone(), rpc, built)?;
         }
         if let Some(orphan) = signers

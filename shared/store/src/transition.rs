@@ -214,6 +214,7 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
         data: &t.data,
     };
     insert_event(conn, &event).await?;
+    observe(&current, to, &t.patch);
     let mut messages = vec![webhook_event(t.payment_id, to, version)];
     messages.extend(t.outbox.iter().cloned());
     outbox::insert(
@@ -226,6 +227,30 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
     select_payment(conn, None, t.payment_id)
         .await?
         .ok_or_else(vanished)
+}
+
+/// The transition on the current span (the step's invocation) and in the metrics. Counted
+/// when written: a caller's transaction that later rolls back has still counted it.
+fn observe(current: &Payment, to: PaymentStatus, patch: &PaymentPatch) {
+    use meshpay_telemetry::span::{attr, record};
+    record(attr::PAYMENT_ID, current.id.to_string());
+    record(attr::CHAIN_ID, current.chain().to_owned());
+    record(attr::OUTCOME, to.as_str());
+    if let Some(wallet) = patch.hot_wallet.or(current.hot_wallet) {
+        record(attr::WALLET, wallet.to_checksum(None));
+    }
+    if let Some(nonce) = patch.nonce.or(current.nonce) {
+        record(attr::NONCE, i64::try_from(nonce).unwrap_or(i64::MAX));
+    }
+    if let Some(hash) = patch.tx_hash.or(current.tx_hash) {
+        record(attr::TX_HASH, hash.to_string());
+    }
+    meshpay_telemetry::metrics::payment_transition(current.status.as_str(), to.as_str());
+    if to == PaymentStatus::Settled {
+        let elapsed = time::OffsetDateTime::now_utc() - current.created_at;
+        let elapsed = std::time::Duration::try_from(elapsed).unwrap_or_default();
+        meshpay_telemetry::metrics::authorize_to_settled(current.chain(), elapsed);
+    }
 }
 
 impl Store {

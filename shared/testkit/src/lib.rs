@@ -11,6 +11,7 @@ pub mod chains;
 pub mod devhost;
 pub mod hex;
 pub mod merchant;
+pub mod otlp;
 pub mod payment;
 pub mod ports;
 pub mod postgres;

@@ -1,7 +1,8 @@
 //! [`AlloyRpc`]: the JSON-RPC calls over alloy's HTTP provider, each bounded by a timeout.
 
 use std::future::{Future, IntoFuture};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::eips::eip1559::Eip1559Estimation;
@@ -21,6 +22,8 @@ use super::{ChainHead, ChainRpc, ConfirmRpc, LogFacts, ReceiptFacts, RpcFailure,
 pub struct AlloyRpc {
     pub(super) provider: DynProvider,
     timeout: Duration,
+    /// The chain's name in chains.toml: the label of this client's metrics.
+    chain: Arc<str>,
 }
 
 impl std::fmt::Debug for AlloyRpc {
@@ -39,7 +42,17 @@ impl AlloyRpc {
             .disable_recommended_fillers()
             .connect_http(url)
             .erased();
-        AlloyRpc { provider, timeout }
+        AlloyRpc {
+            provider,
+            timeout,
+            chain: Arc::from("-"),
+        }
+    }
+
+    /// Labels this client's latency and error metrics with the chain's name.
+    pub fn for_chain(mut self, chain: &str) -> Self {
+        self.chain = Arc::from(chain);
+        self
     }
 
     pub(super) async fn call<T>(
@@ -47,10 +60,14 @@ impl AlloyRpc {
         method: &'static str,
         request: impl Future<Output = Result<T, TransportError>>,
     ) -> Result<T, RpcFailure> {
-        match tokio::time::timeout(self.timeout, request).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, request).await {
             Err(_) => Err(RpcFailure::Timeout { method }),
             Ok(result) => result.map_err(|e| RpcFailure::from_transport(method, e)),
-        }
+        };
+        let error = result.as_ref().err().map(RpcFailure::kind);
+        meshpay_telemetry::metrics::rpc_call(&self.chain, method, started.elapsed(), error);
+        result
     }
 
     /// `eth_getTransactionCount(address, "pending")`.
