@@ -61,6 +61,7 @@ pub mod merchants;
 pub mod outbox;
 pub mod payments;
 pub mod quotes;
+pub mod replacements;
 pub mod review;
 pub mod transactions;
 pub mod transition;
