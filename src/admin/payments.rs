@@ -56,7 +56,9 @@ impl Step {
     fn for_status(status: PaymentStatus) -> Option<Step> {
         match status {
             PaymentStatus::Authorized => Some(Step::Broadcast),
-            PaymentStatus::Broadcast => Some(Step::Confirm),
+            PaymentStatus::Broadcast | PaymentStatus::Stalled | PaymentStatus::Cancelling => {
+                Some(Step::Confirm)
+            }
             PaymentStatus::Confirmed => Some(Step::Settle),
             _ => None,
         }
