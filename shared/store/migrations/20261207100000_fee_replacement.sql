@@ -27,3 +27,9 @@ ALTER TABLE payments ADD CONSTRAINT payments_status_check
 -- Why the payment is in its current non-terminal status (`stalled`: "fee market above the
 -- quoted maximum"); cleared by the next status change.
 ALTER TABLE payments ADD COLUMN status_reason text CHECK (length(status_reason) <= 1000);
+
+-- A confirm check that found the payment's cancellation mined (final) ends with `cancelled`.
+ALTER TABLE payment_confirmations DROP CONSTRAINT payment_confirmations_last_outcome_check;
+ALTER TABLE payment_confirmations ADD CONSTRAINT payment_confirmations_last_outcome_check
+    CHECK (last_outcome IN ('not_mined', 'resent', 'not_final', 'confirmed', 'reverted',
+                            'needs_review', 'stalled', 'rpc_error', 'reorged', 'cancelled'));

@@ -50,3 +50,40 @@ pub async fn store_replacement(
 pub fn is_cancellation(attempt: &TxAttempt) -> bool {
     attempt.to == attempt.from && attempt.value_wei.is_zero()
 }
+
+impl crate::Store {
+    /// The merchant's cancellation: an `authorized` payment is cancelled at once (hold
+    /// released); a `broadcast` or `stalled` one becomes `cancelling` (hold kept) with a
+    /// broadcast message in the outbox, whose step sends the cancelling self-transfer on the
+    /// payment's nonce. NotFound for another merchant's payment; IllegalTransition in any other
+    /// status; Conflict if it changed while we were cancelling.
+    pub async fn request_cancel(
+        &self,
+        merchant_id: meshpay_domain::MerchantId,
+        id: meshpay_domain::PaymentId,
+    ) -> Result<crate::Payment> {
+        use meshpay_domain::{PaymentEvent, PaymentMessage, PaymentStatus};
+        let mut tx = self.pool.begin().await?;
+        let current = crate::payments::select_payment(&mut tx, Some(merchant_id), id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let event = match current.status {
+            PaymentStatus::Broadcast | PaymentStatus::Stalled => PaymentEvent::RequestCancel,
+            _ => PaymentEvent::Cancel,
+        };
+        let mut t = crate::Transition::new(id, current.version, event);
+        t.merchant_id = Some(merchant_id);
+        if t.event == PaymentEvent::RequestCancel {
+            let message = serde_json::to_value(PaymentMessage::new(id))
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            t.outbox.push(crate::NewOutboxMessage::new(
+                crate::topics::PAYMENTS_BROADCAST,
+                message,
+            ));
+            t.data = serde_json::json!({ "tx_hash": current.tx_hash, "nonce": current.nonce });
+        }
+        let payment = crate::apply_transition(&mut tx, &t).await?;
+        tx.commit().await?;
+        Ok(payment)
+    }
+}
