@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn the_tip_never_exceeds_the_max_fee() {
         let fees = replacement(pair(2_000, 2_000), pair(2_000, 9_000), None, 2_300).unwrap();
-        assert_eq!(fees, pair(2_300, 2_300));
+        assert_eq!(fees, pair(2_250, 2_250));
     }
 
     #[test]
