@@ -27,7 +27,7 @@
 use std::time::Duration;
 
 use meshpay_chain::fees::NATIVE_TRANSFER_GAS;
-use meshpay_chain::rpc::{SendClass, classify_send};
+use meshpay_chain::rpc::{RpcFailure, SendClass, classify_send};
 use meshpay_domain::{Amount, AssetKind, B256, PaymentEvent, PaymentId, PaymentStatus};
 use meshpay_store::replacements::{is_cancellation, store_replacement};
 use meshpay_store::transactions::{self, NewTxAttempt, TxAttempt};
@@ -36,7 +36,9 @@ use serde_json::json;
 
 use crate::fee_policy::{self, FeePair};
 use crate::transfer::{self, TransferCall, TxParams};
-use crate::{ChainContext, Relay, RelayConfigError, RelayError};
+use crate::{
+    Ack, BroadcastOutcome, ChainContext, Relay, RelayConfigError, RelayError, SentTransaction,
+};
 
 /// Whether to re-price only when the policy says it is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +330,58 @@ impl Relay {
     }
 }
 
+/// Whether a node refused the bytes for their price alone (below its minimum tip, or cheaper
+/// than everything in a full pool: "transaction underpriced"; a max fee below the base fee).
+/// Not "replacement transaction underpriced": that is another transaction on the nonce.
+pub(crate) fn is_fee_refusal(failure: &RpcFailure) -> bool {
+    let Some(message) = failure.node_message() else {
+        return false;
+    };
+    let message = message.to_ascii_lowercase();
+    (message.contains("underpriced") && !message.contains("replacement"))
+        || message.contains("less than block base fee")
+}
+
+impl Relay {
+    /// The node refused the payment's live attempt for its price ([`is_fee_refusal`]): the
+    /// same bump path re-prices it on its nonce now (within the ceiling, or the payment
+    /// stalls), instead of retrying the same bytes and parking the payment with its nonce.
+    pub(crate) async fn reprice_refused(
+        &self,
+        ctx: &ChainContext,
+        attempt: &TxAttempt,
+        failure: RpcFailure,
+    ) -> Result<BroadcastOutcome, RelayError> {
+        tracing::warn!(
+            payment = %attempt.payment_id, tx_hash = %attempt.tx_hash, %failure,
+            "refused for its price: re-pricing on its nonce"
+        );
+        match self
+            .reprice(attempt.payment_id, RepriceMode::Now)
+            .await?
+        {
+            RepriceOutcome::Replaced(r) if r.refused.is_none() => {
+                Ok(BroadcastOutcome::Sent(SentTransaction {
+                    payment_id: r.payment_id,
+                    chain: ctx.chain.name.clone(),
+                    from: attempt.from,
+                    nonce: r.nonce,
+                    tx_hash: r.tx_hash,
+                    attempt: r.attempt,
+                    ack: Ack::Accepted,
+                }))
+            }
+            outcome @ RepriceOutcome::AboveCeiling { .. } => Ok(BroadcastOutcome::Repriced(outcome)),
+            // Refused again, or changed meanwhile: the redelivery looks again (and bumps again
+            // while the refusal is about the price, up to the ceiling).
+            _ => Err(RelayError::Send {
+                class: classify_send(&failure),
+                failure,
+            }),
+        }
+    }
+}
+
 fn fee_pair(attempt: &TxAttempt) -> FeePair {
     FeePair {
         max_fee_per_gas_wei: attempt.max_fee_per_gas_wei,
@@ -352,4 +406,32 @@ fn highest_of_nonce(live: &TxAttempt, all: &[TxAttempt]) -> FeePair {
 fn age(attempt: &TxAttempt) -> Duration {
     let waited = time::OffsetDateTime::now_utc() - attempt.created_at;
     Duration::try_from(waited).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(message: &str) -> RpcFailure {
+        RpcFailure::Rpc {
+            method: "eth_sendRawTransaction",
+            code: -32000,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn refusals_for_the_price_alone_take_the_bump_path_and_a_rival_on_the_nonce_does_not() {
+        assert!(is_fee_refusal(&refusal("transaction underpriced")));
+        assert!(is_fee_refusal(&refusal(
+            "max fee per gas less than block base fee: address 0x.., maxFeePerGas: 1, baseFee: 7"
+        )));
+        assert!(!is_fee_refusal(&refusal(
+            "replacement transaction underpriced"
+        )));
+        assert!(!is_fee_refusal(&refusal("nonce too low")));
+        assert!(!is_fee_refusal(&RpcFailure::Timeout {
+            method: "eth_sendRawTransaction"
+        }));
+    }
 }

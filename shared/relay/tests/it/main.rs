@@ -12,3 +12,4 @@ mod quote_bound;
 mod routing;
 mod same_nonce;
 mod support;
+mod underpriced;
