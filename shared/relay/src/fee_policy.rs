@@ -80,7 +80,10 @@ pub fn replacement(
             ceiling_wei,
         });
     }
-    let max_fee = min_max_fee
+    // Room for the whole tip above the next base fee when the ceiling allows it.
+    let with_tip = next_base_fee_wei.map_or(0, |base| base.saturating_add(min_tip));
+    let max_fee = needed
+        .max(with_tip)
         .max(fresh.max_fee_per_gas_wei)
         .min(ceiling_wei);
     let tip = min_tip
@@ -152,6 +155,15 @@ mod tests {
         assert_eq!(fees, pair(5_000, 300));
         let fees = replacement(pair(2_000, 100), pair(50_000, 300), Some(2_400), 10_000).unwrap();
         assert_eq!(fees, pair(10_000, 300));
+    }
+
+    #[test]
+    fn a_replacement_pays_at_least_the_next_base_fee_plus_its_tip_within_the_ceiling() {
+        // A stale estimate below the base fee does not price the replacement under it.
+        let fees = replacement(pair(2_000, 100), pair(1_500, 50), Some(3_000), 10_000).unwrap();
+        assert_eq!(fees, pair(3_113, 113));
+        let fees = replacement(pair(2_000, 100), pair(1_500, 50), Some(3_000), 3_050).unwrap();
+        assert_eq!(fees, pair(3_050, 113));
     }
 
     #[test]

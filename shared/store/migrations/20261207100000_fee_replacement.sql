@@ -33,3 +33,7 @@ ALTER TABLE payment_confirmations DROP CONSTRAINT payment_confirmations_last_out
 ALTER TABLE payment_confirmations ADD CONSTRAINT payment_confirmations_last_outcome_check
     CHECK (last_outcome IN ('not_mined', 'resent', 'not_final', 'confirmed', 'reverted',
                             'needs_review', 'stalled', 'rpc_error', 'reorged', 'cancelled'));
+
+-- A gap fill re-priced on its nonce (the same bump rule as a payment's transaction) keeps
+-- the hashes it replaced: any of them may be the one mined.
+ALTER TABLE wallet_gap_fills ADD COLUMN replaced_hashes text[] NOT NULL DEFAULT '{}';

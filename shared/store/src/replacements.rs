@@ -87,3 +87,70 @@ impl crate::Store {
         Ok(payment)
     }
 }
+
+/// A gap fill's current fees: `(max_fee_per_gas, max_priority_fee_per_gas)` in wei.
+pub type FillFees = (u128, u128);
+
+impl crate::Store {
+    /// The fees of a stored gap fill (`None`: no such fill).
+    pub async fn gap_fill_fees(&self, fill: uuid::Uuid) -> Result<Option<FillFees>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT max_fee_per_gas::text, max_priority_fee_per_gas::text
+               FROM wallet_gap_fills WHERE id = $1",
+        )
+        .bind(fill)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(max_fee, tip)| {
+            Ok((
+                crate::convert::u128_text(&max_fee)?,
+                crate::convert::u128_text(&tip)?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Replaces a gap fill's bytes with a re-priced self-transfer on the same nonce, keeping
+    /// the old hash in `replaced_hashes`; only if the fill still holds `fill.tx_hash` (`None`:
+    /// another run replaced it first). The new bytes start unsent (`signed`).
+    pub async fn replace_gap_fill(
+        &self,
+        fill: &crate::transactions::GapFill,
+        signed: &crate::transactions::NewGapFill,
+    ) -> Result<Option<crate::transactions::GapFill>> {
+        if signed.nonce != fill.nonce || signed.wallet != fill.wallet || signed.chain != fill.chain
+        {
+            return Err(StoreError::Invalid(format!(
+                "a replacement of gap fill {} must be on its wallet and nonce",
+                fill.tx_hash
+            )));
+        }
+        let updated = sqlx::query(
+            "UPDATE wallet_gap_fills
+                SET tx_hash = $3, raw_tx = $4, max_fee_per_gas = $5::numeric,
+                    max_priority_fee_per_gas = $6::numeric, status = 'signed',
+                    exposed_at = coalesce(exposed_at, send_started_at), send_started_at = NULL,
+                    replaced_hashes = array_append(replaced_hashes, $2)
+              WHERE id = $1 AND tx_hash = $2",
+        )
+        .bind(fill.id)
+        .bind(fill.tx_hash.to_string())
+        .bind(signed.tx_hash.to_string())
+        .bind(&signed.raw)
+        .bind(signed.max_fee_per_gas_wei.to_string())
+        .bind(signed.max_priority_fee_per_gas_wei.to_string())
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(None);
+        }
+        Ok(Some(crate::transactions::GapFill {
+            id: fill.id,
+            chain: fill.chain.clone(),
+            wallet: fill.wallet,
+            nonce: fill.nonce,
+            tx_hash: signed.tx_hash,
+            raw: signed.raw.clone(),
+        }))
+    }
+}
