@@ -67,7 +67,12 @@ pub async fn cancel_payment(
             .get_payment(merchant, id)
             .await
             .map_err(|e| from_store(e, "payment", &state.chains))?
-            .filter(|p| matches!(p.status, PaymentStatus::Cancelled | PaymentStatus::Cancelling))
+            .filter(|p| {
+                matches!(
+                    p.status,
+                    PaymentStatus::Cancelled | PaymentStatus::Cancelling
+                )
+            })
             .ok_or_else(too_late)?,
         Err(error) => return Err(from_store(error, "payment", &state.chains)),
     };

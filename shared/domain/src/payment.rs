@@ -658,7 +658,10 @@ mod tests {
         assert_eq!(stall.hold_effect(), HoldEffect::Keep);
         assert_eq!(PaymentEvent::Resume.status_reason(), None);
         assert_eq!(transition(stalled, &PaymentEvent::Resume), Ok(S::Broadcast));
-        assert_eq!(transition(stalled, &PaymentEvent::Confirm), Ok(S::Confirmed));
+        assert_eq!(
+            transition(stalled, &PaymentEvent::Confirm),
+            Ok(S::Confirmed)
+        );
         assert!(transition(stalled, &stall).is_err());
         assert!(transition(S::Cancelling, &stall).is_err());
     }

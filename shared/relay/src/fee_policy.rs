@@ -86,9 +86,7 @@ pub fn replacement(
         .max(with_tip)
         .max(fresh.max_fee_per_gas_wei)
         .min(ceiling_wei);
-    let tip = min_tip
-        .max(fresh.max_priority_fee_per_gas_wei)
-        .min(max_fee);
+    let tip = min_tip.max(fresh.max_priority_fee_per_gas_wei).min(max_fee);
     Ok(FeePair {
         max_fee_per_gas_wei: max_fee,
         max_priority_fee_per_gas_wei: tip,
@@ -203,7 +201,12 @@ mod tests {
         let signed = pair(2_000, 100);
         assert!(replacement_due(signed, signed, Some(2_001), false));
         assert!(!replacement_due(signed, signed, Some(2_000), true));
-        assert!(!replacement_due(signed, pair(3_000, 100), Some(1_000), false));
+        assert!(!replacement_due(
+            signed,
+            pair(3_000, 100),
+            Some(1_000),
+            false
+        ));
         assert!(replacement_due(signed, pair(3_000, 100), Some(1_000), true));
         assert!(replacement_due(signed, pair(2_000, 101), None, true));
         assert!(!replacement_due(signed, pair(1_000, 50), None, true));

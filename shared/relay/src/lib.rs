@@ -58,8 +58,8 @@ pub use fault::{FAULT_ENV, Fault, FaultMode, FaultPoint};
 pub use fill::GapFillReport;
 pub use heal::{HealBudget, HealReport, WalletHeal};
 pub use lazy::{LazyRelay, RelaySetup};
-pub use replace::{Replacement, RepriceMode, RepriceOutcome};
 pub use meshpay_chain::rpc::{AlloyRpc, ChainRpc, RpcFailure, SendClass, classify_send};
+pub use replace::{Replacement, RepriceMode, RepriceOutcome};
 pub use wallets::{DynTxSigner, WalletPool};
 
 /// Which delivery of the queue message this is (the trigger's `DequeueCount`, 1-based).

@@ -74,11 +74,16 @@ pub enum RepriceOutcome {
     /// Nothing to re-price: not in flight, no live transaction, or changed meanwhile.
     NotApplicable(String),
     /// The live transaction can be mined at its price; `resumed`: the payment left `stalled`.
-    NotDue { resumed: bool },
+    NotDue {
+        resumed: bool,
+    },
     Replaced(Replacement),
     /// No replacement fits under the ceiling; `stalled_now`: the payment moved to `stalled`
     /// with `reason` (it was `broadcast`).
-    AboveCeiling { reason: String, stalled_now: bool },
+    AboveCeiling {
+        reason: String,
+        stalled_now: bool,
+    },
 }
 
 impl Relay {
@@ -231,7 +236,11 @@ impl Relay {
         cancelling: bool,
     ) -> Result<TransferCall, String> {
         if cancelling {
-            return Ok(TransferCall::new(AssetKind::Native, live.from, Amount::ZERO));
+            return Ok(TransferCall::new(
+                AssetKind::Native,
+                live.from,
+                Amount::ZERO,
+            ));
         }
         let asset = ctx
             .chain
@@ -356,10 +365,7 @@ impl Relay {
             payment = %attempt.payment_id, tx_hash = %attempt.tx_hash, %failure,
             "refused for its price: re-pricing on its nonce"
         );
-        match self
-            .reprice(attempt.payment_id, RepriceMode::Now)
-            .await?
-        {
+        match self.reprice(attempt.payment_id, RepriceMode::Now).await? {
             RepriceOutcome::Replaced(r) if r.refused.is_none() => {
                 Ok(BroadcastOutcome::Sent(SentTransaction {
                     payment_id: r.payment_id,
@@ -371,7 +377,9 @@ impl Relay {
                     ack: Ack::Accepted,
                 }))
             }
-            outcome @ RepriceOutcome::AboveCeiling { .. } => Ok(BroadcastOutcome::Repriced(outcome)),
+            outcome @ RepriceOutcome::AboveCeiling { .. } => {
+                Ok(BroadcastOutcome::Repriced(outcome))
+            }
             // Refused again, or changed meanwhile: the redelivery looks again (and bumps again
             // while the refusal is about the price, up to the ceiling).
             _ => Err(RelayError::Send {

@@ -114,15 +114,7 @@ impl Pipeline {
             ..PaymentPatch::default()
         };
         if !self
-            .commit(
-                payment.id,
-                claim,
-                mined,
-                event,
-                patch,
-                data,
-                &record,
-            )
+            .commit(payment.id, claim, mined, event, patch, data, &record)
             .await?
         {
             return Ok(ConfirmOutcome::Ignored {

@@ -32,8 +32,8 @@ use std::time::Instant;
 use meshpay_chain::rpc::ConfirmRpc;
 use meshpay_domain::{B256, PaymentId, PaymentStatus};
 use meshpay_store::Payment;
-use meshpay_store::replacements::is_cancellation;
 use meshpay_store::confirmations::{CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
+use meshpay_store::replacements::is_cancellation;
 use meshpay_store::transactions::TxAttempt;
 
 use crate::finality::FinalityPolicy;
@@ -104,7 +104,7 @@ enum Observation {
     Review(String),
     Final {
         /// The attempt of the live nonce that is mined.
-        mined: TxAttempt,
+        mined: Box<TxAttempt>,
         receipt: ReceiptFacts,
         verdict: Verdict,
     },

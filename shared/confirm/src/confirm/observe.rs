@@ -99,7 +99,7 @@ impl Pipeline {
         // A cancellation's receipt is judged by the decision (it only spends gas).
         let verdict = verify_receipt(&target.expected, &receipt);
         Ok(Observation::Final {
-            mined: mined.clone(),
+            mined: Box::new(mined.clone()),
             receipt,
             verdict,
         })

@@ -20,7 +20,10 @@ impl ConfirmStack {
     /// The base fee of the next mined block.
     async fn next_base_fee(&self, wei: u128) {
         self.anvil
-            .rpc("anvil_setNextBlockBaseFeePerGas", json!([format!("{wei:#x}")]))
+            .rpc(
+                "anvil_setNextBlockBaseFeePerGas",
+                json!([format!("{wei:#x}")]),
+            )
             .await;
     }
 
@@ -86,12 +89,18 @@ async fn a_transaction_under_a_rising_base_fee_is_replaced_and_settles_once_at_t
         panic!("first broadcast not sent");
     };
     let original = stack.store.live_attempt(payment.id).await.unwrap().unwrap();
-    assert!(original.max_fee_per_gas_wei < quoted.max_fee_per_gas, "signed below the ceiling");
+    assert!(
+        original.max_fee_per_gas_wei < quoted.max_fee_per_gas,
+        "signed below the ceiling"
+    );
 
     // The base fee jumps above the signed max fee (below the ceiling) and stays there.
     let base = original.max_fee_per_gas_wei * 3 / 2;
     stack.mine_at(base, 3).await;
-    assert!(stack.receipt(first.tx_hash).await.is_null(), "cannot be included");
+    assert!(
+        stack.receipt(first.tx_hash).await.is_null(),
+        "cannot be included"
+    );
     // The confirm step sees it not mined (anvil even drops it from its pool and refuses it
     // again under this base fee) and hands it to the broadcast step for a fee check.
     stack.next_base_fee(base).await;
@@ -134,7 +143,8 @@ async fn a_transaction_under_a_rising_base_fee_is_replaced_and_settles_once_at_t
     );
 
     stack.mine_at(base, 1).await;
-    let ConfirmOutcome::Confirmed { tx_hash, .. } = stack.settled_or_cancelled(&pipeline, next).await
+    let ConfirmOutcome::Confirmed { tx_hash, .. } =
+        stack.settled_or_cancelled(&pipeline, next).await
     else {
         panic!("not confirmed");
     };
@@ -151,10 +161,7 @@ async fn a_transaction_under_a_rising_base_fee_is_replaced_and_settles_once_at_t
     let charged = stack.charged_fee(replacement.tx_hash).await;
     assert_eq!(settled.network_fee_actual, Some(charged));
     // Paid once, exactly the amount; the replaced transaction can never be mined.
-    assert_eq!(
-        stack.anvil.eth_balance(recipient).await,
-        U256::from(amount)
-    );
+    assert_eq!(stack.anvil.eth_balance(recipient).await, U256::from(amount));
     assert!(stack.receipt(first.tx_hash).await.is_null());
     let attempts = stack.store.payment_transactions(payment.id).await.unwrap();
     let statuses: Vec<_> = attempts.iter().map(|a| a.status).collect();
@@ -163,7 +170,9 @@ async fn a_transaction_under_a_rising_base_fee_is_replaced_and_settles_once_at_t
     assert_eq!(eth.held, Amount::ZERO);
     assert_eq!(
         eth.available.base_units(),
-        U256::from(MERCHANT_ETH) - U256::from(amount) - charged.base_units()
+        U256::from(MERCHANT_ETH)
+            - U256::from(amount)
+            - charged.base_units()
             - settled.charges.service_fee.base_units()
     );
     stack.finish().await;
@@ -201,7 +210,10 @@ async fn above_the_ceiling_a_payment_stalls_and_its_cancellation_mines_once_fees
     let stalled = stack.payment_now(payment.id).await;
     assert_eq!(stalled.status, PaymentStatus::Stalled);
     let shown = stalled.status_reason.unwrap();
-    assert!(shown.starts_with("fee market above the quoted maximum"), "{shown}");
+    assert!(
+        shown.starts_with("fee market above the quoted maximum"),
+        "{shown}"
+    );
     assert_eq!(shown, reason);
     let webhook_types: Vec<(String,)> = sqlx::query_as(
         "SELECT payload->>'type' FROM outbox WHERE payment_id = $1 AND topic = 'webhook'
@@ -239,7 +251,15 @@ async fn above_the_ceiling_a_payment_stalls_and_its_cancellation_mines_once_fees
             ..
         })
     ));
-    assert_eq!(stack.store.payment_transactions(payment.id).await.unwrap().len(), 1);
+    assert_eq!(
+        stack
+            .store
+            .payment_transactions(payment.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Fees come down within the hold (still above the original's max fee): the cancellation
     // replaces the transfer in the pool and is mined.
@@ -301,8 +321,7 @@ async fn above_the_ceiling_a_payment_stalls_and_its_cancellation_mines_once_fees
 }
 
 #[tokio::test]
-async fn a_cancel_that_loses_the_race_to_the_original_ends_settled_and_a_later_cancel_is_refused()
-{
+async fn a_cancel_that_loses_the_race_to_the_original_ends_settled_and_a_later_cancel_is_refused() {
     let stack = ConfirmStack::start(1).await;
     let pipeline = stack.pipeline();
     let amount = 10u128.pow(15);

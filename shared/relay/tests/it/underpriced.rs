@@ -52,7 +52,12 @@ async fn an_underpriced_refusal_is_replaced_on_the_same_nonce_with_both_fees_bum
     assert_eq!(rpc.sends_forwarded(), 1);
     let receipt = stack.receipt(sent.tx_hash).await;
     assert_eq!(receipt["status"], "0x1");
-    assert_eq!(stack.count("SELECT count(*) FROM payment_confirmations WHERE last_outcome = 'needs_review'").await, 0);
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM payment_confirmations WHERE last_outcome = 'needs_review'")
+            .await,
+        0
+    );
     stack.finish().await;
 }
 
@@ -84,7 +89,12 @@ async fn an_underpriced_refusal_without_room_under_the_ceiling_stalls_the_paymen
         ),
         "{outcome:?}"
     );
-    let stalled = stack.store.get_payment_unscoped(payment.id).await.unwrap().unwrap();
+    let stalled = stack
+        .store
+        .get_payment_unscoped(payment.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stalled.status, PaymentStatus::Stalled);
     assert!(
         stalled
@@ -92,6 +102,11 @@ async fn an_underpriced_refusal_without_room_under_the_ceiling_stalls_the_paymen
             .unwrap()
             .starts_with("fee market above the quoted maximum")
     );
-    assert_eq!(stack.count("SELECT count(*) FROM payment_confirmations WHERE last_outcome = 'needs_review'").await, 0);
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM payment_confirmations WHERE last_outcome = 'needs_review'")
+            .await,
+        0
+    );
     stack.finish().await;
 }
