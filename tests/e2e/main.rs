@@ -11,5 +11,6 @@ mod contract;
 mod foundation;
 mod package;
 mod payments_api;
+mod replacement;
 mod support;
 mod webhooks;
