@@ -37,3 +37,9 @@ ALTER TABLE payment_confirmations ADD CONSTRAINT payment_confirmations_last_outc
 -- A gap fill re-priced on its nonce (the same bump rule as a payment's transaction) keeps
 -- the hashes it replaced: any of them may be the one mined.
 ALTER TABLE wallet_gap_fills ADD COLUMN replaced_hashes text[] NOT NULL DEFAULT '{}';
+
+-- The reconcile scans and wallet health read in-flight payments through this index: it covers
+-- the new in-flight statuses too.
+DROP INDEX payments_in_flight;
+CREATE INDEX payments_in_flight ON payments (status, updated_at)
+    WHERE status IN ('authorized', 'broadcast', 'stalled', 'cancelling', 'confirmed');

@@ -95,7 +95,8 @@ impl Store {
         let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
             "SELECT c.payment_id, c.last_detail FROM payment_confirmations c
                JOIN payments p ON p.id = c.payment_id
-              WHERE c.last_outcome = 'needs_review' AND p.status IN ('broadcast', 'confirmed')
+              WHERE c.last_outcome = 'needs_review'
+                AND p.status IN ('broadcast', 'stalled', 'cancelling', 'confirmed')
               ORDER BY c.payment_id LIMIT $1",
         )
         .bind(i64::from(limit))
