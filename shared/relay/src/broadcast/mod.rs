@@ -92,7 +92,11 @@ impl Relay {
                             tracing::warn!(payment = %payment_id, %error, "fee check failed")
                         });
                     return match repriced {
-                        Ok(crate::RepriceOutcome::NotDue { resumed: false }) | Err(_)
+                        // Resumed from `stalled`: its bytes may have left every pool meanwhile.
+                        Ok(crate::RepriceOutcome::NotDue { resumed: true }) => {
+                            self.resend(&payment, delivery).await
+                        }
+                        Ok(crate::RepriceOutcome::NotDue { .. }) | Err(_)
                             if status == PaymentStatus::Broadcast =>
                         {
                             self.resend(&payment, delivery).await
