@@ -39,7 +39,8 @@ pub enum AdminCommand {
     /// Ledger postings.
     #[command(subcommand)]
     Ledger(LedgerCommand),
-    /// Payments parked for review: list them, put one back in the pipeline.
+    /// Payments parked for review: list them, put one back in the pipeline; replace a pending
+    /// transaction on its nonce, or cancel a payment.
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
     /// Hot wallets halted for a nonce counter behind the chain: list them, resume one; record a

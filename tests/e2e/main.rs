@@ -12,6 +12,7 @@ mod contract;
 mod foundation;
 mod package;
 mod payments_api;
+mod replacement;
 mod support;
 mod telemetry;
 mod webhooks;

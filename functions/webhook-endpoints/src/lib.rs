@@ -111,6 +111,10 @@ pub enum EventType {
     PaymentAuthorized,
     #[serde(rename = "payment.broadcast")]
     PaymentBroadcast,
+    #[serde(rename = "payment.stalled")]
+    PaymentStalled,
+    #[serde(rename = "payment.cancelling")]
+    PaymentCancelling,
     #[serde(rename = "payment.confirmed")]
     PaymentConfirmed,
     #[serde(rename = "payment.settled")]
@@ -359,6 +363,8 @@ mod tests {
         let documented: Vec<String> = [
             PaymentAuthorized,
             PaymentBroadcast,
+            PaymentStalled,
+            PaymentCancelling,
             PaymentConfirmed,
             PaymentSettled,
             PaymentFailed,

@@ -52,6 +52,10 @@ pub struct RelayConfig {
     /// A wallet whose oldest unconfirmed transaction was signed longer ago than this is
     /// treated as stuck: new payments go to a healthy wallet while there is one.
     pub wallet_stuck_after: Duration,
+    /// A pending transaction that waited this long is re-priced when the fee estimate is above
+    /// what it pays (one below the next base fee is re-priced at once), see
+    /// [`crate::fee_policy`].
+    pub replace_after: Duration,
     /// Test hook ([`Fault`]).
     pub fault: Option<Fault>,
 }
@@ -70,6 +74,7 @@ impl Default for RelayConfig {
             max_attempts: 5,
             gap_fill_after: Duration::from_secs(5 * 60),
             wallet_stuck_after: Duration::from_secs(10 * 60),
+            replace_after: Duration::from_secs(60),
             fault: None,
         }
     }
@@ -82,6 +87,8 @@ pub const WALLET_STUCK_AFTER_ENV: &str = "MESHPAY_WALLET_STUCK_AFTER_SECS";
 
 /// Setting of [`RelayConfig::max_in_flight_per_wallet`] (default 64).
 pub const WALLET_MAX_IN_FLIGHT_ENV: &str = "MESHPAY_WALLET_MAX_IN_FLIGHT";
+/// Setting of [`RelayConfig::replace_after`] (seconds, default 60).
+pub const REPLACE_AFTER_ENV: &str = "MESHPAY_REPLACE_AFTER_SECS";
 
 /// A relay setting that is not a number in its range.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +132,7 @@ impl RelayConfig {
                 defaults.max_in_flight_per_wallet,
                 10_000,
             )?,
+            replace_after: secs(REPLACE_AFTER_ENV, defaults.replace_after)?,
             ..defaults
         })
     }

@@ -7,6 +7,8 @@
 //!   a reserved nonce again, or re-sends the stored bytes.
 //! - [`transfer`]: native and ERC-20 `transfer` calls, EIP-1559 signing.
 //! - [`fees`]: capped EIP-1559 fees and gas limits with margin.
+//! - [`fee_policy`] and [`Relay::reprice`]: same-nonce replacement (fee bump within the held
+//!   ceiling, or a cancellation), `stalled` when the fee market is above the quote.
 //! - [`wallets`]: the hot-wallet pool of a chain and how a payment picks a wallet.
 //! - JSON-RPC: [`meshpay_chain::rpc`] ([`ChainRpc`], [`AlloyRpc`], [`classify_send`]).
 //! - [`fault`]: the crash-test hook (`MESHPAY_FAULT`, dev/test builds only).
@@ -33,10 +35,12 @@ mod broadcast;
 pub mod config;
 mod error;
 pub mod fault;
+pub mod fee_policy;
 pub mod fees;
 mod fill;
 mod heal;
 mod lazy;
+mod replace;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod transfer;
@@ -59,6 +63,7 @@ pub use fill::GapFillReport;
 pub use heal::{HealBudget, HealReport, WalletHeal};
 pub use lazy::{LazyRelay, RelaySetup};
 pub use meshpay_chain::rpc::{AlloyRpc, ChainRpc, RpcFailure, SendClass, classify_send};
+pub use replace::{Replacement, RepriceMode, RepriceOutcome};
 pub use wallets::{DynTxSigner, WalletPool};
 
 /// Which delivery of the queue message this is (the trigger's `DequeueCount`, 1-based).
@@ -135,6 +140,9 @@ pub enum BroadcastOutcome {
         payment_id: PaymentId,
         reason: Ignored,
     },
+    /// An in-flight payment's transaction was re-priced, replaced by its cancellation, or
+    /// could not be (stalled), see [`Relay::reprice`].
+    Repriced(RepriceOutcome),
 }
 
 /// One chain as the relay sees it.

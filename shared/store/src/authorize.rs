@@ -373,6 +373,7 @@ impl Store {
             block_hash: None,
             block_number: None,
             failure_reason: None,
+            status_reason: None,
             network_fee_actual: None,
             created_at,
             updated_at: created_at,

@@ -63,6 +63,7 @@ pub mod outbox;
 mod outbox_upkeep;
 pub mod payments;
 pub mod quotes;
+pub mod replacements;
 pub mod review;
 pub mod transactions;
 pub mod transition;

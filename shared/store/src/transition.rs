@@ -173,13 +173,15 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
     // Decided before any write: a refused fee leaves nothing behind.
     let resolution = hold_resolution(&current, t.event.hold_effect())?;
     let reason = t.event.failure_reason().map(|r| r.as_str());
+    let status_reason = t.event.status_reason().map(|r| r.as_str());
     let updated = sqlx::query(
         "UPDATE payments SET status = $3, version = version + 1, updated_at = now(),
              failure_reason = coalesce($4, failure_reason),
              hot_wallet = coalesce($5, hot_wallet), tx_hash = coalesce($6, tx_hash),
              nonce = coalesce($7, nonce), block_hash = coalesce($8, block_hash),
              block_number = coalesce($9, block_number),
-             network_fee_actual = coalesce($10::text::numeric, network_fee_actual)
+             network_fee_actual = coalesce($10::text::numeric, network_fee_actual),
+             status_reason = $11
          WHERE id = $1 AND version = $2",
     )
     .bind(t.payment_id.as_uuid())
@@ -192,6 +194,7 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
     .bind(t.patch.block_hash.map(|h| h.to_string()))
     .bind(opt_i64(t.patch.block_number, "block number")?)
     .bind(t.event.network_fee_charged().map(|fee| fee.to_string()))
+    .bind(status_reason)
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() != 1 {
@@ -210,7 +213,7 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
         event: t.event.kind(),
         from: current.status,
         to,
-        reason,
+        reason: reason.or(status_reason),
         data: &t.data,
     };
     insert_event(conn, &event).await?;

@@ -14,9 +14,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// Every event type a merchant can subscribe to.
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "payment.authorized",
     "payment.broadcast",
+    "payment.stalled",
+    "payment.cancelling",
     "payment.confirmed",
     "payment.settled",
     "payment.failed",
@@ -86,6 +88,9 @@ struct PaymentDetails<'a> {
     tx_hash: Option<String>,
     block_number: Option<u64>,
     failure_reason: Option<&'a str>,
+    /// Why the payment is stalled (a `payment.stalled` event only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_reason: Option<&'a str>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
 }
@@ -111,6 +116,9 @@ fn details<'a>(payment: &'a Payment, status: &str, chains: &ChainsConfig) -> Pay
         // Only a failure event explains a failure; earlier events rendered late must not.
         failure_reason: (status == "failed")
             .then_some(payment.failure_reason.as_deref())
+            .flatten(),
+        status_reason: (status == "stalled")
+            .then_some(payment.status_reason.as_deref())
             .flatten(),
         created_at: payment.created_at,
     }

@@ -89,6 +89,18 @@ impl AlloyRpc {
             .await
     }
 
+    /// The next block's base fee: the last entry of `eth_feeHistory` over the latest block.
+    pub async fn next_base_fee(&self) -> Result<Option<u128>, RpcFailure> {
+        let history = self
+            .call(
+                "eth_feeHistory",
+                self.provider
+                    .get_fee_history(1, BlockNumberOrTag::Latest, &[]),
+            )
+            .await?;
+        Ok(history.next_block_base_fee())
+    }
+
     /// `eth_sendRawTransaction`; the node's hash on success.
     pub async fn send_raw(&self, raw: &[u8]) -> Result<B256, RpcFailure> {
         let pending = self
@@ -220,6 +232,9 @@ pub(super) fn facts(receipt: &TransactionReceipt) -> Option<ReceiptFacts> {
 
 #[async_trait::async_trait]
 impl ChainRpc for AlloyRpc {
+    async fn next_base_fee(&self) -> Result<Option<u128>, RpcFailure> {
+        AlloyRpc::next_base_fee(self).await
+    }
     async fn pending_nonce(&self, address: Address) -> Result<u64, RpcFailure> {
         AlloyRpc::pending_nonce(self, address).await
     }

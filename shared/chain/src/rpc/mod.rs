@@ -42,6 +42,12 @@ pub trait ChainRpc: Send + Sync + 'static {
     /// The transactions of block `number` (`eth_getBlockByNumber` with bodies); `None` when
     /// the node does not have that block.
     async fn block_transactions(&self, number: u64) -> Result<Option<Vec<TxRef>>, RpcFailure>;
+    /// The next block's base fee (`eth_feeHistory`), when the node reports one: a transaction
+    /// whose max fee is below it cannot be included. `None` by default (fee replacement then
+    /// goes by the fee estimate alone).
+    async fn next_base_fee(&self) -> Result<Option<u128>, RpcFailure> {
+        Ok(None)
+    }
 }
 
 /// Who sent a mined transaction, on which nonce.

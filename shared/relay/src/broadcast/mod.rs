@@ -92,7 +92,29 @@ impl Relay {
                         return Ok(outcome);
                     }
                 }
-                PaymentStatus::Broadcast => return self.resend(&payment, delivery).await,
+                status if status.is_in_flight() => {
+                    // A pending transaction is re-priced first when due; otherwise a broadcast
+                    // payment's stored bytes are sent again as before.
+                    let repriced = self
+                        .reprice(payment_id, crate::RepriceMode::IfDue)
+                        .await
+                        .inspect_err(|error| {
+                            tracing::warn!(payment = %payment_id, %error, "fee check failed")
+                        });
+                    return match repriced {
+                        // Resumed from `stalled`: its bytes may have left every pool meanwhile.
+                        Ok(crate::RepriceOutcome::NotDue { resumed: true }) => {
+                            self.resend(&payment, delivery).await
+                        }
+                        Ok(crate::RepriceOutcome::NotDue { .. }) | Err(_)
+                            if status == PaymentStatus::Broadcast =>
+                        {
+                            self.resend(&payment, delivery).await
+                        }
+                        Ok(outcome) => Ok(BroadcastOutcome::Repriced(outcome)),
+                        Err(error) => Err(error),
+                    };
+                }
                 status => {
                     return Ok(BroadcastOutcome::Ignored {
                         payment_id,

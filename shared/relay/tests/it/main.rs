@@ -13,3 +13,4 @@ mod routing;
 mod same_nonce;
 mod signing;
 mod support;
+mod underpriced;
