@@ -20,11 +20,13 @@ mod accounts;
 mod balances;
 mod holds;
 mod invariants;
+mod payins;
 mod postings;
 
 pub(crate) use accounts::lock_merchant_accounts;
 pub use balances::{Balance, FundOutcome};
 pub(crate) use holds::{HoldOutcome, place_holds, resolve_holds};
+pub(crate) use payins::{PayinPosting, post_invoice_credit, post_invoice_reversal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccountKind {
@@ -34,6 +36,8 @@ pub(crate) enum AccountKind {
     Outflow,
     ServiceFees,
     NetworkFees,
+    /// Money paid in to deposit addresses (the outside world: goes negative).
+    Payins,
 }
 
 impl AccountKind {
@@ -45,6 +49,7 @@ impl AccountKind {
             AccountKind::Outflow => "outflow",
             AccountKind::ServiceFees => "service_fees",
             AccountKind::NetworkFees => "network_fees",
+            AccountKind::Payins => "payins",
         }
     }
 }
@@ -57,6 +62,10 @@ pub(crate) enum TxKind {
     Settle,
     /// A failed payment's mined transaction, paid from its hold.
     NetworkFee,
+    /// A final invoice payment credited to the merchant, less the service fee.
+    InvoiceCredit,
+    /// The exact opposite of an [`TxKind::InvoiceCredit`] whose payment a reorg removed.
+    InvoiceReversal,
 }
 
 impl TxKind {
@@ -67,6 +76,8 @@ impl TxKind {
             TxKind::Release => "release",
             TxKind::Settle => "settle",
             TxKind::NetworkFee => "network_fee",
+            TxKind::InvoiceCredit => "invoice_credit",
+            TxKind::InvoiceReversal => "invoice_reversal",
         }
     }
 }
