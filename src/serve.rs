@@ -39,6 +39,8 @@ pub fn function_app(states: States) -> FunctionApp {
         .register(meshpay_fn_payments::function(payments.clone()))
         .register(meshpay_fn_cancel::function(payments.clone()))
         .register(meshpay_fn_balances::function(payments.clone()))
+        .register(meshpay_fn_invoices::function(payments.clone()))
+        .register(meshpay_fn_invoice_cancel::function(payments.clone()))
         .register(meshpay_fn_webhook_endpoints::function(endpoints))
         .register(meshpay_fn_webhook_deliveries::function(payments))
         .register(meshpay_fn_confirm_webhook::function(chain_webhook))

@@ -2,6 +2,7 @@
 //! from a salt, exactly as the factory's `CREATE2` of an EIP-1167 clone computes them.
 
 use alloy::primitives::{Address, B256, keccak256};
+use meshpay_domain::InvoiceId;
 
 alloy::sol! {
     /// The factory's calls meshpay makes (contracts/DepositFactory.json holds the full ABI).
@@ -67,6 +68,15 @@ impl DepositFactory {
     pub fn deposit_address(&self, salt: B256) -> Address {
         self.address.create2(salt, self.clone_code_hash)
     }
+}
+
+/// The CREATE2 salt of an invoice's deposit address: derived from its id, so the address can
+/// always be recomputed and never collides with another invoice's.
+pub fn invoice_salt(invoice: InvoiceId) -> B256 {
+    let mut preimage = Vec::with_capacity(32);
+    preimage.extend_from_slice(b"meshpay.invoice.v1");
+    preimage.extend_from_slice(invoice.as_uuid().as_bytes());
+    keccak256(preimage)
 }
 
 /// The creation code of a clone delegating to `implementation`.

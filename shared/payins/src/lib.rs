@@ -3,3 +3,4 @@
 //! deployed only when there is something to sweep to the factory's fixed treasury.
 
 pub mod deposit;
+pub mod views;

@@ -464,20 +464,18 @@ pub(crate) async fn apply(
         expected: invoice.version,
     })?)?;
     insert_event(conn, &updated, invoice.status, data).await?;
-    if to != invoice.status {
-        if let Some(event) = to.webhook_event() {
-            let message = NewOutboxMessage::new(
-                topics::WEBHOOK,
-                serde_json::json!({
-                    "type": event,
-                    "invoice_id": updated.id,
-                    "status": updated.status,
-                    "version": updated.version,
-                    "data": invoice_event_payload(&updated),
-                }),
-            );
-            outbox::insert(conn, Some(invoice.merchant_id), None, &[message]).await?;
-        }
+    if let Some(event) = to.webhook_event().filter(|_| to != invoice.status) {
+        let message = NewOutboxMessage::new(
+            topics::WEBHOOK,
+            serde_json::json!({
+                "type": event,
+                "invoice_id": updated.id,
+                "status": updated.status,
+                "version": updated.version,
+                "data": invoice_event_payload(&updated),
+            }),
+        );
+        outbox::insert(conn, Some(invoice.merchant_id), None, &[message]).await?;
     }
     Ok(updated)
 }
