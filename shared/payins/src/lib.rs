@@ -3,4 +3,6 @@
 //! deployed only when there is something to sweep to the factory's fixed treasury.
 
 pub mod deposit;
+pub mod detect;
+pub mod rpc;
 pub mod views;

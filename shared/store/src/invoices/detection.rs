@@ -126,6 +126,19 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Moves the cursor back to `block` (never forward): a reorg replaced blocks from there.
+    pub async fn rewind_payin_cursor(&self, chain: &str, block: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE payin_cursors SET next_block = LEAST(next_block, $2), updated_at = now()
+             WHERE chain = $1",
+        )
+        .bind(chain)
+        .bind(i64::try_from(block).map_err(|_| StoreError::Invalid("block number".into()))?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Records a transfer (idempotent by invoice, tx hash and log index: a repeat changes
     /// nothing, except that a transfer a reorg had removed and that is back is `seen` again at
     /// its new block). `true` when something was written.

@@ -1,0 +1,303 @@
+//! Detection: finds payments to deposit addresses, follows them to finality, and moves their
+//! invoices ([`meshpay_store::Store::refresh_invoice`] derives the status and posts credits).
+//!
+//! One run per chain, idempotent and crash-safe (every write is keyed, and the cursor only
+//! moves after the range's transfers are recorded):
+//! 1. **Scan**: `Transfer` logs of any token to the watched deposit addresses in blocks
+//!    `[cursor, min(head, cursor + max_block_range - 1)]`. The cursor then moves only up to the
+//!    last final block, so blocks that can still reorg are read again by the next run.
+//! 2. **Finality and reorgs**: each recorded transfer's block is re-read by number. The same
+//!    hash at or below the final head makes it final. Another hash at that height (a positive
+//!    read, never a missing block or receipt alone) means its block left the chain: it is
+//!    marked removed, re-recorded where its transaction now is (if mined elsewhere), and the
+//!    cursor is rewound to that height so the new branch is scanned.
+//! 3. **Refresh**: invoices with new facts (or open past expiry) get their status and credits.
+//!
+//! A token the chain's configuration does not know is recorded with no asset (never
+//! credited); a recognized amount below the asset's configured minimum is recorded as dust.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshpay_chain::{Chain, ChainsConfig};
+use meshpay_domain::{Address, Amount, AssetId, AssetKind};
+use meshpay_store::invoices::detection::{ObservedTransfer, WatchedAddress};
+use meshpay_store::{PaymentSeen, Store, StoreError};
+use time::OffsetDateTime;
+
+use crate::rpc::{PayinRpc, ReadError, TransferLog};
+
+/// How far back a recorded transfer's block is re-checked for a reorg.
+pub const REORG_WINDOW_BLOCKS: u64 = 1024;
+/// Deposit addresses per `eth_getLogs` topic list (providers cap filter sizes).
+pub const ADDRESSES_PER_QUERY: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct DetectConfig {
+    /// Most blocks one `eth_getLogs` range covers (providers cap ranges; 1000 is safe).
+    pub max_block_range: u64,
+    pub rpc_timeout: Duration,
+    /// Per asset: amounts below this (base units) are dust, never credited.
+    pub dust_below: BTreeMap<AssetId, Amount>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            max_block_range: 1000,
+            rpc_timeout: Duration::from_secs(10),
+            dust_below: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("chain read failed: {0}")]
+    Read(#[from] ReadError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the node has no block {0} yet")]
+    NoHead(&'static str),
+}
+
+/// What one run did on one chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainReport {
+    pub chain: String,
+    /// Blocks scanned, inclusive.
+    pub scanned: Option<(u64, u64)>,
+    pub recorded: usize,
+    pub finalized: usize,
+    pub removed: usize,
+    pub refreshed: usize,
+    pub credits: usize,
+    pub reversals: usize,
+    /// Invoices whose refresh failed this run (retried by the next).
+    pub failed: usize,
+}
+
+/// Runs detection over every chain that takes pay-ins.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    store: Store,
+    chains: Arc<ChainsConfig>,
+    rpcs: HashMap<String, PayinRpc>,
+    config: DetectConfig,
+}
+
+impl Detector {
+    pub fn new(store: Store, chains: Arc<ChainsConfig>, config: DetectConfig) -> Self {
+        let rpcs = chains
+            .chains()
+            .iter()
+            .filter(|c| c.deposit_factory.is_some())
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    PayinRpc::new(c.rpc_url.clone(), config.rpc_timeout),
+                )
+            })
+            .collect();
+        Detector {
+            store,
+            chains,
+            rpcs,
+            config,
+        }
+    }
+
+    /// One run over every pay-in chain; a chain that fails is reported and the others go on.
+    pub async fn run(&self, now: OffsetDateTime) -> Vec<Result<ChainReport, DetectError>> {
+        let mut reports = Vec::new();
+        for chain in self.chains.chains() {
+            if let Some(rpc) = self.rpcs.get(&chain.name) {
+                reports.push(self.run_chain(chain, rpc, now).await);
+            }
+        }
+        reports
+    }
+
+    async fn run_chain(
+        &self,
+        chain: &Chain,
+        rpc: &PayinRpc,
+        now: OffsetDateTime,
+    ) -> Result<ChainReport, DetectError> {
+        let mut report = ChainReport {
+            chain: chain.name.clone(),
+            ..ChainReport::default()
+        };
+        let head = rpc
+            .head(false)
+            .await?
+            .ok_or(DetectError::NoHead("latest"))?;
+        let final_head = if chain.use_finalized {
+            rpc.head(true).await?.unwrap_or(0)
+        } else {
+            head.saturating_sub(chain.confirmations)
+        };
+        let watched = self.store.watched_deposit_addresses(&chain.name).await?;
+        self.scan(chain, rpc, head, final_head, &watched, &mut report)
+            .await?;
+        self.follow(chain, rpc, head, final_head, &watched, &mut report)
+            .await?;
+        for id in self.store.invoices_to_refresh(&chain.name, now).await? {
+            match self.store.refresh_invoice(id, now).await {
+                Ok(done) => {
+                    report.refreshed += 1;
+                    report.credits += done.credits_posted;
+                    report.reversals += done.reversals_posted;
+                }
+                Err(error) => {
+                    // Stays selected: the next run retries; the invoice shows where it stands.
+                    tracing::warn!(invoice = %id, %error, "invoice refresh failed");
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn scan(
+        &self,
+        chain: &Chain,
+        rpc: &PayinRpc,
+        head: u64,
+        final_head: u64,
+        watched: &[WatchedAddress],
+        report: &mut ChainReport,
+    ) -> Result<(), DetectError> {
+        let range = self.config.max_block_range.max(1);
+        let cursor = self.store.payin_cursor(&chain.name).await?;
+        let from = cursor.unwrap_or_else(|| head.saturating_sub(range - 1));
+        if from > head {
+            return Ok(());
+        }
+        let to = head.min(from.saturating_add(range - 1));
+        if !watched.is_empty() {
+            let by_address: HashMap<Address, &WatchedAddress> =
+                watched.iter().map(|w| (w.deposit_address, w)).collect();
+            let addresses: Vec<Address> = by_address.keys().copied().collect();
+            for chunk in addresses.chunks(ADDRESSES_PER_QUERY) {
+                for log in rpc.transfers_to(chunk, from, to).await? {
+                    if let Some(watch) = by_address.get(&log.to) {
+                        let observed = self.observed(chain, watch, &log);
+                        report.recorded +=
+                            usize::from(self.store.record_invoice_transfer(&observed).await?);
+                    }
+                }
+            }
+        }
+        report.scanned = Some((from, to));
+        // Only final blocks are left behind: the others are read again next run.
+        let next = to.min(final_head).saturating_add(1).max(from);
+        if next != from || cursor.is_none() {
+            self.store
+                .advance_payin_cursor(&chain.name, cursor, next)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn follow(
+        &self,
+        chain: &Chain,
+        rpc: &PayinRpc,
+        head: u64,
+        final_head: u64,
+        watched: &[WatchedAddress],
+        report: &mut ChainReport,
+    ) -> Result<(), DetectError> {
+        let live = self.store.live_invoice_transfers(&chain.name).await?;
+        let mut hashes = BTreeMap::new();
+        for transfer in live
+            .iter()
+            .filter(|t| t.block_number.saturating_add(REORG_WINDOW_BLOCKS) >= head)
+        {
+            let canonical = match hashes.get(&transfer.block_number) {
+                Some(hash) => *hash,
+                None => {
+                    let hash = rpc.block_hash(transfer.block_number).await?;
+                    hashes.insert(transfer.block_number, hash);
+                    hash
+                }
+            };
+            // A node without the block (lagging) proves nothing: wait for the next run.
+            let Some(canonical) = canonical else { continue };
+            if canonical == transfer.block_hash {
+                if transfer.status == PaymentSeen::Seen && transfer.block_number <= final_head {
+                    self.store
+                        .mark_invoice_transfer(
+                            transfer.invoice,
+                            transfer.tx_hash,
+                            transfer.log_index,
+                            PaymentSeen::Final,
+                        )
+                        .await?;
+                    report.finalized += 1;
+                }
+                continue;
+            }
+            self.store
+                .mark_invoice_transfer(
+                    transfer.invoice,
+                    transfer.tx_hash,
+                    transfer.log_index,
+                    PaymentSeen::Removed,
+                )
+                .await?;
+            report.removed += 1;
+            self.store
+                .rewind_payin_cursor(&chain.name, transfer.block_number)
+                .await?;
+            // Mined again elsewhere: recorded at its new place (and final in its own time).
+            if let Some(logs) = rpc.receipt_transfers(transfer.tx_hash).await? {
+                let watch = watched.iter().find(|w| w.invoice == transfer.invoice);
+                for log in logs.iter() {
+                    if let Some(watch) = watch.filter(|w| w.deposit_address == log.to) {
+                        let observed = self.observed(chain, watch, log);
+                        report.recorded +=
+                            usize::from(self.store.record_invoice_transfer(&observed).await?);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn observed(
+        &self,
+        chain: &Chain,
+        watch: &WatchedAddress,
+        log: &TransferLog,
+    ) -> ObservedTransfer {
+        let asset = chain
+            .tokens
+            .iter()
+            .find(|t| {
+                t.kind()
+                    == AssetKind::Erc20 {
+                        contract: log.token,
+                    }
+            })
+            .map(|t| t.id().clone());
+        let amount = Amount::from_base_units(log.amount);
+        let dust = asset
+            .as_ref()
+            .and_then(|a| self.config.dust_below.get(a))
+            .is_some_and(|min| amount < *min);
+        ObservedTransfer {
+            invoice: watch.invoice,
+            tx_hash: log.tx_hash,
+            log_index: log.log_index,
+            token: log.token,
+            asset,
+            amount,
+            block_number: log.block_number,
+            block_hash: log.block_hash,
+            dust,
+        }
+    }
+}
