@@ -23,6 +23,7 @@ pub fn function_app(states: States) -> FunctionApp {
         webhooks,
         confirm,
         broadcast,
+        detector,
     } = states;
     let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), &webhooks);
     let chain_webhook = meshpay_fn_confirm_webhook::WebhookState {
@@ -51,7 +52,8 @@ pub fn function_app(states: States) -> FunctionApp {
             confirm,
             Some(broadcast.shared_relay()),
         ))
-        .register(meshpay_fn_notify::function(webhooks.dispatcher.clone()));
+        .register(meshpay_fn_notify::function(webhooks.dispatcher.clone()))
+        .register(meshpay_fn_invoices_detect::function(detector));
     diagnostics(app)
 }
 
@@ -87,6 +89,8 @@ pub struct States {
     pub confirm: Arc<meshpay_confirm::Pipeline>,
     /// One relay (signers) for broadcasting and reconcile's wallet healing.
     pub broadcast: meshpay_fn_broadcast::Broadcast,
+    /// Pay-in detection (the `invoices-detect` timer).
+    pub detector: Arc<meshpay_payins::detect::Detector>,
 }
 
 impl States {
@@ -109,6 +113,11 @@ impl States {
             chains.clone(),
             settings.confirm,
         ));
+        let detector = Arc::new(meshpay_payins::detect::Detector::new(
+            store.clone(),
+            chains.clone(),
+            settings.payins,
+        ));
         let broadcast = meshpay_fn_broadcast::Broadcast::lazy(RelaySetup {
             store,
             chains,
@@ -121,6 +130,7 @@ impl States {
             webhooks,
             confirm,
             broadcast,
+            detector,
         })
     }
 }
@@ -261,6 +271,7 @@ mod tests {
             confirm: meshpay_confirm::ConfirmConfig::default(),
             webhooks: meshpay_webhooks::WebhooksConfig::new(key),
             relay: meshpay_relay::RelayConfig::default(),
+            payins: meshpay_payins::detect::DetectConfig::default(),
         };
         function_app(States::new(settings).await.unwrap())
     }

@@ -11,6 +11,7 @@
 //! | API | `MESHPAY_QUOTE_TTL_SECONDS` |
 //! | confirm, reconcile, chain webhook | `MESHPAY_CONFIRM_*`, `MESHPAY_RECONCILE_*`, `MESHPAY_CHAIN_WEBHOOK_*` |
 //! | merchant webhooks | `MESHPAY_WEBHOOK_SECRET_KEY` (required), `MESHPAY_WEBHOOK_*` |
+//! | pay-ins | `MESHPAY_PAYIN_DUST_MIN` |
 //! | relay | `MESHPAY_GAP_FILL_AFTER_SECS`, `MESHPAY_WALLET_STUCK_AFTER_SECS`, `MESHPAY_FAULT` (crash-test hook, dev/test builds only) |
 //!
 //! `Debug` shows no secret: the database password, the webhook keys and RPC URL paths are left
@@ -49,6 +50,7 @@ pub struct Settings {
     pub confirm: ConfirmConfig,
     pub webhooks: WebhooksConfig,
     pub relay: RelayConfig,
+    pub payins: meshpay_payins::detect::DetectConfig,
 }
 
 impl Settings {
@@ -73,6 +75,8 @@ impl Settings {
                 fault: Fault::from_lookup(&get),
                 ..RelayConfig::from_lookup(&get).context("relay configuration")?
             },
+            payins: meshpay_payins::detect::DetectConfig::from_lookup(&get)
+                .context("pay-ins configuration")?,
         })
     }
 }

@@ -42,6 +42,34 @@ pub struct DetectConfig {
     pub dust_below: BTreeMap<AssetId, Amount>,
 }
 
+/// Minimum credited amounts: `chain:SYMBOL=base_units` items, comma-separated
+/// (`anvil:USDC=10000,anvil:ETH=1000000000000`).
+pub const DUST_MIN_ENV: &str = "MESHPAY_PAYIN_DUST_MIN";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{DUST_MIN_ENV}: `{0}` is not `chain:SYMBOL=base_units`")]
+pub struct DetectConfigError(pub String);
+
+impl DetectConfig {
+    /// [`DUST_MIN_ENV`] read through `get`, on top of the defaults.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DetectConfigError> {
+        let mut config = DetectConfig::default();
+        for item in get(DUST_MIN_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        {
+            let bad = || DetectConfigError(item.to_owned());
+            let (asset, amount) = item.split_once('=').ok_or_else(bad)?;
+            let asset: AssetId = asset.trim().parse().map_err(|_| bad())?;
+            let amount = Amount::parse_base_units(amount.trim()).map_err(|_| bad())?;
+            config.dust_below.insert(asset, amount);
+        }
+        Ok(config)
+    }
+}
+
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
@@ -49,6 +77,31 @@ impl Default for DetectConfig {
             rpc_timeout: Duration::from_secs(10),
             dust_below: BTreeMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dust_minimums_parse_per_asset_and_bad_items_are_refused() {
+        let get = |v: &'static str| move |_: &str| Some(v.to_owned());
+        let config = DetectConfig::from_lookup(get("anvil:USDC=10000, anvil:ETH=5")).unwrap();
+        assert_eq!(
+            config.dust_below.get(&"anvil:USDC".parse().unwrap()),
+            Some(&Amount::from_u128(10_000))
+        );
+        assert_eq!(config.dust_below.len(), 2);
+        assert!(DetectConfig::from_lookup(get("anvil:USDC")).is_err());
+        assert!(DetectConfig::from_lookup(get("USDC=1")).is_err());
+        assert!(DetectConfig::from_lookup(get("anvil:USDC=1.5")).is_err());
+        assert!(
+            DetectConfig::from_lookup(|_: &str| None)
+                .unwrap()
+                .dust_below
+                .is_empty()
+        );
     }
 }
 
