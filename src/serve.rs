@@ -42,6 +42,8 @@ pub fn function_app(states: States) -> FunctionApp {
         .register(meshpay_fn_balances::function(payments.clone()))
         .register(meshpay_fn_invoices::function(payments.clone()))
         .register(meshpay_fn_invoice_cancel::function(payments.clone()))
+        .register(meshpay_fn_pay::function(payments.clone()))
+        .register(meshpay_fn_pay_status::function(payments.clone()))
         .register(meshpay_fn_webhook_endpoints::function(endpoints))
         .register(meshpay_fn_webhook_deliveries::function(payments))
         .register(meshpay_fn_confirm_webhook::function(chain_webhook))
@@ -401,8 +403,10 @@ mod tests {
     }
 
     /// Operations that take no API key: liveness, the document itself, development probes, and
-    /// the chain provider's webhook (signed by the provider instead).
-    const WITHOUT_API_KEY: [&str; 4] = ["health", "document", "diagnostics", "chain webhooks"];
+    /// the chain provider's webhook (signed by the provider instead), and the public pay page of
+    /// an invoice (its unguessable id is the key).
+    const WITHOUT_API_KEY: [&str; 5] =
+        ["health", "document", "diagnostics", "chain webhooks", "pay"];
 
     #[tokio::test]
     async fn every_operation_requires_the_bearer_scheme_and_documents_401() {
