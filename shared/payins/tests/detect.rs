@@ -186,6 +186,16 @@ async fn an_exact_payment_is_pending_then_paid_and_credited_once_less_the_fee() 
     assert_eq!(env.available().await, Amount::from_u128(24_750_000));
     let payments = env.store.invoice_payments(invoice.id).await.unwrap();
     assert_eq!(payments.len(), 1);
+    // One merchant webhook per status reached, in order.
+    let events: Vec<(String,)> = sqlx::query_as(
+        "SELECT payload->>'type' FROM outbox WHERE topic = 'webhook' AND payload->>'invoice_id' = $1 ORDER BY id",
+    )
+    .bind(invoice.id.to_string())
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    let events: Vec<&str> = events.iter().map(|(t,)| t.as_str()).collect();
+    assert_eq!(events, ["invoice.pending", "invoice.paid"]);
     env.store.check_ledger_invariants().await.unwrap();
     let _ = &env.chains;
 }

@@ -191,6 +191,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_invoice_event_is_sent_with_the_data_written_with_its_change() {
+        let chains = ChainsConfig::from_toml_str(include_str!("../../../chains.dev.toml")).unwrap();
+        let event = |kind: &str| PendingWebhookEvent {
+            outbox_id: 1,
+            merchant_id: None,
+            payment_id: None,
+            payload: serde_json::json!({
+                "type": kind, "status": "paid", "version": 3,
+                "data": {"object": "invoice", "id": "inv_1", "status": "paid"},
+            }),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let rendered = render(&event("invoice.paid"), None, &chains).unwrap();
+        assert_eq!(rendered.event_type, "invoice.paid");
+        let body: serde_json::Value = serde_json::from_str(&rendered.body).unwrap();
+        assert_eq!(body["data"]["object"], "invoice");
+        assert_eq!(body["timestamp"], "1970-01-01T00:00:00Z");
+        assert!(render(&event("invoice.refunded"), None, &chains).is_none());
+    }
+
+    #[test]
     fn event_type_lists_are_validated_deduplicated_and_ordered() {
         let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(
