@@ -194,6 +194,8 @@ impl Detector {
         let watched = self.store.watched_deposit_addresses(&chain.name).await?;
         self.scan(chain, rpc, head, final_head, &watched, &mut report)
             .await?;
+        self.native_balances(chain, rpc, final_head, &watched, &mut report)
+            .await?;
         self.follow(chain, rpc, head, final_head, &watched, &mut report)
             .await?;
         for id in self.store.invoices_to_refresh(&chain.name, now).await? {
@@ -250,6 +252,56 @@ impl Detector {
             self.store
                 .advance_payin_cursor(&chain.name, cursor, next)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Native coin payments leave no log: the deposit address's balance at the final head is
+    /// compared with what was recorded, and an increase is recorded as one transfer keyed by
+    /// that block (tx hash zero, log index = block number), final at once and followed for
+    /// reorgs like any other. Pending native payments are therefore not shown before finality.
+    async fn native_balances(
+        &self,
+        chain: &Chain,
+        rpc: &PayinRpc,
+        final_head: u64,
+        watched: &[WatchedAddress],
+        report: &mut ChainReport,
+    ) -> Result<(), DetectError> {
+        let native = chain.native.id();
+        let mut block_hash = None;
+        for watch in watched.iter().filter(|w| &w.asset == native) {
+            let balance =
+                Amount::from_base_units(rpc.balance_at(watch.deposit_address, final_head).await?);
+            let recorded = self.store.native_recorded(watch.invoice).await?;
+            let Some(increase) = balance.checked_sub(recorded).filter(|a| !a.is_zero()) else {
+                continue;
+            };
+            let hash = match block_hash {
+                Some(hash) => hash,
+                None => match rpc.block_hash(final_head).await? {
+                    Some(hash) => *block_hash.insert(hash),
+                    // A lagging node: the next run checks again.
+                    None => return Ok(()),
+                },
+            };
+            let dust = self
+                .config
+                .dust_below
+                .get(native)
+                .is_some_and(|min| increase < *min);
+            let observed = ObservedTransfer {
+                invoice: watch.invoice,
+                tx_hash: meshpay_domain::B256::ZERO,
+                log_index: final_head,
+                token: Address::ZERO,
+                asset: Some(native.clone()),
+                amount: increase,
+                block_number: final_head,
+                block_hash: hash,
+                dust,
+            };
+            report.recorded += usize::from(self.store.record_invoice_transfer(&observed).await?);
         }
         Ok(())
     }

@@ -105,6 +105,16 @@ impl PayinRpc {
             .map(|block| block.header.hash))
     }
 
+    /// `address`'s native balance at block `number`.
+    pub async fn balance_at(&self, address: Address, number: u64) -> Result<U256, ReadError> {
+        let request = self
+            .provider
+            .get_balance(address)
+            .number(number)
+            .into_future();
+        self.call("eth_getBalance", request).await
+    }
+
     /// `Transfer` logs to any of `recipients` in blocks `from..=to`, of any token.
     pub async fn transfers_to(
         &self,

@@ -81,6 +81,10 @@ fn usdc_asset() -> AssetId {
 
 impl Env {
     async fn invoice(&self, amount: u128, expires_in: Duration) -> Invoice {
+        self.invoice_in(usdc_asset(), amount, expires_in).await
+    }
+
+    async fn invoice_in(&self, asset: AssetId, amount: u128, expires_in: Duration) -> Invoice {
         let id = InvoiceId::unguessable();
         let salt = invoice_salt(id);
         let factory = Address::from_str(DEV_DEPOSIT_FACTORY_ADDRESS).unwrap();
@@ -88,7 +92,7 @@ impl Env {
             merchant_id: self.merchant,
             idempotency_key: IdempotencyKey::new(&id.to_string()).unwrap(),
             request_hash: [0; 32],
-            asset: usdc_asset(),
+            asset,
             amount: Amount::from_u128(amount),
             factory,
             id,
@@ -285,5 +289,39 @@ async fn a_reorg_removing_a_credited_payment_moves_the_invoice_back_and_reverses
     env.finalize().await;
     assert_eq!(env.status(&invoice).await.status, InvoiceStatus::Paid);
     assert_eq!(env.available().await, Amount::from_u128(24_750_000));
+    env.store.check_ledger_invariants().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_native_payment_is_found_by_balance_at_finality_and_credited_once() {
+    let env = env().await;
+    let eth = AssetId::new("anvil", "ETH").unwrap();
+    let half_eth: u128 = 500_000_000_000_000_000;
+    let invoice = env
+        .invoice_in(eth.clone(), half_eth, Duration::from_secs(3600))
+        .await;
+    env.anvil
+        .rpc(
+            "eth_sendTransaction",
+            json!([{"from": env.anvil.address(PAYER), "to": invoice.deposit_address.to_string(), "value": format!("{half_eth:#x}")}]),
+        )
+        .await;
+    env.anvil.mine(1).await;
+    env.detect().await;
+    assert_eq!(
+        env.status(&invoice).await.status,
+        InvoiceStatus::Open,
+        "not final yet"
+    );
+    env.finalize().await;
+    env.detect().await;
+    assert_eq!(env.status(&invoice).await.status, InvoiceStatus::Paid);
+    let balances = env.store.balances(env.merchant).await.unwrap();
+    let credited = balances.iter().find(|b| b.asset == eth).unwrap().available;
+    assert_eq!(credited, Amount::from_u128(half_eth / 100 * 99));
+    assert_eq!(
+        env.store.invoice_payments(invoice.id).await.unwrap().len(),
+        1
+    );
     env.store.check_ledger_invariants().await.unwrap();
 }

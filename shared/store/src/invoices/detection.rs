@@ -126,6 +126,20 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The native amount recorded for an invoice so far (transfers not removed, token = the zero
+    /// address): what a balance check compares the deposit address's balance with.
+    pub async fn native_recorded(&self, invoice: InvoiceId) -> Result<Amount> {
+        let (sum,): (String,) = sqlx::query_as(
+            "SELECT coalesce(sum(amount), 0)::text FROM invoice_payments
+             WHERE invoice_id = $1 AND token = $2 AND status <> 'removed'",
+        )
+        .bind(invoice.as_uuid())
+        .bind(Address::ZERO.to_checksum(None))
+        .fetch_one(&self.pool)
+        .await?;
+        convert::amount(&sum)
+    }
+
     /// Moves the cursor back to `block` (never forward): a reorg replaced blocks from there.
     pub async fn rewind_payin_cursor(&self, chain: &str, block: u64) -> Result<()> {
         sqlx::query(
