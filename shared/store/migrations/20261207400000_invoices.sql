@@ -25,6 +25,9 @@ CREATE TABLE invoices (
     request_sha256    bytea NOT NULL CHECK (length(request_sha256) = 32),
     -- A payment arrived after expires_at (credited all the same, and flagged).
     late              boolean NOT NULL DEFAULT false,
+    -- A transfer of this invoice was recorded or changed since its status was last derived: set
+    -- in the same statement as the transfer change, cleared by the refresh under the row lock.
+    refresh_due       boolean NOT NULL DEFAULT false,
     expires_at        timestamptz NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
@@ -36,6 +39,7 @@ CREATE INDEX invoices_merchant_created ON invoices (merchant_id, created_at DESC
 -- Detection reads the addresses still able to receive a payment, per chain.
 CREATE INDEX invoices_watch ON invoices (chain, deposit_address)
     WHERE status NOT IN ('cancelled');
+CREATE INDEX invoices_refresh_due ON invoices (chain) WHERE refresh_due;
 
 -- Append-only history: one row per status change, keyed by the version it produced.
 CREATE TABLE invoice_events (

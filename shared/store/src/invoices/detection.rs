@@ -157,15 +157,20 @@ impl Store {
     /// nothing, except that a transfer a reorg had removed and that is back is `seen` again at
     /// its new block). `true` when something was written.
     pub async fn record_invoice_transfer(&self, t: &ObservedTransfer) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO invoice_payments (invoice_id, tx_hash, log_index, token, asset, amount,
-                 block_number, block_hash, status, dust, late)
-             SELECT $1, $2, $3, $4, $5, $6::numeric, $7, $8, 'seen', $9, now() > i.expires_at
-               FROM invoices i WHERE i.id = $1
-             ON CONFLICT (invoice_id, tx_hash, log_index) DO UPDATE
-                SET status = 'seen', block_number = EXCLUDED.block_number,
-                    block_hash = EXCLUDED.block_hash, updated_at = now()
-              WHERE invoice_payments.status = 'removed'",
+        // One statement: the transfer and the invoice's refresh flag change together.
+        let done: Option<(i32,)> = sqlx::query_as(
+            "WITH written AS (
+                 INSERT INTO invoice_payments (invoice_id, tx_hash, log_index, token, asset, amount,
+                     block_number, block_hash, status, dust, late)
+                 SELECT $1, $2, $3, $4, $5, $6::numeric, $7, $8, 'seen', $9, now() > i.expires_at
+                   FROM invoices i WHERE i.id = $1
+                 ON CONFLICT (invoice_id, tx_hash, log_index) DO UPDATE
+                    SET status = 'seen', block_number = EXCLUDED.block_number,
+                        block_hash = EXCLUDED.block_hash, updated_at = now()
+                  WHERE invoice_payments.status = 'removed'
+                 RETURNING invoice_id)
+             UPDATE invoices SET refresh_due = true WHERE id IN (SELECT invoice_id FROM written)
+             RETURNING 1",
         )
         .bind(t.invoice.as_uuid())
         .bind(t.tx_hash.to_string())
@@ -176,9 +181,9 @@ impl Store {
         .bind(i64::try_from(t.block_number).map_err(|_| StoreError::Invalid("block".into()))?)
         .bind(t.block_hash.to_string())
         .bind(t.dust)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done.is_some())
     }
 
     /// Recorded transfers on `chain` not removed, oldest block first: what finality and reorg
@@ -218,8 +223,11 @@ impl Store {
         status: PaymentSeen,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE invoice_payments SET status = $4, updated_at = now()
-             WHERE invoice_id = $1 AND tx_hash = $2 AND log_index = $3 AND status <> $4",
+            "WITH changed AS (
+                 UPDATE invoice_payments SET status = $4, updated_at = now()
+                  WHERE invoice_id = $1 AND tx_hash = $2 AND log_index = $3 AND status <> $4
+                 RETURNING invoice_id)
+             UPDATE invoices SET refresh_due = true WHERE id IN (SELECT invoice_id FROM changed)",
         )
         .bind(invoice.as_uuid())
         .bind(tx_hash.to_string())
@@ -230,8 +238,8 @@ impl Store {
         Ok(())
     }
 
-    /// Invoices whose status may be due to change on `chain` at `now`: with a transfer not yet
-    /// reflected, or open past their expiry.
+    /// Invoices whose status may be due to change on `chain` at `now`: with a transfer change
+    /// not yet reflected (`refresh_due`), or open past their expiry.
     pub async fn invoices_to_refresh(
         &self,
         chain: &str,
@@ -240,9 +248,7 @@ impl Store {
         let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(
             "SELECT i.id FROM invoices i
              WHERE i.chain = $1 AND i.status <> 'cancelled'
-               AND ((i.status = 'open' AND i.expires_at <= $2)
-                 OR EXISTS (SELECT 1 FROM invoice_payments p WHERE p.invoice_id = i.id
-                             AND p.updated_at >= i.updated_at))",
+               AND (i.refresh_due OR (i.status = 'open' AND i.expires_at <= $2))",
         )
         .bind(chain)
         .bind(now)
@@ -340,8 +346,8 @@ impl Store {
             && totals.final_ == invoice.amount_final
             && late == invoice.late;
         let invoice = if unchanged && credits_posted == 0 && reversals_posted == 0 {
-            // Nothing changed: mark the transfers as reflected so the invoice is not picked again.
-            sqlx::query("UPDATE invoices SET updated_at = now() WHERE id = $1")
+            // Nothing changed: the transfers are reflected, so the invoice is not picked again.
+            sqlx::query("UPDATE invoices SET refresh_due = false WHERE id = $1")
                 .bind(id.as_uuid())
                 .execute(&mut *tx)
                 .await?;

@@ -448,7 +448,7 @@ pub(crate) async fn apply(
 ) -> Result<Invoice> {
     let row: Option<InvoiceRow> = sqlx::query_as(&format!(
         "UPDATE invoices SET status = $3, version = version + 1, amount_received = $4::numeric,
-                amount_final = $5::numeric, late = $6, updated_at = now()
+                amount_final = $5::numeric, late = $6, refresh_due = false, updated_at = now()
          WHERE id = $1 AND version = $2
          RETURNING {COLUMNS}"
     ))
