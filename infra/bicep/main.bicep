@@ -58,6 +58,9 @@ param notifySchedule string = '*/10 * * * * *'
 @description('NCRONTAB schedule of the reconcile timer function, which nudges stuck payments (RECONCILE_SCHEDULE).')
 param reconcileSchedule string = '0 */1 * * * *'
 
+@description('NCRONTAB schedule of the invoices-detect timer function, which finds pay-ins to deposit addresses and credits them at finality (INVOICES_DETECT_SCHEDULE).')
+param invoicesDetectSchedule string = '*/15 * * * * *'
+
 @description('PostgreSQL connections per app instance (MESHPAY_DB_MAX_CONNECTIONS); instances x this must fit the server max_connections.')
 @minValue(1)
 @maxValue(100)
@@ -439,6 +442,10 @@ var hostSettings = [
   {
     name: 'RECONCILE_SCHEDULE'
     value: reconcileSchedule
+  }
+  {
+    name: 'INVOICES_DETECT_SCHEDULE'
+    value: invoicesDetectSchedule
   }
 ]
 

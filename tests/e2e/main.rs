@@ -10,6 +10,7 @@ mod broadcast;
 mod confirm_settle;
 mod contract;
 mod foundation;
+mod invoices;
 mod package;
 mod payments_api;
 mod replacement;

@@ -123,6 +123,20 @@ pub enum EventType {
     PaymentFailed,
     #[serde(rename = "payment.cancelled")]
     PaymentCancelled,
+    #[serde(rename = "invoice.pending")]
+    InvoicePending,
+    #[serde(rename = "invoice.paid")]
+    InvoicePaid,
+    #[serde(rename = "invoice.underpaid")]
+    InvoiceUnderpaid,
+    #[serde(rename = "invoice.overpaid")]
+    InvoiceOverpaid,
+    #[serde(rename = "invoice.expired")]
+    InvoiceExpired,
+    #[serde(rename = "invoice.paid_late")]
+    InvoicePaidLate,
+    #[serde(rename = "invoice.cancelled")]
+    InvoiceCancelled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -369,6 +383,13 @@ mod tests {
             PaymentSettled,
             PaymentFailed,
             PaymentCancelled,
+            InvoicePending,
+            InvoicePaid,
+            InvoiceUnderpaid,
+            InvoiceOverpaid,
+            InvoiceExpired,
+            InvoicePaidLate,
+            InvoiceCancelled,
         ]
         .iter()
         .map(|t| {

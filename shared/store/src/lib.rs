@@ -57,6 +57,7 @@ pub mod confirmations;
 pub mod connect;
 mod convert;
 pub mod error;
+pub mod invoices;
 pub mod ledger;
 pub mod merchants;
 pub mod outbox;
@@ -77,6 +78,10 @@ pub use api_keys::{ApiKeyInfo, ApiKeySecret, CreatedApiKey, KEY_PREFIX, Principa
 pub use authorize::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
 pub use connect::{ConnectMode, DbAuth, DbConfig, DbConfigError, DbConnectError, EntraCredential};
 pub use error::{LimitKind, Result, StoreError};
+pub use invoices::{
+    CreateInvoiceOutcome, Invoice, InvoicePage, InvoicePayment, ListInvoices, NewInvoice,
+    PaymentSeen,
+};
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
 pub use outbox::{NewOutboxMessage, OutboxMessage, topics};

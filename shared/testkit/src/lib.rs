@@ -7,6 +7,7 @@ pub mod anvil;
 pub mod api;
 pub mod assets;
 pub mod azurite;
+pub mod browser;
 pub mod chains;
 pub mod devhost;
 pub mod hex;

@@ -1,5 +1,5 @@
 //! The whole local stack for end-to-end tests and benchmarks: a fresh migrated PostgreSQL
-//! database, anvil with DevUSDC deployed, Azurite, and (optionally) devhost running `meshpay`
+//! database, anvil with DevUSDC and the DepositFactory deployed, Azurite, and (optionally) devhost running `meshpay`
 //! on this repo's functions with the handler settings a test chooses.
 
 use std::path::PathBuf;
@@ -154,6 +154,7 @@ async fn start_chain(setup: &ChainSetup) -> (Anvil, ChainsFile) {
     anvil
         .deploy_dev_usdc_to(&HOT_WALLET_ACCOUNTS, setup.hot_wallet_usdc)
         .await;
+    anvil.deploy_deposit_factory().await;
     if !setup.automine {
         anvil.rpc("evm_setAutomine", json!([false])).await;
     }

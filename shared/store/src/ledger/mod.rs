@@ -20,6 +20,7 @@ mod accounts;
 mod balances;
 mod holds;
 mod invariants;
+mod payins;
 mod postings;
 mod wallets;
 
@@ -27,6 +28,7 @@ pub(crate) use accounts::lock_merchant_accounts;
 pub use balances::{Balance, FundOutcome};
 pub(crate) use holds::{HoldOutcome, place_holds, resolve_holds};
 pub(crate) use wallets::{WalletPosting, post_wallet};
+pub(crate) use payins::{PayinPosting, post_invoice_credit, post_invoice_reversal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccountKind {
@@ -39,6 +41,8 @@ pub(crate) enum AccountKind {
     /// What meshpay's hot wallets were funded with (openings, top-ups), less the gap fills'
     /// network fees.
     HotWallets,
+    /// Money paid in to deposit addresses (the outside world: goes negative).
+    Payins,
 }
 
 impl AccountKind {
@@ -51,6 +55,7 @@ impl AccountKind {
             AccountKind::ServiceFees => "service_fees",
             AccountKind::NetworkFees => "network_fees",
             AccountKind::HotWallets => "hot_wallets",
+            AccountKind::Payins => "payins",
         }
     }
 }
@@ -71,6 +76,10 @@ pub(crate) enum TxKind {
     GapFillFee,
     /// A settled payment re-included by a reorg at another fee: the difference.
     FeeAdjustment,
+    /// A final invoice payment credited to the merchant, less the service fee.
+    InvoiceCredit,
+    /// The exact opposite of an [`TxKind::InvoiceCredit`] whose payment a reorg removed.
+    InvoiceReversal,
 }
 
 impl TxKind {
@@ -85,6 +94,8 @@ impl TxKind {
             TxKind::WalletTopup => "wallet_topup",
             TxKind::GapFillFee => "gap_fill_fee",
             TxKind::FeeAdjustment => "fee_adjustment",
+            TxKind::InvoiceCredit => "invoice_credit",
+            TxKind::InvoiceReversal => "invoice_reversal",
         }
     }
 }
