@@ -14,5 +14,6 @@ pub mod merchant;
 pub mod payment;
 pub mod ports;
 pub mod postgres;
+pub mod rpc_proxy;
 pub mod settings;
 pub mod stack;
