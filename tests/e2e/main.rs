@@ -9,6 +9,7 @@ mod broadcast;
 mod confirm_settle;
 mod contract;
 mod foundation;
+mod lagging_rpc;
 mod package;
 mod payments_api;
 mod support;
