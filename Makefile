@@ -39,3 +39,7 @@ package: build ## dist/app (host.json, functions/*/function.json but diagnostics
 
 clean-stack: ## stop what make dev started and delete its local data (.dev/)
 	@scripts/clean-stack.sh
+
+.PHONY: chaos
+chaos: ## fault harness: 5,000 payments under seeded faults, money invariants checked (CHAOS_SEED replays, CHAOS_PAYMENTS)
+	@scripts/chaos.sh

@@ -102,7 +102,10 @@ fn handler_settings(args: &ChaosArgs) -> HandlerSettings {
         .env("MESHPAY_GAP_FILL_AFTER_SECS", "20")
         .env("MESHPAY_WEBHOOK_URL_POLICY", "allow-private")
         .env("MESHPAY_WEBHOOK_SECRET_KEY", key)
-        .env("MESHPAY_WEBHOOK_RETRY_SCHEDULE", "0,1s,2s,5s,10s,20s,30s,60s");
+        .env(
+            "MESHPAY_WEBHOOK_RETRY_SCHEDULE",
+            "0,1s,2s,5s,10s,20s,30s,60s",
+        );
     for (name, value) in &args.env {
         settings = settings.env(name, value.clone());
     }
@@ -152,7 +155,10 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<bool> {
     let usdc: Address = DEV_USDC_ADDRESS.parse()?;
     let chain = Arc::new(Chain::new(stack.anvil().url(), usdc)?);
     chain
-        .rpc("evm_setIntervalMining", serde_json::json!([args.block_time]))
+        .rpc(
+            "evm_setIntervalMining",
+            serde_json::json!([args.block_time]),
+        )
         .await?;
     let merchant = MerchantSetup::funded(10u128.pow(15), 10u128.pow(23))
         .create_with_key(&stack.store)
@@ -168,7 +174,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<bool> {
     let mut start = WalletStart::default();
     for wallet in &hot_wallets {
         start.eth.insert(*wallet, chain.eth_balance(*wallet).await?);
-        start.usdc.insert(*wallet, chain.usdc_balance(*wallet).await?);
+        start
+            .usdc
+            .insert(*wallet, chain.usdc_balance(*wallet).await?);
     }
     println!(
         "stack ready in {:.1} s (devhost {}, RPC proxy {} → anvil {})",
@@ -302,7 +310,11 @@ impl Report<'_> {
         let f = self.findings;
         println!();
         println!("== chaos report (seed {}) ==", self.seed);
-        let authorized = self.outcomes.iter().filter(|o| o.payment_id.is_some()).count();
+        let authorized = self
+            .outcomes
+            .iter()
+            .filter(|o| o.payment_id.is_some())
+            .count();
         let retries: u32 = self.outcomes.iter().map(|o| o.retries).sum();
         println!(
             "payments: {} planned, {authorized} authorized, {} checked; by status {:?}; parked {}",

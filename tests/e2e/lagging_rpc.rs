@@ -42,7 +42,11 @@ impl PipelineStack<LaggingRpc> {
             })
             .rpc_proxy(13)
             .devhost(settings);
-        Ctx::start_with(builder, MerchantSetup::funded(10u128.pow(15), 10u128.pow(23))).await
+        Ctx::start_with(
+            builder,
+            MerchantSetup::funded(10u128.pow(15), 10u128.pow(23)),
+        )
+        .await
     }
 
     async fn payment(&self, id: PaymentId) -> Payment {

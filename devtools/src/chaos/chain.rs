@@ -52,9 +52,7 @@ impl Chain {
 
     /// The receipt on the canonical chain, `None` when not mined.
     pub async fn receipt(&self, hash: &str) -> anyhow::Result<Option<Receipt>> {
-        let receipt = self
-            .rpc("eth_getTransactionReceipt", json!([hash]))
-            .await?;
+        let receipt = self.rpc("eth_getTransactionReceipt", json!([hash])).await?;
         if receipt.is_null() {
             return Ok(None);
         }
@@ -66,13 +64,20 @@ impl Chain {
     }
 
     pub async fn eth_balance(&self, address: Address) -> anyhow::Result<U256> {
-        quantity(&self.rpc("eth_getBalance", json!([address, "latest"])).await?)
+        quantity(
+            &self
+                .rpc("eth_getBalance", json!([address, "latest"]))
+                .await?,
+        )
     }
 
     pub async fn usdc_balance(&self, owner: Address) -> anyhow::Result<u128> {
         let data = format!("0x70a08231{:0>64}", hex_of(owner));
         let word = self
-            .rpc("eth_call", json!([{"to": self.usdc, "data": data}, "latest"]))
+            .rpc(
+                "eth_call",
+                json!([{"to": self.usdc, "data": data}, "latest"]),
+            )
             .await?;
         let value = quantity(&word)?;
         u128::try_from(value).map_err(|_| anyhow!("balance {value} does not fit u128"))

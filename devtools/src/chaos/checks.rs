@@ -168,7 +168,10 @@ impl Checks<'_> {
             if payment.status == "failed" && payment.failure_reason.is_none() {
                 findings.payment(payment.id, "failed without a reason".into());
             }
-            let mined = mined_by_payment.get(&payment.id).cloned().unwrap_or_default();
+            let mined = mined_by_payment
+                .get(&payment.id)
+                .cloned()
+                .unwrap_or_default();
             if mined.len() > 1 {
                 let hashes: Vec<&str> = mined.iter().map(|(h, _)| *h).collect();
                 findings.payment(
@@ -191,11 +194,17 @@ impl Checks<'_> {
                     if delivered != payment.amount {
                         findings.payment(
                             payment.id,
-                            format!("settled but the recipient got {delivered} of {}", payment.amount),
+                            format!(
+                                "settled but the recipient got {delivered} of {}",
+                                payment.amount
+                            ),
                         );
                     }
                     if !mined.iter().any(|(_, r)| r.success) {
-                        findings.payment(payment.id, "settled without a successful mined transaction".into());
+                        findings.payment(
+                            payment.id,
+                            "settled without a successful mined transaction".into(),
+                        );
                     }
                 }
                 "failed" | "cancelled" | "expired" if delivered > 0 => findings.payment(
@@ -316,9 +325,7 @@ impl Checks<'_> {
     async fn receipts(&self, hashes: &[String]) -> anyhow::Result<HashMap<String, Receipt>> {
         let results: Vec<anyhow::Result<Option<(String, Receipt)>>> =
             futures::stream::iter(hashes.iter().cloned())
-                .map(|hash| async move {
-                    Ok(self.chain.receipt(&hash).await?.map(|r| (hash, r)))
-                })
+                .map(|hash| async move { Ok(self.chain.receipt(&hash).await?.map(|r| (hash, r))) })
                 .buffer_unordered(16)
                 .collect()
                 .await;
@@ -397,9 +404,9 @@ impl Checks<'_> {
                 .fetch_all(self.db)
                 .await?;
         for (address, nonce) in &gaps {
-            findings
-                .global
-                .push(format!("wallet {address}: nonce {nonce} handed back and never filled"));
+            findings.global.push(format!(
+                "wallet {address}: nonce {nonce} handed back and never filled"
+            ));
         }
         for wallet in self.hot_wallets {
             let on_chain = self.chain.nonce(*wallet).await?;
@@ -407,7 +414,11 @@ impl Checks<'_> {
             let ours = attempts
                 .iter()
                 .map(|(_, hash, from, nonce)| (hash, from, nonce))
-                .chain(gap_fills.iter().map(|(from, hash, nonce)| (hash, from, nonce)));
+                .chain(
+                    gap_fills
+                        .iter()
+                        .map(|(from, hash, nonce)| (hash, from, nonce)),
+                );
             for (hash, from, nonce) in ours {
                 if from.parse::<Address>().ok() == Some(*wallet) && receipts.contains_key(hash) {
                     *used.entry(*nonce).or_default() += 1;
@@ -422,9 +433,9 @@ impl Checks<'_> {
                 ));
             }
             for (nonce, count) in used.iter().filter(|(_, c)| **c > 1) {
-                findings
-                    .global
-                    .push(format!("wallet {wallet}: nonce {nonce} mined {count} times"));
+                findings.global.push(format!(
+                    "wallet {wallet}: nonce {nonce} mined {count} times"
+                ));
             }
             let counter = counters
                 .iter()
@@ -455,9 +466,9 @@ impl Checks<'_> {
         .fetch_one(self.db)
         .await?;
         if unsent > 0 {
-            findings
-                .global
-                .push(format!("{unsent} webhook outbox rows never turned into events"));
+            findings.global.push(format!(
+                "{unsent} webhook outbox rows never turned into events"
+            ));
         }
         // First arrival of each event.
         let mut first: HashMap<uuid::Uuid, usize> = HashMap::new();

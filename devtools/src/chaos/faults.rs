@@ -79,8 +79,7 @@ impl Injector {
 
     fn say(&self, line: String) {
         let at = self.started.elapsed().as_secs_f64();
-        self.progress
-            .suspend(|| println!("  [{at:7.1}s] {line}"));
+        self.progress.suspend(|| println!("  [{at:7.1}s] {line}"));
     }
 
     async fn apply(&mut self, fault: Fault, injected: &mut Injected) -> anyhow::Result<String> {

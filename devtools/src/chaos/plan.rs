@@ -236,8 +236,8 @@ fn payment(rng: &mut StdRng, seed: u64, index: usize) -> PaymentPlan {
         // 0.01 to 49.99 USDC.
         Asset::Usdc => format!("{}.{:02}", rng.gen_range(0..50), rng.gen_range(1..100)),
     };
-    let cancel_after = (rng.gen_range(0..100) < 8)
-        .then(|| Duration::from_millis(rng.gen_range(0..400)));
+    let cancel_after =
+        (rng.gen_range(0..100) < 8).then(|| Duration::from_millis(rng.gen_range(0..400)));
     let bad_request = (rng.gen_range(0..100) < 5).then(|| match rng.gen_range(0..4) {
         0 => BadRequest::MalformedRecipient,
         1 => BadRequest::NegativeAmount,

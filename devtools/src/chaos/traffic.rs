@@ -71,7 +71,9 @@ impl Traffic {
         {
             Ok(quote) => quote,
             Err(error) => {
-                outcome.problems.push(format!("quote never created: {error}"));
+                outcome
+                    .problems
+                    .push(format!("quote never created: {error}"));
                 return outcome;
             }
         };

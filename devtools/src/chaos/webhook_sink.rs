@@ -42,10 +42,7 @@ impl WebhookSink {
 
     /// Everything received so far, in arrival order.
     pub fn received(&self) -> Vec<Delivery> {
-        self.received
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 

@@ -289,7 +289,10 @@ impl ProxyState {
         let reply = self
             .forward(&json!({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}))
             .await?;
-        reply["result"].as_str().and_then(parse_quantity).ok_or(Dropped)
+        reply["result"]
+            .as_str()
+            .and_then(parse_quantity)
+            .ok_or(Dropped)
     }
 
     /// `true` when `hash` must read as unknown now (targeted hiding), counting the read.
@@ -318,7 +321,11 @@ impl ProxyState {
             "eth_blockNumber" => return Ok(result_of(&request, json!(tag))),
             "eth_getTransactionCount" | "eth_getBalance" | "eth_call" | "eth_getBlockByNumber" => {
                 if let Some(params) = request["params"].as_array_mut() {
-                    let at = if method == "eth_getBlockByNumber" { 0 } else { 1 };
+                    let at = if method == "eth_getBlockByNumber" {
+                        0
+                    } else {
+                        1
+                    };
                     if let Some(block) = params.get_mut(at)
                         && matches!(block.as_str(), Some("latest" | "pending" | "safe"))
                     {
@@ -352,7 +359,10 @@ async fn handle(
         .map_err(|_| Dropped)?
         .to_bytes();
     let Ok(call) = serde_json::from_slice::<Value>(&body) else {
-        return Ok(reply(StatusCode::BAD_REQUEST, &json!({"error": "not JSON"})));
+        return Ok(reply(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "not JSON"}),
+        ));
     };
     // Batches are forwarded untouched: meshpay sends single calls.
     if call.is_array() {
@@ -476,7 +486,10 @@ mod tests {
         let read = || call(proxy.url(), "eth_getTransactionReceipt", json!([hash]));
         assert_eq!(read().await.unwrap()["result"], Value::Null);
         assert_eq!(read().await.unwrap()["result"], Value::Null);
-        assert_eq!(read().await.unwrap()["result"]["transactionHash"], json!(hash));
+        assert_eq!(
+            read().await.unwrap()["result"]["transactionHash"],
+            json!(hash)
+        );
         assert_eq!(proxy.injected().get(kind::HIDDEN_HASH), Some(&2));
     }
 
