@@ -33,6 +33,18 @@ pub struct Outcome {
     /// Requests the client repeated (with the same Idempotency-Key for authorize).
     pub retries: u32,
     pub bad_request_refused: Option<bool>,
+    /// The authorize request (Idempotency-Key, body) that never got an answer.
+    pub unanswered: Option<(String, AuthorizePayment)>,
+}
+
+impl Outcome {
+    fn set_payment(&mut self, id: &str) {
+        self.payment_uuid = id
+            .parse::<meshpay_domain::PaymentId>()
+            .ok()
+            .map(|id| id.as_uuid());
+        self.payment_id = Some(id.to_owned());
+    }
 }
 
 pub struct Traffic {
@@ -53,6 +65,7 @@ impl Traffic {
             problems: Vec::new(),
             retries: 0,
             bad_request_refused: None,
+            unanswered: None,
         };
         if let Some(bad) = plan.bad_request {
             match self.bad_request(bad, plan).await {
@@ -85,17 +98,18 @@ impl Traffic {
             .await
         {
             Ok(payment) => payment,
+            // No answer for a long while (an overloaded or restarting stack): the merchant asks
+            // again later with the same key ([`Traffic::replay`]), as an integration would.
+            Err(error) if retryable(&error) => {
+                outcome.unanswered = Some((key, body));
+                return outcome;
+            }
             Err(error) => {
                 outcome.problems.push(format!("never authorized: {error}"));
                 return outcome;
             }
         };
-        outcome.payment_uuid = payment
-            .id
-            .parse::<meshpay_domain::PaymentId>()
-            .ok()
-            .map(|id| id.as_uuid());
-        outcome.payment_id = Some(payment.id.clone());
+        outcome.set_payment(&payment.id);
         if let Some(after) = plan.cancel_after {
             tokio::time::sleep(after).await;
             // Refused once broadcast (409): the payment goes on, which is fine.
@@ -123,6 +137,25 @@ impl Traffic {
             tokio::time::sleep(POLL).await;
         }
         outcome
+    }
+
+    /// Asks again, with the same Idempotency-Key and body, for an authorization that never got
+    /// an answer: the stored answer comes back if the first request committed, a refusal (the
+    /// quote expired meanwhile) if it did not. A payment created twice shows in the checks.
+    pub async fn replay(&self, outcome: &mut Outcome) {
+        let Some((key, body)) = outcome.unanswered.take() else {
+            return;
+        };
+        match self
+            .retrying(&mut outcome.retries, || self.api.authorize(&key, &body))
+            .await
+        {
+            Ok(payment) => outcome.set_payment(&payment.id),
+            Err(error) if error.status().is_some_and(|s| (400..500).contains(&s)) => {}
+            Err(error) => outcome.problems.push(format!(
+                "authorize never answered, not even on replay: {error}"
+            )),
+        }
     }
 
     /// Repeats `call` while the answer is an error a client retries (no answer, 5xx, the same
