@@ -218,3 +218,23 @@ impl Drop for Azurite {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restart_keeps_the_queues_and_their_messages_on_the_same_port() {
+        let mut azurite = Azurite::start().await;
+        let port = azurite.port();
+        azurite.send("kept", "{\"n\":1}").await;
+
+        azurite.restart().await;
+
+        assert_eq!(azurite.port(), port);
+        let bodies = azurite
+            .wait_for_messages("kept", 1, Duration::from_secs(10))
+            .await;
+        assert_eq!(bodies, ["{\"n\":1}"]);
+    }
+}
