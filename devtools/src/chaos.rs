@@ -330,6 +330,12 @@ impl Report<'_> {
             f.statuses,
             f.parked
         );
+        let refused = self.outcomes.iter().filter(|o| o.refused.is_some()).count();
+        if refused > 0 {
+            println!(
+                "refused: {refused} authorizations retried past their quote's life (quote_expired; no payment)"
+            );
+        }
         let bad: Vec<bool> = self
             .outcomes
             .iter()
@@ -404,18 +410,26 @@ impl Report<'_> {
                 failed_payments.insert(format!("{label} (#{})", outcome.index), problems);
             }
         }
-        let violations = failed_payments.values().map(Vec::len).sum::<usize>() + f.global.len();
+        // A payment the merchant was never told about (no answer, not even on replay).
+        let mut global = f.global.clone();
+        if f.checked > authorized {
+            global.push(format!(
+                "{} payments exist that no client got an answer for",
+                f.checked - authorized
+            ));
+        }
+        let violations = failed_payments.values().map(Vec::len).sum::<usize>() + global.len();
         println!("violations: {violations}");
         for (payment, problems) in &failed_payments {
             for problem in problems {
                 println!("  {payment}: {problem}");
             }
         }
-        for problem in &f.global {
+        for problem in &global {
             println!("  {problem}");
         }
-        let failed = failed_payments.len() + f.global.len();
-        let passed = self.outcomes.len().saturating_sub(failed_payments.len());
+        let failed = failed_payments.len() + global.len();
+        let passed = self.outcomes.len() - failed_payments.len().min(self.outcomes.len());
         println!("{passed} passed, {failed} failed");
         failed == 0
     }

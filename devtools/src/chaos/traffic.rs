@@ -35,6 +35,8 @@ pub struct Outcome {
     pub bad_request_refused: Option<bool>,
     /// The authorize request (Idempotency-Key, body) that never got an answer.
     pub unanswered: Option<(String, AuthorizePayment)>,
+    /// Authorize refused because its retries outlived the quote (no payment exists).
+    pub refused: Option<String>,
 }
 
 impl Outcome {
@@ -66,6 +68,7 @@ impl Traffic {
             retries: 0,
             bad_request_refused: None,
             unanswered: None,
+            refused: None,
         };
         if let Some(bad) = plan.bad_request {
             match self.bad_request(bad, plan).await {
@@ -102,6 +105,11 @@ impl Traffic {
             // again later with the same key ([`Traffic::replay`]), as an integration would.
             Err(error) if retryable(&error) => {
                 outcome.unanswered = Some((key, body));
+                return outcome;
+            }
+            // Retried past the quote's life: a refusal the merchant answers with a new quote.
+            Err(error) if quote_expired(&error) => {
+                outcome.refused = Some(error.to_string());
                 return outcome;
             }
             Err(error) => {
@@ -151,7 +159,7 @@ impl Traffic {
             .await
         {
             Ok(payment) => outcome.set_payment(&payment.id),
-            Err(error) if error.status().is_some_and(|s| (400..500).contains(&s)) => {}
+            Err(error) if quote_expired(&error) => outcome.refused = Some(error.to_string()),
             Err(error) => outcome.problems.push(format!(
                 "authorize never answered, not even on replay: {error}"
             )),
@@ -234,4 +242,10 @@ fn retryable(error: &ClientError) -> bool {
         || error
             .code()
             .is_some_and(|code| code.as_str() == "idempotency_key_in_flight")
+}
+
+fn quote_expired(error: &ClientError) -> bool {
+    error
+        .code()
+        .is_some_and(|code| code.as_str() == "quote_expired")
 }
