@@ -69,7 +69,12 @@ impl Azurite {
                     self.child = child;
                     match self.wait_ready().await {
                         Ok(()) => return,
-                        Err(e) => last_err = e,
+                        Err(e) => {
+                            // Never leave a half-started one behind the next attempt.
+                            let _ = self.child.kill();
+                            let _ = self.child.wait();
+                            last_err = e;
+                        }
                     }
                 }
                 Err(e) => last_err = e,
