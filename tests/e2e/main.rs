@@ -11,6 +11,7 @@ mod confirm_settle;
 mod contract;
 mod foundation;
 mod invoices;
+mod lagging_rpc;
 mod package;
 mod payments_api;
 mod replacement;

@@ -16,5 +16,6 @@ pub mod otlp;
 pub mod payment;
 pub mod ports;
 pub mod postgres;
+pub mod rpc_proxy;
 pub mod settings;
 pub mod stack;

@@ -18,12 +18,17 @@ pub fn repo_root() -> PathBuf {
         .expect("repo root")
 }
 
-/// The directory cargo writes binaries to for the running test (`target/debug`).
+/// The directory cargo writes binaries to for the running test or tool (`target/debug`).
 pub fn target_bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/debug/deps/<test-binary> -> target/debug
-    let deps = exe.parent().expect("deps dir");
-    deps.parent().expect("profile dir").to_path_buf()
+    // A test: target/debug/deps/<test-binary> -> target/debug; a binary using the testkit
+    // (meshpay-dev): target/<profile>/<binary> -> target/<profile>.
+    let dir = exe.parent().expect("exe dir");
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.parent().expect("profile dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// `node_modules/.bin/<name>` in the repo; panics with a hint when `npm ci` has not run.
