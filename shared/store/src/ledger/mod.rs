@@ -27,8 +27,8 @@ mod wallets;
 pub(crate) use accounts::lock_merchant_accounts;
 pub use balances::{Balance, FundOutcome};
 pub(crate) use holds::{HoldOutcome, place_holds, resolve_holds};
-pub(crate) use wallets::{WalletPosting, post_wallet};
 pub(crate) use payins::{PayinPosting, post_invoice_credit, post_invoice_reversal};
+pub(crate) use wallets::{WalletPosting, post_wallet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccountKind {
