@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and is missing: Rust must already be there (rustup);
-# Node.js/npm from Debian packages if absent; the npm packages of package-lock.json (Azurite,
+# Node.js/npm and Chromium + chromedriver from Debian packages if absent; the npm packages of package-lock.json (Azurite,
 # anvil, solc) when node_modules is missing or older than the lock file.
 # PostgreSQL is scripts/postgres.sh's job.
 set -euo pipefail
@@ -15,6 +15,14 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 install -y -qq nodejs npm >/dev/null
+fi
+
+# The pay page's browser test drives headless Chromium through chromedriver (WebDriver).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  say "installing Chromium and chromedriver from Debian packages"
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium chromium-driver >/dev/null
 fi
 
 # npm writes node_modules/.package-lock.json on every install: newer than package-lock.json

@@ -1,5 +1,5 @@
-// Sets up the dev chain for `make dev`: deploys contracts/DevUSDC.json from anvil account 0 and
-// mints USDC to the hot wallets of chains.dev.toml. Idempotent: when the contract already has
+// Sets up the dev chain for `make dev`: deploys contracts/DevUSDC.json from anvil account 0,
+// mints USDC to the hot wallets of chains.dev.toml, and deploys the pay-ins DepositFactory. Idempotent: when the contract already has
 // code at its address (same anvil still running), only the mints are skipped too.
 //
 //   node scripts/dev-chain.mjs [--rpc http://127.0.0.1:8545]
@@ -51,6 +51,22 @@ async function sendAndWait(tx) {
 const word = (hex) => hex.replace(/^0x/, "").toLowerCase().padStart(64, "0");
 const artifact = JSON.parse(readFileSync(join(root, "contracts", "DevUSDC.json"), "utf8"));
 const mintSelector = artifact.methodIdentifiers["mint(address,uint256)"];
+
+// The pay-ins DepositFactory (contracts/DepositFactory.sol): account 9's first transaction, so
+// at the address chains.dev.toml configures. Treasury: hot wallet account 1; sweepers: both hot
+// wallets; admin: account 9.
+const FACTORY_ADMIN = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"; // anvil account 9
+const FACTORY = "0x700b6A60ce7EaaEA56F065753d8dcB9653dbAD35"; // its nonce-0 CREATE address
+if ((await rpc("eth_getCode", [FACTORY, "latest"])) === "0x") {
+  const factory = JSON.parse(readFileSync(join(root, "contracts", "DepositFactory.json"), "utf8"));
+  const args = word(HOT_WALLETS[0]) + word(FACTORY_ADMIN) + word("60") + word("2")
+    + word(HOT_WALLETS[0]) + word(HOT_WALLETS[1]);
+  const deployed = await sendAndWait({ from: FACTORY_ADMIN, data: factory.bytecode + args });
+  if (deployed.contractAddress.toLowerCase() !== FACTORY.toLowerCase()) {
+    throw new Error(`DepositFactory deployed at ${deployed.contractAddress}, expected ${FACTORY}`);
+  }
+  console.error(`DepositFactory deployed at ${FACTORY}`);
+}
 
 const code = await rpc("eth_getCode", [USDC, "latest"]);
 if (code !== "0x") {

@@ -34,6 +34,10 @@ check "cargo clippy" cargo clippy --workspace --all-targets "${LOCKED[@]}" -- -D
 check "cargo build (binaries)" scripts/build-bins.sh debug
 check "make dev binaries built" scripts/build-bins.sh --check debug
 check "cargo test" cargo test --workspace --no-fail-fast "${LOCKED[@]}"
+# The fault harness, bounded (make chaos runs 5,000 payments): seeded faults, money invariants
+# checked against the chain; prints its seed, CHAOS_SEED=<seed> replays.
+check "chaos (bounded)" env CHAOS_PAYMENTS=100 scripts/chaos.sh \
+  --fault-every 8 --max-kills 1 --max-azurite-restarts 1
 # The API against its OpenAPI document (schemathesis, every check and phase; seed printed).
 check "schemathesis" scripts/schemathesis.sh
 # Infra (Bicep parse + checkov) and dependency policy (cargo deny): issue 6's CI checks.

@@ -2,6 +2,7 @@
 //! it); errors go to stderr with a non-zero exit. Decimal amounts are read in the asset's units,
 //! using the decimals of the chains config (`MESHPAY_CHAINS_CONFIG`).
 
+mod books;
 mod payments;
 mod wallets;
 
@@ -38,12 +39,20 @@ pub enum AdminCommand {
     /// Ledger postings.
     #[command(subcommand)]
     Ledger(LedgerCommand),
-    /// Payments parked for review: list them, put one back in the pipeline.
+    /// Payments parked for review: list them, put one back in the pipeline; replace a pending
+    /// transaction on its nonce, or cancel a payment.
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
-    /// Hot wallets halted for a nonce counter behind the chain: list them, resume one.
+    /// Hot wallets halted for a nonce counter behind the chain: list them, resume one; record a
+    /// top-up.
     #[command(subcommand)]
     Wallets(wallets::WalletsCommand),
+    /// Runs the books against the chain once now and prints the report; exits 1 while any
+    /// discrepancy is open.
+    Reconcile(books::ReconcileArgs),
+    /// Discrepancies between the books and the chain: list, show, resolve with a note.
+    #[command(subcommand)]
+    Discrepancies(books::DiscrepanciesCommand),
     /// Creates a merchant funded with every asset of a chain and an all-scopes key; prints
     /// `demo api key: <key>` on a line of its own after the JSON.
     DemoMerchant(DemoArgs),
@@ -164,7 +173,17 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             })
         }
         AdminCommand::Payments(command) => payments::run(&store, command).await?,
+        AdminCommand::Wallets(wallets::WalletsCommand::Topup(topup)) => {
+            books::topup(&store, chains()?, topup).await?
+        }
         AdminCommand::Wallets(command) => wallets::run(&store, command).await?,
+        AdminCommand::Reconcile(reconcile) => {
+            if !books::reconcile(&store, chains()?, reconcile).await? {
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+        AdminCommand::Discrepancies(command) => books::discrepancies(&store, command).await?,
         AdminCommand::DemoMerchant(demo) => {
             let (output, key) = demo_merchant(&store, &chains()?, demo).await?;
             println!("{output}");

@@ -29,7 +29,16 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             let settings = settings::Settings::from_env()?;
-            serve::run(args, settings, started).await
+            let telemetry = meshpay_telemetry::export::start(&settings.telemetry)?;
+            let served = serve::run(args, settings, started).await;
+            if let Some(telemetry) = telemetry {
+                // Flushing blocks on the exporters' HTTP calls: off the async workers.
+                let flushed = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+                if let Err(error) = flushed {
+                    tracing::warn!(%error, "telemetry flush did not finish");
+                }
+            }
+            served
         }
         Command::Migrate(args) => migrate::run(args).await,
         Command::Admin(args) => admin::run(args).await,

@@ -23,6 +23,7 @@ pub fn function_app(states: States) -> FunctionApp {
         webhooks,
         confirm,
         broadcast,
+        detector,
     } = states;
     let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), &webhooks);
     let chain_webhook = meshpay_fn_confirm_webhook::WebhookState {
@@ -39,6 +40,10 @@ pub fn function_app(states: States) -> FunctionApp {
         .register(meshpay_fn_payments::function(payments.clone()))
         .register(meshpay_fn_cancel::function(payments.clone()))
         .register(meshpay_fn_balances::function(payments.clone()))
+        .register(meshpay_fn_invoices::function(payments.clone()))
+        .register(meshpay_fn_invoice_cancel::function(payments.clone()))
+        .register(meshpay_fn_pay::function(payments.clone()))
+        .register(meshpay_fn_pay_status::function(payments.clone()))
         .register(meshpay_fn_webhook_endpoints::function(endpoints))
         .register(meshpay_fn_webhook_deliveries::function(payments))
         .register(meshpay_fn_confirm_webhook::function(chain_webhook))
@@ -49,7 +54,8 @@ pub fn function_app(states: States) -> FunctionApp {
             confirm,
             Some(broadcast.shared_relay()),
         ))
-        .register(meshpay_fn_notify::function(webhooks.dispatcher.clone()));
+        .register(meshpay_fn_notify::function(webhooks.dispatcher.clone()))
+        .register(meshpay_fn_invoices_detect::function(detector));
     diagnostics(app)
 }
 
@@ -85,6 +91,8 @@ pub struct States {
     pub confirm: Arc<meshpay_confirm::Pipeline>,
     /// One relay (signers) for broadcasting and reconcile's wallet healing.
     pub broadcast: meshpay_fn_broadcast::Broadcast,
+    /// Pay-in detection (the `invoices-detect` timer).
+    pub detector: Arc<meshpay_payins::detect::Detector>,
 }
 
 impl States {
@@ -107,6 +115,11 @@ impl States {
             chains.clone(),
             settings.confirm,
         ));
+        let detector = Arc::new(meshpay_payins::detect::Detector::new(
+            store.clone(),
+            chains.clone(),
+            settings.payins,
+        ));
         let broadcast = meshpay_fn_broadcast::Broadcast::lazy(RelaySetup {
             store,
             chains,
@@ -119,6 +132,7 @@ impl States {
             webhooks,
             confirm,
             broadcast,
+            detector,
         })
     }
 }
@@ -259,6 +273,8 @@ mod tests {
             confirm: meshpay_confirm::ConfirmConfig::default(),
             webhooks: meshpay_webhooks::WebhooksConfig::new(key),
             relay: meshpay_relay::RelayConfig::default(),
+            telemetry: crate::settings::telemetry(|_| None).unwrap(),
+            payins: meshpay_payins::detect::DetectConfig::default(),
         };
         function_app(States::new(settings).await.unwrap())
     }
@@ -388,8 +404,10 @@ mod tests {
     }
 
     /// Operations that take no API key: liveness, the document itself, development probes, and
-    /// the chain provider's webhook (signed by the provider instead).
-    const WITHOUT_API_KEY: [&str; 4] = ["health", "document", "diagnostics", "chain webhooks"];
+    /// the chain provider's webhook (signed by the provider instead), and the public pay page of
+    /// an invoice (its unguessable id is the key).
+    const WITHOUT_API_KEY: [&str; 5] =
+        ["health", "document", "diagnostics", "chain webhooks", "pay"];
 
     #[tokio::test]
     async fn every_operation_requires_the_bearer_scheme_with_its_scope_and_documents_401() {

@@ -11,7 +11,9 @@
 //! | API | `MESHPAY_QUOTE_TTL_SECONDS` |
 //! | confirm, reconcile, chain webhook | `MESHPAY_CONFIRM_*`, `MESHPAY_RECONCILE_*`, `MESHPAY_CHAIN_WEBHOOK_*` |
 //! | merchant webhooks | `MESHPAY_WEBHOOK_SECRET_KEY` (required), `MESHPAY_WEBHOOK_*` |
-//! | relay | `MESHPAY_GAP_FILL_AFTER_SECS`, `MESHPAY_WALLET_STUCK_AFTER_SECS`, `MESHPAY_FAULT` (crash-test hook, dev/test builds only) |
+//! | relay | `MESHPAY_GAP_FILL_AFTER_SECS`, `MESHPAY_WALLET_STUCK_AFTER_SECS`, `MESHPAY_WALLET_MAX_IN_FLIGHT`, `MESHPAY_REPLACE_AFTER_SECS`, `MESHPAY_FAULT` (crash-test hook, dev/test builds only) |
+//! | telemetry | `OTEL_SDK_DISABLED`, `OTEL_EXPORTER_OTLP_[TRACES_\|METRICS_]ENDPOINT`, `OTEL_EXPORTER_OTLP_[TRACES_\|METRICS_]PROTOCOL`, `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_SERVICE_NAME`, `WEBSITE_INSTANCE_ID` (see [`telemetry`]) |
+//! | pay-ins | `MESHPAY_PAYIN_DUST_MIN` |
 //!
 //! `Debug` shows no secret: the database password, the webhook keys and RPC URL paths are left
 //! out by the types that hold them.
@@ -25,6 +27,7 @@ use meshpay_confirm::ConfirmConfig;
 use meshpay_relay::{Fault, RelayConfig, SignersFile};
 use meshpay_signer::SignerSecrets;
 use meshpay_store::DbConfig;
+use meshpay_telemetry::export::ExportConfig;
 use meshpay_webhooks::WebhooksConfig;
 
 /// The chains file (`chains.toml`).
@@ -49,6 +52,8 @@ pub struct Settings {
     pub confirm: ConfirmConfig,
     pub webhooks: WebhooksConfig,
     pub relay: RelayConfig,
+    pub telemetry: ExportConfig,
+    pub payins: meshpay_payins::detect::DetectConfig,
 }
 
 impl Settings {
@@ -73,6 +78,9 @@ impl Settings {
                 fault: Fault::from_lookup(&get),
                 ..RelayConfig::from_lookup(&get).context("relay configuration")?
             },
+            telemetry: telemetry(&get).context("telemetry configuration")?,
+            payins: meshpay_payins::detect::DetectConfig::from_lookup(&get)
+                .context("pay-ins configuration")?,
         })
     }
 }
@@ -105,6 +113,44 @@ pub fn chains(
 fn signers(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<SignersFile> {
     let path = required_path(SIGNERS_CONFIG, &get)?;
     SignersFile::load(&path).context("signers configuration")
+}
+
+/// Which OpenTelemetry signals to export over OTLP/HTTP. A signal is exported when an OTLP
+/// endpoint is set for it (`OTEL_EXPORTER_OTLP_ENDPOINT`, or the signal's own
+/// `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`), unless `OTEL_<SIGNAL>_EXPORTER=none` or
+/// `OTEL_SDK_DISABLED=true`; with no endpoint nothing is created. The exporter reads the
+/// endpoint, protocol, headers and timeout itself, as the specification defines them; only
+/// the HTTP protocols are built in, so `grpc` stops start-up instead of exporting nothing.
+pub fn telemetry(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<ExportConfig> {
+    let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    let disabled = set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let signal = |signal: &str| -> anyhow::Result<bool> {
+        let upper = signal.to_ascii_uppercase();
+        let endpoint = set(&format!("OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"))
+            .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let exporter = set(&format!("OTEL_{upper}_EXPORTER"));
+        if disabled || endpoint.is_none() || exporter.as_deref().map(str::trim) == Some("none") {
+            return Ok(false);
+        }
+        if let Some(other) = exporter.filter(|e| e.trim() != "otlp") {
+            anyhow::bail!("OTEL_{upper}_EXPORTER={other}: only `otlp` or `none` is supported");
+        }
+        let protocol = set(&format!("OTEL_EXPORTER_OTLP_{upper}_PROTOCOL"))
+            .or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL"));
+        match protocol.as_deref().map(str::trim) {
+            None | Some("http/protobuf") | Some("http/json") => Ok(true),
+            Some(other) => anyhow::bail!(
+                "OTLP protocol `{other}` for {signal}: use http/protobuf or http/json"
+            ),
+        }
+    };
+    Ok(ExportConfig {
+        service_name: set("OTEL_SERVICE_NAME").unwrap_or_else(|| "meshpay".to_owned()),
+        service_version: env!("CARGO_PKG_VERSION").to_owned(),
+        instance_id: set("WEBSITE_INSTANCE_ID"),
+        traces: signal("traces")?,
+        metrics: signal("metrics")?,
+    })
 }
 
 fn required_path(name: &str, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<PathBuf> {
@@ -239,5 +285,49 @@ mod tests {
             assert!(!debug.contains(secret), "{secret} in {debug}");
         }
         assert!(debug.contains("127.0.0.1"), "{debug}");
+    }
+
+    fn telemetry_of(pairs: &[(&str, &str)]) -> anyhow::Result<ExportConfig> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        telemetry(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn without_an_otlp_endpoint_no_signal_is_exported() {
+        let config = telemetry_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).unwrap();
+        assert!(config.is_off());
+        assert_eq!(config.service_name, "meshpay");
+    }
+
+    #[test]
+    fn an_endpoint_exports_both_signals_unless_one_is_set_to_none_or_the_sdk_is_disabled() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        let both = telemetry_of(&[endpoint]).unwrap();
+        assert!(both.traces && both.metrics);
+        let traces_only = telemetry_of(&[endpoint, ("OTEL_METRICS_EXPORTER", "none")]).unwrap();
+        assert!(traces_only.traces && !traces_only.metrics);
+        let signal = telemetry_of(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://127.0.0.1:4318/v1/traces",
+        )])
+        .unwrap();
+        assert!(signal.traces && !signal.metrics);
+        assert!(
+            telemetry_of(&[endpoint, ("OTEL_SDK_DISABLED", "true")])
+                .unwrap()
+                .is_off()
+        );
+    }
+
+    #[test]
+    fn grpc_or_another_exporter_stops_start_up_instead_of_exporting_nothing() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317");
+        let grpc = telemetry_of(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+        assert!(grpc.unwrap_err().to_string().contains("grpc"));
+        let zipkin = telemetry_of(&[endpoint, ("OTEL_TRACES_EXPORTER", "zipkin")]);
+        assert!(zipkin.unwrap_err().to_string().contains("zipkin"));
     }
 }

@@ -1,5 +1,6 @@
 //! `meshpay-dev demo`: one payment through a running stack (what `make dev` runs once it is up),
-//! printed step by step with timings, then checked against the chain's own records.
+//! printed step by step with timings, then checked against the chain's own records; then one
+//! invoice paid in (`invoice`).
 //!
 //! Steps: POST /quotes → POST /payments (Idempotency-Key) → poll GET /payments/{id} until
 //! `settled`; each status change is printed when first seen, with the time since the start and
@@ -12,6 +13,7 @@
 //! (problem+json `code`/`detail` of the API, `failure_reason` of a failed payment, a timeout).
 
 mod chain;
+mod invoice;
 mod steps;
 
 use std::time::Duration;
@@ -62,6 +64,9 @@ pub struct DemoArgs {
     /// Print one JSON document (steps, payment, chain check) instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// Skip the invoice demo that follows the payment (always skipped with `--json`).
+    #[arg(long)]
+    pub no_invoice: bool,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -154,6 +159,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("{out}");
     } else {
         chain::print(&chain, &payment);
+        if !args.no_invoice {
+            println!();
+            invoice::run(&args.api, args.api_key.expose(), &args.rpc, 25, deadline).await?;
+        }
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! demo code and no API client.
 
 mod bench;
+mod chaos;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,10 @@ enum Command {
     /// Start a local stack of its own and measure the API, the pipeline and its limits
     /// (`make bench`; build with --release first). Prints a table, writes JSON.
     Bench(bench::BenchArgs),
+    /// Drive N payments through a stack of its own while injecting faults (handler kills,
+    /// duplicate deliveries, RPC faults, dropped database connections, Azurite restarts, a
+    /// reorg), then check every money invariant; ends with `N passed, M failed`.
+    Chaos(chaos::ChaosArgs),
 }
 
 #[tokio::main]
@@ -29,6 +34,13 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Chaos(args) => {
+            if chaos::run(args).await? {
+                Ok(())
+            } else {
+                anyhow::bail!("the chaos run found violations (report above)")
+            }
+        }
     }
 }
 

@@ -58,6 +58,9 @@ param notifySchedule string = '*/10 * * * * *'
 @description('NCRONTAB schedule of the reconcile timer function, which nudges stuck payments (RECONCILE_SCHEDULE).')
 param reconcileSchedule string = '0 */1 * * * *'
 
+@description('NCRONTAB schedule of the invoices-detect timer function, which finds pay-ins to deposit addresses and credits them at finality (INVOICES_DETECT_SCHEDULE).')
+param invoicesDetectSchedule string = '*/15 * * * * *'
+
 @description('PostgreSQL connections per app instance (MESHPAY_DB_MAX_CONNECTIONS); instances x this must fit the server max_connections.')
 @minValue(1)
 @maxValue(100)
@@ -203,6 +206,20 @@ param postgresAdminPrincipalType string = 'Group'
 @maxValue(730)
 param logRetentionDays int = 90
 
+@description('''OTLP/HTTP endpoint meshpay exports its traces and metrics to (OTEL_EXPORTER_OTLP_ENDPOINT), e.g. an
+OpenTelemetry Collector that forwards to this Application Insights. Empty: no exporter, no overhead.''')
+param otlpEndpoint string = ''
+
+@description('OTLP encoding (OTEL_EXPORTER_OTLP_PROTOCOL).')
+@allowed([
+  'http/protobuf'
+  'http/json'
+])
+param otlpProtocol string = 'http/protobuf'
+
+@description('Action group resource ids the alerts notify (empty: alerts fire without notifications).')
+param alertActionGroupIds array = []
+
 @description('''Private networking: VNet integration for the app, private endpoints for storage, Key Vault and
 PostgreSQL, their public endpoints disabled. The app's HTTP endpoint stays public (merchants call it).''')
 param enablePrivateNetworking bool = false
@@ -260,6 +277,17 @@ module monitoring 'modules/monitoring.bicep' = {
     tags: tags
     retentionDays: logRetentionDays
     appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module observability 'modules/observability.bicep' = {
+  name: '${namePrefix}-observability'
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+    actionGroupIds: alertActionGroupIds
   }
 }
 
@@ -415,6 +443,10 @@ var hostSettings = [
     name: 'RECONCILE_SCHEDULE'
     value: reconcileSchedule
   }
+  {
+    name: 'INVOICES_DETECT_SCHEDULE'
+    value: invoicesDetectSchedule
+  }
 ]
 
 // meshpay itself. The database user is the identity's name: the PostgreSQL role
@@ -479,6 +511,22 @@ var meshpaySettings = [
   }
 ]
 
+// OpenTelemetry export of the handler (docs/DEPLOY.md, "Telemetry"): only with an endpoint.
+var telemetrySettings = empty(otlpEndpoint) ? [] : [
+  {
+    name: 'OTEL_EXPORTER_OTLP_ENDPOINT'
+    value: otlpEndpoint
+  }
+  {
+    name: 'OTEL_EXPORTER_OTLP_PROTOCOL'
+    value: otlpProtocol
+  }
+  {
+    name: 'OTEL_SERVICE_NAME'
+    value: names.functionApp
+  }
+]
+
 var chainWebhookSettings = chainWebhookEnabled ? [
   {
     name: 'MESHPAY_CHAIN_WEBHOOK_KEY'
@@ -507,7 +555,7 @@ module functionApp 'modules/functionapp.bicep' = {
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     zoneRedundant: zoneRedundant
     appSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
-    appSettings: concat(hostSettings, meshpaySettings, chainWebhookSettings, feeCapSettings)
+    appSettings: concat(hostSettings, meshpaySettings, chainWebhookSettings, feeCapSettings, telemetrySettings)
   }
   dependsOn: [
     privateEndpoints

@@ -1,6 +1,9 @@
 //! `meshpay admin payments review|requeue`: payments the broadcast, confirm or settle step
 //! parked for an operator ([`Store::flag_for_review`]), and putting one back in the pipeline
 //! once the cause is fixed (the competing same-nonce transaction was mined, the wallet topped up).
+//! `replace` and `cancel`: re-price a pending transaction on its nonce now, or cancel the
+//! payment (after broadcast: a 0-value self-transfer on its nonce), within the hold. They sign,
+//! so they run with the function app's settings (signers file and its secrets).
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -20,6 +23,20 @@ pub enum PaymentsCommand {
     },
     /// Clears a payment's review flag and writes its step's queue message.
     Requeue(RequeueArgs),
+    /// Re-prices the payment's pending transaction on its nonce now (+12.5 % or the fresh
+    /// estimate, within the quoted ceiling). Refused unless it is broadcast, stalled or
+    /// cancelling with a transaction not mined.
+    Replace {
+        /// `pay_…`
+        payment: String,
+    },
+    /// Cancels the payment: at once while `authorized`; after broadcast by a 0-value
+    /// self-transfer on its nonce, sent now (it ends `cancelled` when that is mined, or
+    /// `confirmed` if the original wins). Refused once a transaction is final.
+    Cancel {
+        /// `pay_…`
+        payment: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,7 +73,9 @@ impl Step {
     fn for_status(status: PaymentStatus) -> Option<Step> {
         match status {
             PaymentStatus::Authorized => Some(Step::Broadcast),
-            PaymentStatus::Broadcast => Some(Step::Confirm),
+            PaymentStatus::Broadcast | PaymentStatus::Stalled | PaymentStatus::Cancelling => {
+                Some(Step::Confirm)
+            }
             PaymentStatus::Confirmed => Some(Step::Settle),
             _ => None,
         }
@@ -66,12 +85,85 @@ impl Step {
 pub async fn run(store: &Store, command: PaymentsCommand) -> anyhow::Result<Value> {
     match command {
         PaymentsCommand::Review { limit } => review(store, limit).await,
+        PaymentsCommand::Replace { payment } => replace(store, &payment, false).await,
+        PaymentsCommand::Cancel { payment } => replace(store, &payment, true).await,
         PaymentsCommand::Requeue(args) => {
             let queues = QueueService::from_settings(&args.connection, crate::settings::env)
                 .with_context(|| format!("queue connection {:?}", args.connection))?;
             requeue(store, &queues, args).await
         }
     }
+}
+
+/// `replace` (bump now) and `cancel` (request, then send the cancellation now).
+async fn replace(store: &Store, payment: &str, cancel: bool) -> anyhow::Result<Value> {
+    let id: PaymentId = payment
+        .parse()
+        .with_context(|| format!("payment {payment:?}"))?;
+    let current = store
+        .get_payment_unscoped(id)
+        .await?
+        .with_context(|| format!("payment {id} not found"))?;
+    if cancel {
+        match store.request_cancel(current.merchant_id, id).await {
+            Ok(_) => {}
+            Err(meshpay_store::StoreError::IllegalTransition(_))
+                if current.status == PaymentStatus::Cancelling => {}
+            Err(meshpay_store::StoreError::IllegalTransition(_)) => bail!(
+                "payment {id} is {}: it can no longer be cancelled (its transaction is final,                  or it is settled, failed or expired)",
+                current.status
+            ),
+            Err(error) => return Err(error.into()),
+        }
+        let now = store
+            .get_payment_unscoped(id)
+            .await?
+            .with_context(|| format!("payment {id} not found"))?;
+        if now.status == PaymentStatus::Cancelled {
+            return Ok(json!({ "id": id, "status": now.status, "sent": null }));
+        }
+    } else if !current.status.is_in_flight() {
+        bail!(
+            "payment {id} is {}: only a broadcast, stalled or cancelling payment has a pending              transaction to replace",
+            current.status
+        );
+    }
+    let settings = crate::settings::Settings::from_env()?;
+    let relay = meshpay_relay::RelaySetup {
+        store: store.clone(),
+        chains: std::sync::Arc::new(settings.chains),
+        signers: settings.signers,
+        secrets: settings.signer_secrets,
+        config: settings.relay,
+    }
+    .build()
+    .await
+    .context("building the relay (signers)")?;
+    let outcome = relay
+        .reprice(id, meshpay_relay::RepriceMode::Now)
+        .await
+        .context("re-pricing")?;
+    let status = store
+        .get_payment_unscoped(id)
+        .await?
+        .map(|p| p.status)
+        .with_context(|| format!("payment {id} not found"))?;
+    Ok(match outcome {
+        meshpay_relay::RepriceOutcome::Replaced(r) => json!({
+            "id": id, "status": status, "replaced": r.replaced, "tx_hash": r.tx_hash,
+            "nonce": r.nonce, "attempt": r.attempt, "cancellation": r.cancellation,
+            "max_fee_per_gas": r.max_fee_per_gas_wei.to_string(),
+            "max_priority_fee_per_gas": r.max_priority_fee_per_gas_wei.to_string(),
+            "refused": r.refused,
+        }),
+        meshpay_relay::RepriceOutcome::AboveCeiling { reason, .. } if cancel => json!({
+            "id": id, "status": status, "sent": null,
+            "waiting": format!("{reason}; the cancellation is sent when fees allow"),
+        }),
+        meshpay_relay::RepriceOutcome::AboveCeiling { reason, .. } => bail!("{reason}"),
+        meshpay_relay::RepriceOutcome::NotApplicable(why) => bail!("{why}"),
+        meshpay_relay::RepriceOutcome::NotDue { .. } => bail!("payment {id}: nothing to replace"),
+    })
 }
 
 async fn review(store: &Store, limit: u32) -> anyhow::Result<Value> {

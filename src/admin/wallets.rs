@@ -1,4 +1,4 @@
-//! `meshpay admin wallets halted|resume`: hot wallets halted because their nonce counter was
+//! `meshpay admin wallets halted|resume` (and `topup`, in `super::books`): hot wallets halted because their nonce counter was
 //! found behind the chain (the key used outside meshpay, or committed broadcasts lost), and
 //! resuming one once the operator has accounted for the nonces the chain used.
 
@@ -30,6 +30,8 @@ pub enum WalletsCommand {
         #[arg(long)]
         nonce: u64,
     },
+    /// Records money sent to a hot wallet (`--tx`), verified on chain, as a ledger top-up.
+    Topup(super::books::TopupArgs),
 }
 
 pub async fn run(store: &Store, command: WalletsCommand) -> anyhow::Result<Value> {
@@ -58,5 +60,6 @@ pub async fn run(store: &Store, command: WalletsCommand) -> anyhow::Result<Value
             tracing::warn!(%chain, wallet = %address, nonce, "hot wallet resumed by an operator");
             Ok(json!({ "chain": chain, "wallet": address, "resumed_at_nonce": nonce }))
         }
+        WalletsCommand::Topup(_) => bail!("wallets topup needs the chains config"),
     }
 }

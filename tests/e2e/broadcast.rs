@@ -260,6 +260,39 @@ async fn handler_killed_between_signing_and_sending_still_pays_exactly_once() {
 }
 
 #[tokio::test]
+async fn handler_killed_after_signing_before_storing_signs_the_reserved_nonce_again_and_pays_once()
+{
+    // The first delivery aborts the process with the nonce reserved and the transaction signed
+    // but not stored; the redelivery signs the reserved transaction again.
+    let stack = Ctx::start(Options {
+        fault: Some("after_sign_before_store"),
+        ..Options::default()
+    })
+    .await;
+    let to = recipient();
+    let (id, amount) = stack.pay("ETH", "0.0042", &to).await;
+    let (view, receipt) = stack.mined(id).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert_eq!(stack.anvil().eth_balance(&to).await, U256::from(amount));
+    let attempts = stack.store.payment_transactions(id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].nonce, 0, "the reserved nonce");
+    assert!(stack.store.nonce_reservation(id).await.unwrap().is_none());
+    let from = view["from"].as_str().unwrap();
+    assert_eq!(
+        stack.nonce(from, "latest").await,
+        1,
+        "exactly one on-chain transfer"
+    );
+    assert!(
+        stack.log_tail(400).contains("injected fault"),
+        "the fault fired: {}",
+        stack.log_tail(40)
+    );
+    stack.finish().await;
+}
+
+#[tokio::test]
 async fn two_hundred_concurrent_payments_from_two_wallets_get_gap_free_nonces() {
     let stack = Ctx::start(Options::default()).await;
     let n = 200;

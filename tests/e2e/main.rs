@@ -6,11 +6,16 @@
 
 mod admin_review;
 mod authz;
+mod books;
 mod broadcast;
 mod confirm_settle;
 mod contract;
 mod foundation;
+mod invoices;
+mod lagging_rpc;
 mod package;
 mod payments_api;
+mod replacement;
 mod support;
+mod telemetry;
 mod webhooks;

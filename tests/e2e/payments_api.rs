@@ -652,7 +652,8 @@ async fn per_payment_and_daily_limits_are_enforced() {
 }
 
 #[tokio::test]
-async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
+async fn cancel_releases_the_hold_before_broadcast_is_202_cancelling_after_it_and_409_once_confirmed()
+ {
     let stack = start().await;
     let m = stack.merchant().await;
     stack.fund(m.id, "anvil:USDC", "1000").await;
@@ -687,24 +688,49 @@ async fn cancel_releases_the_hold_and_is_refused_after_broadcast() {
         (200, Some("cancelled"))
     );
 
-    // a payment the broadcast step has taken can no longer be cancelled
-    let quote = stack.api().quote(&m.key, "USDC", "100").await;
-    let payment = stack
-        .api()
-        .authorize(&m.key, "c-2", quote["id"].as_str().unwrap())
-        .await
-        .body;
-    let id: PaymentId = payment["id"].as_str().unwrap().parse().unwrap();
-    stack
-        .store
-        .transition_payment(&Transition::new(id, 1, PaymentEvent::Broadcast))
-        .await
-        .unwrap();
-    let late = stack
-        .api()
+    // after broadcast a cancellation is a transaction on the payment's nonce: 202 cancelling
+    // (the hold stays until it or the original is mined); once confirmed it is too late
+    let mut ids = Vec::new();
+    for key in ["c-2", "c-3"] {
+        let quote = stack.api().quote(&m.key, "USDC", "100").await;
+        let payment = stack
+            .api()
+            .authorize(&m.key, key, quote["id"].as_str().unwrap())
+            .await
+            .body;
+        let id: PaymentId = payment["id"].as_str().unwrap().parse().unwrap();
+        stack
+            .store
+            .transition_payment(&Transition::new(id, 1, PaymentEvent::Broadcast))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let api = stack.api();
+    let cancelling = api
         .send(
             Method::POST,
-            &format!("/payments/{id}/cancel"),
+            &format!("/payments/{}/cancel", ids[0]),
+            Some(&m.key),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (cancelling.status, cancelling.body["status"].as_str()),
+        (202, Some("cancelling")),
+        "{:?}",
+        cancelling.body
+    );
+    stack
+        .store
+        .transition_payment(&Transition::new(ids[1], 2, PaymentEvent::Confirm))
+        .await
+        .unwrap();
+    let late = api
+        .send(
+            Method::POST,
+            &format!("/payments/{}/cancel", ids[1]),
             Some(&m.key),
             None,
             None,

@@ -18,7 +18,9 @@
 use std::sync::Arc;
 
 use meshpay_domain::PaymentMessage;
-use meshpay_relay::{BroadcastOutcome, Delivery, LazyRelay, Relay, RelayError, RelaySetup};
+use meshpay_relay::{
+    BroadcastOutcome, Delivery, LazyRelay, Relay, RelayError, RelaySetup, RepriceOutcome,
+};
 use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, QueueInvocation};
 
 const FUNCTION: FunctionJson = meshpay_shim::function_json!("broadcast");
@@ -105,6 +107,26 @@ impl Broadcast {
             Ok(BroadcastOutcome::Ignored { reason, .. }) => {
                 tracing::warn!(payment = %payment_id, ?reason, "broadcast message ignored");
                 Ok(Outputs::new().log(format!("{payment_id} ignored: {reason:?}")))
+            }
+            Ok(BroadcastOutcome::Repriced(RepriceOutcome::Replaced(replacement))) => {
+                // The confirm step watches every attempt of the nonce; a check request starts
+                // its polling chain again if none is active.
+                Ok(Outputs::new()
+                    .message(CONFIRM, &PaymentMessage::new(payment_id))?
+                    .log(format!(
+                        "{payment_id} replaced on nonce {}: {} -> {}{}",
+                        replacement.nonce,
+                        replacement.replaced,
+                        replacement.tx_hash,
+                        if replacement.cancellation {
+                            " (cancellation)"
+                        } else {
+                            ""
+                        }
+                    )))
+            }
+            Ok(BroadcastOutcome::Repriced(outcome)) => {
+                Ok(Outputs::new().log(format!("{payment_id} fee check: {outcome:?}")))
             }
             Err(error) => {
                 tracing::warn!(

@@ -5,7 +5,8 @@
 //! chain's next message while not final (the "retry later" of this step: a fresh message, so
 //! the dequeue count starts over, written after the invocation polled for up to
 //! `MESHPAY_CONFIRM_INVOCATION_WAIT_MS`); `broadcast` (`payments-broadcast`) when re-sending
-//! the stored bytes was refused and the broadcast step must decide. Errors (database) fail the
+//! the stored bytes was refused and the broadcast step must decide, or the transaction is still
+//! pending (the broadcast step re-prices it when due, or sends a requested cancellation). Errors (database) fail the
 //! invocation: the host delivers the message again.
 
 use std::sync::Arc;
@@ -63,6 +64,12 @@ pub fn outputs_for(outcome: &ConfirmOutcome) -> Result<Outputs, OutputError> {
         ConfirmOutcome::Failed { payment_id, reason } => {
             outputs.log(format!("{payment_id} failed: {reason}"))
         }
+        ConfirmOutcome::Cancelled {
+            payment_id,
+            tx_hash,
+        } => outputs.log(format!(
+            "{payment_id} cancelled: its cancellation {tx_hash} is final"
+        )),
         ConfirmOutcome::Waiting {
             next,
             outcome,

@@ -10,6 +10,10 @@
 //!    lowest nonce first, at most [`HEAL_MAX_SENDS`] per run; last, so it never starves the
 //!    scans. Before it, stale nonce gaps of quiet wallets are filled with a 0-value
 //!    self-transfer ([`Relay::fill_stale_gaps`], at most [`GAP_FILL_MAX`] per run).
+//! 3. the books against the chain ([`Pipeline::reconcile_books`]): per hot wallet, nonce,
+//!    balances and transactions meshpay did not send, read at a pinned final block, and a sample
+//!    of settled payments re-checked; discrepancies stored (`meshpay admin discrepancies`).
+//!    After healing: it only reads final blocks, and its cursor carries on next run.
 //!
 //! Both results are stored together in `reconcile_runs`. A bounded run; timers are not retried,
 //! the next run carries on.
@@ -60,7 +64,11 @@ impl RunReport {
 /// left of the budget; recorded in `reconcile_runs` and logged.
 pub async fn run(pipeline: &Pipeline, relay: Option<&Relay>) -> RunReport {
     let clock = pipeline.start_reconcile();
+    let mut opened = ReconcileReport::default();
+    pipeline.open_reconcile_run(clock, &mut opened).await;
     let mut reconcile = pipeline.reconcile_scans(clock).await;
+    reconcile.run_id = opened.run_id;
+    reconcile.errors.extend(opened.errors);
     let mut healed = Vec::new();
     let mut gap_fills = Vec::new();
     if let Some(relay) = relay {
@@ -76,6 +84,7 @@ pub async fn run(pipeline: &Pipeline, relay: Option<&Relay>) -> RunReport {
             healed.retain(WalletHeal::is_eventful);
         }
     }
+    pipeline.reconcile_books(clock, &mut reconcile).await;
     let other_passes = serde_json::json!({ "healed": healed, "gap_fills": gap_fills });
     pipeline
         .record_reconcile(clock, &mut reconcile, &other_passes)
@@ -162,17 +171,21 @@ pub fn outputs_for(run: &RunReport) -> Result<Outputs, OutputError> {
         .messages(CONFIRM_OUTPUT, &confirm)?
         .messages(SETTLE_OUTPUT, &settle)?
         .log(format!(
-            "reconcile: {} broadcast, {} confirm, {} settle re-enqueued; {} flagged, {} ledger violations; {} wallets healed, {} nonce gaps filled",
+            "reconcile: {} broadcast, {} confirm, {} settle re-enqueued; {} flagged, {} ledger violations; {} wallets healed, {} nonce gaps filled; {} books discrepancies",
             broadcast.len(),
             confirm.len(),
             settle.len(),
             report.flagged.len(),
             report.violations.len(),
             run.healed.len(),
-            run.gap_fills.len()
+            run.gap_fills.len(),
+            report.books.as_ref().map_or(0, |b| b.found.len())
         ));
     for violation in &report.violations {
         outputs = outputs.log(format!("LEDGER DISCREPANCY: {violation}"));
+    }
+    for found in report.books.iter().flat_map(|b| &b.found) {
+        outputs = outputs.log(format!("BOOKS DISCREPANCY: {}", found.detail));
     }
     Ok(outputs)
 }

@@ -111,6 +111,10 @@ pub enum EventType {
     PaymentAuthorized,
     #[serde(rename = "payment.broadcast")]
     PaymentBroadcast,
+    #[serde(rename = "payment.stalled")]
+    PaymentStalled,
+    #[serde(rename = "payment.cancelling")]
+    PaymentCancelling,
     #[serde(rename = "payment.confirmed")]
     PaymentConfirmed,
     #[serde(rename = "payment.settled")]
@@ -119,6 +123,20 @@ pub enum EventType {
     PaymentFailed,
     #[serde(rename = "payment.cancelled")]
     PaymentCancelled,
+    #[serde(rename = "invoice.pending")]
+    InvoicePending,
+    #[serde(rename = "invoice.paid")]
+    InvoicePaid,
+    #[serde(rename = "invoice.underpaid")]
+    InvoiceUnderpaid,
+    #[serde(rename = "invoice.overpaid")]
+    InvoiceOverpaid,
+    #[serde(rename = "invoice.expired")]
+    InvoiceExpired,
+    #[serde(rename = "invoice.paid_late")]
+    InvoicePaidLate,
+    #[serde(rename = "invoice.cancelled")]
+    InvoiceCancelled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -359,10 +377,19 @@ mod tests {
         let documented: Vec<String> = [
             PaymentAuthorized,
             PaymentBroadcast,
+            PaymentStalled,
+            PaymentCancelling,
             PaymentConfirmed,
             PaymentSettled,
             PaymentFailed,
             PaymentCancelled,
+            InvoicePending,
+            InvoicePaid,
+            InvoiceUnderpaid,
+            InvoiceOverpaid,
+            InvoiceExpired,
+            InvoicePaidLate,
+            InvoiceCancelled,
         ]
         .iter()
         .map(|t| {

@@ -26,6 +26,17 @@ pub struct PaymentsWrite;
 /// `payments:read`: read payments and balances.
 pub struct PaymentsRead;
 
+/// `invoices:write`: create and cancel invoices.
+pub struct InvoicesWrite;
+/// `invoices:read`: read invoices.
+pub struct InvoicesRead;
+
+impl RequiredScope for InvoicesWrite {
+    const SCOPE: Scope = Scope::InvoicesWrite;
+}
+impl RequiredScope for InvoicesRead {
+    const SCOPE: Scope = Scope::InvoicesRead;
+}
 impl RequiredScope for QuotesWrite {
     const SCOPE: Scope = Scope::QuotesWrite;
 }

@@ -23,6 +23,7 @@ pub mod store_error;
 pub mod views;
 
 pub use auth::{Auth, PaymentsRead, PaymentsWrite, QuotesWrite, RequiredScope};
+pub use auth::{InvoicesRead, InvoicesWrite};
 pub use error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
 pub use json::{ApiJson, BODY_LIMIT_BYTES};
 pub use path::PathId;

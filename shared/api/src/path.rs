@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use meshpay_domain::{PaymentId, QuoteId};
+use meshpay_domain::{InvoiceId, PaymentId, QuoteId};
 
 use crate::error::ApiError;
 
@@ -20,6 +20,10 @@ impl Resource for QuoteId {
 
 impl Resource for PaymentId {
     const NAME: &'static str = "payment";
+}
+
+impl Resource for InvoiceId {
+    const NAME: &'static str = "invoice";
 }
 
 /// The single `{id}` path parameter, parsed.

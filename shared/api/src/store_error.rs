@@ -54,6 +54,9 @@ pub fn from_store(error: StoreError, what: &str, chains: &ChainsConfig) -> ApiEr
         StoreError::IllegalTransition(transition) => {
             ApiError::new(ErrorCode::InvalidState, transition.to_string())
         }
+        StoreError::IllegalInvoiceTransition(transition) => {
+            ApiError::new(ErrorCode::InvalidState, transition.to_string())
+        }
         StoreError::Conflict { .. } => ApiError::new(
             ErrorCode::InvalidState,
             "the payment changed while this request was processed; read it and retry",

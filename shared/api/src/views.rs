@@ -94,12 +94,18 @@ pub struct QuoteView {
 }
 
 /// Payment lifecycle: authorized → broadcast → confirmed → settled, or failed / cancelled.
+/// `stalled`: broadcast, but the fee market is above the quoted maximum (see `status_reason`);
+/// it returns to `broadcast` when fees allow. `cancelling`: a cancellation was sent on the
+/// payment's nonce; it ends `cancelled` when that is mined, or `confirmed` if the payment's
+/// own transaction wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatusView {
     Quoted,
     Authorized,
     Broadcast,
+    Stalled,
+    Cancelling,
     Confirmed,
     Settled,
     Failed,
@@ -113,6 +119,8 @@ impl From<PaymentStatus> for PaymentStatusView {
             PaymentStatus::Quoted => Self::Quoted,
             PaymentStatus::Authorized => Self::Authorized,
             PaymentStatus::Broadcast => Self::Broadcast,
+            PaymentStatus::Stalled => Self::Stalled,
+            PaymentStatus::Cancelling => Self::Cancelling,
             PaymentStatus::Confirmed => Self::Confirmed,
             PaymentStatus::Settled => Self::Settled,
             PaymentStatus::Failed => Self::Failed,
@@ -146,6 +154,10 @@ pub struct PaymentView {
     pub nonce: Option<u64>,
     pub block_number: Option<u64>,
     pub failure_reason: Option<String>,
+    /// Why the payment is `stalled` ("fee market above the quoted maximum: ..."); absent in
+    /// other statuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -170,6 +182,9 @@ pub enum AttemptStatusView {
     Rejected,
     /// Its nonce was used by another transaction; a later attempt replaced it.
     Superseded,
+    /// A later attempt on the same nonce replaced it (higher fees, or a cancellation); it may
+    /// still be mined until the nonce is used.
+    Replaced,
 }
 
 impl From<AttemptStatus> for AttemptStatusView {
@@ -179,6 +194,7 @@ impl From<AttemptStatus> for AttemptStatusView {
             AttemptStatus::Sent => Self::Sent,
             AttemptStatus::Rejected => Self::Rejected,
             AttemptStatus::Superseded => Self::Superseded,
+            AttemptStatus::Replaced => Self::Replaced,
         }
     }
 }
@@ -357,6 +373,7 @@ impl<'a> Renderer<'a> {
             nonce: payment.nonce,
             block_number: payment.block_number,
             failure_reason: payment.failure_reason.clone(),
+            status_reason: payment.status_reason.clone(),
             created_at: payment.created_at,
             updated_at: payment.updated_at,
             attempts: None,

@@ -129,6 +129,9 @@ pub struct Chain {
     pub tokens: Vec<Asset>,
     pub hot_wallets: Vec<Address>,
     pub deny_list: HashSet<Address>,
+    /// The `DepositFactory` (contracts/DepositFactory.sol) whose CREATE2 addresses receive
+    /// invoice payments; `None`: no pay-ins on this chain.
+    pub deposit_factory: Option<Address>,
 }
 
 // RPC URLs of hosted providers carry API keys in the path or query: print the origin only.
@@ -145,6 +148,7 @@ impl fmt::Debug for Chain {
             .field("tokens", &self.tokens)
             .field("hot_wallets", &self.hot_wallets)
             .field("deny_list_len", &self.deny_list.len())
+            .field("deposit_factory", &self.deposit_factory)
             .finish()
     }
 }
@@ -278,6 +282,8 @@ struct RawChain {
     hot_wallets: Vec<String>,
     #[serde(default)]
     deny_list: Vec<String>,
+    #[serde(default)]
+    deposit_factory: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +355,11 @@ impl RawChain {
             .iter()
             .map(|a| config_address("deny_list", a))
             .collect::<Result<HashSet<_>, _>>()?;
+        let deposit_factory = self
+            .deposit_factory
+            .as_deref()
+            .map(|a| config_address("deposit_factory", a))
+            .transpose()?;
         Ok(Chain {
             name: self.name,
             chain_id: self.chain_id,
@@ -360,6 +371,7 @@ impl RawChain {
             tokens,
             hot_wallets,
             deny_list,
+            deposit_factory,
         })
     }
 }

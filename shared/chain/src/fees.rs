@@ -28,6 +28,17 @@ pub const NATIVE_TRANSFER_GAS: u64 = 21_000;
 pub const ERC20_TRANSFER_GAS_FALLBACK: u64 = 65_000;
 /// Headroom added to `eth_estimateGas`, in percent: state can change between quote and send.
 pub const GAS_LIMIT_MARGIN_PERCENT: u64 = 20;
+/// The quoted (held) max fee and tip are the estimate times this: the ceiling every
+/// replacement of the payment's transaction stays under. The estimate is `2 × base fee + tip`,
+/// so the ceiling is `4 × base fee + 2 × tip` at quote time: the base fee may quadruple before
+/// it binds, 11 consecutive full blocks on Ethereum (+12.5 % each, 1.125^11 ≈ 3.65, about 2.2
+/// minutes) and about 70 on an OP-stack L2 (+2 % per full block with elasticity 6 and
+/// denominator 250, 1.02^70 ≈ 4.0, about 2.3 minutes at 2 s blocks). Broadcast signs at the
+/// fresh estimate, which leaves room for five +12.5 % replacements (1.125^5 ≈ 1.8) before the
+/// ceiling. The merchant's hold is twice the estimate; the unused part is released at
+/// settlement.
+pub const QUOTE_HEADROOM_FACTOR: u128 = 2;
+
 /// Refuse to quote a token transfer estimated above this (a token with hooks or a proxy gone
 /// wrong): the hold would be out of proportion and the transfer is suspicious.
 pub const ERC20_TRANSFER_GAS_MAX: u64 = 300_000;
@@ -105,6 +116,18 @@ pub fn cap_fees(estimation: Eip1559Estimation, cap_wei: u128) -> (u128, u128, bo
     let max_fee = estimation.max_fee_per_gas.min(cap_wei);
     let priority = estimation.max_priority_fee_per_gas.min(max_fee);
     (max_fee, priority, capped)
+}
+
+/// The quote's ceiling for a fresh estimate: both fees times [`QUOTE_HEADROOM_FACTOR`].
+pub fn with_headroom(estimation: Eip1559Estimation) -> Eip1559Estimation {
+    Eip1559Estimation {
+        max_fee_per_gas: estimation
+            .max_fee_per_gas
+            .saturating_mul(QUOTE_HEADROOM_FACTOR),
+        max_priority_fee_per_gas: estimation
+            .max_priority_fee_per_gas
+            .saturating_mul(QUOTE_HEADROOM_FACTOR),
+    }
 }
 
 /// Applies [`GAS_LIMIT_MARGIN_PERCENT`] to an `eth_estimateGas` result.
@@ -262,7 +285,7 @@ impl FeeEstimator for RpcFeeEstimator {
             AssetKind::Native => self.native_gas(chain, transfer).await?,
             AssetKind::Erc20 { contract } => self.token_gas(chain, contract, transfer).await?,
         };
-        let estimation = self.eip1559(chain).await?;
+        let estimation = with_headroom(self.eip1559(chain).await?);
         let (max_fee_per_gas_wei, max_priority_fee_per_gas_wei, capped) =
             cap_fees(estimation, chain.max_fee_per_gas_cap_wei);
         Ok(FeeEstimate {
@@ -335,6 +358,17 @@ mod tests {
             cap_fees(estimation(5_000, 3_000), 1_000),
             (1_000, 1_000, true)
         );
+    }
+
+    #[test]
+    fn the_quoted_ceiling_doubles_the_estimate_without_overflow() {
+        let ceiling = with_headroom(estimation(3_000, 100));
+        assert_eq!(
+            (ceiling.max_fee_per_gas, ceiling.max_priority_fee_per_gas),
+            (6_000, 200)
+        );
+        let huge = with_headroom(estimation(u128::MAX, u128::MAX));
+        assert_eq!(huge.max_fee_per_gas, u128::MAX);
     }
 
     #[test]

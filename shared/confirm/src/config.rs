@@ -9,6 +9,11 @@
 //! | `MESHPAY_CONFIRM_MAX_WAIT_SECS` | 3600 | a polling chain gives up (reason recorded) after this; reconcile starts a new one |
 //! | `MESHPAY_RECONCILE_STALE_SECS` | 300 | a payment waiting this long for its next step is nudged (once per this period) |
 //! | `MESHPAY_RECONCILE_BATCH` | 200 | most payments nudged per step and run |
+//! | `MESHPAY_RECONCILE_NONCES_PER_WALLET` | 200 | most nonces of one hot wallet the books walk per run (the cursor carries on) |
+//! | `MESHPAY_RECONCILE_SETTLED_WINDOW_BLOCKS` | 7200 | settled payments included this many blocks below the head are re-checked |
+//! | `MESHPAY_RECONCILE_SETTLED_SAMPLE` | 20 | settled payments re-checked per chain and run (least recently checked first) |
+//! | `MESHPAY_OUTBOX_GRACE_SECS` | 60 | an undelivered outbox queue message older than this is dispatched by reconcile |
+//! | `MESHPAY_OUTBOX_RETENTION_SECS` | 604800 | dispatched outbox rows are pruned after this |
 //! | `MESHPAY_CHAIN_WEBHOOK_KEY` | unset | chain webhook signing key (unset: every webhook is refused) |
 //! | `MESHPAY_CHAIN_WEBHOOK_TOLERANCE_SECS` | 300 | Standard Webhooks timestamp tolerance; Alchemy `createdAt` age limit |
 
@@ -22,6 +27,11 @@ pub const INVOCATION_WAIT_ENV: &str = "MESHPAY_CONFIRM_INVOCATION_WAIT_MS";
 pub const MAX_WAIT_ENV: &str = "MESHPAY_CONFIRM_MAX_WAIT_SECS";
 pub const RECONCILE_STALE_ENV: &str = "MESHPAY_RECONCILE_STALE_SECS";
 pub const RECONCILE_BATCH_ENV: &str = "MESHPAY_RECONCILE_BATCH";
+pub const NONCES_PER_WALLET_ENV: &str = "MESHPAY_RECONCILE_NONCES_PER_WALLET";
+pub const SETTLED_WINDOW_ENV: &str = "MESHPAY_RECONCILE_SETTLED_WINDOW_BLOCKS";
+pub const SETTLED_SAMPLE_ENV: &str = "MESHPAY_RECONCILE_SETTLED_SAMPLE";
+pub const OUTBOX_GRACE_ENV: &str = "MESHPAY_OUTBOX_GRACE_SECS";
+pub const OUTBOX_RETENTION_ENV: &str = "MESHPAY_OUTBOX_RETENTION_SECS";
 pub const WEBHOOK_KEY_ENV: &str = "MESHPAY_CHAIN_WEBHOOK_KEY";
 pub const WEBHOOK_TOLERANCE_ENV: &str = "MESHPAY_CHAIN_WEBHOOK_TOLERANCE_SECS";
 
@@ -59,6 +69,16 @@ pub struct ReconcileConfig {
     pub webhook_retention: Duration,
     /// A payment nudged this many times for one step is reported as a discrepancy.
     pub flag_after_nudges: i32,
+    /// Most nonces of one hot wallet the books walk per run.
+    pub nonces_per_wallet: u32,
+    /// Settled payments this many blocks below the head or closer are re-checked.
+    pub settled_window_blocks: u64,
+    /// Settled payments re-checked per chain and run.
+    pub settled_sample: u32,
+    /// An outbox queue message still undelivered after this is dispatched by reconcile.
+    pub outbox_grace: Duration,
+    /// Dispatched outbox rows are deleted after this.
+    pub outbox_retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +105,11 @@ impl Default for ConfirmConfig {
                 budget: Duration::from_secs(50),
                 webhook_retention: Duration::from_secs(7 * 24 * 3600),
                 flag_after_nudges: 10,
+                nonces_per_wallet: 200,
+                settled_window_blocks: 7200,
+                settled_sample: 20,
+                outbox_grace: Duration::from_secs(60),
+                outbox_retention: Duration::from_secs(7 * 24 * 3600),
             },
             webhook: WebhookConfig {
                 key: None,
@@ -122,6 +147,14 @@ impl ConfirmConfig {
         c.reconcile.stale_after = Duration::from_secs(number(RECONCILE_STALE_ENV, 300, 1, 86_400)?);
         c.reconcile.batch_limit =
             u32::try_from(number(RECONCILE_BATCH_ENV, 200, 1, 1_000)?).unwrap_or(200);
+        c.reconcile.nonces_per_wallet =
+            u32::try_from(number(NONCES_PER_WALLET_ENV, 200, 1, 10_000)?).unwrap_or(200);
+        c.reconcile.settled_window_blocks = number(SETTLED_WINDOW_ENV, 7_200, 1, 10_000_000)?;
+        c.reconcile.settled_sample =
+            u32::try_from(number(SETTLED_SAMPLE_ENV, 20, 0, 1_000)?).unwrap_or(20);
+        c.reconcile.outbox_grace = Duration::from_secs(number(OUTBOX_GRACE_ENV, 60, 0, 86_400)?);
+        c.reconcile.outbox_retention =
+            Duration::from_secs(number(OUTBOX_RETENTION_ENV, 604_800, 60, 31_536_000)?);
         c.webhook.tolerance = Duration::from_secs(number(WEBHOOK_TOLERANCE_ENV, 300, 1, 86_400)?);
         c.webhook.key = lookup(WEBHOOK_KEY_ENV)
             .filter(|k| !k.trim().is_empty())

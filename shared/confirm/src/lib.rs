@@ -25,6 +25,7 @@
 //! decision records why, and the reconcile timer starts a new one later.
 
 pub mod cadence;
+pub mod books;
 pub mod config;
 mod confirm;
 mod error;
@@ -38,6 +39,7 @@ pub mod webhook;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use meshpay_chain::rpc::BooksRpc;
 use meshpay_chain::{Chain, ChainsConfig};
 use meshpay_store::Store;
 
@@ -55,6 +57,8 @@ pub struct Pipeline {
     store: Store,
     chains: Arc<ChainsConfig>,
     rpcs: HashMap<String, Arc<dyn ConfirmRpc>>,
+    /// The books check's reads (pinned to a block).
+    books_rpcs: HashMap<String, Arc<dyn BooksRpc>>,
     config: ConfirmConfig,
 }
 
@@ -70,19 +74,20 @@ impl std::fmt::Debug for Pipeline {
 impl Pipeline {
     /// One HTTP JSON-RPC client per configured chain (no I/O until first use).
     pub fn new(store: Store, chains: Arc<ChainsConfig>, config: ConfirmConfig) -> Self {
-        let rpcs = chains
-            .chains()
-            .iter()
-            .map(|chain| {
-                let rpc: Arc<dyn ConfirmRpc> =
-                    Arc::new(AlloyRpc::new(chain.rpc_url.clone(), config.rpc_timeout));
-                (chain.name.clone(), rpc)
-            })
-            .collect();
+        let mut rpcs: HashMap<String, Arc<dyn ConfirmRpc>> = HashMap::new();
+        let mut books_rpcs: HashMap<String, Arc<dyn BooksRpc>> = HashMap::new();
+        for chain in chains.chains() {
+            let rpc = Arc::new(
+                AlloyRpc::new(chain.rpc_url.clone(), config.rpc_timeout).for_chain(&chain.name),
+            );
+            rpcs.insert(chain.name.clone(), rpc.clone());
+            books_rpcs.insert(chain.name.clone(), rpc);
+        }
         Pipeline {
             store,
             chains,
             rpcs,
+            books_rpcs,
             config,
         }
     }
@@ -90,6 +95,12 @@ impl Pipeline {
     /// Replaces a chain's RPC (tests put a scripted or faulty node here).
     pub fn with_rpc(mut self, chain: &str, rpc: Arc<dyn ConfirmRpc>) -> Self {
         self.rpcs.insert(chain.to_owned(), rpc);
+        self
+    }
+
+    /// Replaces a chain's RPC of the books check.
+    pub fn with_books_rpc(mut self, chain: &str, rpc: Arc<dyn BooksRpc>) -> Self {
+        self.books_rpcs.insert(chain.to_owned(), rpc);
         self
     }
 

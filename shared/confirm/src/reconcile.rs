@@ -13,6 +13,10 @@
 //! | expired unused quotes | counts them (they hold nothing) |
 //! | chain webhook ids past their retention | deletes them |
 //! | the ledger invariants | reports every violation |
+//! | outbox queue messages undelivered after `outbox_grace` | dispatches them (see `meshpay_store::Store::dispatch_outbox`); prunes dispatched rows after `outbox_retention` |
+//!
+//! The reconcile function adds the books against the chain ([`crate::books`]) to each run;
+//! [`Pipeline::reconcile_books_now`] runs that part alone (`meshpay admin reconcile`).
 //!
 //! A payment is nudged at most once per `stale_after` per step (`reconcile_nudges`), so a step
 //! that is down does not get one more message per payment on every run; one nudged
@@ -23,9 +27,11 @@ use std::time::Instant;
 use meshpay_domain::PaymentId;
 use meshpay_store::StoreError;
 use meshpay_store::confirmations::NudgeStep;
+use meshpay_store::topics;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::books::{BooksReport, DiscrepancyView};
 use crate::{ConfirmError, Pipeline};
 
 /// Most expired quotes counted per run (the count is informational).
@@ -61,6 +67,13 @@ pub struct ReconcileReport {
     pub halted_wallets: Vec<HaltedWalletFlag>,
     pub expired_quotes: i64,
     pub webhooks_pruned: u64,
+    /// Outbox queue messages dispatched by this run (their payments are in `broadcast`), and
+    /// dispatched rows pruned.
+    pub outbox_dispatched: u32,
+    pub outbox_pruned: u64,
+    /// The books against the chain (absent when the run did not check them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub books: Option<BooksReport>,
     /// Ledger invariant violations (empty when the ledger is sound).
     pub violations: Vec<String>,
     /// Scans skipped because the run's budget was spent.
@@ -78,6 +91,10 @@ impl ReconcileReport {
             || !self.flagged.is_empty()
             || !self.halted_wallets.is_empty()
             || !self.errors.is_empty()
+            || self
+                .books
+                .as_ref()
+                .is_some_and(|b| !b.found.is_empty() || !b.errors.is_empty())
     }
 }
 
@@ -104,6 +121,49 @@ impl Pipeline {
         self.record_reconcile(clock, &mut report, &serde_json::Value::Null)
             .await;
         report
+    }
+
+    /// Opens the run's `reconcile_runs` row (its discrepancies name it); `None` when the
+    /// database refused (the run still goes on and is recorded at the end).
+    pub async fn open_reconcile_run(&self, clock: RunClock, report: &mut ReconcileReport) {
+        match self.store.open_reconcile_run(clock.started_at).await {
+            Ok(id) => report.run_id = Some(id),
+            Err(error) => report.errors.push(format!("run not opened: {error}")),
+        }
+    }
+
+    /// The books against the chain for a run opened with [`Pipeline::open_reconcile_run`]
+    /// (skipped without a run id or past the deadline).
+    pub async fn reconcile_books(&self, clock: RunClock, report: &mut ReconcileReport) {
+        match report.run_id {
+            Some(_) if Instant::now() > clock.deadline => report.skipped.push("books"),
+            Some(run_id) => report.books = Some(self.check_books(run_id, clock.deadline).await),
+            None => report.skipped.push("books"),
+        }
+    }
+
+    /// One run of the books alone (and the ledger invariants), recorded; then every open
+    /// discrepancy. Nothing is nudged: this is the operator's `meshpay admin reconcile`.
+    pub async fn reconcile_books_now(&self) -> (ReconcileReport, Vec<DiscrepancyView>) {
+        let clock = self.start_reconcile();
+        let mut report = ReconcileReport::default();
+        self.open_reconcile_run(clock, &mut report).await;
+        self.reconcile_books(clock, &mut report).await;
+        match self.store.check_ledger_invariants().await {
+            Ok(()) => {}
+            Err(StoreError::InvariantViolated(found)) => report.violations = found,
+            Err(error) => report.errors.push(format!("ledger check: {error}")),
+        }
+        self.record_reconcile(clock, &mut report, &serde_json::Value::Null)
+            .await;
+        let open = match self.open_discrepancies().await {
+            Ok(open) => open,
+            Err(error) => {
+                report.errors.push(format!("open discrepancies: {error}"));
+                Vec::new()
+            }
+        };
+        (report, open)
     }
 
     /// The scans of one run, not recorded yet. Never fails as a whole: a failing scan is
@@ -150,11 +210,19 @@ impl Pipeline {
         if let (Some(fields), Some(other)) = (json.as_object_mut(), other_passes.as_object()) {
             fields.extend(other.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        match self
-            .store
-            .record_reconcile_run(clock.started_at, &json, &report.violations)
-            .await
-        {
+        let recorded = match report.run_id {
+            Some(id) => self
+                .store
+                .finish_reconcile_run(id, &json, &report.violations)
+                .await
+                .map(|()| id),
+            None => {
+                self.store
+                    .record_reconcile_run(clock.started_at, &json, &report.violations)
+                    .await
+            }
+        };
+        match recorded {
             Ok(id) => report.run_id = Some(id),
             Err(error) => report.errors.push(format!("run not recorded: {error}")),
         }
@@ -183,6 +251,20 @@ impl Pipeline {
             .store
             .prune_chain_webhooks(self.config.reconcile.webhook_retention, limit)
             .await?;
+        let c = &self.config.reconcile;
+        for message in self
+            .store
+            .dispatch_outbox(topics::PAYMENTS_BROADCAST, c.outbox_grace, limit)
+            .await?
+        {
+            report.outbox_dispatched += 1;
+            if let Some(payment) = message.payment_id
+                && !report.broadcast.contains(&payment)
+            {
+                report.broadcast.push(payment);
+            }
+        }
+        report.outbox_pruned = self.store.prune_outbox(c.outbox_retention, limit).await?;
         Ok(())
     }
 

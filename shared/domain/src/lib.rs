@@ -9,6 +9,7 @@
 //! - [`ids`]: prefixed UUIDv7 identifiers (`pay_…`, `quo_…`, `mer_…`, `key_…`), [`IdempotencyKey`].
 //! - [`scope`]: API key scopes.
 //! - [`messages`]: the queue message envelope between pipeline steps.
+//! - [`invoice`]: [`InvoiceId`], [`InvoiceStatus`] and [`invoice_transition`] (pay-ins).
 //! - [`payment`]: [`PaymentStatus`], [`PaymentEvent`] and the one [`transition`] function.
 //! - [`error_chain`]: [`ErrorChain`], an error with its sources on one line (for logs).
 
@@ -16,6 +17,7 @@ pub mod asset;
 pub mod charges;
 pub mod error_chain;
 pub mod ids;
+pub mod invoice;
 pub mod messages;
 pub mod money;
 pub mod payment;
@@ -27,6 +29,10 @@ pub use charges::{Capture, CaptureTo, Charges, HoldResolution, ResolveError};
 pub use error_chain::ErrorChain;
 pub use ids::{
     ApiKeyId, IdError, IdempotencyKey, IdempotencyKeyError, MerchantId, PaymentId, QuoteId,
+};
+pub use invoice::{
+    IllegalInvoiceTransition, InvoiceId, InvoiceStatus, Received, UnknownInvoiceStatus,
+    invoice_transition,
 };
 pub use messages::{PaymentMessage, Version};
 pub use money::{Amount, AmountError, FeeBps, FeeBpsError, MAX_DECIMALS};

@@ -4,11 +4,23 @@
 //!
 //! ```text
 //!  quoted ──Authorize──▶ authorized ──Broadcast──▶ broadcast ──Confirm──▶ confirmed ──Settle──▶ settled
-//!    │                      │   │                     │  ▲                    │
-//!  Expire                Cancel Fail                Fail └───────Reorg────────┘
-//!    ▼                      ▼   ▼                     ▼
-//!  expired             cancelled failed ◀─────────────┘
+//!    │                      │   │                  │ │ ▲  ▲                 ▲ │
+//!  Expire                Cancel Fail        Stall  │ │ │  └──────Reorg──────┼─┘
+//!    ▼                      ▼   ▼             ▼    │ │ │Resume              │
+//!  expired             cancelled failed ◀─ stalled ─┼─┼─┘     Confirm ──────┤
+//!                           ▲      ▲          │ RequestCancel                │
+//!                           │      │          ▼    ▼ ▼                       │
+//!                           └CancelMined─ cancelling ─────── Confirm ────────┘
 //! ```
+//!
+//! After broadcast the payment's nonce is taken, so a cancellation is itself a transaction: a
+//! 0-value self-transfer on the same nonce (`RequestCancel`: `broadcast`/`stalled` →
+//! `cancelling`, hold kept). Whichever transaction of the nonce is mined decides: the
+//! cancellation (`CancelMined`: → `cancelled`, its network fee charged, the rest released) or
+//! the original (`Confirm`: → `confirmed`, then settled as usual). `stalled`: the fee market is
+//! above the quoted maximum, so the transaction cannot be re-priced within the hold; the payment
+//! keeps its nonce and hold, returns to `broadcast` (`Resume`) when fees allow, and its original
+//! can still be mined (`Confirm`) or it can be cancelled.
 //!
 //! Decision on `quoted`: a quote is a payment that has not been authorized yet, so `quoted` is
 //! the machine's start state, but it is *represented by the quote row* (whose `expires_at` is
@@ -32,6 +44,8 @@ pub enum PaymentStatus {
     Quoted,
     Authorized,
     Broadcast,
+    Stalled,
+    Cancelling,
     Confirmed,
     Settled,
     Failed,
@@ -40,10 +54,12 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 8] = [
+    pub const ALL: [PaymentStatus; 10] = [
         PaymentStatus::Quoted,
         PaymentStatus::Authorized,
         PaymentStatus::Broadcast,
+        PaymentStatus::Stalled,
+        PaymentStatus::Cancelling,
         PaymentStatus::Confirmed,
         PaymentStatus::Settled,
         PaymentStatus::Failed,
@@ -56,6 +72,8 @@ impl PaymentStatus {
             PaymentStatus::Quoted => "quoted",
             PaymentStatus::Authorized => "authorized",
             PaymentStatus::Broadcast => "broadcast",
+            PaymentStatus::Stalled => "stalled",
+            PaymentStatus::Cancelling => "cancelling",
             PaymentStatus::Confirmed => "confirmed",
             PaymentStatus::Settled => "settled",
             PaymentStatus::Failed => "failed",
@@ -79,7 +97,20 @@ impl PaymentStatus {
     pub const fn holds_funds(self) -> bool {
         matches!(
             self,
-            PaymentStatus::Authorized | PaymentStatus::Broadcast | PaymentStatus::Confirmed
+            PaymentStatus::Authorized
+                | PaymentStatus::Broadcast
+                | PaymentStatus::Stalled
+                | PaymentStatus::Cancelling
+                | PaymentStatus::Confirmed
+        )
+    }
+
+    /// Signed and not yet final on chain: a transaction of the payment holds its nonce and may
+    /// be mined (the confirm step watches it; a fee replacement may re-price it).
+    pub const fn is_in_flight(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Broadcast | PaymentStatus::Stalled | PaymentStatus::Cancelling
         )
     }
 }
@@ -171,6 +202,17 @@ pub enum PaymentEvent {
     Cancel,
     /// The quote lapsed before authorization.
     Expire,
+    /// The transaction cannot be re-priced within the hold (the fee market is above the quoted
+    /// maximum); `reason` is shown with the payment.
+    Stall { reason: FailureReason },
+    /// Fees allow the transaction again (re-priced within the hold, or the market came back).
+    Resume,
+    /// The merchant cancelled after broadcast: a 0-value self-transfer on the payment's nonce
+    /// is sent; the hold stays until one transaction of the nonce is mined.
+    RequestCancel,
+    /// The cancelling self-transfer was mined: its `network_fee` (receipt `gasUsed ×
+    /// effectiveGasPrice`) is charged, the rest of the hold released; the recipient got nothing.
+    CancelMined { network_fee: Amount },
 }
 
 /// An event without its payload: what is stored in `payment_events.event` and reported in errors.
@@ -184,10 +226,14 @@ pub enum EventKind {
     Fail,
     Cancel,
     Expire,
+    Stall,
+    Resume,
+    RequestCancel,
+    CancelMined,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Authorize,
         EventKind::Broadcast,
         EventKind::Confirm,
@@ -196,6 +242,10 @@ impl EventKind {
         EventKind::Fail,
         EventKind::Cancel,
         EventKind::Expire,
+        EventKind::Stall,
+        EventKind::Resume,
+        EventKind::RequestCancel,
+        EventKind::CancelMined,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -208,6 +258,10 @@ impl EventKind {
             EventKind::Fail => "fail",
             EventKind::Cancel => "cancel",
             EventKind::Expire => "expire",
+            EventKind::Stall => "stall",
+            EventKind::Resume => "resume",
+            EventKind::RequestCancel => "request_cancel",
+            EventKind::CancelMined => "cancel_mined",
         }
     }
 }
@@ -279,6 +333,26 @@ impl PaymentEvent {
             PaymentEvent::Fail { .. } => EventKind::Fail,
             PaymentEvent::Cancel => EventKind::Cancel,
             PaymentEvent::Expire => EventKind::Expire,
+            PaymentEvent::Stall { .. } => EventKind::Stall,
+            PaymentEvent::Resume => EventKind::Resume,
+            PaymentEvent::RequestCancel => EventKind::RequestCancel,
+            PaymentEvent::CancelMined { .. } => EventKind::CancelMined,
+        }
+    }
+
+    /// A stall for `reason`.
+    pub fn stall(reason: impl Into<String>) -> Self {
+        PaymentEvent::Stall {
+            reason: FailureReason::new(reason),
+        }
+    }
+
+    /// Why the payment is in the status this event leads to, while it is not terminal (shown
+    /// with the payment; `None` clears it).
+    pub fn status_reason(&self) -> Option<&FailureReason> {
+        match self {
+            PaymentEvent::Stall { reason } => Some(reason),
+            _ => None,
         }
     }
 
@@ -294,6 +368,7 @@ impl PaymentEvent {
         match self {
             PaymentEvent::Settle { network_fee } => Some(*network_fee),
             PaymentEvent::Fail { network_fee, .. } => *network_fee,
+            PaymentEvent::CancelMined { network_fee } => Some(*network_fee),
             _ => None,
         }
     }
@@ -304,7 +379,8 @@ impl PaymentEvent {
             PaymentEvent::Fail {
                 network_fee: Some(network_fee),
                 ..
-            } => HoldEffect::ChargeNetworkFee {
+            }
+            | PaymentEvent::CancelMined { network_fee } => HoldEffect::ChargeNetworkFee {
                 network_fee: *network_fee,
             },
             PaymentEvent::Fail {
@@ -317,7 +393,10 @@ impl PaymentEvent {
             PaymentEvent::Broadcast
             | PaymentEvent::Confirm
             | PaymentEvent::Reorg
-            | PaymentEvent::Expire => HoldEffect::Keep,
+            | PaymentEvent::Expire
+            | PaymentEvent::Stall { .. }
+            | PaymentEvent::Resume
+            | PaymentEvent::RequestCancel => HoldEffect::Keep,
         }
     }
 }
@@ -343,14 +422,20 @@ pub fn transition(
         (S::Quoted, E::Expire) => S::Expired,
         (S::Authorized, E::Broadcast) => S::Broadcast,
         (S::Authorized, E::Cancel) => S::Cancelled,
-        (S::Authorized | S::Broadcast, E::Fail) => S::Failed,
-        (S::Broadcast, E::Confirm) => S::Confirmed,
+        (S::Authorized | S::Broadcast | S::Stalled | S::Cancelling, E::Fail) => S::Failed,
+        (S::Broadcast | S::Stalled | S::Cancelling, E::Confirm) => S::Confirmed,
+        (S::Broadcast, E::Stall) => S::Stalled,
+        (S::Stalled, E::Resume) => S::Broadcast,
+        (S::Broadcast | S::Stalled, E::RequestCancel) => S::Cancelling,
+        (S::Cancelling, E::CancelMined) => S::Cancelled,
         (S::Confirmed, E::Reorg) => S::Broadcast,
         (S::Confirmed, E::Settle) => S::Settled,
         (
             S::Quoted
             | S::Authorized
             | S::Broadcast
+            | S::Stalled
+            | S::Cancelling
             | S::Confirmed
             | S::Settled
             | S::Failed
@@ -385,11 +470,17 @@ mod tests {
             E::Fail => PaymentEvent::fail("reverted"),
             E::Cancel => PaymentEvent::Cancel,
             E::Expire => PaymentEvent::Expire,
+            E::Stall => PaymentEvent::stall("fee market above the quoted maximum"),
+            E::Resume => PaymentEvent::Resume,
+            E::RequestCancel => PaymentEvent::RequestCancel,
+            E::CancelMined => PaymentEvent::CancelMined {
+                network_fee: Amount::from(21_000u64 * 7),
+            },
         }
     }
 
     /// The specification, written independently of `transition`: every legal move.
-    const LEGAL: [(PaymentStatus, EventKind, PaymentStatus); 9] = [
+    const LEGAL: [(PaymentStatus, EventKind, PaymentStatus); 18] = [
         (S::Quoted, E::Authorize, S::Authorized),
         (S::Quoted, E::Expire, S::Expired),
         (S::Authorized, E::Broadcast, S::Broadcast),
@@ -397,6 +488,15 @@ mod tests {
         (S::Authorized, E::Fail, S::Failed),
         (S::Broadcast, E::Confirm, S::Confirmed),
         (S::Broadcast, E::Fail, S::Failed),
+        (S::Broadcast, E::Stall, S::Stalled),
+        (S::Broadcast, E::RequestCancel, S::Cancelling),
+        (S::Stalled, E::Resume, S::Broadcast),
+        (S::Stalled, E::Confirm, S::Confirmed),
+        (S::Stalled, E::RequestCancel, S::Cancelling),
+        (S::Stalled, E::Fail, S::Failed),
+        (S::Cancelling, E::CancelMined, S::Cancelled),
+        (S::Cancelling, E::Confirm, S::Confirmed),
+        (S::Cancelling, E::Fail, S::Failed),
         (S::Confirmed, E::Reorg, S::Broadcast),
         (S::Confirmed, E::Settle, S::Settled),
     ];
@@ -419,7 +519,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 64);
+        assert_eq!(checked, 120);
     }
 
     #[test]
@@ -513,9 +613,57 @@ mod tests {
             E::Reorg,
             E::Cancel,
             E::Expire,
+            E::Stall,
+            E::Resume,
+            E::RequestCancel,
         ] {
             assert_eq!(event_of(kind).network_fee_charged(), None, "{kind}");
         }
+    }
+
+    #[test]
+    fn a_broadcast_payment_is_cancelled_only_when_its_cancellation_is_mined() {
+        let cancelling = transition(S::Broadcast, &PaymentEvent::RequestCancel).unwrap();
+        assert_eq!(cancelling, S::Cancelling);
+        assert!(cancelling.holds_funds());
+        assert_eq!(PaymentEvent::RequestCancel.hold_effect(), HoldEffect::Keep);
+        let fee = Amount::from(21_000u64 * 3);
+        let mined = PaymentEvent::CancelMined { network_fee: fee };
+        assert_eq!(transition(cancelling, &mined), Ok(S::Cancelled));
+        assert_eq!(
+            mined.hold_effect(),
+            HoldEffect::ChargeNetworkFee { network_fee: fee }
+        );
+        assert_eq!(mined.network_fee_charged(), Some(fee));
+        // The original transfer won the race: it is confirmed and settled as usual.
+        assert_eq!(
+            transition(cancelling, &PaymentEvent::Confirm),
+            Ok(S::Confirmed)
+        );
+        assert!(transition(S::Confirmed, &PaymentEvent::RequestCancel).is_err());
+        assert!(transition(S::Settled, &PaymentEvent::RequestCancel).is_err());
+        assert!(transition(S::Cancelling, &PaymentEvent::Cancel).is_err());
+    }
+
+    #[test]
+    fn a_stalled_payment_keeps_its_hold_and_its_reason_and_resumes_or_confirms() {
+        let stall = PaymentEvent::stall("fee market above the quoted maximum");
+        let stalled = transition(S::Broadcast, &stall).unwrap();
+        assert_eq!(stalled, S::Stalled);
+        assert!(stalled.holds_funds() && stalled.is_in_flight() && !stalled.is_terminal());
+        assert_eq!(
+            stall.status_reason().map(FailureReason::as_str),
+            Some("fee market above the quoted maximum")
+        );
+        assert_eq!(stall.hold_effect(), HoldEffect::Keep);
+        assert_eq!(PaymentEvent::Resume.status_reason(), None);
+        assert_eq!(transition(stalled, &PaymentEvent::Resume), Ok(S::Broadcast));
+        assert_eq!(
+            transition(stalled, &PaymentEvent::Confirm),
+            Ok(S::Confirmed)
+        );
+        assert!(transition(stalled, &stall).is_err());
+        assert!(transition(S::Cancelling, &stall).is_err());
     }
 
     #[test]

@@ -15,18 +15,26 @@ pub enum Scope {
     PaymentsRead,
     /// Manage webhook endpoints and read webhook deliveries.
     WebhooksWrite,
+    /// Create and cancel invoices (pay-ins).
+    InvoicesWrite,
+    /// Read invoices.
+    InvoicesRead,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?} (known: quotes:write, payments:write, payments:read, webhooks:write)")]
+#[error(
+    "unknown scope {0:?} (known: quotes:write, payments:write, payments:read, webhooks:write, invoices:write, invoices:read)"
+)]
 pub struct ScopeError(pub String);
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 6] = [
         Scope::QuotesWrite,
         Scope::PaymentsWrite,
         Scope::PaymentsRead,
         Scope::WebhooksWrite,
+        Scope::InvoicesWrite,
+        Scope::InvoicesRead,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -35,6 +43,8 @@ impl Scope {
             Scope::PaymentsWrite => "payments:write",
             Scope::PaymentsRead => "payments:read",
             Scope::WebhooksWrite => "webhooks:write",
+            Scope::InvoicesWrite => "invoices:write",
+            Scope::InvoicesRead => "invoices:read",
         }
     }
 
@@ -44,6 +54,8 @@ impl Scope {
             Scope::PaymentsWrite => 2,
             Scope::PaymentsRead => 4,
             Scope::WebhooksWrite => 8,
+            Scope::InvoicesWrite => 16,
+            Scope::InvoicesRead => 32,
         }
     }
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use meshpay_signer::SignerConfig;
+use meshpay_store::transactions::TxTimeouts;
 use serde::{Deserialize, Serialize};
 
 use crate::fault::Fault;
@@ -36,8 +37,12 @@ pub struct RelayConfig {
     /// that can still fail safely (nothing sent, or refused by the node) fails with its reason
     /// instead of leaving the message to the poison queue.
     pub max_deliveries: u64,
-    /// Most nonces a wallet may have ahead of the chain's pending nonce.
+    /// The in-flight window: most nonces a wallet may have ahead of the chain's pending nonce
+    /// (reserved and being signed, stored and not yet sent, or lost). Beyond it a new
+    /// payment's delivery allocates nothing and is retried (a gap is always filled).
     pub max_in_flight_per_wallet: u64,
+    /// Bounds on the broadcast step's database transactions (lock wait, statement time).
+    pub db_timeouts: TxTimeouts,
     /// Most transactions one payment may get (a new one each time its nonce was consumed by
     /// another sender).
     pub max_attempts: i32,
@@ -47,6 +52,10 @@ pub struct RelayConfig {
     /// A wallet whose oldest unconfirmed transaction was signed longer ago than this is
     /// treated as stuck: new payments go to a healthy wallet while there is one.
     pub wallet_stuck_after: Duration,
+    /// A pending transaction that waited this long is re-priced when the fee estimate is above
+    /// what it pays (one below the next base fee is re-priced at once), see
+    /// [`crate::fee_policy`].
+    pub replace_after: Duration,
     /// Test hook ([`Fault`]).
     pub fault: Option<Fault>,
 }
@@ -57,10 +66,15 @@ impl Default for RelayConfig {
             rpc_timeout: Duration::from_secs(10),
             fee_cache_ttl: Duration::from_secs(1),
             max_deliveries: 5,
-            max_in_flight_per_wallet: 1_000,
+            max_in_flight_per_wallet: 64,
+            db_timeouts: TxTimeouts {
+                lock: Duration::from_secs(2),
+                statement: Duration::from_secs(5),
+            },
             max_attempts: 5,
             gap_fill_after: Duration::from_secs(5 * 60),
             wallet_stuck_after: Duration::from_secs(10 * 60),
+            replace_after: Duration::from_secs(60),
             fault: None,
         }
     }
@@ -70,6 +84,11 @@ impl Default for RelayConfig {
 pub const GAP_FILL_AFTER_ENV: &str = "MESHPAY_GAP_FILL_AFTER_SECS";
 /// Setting of [`RelayConfig::wallet_stuck_after`] (seconds, default 600).
 pub const WALLET_STUCK_AFTER_ENV: &str = "MESHPAY_WALLET_STUCK_AFTER_SECS";
+
+/// Setting of [`RelayConfig::max_in_flight_per_wallet`] (default 64).
+pub const WALLET_MAX_IN_FLIGHT_ENV: &str = "MESHPAY_WALLET_MAX_IN_FLIGHT";
+/// Setting of [`RelayConfig::replace_after`] (seconds, default 60).
+pub const REPLACE_AFTER_ENV: &str = "MESHPAY_REPLACE_AFTER_SECS";
 
 /// A relay setting that is not a number in its range.
 #[derive(Debug, thiserror::Error)]
@@ -82,29 +101,38 @@ pub struct RelaySettingError {
 }
 
 impl RelayConfig {
-    /// The defaults, with the gap-fill and stuck-wallet ages from the settings `lookup` gives.
+    /// The defaults, with the gap-fill and stuck-wallet ages and the in-flight window from the
+    /// settings `lookup` gives.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<RelayConfig, RelaySettingError> {
         let defaults = RelayConfig::default();
-        let secs = |name: &'static str, default: Duration| match lookup(name) {
+        let number = |name: &'static str, default: u64, max: u64| match lookup(name) {
             None => Ok(default),
             Some(text) => text
                 .trim()
                 .parse::<u64>()
                 .ok()
-                .filter(|n| (1..=7 * 86_400).contains(n))
-                .map(Duration::from_secs)
+                .filter(|n| (1..=max).contains(n))
                 .ok_or(RelaySettingError {
                     name,
                     value: text,
                     min: 1,
-                    max: 7 * 86_400,
+                    max,
                 }),
+        };
+        let secs = |name: &'static str, default: Duration| {
+            number(name, default.as_secs(), 7 * 86_400).map(Duration::from_secs)
         };
         Ok(RelayConfig {
             gap_fill_after: secs(GAP_FILL_AFTER_ENV, defaults.gap_fill_after)?,
             wallet_stuck_after: secs(WALLET_STUCK_AFTER_ENV, defaults.wallet_stuck_after)?,
+            max_in_flight_per_wallet: number(
+                WALLET_MAX_IN_FLIGHT_ENV,
+                defaults.max_in_flight_per_wallet,
+                10_000,
+            )?,
+            replace_after: secs(REPLACE_AFTER_ENV, defaults.replace_after)?,
             ..defaults
         })
     }
@@ -254,6 +282,28 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(error.name, WALLET_STUCK_AFTER_ENV);
+    }
+
+    #[test]
+    fn the_in_flight_window_comes_from_its_setting_within_range() {
+        let config = RelayConfig::from_lookup(|name| {
+            (name == WALLET_MAX_IN_FLIGHT_ENV).then(|| " 16 ".to_owned())
+        })
+        .unwrap();
+        assert_eq!(config.max_in_flight_per_wallet, 16);
+        assert_eq!(
+            RelayConfig::from_lookup(|_| None)
+                .unwrap()
+                .max_in_flight_per_wallet,
+            64
+        );
+        for bad in ["0", "10001", "-1", "many"] {
+            let error = RelayConfig::from_lookup(|name| {
+                (name == WALLET_MAX_IN_FLIGHT_ENV).then(|| bad.to_owned())
+            })
+            .unwrap_err();
+            assert_eq!(error.name, WALLET_MAX_IN_FLIGHT_ENV, "{bad}");
+        }
     }
 
     #[test]

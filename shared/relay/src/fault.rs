@@ -1,6 +1,9 @@
 //! Fault injection for crash tests: `MESHPAY_FAULT=<point>[:error]` makes the first delivery of
 //! a broadcast message stop at `point`:
 //!
+//! - `after_reserve_before_sign`: the nonce is reserved (committed), nothing is signed yet;
+//! - `after_sign_before_store`: the transaction is signed, its bytes are not stored yet: the
+//!   next delivery signs the reserved nonce again;
 //! - `after_persist_before_send`: between storing the signed transaction and sending it, the
 //!   window in which a crash must not lead to a second transaction.
 //! - `after_send_before_record`: after the node got the bytes, before its answer is recorded,
@@ -24,6 +27,8 @@ pub enum FaultMode {
 /// Where in the broadcast step a fault fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FaultPoint {
+    AfterReserveBeforeSign,
+    AfterSignBeforeStore,
     #[default]
     AfterPersistBeforeSend,
     AfterSendBeforeRecord,
@@ -32,6 +37,8 @@ pub enum FaultPoint {
 impl FaultPoint {
     pub const fn as_str(self) -> &'static str {
         match self {
+            FaultPoint::AfterReserveBeforeSign => Fault::AFTER_RESERVE_BEFORE_SIGN,
+            FaultPoint::AfterSignBeforeStore => Fault::AFTER_SIGN_BEFORE_STORE,
             FaultPoint::AfterPersistBeforeSend => Fault::AFTER_PERSIST_BEFORE_SEND,
             FaultPoint::AfterSendBeforeRecord => Fault::AFTER_SEND_BEFORE_RECORD,
         }
@@ -46,6 +53,8 @@ pub struct Fault {
 }
 
 impl Fault {
+    pub const AFTER_RESERVE_BEFORE_SIGN: &'static str = "after_reserve_before_sign";
+    pub const AFTER_SIGN_BEFORE_STORE: &'static str = "after_sign_before_store";
     pub const AFTER_PERSIST_BEFORE_SEND: &'static str = "after_persist_before_send";
     pub const AFTER_SEND_BEFORE_RECORD: &'static str = "after_send_before_record";
 
@@ -57,6 +66,8 @@ impl Fault {
             None => (value, FaultMode::Abort),
         };
         let point = match point {
+            Fault::AFTER_RESERVE_BEFORE_SIGN => FaultPoint::AfterReserveBeforeSign,
+            Fault::AFTER_SIGN_BEFORE_STORE => FaultPoint::AfterSignBeforeStore,
             Fault::AFTER_PERSIST_BEFORE_SEND => FaultPoint::AfterPersistBeforeSend,
             Fault::AFTER_SEND_BEFORE_RECORD => FaultPoint::AfterSendBeforeRecord,
             _ => return None,

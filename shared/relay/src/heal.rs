@@ -132,11 +132,19 @@ impl Relay {
     ) -> Result<HealReport, RelayError> {
         let chain = ctx.chain.name.as_str();
         let chain_nonce = ctx.rpc.pending_nonce(wallet).await?;
-        let next_nonce = self
-            .store
-            .wallet_nonce(chain, wallet)
-            .await?
-            .map(|w| w.next_nonce);
+        let counter = self.store.wallet_nonce(chain, wallet).await?;
+        let next_nonce = counter.as_ref().map(|w| w.next_nonce);
+        if let Some(counter) = &counter {
+            // Counter minus the chain's pending nonce: negative is the incident that halts a
+            // wallet; positive is nonces handed out that the node has not seen.
+            let lag = i128::from(counter.next_nonce) - i128::from(chain_nonce);
+            meshpay_telemetry::metrics::wallet_health(
+                chain,
+                &wallet.to_checksum(None),
+                i64::try_from(lag).unwrap_or(i64::MAX),
+                counter.halted.is_some(),
+            );
+        }
         let mut report = HealReport {
             chain_nonce,
             next_nonce,

@@ -2,10 +2,13 @@
 //! signed transaction on chain.
 //!
 //! - [`Relay::broadcast`]: the algorithm (module `broadcast`): plan (fees, gas, nonce floor) →
-//!   ONE database transaction (lock payment, allocate nonce, sign, store raw bytes, authorized →
-//!   broadcast) → send → classify. A redelivered message re-sends the stored bytes.
+//!   reserve the nonce (short transaction) → sign with no lock held → store raw bytes,
+//!   authorized → broadcast (short transaction) → send → classify. A redelivered message signs
+//!   a reserved nonce again, or re-sends the stored bytes.
 //! - [`transfer`]: native and ERC-20 `transfer` calls, EIP-1559 signing.
 //! - [`fees`]: capped EIP-1559 fees and gas limits with margin.
+//! - [`fee_policy`] and [`Relay::reprice`]: same-nonce replacement (fee bump within the held
+//!   ceiling, or a cancellation), `stalled` when the fee market is above the quote.
 //! - [`wallets`]: the hot-wallet pool of a chain and how a payment picks a wallet.
 //! - JSON-RPC: [`meshpay_chain::rpc`] ([`ChainRpc`], [`AlloyRpc`], [`classify_send`]).
 //! - [`fault`]: the crash-test hook (`MESHPAY_FAULT`, dev/test builds only).
@@ -19,8 +22,11 @@
 //!
 //! # Nonces
 //! Per (chain, hot wallet) in PostgreSQL (`meshpay_store::transactions`): allocated under the
-//! wallet row lock in the transaction that stores the signed bytes, so a nonce never exists
-//! without a transaction that can be re-sent. The chain's pending nonce is a floor (raised to on
+//! wallet row lock in a short transaction that also stores the payment's reservation (every
+//! field of the transaction to sign), so a nonce never exists without either signed bytes that
+//! can be re-sent or a reservation its payment's next delivery signs again; a signing failure
+//! hands it back. At most [`RelayConfig::max_in_flight_per_wallet`] nonces of a wallet are ahead
+//! of the chain's pending nonce. The chain's pending nonce is a floor (raised to on
 //! allocation and after "nonce too low"); a refused transaction's nonce is handed back (counter
 //! rewound, or recorded as a gap the next allocation fills), so the counter cannot drift above
 //! the chain over a hole (OpenZeppelin relayer #683/#818/#843).
@@ -29,10 +35,12 @@ mod broadcast;
 pub mod config;
 mod error;
 pub mod fault;
+pub mod fee_policy;
 pub mod fees;
 mod fill;
 mod heal;
 mod lazy;
+mod replace;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod transfer;
@@ -55,6 +63,7 @@ pub use fill::GapFillReport;
 pub use heal::{HealBudget, HealReport, WalletHeal};
 pub use lazy::{LazyRelay, RelaySetup};
 pub use meshpay_chain::rpc::{AlloyRpc, ChainRpc, RpcFailure, SendClass, classify_send};
+pub use replace::{Replacement, RepriceMode, RepriceOutcome};
 pub use wallets::{DynTxSigner, WalletPool};
 
 /// Which delivery of the queue message this is (the trigger's `DequeueCount`, 1-based).
@@ -131,6 +140,9 @@ pub enum BroadcastOutcome {
         payment_id: PaymentId,
         reason: Ignored,
     },
+    /// An in-flight payment's transaction was re-priced, replaced by its cancellation, or
+    /// could not be (stalled), see [`Relay::reprice`].
+    Repriced(RepriceOutcome),
 }
 
 /// One chain as the relay sees it.
@@ -220,10 +232,10 @@ impl Relay {
                 tracing::warn!(chain = %chain.name, "no signers configured: payments on this chain are not broadcast");
                 continue;
             }
-            let rpc = Arc::new(AlloyRpc::new(
-                chain.rpc_url.clone(),
-                relay.config.rpc_timeout,
-            ));
+            let rpc = Arc::new(
+                AlloyRpc::new(chain.rpc_url.clone(), relay.config.rpc_timeout)
+                    .for_chain(&chain.name),
+            );
             relay = relay.with_chain(chain.clone(), rpc, built)?;
         }
         if let Some(orphan) = signers

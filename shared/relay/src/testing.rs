@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::{AlloyRpc, ChainRpc, DynTxSigner, Relay, RelayConfig};
 use alloy::primitives::{Address, B256, U256};
+use alloy::signers::k256::ecdsa::SigningKey;
 use alloy::signers::local::PrivateKeySigner;
 use meshpay_chain::ChainsConfig;
 use meshpay_domain::MerchantId;
+use meshpay_signer::testing::{DoubleOptions, FakeCredential, KeyVaultDouble, RedirectToDouble};
+use meshpay_signer::{CredentialConfig, KeyVaultConfig, KeyVaultSigner, RetryConfig};
 use meshpay_store::{Payment, Store};
 use meshpay_testkit::anvil::{Anvil, HOT_WALLET_ACCOUNTS};
 use meshpay_testkit::assets::asset;
@@ -73,6 +76,56 @@ impl RelayStack {
                 Arc::new(key) as DynTxSigner
             })
             .collect()
+    }
+
+    /// Signers for the stack's wallets that reach their keys through the real
+    /// `KeyVaultSigner`, each key held by a Key Vault double of its own made from `options`
+    /// (latency, throttling); the doubles run until dropped.
+    pub async fn key_vault_signers(
+        &self,
+        options: impl Fn() -> DoubleOptions,
+        retry: RetryConfig,
+    ) -> (Vec<KeyVaultDouble>, Vec<DynTxSigner>) {
+        let mut doubles = Vec::new();
+        let mut signers = Vec::new();
+        for (i, &wallet) in self.wallets.iter().enumerate() {
+            let account = (0..10)
+                .find(|&a| Address::from_str(self.anvil.address(a)).unwrap() == wallet)
+                .unwrap();
+            let key = alloy::primitives::hex::decode(self.anvil.private_key(account)).unwrap();
+            let double = KeyVaultDouble::start(DoubleOptions {
+                key_name: format!("hot-{i}"),
+                ..options().with_key(SigningKey::from_slice(&key).unwrap())
+            })
+            .await;
+            let config = KeyVaultConfig {
+                vault_url: double.options().vault_url.clone(),
+                key_name: double.options().key_name.clone(),
+                key_version: None,
+                credential: CredentialConfig::ManagedIdentity { client_id: None },
+                chain_id: None,
+                retry: retry.clone(),
+            };
+            let signer = KeyVaultSigner::from_config_with(
+                &config,
+                Arc::new(FakeCredential::default()),
+                Some(RedirectToDouble::transport(double.addr())),
+            )
+            .await
+            .unwrap();
+            assert_eq!(alloy::signers::Signer::address(&signer), wallet);
+            doubles.push(double);
+            signers.push(Arc::new(signer) as DynTxSigner);
+        }
+        (doubles, signers)
+    }
+
+    /// A relay over the stack's chain signing with `signers`.
+    pub fn relay_signing_with(&self, signers: Vec<DynTxSigner>, config: RelayConfig) -> Relay {
+        let chain = self.chains.chain("anvil").unwrap().clone();
+        Relay::new(self.store.clone(), config)
+            .with_chain(chain, self.rpc(), signers)
+            .unwrap()
     }
 
     pub fn rpc(&self) -> Arc<AlloyRpc> {

@@ -85,6 +85,8 @@ pub struct FunctionApp {
     route_prefix: String,
     envelope_limit_bytes: usize,
     http_response_limit_bytes: usize,
+    /// host.json `extensions.queues.maxDequeueCount`: a failure on this delivery poisons.
+    max_dequeue_count: u64,
     functions: Vec<Function>,
     /// A host.json that did not parse: reported by `build`.
     host_json_error: Option<String>,
@@ -118,6 +120,7 @@ impl FunctionApp {
             route_prefix: "api".to_owned(),
             envelope_limit_bytes: DEFAULT_ENVELOPE_LIMIT_BYTES,
             http_response_limit_bytes: DEFAULT_HTTP_RESPONSE_LIMIT_BYTES,
+            max_dequeue_count: DEFAULT_MAX_DEQUEUE_COUNT,
             functions: Vec::new(),
             host_json_error: None,
         }
@@ -133,7 +136,10 @@ impl FunctionApp {
     pub fn host_json(mut self, host_json: &str) -> Self {
         self.host_json_error = None;
         match route_prefix_of(host_json) {
-            Ok(prefix) => self.route_prefix(prefix),
+            Ok(prefix) => {
+                self.max_dequeue_count = max_dequeue_count_of(host_json);
+                self.route_prefix(prefix)
+            }
             Err(error) => {
                 self.host_json_error = Some(error.to_string());
                 self
@@ -188,6 +194,7 @@ impl FunctionApp {
             route_prefix: self.route_prefix,
             envelope_limit_bytes: self.envelope_limit_bytes,
             http_response_limit_bytes: self.http_response_limit_bytes,
+            max_dequeue_count: self.max_dequeue_count,
         };
         Ok(service::router(shared))
     }
@@ -251,6 +258,17 @@ fn route_prefix_of(host_json: &str) -> Result<String, serde_json::Error> {
         .to_owned())
 }
 
+/// The host's default `maxDequeueCount`.
+const DEFAULT_MAX_DEQUEUE_COUNT: u64 = 5;
+
+/// `extensions.queues.maxDequeueCount` of a host.json (the host's default 5 when absent).
+fn max_dequeue_count_of(host_json: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(host_json)
+        .ok()
+        .and_then(|host| host["extensions"]["queues"]["maxDequeueCount"].as_u64())
+        .unwrap_or(DEFAULT_MAX_DEQUEUE_COUNT)
+}
+
 /// One path's handlers in one `MethodRouter`; any other method answers 405 with `Allow`.
 fn method_router(served: Vec<Served>) -> MethodRouter {
     let allow = served
@@ -308,6 +326,11 @@ fn add_http_routes(
                 second: function.to_owned(),
             });
         }
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                crate::telemetry::http_span(function, request, next)
+            },
+        ));
         at_path.push(Served {
             method: handler.method.clone(),
             function,

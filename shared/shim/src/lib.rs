@@ -27,6 +27,7 @@ pub mod problem;
 mod route;
 mod server;
 mod service;
+mod telemetry;
 pub mod trigger;
 pub mod wire;
 

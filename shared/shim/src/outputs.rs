@@ -72,6 +72,10 @@ impl QueueOutputs {
         }
     }
 
+    pub(crate) fn messages_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.0.values_mut().flatten()
+    }
+
     pub(crate) fn into_inner(self) -> BTreeMap<String, Vec<Value>> {
         self.0
     }

@@ -21,8 +21,12 @@ use crate::definition::{BindingType, FunctionDefinition};
 use crate::function::{BoxError, Invoker, Rejection};
 use crate::outputs::{Outputs, QueueOutputs};
 use crate::problem::Problem;
+use crate::telemetry;
 use crate::trigger::http::{HttpResponseOutput, HttpTriggerRequest};
+use crate::trigger::queue::QueueMetadata;
 use crate::wire::{InvocationRequest, InvocationResponse, from_value_or_text};
+use meshpay_telemetry::span::{self, Trigger, attr};
+use meshpay_telemetry::{Context, FutureExt as _, KeyValue, metrics};
 
 pub(crate) struct Registered {
     pub(crate) definition: FunctionDefinition,
@@ -36,6 +40,7 @@ pub(crate) struct Shared {
     pub(crate) route_prefix: String,
     pub(crate) envelope_limit_bytes: usize,
     pub(crate) http_response_limit_bytes: usize,
+    pub(crate) max_dequeue_count: u64,
 }
 
 pub(crate) fn router(shared: Shared) -> Router {
@@ -147,9 +152,22 @@ async fn envelope(shared: &Shared, function: &Registered, request: Request) -> R
         function = name,
         invocation_id = context.invocation_id_or_dash()
     );
+    let host_parent = telemetry::header_parent(&parts.headers);
     async {
         match &function.invoker {
-            Some(invoker) => invoke(&function.definition, invoker, envelope, context).await,
+            Some(invoker) => {
+                let max_dequeue_count = shared.max_dequeue_count;
+                let definition = &function.definition;
+                invoke(
+                    definition,
+                    invoker,
+                    envelope,
+                    context,
+                    host_parent,
+                    max_dequeue_count,
+                )
+                .await
+            }
             None => http_envelope(shared, &function.definition, envelope, context).await,
         }
     }
@@ -161,40 +179,146 @@ async fn envelope(shared: &Shared, function: &Registered, request: Request) -> R
 async fn invoke(
     definition: &FunctionDefinition,
     invoker: &Invoker,
-    envelope: InvocationRequest,
+    mut envelope: InvocationRequest,
     context: InvocationContext,
+    host_parent: Option<Context>,
+    max_dequeue_count: u64,
 ) -> Response {
     // Named explicitly in failure logs (not only via the span) so every log format keeps them.
     let function = definition.name();
     let id = context.invocation_id_or_dash().to_owned();
+    let trace = InvocationTrace::start(definition, &mut envelope, &context, host_parent);
+    let outcome = run(definition, invoker, envelope, context, &id)
+        .with_context(trace.context.clone())
+        .await;
+    let (response, failed) = match outcome {
+        Ok(mut outputs) => {
+            telemetry::inject(&mut outputs.queues, &trace.context);
+            let response = reply(definition, outputs, None);
+            let failed = (!response.status().is_success()).then_some("reply refused");
+            (response, failed)
+        }
+        Err((response, reason)) => (response, Some(reason)),
+    };
+    trace.end(function, failed, max_dequeue_count);
+    response
+}
+
+/// Decodes the envelope and runs the handler; `Err` carries the failure reply and its reason.
+async fn run(
+    definition: &FunctionDefinition,
+    invoker: &Invoker,
+    envelope: InvocationRequest,
+    context: InvocationContext,
+    id: &str,
+) -> Result<Outputs, (Response, &'static str)> {
+    let function = definition.name();
     let future = match invoker(envelope, context, definition) {
         Ok(future) => future,
         Err(Rejection::Malformed(detail)) => {
             tracing::warn!(function, invocation_id = %id, %detail, "malformed invocation");
-            return Problem::malformed_invocation(detail).into_response();
+            return Err((
+                Problem::malformed_invocation(detail).into_response(),
+                "malformed invocation",
+            ));
         }
         Err(Rejection::InvalidMessage(error)) => {
             tracing::error!(
                 function, invocation_id = %id, %error,
                 "trigger message rejected; the host will retry, then poison it"
             );
-            return Problem::invalid_message(error.to_string()).into_response();
+            return Err((
+                Problem::invalid_message(error.to_string()).into_response(),
+                "invalid message",
+            ));
         }
     };
     match AssertUnwindSafe(future).catch_unwind().await {
-        Ok(Ok(outputs)) => reply(definition, outputs, None),
+        Ok(Ok(outputs)) => Ok(outputs),
         Ok(Err(error)) => {
             tracing::error!(
                 function, invocation_id = %id, error = %ErrorChain(&*error),
                 "handler failed; the host will retry"
             );
-            Problem::internal("handler_failed", "the function's handler returned an error")
-                .into_response()
+            Err((
+                Problem::internal("handler_failed", "the function's handler returned an error")
+                    .into_response(),
+                "handler failed",
+            ))
         }
         Err(_) => {
             tracing::error!(function, invocation_id = %id, "handler panicked; the host will retry");
-            Problem::internal("handler_panicked", "the function's handler panicked").into_response()
+            Err((
+                Problem::internal("handler_panicked", "the function's handler panicked")
+                    .into_response(),
+                "handler panicked",
+            ))
         }
+    }
+}
+
+/// The span of a queue or timer invocation. A queue message's own `traceparent` (the step
+/// that wrote it) is the parent; without one, the host's invocation `traceparent` is.
+struct InvocationTrace {
+    context: Context,
+    /// `Some` for queue triggers: the delivery's dequeue count.
+    dequeue_count: Option<Option<u64>>,
+}
+
+impl InvocationTrace {
+    fn start(
+        definition: &FunctionDefinition,
+        envelope: &mut InvocationRequest,
+        context: &InvocationContext,
+        host_parent: Option<Context>,
+    ) -> Self {
+        let mut attributes = Vec::new();
+        if let Some(id) = &context.invocation_id {
+            attributes.push(KeyValue::new(attr::INVOCATION_ID, id.clone()));
+        }
+        let trigger = definition.trigger();
+        let (kind, parent, dequeue_count) = if trigger.kind == BindingType::QueueTrigger {
+            let (message_parent, ids) = match envelope.data.get_mut(&trigger.name) {
+                Some(data) => telemetry::take_message_context(data),
+                None => (None, Vec::new()),
+            };
+            attributes.extend(ids);
+            let metadata = QueueMetadata::from_metadata(&envelope.metadata);
+            if let Some(id) = metadata.id {
+                attributes.push(KeyValue::new(attr::MESSAGE_ID, id));
+            }
+            if let Some(count) = metadata.dequeue_count {
+                attributes.push(KeyValue::new(
+                    attr::DEQUEUE_COUNT,
+                    i64::try_from(count).unwrap_or(i64::MAX),
+                ));
+            }
+            (
+                Trigger::Queue,
+                message_parent.or(host_parent),
+                Some(metadata.dequeue_count),
+            )
+        } else {
+            (Trigger::Timer, host_parent, None)
+        };
+        let context = span::start_invocation(definition.name(), kind, parent, attributes);
+        if let Some(count) = dequeue_count {
+            metrics::queue_delivery(definition.name(), count);
+        }
+        InvocationTrace {
+            context,
+            dequeue_count,
+        }
+    }
+
+    fn end(&self, function: &str, failed: Option<&str>, max_dequeue_count: u64) {
+        if failed.is_some()
+            && let Some(Some(count)) = self.dequeue_count
+            && count >= max_dequeue_count
+        {
+            metrics::queue_poisoned(function);
+        }
+        span::end(&self.context, failed);
     }
 }
 

@@ -165,7 +165,7 @@ impl KeyVaultSigner {
     /// low-s Ethereum signature with its y-parity.
     #[tracing::instrument(level = "debug", skip_all, fields(key_id = %self.key_id, %digest), err)]
     pub async fn sign_digest(&self, digest: &B256) -> Result<Signature, KeyVaultSignerError> {
-        let raw = with_retry(&self.retry, "sign", || self.request_signature(digest)).await?;
+        let raw = with_retry(&self.retry, "sign", || self.timed_signature(digest)).await?;
         let raw = raw.ok_or(KeyVaultSignerError::MissingSignature)?;
         let signature = ethereum_signature(&raw, digest, &self.public_key)?;
         // Invariant, checked the way a node checks it: the sender recovered from the signature
@@ -191,6 +191,27 @@ impl KeyVaultSigner {
     /// The key version signatures are made with (pinned at construction).
     pub fn key_version(&self) -> &str {
         &self.key_version
+    }
+
+    /// One sign request, measured: every try counts, so throttling shows even when a retry
+    /// succeeds.
+    async fn timed_signature(&self, digest: &B256) -> azure_core::Result<Option<Vec<u8>>> {
+        use meshpay_telemetry::metrics::{SignOutcome, key_vault_sign};
+        let started = std::time::Instant::now();
+        let result = self.request_signature(digest).await;
+        let outcome = match &result {
+            Ok(_) => SignOutcome::Signed,
+            Err(error) => match error.kind() {
+                azure_core::error::ErrorKind::HttpResponse { status, .. }
+                    if u16::from(*status) == 429 =>
+                {
+                    SignOutcome::Throttled
+                }
+                _ => SignOutcome::Failed,
+            },
+        };
+        key_vault_sign(started.elapsed(), outcome);
+        result
     }
 
     async fn request_signature(&self, digest: &B256) -> azure_core::Result<Option<Vec<u8>>> {

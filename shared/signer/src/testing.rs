@@ -17,5 +17,7 @@
 pub mod double;
 pub mod transport;
 
-pub use double::{BadSignature, DoubleOptions, Fault, KeyVaultDouble, Seen};
+pub use double::{
+    BadSignature, DoubleOptions, Fault, KeyVaultDouble, Seen, SignStats, ThrottleBursts,
+};
 pub use transport::{FakeCredential, RedirectToDouble};

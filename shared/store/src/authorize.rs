@@ -336,6 +336,11 @@ impl Store {
             data: &data,
         };
         insert_event(&mut tx, &event).await?;
+        meshpay_telemetry::span::record(meshpay_telemetry::span::attr::PAYMENT_ID, id.to_string());
+        meshpay_telemetry::metrics::payment_transition(
+            PaymentStatus::Quoted.as_str(),
+            PaymentStatus::Authorized.as_str(),
+        );
         let broadcast = serde_json::to_value(PaymentMessage::new(id))
             .map_err(|e| StoreError::Invalid(format!("broadcast message: {e}")))?;
         let messages = [
@@ -368,6 +373,7 @@ impl Store {
             block_hash: None,
             block_number: None,
             failure_reason: None,
+            status_reason: None,
             network_fee_actual: None,
             created_at,
             updated_at: created_at,

@@ -59,6 +59,8 @@ pub enum StoreError {
     IdempotencyInFlight,
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
+    #[error(transparent)]
+    IllegalInvoiceTransition(#[from] meshpay_domain::IllegalInvoiceTransition),
     /// Optimistic concurrency: the payment changed since it was read (`expected` version).
     #[error("payment was modified concurrently (expected version {expected})")]
     Conflict { expected: i64 },

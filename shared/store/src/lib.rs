@@ -52,15 +52,19 @@
 
 pub mod api_keys;
 pub mod authorize;
+pub mod books;
 pub mod confirmations;
 pub mod connect;
 mod convert;
 pub mod error;
+pub mod invoices;
 pub mod ledger;
 pub mod merchants;
 pub mod outbox;
+mod outbox_upkeep;
 pub mod payments;
 pub mod quotes;
+pub mod replacements;
 pub mod review;
 pub mod transactions;
 pub mod transition;
@@ -74,9 +78,14 @@ pub use api_keys::{ApiKeyInfo, ApiKeySecret, CreatedApiKey, KEY_PREFIX, Principa
 pub use authorize::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
 pub use connect::{ConnectMode, DbAuth, DbConfig, DbConfigError, DbConnectError, EntraCredential};
 pub use error::{LimitKind, Result, StoreError};
+pub use invoices::{
+    CreateInvoiceOutcome, Invoice, InvoicePage, InvoicePayment, ListInvoices, NewInvoice,
+    PaymentSeen,
+};
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
 pub use outbox::{NewOutboxMessage, OutboxMessage, topics};
+pub use outbox_upkeep::OutboxDispatch;
 pub use payments::{ListPayments, Payment, PaymentEventRecord, PaymentPage};
 pub use quotes::{NewQuote, Quote};
 pub use transition::{PaymentPatch, Transition, apply_transition, webhook_event_type};

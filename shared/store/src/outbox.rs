@@ -73,8 +73,8 @@ pub(crate) async fn insert(
         .map(|m| interval_ms(m.delay))
         .collect::<Result<Vec<i64>>>()?;
     sqlx::query(
-        "INSERT INTO outbox (topic, merchant_id, payment_id, payload, available_at)
-         SELECT t, $1, $2, p, now() + d * interval '1 millisecond'
+        "INSERT INTO outbox (topic, merchant_id, payment_id, payload, available_at, traceparent)
+         SELECT t, $1, $2, p, now() + d * interval '1 millisecond', $6
          FROM unnest($3::text[], $4::jsonb[], $5::bigint[]) WITH ORDINALITY AS m(t, p, d, n)
          ORDER BY n",
     )
@@ -83,6 +83,8 @@ pub(crate) async fn insert(
     .bind(&topics)
     .bind(&payloads)
     .bind(&delays)
+    // The span of the step making the change: whoever acts on the row later continues it.
+    .bind(meshpay_telemetry::current_traceparent())
     .execute(conn)
     .await?;
     Ok(())

@@ -33,6 +33,9 @@ pub struct Payment {
     pub block_hash: Option<B256>,
     pub block_number: Option<u64>,
     pub failure_reason: Option<String>,
+    /// Why the payment is in its current in-flight status (`stalled`: the fee market is above
+    /// the quoted maximum); `None` once it moves on.
+    pub status_reason: Option<String>,
     /// The network fee the chain charged (receipt `gasUsed × effectiveGasPrice`, native asset),
     /// recorded when the payment settled or failed after its transaction was mined; at most
     /// `charges.network_fee` (the held maximum), whose unused rest was released.
@@ -64,6 +67,7 @@ struct PaymentRow {
     block_hash: Option<String>,
     block_number: Option<i64>,
     failure_reason: Option<String>,
+    status_reason: Option<String>,
     network_fee_actual: Option<String>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
@@ -101,6 +105,7 @@ impl PaymentRow {
                 .map(|n| convert::u64_from_i64(n, "block_number"))
                 .transpose()?,
             failure_reason: self.failure_reason,
+            status_reason: self.status_reason,
             network_fee_actual: self
                 .network_fee_actual
                 .as_deref()
@@ -116,7 +121,7 @@ fn select_sql(filter: &str) -> String {
     format!(
         "SELECT id, merchant_id, quote_id, status, version, {TERMS_COLUMNS}, reference, metadata,
                 hot_wallet, tx_hash, nonce, block_hash, block_number, failure_reason,
-                network_fee_actual::text AS network_fee_actual, created_at, updated_at
+                status_reason, network_fee_actual::text AS network_fee_actual, created_at, updated_at
          FROM payments {filter}"
     )
 }

@@ -173,13 +173,15 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
     // Decided before any write: a refused fee leaves nothing behind.
     let resolution = hold_resolution(&current, t.event.hold_effect())?;
     let reason = t.event.failure_reason().map(|r| r.as_str());
+    let status_reason = t.event.status_reason().map(|r| r.as_str());
     let updated = sqlx::query(
         "UPDATE payments SET status = $3, version = version + 1, updated_at = now(),
              failure_reason = coalesce($4, failure_reason),
              hot_wallet = coalesce($5, hot_wallet), tx_hash = coalesce($6, tx_hash),
              nonce = coalesce($7, nonce), block_hash = coalesce($8, block_hash),
              block_number = coalesce($9, block_number),
-             network_fee_actual = coalesce($10::text::numeric, network_fee_actual)
+             network_fee_actual = coalesce($10::text::numeric, network_fee_actual),
+             status_reason = $11
          WHERE id = $1 AND version = $2",
     )
     .bind(t.payment_id.as_uuid())
@@ -192,6 +194,7 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
     .bind(t.patch.block_hash.map(|h| h.to_string()))
     .bind(opt_i64(t.patch.block_number, "block number")?)
     .bind(t.event.network_fee_charged().map(|fee| fee.to_string()))
+    .bind(status_reason)
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() != 1 {
@@ -210,10 +213,11 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
         event: t.event.kind(),
         from: current.status,
         to,
-        reason,
+        reason: reason.or(status_reason),
         data: &t.data,
     };
     insert_event(conn, &event).await?;
+    observe(&current, to, &t.patch);
     let mut messages = vec![webhook_event(t.payment_id, to, version)];
     messages.extend(t.outbox.iter().cloned());
     outbox::insert(
@@ -226,6 +230,30 @@ pub async fn apply_transition(conn: &mut PgConnection, t: &Transition) -> Result
     select_payment(conn, None, t.payment_id)
         .await?
         .ok_or_else(vanished)
+}
+
+/// The transition on the current span (the step's invocation) and in the metrics. Counted
+/// when written: a caller's transaction that later rolls back has still counted it.
+fn observe(current: &Payment, to: PaymentStatus, patch: &PaymentPatch) {
+    use meshpay_telemetry::span::{attr, record};
+    record(attr::PAYMENT_ID, current.id.to_string());
+    record(attr::CHAIN_ID, current.chain().to_owned());
+    record(attr::OUTCOME, to.as_str());
+    if let Some(wallet) = patch.hot_wallet.or(current.hot_wallet) {
+        record(attr::WALLET, wallet.to_checksum(None));
+    }
+    if let Some(nonce) = patch.nonce.or(current.nonce) {
+        record(attr::NONCE, i64::try_from(nonce).unwrap_or(i64::MAX));
+    }
+    if let Some(hash) = patch.tx_hash.or(current.tx_hash) {
+        record(attr::TX_HASH, hash.to_string());
+    }
+    meshpay_telemetry::metrics::payment_transition(current.status.as_str(), to.as_str());
+    if to == PaymentStatus::Settled {
+        let elapsed = time::OffsetDateTime::now_utc() - current.created_at;
+        let elapsed = std::time::Duration::try_from(elapsed).unwrap_or_default();
+        meshpay_telemetry::metrics::authorize_to_settled(current.chain(), elapsed);
+    }
 }
 
 impl Store {

@@ -52,6 +52,13 @@ pub const DEV_PRIVATE_KEYS: [&str; 10] = [
 /// account 0 at nonce 0 (also configured in chains.dev.toml).
 pub const DEV_USDC_ADDRESS: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 
+/// Where [`Anvil::deploy_deposit_factory`] puts contracts/DepositFactory.sol: the CREATE address
+/// of account 9 at nonce 0 (also configured in chains.dev.toml).
+pub const DEV_DEPOSIT_FACTORY_ADDRESS: &str = "0x700b6A60ce7EaaEA56F065753d8dcB9653dbAD35";
+
+/// The account that deploys (and administers) the dev DepositFactory.
+pub const DEPOSIT_FACTORY_ADMIN_ACCOUNT: usize = 9;
+
 /// The hot wallets of chains.dev.toml and signers.dev.toml: anvil accounts 1 and 2.
 pub const HOT_WALLET_ACCOUNTS: [usize; 2] = [1, 2];
 
@@ -216,6 +223,41 @@ impl Anvil {
             self.mint_usdc(DEV_USDC_ADDRESS, self.address(i), amount)
                 .await;
         }
+    }
+
+    /// Deploys contracts/DepositFactory.json as account 9's first transaction, so at
+    /// [`DEV_DEPOSIT_FACTORY_ADDRESS`]: treasury hot wallet account 1, sweepers both hot
+    /// wallets, admin account 9.
+    pub async fn deploy_deposit_factory(&self) {
+        let path = crate::ports::repo_root().join("contracts/DepositFactory.json");
+        let artifact: Value = serde_json::from_str(
+            &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let bytecode = artifact["bytecode"].as_str().expect("bytecode in artifact");
+        // constructor(address treasury, address admin, address[] sweepers), ABI-encoded.
+        let args = format!(
+            "{}{}{:064x}{:064x}{}{}",
+            abi_address(HOT_WALLETS[0]),
+            abi_address(DEV_ADDRESSES[DEPOSIT_FACTORY_ADMIN_ACCOUNT]),
+            0x60,
+            HOT_WALLETS.len(),
+            abi_address(HOT_WALLETS[0]),
+            abi_address(HOT_WALLETS[1]),
+        );
+        let receipt = self
+            .send_and_wait(json!({
+                "from": DEV_ADDRESSES[DEPOSIT_FACTORY_ADMIN_ACCOUNT],
+                "data": format!("{bytecode}{args}"),
+            }))
+            .await;
+        let at = receipt["contractAddress"]
+            .as_str()
+            .expect("contractAddress");
+        assert!(
+            at.eq_ignore_ascii_case(DEV_DEPOSIT_FACTORY_ADDRESS),
+            "DepositFactory at {at}, not {DEV_DEPOSIT_FACTORY_ADDRESS}: account 9 was used before"
+        );
     }
 
     /// `address`'s native balance in the latest block, in wei.

@@ -41,20 +41,52 @@ impl Azurite {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("meshpay-azurite-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let log = std::fs::File::create(dir.join("azurite.log")).map_err(|e| e.to_string())?;
-        let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(node_bin("azurite-queue"))
-            .args(["--queueHost", "127.0.0.1", "--queuePort", &port.to_string()])
-            .arg("--location")
-            .arg(&dir)
-            .arg("--silent")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| format!("spawn azurite-queue: {e}"))?;
+        let child = spawn(port, &dir)?;
         // From here Drop kills the child and removes the directory on every early return.
         let mut azurite = Azurite { child, port, dir };
+        azurite.wait_ready().await?;
+        Ok(azurite)
+    }
+
+    /// Stops Azurite (SIGTERM, so it writes its database out) and starts it again on the same
+    /// port and data directory: queues and messages persist on disk (`--location`), as Azure
+    /// Storage keeps every write it acknowledged. A SIGKILL would not be a fair stand-in: the
+    /// emulator saves its database every few seconds and would forget acknowledged writes.
+    pub async fn restart(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut last_err = String::new();
+        for _ in 0..50 {
+            match spawn(self.port, &self.dir) {
+                Ok(child) => {
+                    self.child = child;
+                    match self.wait_ready().await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            // Never leave a half-started one behind the next attempt.
+                            let _ = self.child.kill();
+                            let _ = self.child.wait();
+                            last_err = e;
+                        }
+                    }
+                }
+                Err(e) => last_err = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("azurite did not restart: {last_err}");
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let port = self.port;
+        let azurite = self;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = azurite.child.try_wait() {
@@ -67,7 +99,7 @@ impl Azurite {
                 .await
                 .is_ok()
             {
-                return Ok(azurite);
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(format!(
@@ -164,10 +196,50 @@ impl Azurite {
     }
 }
 
+/// Starts `azurite-queue` on `port` with its data in `dir` (appending to `dir/azurite.log`).
+fn spawn(port: u16, dir: &std::path::Path) -> Result<Child, String> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("azurite.log"))
+        .map_err(|e| e.to_string())?;
+    let log_err = log.try_clone().map_err(|e| e.to_string())?;
+    Command::new(node_bin("azurite-queue"))
+        .args(["--queueHost", "127.0.0.1", "--queuePort", &port.to_string()])
+        .arg("--location")
+        .arg(dir)
+        .arg("--silent")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| format!("spawn azurite-queue: {e}"))
+}
+
 impl Drop for Azurite {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restart_keeps_the_queues_and_their_messages_on_the_same_port() {
+        let mut azurite = Azurite::start().await;
+        let port = azurite.port();
+        azurite.send("kept", "{\"n\":1}").await;
+
+        azurite.restart().await;
+
+        assert_eq!(azurite.port(), port);
+        let bodies = azurite
+            .wait_for_messages("kept", 1, Duration::from_secs(10))
+            .await;
+        assert_eq!(bodies, ["{\"n\":1}"]);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::anvil::DEV_USDC_ADDRESS;
+use crate::anvil::{DEV_DEPOSIT_FACTORY_ADDRESS, DEV_USDC_ADDRESS};
 
 /// chains.dev.toml with its RPC URL replaced by `anvil_url`.
 pub fn dev_chains_toml(anvil_url: &str) -> String {
@@ -30,6 +30,7 @@ pub fn anvil_chain_toml(anvil_url: &str, confirmations: u64, hot_wallets: &[Stri
         max_fee_per_gas_cap_wei = 200000000000
         hot_wallets = [{hot}]
         native = {{ symbol = "ETH", decimals = 18 }}
+        deposit_factory = "{DEV_DEPOSIT_FACTORY_ADDRESS}"
         [[chains.tokens]]
         symbol = "USDC"
         contract = "{DEV_USDC_ADDRESS}"

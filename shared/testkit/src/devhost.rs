@@ -231,6 +231,42 @@ impl Devhost {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// devhost's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process id of the handler devhost runs now (a child of devhost), if one is running.
+    pub fn handler_pid(&self) -> Option<u32> {
+        let parent = self.child.id().to_string();
+        std::fs::read_dir("/proc")
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                // /proc/<pid>/stat: "pid (comm) state ppid ...": comm may hold spaces, so
+                // split after its closing parenthesis.
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        let rest = stat.rsplit_once(')')?.1;
+                        rest.split_whitespace().nth(1).map(|ppid| ppid == parent)
+                    })
+                    .unwrap_or(false)
+            })
+    }
+
+    /// SIGKILLs the handler (devhost restarts it, as the Functions host restarts a dead
+    /// worker); returns its pid, or `None` when no handler was running.
+    pub fn kill_handler(&self) -> Option<u32> {
+        let pid = self.handler_pid()?;
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        killed.then_some(pid)
+    }
+
     /// True while the devhost process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -1,5 +1,5 @@
 //! The whole local stack for end-to-end tests and benchmarks: a fresh migrated PostgreSQL
-//! database, anvil with DevUSDC deployed, Azurite, and (optionally) devhost running `meshpay`
+//! database, anvil with DevUSDC and the DepositFactory deployed, Azurite, and (optionally) devhost running `meshpay`
 //! on this repo's functions with the handler settings a test chooses.
 
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use crate::chains::ChainsFile;
 use crate::devhost::{Devhost, DevhostBuilder};
 use crate::merchant::{Merchant, MerchantSetup, api_key};
 use crate::postgres::TestDb;
+use crate::rpc_proxy::RpcProxy;
 
 /// Functions downstream of the API.
 pub const PIPELINE_FUNCTIONS: [&str; 5] = ["broadcast", "confirm", "settle", "reconcile", "notify"];
@@ -100,6 +101,7 @@ impl HandlerSettings {
 pub struct StackBuilder {
     chain: Option<ChainSetup>,
     devhost: Option<HandlerSettings>,
+    rpc_proxy: Option<u64>,
 }
 
 impl StackBuilder {
@@ -114,6 +116,13 @@ impl StackBuilder {
         self
     }
 
+    /// The handler reaches the chain through an [`RpcProxy`] seeded with `seed` (no faults until
+    /// the test sets them, [`Stack::rpc_proxy`]); the test's own reads go to anvil directly.
+    pub fn rpc_proxy(mut self, seed: u64) -> Self {
+        self.rpc_proxy = Some(seed);
+        self
+    }
+
     /// Runs devhost + `meshpay` with `settings`.
     pub fn devhost(mut self, settings: HandlerSettings) -> Self {
         self.devhost = Some(settings);
@@ -123,7 +132,7 @@ impl StackBuilder {
     pub async fn start(self) -> Stack {
         let chain = async {
             match &self.chain {
-                Some(setup) => Some(start_chain(setup).await),
+                Some(setup) => Some(start_chain(setup, self.rpc_proxy).await),
                 None => None,
             }
         };
@@ -132,8 +141,12 @@ impl StackBuilder {
             chain,
             Azurite::start()
         );
-        let (anvil, chains_file) = chain.unzip();
+        let (anvil, chains_file, rpc_proxy) = match chain {
+            Some((anvil, file, proxy)) => (Some(anvil), Some(file), proxy),
+            None => (None, None, None),
+        };
         let mut stack = Stack {
+            rpc_proxy,
             store: Store::from_pool(db.pool().clone()),
             db,
             anvil,
@@ -149,16 +162,24 @@ impl StackBuilder {
     }
 }
 
-async fn start_chain(setup: &ChainSetup) -> (Anvil, ChainsFile) {
+async fn start_chain(
+    setup: &ChainSetup,
+    proxy_seed: Option<u64>,
+) -> (Anvil, ChainsFile, Option<RpcProxy>) {
     let anvil = Anvil::start().await;
     anvil
         .deploy_dev_usdc_to(&HOT_WALLET_ACCOUNTS, setup.hot_wallet_usdc)
         .await;
+    anvil.deploy_deposit_factory().await;
     if !setup.automine {
         anvil.rpc("evm_setAutomine", json!([false])).await;
     }
-    let file = ChainsFile::dev(anvil.url());
-    (anvil, file)
+    let proxy = match proxy_seed {
+        Some(seed) => Some(RpcProxy::start(anvil.url(), seed).await),
+        None => None,
+    };
+    let file = ChainsFile::dev(proxy.as_ref().map_or(anvil.url(), RpcProxy::url));
+    (anvil, file, proxy)
 }
 
 /// A running stack. Dropping it stops every process and drops the database.
@@ -169,6 +190,7 @@ pub struct Stack {
     anvil: Option<Anvil>,
     chains_file: Option<ChainsFile>,
     devhost: Option<Devhost>,
+    rpc_proxy: Option<RpcProxy>,
     http: reqwest::Client,
 }
 
@@ -177,6 +199,7 @@ impl Stack {
         StackBuilder {
             chain: Some(ChainSetup::default()),
             devhost: None,
+            rpc_proxy: None,
         }
     }
 
@@ -207,6 +230,29 @@ impl Stack {
     /// The chain; panics when the stack was started without one.
     pub fn anvil(&self) -> &Anvil {
         self.anvil.as_ref().expect("stack started without a chain")
+    }
+
+    /// The chains config file the handler reads (the dev one without a chain).
+    pub fn chains_path(&self) -> PathBuf {
+        match &self.chains_file {
+            Some(file) => file.path().to_path_buf(),
+            None => crate::ports::repo_root().join("chains.dev.toml"),
+        }
+    }
+
+    /// The RPC fault proxy between the handler and anvil; panics when the stack was started
+    /// without one ([`StackBuilder::rpc_proxy`]).
+    pub fn rpc_proxy(&self) -> &RpcProxy {
+        self.rpc_proxy
+            .as_ref()
+            .expect("stack started without an RPC proxy")
+    }
+
+    /// devhost, mutable (to restart its handler or read its process); panics without it.
+    pub fn devhost_mut(&mut self) -> &mut Devhost {
+        self.devhost
+            .as_mut()
+            .expect("stack started without devhost")
     }
 
     /// devhost; panics when the stack was started without it.

@@ -9,6 +9,8 @@
 //! 3. Repeat while there is work and run time left (deliveries unblocked by a success go out
 //!    in the same run); then prune old history, a bounded batch per run.
 
+use meshpay_telemetry::span::{self, attr};
+use meshpay_telemetry::{Context, FutureExt as _, KeyValue, metrics, propagation};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -184,8 +186,34 @@ impl Dispatcher {
         }
     }
 
-    /// Signs, sends and records one attempt.
+    /// One attempt as a `notify` span in the trace of the state change it announces.
     async fn deliver(&self, delivery: ClaimedDelivery) -> Option<Recorded> {
+        let parent = propagation::context_from_traceparent(delivery.traceparent.as_deref())
+            .unwrap_or_else(Context::current);
+        let mut attributes = vec![
+            KeyValue::new("meshpay.webhook.event_type", delivery.event_type.clone()),
+            KeyValue::new("meshpay.webhook.attempt", i64::from(delivery.attempt)),
+        ];
+        if let Some(payment) = delivery.payment_id {
+            attributes.push(KeyValue::new(attr::PAYMENT_ID, payment.to_string()));
+        }
+        let context = span::start_child("notify", &parent, attributes);
+        let recorded = self.attempt(delivery).with_context(context.clone()).await;
+        let outcome = match recorded.as_ref().map(|r| &r.verdict) {
+            Some(AttemptVerdict::Succeeded) => "delivered",
+            Some(AttemptVerdict::RetryIn(_)) => "retry",
+            Some(AttemptVerdict::GiveUp) => "failed",
+            Some(AttemptVerdict::DisableEndpoint { .. }) => "endpoint_disabled",
+            None => "unrecorded",
+        };
+        metrics::webhook_delivery(outcome);
+        span::record_on(&context, attr::OUTCOME, outcome);
+        span::end(&context, None);
+        recorded
+    }
+
+    /// Signs, sends and records one attempt.
+    async fn attempt(&self, delivery: ClaimedDelivery) -> Option<Recorded> {
         let started_at = OffsetDateTime::now_utc();
         let clock = Instant::now();
         let associated = delivery.endpoint_id.as_uuid();
@@ -372,6 +400,8 @@ mod tests {
             url: "https://example.com/hook".into(),
             secret_ciphertext: Vec::new(),
             body: "{}".into(),
+            payment_id: None,
+            traceparent: None,
         }
     }
 

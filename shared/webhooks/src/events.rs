@@ -14,13 +14,22 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// Every event type a merchant can subscribe to.
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 15] = [
     "payment.authorized",
     "payment.broadcast",
+    "payment.stalled",
+    "payment.cancelling",
     "payment.confirmed",
     "payment.settled",
     "payment.failed",
     "payment.cancelled",
+    "invoice.pending",
+    "invoice.paid",
+    "invoice.underpaid",
+    "invoice.overpaid",
+    "invoice.expired",
+    "invoice.paid_late",
+    "invoice.cancelled",
 ];
 
 /// Largest body we send (the spec recommends staying under 20 kB).
@@ -86,6 +95,9 @@ struct PaymentDetails<'a> {
     tx_hash: Option<String>,
     block_number: Option<u64>,
     failure_reason: Option<&'a str>,
+    /// Why the payment is stalled (a `payment.stalled` event only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_reason: Option<&'a str>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
 }
@@ -112,6 +124,9 @@ fn details<'a>(payment: &'a Payment, status: &str, chains: &ChainsConfig) -> Pay
         failure_reason: (status == "failed")
             .then_some(payment.failure_reason.as_deref())
             .flatten(),
+        status_reason: (status == "stalled")
+            .then_some(payment.status_reason.as_deref())
+            .flatten(),
         created_at: payment.created_at,
     }
 }
@@ -124,6 +139,9 @@ pub fn render(
     chains: &ChainsConfig,
 ) -> Option<RenderedEvent> {
     let kind = event.payload.get("type")?.as_str()?;
+    if kind.starts_with("invoice.") {
+        return render_invoice(event, kind);
+    }
     let status = event.payload.get("status")?.as_str()?;
     let version = event.payload.get("version")?.as_i64()?;
     if kind != format!("payment.{status}") {
@@ -157,9 +175,49 @@ pub fn render(
     })
 }
 
+/// An invoice event: the outbox row carries its thin `data` already (written with the change
+/// it announces, so it never claims a newer state).
+fn render_invoice(event: &PendingWebhookEvent, kind: &str) -> Option<RenderedEvent> {
+    let data = event.payload.get("data")?.as_object()?;
+    if !EVENT_TYPES.contains(&kind) {
+        return None;
+    }
+    let body = serde_json::json!({
+        "type": kind,
+        "timestamp": event.created_at.format(&time::format_description::well_known::Rfc3339).ok()?,
+        "data": data,
+    });
+    let text = serde_json::to_string(&body).ok()?;
+    (text.len() <= MAX_BODY_BYTES).then(|| RenderedEvent {
+        event_type: kind.to_owned(),
+        body: text,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invoice_event_is_sent_with_the_data_written_with_its_change() {
+        let chains = ChainsConfig::from_toml_str(include_str!("../../../chains.dev.toml")).unwrap();
+        let event = |kind: &str| PendingWebhookEvent {
+            outbox_id: 1,
+            merchant_id: None,
+            payment_id: None,
+            payload: serde_json::json!({
+                "type": kind, "status": "paid", "version": 3,
+                "data": {"object": "invoice", "id": "inv_1", "status": "paid"},
+            }),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let rendered = render(&event("invoice.paid"), None, &chains).unwrap();
+        assert_eq!(rendered.event_type, "invoice.paid");
+        let body: serde_json::Value = serde_json::from_str(&rendered.body).unwrap();
+        assert_eq!(body["data"]["object"], "invoice");
+        assert_eq!(body["timestamp"], "1970-01-01T00:00:00Z");
+        assert!(render(&event("invoice.refunded"), None, &chains).is_none());
+    }
 
     #[test]
     fn event_type_lists_are_validated_deduplicated_and_ordered() {

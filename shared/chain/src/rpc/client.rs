@@ -1,7 +1,8 @@
 //! [`AlloyRpc`]: the JSON-RPC calls over alloy's HTTP provider, each bounded by a timeout.
 
 use std::future::{Future, IntoFuture};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::eips::eip1559::Eip1559Estimation;
@@ -19,8 +20,10 @@ use super::{ChainHead, ChainRpc, ConfirmRpc, LogFacts, ReceiptFacts, RpcFailure,
 /// One chain's node over HTTP (no fillers: the relay sets every field itself).
 #[derive(Clone)]
 pub struct AlloyRpc {
-    provider: DynProvider,
+    pub(super) provider: DynProvider,
     timeout: Duration,
+    /// The chain's name in chains.toml: the label of this client's metrics.
+    chain: Arc<str>,
 }
 
 impl std::fmt::Debug for AlloyRpc {
@@ -39,18 +42,32 @@ impl AlloyRpc {
             .disable_recommended_fillers()
             .connect_http(url)
             .erased();
-        AlloyRpc { provider, timeout }
+        AlloyRpc {
+            provider,
+            timeout,
+            chain: Arc::from("-"),
+        }
     }
 
-    async fn call<T>(
+    /// Labels this client's latency and error metrics with the chain's name.
+    pub fn for_chain(mut self, chain: &str) -> Self {
+        self.chain = Arc::from(chain);
+        self
+    }
+
+    pub(super) async fn call<T>(
         &self,
         method: &'static str,
         request: impl Future<Output = Result<T, TransportError>>,
     ) -> Result<T, RpcFailure> {
-        match tokio::time::timeout(self.timeout, request).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, request).await {
             Err(_) => Err(RpcFailure::Timeout { method }),
             Ok(result) => result.map_err(|e| RpcFailure::from_transport(method, e)),
-        }
+        };
+        let error = result.as_ref().err().map(RpcFailure::kind);
+        meshpay_telemetry::metrics::rpc_call(&self.chain, method, started.elapsed(), error);
+        result
     }
 
     /// `eth_getTransactionCount(address, "pending")`.
@@ -70,6 +87,18 @@ impl AlloyRpc {
     pub async fn eip1559_fees(&self) -> Result<Eip1559Estimation, RpcFailure> {
         self.call("eth_feeHistory", self.provider.estimate_eip1559_fees())
             .await
+    }
+
+    /// The next block's base fee: the last entry of `eth_feeHistory` over the latest block.
+    pub async fn next_base_fee(&self) -> Result<Option<u128>, RpcFailure> {
+        let history = self
+            .call(
+                "eth_feeHistory",
+                self.provider
+                    .get_fee_history(1, BlockNumberOrTag::Latest, &[]),
+            )
+            .await?;
+        Ok(history.next_block_base_fee())
     }
 
     /// `eth_sendRawTransaction`; the node's hash on success.
@@ -176,7 +205,7 @@ impl AlloyRpc {
 }
 
 /// `None` for a receipt of the pending block (no block number or hash yet).
-fn facts(receipt: &TransactionReceipt) -> Option<ReceiptFacts> {
+pub(super) fn facts(receipt: &TransactionReceipt) -> Option<ReceiptFacts> {
     Some(ReceiptFacts {
         tx_hash: receipt.transaction_hash,
         success: receipt.status(),
@@ -203,6 +232,9 @@ fn facts(receipt: &TransactionReceipt) -> Option<ReceiptFacts> {
 
 #[async_trait::async_trait]
 impl ChainRpc for AlloyRpc {
+    async fn next_base_fee(&self) -> Result<Option<u128>, RpcFailure> {
+        AlloyRpc::next_base_fee(self).await
+    }
     async fn pending_nonce(&self, address: Address) -> Result<u64, RpcFailure> {
         AlloyRpc::pending_nonce(self, address).await
     }

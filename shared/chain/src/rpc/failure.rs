@@ -37,6 +37,20 @@ pub enum RpcFailure {
     },
 }
 
+impl RpcFailure {
+    /// The failure's kind as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RpcFailure::Timeout { .. } => "timeout",
+            RpcFailure::Transport { .. } => "transport",
+            RpcFailure::Http { status: 429, .. } => "throttled",
+            RpcFailure::Http { .. } => "http",
+            RpcFailure::Rpc { .. } => "rpc",
+            RpcFailure::Decode { .. } => "decode",
+        }
+    }
+}
+
 /// Longest error text kept (bodies can be whole HTML pages).
 const MAX_TEXT: usize = 500;
 

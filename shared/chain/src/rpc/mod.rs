@@ -6,6 +6,7 @@
 //! [`ConfirmRpc`] for confirming), so its tests can script a node or put a faulty one in front
 //! of a real anvil; [`AlloyRpc`] implements both.
 
+mod books;
 mod classify;
 mod client;
 mod failure;
@@ -14,6 +15,7 @@ use alloy::eips::eip1559::Eip1559Estimation;
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::rpc::types::TransactionRequest;
 
+pub use books::{BooksRpc, PinnedBlock, TxFacts};
 pub use classify::{SendClass, classify_send};
 pub use client::AlloyRpc;
 pub use failure::RpcFailure;
@@ -40,6 +42,12 @@ pub trait ChainRpc: Send + Sync + 'static {
     /// The transactions of block `number` (`eth_getBlockByNumber` with bodies); `None` when
     /// the node does not have that block.
     async fn block_transactions(&self, number: u64) -> Result<Option<Vec<TxRef>>, RpcFailure>;
+    /// The next block's base fee (`eth_feeHistory`), when the node reports one: a transaction
+    /// whose max fee is below it cannot be included. `None` by default (fee replacement then
+    /// goes by the fee estimate alone).
+    async fn next_base_fee(&self) -> Result<Option<u128>, RpcFailure> {
+        Ok(None)
+    }
 }
 
 /// Who sent a mined transaction, on which nonce.

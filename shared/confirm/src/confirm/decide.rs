@@ -1,23 +1,25 @@
 //! Acting on what the checks saw: confirm, fail or park a final receipt, or wait for more.
 
-use meshpay_domain::{Charges, PaymentEvent, PaymentId, PaymentStatus, ResolveError};
+use meshpay_domain::{Charges, PaymentEvent, PaymentId, PaymentStatus, ResolveError, transition};
 use meshpay_store::confirmations::{self, CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
+use meshpay_store::replacements::is_cancellation;
 use meshpay_store::transactions::{self, TxAttempt};
 use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
 use serde_json::json;
 
-use super::{ConfirmOutcome, Ignored, Seen, Target};
+use super::{ConfirmOutcome, Ignored, Seen};
 use crate::receipt::{ReceiptFacts, Verdict};
 use crate::{ConfirmError, ConfirmMessage, Pipeline};
 
 impl Pipeline {
-    /// A final receipt: confirm, fail, or park for review. `earlier`: what this invocation's
-    /// previous checks saw (kept in the record).
+    /// A final receipt of `mined` (an attempt of the live nonce): confirm, fail, cancel, or
+    /// park for review. `earlier`: what this invocation's previous checks saw (kept in the
+    /// record).
     pub(super) async fn decide(
         &self,
         payment: &Payment,
         claim: &ConfirmClaim,
-        target: &Target<'_>,
+        mined: &TxAttempt,
         receipt: ReceiptFacts,
         verdict: Verdict,
         earlier: Seen,
@@ -52,7 +54,25 @@ impl Pipeline {
                 Some(reason),
             )
         };
+        let cancellation = is_cancellation(mined);
         let (event, outcome, detail) = match verdict {
+            _ if cancellation && payment.status != PaymentStatus::Cancelling => {
+                let reason = format!(
+                    "a cancellation of this payment ({}) is mined while the payment is {}",
+                    receipt.tx_hash, payment.status
+                );
+                return self.park(payment.id, claim, review(reason)).await;
+            }
+            // Whatever it did besides, the nonce is used by the cancellation: the transfer can
+            // never be mined; the gas it burnt is the merchant's.
+            _ if cancellation => (
+                PaymentEvent::CancelMined { network_fee },
+                CheckOutcome::Cancelled,
+                Some(format!(
+                    "cancelled by transaction {} in block {}",
+                    receipt.tx_hash, receipt.block_number
+                )),
+            ),
             Verdict::Transferred => (PaymentEvent::Confirm, CheckOutcome::Confirmed, None),
             Verdict::Reverted => failed(format!(
                 "transaction {} reverted in block {}",
@@ -88,25 +108,26 @@ impl Pipeline {
             ..CheckRecord::new(outcome)
         };
         let patch = PaymentPatch {
+            tx_hash: Some(mined.tx_hash),
             block_hash: Some(receipt.block_hash),
             block_number: Some(receipt.block_number),
             ..PaymentPatch::default()
         };
         if !self
-            .commit(
-                payment.id,
-                claim,
-                &target.attempt,
-                event,
-                patch,
-                data,
-                &record,
-            )
+            .commit(payment.id, claim, mined, event, patch, data, &record)
             .await?
         {
             return Ok(ConfirmOutcome::Ignored {
                 payment_id: payment.id,
                 reason: Ignored::Raced,
+            });
+        }
+        if cancellation {
+            tracing::info!(payment = %payment.id, tx_hash = %receipt.tx_hash, %network_fee,
+                "payment cancelled on chain; cancellation fee charged, rest of the hold released");
+            return Ok(ConfirmOutcome::Cancelled {
+                payment_id: payment.id,
+                tx_hash: receipt.tx_hash,
             });
         }
         Ok(match detail {
@@ -132,8 +153,8 @@ impl Pipeline {
     }
 
     /// Applies the status change and ends the chain in one transaction. `false`: the payment
-    /// is no longer in broadcast, its live transaction is another one, or the chain lost its
-    /// lease (a review flag) (nothing written).
+    /// is no longer in flight, `attempt` is not on its live nonce any more, or the chain lost
+    /// its lease (a review flag) (nothing written).
     #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
@@ -146,8 +167,9 @@ impl Pipeline {
         record: &CheckRecord,
     ) -> Result<bool, ConfirmError> {
         let mut db = self.store.begin().await?;
-        let Some((PaymentStatus::Broadcast, version)) =
-            transactions::lock_payment(&mut db, payment_id).await?
+        let Some((status, version)) = transactions::lock_payment(&mut db, payment_id)
+            .await?
+            .filter(|(status, _)| status.is_in_flight())
         else {
             drop(db);
             self.store
@@ -158,7 +180,10 @@ impl Pipeline {
         let live = transactions::live_attempt(&mut db, payment_id).await?;
         let chain_holds =
             confirmations::lock_confirm_chain(&mut db, payment_id, claim.poller).await?;
-        if !chain_holds || live.is_none_or(|live| live.id != attempt.id) {
+        let on_live_nonce = live.is_some_and(|live| {
+            live.id == attempt.id || (live.nonce == attempt.nonce && live.from == attempt.from)
+        });
+        if !chain_holds || !on_live_nonce || transition(status, &event).is_err() {
             drop(db);
             self.store
                 .release_confirm_poller(payment_id, claim.poller)

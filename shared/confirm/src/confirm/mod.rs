@@ -13,9 +13,16 @@
 //! ```
 //!
 //! A status change is applied under the payment's row lock and only if the transaction we
-//! checked is still the payment's live attempt (the broadcast step may have replaced it).
-//! Every check also asks for receipts of the payment's earlier attempts: one of those mined
-//! parks the payment for review before anything is re-sent.
+//! checked is still one of the payment's attempts on its live nonce (the broadcast step may
+//! have replaced it since).
+//!
+//! Attempts on the live nonce (the live one and those it replaced: fee bumps, a cancellation)
+//! are all watched: whichever is mined decides, and its own receipt gives the fee charged. A
+//! mined cancellation (`cancelling` payment) ends the payment `cancelled` with its fee charged;
+//! a mined transfer confirms it whatever its status (`broadcast`, `stalled`, `cancelling`).
+//! Attempts on other nonces (a re-sign) mined park the payment for review before anything is
+//! re-sent. While the live transaction is pending, each invocation's last check hands the
+//! payment to the broadcast step too, which re-prices it when due (`meshpay_relay::fee_policy`).
 
 mod decide;
 mod observe;
@@ -26,6 +33,7 @@ use meshpay_chain::rpc::ConfirmRpc;
 use meshpay_domain::{B256, PaymentId, PaymentStatus};
 use meshpay_store::Payment;
 use meshpay_store::confirmations::{CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
+use meshpay_store::replacements::is_cancellation;
 use meshpay_store::transactions::TxAttempt;
 
 use crate::finality::FinalityPolicy;
@@ -64,6 +72,12 @@ pub enum ConfirmOutcome {
         payment_id: PaymentId,
         reason: String,
     },
+    /// The payment's cancellation was mined: cancelled, its network fee charged, the rest of
+    /// the hold released; the recipient received nothing.
+    Cancelled {
+        payment_id: PaymentId,
+        tx_hash: B256,
+    },
     /// Not final yet: write `next` to `payments-confirm`. `rebroadcast`: re-sending the stored
     /// bytes was refused, so the broadcast step (which owns that policy) gets a message too.
     Waiting {
@@ -89,6 +103,8 @@ enum Observation {
     /// (nothing is re-sent, confirmed or failed).
     Review(String),
     Final {
+        /// The attempt of the live nonce that is mined.
+        mined: Box<TxAttempt>,
         receipt: ReceiptFacts,
         verdict: Verdict,
     },
@@ -121,10 +137,27 @@ struct Target<'a> {
     rpc: &'a dyn ConfirmRpc,
     policy: FinalityPolicy,
     attempt: TxAttempt,
-    /// The payment's other transactions (earlier attempts): watched too, so one of them
-    /// being mined is seen.
+    /// The attempts the live one replaced on its nonce (fee bumps, the transfer a cancellation
+    /// replaced): any of them may be the one mined.
+    rivals: Vec<TxAttempt>,
+    /// The payment's transactions on other nonces (earlier attempts): watched too, so one of
+    /// them being mined is seen.
     earlier: Vec<TxAttempt>,
     expected: ExpectedTransfer,
+}
+
+/// The stored bytes say what the attempt claims: the payment's transfer, or (a cancellation)
+/// a 0-value transfer from the hot wallet to itself.
+fn check_attempt_bytes(attempt: &TxAttempt, transfer: &ExpectedTransfer) -> Result<(), String> {
+    if is_cancellation(attempt) {
+        let cancel = ExpectedTransfer::Native {
+            from: attempt.from,
+            to: attempt.from,
+            amount: meshpay_domain::U256::ZERO,
+        };
+        return check_signed_bytes(&attempt.raw, attempt.tx_hash, &cancel);
+    }
+    check_signed_bytes(&attempt.raw, attempt.tx_hash, transfer)
 }
 
 impl Pipeline {
@@ -136,7 +169,7 @@ impl Pipeline {
             return ignored(Ignored::UnknownPayment);
         };
         match payment.status {
-            PaymentStatus::Broadcast => {}
+            PaymentStatus::Broadcast | PaymentStatus::Stalled | PaymentStatus::Cancelling => {}
             PaymentStatus::Confirmed => return Ok(ConfirmOutcome::AlreadyConfirmed { payment_id }),
             status => return ignored(Ignored::Status(status)),
         }
@@ -191,22 +224,26 @@ impl Pipeline {
             payment.recipient,
             payment.charges.amount.base_units(),
         );
-        if let Err(problem) = check_signed_bytes(&attempt.raw, attempt.tx_hash, &expected) {
-            return Ok(Err(format!(
-                "stored transaction does not match the payment: {problem}"
-            )));
-        }
-        let earlier = self
+        let (rivals, earlier): (Vec<_>, Vec<_>) = self
             .store
             .payment_transactions(payment.id)
             .await?
             .into_iter()
             .filter(|other| other.id != attempt.id)
-            .collect();
+            .partition(|other| other.nonce == attempt.nonce && other.from == attempt.from);
+        for watched in std::iter::once(&attempt).chain(&rivals) {
+            if let Err(problem) = check_attempt_bytes(watched, &expected) {
+                return Ok(Err(format!(
+                    "stored transaction {} does not match the payment: {problem}",
+                    watched.tx_hash
+                )));
+            }
+        }
         Ok(Ok(Target {
             rpc: rpc.as_ref(),
             policy: FinalityPolicy::of(chain),
             attempt,
+            rivals,
             earlier,
             expected,
         }))
@@ -257,13 +294,17 @@ impl Pipeline {
                     };
                     return self.park(payment.id, claim, record).await;
                 }
-                Observation::Final { receipt, verdict } => {
+                Observation::Final {
+                    mined,
+                    receipt,
+                    verdict,
+                } => {
                     let seen = Seen {
                         reorg: reorg_seen,
                         resent,
                     };
                     return self
-                        .decide(payment, claim, &target, receipt, verdict, seen)
+                        .decide(payment, claim, &mined, receipt, verdict, seen)
                         .await;
                 }
                 Observation::Pending {
@@ -275,9 +316,16 @@ impl Pipeline {
                     let pause = self.next_check(&target.attempt);
                     let out_of_time = Instant::now() + pause > deadline;
                     if rebroadcast || out_of_time {
+                        // Still pending after this invocation: the broadcast step checks
+                        // whether it is due for re-pricing (or a cancellation is to be sent).
+                        let fee_check = record.outcome == CheckOutcome::NotMined
+                            || payment.status == PaymentStatus::Cancelling
+                                && !is_cancellation(&target.attempt);
                         record.reorg_seen = reorg_seen;
                         record.resent = resent;
-                        return self.wait_more(payment.id, claim, record, rebroadcast).await;
+                        return self
+                            .wait_more(payment.id, claim, record, rebroadcast || fee_check)
+                            .await;
                     }
                     tokio::time::sleep(pause).await;
                 }

@@ -42,20 +42,28 @@ impl Pipeline {
                 }
             }
         }
-        let hash = target.attempt.tx_hash;
-        let receipt = match target.rpc.receipt(hash).await {
-            Ok(receipt) => receipt,
-            Err(failure) => {
-                return Ok(pending(
-                    CheckOutcome::RpcError,
-                    failure.to_string(),
-                    last_seen,
-                ));
+        // The live attempt first, then the ones it replaced on the same nonce.
+        let mut found = None;
+        for candidate in std::iter::once(&target.attempt).chain(&target.rivals) {
+            match target.rpc.receipt(candidate.tx_hash).await {
+                Ok(None) => {}
+                Ok(Some(receipt)) => {
+                    found = Some((candidate, receipt));
+                    break;
+                }
+                Err(failure) => {
+                    return Ok(pending(
+                        CheckOutcome::RpcError,
+                        failure.to_string(),
+                        last_seen,
+                    ));
+                }
             }
-        };
-        let Some(receipt) = receipt else {
+        }
+        let Some((mined, receipt)) = found else {
             return self.not_mined(target, last_seen.is_some(), resent).await;
         };
+        let hash = mined.tx_hash;
         let seen = Inclusion {
             tx_hash: hash,
             block_number: receipt.block_number,
@@ -88,8 +96,13 @@ impl Pipeline {
             }
             return Ok(observation);
         }
+        // A cancellation's receipt is judged by the decision (it only spends gas).
         let verdict = verify_receipt(&target.expected, &receipt);
-        Ok(Observation::Final { receipt, verdict })
+        Ok(Observation::Final {
+            mined: Box::new(mined.clone()),
+            receipt,
+            verdict,
+        })
     }
 
     /// No receipt: pending in the pool, or dropped (never arrived, evicted, or its block left

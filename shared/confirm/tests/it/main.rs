@@ -8,5 +8,6 @@ mod flows;
 mod lease;
 mod reconcile;
 mod reorgs;
+mod replacement;
 mod review;
 mod support;

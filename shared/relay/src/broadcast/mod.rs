@@ -1,11 +1,18 @@
 //! [`Relay::broadcast`]: one delivery of a `payments-broadcast` message.
 //!
 //! ```text
-//! authorized ─plan (gas, fees, nonce floor: RPC, no locks)─▶ ONE db transaction:
-//!     lock payment row → allocate nonce (wallet row lock) → sign → store attempt
-//!     → authorized→broadcast (version check, event) → commit
+//! authorized ─plan (gas, fees, nonce floor: RPC, no locks)─▶ reserve (short db transaction,
+//!     lock and statement timeouts): lock payment row → allocate nonce (wallet row lock, held
+//!     only for the counter bump) → in-flight window check → store the reservation (every
+//!     field of the transaction) → commit
+//!   ─(fault hook)─▶ sign the reservation (no transaction open, no lock held; Key Vault's
+//!     latency and 429 retries delay only this payment; a failure hands the nonce back)
+//!   ─(fault hook)─▶ store (short db transaction): lock payment row → take the reservation →
+//!     store attempt → authorized→broadcast (event) → commit
 //!   ─(fault hook)─▶ record the send's start (payment lock) ─▶ send stored bytes ─(fault hook)─▶
 //!   record the answer ─▶ classify
+//! authorized with a reservation (an earlier delivery stopped before storing) ─▶ sign the
+//!     reserved transaction again (same fields, same nonce) ─▶ store ─▶ send
 //! broadcast ─▶ send the stored live attempt again (never a new nonce)
 //! ```
 //!
@@ -30,11 +37,14 @@ mod sign;
 use alloy::primitives::Address;
 use meshpay_domain::PaymentStatus;
 use meshpay_store::Payment;
+use meshpay_store::transactions::NonceReservation;
 
 use crate::fault::FaultPoint;
 use crate::fees::Fees;
 use crate::transfer::TransferCall;
-use crate::{BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayError};
+use crate::{
+    BroadcastOutcome, ChainContext, Delivery, Ignored, Relay, RelayConfigError, RelayError,
+};
 
 /// Re-reads after losing a race with another delivery of the same message.
 const MAX_RACES: usize = 3;
@@ -82,7 +92,29 @@ impl Relay {
                         return Ok(outcome);
                     }
                 }
-                PaymentStatus::Broadcast => return self.resend(&payment, delivery).await,
+                status if status.is_in_flight() => {
+                    // A pending transaction is re-priced first when due; otherwise a broadcast
+                    // payment's stored bytes are sent again as before.
+                    let repriced = self
+                        .reprice(payment_id, crate::RepriceMode::IfDue)
+                        .await
+                        .inspect_err(|error| {
+                            tracing::warn!(payment = %payment_id, %error, "fee check failed")
+                        });
+                    return match repriced {
+                        // Resumed from `stalled`: its bytes may have left every pool meanwhile.
+                        Ok(crate::RepriceOutcome::NotDue { resumed: true }) => {
+                            self.resend(&payment, delivery).await
+                        }
+                        Ok(crate::RepriceOutcome::NotDue { .. }) | Err(_)
+                            if status == PaymentStatus::Broadcast =>
+                        {
+                            self.resend(&payment, delivery).await
+                        }
+                        Ok(outcome) => Ok(BroadcastOutcome::Repriced(outcome)),
+                        Err(error) => Err(error),
+                    };
+                }
                 status => {
                     return Ok(BroadcastOutcome::Ignored {
                         payment_id,
@@ -99,6 +131,13 @@ impl Relay {
     }
 
     async fn first_send(&self, payment: &Payment, delivery: Delivery) -> Result<Step, RelayError> {
+        if let Some(reserved) = self.store.nonce_reservation(payment.id).await? {
+            tracing::info!(
+                payment = %payment.id, from = %reserved.from, nonce = reserved.nonce,
+                age = ?reserved.age(), "signing the nonce an earlier delivery reserved"
+            );
+            return self.sign_store_send(payment, reserved, delivery).await;
+        }
         let plan = match self.plan(payment).await {
             Ok(plan) => plan,
             Err(PlanError::Fatal(reason)) => return self.fail_unsigned(payment, reason).await,
@@ -111,11 +150,33 @@ impl Relay {
             }
             Err(PlanError::Retry(error)) => return Err(error),
         };
-        let Some(attempt) = self.sign_and_store(payment, &plan).await? else {
+        let Some(reserved) = self.reserve(payment, &plan).await? else {
+            return Ok(Step::Raced);
+        };
+        self.sign_store_send(payment, reserved, delivery).await
+    }
+
+    /// A reserved nonce: sign (no lock held), store, send. Also where a delivery resumes when
+    /// an earlier one reserved the nonce and stopped before storing: the same transaction is
+    /// signed again.
+    async fn sign_store_send(
+        &self,
+        payment: &Payment,
+        reserved: NonceReservation,
+        delivery: Delivery,
+    ) -> Result<Step, RelayError> {
+        self.fault_point(FaultPoint::AfterReserveBeforeSign, delivery)?;
+        let signed = self.sign_reserved(&reserved).await?;
+        self.fault_point(FaultPoint::AfterSignBeforeStore, delivery)?;
+        let Some(attempt) = self.store_signed(payment, &reserved, signed).await? else {
             return Ok(Step::Raced);
         };
         self.fault_point(FaultPoint::AfterPersistBeforeSend, delivery)?;
-        let outcome = self.send(plan.ctx, attempt, delivery).await?;
+        let ctx = self
+            .chains
+            .get(&attempt.chain)
+            .ok_or_else(|| RelayConfigError::UnknownChain(attempt.chain.clone()))?;
+        let outcome = self.send(ctx, attempt, delivery).await?;
         Ok(Step::Done(outcome))
     }
 }

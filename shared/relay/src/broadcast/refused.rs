@@ -6,7 +6,7 @@ use alloy::consensus::TxEnvelope;
 use alloy::eips::eip2718::Decodable2718;
 use meshpay_chain::rpc::{RpcFailure, SendClass};
 use meshpay_domain::{PaymentEvent, PaymentStatus};
-use meshpay_store::transactions::{self, AttemptStatus, NewTxAttempt, NonceAllocation, TxAttempt};
+use meshpay_store::transactions::{self, AttemptStatus, NewTxAttempt, NonceSource, TxAttempt};
 use meshpay_store::{Transition, apply_transition};
 use serde_json::json;
 
@@ -298,7 +298,7 @@ fn decode_stored(attempt: &TxAttempt) -> Result<(TransferCall, TxParams), RelayE
 /// Event data recorded with broadcast/fail events: the attempt's identity and fees.
 pub(super) fn attempt_json(
     attempt: &TxAttempt,
-    alloc: Option<NonceAllocation>,
+    source: Option<NonceSource>,
     capped: bool,
 ) -> serde_json::Value {
     let mut data = json!({
@@ -310,8 +310,8 @@ pub(super) fn attempt_json(
         "max_fee_per_gas": attempt.max_fee_per_gas_wei.to_string(),
         "max_priority_fee_per_gas": attempt.max_priority_fee_per_gas_wei.to_string(),
     });
-    if let Some(alloc) = alloc {
-        data["nonce_source"] = json!(format!("{:?}", alloc.source).to_ascii_lowercase());
+    if let Some(source) = source {
+        data["nonce_source"] = json!(format!("{source:?}").to_ascii_lowercase());
     }
     if capped {
         data["fee_capped"] = json!(true);

@@ -102,6 +102,9 @@ impl Relay {
             self.store
                 .record_refusal(attempt.id, &failure.to_string())
                 .await?;
+            if crate::replace::is_fee_refusal(&failure) {
+                return self.reprice_refused(ctx, &attempt, failure).await;
+            }
             match class {
                 SendClass::NonceTooLow => {
                     match self

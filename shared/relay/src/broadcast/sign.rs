@@ -1,10 +1,12 @@
-//! Before anything is sent: the plan (gas, fees, nonce floor), then ONE database transaction
-//! that allocates the nonce, signs within the quote and stores the bytes.
+//! Before anything is sent: the plan (gas, fees, nonce floor), a short transaction that
+//! reserves the nonce with the transaction's fields, the signature with no lock held, and a
+//! short transaction that stores the bytes.
 
 use alloy::primitives::Address;
 use meshpay_domain::{PaymentEvent, PaymentStatus};
 use meshpay_store::transactions::{
-    self, NewTxAttempt, NonceAllocation, NonceSource, TxAttempt, WalletHealth,
+    self, NewReservation, NewTxAttempt, NonceAllocation, NonceReservation, NonceSource, TxAttempt,
+    WalletHealth,
 };
 use meshpay_store::{Payment, PaymentPatch, StoreError, Transition, apply_transition};
 use serde_json::json;
@@ -13,7 +15,7 @@ use super::refused::attempt_json;
 use super::{Plan, PlanError, Step};
 use crate::fault::{FaultMode, FaultPoint};
 use crate::fees::{self, Bounded, Fees, QuotedGas};
-use crate::transfer::{self, TransferCall, TxParams};
+use crate::transfer::{self, SignedTransfer, TransferCall, TxParams};
 use crate::{BroadcastOutcome, Delivery, Relay, RelayConfigError, RelayError};
 
 impl Relay {
@@ -92,22 +94,26 @@ impl Relay {
         })
     }
 
-    /// The one transaction: nonce, signature, stored bytes and the status change commit
-    /// together or not at all. `None`: another delivery got here first.
-    pub(super) async fn sign_and_store(
+    /// The first short transaction: the payment still `authorized` at the version read, a
+    /// nonce allocated (the wallet's row is locked only until this commits), the window
+    /// checked, and every field of the transaction to sign stored as the payment's
+    /// reservation. `None`: another delivery moved the payment on first. A reservation another
+    /// delivery made meanwhile is returned as it is (both sign the same transaction; one
+    /// stores it).
+    pub(super) async fn reserve(
         &self,
         payment: &Payment,
         plan: &Plan<'_>,
-    ) -> Result<Option<TxAttempt>, RelayError> {
+    ) -> Result<Option<NonceReservation>, RelayError> {
         let ctx = plan.ctx;
-        let signer = ctx
-            .wallets
-            .signer(plan.wallet)
-            .ok_or(RelayConfigError::NoSigner(plan.wallet))?;
         let mut db = self.store.begin().await?;
+        transactions::set_timeouts(&mut db, self.config.db_timeouts).await?;
         match transactions::lock_payment(&mut db, payment.id).await? {
             Some((PaymentStatus::Authorized, version)) if version == payment.version => {}
             _ => return Ok(None),
+        }
+        if let Some(reserved) = transactions::reservation_of(&mut db, payment.id).await? {
+            return Ok(Some(reserved));
         }
         let alloc = match transactions::allocate_nonce(
             &mut db,
@@ -120,17 +126,10 @@ impl Relay {
             Ok(alloc) => alloc,
             Err(error) => return Err(self.refused_allocation(db, error).await),
         };
+        // Over the window: rolled back (dropping `db`), so no nonce is handed out.
         self.check_backlog(plan.wallet, alloc)?;
         check_within_hold(payment, plan.gas_limit, plan.fees.max_fee_per_gas_wei)?;
-        let params = TxParams {
-            chain_id: ctx.chain.chain_id,
-            nonce: alloc.nonce,
-            gas_limit: plan.gas_limit,
-            max_fee_per_gas_wei: plan.fees.max_fee_per_gas_wei,
-            max_priority_fee_per_gas_wei: plan.fees.max_priority_fee_per_gas_wei,
-        };
-        let signed = transfer::sign(signer.as_ref(), plan.wallet, &plan.call, params).await?;
-        let new = NewTxAttempt {
+        let new = NewReservation {
             payment_id: payment.id,
             chain: ctx.chain.name.clone(),
             chain_id: ctx.chain.chain_id,
@@ -138,26 +137,132 @@ impl Relay {
             nonce: alloc.nonce,
             to: plan.call.to,
             value_wei: plan.call.value_wei,
+            input: plan.call.input.to_vec(),
             gas_limit: plan.gas_limit,
             max_fee_per_gas_wei: plan.fees.max_fee_per_gas_wei,
             max_priority_fee_per_gas_wei: plan.fees.max_priority_fee_per_gas_wei,
+            fee_capped: plan.fees.capped,
+            source: alloc.source,
+        };
+        let reserved = transactions::insert_reservation(&mut db, &new).await?;
+        db.commit().await?;
+        tracing::debug!(
+            payment = %payment.id, chain = %ctx.chain.name, from = %plan.wallet,
+            nonce = alloc.nonce, source = ?alloc.source, in_flight = alloc.in_flight,
+            "nonce reserved"
+        );
+        Ok(Some(reserved))
+    }
+
+    /// Signs the reserved transaction with no transaction open and no row locked, so the
+    /// signer's latency and its retries (Key Vault throttling) hold up nothing but this
+    /// payment. A failure hands the nonce back (see [`Relay::release_reserved`]) before the
+    /// error is returned for the message to be retried.
+    pub(super) async fn sign_reserved(
+        &self,
+        reserved: &NonceReservation,
+    ) -> Result<SignedTransfer, RelayError> {
+        let signed = async {
+            let ctx = self
+                .chains
+                .get(&reserved.chain)
+                .ok_or_else(|| RelayConfigError::UnknownChain(reserved.chain.clone()))?;
+            let signer = ctx
+                .wallets
+                .signer(reserved.from)
+                .ok_or(RelayConfigError::NoSigner(reserved.from))?;
+            let (call, params) = reserved_transaction(reserved);
+            transfer::sign(signer.as_ref(), reserved.from, &call, params).await
+        }
+        .await;
+        match signed {
+            Ok(signed) => Ok(signed),
+            Err(error) => {
+                self.release_reserved(reserved, &error).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Hands a reservation's nonce back after its signing failed: the counter rewinds, or the
+    /// nonce becomes a gap the wallet's next allocation (or reconcile's gap fill) takes. No
+    /// signed bytes exist that anyone holds, so the nonce is free; the next delivery reserves
+    /// afresh.
+    async fn release_reserved(
+        &self,
+        reserved: &NonceReservation,
+        error: &RelayError,
+    ) -> Result<(), RelayError> {
+        let mut db = self.store.begin().await?;
+        transactions::set_timeouts(&mut db, self.config.db_timeouts).await?;
+        transactions::lock_payment(&mut db, reserved.payment_id).await?;
+        let release = transactions::release_reservation(&mut db, reserved).await?;
+        db.commit().await?;
+        tracing::warn!(
+            payment = %reserved.payment_id, from = %reserved.from, nonce = reserved.nonce,
+            ?release, %error, "signing failed: reserved nonce handed back"
+        );
+        Ok(())
+    }
+
+    /// The second short transaction: the signed bytes stored as the payment's attempt, its
+    /// reservation taken, authorized → broadcast. `None`: the reservation is gone (another
+    /// delivery stored its own signature of it, or it was handed back) or the payment left
+    /// `authorized`; these bytes are dropped unsent. A payment that left `authorized` without
+    /// a transaction (cancelled meanwhile) hands the reserved nonce back here.
+    pub(super) async fn store_signed(
+        &self,
+        payment: &Payment,
+        reserved: &NonceReservation,
+        signed: SignedTransfer,
+    ) -> Result<Option<TxAttempt>, RelayError> {
+        let mut db = self.store.begin().await?;
+        transactions::set_timeouts(&mut db, self.config.db_timeouts).await?;
+        let version = match transactions::lock_payment(&mut db, payment.id).await? {
+            Some((PaymentStatus::Authorized, version)) => version,
+            Some(_) => {
+                if let Some(release) = transactions::release_reservation(&mut db, reserved).await? {
+                    tracing::warn!(
+                        payment = %payment.id, nonce = reserved.nonce, ?release,
+                        "payment left authorized while signing: reserved nonce handed back"
+                    );
+                }
+                db.commit().await?;
+                return Ok(None);
+            }
+            None => return Ok(None),
+        };
+        if !transactions::take_reservation(&mut db, reserved.id).await? {
+            return Ok(None);
+        }
+        let new = NewTxAttempt {
+            payment_id: payment.id,
+            chain: reserved.chain.clone(),
+            chain_id: reserved.chain_id,
+            from: reserved.from,
+            nonce: reserved.nonce,
+            to: reserved.to,
+            value_wei: reserved.value_wei,
+            gas_limit: reserved.gas_limit,
+            max_fee_per_gas_wei: reserved.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: reserved.max_priority_fee_per_gas_wei,
             tx_hash: signed.hash,
             raw: signed.raw,
         };
         let attempt = transactions::insert_attempt(&mut db, &new).await?;
-        let mut t = Transition::new(payment.id, payment.version, PaymentEvent::Broadcast);
+        let mut t = Transition::new(payment.id, version, PaymentEvent::Broadcast);
         t.patch = PaymentPatch {
-            hot_wallet: Some(plan.wallet),
+            hot_wallet: Some(reserved.from),
             tx_hash: Some(attempt.tx_hash),
             nonce: Some(attempt.nonce),
             ..PaymentPatch::default()
         };
-        t.data = attempt_json(&attempt, Some(alloc), plan.fees.capped);
+        t.data = attempt_json(&attempt, Some(reserved.source), reserved.fee_capped);
         apply_transition(&mut db, &t).await?;
         db.commit().await?;
         tracing::info!(
-            payment = %payment.id, chain = %ctx.chain.name, from = %plan.wallet,
-            nonce = alloc.nonce, tx_hash = %attempt.tx_hash, source = ?alloc.source,
+            payment = %payment.id, chain = %reserved.chain, from = %reserved.from,
+            nonce = attempt.nonce, tx_hash = %attempt.tx_hash, source = ?reserved.source,
             "transaction signed and stored"
         );
         Ok(Some(attempt))
@@ -240,12 +345,20 @@ impl Relay {
             Some((PaymentStatus::Authorized, version)) if version == payment.version => {}
             _ => return Ok(Step::Raced),
         }
+        // A reservation of an earlier delivery goes back with the payment's failure.
+        let release = match transactions::reservation_of(&mut db, payment.id).await? {
+            Some(reserved) => transactions::release_reservation(&mut db, &reserved).await?,
+            None => None,
+        };
         let mut t = Transition::new(
             payment.id,
             payment.version,
             PaymentEvent::fail(reason.clone()),
         );
         t.data = json!({ "stage": "before_signing" });
+        if let Some(release) = release {
+            t.data["nonce_release"] = json!(format!("{release:?}").to_ascii_lowercase());
+        }
         apply_transition(&mut db, &t).await?;
         db.commit().await?;
         tracing::warn!(payment = %payment.id, %reason, "payment failed before signing");
@@ -313,4 +426,22 @@ pub(super) fn check_within_hold(
         });
     }
     Ok(())
+}
+
+/// The call and parameters a reservation stands for (what is signed, field for field).
+fn reserved_transaction(reserved: &NonceReservation) -> (TransferCall, TxParams) {
+    (
+        TransferCall {
+            to: reserved.to,
+            value_wei: reserved.value_wei,
+            input: reserved.input.clone().into(),
+        },
+        TxParams {
+            chain_id: reserved.chain_id,
+            nonce: reserved.nonce,
+            gas_limit: reserved.gas_limit,
+            max_fee_per_gas_wei: reserved.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: reserved.max_priority_fee_per_gas_wei,
+        },
+    )
 }

@@ -167,3 +167,66 @@ async fn reconcile_fills_a_stale_gap_on_a_quiet_wallet_with_a_self_transfer() {
     assert!(relay.fill_stale_gaps(8, deadline()).await.is_empty());
     stack.finish().await;
 }
+
+#[tokio::test]
+async fn a_gap_fill_left_under_a_rising_base_fee_is_re_priced_on_its_nonce_and_mined() {
+    let stack = RelayStack::start_with_wallets(&[1]).await;
+    let wallet = stack.wallets[0];
+    stack.rpc_call("evm_setAutomine", json!([false])).await;
+    let faulty = FaultyRpc::new(stack.rpc());
+    gap_at_zero(&stack, &faulty, 2).await;
+    sqlx::query("UPDATE wallet_nonce_gaps SET created_at = now() - interval '10 minutes'")
+        .execute(stack.store.pool())
+        .await
+        .unwrap();
+    let config = RelayConfig {
+        gap_fill_after: Duration::from_secs(60),
+        ..RelayConfig::default()
+    };
+    let relay = stack.relay_with(stack.rpc(), config);
+    let deadline = || Instant::now() + Duration::from_secs(30);
+    let filled = relay.fill_stale_gaps(8, deadline()).await;
+    assert_eq!(filled.len(), 1, "{filled:?}");
+    let first = filled[0].tx_hash.unwrap();
+    let (max_fee,): (String,) =
+        sqlx::query_as("SELECT max_fee_per_gas::text FROM wallet_gap_fills WHERE nonce = 0")
+            .fetch_one(stack.store.pool())
+            .await
+            .unwrap();
+    let max_fee: u128 = max_fee.parse().unwrap();
+
+    // The base fee rises above the fill's max fee and stays there: it cannot be mined.
+    let base = max_fee * 3 / 2;
+    let set_base = || {
+        stack.rpc_call(
+            "anvil_setNextBlockBaseFeePerGas",
+            json!([format!("{base:#x}")]),
+        )
+    };
+    set_base().await;
+    stack.rpc_call("evm_mine", json!([])).await;
+    assert_eq!(stack.mined_nonce(wallet).await, 0);
+    set_base().await;
+    let repriced = relay.fill_stale_gaps(8, deadline()).await;
+    assert_eq!(repriced.len(), 1, "{repriced:?}");
+    assert_eq!((repriced[0].nonce, repriced[0].error.as_deref()), (0, None));
+    let second = repriced[0].tx_hash.unwrap();
+    assert_ne!(second, first);
+    let (new_max, replaced): (String, Vec<String>) = sqlx::query_as(
+        "SELECT max_fee_per_gas::text, replaced_hashes FROM wallet_gap_fills WHERE nonce = 0",
+    )
+    .fetch_one(stack.store.pool())
+    .await
+    .unwrap();
+    let new_max: u128 = new_max.parse().unwrap();
+    assert!(new_max >= base && new_max * 1000 >= max_fee * 1125);
+    assert_eq!(replaced, vec![first.to_string()]);
+    set_base().await;
+    stack.rpc_call("evm_mine", json!([])).await;
+    let receipt = stack
+        .rpc_call("eth_getTransactionReceipt", json!([second]))
+        .await;
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert_eq!(stack.mined_nonce(wallet).await, 1);
+    stack.finish().await;
+}

@@ -11,4 +11,6 @@ mod nonces;
 mod quote_bound;
 mod routing;
 mod same_nonce;
+mod signing;
 mod support;
+mod underpriced;

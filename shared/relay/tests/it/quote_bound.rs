@@ -4,7 +4,7 @@
 
 use alloy::primitives::U256;
 use meshpay_domain::{AssetId, PaymentStatus};
-use meshpay_relay::{BroadcastOutcome, Delivery, RelayError};
+use meshpay_relay::{BroadcastOutcome, Delivery, RelayError, RepriceOutcome};
 use meshpay_testkit::assets::{eth, usdc};
 use meshpay_testkit::hex::hex_u128;
 use meshpay_testkit::payment::{QuotedGas, fresh_address};
@@ -80,7 +80,8 @@ async fn fees_risen_since_the_quote_are_signed_at_the_quoted_max_fee_and_gas_lim
 }
 
 #[tokio::test]
-async fn quoted_max_fee_below_the_base_fee_is_signed_and_resent_until_blocks_are_cheaper() {
+async fn quoted_max_fee_below_the_base_fee_stalls_the_payment_and_its_bytes_are_resent_when_blocks_are_cheaper()
+ {
     let stack = RelayStack::start_with_wallets(&[1]).await;
     let quoted = QuotedGas {
         gas_limit: 21_000,
@@ -94,12 +95,19 @@ async fn quoted_max_fee_below_the_base_fee_is_signed_and_resent_until_blocks_are
     let relay = stack.relay();
 
     // Signed within the quote; anvil (unlike geth, which pools it) refuses a max fee below
-    // the base fee outright: a retryable refusal, the payment keeps its stored transaction.
-    let error = relay
-        .broadcast(payment.id, Delivery::FIRST)
-        .await
-        .unwrap_err();
-    assert!(matches!(error, RelayError::Send { .. }), "{error}");
+    // the base fee outright. No replacement fits under the quoted maximum: the payment shows
+    // `stalled` with its reason and keeps its stored transaction and nonce.
+    let outcome = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            BroadcastOutcome::Repriced(RepriceOutcome::AboveCeiling {
+                stalled_now: true,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
     let attempt = stack.store.live_attempt(payment.id).await.unwrap().unwrap();
     assert_eq!(attempt.gas_limit, 21_000);
     assert_eq!(attempt.max_fee_per_gas_wei, quoted.max_fee_per_gas);
@@ -109,9 +117,15 @@ async fn quoted_max_fee_below_the_base_fee_is_signed_and_resent_until_blocks_are
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.status, PaymentStatus::Broadcast);
+    assert_eq!(stored.status, PaymentStatus::Stalled);
+    assert!(
+        stored
+            .status_reason
+            .unwrap()
+            .starts_with("fee market above the quoted maximum")
+    );
 
-    // Cheaper blocks: the next delivery sends the same bytes, never dearer ones.
+    // Cheaper blocks: the next delivery resumes it and sends the same bytes, never dearer ones.
     raise_base_fee(&stack, GWEI).await;
     let outcome = relay
         .broadcast(payment.id, Delivery::new(Some(2)))
@@ -126,6 +140,16 @@ async fn quoted_max_fee_below_the_base_fee_is_signed_and_resent_until_blocks_are
         .await;
     assert_eq!(hex_u128(&tx["maxFeePerGas"]), quoted.max_fee_per_gas);
     assert_eq!(stack.receipt(sent.tx_hash).await["status"], json!("0x1"));
+    let resumed = stack
+        .store
+        .get_payment_unscoped(payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (resumed.status, resumed.status_reason),
+        (PaymentStatus::Broadcast, None)
+    );
     stack.finish().await;
 }
 

@@ -11,6 +11,10 @@
 //!   signatures (wrong key, wrong length)
 //! - every `high_s_every`-th signature is returned in its high-s form (n - s), as Key Vault
 //!   may do; counted so tests can check both forms were exercised.
+//! - service-like load ([`DoubleOptions::sign_latency`], [`DoubleOptions::throttle`]): every
+//!   sign answered after a fixed latency (an HSM round trip), and 429 bursts with
+//!   `Retry-After` at a steady share of sign requests (Key Vault's per-vault limits), counted
+//!   in [`SignStats`] for benchmarks.
 //!
 
 use alloy::signers::k256::{
@@ -75,6 +79,36 @@ pub struct DoubleOptions {
     pub signing_key: SigningKey,
     /// 0: never high-s; 1: always; k: signatures 0, k, 2k, … are returned high-s.
     pub high_s_every: u64,
+    /// Pause before every sign answer that is not a fault (Key Vault's HSM round trip is
+    /// about 90 ms).
+    pub sign_latency: Duration,
+    /// 429 bursts on sign requests, if any.
+    pub throttle: Option<ThrottleBursts>,
+}
+
+/// Sign requests are numbered from 0 in arrival order (retries included); of each `every`
+/// consecutive ones, the first `burst` are answered 429 `Throttled` with
+/// `Retry-After: retry_after_secs`, as a vault over its request limit does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleBursts {
+    pub every: u64,
+    pub burst: u64,
+    pub retry_after_secs: u64,
+}
+
+impl ThrottleBursts {
+    fn throttles(&self, request: u64) -> bool {
+        self.every > 0 && request % self.every < self.burst
+    }
+}
+
+/// What the double's sign route saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignStats {
+    /// Sign requests received (throttled ones and retries included).
+    pub requests: u64,
+    /// Of those, answered 429 by [`DoubleOptions::throttle`] or an injected [`Fault::Throttle`].
+    pub throttled: u64,
 }
 
 impl DoubleOptions {
@@ -88,6 +122,16 @@ impl DoubleOptions {
             key_version: "6f1b1a8e0c2d4e9bb3c1f00d5e7a9c21".into(),
             signing_key: SigningKey::from_slice(secret.as_slice()).expect("valid scalar"),
             high_s_every: 2,
+            sign_latency: Duration::ZERO,
+            throttle: None,
+        }
+    }
+
+    /// The same options signing with `key` (an anvil account's, to sign for a funded wallet).
+    pub fn with_key(self, key: SigningKey) -> Self {
+        Self {
+            signing_key: key,
+            ..self
         }
     }
 }
@@ -102,6 +146,8 @@ struct Shared {
     options: DoubleOptions,
     signatures: AtomicU64,
     high_s_returned: AtomicU64,
+    sign_requests: AtomicU64,
+    throttled: AtomicU64,
     faults: Mutex<VecDeque<Fault>>,
     bad_signatures: Mutex<VecDeque<BadSignature>>,
     seen: Mutex<Vec<Seen>>,
@@ -126,6 +172,8 @@ impl KeyVaultDouble {
             options,
             signatures: AtomicU64::new(0),
             high_s_returned: AtomicU64::new(0),
+            sign_requests: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
             faults: Mutex::default(),
             bad_signatures: Mutex::default(),
             seen: Mutex::default(),
@@ -178,6 +226,14 @@ impl KeyVaultDouble {
             self.shared.signatures.load(Ordering::SeqCst),
             self.shared.high_s_returned.load(Ordering::SeqCst),
         )
+    }
+
+    /// Sign requests and 429s so far.
+    pub fn sign_stats(&self) -> SignStats {
+        SignStats {
+            requests: self.shared.sign_requests.load(Ordering::SeqCst),
+            throttled: self.shared.throttled.load(Ordering::SeqCst),
+        }
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -234,7 +290,23 @@ async fn respond(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Re
             "The api-version query parameter is missing.",
         );
     }
+    let segments: Vec<&str> = uri.path().split('/').collect();
+    let is_sign = method == Method::POST && segments.last() == Some(&"sign");
+    let request = if is_sign {
+        shared.sign_requests.fetch_add(1, Ordering::SeqCst)
+    } else {
+        0
+    };
     let fault = shared.faults.lock().expect("faults lock").pop_front();
+    let faulted = fault.is_some();
+    // Injected faults come first; the load settings apply to sign requests without one.
+    let load_throttle = shared
+        .options
+        .throttle
+        .filter(|throttle| is_sign && !faulted && throttle.throttles(request));
+    if is_sign && matches!(fault, Some(Fault::Throttle { .. })) || load_throttle.is_some() {
+        shared.throttled.fetch_add(1, Ordering::SeqCst);
+    }
     match fault {
         Some(Fault::Throttle { retry_after_secs }) => return throttled(retry_after_secs),
         Some(Fault::Status(code)) => {
@@ -245,7 +317,12 @@ async fn respond(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Re
         None => {}
     }
     let options = &shared.options;
-    let segments: Vec<&str> = uri.path().split('/').collect();
+    if let Some(throttle) = load_throttle {
+        return throttled(Some(throttle.retry_after_secs));
+    }
+    if is_sign && !faulted && !options.sign_latency.is_zero() {
+        tokio::time::sleep(options.sign_latency).await;
+    }
     match (method, segments.as_slice()) {
         (&Method::GET, ["", "keys", name] | ["", "keys", name, ""])
             if *name == options.key_name =>

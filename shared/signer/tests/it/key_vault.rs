@@ -300,3 +300,34 @@ async fn the_double_serves_the_sdks_unversioned_sign_path() {
         Some("/keys/hot-1//sign".to_owned())
     );
 }
+
+#[tokio::test]
+async fn a_throttle_burst_is_waited_out_for_its_retry_after_before_the_sign_is_retried() {
+    use meshpay_signer::testing::{SignStats, ThrottleBursts};
+    let options = DoubleOptions {
+        throttle: Some(ThrottleBursts {
+            every: 1_000,
+            burst: 1,
+            retry_after_secs: 1,
+        }),
+        ..DoubleOptions::new()
+    };
+    let double = KeyVaultDouble::start(options).await;
+    // The signer's own backoff (5 ms) is far shorter than the service's Retry-After.
+    let (signer, _) = connect(&double, None, fast_retry()).await;
+    let signer = signer.unwrap();
+    let started = std::time::Instant::now();
+    signer.sign_hash(&digest(7)).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "retried after {:?}, before the 1 s Retry-After",
+        started.elapsed()
+    );
+    assert_eq!(
+        double.sign_stats(),
+        SignStats {
+            requests: 2,
+            throttled: 1
+        }
+    );
+}

@@ -54,6 +54,8 @@ pub enum CheckOutcome {
     RpcError,
     /// A confirmed payment's block left the canonical chain (settle noticed).
     Reorged,
+    /// The payment's cancellation (a 0-value self-transfer on its nonce) is mined and final.
+    Cancelled,
 }
 
 impl CheckOutcome {
@@ -68,11 +70,12 @@ impl CheckOutcome {
             CheckOutcome::Stalled => "stalled",
             CheckOutcome::RpcError => "rpc_error",
             CheckOutcome::Reorged => "reorged",
+            CheckOutcome::Cancelled => "cancelled",
         }
     }
 
     fn parse(text: &str) -> Result<Self> {
-        const ALL: [CheckOutcome; 9] = [
+        const ALL: [CheckOutcome; 10] = [
             CheckOutcome::NotMined,
             CheckOutcome::Resent,
             CheckOutcome::NotFinal,
@@ -82,6 +85,7 @@ impl CheckOutcome {
             CheckOutcome::Stalled,
             CheckOutcome::RpcError,
             CheckOutcome::Reorged,
+            CheckOutcome::Cancelled,
         ];
         ALL.into_iter()
             .find(|o| o.as_str() == text)

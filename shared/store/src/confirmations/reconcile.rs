@@ -15,7 +15,7 @@ use crate::error::Result;
 pub enum NudgeStep {
     /// `authorized` payments not broadcast in time.
     Broadcast,
-    /// `broadcast` payments without an active confirm chain.
+    /// `broadcast` (or `stalled`, `cancelling`) payments without an active confirm chain.
     Confirm,
     /// `confirmed` payments not settled in time.
     Settle,
@@ -56,7 +56,8 @@ impl Store {
                  SELECT p.id FROM payments p
                    LEFT JOIN reconcile_nudges n ON n.payment_id = p.id AND n.step = $1
                    LEFT JOIN payment_confirmations c ON c.payment_id = p.id
-                  WHERE p.status = $2
+                  WHERE (p.status = $2
+                         OR ($1 = 'confirm' AND p.status IN ('stalled', 'cancelling')))
                     AND greatest(p.updated_at, coalesce(c.last_checked_at, p.updated_at))
                         < now() - $3 * interval '1 millisecond'
                     AND (n.last_nudged_at IS NULL
@@ -94,7 +95,8 @@ impl Store {
         let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
             "SELECT c.payment_id, c.last_detail FROM payment_confirmations c
                JOIN payments p ON p.id = c.payment_id
-              WHERE c.last_outcome = 'needs_review' AND p.status IN ('broadcast', 'confirmed')
+              WHERE c.last_outcome = 'needs_review'
+                AND p.status IN ('broadcast', 'stalled', 'cancelling', 'confirmed')
               ORDER BY c.payment_id LIMIT $1",
         )
         .bind(i64::from(limit))
@@ -135,5 +137,35 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(id)
+    }
+
+    /// Opens a reconcile run's row before its checks (their discrepancies name it); the run
+    /// fills it in with [`Store::finish_reconcile_run`].
+    pub async fn open_reconcile_run(&self, started_at: OffsetDateTime) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO reconcile_runs (started_at, report) VALUES ($1, '{}'::jsonb) RETURNING id",
+        )
+        .bind(started_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Writes the report of a run opened with [`Store::open_reconcile_run`].
+    pub async fn finish_reconcile_run(
+        &self,
+        id: i64,
+        report: &serde_json::Value,
+        violations: &[String],
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE reconcile_runs SET report = $2, violations = $3, finished_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(report)
+        .bind(violations)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

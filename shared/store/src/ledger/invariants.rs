@@ -46,7 +46,7 @@ impl Store {
             (
                 "open holds disagree with status for payment",
                 "SELECT p.id::text FROM payments p
-                 WHERE (p.status IN ('authorized', 'broadcast', 'confirmed'))
+                 WHERE (p.status IN ('authorized', 'broadcast', 'stalled', 'cancelling', 'confirmed'))
                     <> EXISTS (SELECT 1 FROM holds h WHERE h.payment_id = p.id AND h.status = 'held')",
             ),
             (

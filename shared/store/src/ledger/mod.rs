@@ -20,11 +20,15 @@ mod accounts;
 mod balances;
 mod holds;
 mod invariants;
+mod payins;
 mod postings;
+mod wallets;
 
 pub(crate) use accounts::lock_merchant_accounts;
 pub use balances::{Balance, FundOutcome};
 pub(crate) use holds::{HoldOutcome, place_holds, resolve_holds};
+pub(crate) use payins::{PayinPosting, post_invoice_credit, post_invoice_reversal};
+pub(crate) use wallets::{WalletPosting, post_wallet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccountKind {
@@ -34,6 +38,11 @@ pub(crate) enum AccountKind {
     Outflow,
     ServiceFees,
     NetworkFees,
+    /// What meshpay's hot wallets were funded with (openings, top-ups), less the gap fills'
+    /// network fees.
+    HotWallets,
+    /// Money paid in to deposit addresses (the outside world: goes negative).
+    Payins,
 }
 
 impl AccountKind {
@@ -45,6 +54,8 @@ impl AccountKind {
             AccountKind::Outflow => "outflow",
             AccountKind::ServiceFees => "service_fees",
             AccountKind::NetworkFees => "network_fees",
+            AccountKind::HotWallets => "hot_wallets",
+            AccountKind::Payins => "payins",
         }
     }
 }
@@ -57,6 +68,18 @@ pub(crate) enum TxKind {
     Settle,
     /// A failed payment's mined transaction, paid from its hold.
     NetworkFee,
+    /// A hot wallet's balance when the books started following it.
+    WalletOpening,
+    /// Money an operator sent to a hot wallet.
+    WalletTopup,
+    /// The network fee of a gap fill (a 0-value self-transfer), paid by the hot wallet.
+    GapFillFee,
+    /// A settled payment re-included by a reorg at another fee: the difference.
+    FeeAdjustment,
+    /// A final invoice payment credited to the merchant, less the service fee.
+    InvoiceCredit,
+    /// The exact opposite of an [`TxKind::InvoiceCredit`] whose payment a reorg removed.
+    InvoiceReversal,
 }
 
 impl TxKind {
@@ -67,6 +90,12 @@ impl TxKind {
             TxKind::Release => "release",
             TxKind::Settle => "settle",
             TxKind::NetworkFee => "network_fee",
+            TxKind::WalletOpening => "wallet_opening",
+            TxKind::WalletTopup => "wallet_topup",
+            TxKind::GapFillFee => "gap_fill_fee",
+            TxKind::FeeAdjustment => "fee_adjustment",
+            TxKind::InvoiceCredit => "invoice_credit",
+            TxKind::InvoiceReversal => "invoice_reversal",
         }
     }
 }

@@ -17,6 +17,9 @@ pub enum AttemptStatus {
     Sent,
     Rejected,
     Superseded,
+    /// A later attempt on the same nonce replaced it (higher fees, or a cancellation); its
+    /// bytes may still be mined until the nonce is used, so it is watched with the live one.
+    Replaced,
 }
 
 impl AttemptStatus {
@@ -26,6 +29,7 @@ impl AttemptStatus {
             AttemptStatus::Sent => "sent",
             AttemptStatus::Rejected => "rejected",
             AttemptStatus::Superseded => "superseded",
+            AttemptStatus::Replaced => "replaced",
         }
     }
 
@@ -40,6 +44,7 @@ impl AttemptStatus {
             "sent" => Ok(AttemptStatus::Sent),
             "rejected" => Ok(AttemptStatus::Rejected),
             "superseded" => Ok(AttemptStatus::Superseded),
+            "replaced" => Ok(AttemptStatus::Replaced),
             other => Err(convert::corrupt("attempt status", other)),
         }
     }
@@ -260,13 +265,13 @@ pub async fn set_attempt_status(
     Ok(())
 }
 
-/// Points a `broadcast` payment's `hot_wallet`/`tx_hash`/`nonce` at a new attempt that replaced
+/// Points an in-flight payment's `hot_wallet`/`tx_hash`/`nonce` at a new attempt that replaced
 /// a superseded one. Not a status change, so no version bump or event: the attempts table is
 /// the history of a payment's transactions.
 pub async fn point_payment_at(conn: &mut PgConnection, attempt: &TxAttempt) -> Result<()> {
     let updated = sqlx::query(
         "UPDATE payments SET hot_wallet = $2, tx_hash = $3, nonce = $4, updated_at = now()
-          WHERE id = $1 AND status = 'broadcast'",
+          WHERE id = $1 AND status IN ('broadcast', 'stalled', 'cancelling')",
     )
     .bind(attempt.payment_id.as_uuid())
     .bind(checksum(attempt.from))

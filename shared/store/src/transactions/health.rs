@@ -40,7 +40,7 @@ impl Store {
                    JOIN payment_transactions t
                      ON t.payment_id = p.id AND t.status IN ('signed', 'sent')
                    LEFT JOIN payment_confirmations c ON c.payment_id = p.id
-                  WHERE p.status = 'broadcast' AND t.chain = $1 AND c.block_number IS NULL
+                  WHERE p.status IN ('broadcast', 'stalled', 'cancelling') AND t.chain = $1 AND c.block_number IS NULL
                     AND t.created_at < now() - make_interval(secs => $2::double precision / 1000)
              ) w GROUP BY address ORDER BY address",
         )

@@ -1,13 +1,16 @@
 //! The broadcast step's state: per (chain, hot wallet) nonce counters and the signed
 //! transactions of payments (one [`TxAttempt`] per signed transaction).
 //!
-//! # Nonce allocation (see `migrations/*_broadcast.sql` for the invariant)
+//! # Nonce allocation (see `migrations/*_broadcast.sql` and `*_nonce_reservations.sql` for the
+//! invariant)
 //! The functions taking `&mut PgConnection` run inside the caller's transaction, so the broadcast
-//! step composes, in ONE transaction: [`lock_payment`] (row lock, status check) →
-//! [`allocate_nonce`] (wallet row lock) → sign → [`insert_attempt`] → `apply_transition`
-//! (authorized → broadcast). A rollback anywhere hands the nonce back implicitly, so there is
-//! no allocation without stored signed bytes. Lock order is always payment row, then wallet
-//! row, so concurrent broadcasters, failures and cancellations cannot deadlock.
+//! step composes short transactions around the signature (module `reservations`):
+//! [`lock_payment`] (row lock, status check) → [`allocate_nonce`] (wallet row lock) →
+//! [`insert_reservation`] → commit; sign with no lock held; [`lock_payment`] →
+//! [`take_reservation`] → [`insert_attempt`] → `apply_transition` (authorized → broadcast) →
+//! commit. So every allocated nonce has a reservation (the fields to sign), stored signed
+//! bytes, or a gap. Lock order is always payment row, then wallet row, so concurrent
+//! broadcasters, failures and cancellations cannot deadlock.
 //!
 //! # Reads for the API
 //! [`Store::payment_transactions`] returns every attempt of a payment (hash, nonce, fees) for
@@ -20,6 +23,7 @@ mod fills;
 mod gaps;
 mod health;
 mod nonces;
+mod reservations;
 mod sends;
 
 use meshpay_domain::{Address, PaymentId, PaymentStatus};
@@ -38,6 +42,10 @@ pub use health::WalletHealth;
 pub use nonces::{
     HaltedWallet, NonceAllocation, NonceSource, WalletNonce, allocate_nonce, halt_wallet,
     resync_nonce,
+};
+pub use reservations::{
+    NewReservation, NonceReservation, TxTimeouts, insert_reservation, release_reservation,
+    reservation_of, set_timeouts, take_reservation,
 };
 
 fn i64_of(value: u64, what: &str) -> Result<i64> {

@@ -1,6 +1,5 @@
 //! What the nodes answered to an attempt's sends.
 
-use meshpay_domain::PaymentStatus;
 use uuid::Uuid;
 
 use super::{TxAttempt, live_attempt, lock_payment};
@@ -9,17 +8,19 @@ use crate::error::Result;
 
 impl Store {
     /// Records, before the bytes go out, that `attempt` is about to be sent: under the payment's
-    /// row lock, and only while the payment is `broadcast` with `attempt` as its live
+    /// row lock, and only while the payment is in flight (`broadcast`, `stalled`, `cancelling`) with `attempt` as its live
     /// transaction (`false`: it is not, send nothing). A crash after the send and before its
     /// answer is recorded leaves the mark, so nothing may later treat the bytes as never
     /// public. An earlier mark still standing (its send's answer was never recorded) turns into
     /// `exposed_at`.
     pub async fn begin_send(&self, attempt: &TxAttempt) -> Result<bool> {
         let mut db = self.pool.begin().await?;
-        let Some((PaymentStatus::Broadcast, _)) = lock_payment(&mut db, attempt.payment_id).await?
-        else {
+        let Some((status, _)) = lock_payment(&mut db, attempt.payment_id).await? else {
             return Ok(false);
         };
+        if !status.is_in_flight() {
+            return Ok(false);
+        }
         let live = live_attempt(&mut db, attempt.payment_id).await?;
         if live.is_none_or(|live| live.id != attempt.id) {
             return Ok(false);

@@ -78,6 +78,9 @@ pub struct ClaimedDelivery {
     pub url: String,
     pub secret_ciphertext: Vec<u8>,
     pub body: String,
+    pub payment_id: Option<PaymentId>,
+    /// The trace of the state change the event announces (see `outbox.traceparent`).
+    pub traceparent: Option<String>,
 }
 
 impl std::fmt::Debug for ClaimedDelivery {
@@ -145,6 +148,7 @@ type OutboxRow = (
     Option<Uuid>,
     serde_json::Value,
     OffsetDateTime,
+    Option<String>,
 );
 
 /// Fails every pending delivery of an endpoint (deleted or disabled), inside `conn`'s
@@ -172,6 +176,7 @@ async fn insert_event(
     row: &PendingWebhookEvent,
     merchant: MerchantId,
     rendered: &RenderedEvent,
+    traceparent: Option<&str>,
 ) -> Result<u32> {
     let endpoints: Vec<(Uuid,)> = sqlx::query_as(
         "SELECT id FROM webhook_endpoints
@@ -189,8 +194,8 @@ async fn insert_event(
     let event = WebhookEventId::new();
     sqlx::query(
         "INSERT INTO webhook_events (id, outbox_id, merchant_id, payment_id, event_type, body,
-             occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (outbox_id) DO NOTHING",
+             occurred_at, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (outbox_id) DO NOTHING",
     )
     .bind(event.as_uuid())
     .bind(row.outbox_id)
@@ -199,6 +204,7 @@ async fn insert_event(
     .bind(&rendered.event_type)
     .bind(&rendered.body)
     .bind(row.created_at)
+    .bind(traceparent)
     .execute(&mut *conn)
     .await?;
     let endpoint_ids: Vec<Uuid> = endpoints.into_iter().map(|(id,)| id).collect();
@@ -248,7 +254,7 @@ impl Store {
         // No `available_at` filter: the order of fan-out must be the order of the state
         // changes, whatever any delay says.
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, merchant_id, payment_id, payload, created_at FROM outbox
+            "SELECT id, merchant_id, payment_id, payload, created_at, traceparent FROM outbox
              WHERE topic = $1 AND dispatched_at IS NULL ORDER BY id LIMIT $2",
         )
         .bind(topics::WEBHOOK)
@@ -256,7 +262,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut report = FanOut::default();
-        for (outbox_id, merchant, payment, payload, created_at) in rows {
+        for (outbox_id, merchant, payment, payload, created_at, traceparent) in rows {
             let row = PendingWebhookEvent {
                 outbox_id,
                 merchant_id: merchant.map(MerchantId::from_uuid),
@@ -272,7 +278,9 @@ impl Store {
             let rendered = render(&row, payment.as_ref());
             let error = match (row.merchant_id, rendered) {
                 (Some(merchant), Some(rendered)) => {
-                    let n = insert_event(&mut tx, &row, merchant, &rendered).await?;
+                    let n =
+                        insert_event(&mut tx, &row, merchant, &rendered, traceparent.as_deref())
+                            .await?;
                     if n > 0 {
                         report.events += 1;
                         report.deliveries += n;
@@ -325,7 +333,7 @@ impl Store {
               WHERE d.id = picked.id AND e.id = d.endpoint_id AND ev.id = d.event_id
                 AND e.disabled_at IS NULL AND e.deleted_at IS NULL
              RETURNING d.id, d.attempts, d.event_id, d.event_type, d.endpoint_id, e.url,
-                       e.secret_ciphertext, ev.body",
+                       e.secret_ciphertext, ev.body, d.payment_id, ev.traceparent",
         )
         .bind(i64::from(limits.batch.clamp(1, 1000)))
         .bind(i64::from(limits.per_endpoint.max(1)))
@@ -343,6 +351,8 @@ impl Store {
                 url: r.url,
                 secret_ciphertext: r.secret_ciphertext,
                 body: r.body,
+                payment_id: r.payment_id.map(PaymentId::from_uuid),
+                traceparent: r.traceparent,
             })
             .collect();
         // RETURNING has no order; ids are time-ordered, so this is creation order.
@@ -475,4 +485,6 @@ struct ClaimRow {
     url: String,
     secret_ciphertext: Vec<u8>,
     body: String,
+    payment_id: Option<Uuid>,
+    traceparent: Option<String>,
 }

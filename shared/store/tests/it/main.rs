@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod authorize;
+mod books;
 mod concurrency;
 mod ledger;
 mod network_fee;
