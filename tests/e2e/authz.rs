@@ -10,22 +10,30 @@
 //! merchant's resource answers exactly as a resource that does not exist (status, code, body).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use alloy::primitives::Address;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use meshpay_domain::{ApiKeyId, Scope, Scopes};
+use meshpay_domain::{Amount, ApiKeyId, IdempotencyKey, InvoiceId, Scope, Scopes};
+use meshpay_payins::deposit::{DepositFactory, invoice_salt};
+use meshpay_store::{CreateInvoiceOutcome, NewInvoice};
+use meshpay_testkit::anvil::DEV_DEPOSIT_FACTORY_ADDRESS;
 use meshpay_testkit::api::{Client, Method, Reply};
 use meshpay_testkit::assets::usdc;
 use meshpay_testkit::merchant::{Merchant, MerchantSetup};
 use meshpay_testkit::payment::PaymentSetup;
 use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 /// Tags of the operations that take no API key: liveness, the document, development probes and
 /// the chain provider's webhook (signed by the provider instead). Anything else must name its
 /// scope.
-const WITHOUT_API_KEY: [&str; 4] = ["health", "document", "diagnostics", "chain webhooks"];
+/// The pay page and its status are public by design (the unguessable invoice id is the
+/// capability).
+const WITHOUT_API_KEY: [&str; 5] = ["health", "document", "diagnostics", "chain webhooks", "pay"];
 
 /// Longest wait for the notify timer (every second here) to create a webhook delivery.
 const DELIVERY_WAIT: Duration = Duration::from_secs(60);
@@ -190,12 +198,40 @@ async fn owned_resources(stack: &Stack, alice: &Merchant) -> BTreeMap<String, St
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let invoice = alice_invoice(stack, alice).await;
     BTreeMap::from([
+        ("invoices".to_owned(), invoice),
         ("quotes".to_owned(), quote.id.to_string()),
         ("payments".to_owned(), payment.id.to_string()),
         ("webhook-endpoints".to_owned(), endpoint),
         ("webhook-deliveries".to_owned(), delivery),
     ])
+}
+
+/// An open invoice of alice's, written through the store: this stack has no chain, and the
+/// matrix is about who may see it, not how it was created.
+async fn alice_invoice(stack: &Stack, alice: &Merchant) -> String {
+    let id = InvoiceId::unguessable();
+    let salt = invoice_salt(id);
+    let factory = Address::from_str(DEV_DEPOSIT_FACTORY_ADDRESS).unwrap();
+    let new = NewInvoice {
+        merchant_id: alice.id,
+        idempotency_key: IdempotencyKey::new(&id.to_string()).unwrap(),
+        request_hash: [0; 32],
+        asset: usdc(),
+        amount: Amount::from_u128(1_000_000),
+        factory,
+        id,
+        salt,
+        deposit_address: DepositFactory::at(factory).deposit_address(salt),
+        reference: None,
+        metadata: None,
+        expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    match stack.store.create_invoice(&new).await.unwrap() {
+        CreateInvoiceOutcome::Created(invoice) => invoice.id.to_string(),
+        CreateInvoiceOutcome::Replayed(_) => panic!("replayed"),
+    }
 }
 
 /// The id of alice's resource `op`'s path names (panics naming the missing fixture).

@@ -39,7 +39,7 @@ pub struct InvoiceCancelApi;
         (status = 404, description = "No such invoice for this merchant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Something was paid to the invoice, or it is no longer open (`invalid_state`)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["invoices:write"]))
 )]
 pub async fn cancel_invoice(
     State(state): State<AppState>,

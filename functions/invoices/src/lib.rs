@@ -132,7 +132,7 @@ pub struct ListParams {
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body, unsupported chain or asset, chain without pay-ins, or key reused with another body", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["invoices:write"]))
 )]
 pub async fn create_invoice(
     State(state): State<AppState>,
@@ -272,7 +272,7 @@ fn validate_extras(request: &CreateInvoiceRequest) -> Result<(), ApiError> {
         (status = 403, description = "Key lacks `invoices:read`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such invoice for this merchant", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["invoices:read"]))
 )]
 pub async fn get_invoice(
     State(state): State<AppState>,
@@ -308,7 +308,7 @@ pub async fn get_invoice(
         (status = 403, description = "Key lacks `invoices:read`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown parameter, bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["invoices:read"]))
 )]
 pub async fn list_invoices(
     State(state): State<AppState>,

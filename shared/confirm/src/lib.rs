@@ -24,8 +24,8 @@
 //! chain per payment and bounds its total wait (`max_chain_wait`); a chain that ends without a
 //! decision records why, and the reconcile timer starts a new one later.
 
-pub mod cadence;
 pub mod books;
+pub mod cadence;
 pub mod config;
 mod confirm;
 mod error;
