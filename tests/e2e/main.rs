@@ -9,6 +9,7 @@ mod broadcast;
 mod confirm_settle;
 mod contract;
 mod foundation;
+mod key_lifecycle;
 mod package;
 mod payments_api;
 mod support;

@@ -7,7 +7,6 @@
 //! fee in the token, the network fee in the native asset).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use alloy::eips::eip1559::Eip1559Estimation;
@@ -64,7 +63,7 @@ impl FeeEstimate {
 }
 
 /// Why no fee could be estimated.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FeeError {
     #[error("chain {0:?} is not configured for fee estimation")]
     UnknownChain(String),
@@ -120,8 +119,17 @@ pub struct RpcFeeEstimator {
     rpc_timeout: Duration,
     /// Quotes in the same block see the same fees: cache per chain for `cache_ttl`.
     cache_ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Eip1559Estimation)>>,
+    /// Per chain, the last answer (or failure). One async lock per chain makes a flood of
+    /// quotes that all miss wait for one `eth_feeHistory` instead of sending one each; a
+    /// failure is kept for [`FEE_FAILURE_TTL`] so an outage does not queue them behind one
+    /// timeout after another.
+    cache: HashMap<String, tokio::sync::Mutex<Option<CachedFees>>>,
 }
+
+type CachedFees = (Instant, Result<Eip1559Estimation, FeeError>);
+
+/// How long a failed fee estimate is answered from memory.
+const FEE_FAILURE_TTL: Duration = Duration::from_secs(1);
 
 impl RpcFeeEstimator {
     /// One HTTP provider per chain (no I/O until the first estimate).
@@ -137,11 +145,16 @@ impl RpcFeeEstimator {
                 (chain.name.clone(), provider)
             })
             .collect();
+        let cache = config
+            .chains()
+            .iter()
+            .map(|chain| (chain.name.clone(), tokio::sync::Mutex::new(None)))
+            .collect();
         Self {
             providers,
             rpc_timeout,
             cache_ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache,
         }
     }
 
@@ -152,9 +165,27 @@ impl RpcFeeEstimator {
     }
 
     async fn eip1559(&self, chain: &Chain) -> Result<Eip1559Estimation, FeeError> {
-        if let Some(hit) = self.cached(&chain.name) {
-            return Ok(hit);
+        let slot = self
+            .cache
+            .get(&chain.name)
+            .ok_or_else(|| FeeError::UnknownChain(chain.name.clone()))?;
+        let mut slot = slot.lock().await;
+        if let Some((at, cached)) = slot.as_ref() {
+            let ttl = if cached.is_ok() {
+                self.cache_ttl
+            } else {
+                FEE_FAILURE_TTL
+            };
+            if at.elapsed() < ttl {
+                return cached.clone();
+            }
         }
+        let fetched = self.fetch_eip1559(chain).await;
+        *slot = Some((Instant::now(), fetched.clone()));
+        fetched
+    }
+
+    async fn fetch_eip1559(&self, chain: &Chain) -> Result<Eip1559Estimation, FeeError> {
         let provider = self.provider(chain)?;
         let method = "eth_feeHistory";
         let estimation = tokio::time::timeout(self.rpc_timeout, provider.estimate_eip1559_fees())
@@ -168,16 +199,7 @@ impl RpcFeeEstimator {
                 method,
                 message: rpc_message(&source),
             })?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(chain.name.clone(), (Instant::now(), estimation));
-        }
         Ok(estimation)
-    }
-
-    fn cached(&self, chain: &str) -> Option<Eip1559Estimation> {
-        let cache = self.cache.lock().ok()?;
-        let (at, estimation) = cache.get(chain)?;
-        (at.elapsed() < self.cache_ttl).then_some(*estimation)
     }
 
     /// A plain value transfer costs exactly 21,000 gas, but a recipient that is a contract (a

@@ -58,6 +58,7 @@ mod convert;
 pub mod error;
 pub mod ledger;
 pub mod merchants;
+pub mod operations;
 pub mod outbox;
 pub mod payments;
 pub mod quotes;
@@ -70,12 +71,19 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-pub use api_keys::{ApiKeyInfo, ApiKeySecret, CreatedApiKey, KEY_PREFIX, Principal};
-pub use authorize::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
+pub use api_keys::{
+    ApiKeyInfo, ApiKeyListing, ApiKeySecret, CreatedApiKey, KEY_PREFIX, KeyCheck, KeyOptions,
+    Principal, RotatedApiKey,
+};
+pub use authorize::{
+    AuthorizeOutcome, AuthorizeRequest, DEFAULT_MAX_OPEN_PAYMENTS, StoredResponse,
+    request_fingerprint,
+};
 pub use connect::{ConnectMode, DbAuth, DbConfig, DbConfigError, DbConnectError, EntraCredential};
 pub use error::{LimitKind, Result, StoreError};
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
+pub use operations::{AuditEntry, AuditRecord, MerchantControls, PruneReport};
 pub use outbox::{NewOutboxMessage, OutboxMessage, topics};
 pub use payments::{ListPayments, Payment, PaymentEventRecord, PaymentPage};
 pub use quotes::{NewQuote, Quote};

@@ -7,6 +7,7 @@ mod authorize;
 mod concurrency;
 mod ledger;
 mod network_fee;
+mod operations;
 mod payments;
 mod review;
 mod support;
