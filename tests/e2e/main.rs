@@ -6,6 +6,7 @@
 
 mod admin_review;
 mod broadcast;
+mod chains_check;
 mod confirm_settle;
 mod contract;
 mod foundation;

@@ -48,6 +48,10 @@ pub enum ConfigError {
     /// No `[[chains]]` entry.
     #[error("chains config lists no chains")]
     NoChains,
+    /// A `MESHPAY_RPC_URL_<CHAIN>` override is not an http(s) URL (its value is not repeated:
+    /// it may hold a provider key).
+    #[error("{var} is not an http(s) URL")]
+    InvalidRpcUrlOverride { var: String },
     /// A `MESHPAY_FEE_CAP_WEI_<CHAIN>` override is not a positive integer number of wei.
     #[error("{var} must be a positive integer number of wei")]
     InvalidFeeCapOverride { var: String },
@@ -122,7 +126,15 @@ pub struct Chain {
     pub tokens: Vec<Asset>,
     pub hot_wallets: Vec<Address>,
     pub deny_list: HashSet<Address>,
+    /// An OP-stack rollup (Base, OP Mainnet): every transaction also pays an L1 data fee,
+    /// quoted through the GasPriceOracle predeploy and read from the receipt's `l1Fee`.
+    pub op_stack: bool,
 }
+
+/// The hot wallet the template chain files under `infra/chains/` carry: it stands for "your
+/// wallet here". `serve` refuses to start with it; `chains check` reports it.
+pub const PLACEHOLDER_HOT_WALLET: Address =
+    alloy::primitives::address!("0x00000000000000000000000000000000DeaDBeef");
 
 // RPC URLs of hosted providers carry API keys in the path or query: print the origin only.
 impl fmt::Debug for Chain {
@@ -138,6 +150,7 @@ impl fmt::Debug for Chain {
             .field("tokens", &self.tokens)
             .field("hot_wallets", &self.hot_wallets)
             .field("deny_list_len", &self.deny_list.len())
+            .field("op_stack", &self.op_stack)
             .finish()
     }
 }
@@ -160,6 +173,43 @@ impl ChainsConfig {
             }
         }
         Ok(())
+    }
+
+    /// Applies `MESHPAY_RPC_URL_<CHAIN>` overrides (in Azure: Key Vault references, so a
+    /// provider URL with its key is never in the package or the chains file).
+    pub fn apply_rpc_url_overrides(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        for chain in &mut self.chains {
+            let var = rpc_url_override_var(&chain.name);
+            let Some(value) = lookup(&var).filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            match Url::parse(value.trim()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => chain.rpc_url = url,
+                _ => return Err(ConfigError::InvalidRpcUrlOverride { var }),
+            }
+        }
+        Ok(())
+    }
+
+    /// `(chain, problem)` for every template value still in the file (the placeholder hot
+    /// wallet): fine for `chains check` of a template, fatal for `serve`.
+    pub fn placeholders(&self) -> Vec<(String, String)> {
+        self.chains
+            .iter()
+            .filter(|c| c.hot_wallets.contains(&PLACEHOLDER_HOT_WALLET))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    format!(
+                        "hot_wallets lists the template placeholder {PLACEHOLDER_HOT_WALLET}: \
+                         put your hot wallet addresses there"
+                    ),
+                )
+            })
+            .collect()
     }
 
     /// Loads and validates a TOML file.
@@ -218,6 +268,14 @@ pub fn fee_cap_override_var(chain: &str) -> String {
     )
 }
 
+/// `MESHPAY_RPC_URL_<CHAIN>` for a chain name (`base-sepolia` → `MESHPAY_RPC_URL_BASE_SEPOLIA`).
+pub fn rpc_url_override_var(chain: &str) -> String {
+    format!(
+        "MESHPAY_RPC_URL_{}",
+        chain.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
 impl Chain {
     /// Resolves an asset symbol (exact, case-sensitive: symbols are configured upper-case).
     pub fn asset(&self, symbol: &str) -> Option<&Asset> {
@@ -258,6 +316,8 @@ struct RawChain {
     hot_wallets: Vec<String>,
     #[serde(default)]
     deny_list: Vec<String>,
+    #[serde(default)]
+    op_stack: bool,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +400,7 @@ impl RawChain {
             tokens,
             hot_wallets,
             deny_list,
+            op_stack: self.op_stack,
         })
     }
 }
