@@ -129,6 +129,16 @@ pub struct Chain {
     /// An OP-stack rollup (Base, OP Mainnet): every transaction also pays an L1 data fee,
     /// quoted through the GasPriceOracle predeploy and read from the receipt's `l1Fee`.
     pub op_stack: bool,
+    /// Every chain's hot wallets and token contracts, refused as recipients on this chain
+    /// (filled in when the whole file is validated).
+    pub own_addresses: std::collections::HashMap<Address, OwnAddress>,
+}
+
+/// Why an address of meshpay's own configuration is never a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnAddress {
+    HotWallet,
+    TokenContract,
 }
 
 /// The hot wallet the template chain files under `infra/chains/` carry: it stands for "your
@@ -255,6 +265,22 @@ impl ChainsConfig {
                 return Err(invalid(ChainProblem::DuplicateChainId(entry.chain_id)));
             }
             chains.push(entry.into_chain().map_err(invalid)?);
+        }
+        let mut own = std::collections::HashMap::new();
+        for chain in &chains {
+            for token in &chain.tokens {
+                if let AssetKind::Erc20 { contract } = token.kind() {
+                    own.insert(contract, OwnAddress::TokenContract);
+                }
+            }
+        }
+        for chain in &chains {
+            for wallet in &chain.hot_wallets {
+                own.entry(*wallet).or_insert(OwnAddress::HotWallet);
+            }
+        }
+        for chain in &mut chains {
+            chain.own_addresses = own.clone();
         }
         Ok(Self { chains })
     }
@@ -401,6 +427,7 @@ impl RawChain {
             hot_wallets,
             deny_list,
             op_stack: self.op_stack,
+            own_addresses: std::collections::HashMap::new(),
         })
     }
 }
