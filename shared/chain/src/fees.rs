@@ -53,12 +53,16 @@ pub struct FeeEstimate {
     /// The estimate exceeded the cap and was clamped to it (the transfer may then wait for
     /// cheaper blocks instead of overpaying).
     pub capped: bool,
+    /// OP-stack chains: the L1 data fee held on top of the gas (see [`crate::l1_fee`]); 0
+    /// elsewhere.
+    pub l1_fee_wei: u128,
 }
 
 impl FeeEstimate {
-    /// `gas_limit * max_fee_per_gas`, in wei of the native asset.
+    /// `gas_limit * max_fee_per_gas` plus the L1 data fee, in wei of the native asset.
     pub fn network_fee_wei(&self) -> U256 {
         U256::from(self.gas_limit) * U256::from(self.max_fee_per_gas_wei)
+            + U256::from(self.l1_fee_wei)
     }
 }
 
@@ -287,11 +291,61 @@ impl FeeEstimator for RpcFeeEstimator {
         let estimation = self.eip1559(chain).await?;
         let (max_fee_per_gas_wei, max_priority_fee_per_gas_wei, capped) =
             cap_fees(estimation, chain.max_fee_per_gas_cap_wei);
-        Ok(FeeEstimate {
+        let mut fee = FeeEstimate {
             gas_limit,
             max_fee_per_gas_wei,
             max_priority_fee_per_gas_wei,
             capped,
+            l1_fee_wei: 0,
+        };
+        if chain.op_stack {
+            fee.l1_fee_wei = self.l1_fee(chain, transfer, &fee).await?;
+        }
+        Ok(fee)
+    }
+}
+
+impl RpcFeeEstimator {
+    /// The L1 data fee to hold for this transfer on an OP-stack chain.
+    async fn l1_fee(
+        &self,
+        chain: &Chain,
+        transfer: &TransferSpec,
+        fee: &FeeEstimate,
+    ) -> Result<u128, FeeError> {
+        let (to, value, input) = match transfer.asset.kind() {
+            AssetKind::Native => (transfer.recipient, transfer.amount_base_units, Vec::new()),
+            AssetKind::Erc20 { contract } => {
+                let call = transferCall {
+                    to: transfer.recipient,
+                    amount: transfer.amount_base_units,
+                };
+                (contract, U256::ZERO, call.abi_encode())
+            }
+        };
+        let input = crate::l1_fee::L1FeeInput {
+            chain_id: chain.chain_id,
+            to,
+            value,
+            input: input.into(),
+            gas_limit: fee.gas_limit,
+            max_fee_per_gas: fee.max_fee_per_gas_wei,
+            max_priority_fee_per_gas: fee.max_priority_fee_per_gas_wei,
+        };
+        let method = "GasPriceOracle.getL1Fee";
+        tokio::time::timeout(
+            self.rpc_timeout,
+            crate::l1_fee::quote_l1_fee(self.provider(chain)?, &input),
+        )
+        .await
+        .map_err(|_| FeeError::Timeout {
+            chain: chain.name.clone(),
+            method,
+        })?
+        .map_err(|e| FeeError::Rpc {
+            chain: chain.name.clone(),
+            method,
+            message: e.to_string(),
         })
     }
 }
@@ -326,6 +380,7 @@ impl FeeEstimator for FixedFeeEstimator {
             max_fee_per_gas_wei,
             max_priority_fee_per_gas_wei,
             capped,
+            l1_fee_wei: 0,
         })
     }
 }
@@ -372,7 +427,16 @@ mod tests {
             max_fee_per_gas_wei: 3_000_000_000,
             max_priority_fee_per_gas_wei: 1,
             capped: false,
+            l1_fee_wei: 0,
         };
         assert_eq!(fee.network_fee_wei(), U256::from(63_000_000_000_000u64));
+        let op_stack = FeeEstimate {
+            l1_fee_wei: 5,
+            ..fee
+        };
+        assert_eq!(
+            op_stack.network_fee_wei(),
+            U256::from(63_000_000_000_005u64)
+        );
     }
 }

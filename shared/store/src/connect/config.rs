@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::entra::{EntraCredential, at_least_require_tls};
+use super::entra::{EntraCredential, verify_full_tls};
 
 pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 pub const DB_AUTH_ENV: &str = "MESHPAY_DB_AUTH";
@@ -127,7 +127,7 @@ impl DbConfig {
 
     pub fn from_connect_options(options: PgConnectOptions, auth: DbAuth) -> DbConfig {
         let options = match auth {
-            DbAuth::Entra(_) => at_least_require_tls(options),
+            DbAuth::Entra(_) => verify_full_tls(options),
             DbAuth::Password => options,
         };
         DbConfig {
@@ -245,27 +245,25 @@ mod tests {
     }
 
     #[test]
-    fn entra_raises_weak_tls_modes_to_require() {
-        for mode in ["disable", "allow", "prefer"] {
+    fn entra_logins_always_verify_the_servers_name() {
+        for mode in [
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+        ] {
             let url = format!("postgres://app@localhost/db?sslmode={mode}");
             let config = parse(&[(DATABASE_URL_ENV, &url), (DB_AUTH_ENV, "entra")]).unwrap();
             assert!(
-                matches!(config.connect_options().get_ssl_mode(), PgSslMode::Require),
+                matches!(
+                    config.connect_options().get_ssl_mode(),
+                    PgSslMode::VerifyFull
+                ),
                 "{mode}"
             );
         }
-        let config = parse(&[
-            (
-                DATABASE_URL_ENV,
-                "postgres://app@localhost/db?sslmode=verify-ca",
-            ),
-            (DB_AUTH_ENV, "entra"),
-        ])
-        .unwrap();
-        assert!(matches!(
-            config.connect_options().get_ssl_mode(),
-            PgSslMode::VerifyCa
-        ));
     }
 
     #[test]

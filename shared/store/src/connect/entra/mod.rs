@@ -68,7 +68,7 @@ pub async fn connect_entra(
     policy: RefreshPolicy,
     mode: ConnectMode,
 ) -> Result<EntraPool, DbConnectError> {
-    let base = at_least_require_tls(config.options.clone());
+    let base = verify_full_tls(config.options.clone());
     let (pool, first) = match mode {
         ConnectMode::Eager => {
             let token = refresher::fetch_token(&*credential, policy.fetch_timeout).await?;
@@ -102,13 +102,9 @@ pub async fn connect_entra(
     Ok(EntraPool { pool, refresher })
 }
 
-/// `disable`/`allow`/`prefer` could send the token unencrypted: raise them to `require`;
-/// `verify-ca`/`verify-full` stay.
-pub(crate) fn at_least_require_tls(options: PgConnectOptions) -> PgConnectOptions {
-    match options.get_ssl_mode() {
-        PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer => {
-            options.ssl_mode(PgSslMode::Require)
-        }
-        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => options,
-    }
+/// An Entra ID token is a bearer credential for the database *and* names the server it is for:
+/// sent to a server whose name was not verified (`require`, `verify-ca`, or a downgrade) it
+/// can be replayed by whoever answered. Every Entra login is `verify-full`, whatever the URL says.
+pub(crate) fn verify_full_tls(options: PgConnectOptions) -> PgConnectOptions {
+    options.ssl_mode(PgSslMode::VerifyFull)
 }
