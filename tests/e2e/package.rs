@@ -184,8 +184,16 @@ fn the_zip_holds_host_json_each_function_json_and_the_executable_and_nothing_els
             && !name.contains("src/")),
         "{found:?}"
     );
-    // dist/app is the unzipped package, identical to the zip.
+    // dist/app is the unzipped package, plus local settings for `func start` that the zip
+    // leaves out (checked by the layout above).
     assert!(scratch.0.join("app").join(&executable).is_file());
+    let local: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(scratch.0.join("app/local.settings.json")).unwrap(),
+    )
+    .unwrap();
+    let chains = local["Values"]["MESHPAY_CHAINS_CONFIG"].as_str().unwrap();
+    assert!(Path::new(chains).is_absolute() && Path::new(chains).is_file(), "{chains}");
+    assert_eq!(local["Values"]["FUNCTIONS_WORKER_RUNTIME"], "Custom");
 }
 
 #[test]
