@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build lint deps contracts contracts-check package clean-stack
+.PHONY: help dev test build build-static lint deps contracts contracts-check package clean-stack
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ test: ## install what is missing, start PostgreSQL, run fmt check, clippy and ev
 build: ## release build without the diagnostics functions; copies the handler to ./meshpay
 	cargo build --release --bin meshpay --no-default-features
 	cp --remove-destination target/release/meshpay ./meshpay
+
+build-static: ## the package's handler: static (musl) release build without the diagnostics functions
+	cargo build --release --bin meshpay --no-default-features --target x86_64-unknown-linux-musl
 
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all --check
@@ -34,7 +37,7 @@ contracts: ## recompile contracts/*.sol into the committed contracts/*.json
 contracts-check: ## fail when contracts/*.json differs from a fresh compile
 	@scripts/compile-contracts.sh --check
 
-package: build ## dist/app (host.json, functions/*/function.json but diagnostics, meshpay) and dist/meshpay.zip
+package: build-static ## dist/app (host.json, functions/*/function.json but diagnostics, static meshpay) and dist/meshpay.zip
 	@scripts/package.sh
 
 clean-stack: ## stop what make dev started and delete its local data (.dev/)

@@ -4,12 +4,14 @@
 #   dist/app/<name>/function.json   for each functions/<name>/function.json, except the
 #                                   diagnostics functions (the root Cargo.toml's `diagnostics`
 #                                   feature lists them; `make build` compiles them out)
-#   dist/app/meshpay                the release handler (host.json defaultExecutablePath)
-# and zips it to dist/meshpay.zip (zip deploy). Run after `make build` (make package does).
+#   dist/app/meshpay                the static (musl) release handler (host.json
+#                                   defaultExecutablePath), checked by scripts/check-static.sh
+# and zips it to dist/meshpay.zip (zip deploy). Run after `make build-static` (make package does).
 # dist/app also gets a local.settings.json (not zipped) for `cd dist/app && func start`.
 #
 # Optional environment (relative paths are relative to the repository root):
-#   MESHPAY_PACKAGE_BINARY   handler to package (default target/release/meshpay; tests use the debug one)
+#   MESHPAY_PACKAGE_BINARY   handler to package (default target/x86_64-unknown-linux-musl/release/meshpay)
+#   MESHPAY_PACKAGE_ALLOW_DYNAMIC=1  package a dynamically linked handler (tests package the debug one)
 #   MESHPAY_PACKAGE_OUT      output directory instead of dist (gets app/ and meshpay.zip)
 #   MESHPAY_PACKAGE_CHAINS   chains file copied to the app root as chains.toml (MESHPAY_CHAINS_CONFIG)
 #   MESHPAY_PACKAGE_SIGNERS  signers file copied to the app root as signers.toml (MESHPAY_SIGNERS_CONFIG)
@@ -19,9 +21,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-BINARY=${MESHPAY_PACKAGE_BINARY:-target/release/meshpay}
+BINARY=${MESHPAY_PACKAGE_BINARY:-target/x86_64-unknown-linux-musl/release/meshpay}
 OUT=${MESHPAY_PACKAGE_OUT:-dist}
-[ -x "$BINARY" ] || die "$BINARY missing: run make build"
+[ -x "$BINARY" ] || die "$BINARY missing: run make build-static"
+# The Flex Consumption image's glibc is unknown: a dynamically linked handler may not start.
+[ "${MESHPAY_PACKAGE_ALLOW_DYNAMIC:-}" = 1 ] || "$ROOT/scripts/check-static.sh" "$BINARY"
 for config in "${MESHPAY_PACKAGE_CHAINS:-}" "${MESHPAY_PACKAGE_SIGNERS:-}"; do
   [ -z "$config" ] || [ -f "$config" ] || die "$config not found"
 done

@@ -50,7 +50,9 @@ pub enum UrlError {
     ForbiddenAddress(IpAddr),
     /// `addr` is for the operator's logs only: the message a merchant sees never names the
     /// address (it would map the internal network for whoever registers URLs).
-    #[error("the URL's host {host} resolves to a private, loopback, link-local or reserved address")]
+    #[error(
+        "the URL's host {host} resolves to a private, loopback, link-local or reserved address"
+    )]
     ResolvesToForbidden { host: String, addr: IpAddr },
     #[error("the URL's host {0} does not resolve")]
     Unresolvable(String),
