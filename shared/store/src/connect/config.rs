@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::entra::{EntraCredential, verify_full_tls};
+use super::entra::{EntraCredential, at_least_require_tls, verify_full_tls};
 
 pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 pub const DB_AUTH_ENV: &str = "MESHPAY_DB_AUTH";
@@ -119,15 +119,22 @@ impl DbConfig {
         Ok(DbConfig::new(&url, auth)?.with_max_connections(max_connections))
     }
 
-    /// `url` with `auth`, the default pool size and acquire timeout.
+    /// `url` with `auth`, the default pool size and acquire timeout. An Entra login is always
+    /// `verify-full`, whatever the URL's `sslmode`: this is the path every setting takes.
     pub fn new(url: &str, auth: DbAuth) -> Result<DbConfig, DbConfigError> {
         let options = PgConnectOptions::from_str(url).map_err(DbConfigError::Url)?;
+        let options = match auth {
+            DbAuth::Entra(_) => verify_full_tls(options),
+            DbAuth::Password => options,
+        };
         Ok(DbConfig::from_connect_options(options, auth))
     }
 
+    /// Options built by the caller, who owns their TLS settings (tests against a local server
+    /// with a self-signed certificate); an Entra login is still raised to at least `require`.
     pub fn from_connect_options(options: PgConnectOptions, auth: DbAuth) -> DbConfig {
         let options = match auth {
-            DbAuth::Entra(_) => verify_full_tls(options),
+            DbAuth::Entra(_) => at_least_require_tls(options),
             DbAuth::Password => options,
         };
         DbConfig {

@@ -68,7 +68,7 @@ pub async fn connect_entra(
     policy: RefreshPolicy,
     mode: ConnectMode,
 ) -> Result<EntraPool, DbConnectError> {
-    let base = verify_full_tls(config.options.clone());
+    let base = at_least_require_tls(config.options.clone());
     let (pool, first) = match mode {
         ConnectMode::Eager => {
             let token = refresher::fetch_token(&*credential, policy.fetch_timeout).await?;
@@ -107,4 +107,15 @@ pub async fn connect_entra(
 /// can be replayed by whoever answered. Every Entra login is `verify-full`, whatever the URL says.
 pub(crate) fn verify_full_tls(options: PgConnectOptions) -> PgConnectOptions {
     options.ssl_mode(PgSslMode::VerifyFull)
+}
+
+/// The floor for connect options built by hand ([`super::DbConfig::from_connect_options`]):
+/// `disable`/`allow`/`prefer` could send the token unencrypted, so they become `require`.
+pub(crate) fn at_least_require_tls(options: PgConnectOptions) -> PgConnectOptions {
+    match options.get_ssl_mode() {
+        PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer => {
+            options.ssl_mode(PgSslMode::Require)
+        }
+        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => options,
+    }
 }
