@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build lint deps contracts contracts-check package clean-stack
+.PHONY: help dev test build build-static lint deps contracts contracts-check package clean-stack
 .PHONY: fuzz bench
 
 help: ## list targets
@@ -27,6 +27,9 @@ fuzz: ## the parsers' property tests with many cases (FUZZ_CASES, default 20000)
 bench: ## release build, then API/pipeline/limits/overhead/RSS figures on a local stack (BENCH_ARGS)
 	@scripts/bench.sh $(BENCH_ARGS)
 
+build-static: ## the package's handler: static (musl) release build without the diagnostics functions
+	cargo build --release --bin meshpay --no-default-features --target x86_64-unknown-linux-musl
+
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -41,7 +44,7 @@ contracts: ## recompile contracts/*.sol into the committed contracts/*.json
 contracts-check: ## fail when contracts/*.json differs from a fresh compile
 	@scripts/compile-contracts.sh --check
 
-package: build ## dist/app (host.json, functions/*/function.json but diagnostics, meshpay) and dist/meshpay.zip
+package: build-static ## dist/app (host.json, functions/*/function.json but diagnostics, static meshpay) and dist/meshpay.zip
 	@scripts/package.sh
 
 clean-stack: ## stop what make dev started and delete its local data (.dev/)

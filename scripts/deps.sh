@@ -25,6 +25,15 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# The package's handler is a static musl binary (make package): its C dependencies (aws-lc,
+# ring, secp256k1) compile with musl-gcc; scripts/check-static.sh reads it with `file`.
+if ! command -v musl-gcc >/dev/null || ! command -v file >/dev/null; then
+  say "installing musl-tools and file from Debian packages"
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get -o DPkg::Lock::Timeout=300 install -y -qq musl-tools file >/dev/null
+fi
+
 # npm writes node_modules/.package-lock.json on every install: newer than package-lock.json
 # means node_modules matches the lock file.
 if [ "${CI:-}" = true ] || [ ! -f node_modules/.package-lock.json ] \

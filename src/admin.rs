@@ -2,14 +2,16 @@
 //! it); errors go to stderr with a non-zero exit. Decimal amounts are read in the asset's units,
 //! using the decimals of the chains config (`MESHPAY_CHAINS_CONFIG`).
 
+mod audit;
 mod books;
+mod keys;
 mod payments;
 mod wallets;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use meshpay_chain::ChainsConfig;
-use meshpay_domain::{Amount, ApiKeyId, Asset, AssetId, FeeBps, MerchantId, Scopes};
+use meshpay_domain::{Amount, Asset, AssetId, FeeBps, MerchantId, Scopes};
 use meshpay_store::{AssetLimit, CreatedApiKey, NewMerchant, Store};
 use serde_json::json;
 
@@ -33,9 +35,9 @@ pub enum AdminCommand {
     /// Merchants (tenants).
     #[command(subcommand)]
     Merchant(MerchantCommand),
-    /// API keys.
+    /// API keys: create, list, rotate, revoke.
     #[command(subcommand, name = "api-key")]
-    ApiKey(ApiKeyCommand),
+    ApiKey(keys::ApiKeyCommand),
     /// Ledger postings.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -53,6 +55,11 @@ pub enum AdminCommand {
     /// Discrepancies between the books and the chain: list, show, resolve with a note.
     #[command(subcommand)]
     Discrepancies(books::DiscrepanciesCommand),
+    /// The audit trail of admin commands, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
     /// Creates a merchant funded with every asset of a chain and an all-scopes key; prints
     /// `demo api key: <key>` on a line of its own after the JSON.
     DemoMerchant(DemoArgs),
@@ -61,6 +68,27 @@ pub enum AdminCommand {
 #[derive(Debug, Clone, Subcommand)]
 pub enum MerchantCommand {
     Create(MerchantCreateArgs),
+    /// Stops all the merchant's keys (401/403 `merchant_suspended`) and its payouts (the
+    /// broadcast step parks its unsent payments).
+    Suspend {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lifts a suspension; payments parked meanwhile are requeued with `admin payments requeue`.
+    Resume {
+        #[arg(long)]
+        merchant: String,
+    },
+    /// Sets the merchant's cap on open payments (default 1000).
+    SetOpenPaymentsCap {
+        #[arg(long)]
+        merchant: String,
+        /// Omit to go back to the default.
+        #[arg(long)]
+        cap: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,23 +104,6 @@ pub struct MerchantCreateArgs {
     /// Daily (UTC) limit, `ASSET=AMOUNT`; repeatable.
     #[arg(long, value_name = "ASSET=AMOUNT")]
     pub daily_max: Vec<String>,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum ApiKeyCommand {
-    /// Creates a key and prints it once (it is stored hashed).
-    Create {
-        #[arg(long)]
-        merchant: String,
-        /// Comma-separated scopes.
-        #[arg(long, default_value = "quotes:write,payments:write,payments:read")]
-        scopes: String,
-    },
-    /// Revokes a key.
-    Revoke {
-        #[arg(long)]
-        key_id: String,
-    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -133,26 +144,59 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         .context("DATABASE_URL (or --database-url) is required")?;
     let db = settings::database(Some(&url), settings::env)?.with_max_connections(2);
     let store = Store::connect_with(&db).await?;
-    let chains = || load_chains(args.chains_config.as_deref());
-    let output = match args.command {
+    let (command, described) = audit::describe(std::env::args_os())?;
+    let actor = audit::actor(settings::env);
+    let chains_config = args.chains_config;
+    audit::audited(
+        &store,
+        &actor,
+        &command,
+        &described,
+        execute(&store, chains_config.as_deref(), args.command),
+    )
+    .await
+}
+
+async fn execute(
+    store: &Store,
+    chains_config: Option<&std::path::Path>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    let store = store.clone();
+    let chains = || load_chains(chains_config);
+    let output = match command {
         AdminCommand::Merchant(MerchantCommand::Create(create)) => {
             // Only limits need asset decimals: creating a plain merchant needs no chains config.
             let no_limits = create.max_per_payment.is_empty() && create.daily_max.is_empty();
             let config = if no_limits { None } else { Some(chains()?) };
             merchant_create(&store, config.as_ref(), create).await?
         }
-        AdminCommand::ApiKey(ApiKeyCommand::Create { merchant, scopes }) => {
-            let scopes = Scopes::parse_list(&scopes)?;
-            key_json(
-                &store
-                    .create_api_key(parse_merchant(&merchant)?, scopes)
-                    .await?,
-            )
+        AdminCommand::Merchant(MerchantCommand::Suspend { merchant, reason }) => controls_json(
+            &store
+                .suspend_merchant(parse_merchant(&merchant)?, &reason)
+                .await?,
+        )?,
+        AdminCommand::Merchant(MerchantCommand::Resume { merchant }) => {
+            controls_json(&store.resume_merchant(parse_merchant(&merchant)?).await?)?
         }
-        AdminCommand::ApiKey(ApiKeyCommand::Revoke { key_id }) => {
-            let id: ApiKeyId = key_id.parse()?;
-            let info = store.revoke_api_key(id).await?;
-            json!({ "id": info.id, "merchant_id": info.merchant_id, "revoked_at": rfc3339(info.revoked_at)? })
+        AdminCommand::Merchant(MerchantCommand::SetOpenPaymentsCap { merchant, cap }) => {
+            controls_json(
+                &store
+                    .set_max_open_payments(parse_merchant(&merchant)?, cap)
+                    .await?,
+            )?
+        }
+        AdminCommand::ApiKey(command) => keys::run(&store, command).await?,
+        AdminCommand::Audit { limit } => {
+            let mut rows = Vec::new();
+            for r in store.list_audit(limit).await? {
+                rows.push(json!({
+                    "id": r.id, "actor": r.actor, "command": r.command, "args": r.args,
+                    "started_at": rfc3339(Some(r.started_at))?,
+                    "finished_at": rfc3339(r.finished_at)?, "outcome": r.outcome, "error": r.error,
+                }));
+            }
+            json!({ "count": rows.len(), "audit": rows })
         }
         AdminCommand::Ledger(LedgerCommand::Fund {
             merchant,
@@ -297,6 +341,14 @@ async fn merchant_create(
     Ok(json!({
         "id": merchant.id, "name": merchant.name, "service_fee_bps": merchant.service_fee_bps,
         "limits_base_units": limits, "created_at": rfc3339(Some(merchant.created_at))?,
+    }))
+}
+
+fn controls_json(c: &meshpay_store::MerchantControls) -> anyhow::Result<serde_json::Value> {
+    Ok(json!({
+        "merchant_id": c.id, "suspended_at": rfc3339(c.suspended_at)?,
+        "suspended_reason": c.suspended_reason, "max_open_payments": c.max_open_payments,
+        "default_max_open_payments": meshpay_store::DEFAULT_MAX_OPEN_PAYMENTS,
     }))
 }
 

@@ -37,6 +37,8 @@ pub enum Command {
     Admin(crate::admin::AdminArgs),
     /// Print each hot-wallet key's Ethereum address (to fund it), or check a signers file.
     Wallets(crate::wallets::WalletsArgs),
+    /// Check a chains file (and, with `--rpc-url`, its tokens on a node).
+    Chains(crate::chains::ChainsArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,6 +2,7 @@
 //! `meshpay` or `meshpay serve` runs the handler; other subcommands are operator tools.
 
 mod admin;
+mod chains;
 mod cli;
 mod migrate;
 mod serve;
@@ -43,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Wallets(args) => wallets::run(args).await,
+        Command::Chains(args) => chains::run(args).await,
     }
 }
 

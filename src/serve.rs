@@ -551,7 +551,7 @@ mod tests {
             .as_array()
             .unwrap()
             .len();
-        assert_eq!(codes, 21);
+        assert_eq!(codes, 25);
     }
 
     #[tokio::test]

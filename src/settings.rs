@@ -6,7 +6,7 @@
 //! | part | settings |
 //! |---|---|
 //! | database | `DATABASE_URL`, `MESHPAY_DB_AUTH`, `MESHPAY_DB_CREDENTIAL`, `AZURE_CLIENT_ID`, `MESHPAY_DB_MAX_CONNECTIONS` |
-//! | chains | `MESHPAY_CHAINS_CONFIG` (file), `MESHPAY_FEE_CAP_WEI_<CHAIN>` |
+//! | chains | `MESHPAY_CHAINS_CONFIG` (file), `MESHPAY_FEE_CAP_WEI_<CHAIN>`, `MESHPAY_RPC_URL_<CHAIN>` (a Key Vault reference in Azure) |
 //! | signers | `MESHPAY_SIGNERS_CONFIG` (file; the signers themselves are built at the first broadcast), and the settings it names for local keys |
 //! | API | `MESHPAY_QUOTE_TTL_SECONDS` |
 //! | confirm, reconcile, chain webhook | `MESHPAY_CONFIRM_*`, `MESHPAY_RECONCILE_*`, `MESHPAY_CHAIN_WEBHOOK_*` |
@@ -107,6 +107,12 @@ pub fn chains(
     chains
         .apply_fee_cap_overrides(&get)
         .context("chains configuration")?;
+    chains
+        .apply_rpc_url_overrides(&get)
+        .context("chains configuration")?;
+    if let Some((chain, problem)) = chains.placeholders().into_iter().next() {
+        anyhow::bail!("chains configuration: chain {chain:?}: {problem}");
+    }
     Ok(chains)
 }
 

@@ -46,6 +46,15 @@ setting MESHPAY_FEE_CAP_WEI_<CHAIN> (upper case, "-" as "_"). NOT READ BY THE AP
 force is max_fee_per_gas_cap_wei in chains.toml (docs/DEPLOY.md).''')
 param networkFeeCapsWei object = {}
 
+@description('''Key Vault secret names holding each chain's RPC URL (provider URLs carry API keys), keyed by
+chain name from chains.toml, e.g. { base: 'rpc-url-base' }. Each entry becomes the app setting
+MESHPAY_RPC_URL_<CHAIN> as a Key Vault reference; set the secret values out of band
+(az keyvault secret set). The chains file's rpc_url is then only a fallback.''')
+param rpcUrlSecretNames object = {}
+
+@description('Largest request body the Functions host accepts, in bytes (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT). The API takes at most 64 KiB of JSON; chain webhooks are the largest bodies.')
+param requestBodySizeLimitBytes int = 1048576
+
 @description('Path of the chains file as the app sees it (MESHPAY_CHAINS_CONFIG); relative to the app root (the unzipped package: scripts/package.sh puts MESHPAY_PACKAGE_CHAINS there as chains.toml).')
 param chainsConfigPath string = 'chains.toml'
 
@@ -245,6 +254,7 @@ var tags = union(extraTags, {
 })
 var names = {
   identity: 'id-${namePrefix}'
+  deployIdentity: 'id-${namePrefix}-deploy'
   storage: take('st${appName}${environmentName}${token}', 24)
   keyVault: take('kv-${environmentName}-${token}', 24)
   postgres: 'psql-${namePrefix}-${token}'
@@ -264,6 +274,17 @@ module identity 'modules/identity.bicep' = {
   name: '${namePrefix}-identity'
   params: {
     name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+// CI's identity (give it a federated credential for the pipeline): it uploads the package and
+// nothing else; the app's identity never leaves the app.
+module deployIdentity 'modules/identity.bicep' = {
+  name: '${namePrefix}-deploy-identity'
+  params: {
+    name: names.deployIdentity
     location: location
     tags: tags
   }
@@ -314,6 +335,7 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     queueNames: queueNames
     appPrincipalId: identity.outputs.principalId
+    deployPrincipalId: deployIdentity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
   }
 }
@@ -447,6 +469,11 @@ var hostSettings = [
     name: 'INVOICES_DETECT_SCHEDULE'
     value: invoicesDetectSchedule
   }
+  {
+    // The host's default is 100 MB: bodies are refused before they reach the handler.
+    name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'
+    value: string(requestBodySizeLimitBytes)
+  }
 ]
 
 // meshpay itself. The database user is the identity's name: the PostgreSQL role
@@ -539,6 +566,11 @@ var feeCapSettings = [for cap in items(networkFeeCapsWei): {
   value: string(cap.value)
 }]
 
+var rpcUrlSettings = [for rpc in items(rpcUrlSecretNames): {
+  name: 'MESHPAY_RPC_URL_${toUpper(replace(rpc.key, '-', '_'))}'
+  value: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${rpc.value})'
+}]
+
 module functionApp 'modules/functionapp.bicep' = {
   name: '${namePrefix}-functionapp'
   params: {
@@ -555,7 +587,7 @@ module functionApp 'modules/functionapp.bicep' = {
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     zoneRedundant: zoneRedundant
     appSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
-    appSettings: concat(hostSettings, meshpaySettings, chainWebhookSettings, feeCapSettings, telemetrySettings)
+    appSettings: concat(hostSettings, meshpaySettings, chainWebhookSettings, feeCapSettings, telemetrySettings, rpcUrlSettings)
   }
   dependsOn: [
     privateEndpoints
@@ -568,6 +600,9 @@ module functionApp 'modules/functionapp.bicep' = {
 
 @description('Base URL of the API (routes under /api).')
 output functionAppUrl string = 'https://${functionApp.outputs.defaultHostName}'
+
+@description('Client id of the deployment identity (CI logs in as it to upload the package).')
+output deployIdentityClientId string = deployIdentity.outputs.clientId
 
 @description('Function app name (for zip deploy).')
 output functionAppName string = functionApp.outputs.name

@@ -46,6 +46,16 @@ param postgresAdminPrincipalType = 'Group'
 
 param logRetentionDays = 365
 
-// Recommended once a runner / jump host inside the VNet exists for migrations and admin commands
-// (docs/DEPLOY.md, "Private networking"); the public endpoints accept only Entra ID tokens.
-param enablePrivateNetworking = false
+// Key Vault, Storage and PostgreSQL behind private endpoints with public access off (no
+// 0.0.0.0 firewall rule): migrations and admin commands run from a runner or jump host inside
+// the VNet (docs/DEPLOY.md, "Private networking").
+param enablePrivateNetworking = true
+
+// RPC provider URLs (with their keys) as Key Vault references: MESHPAY_RPC_URL_<CHAIN>.
+param rpcUrlSecretNames = {
+  ethereum: 'rpc-url-ethereum'
+  base: 'rpc-url-base'
+}
+
+// The API's bodies are at most 64 KiB; chain webhooks stay well under 1 MiB.
+param requestBodySizeLimitBytes = 1048576

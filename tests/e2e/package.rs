@@ -39,6 +39,8 @@ fn package(out: &Path, extra_env: &[(&str, &str)]) -> Output {
     command
         .arg(repo().join("scripts/package.sh"))
         .env("MESHPAY_PACKAGE_BINARY", env!("CARGO_BIN_EXE_meshpay"))
+        // The test binary is the dynamically linked debug build.
+        .env("MESHPAY_PACKAGE_ALLOW_DYNAMIC", "1")
         .env("MESHPAY_PACKAGE_OUT", out)
         .env_remove("MESHPAY_PACKAGE_CHAINS")
         .env_remove("MESHPAY_PACKAGE_SIGNERS");
@@ -184,8 +186,18 @@ fn the_zip_holds_host_json_each_function_json_and_the_executable_and_nothing_els
             && !name.contains("src/")),
         "{found:?}"
     );
-    // dist/app is the unzipped package, identical to the zip.
+    // dist/app is the unzipped package, plus local settings for `func start` that the zip
+    // leaves out (checked by the layout above).
     assert!(scratch.0.join("app").join(&executable).is_file());
+    let local: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(scratch.0.join("app/local.settings.json")).unwrap())
+            .unwrap();
+    let chains = local["Values"]["MESHPAY_CHAINS_CONFIG"].as_str().unwrap();
+    assert!(
+        Path::new(chains).is_absolute() && Path::new(chains).is_file(),
+        "{chains}"
+    );
+    assert_eq!(local["Values"]["FUNCTIONS_WORKER_RUNTIME"], "Custom");
 }
 
 #[test]
@@ -252,4 +264,52 @@ fn a_missing_binary_or_config_file_fails_before_anything_is_written() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-chains.toml not found"));
     assert!(!scratch.0.join("meshpay.zip").exists());
     assert!(!scratch.0.join("app").exists());
+}
+
+/// `scripts/check-static.sh` on `binary`.
+fn check_static(binary: &Path) -> Output {
+    Command::new("bash")
+        .arg(repo().join("scripts/check-static.sh"))
+        .arg(binary)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn only_a_static_handler_is_packaged_unless_dynamic_is_allowed() {
+    // The debug build is dynamically linked: refused by the check and by the script.
+    let dynamic = check_static(Path::new(env!("CARGO_BIN_EXE_meshpay")));
+    assert!(!dynamic.status.success());
+    assert!(
+        String::from_utf8_lossy(&dynamic.stderr).contains("not a static executable"),
+        "{}",
+        String::from_utf8_lossy(&dynamic.stderr)
+    );
+    let scratch = Scratch::new("static");
+    let refused = package(&scratch.0, &[("MESHPAY_PACKAGE_ALLOW_DYNAMIC", "")]);
+    assert!(!refused.status.success());
+    assert!(!scratch.0.join("meshpay.zip").exists());
+
+    // A program built for the package's target (x86_64-unknown-linux-musl, rust-toolchain.toml)
+    // passes `file` and `ldd`.
+    let source = scratch.0.join("hello.rs");
+    std::fs::write(&source, "fn main() { println!(\"hello\"); }\n").unwrap();
+    let binary = scratch.0.join("hello");
+    let built = Command::new("rustc")
+        .args(["--target", "x86_64-unknown-linux-musl", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let static_ok = check_static(&binary);
+    assert!(
+        static_ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&static_ok.stderr)
+    );
 }

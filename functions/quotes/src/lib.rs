@@ -187,7 +187,12 @@ fn charges(
     service_fee_bps: meshpay_domain::FeeBps,
     fee: &FeeEstimate,
 ) -> Result<Charges, ApiError> {
-    let network_fee = Charges::network_fee_for(fee.gas_limit, fee.max_fee_per_gas_wei);
+    // On OP-stack chains the L1 data fee is held too (0 elsewhere).
+    let network_fee = Charges::network_fee_for(fee.gas_limit, fee.max_fee_per_gas_wei)
+        .checked_add(meshpay_domain::Amount::from_base_units(
+            meshpay_chain::U256::from(fee.l1_fee_wei),
+        ))
+        .ok_or_else(|| ApiError::validation("network fee out of range"))?;
     Charges::compute(
         input.asset.id().clone(),
         meshpay_domain::Amount::from_base_units(input.transfer.amount_base_units),

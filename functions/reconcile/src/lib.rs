@@ -106,6 +106,19 @@ pub async fn run(pipeline: &Pipeline, relay: Option<&Relay>) -> RunReport {
     }
 }
 
+/// Quotes and completed idempotency keys are kept this long, then pruned.
+pub const PRUNE_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+/// Rows of each pruned per run: a bounded delete; a backlog shrinks run by run.
+pub const PRUNE_BATCH: u32 = 5_000;
+
+/// Housekeeping after the run; a failure is logged and the next run tries again.
+async fn prune(store: &meshpay_store::Store) {
+    match store.prune_expired(PRUNE_RETENTION, PRUNE_BATCH).await {
+        Ok(report) => tracing::info!(?report, "expired quotes and idempotency keys pruned"),
+        Err(error) => tracing::warn!(%error, "pruning failed"),
+    }
+}
+
 /// The function, sharing one pipeline and (for wallet healing) the broadcast step's relay;
 /// `None`: no healing.
 pub fn function(pipeline: Arc<Pipeline>, relay: Option<LazyRelay>) -> Function {
@@ -141,6 +154,7 @@ pub async fn handle(
         None => None,
     };
     let report = run(pipeline, ready).await;
+    prune(pipeline.store()).await;
     let outputs = outputs_for(&report)?;
     Ok(match unavailable {
         Some(error) => outputs.log(format!("wallet healing unavailable: {error}")),

@@ -38,21 +38,36 @@ param queueNames array
 @description('Principal id of the app identity.')
 param appPrincipalId string
 
+@description('Principal id of the deployment identity (CI): it may write the deployment container and nothing else.')
+param deployPrincipalId string
+
 @description('Log Analytics workspace for diagnostic settings.')
 param workspaceId string
 
 // With the public endpoint closed, only private endpoints (and trusted Azure services) get through.
 var networkDefaultAction = publicNetworkAccess == 'Enabled' ? 'Allow' : 'Deny'
 
-// Built-in roles the Functions host needs with an identity-based AzureWebJobsStorage:
-// blobs for leases, keys and the deployment package (Owner: the host sets blob metadata and
-// leases), queues for the triggers and outputs (Contributor: the host creates poison queues),
-// tables for the host's diagnostic events.
+// Built-in roles the Functions host needs with an identity-based AzureWebJobsStorage, each
+// scoped to what it touches rather than the account: blob Contributor (leases, blob metadata;
+// Owner's ACL rights are not needed) on the host's containers and the deployment container,
+// queue Contributor on each pipeline queue and its -poison queue (all created here, so the host
+// creates none), table Contributor on the account: the host's diagnostic-events tables are
+// named per month at run time, so no narrower scope exists for them.
 var roleIds = {
-  blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  blobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 }
+
+// The Functions host's own containers (leases and timer state; host keys).
+var hostContainerNames = [
+  'azure-webjobs-hosts'
+  'azure-webjobs-secrets'
+]
+
+// Every queue the app reads or writes: the pipeline's and the host's poison queues.
+var poisonQueueNames = [for queueName in queueNames: '${queueName}-poison']
+var allQueueNames = concat(queueNames, poisonQueueNames)
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: defaultAction is Deny with enablePrivateNetworking; without it Allow, as Flex Consumption has no fixed egress IPs (shared keys are off: Entra ID + RBAC only)
@@ -132,9 +147,17 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
   name: 'default'
 }
 
-resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in queueNames: {
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in allQueueNames: {
   parent: queueService
   name: queueName
+}]
+
+resource hostContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in hostContainerNames: {
+  parent: blobService
+  name: containerName
+  properties: {
+    publicAccess: 'None'
+  }
 }]
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
@@ -142,25 +165,48 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
   name: 'default'
 }
 
-resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(account.id, appPrincipalId, roleIds.blobDataOwner)
-  scope: account
+resource hostBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (containerName, i) in hostContainerNames: {
+  name: guid(hostContainers[i].id, appPrincipalId, roleIds.blobDataContributor)
+  scope: hostContainers[i]
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.blobDataOwner)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.blobDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}]
+
+// The platform reads the package with the app's identity.
+resource packageBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deploymentContainer.id, appPrincipalId, roleIds.blobDataContributor)
+  scope: deploymentContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.blobDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
 }
 
-resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(account.id, appPrincipalId, roleIds.queueDataContributor)
-  scope: account
+// CI uploads the package with its own identity: it can replace the code, not read queues,
+// leases or keys.
+resource deployBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deploymentContainer.id, deployPrincipalId, roleIds.blobDataContributor)
+  scope: deploymentContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.blobDataContributor)
+    principalId: deployPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (queueName, i) in allQueueNames: {
+  name: guid(queues[i].id, appPrincipalId, roleIds.queueDataContributor)
+  scope: queues[i]
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.queueDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
-}
+}]
 
 resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(account.id, appPrincipalId, roleIds.tableDataContributor)

@@ -28,6 +28,10 @@ pub enum ErrorCode {
     QuoteAlreadyUsed,
     InsufficientFunds,
     LimitExceeded,
+    RateLimited,
+    ApiKeyExpired,
+    MerchantSuspended,
+    TooManyOpenPayments,
     InvalidState,
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
@@ -54,6 +58,10 @@ impl ErrorCode {
             ErrorCode::QuoteAlreadyUsed => "quote_already_used",
             ErrorCode::InsufficientFunds => "insufficient_funds",
             ErrorCode::LimitExceeded => "limit_exceeded",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ApiKeyExpired => "api_key_expired",
+            ErrorCode::MerchantSuspended => "merchant_suspended",
+            ErrorCode::TooManyOpenPayments => "too_many_open_payments",
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::IdempotencyKeyRequired => "idempotency_key_required",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
@@ -66,7 +74,10 @@ impl ErrorCode {
     /// The status every error of this code is sent with.
     pub const fn status(self) -> StatusCode {
         match self {
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized | ErrorCode::ApiKeyExpired => StatusCode::UNAUTHORIZED,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::MerchantSuspended => StatusCode::FORBIDDEN,
+            ErrorCode::TooManyOpenPayments => StatusCode::CONFLICT,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -107,6 +118,10 @@ impl ErrorCode {
             ErrorCode::QuoteAlreadyUsed => "Quote already used",
             ErrorCode::InsufficientFunds => "Insufficient funds",
             ErrorCode::LimitExceeded => "Limit exceeded",
+            ErrorCode::RateLimited => "Too many requests",
+            ErrorCode::ApiKeyExpired => "API key expired",
+            ErrorCode::MerchantSuspended => "Merchant suspended",
+            ErrorCode::TooManyOpenPayments => "Too many open payments",
             ErrorCode::InvalidState => "Payment is not in a state that allows this",
             ErrorCode::IdempotencyKeyRequired => "Idempotency-Key header required",
             ErrorCode::IdempotencyKeyReused => "Idempotency-Key reused with a different request",
@@ -184,6 +199,29 @@ impl ApiError {
         )
     }
 
+    pub fn api_key_expired() -> Self {
+        Self::new(
+            ErrorCode::ApiKeyExpired,
+            "this API key has expired; use its replacement or ask for a new key",
+        )
+    }
+
+    pub fn merchant_suspended() -> Self {
+        Self::new(
+            ErrorCode::MerchantSuspended,
+            "this merchant is suspended; contact the operator",
+        )
+    }
+
+    /// `retry_after_secs`: when the caller's budget has a token again (at least 1).
+    pub fn rate_limited(retry_after_secs: u32) -> Self {
+        Self::new(
+            ErrorCode::RateLimited,
+            "too many requests for this API key or merchant; retry after the Retry-After delay",
+        )
+        .with_retry_after(retry_after_secs.max(1))
+    }
+
     /// Unknown ids and other merchants' ids look the same (tenant isolation).
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("{what} not found"))
@@ -225,7 +263,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = meshpay_shim::problem_response(self.code.status(), &self.problem());
         let headers = response.headers_mut();
-        if self.code == ErrorCode::Unauthorized {
+        if matches!(
+            self.code,
+            ErrorCode::Unauthorized | ErrorCode::ApiKeyExpired
+        ) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(secs) = self.retry_after_secs {
@@ -313,6 +354,10 @@ mod tests {
             QuoteAlreadyUsed,
             InsufficientFunds,
             LimitExceeded,
+            RateLimited,
+            ApiKeyExpired,
+            MerchantSuspended,
+            TooManyOpenPayments,
             InvalidState,
             IdempotencyKeyRequired,
             IdempotencyKeyReused,

@@ -4,6 +4,7 @@
 //! - [`auth`]: `Authorization: Bearer` → [`Auth<S>`] with the scope `S` checked by type.
 //! - [`error`]: [`ApiError`] → RFC 9457 `application/problem+json` with a stable `code`.
 //! - [`json`]: [`ApiJson`], strict JSON bodies (64 KiB limit, unknown fields rejected).
+//! - [`rate_limit`]: token buckets per API key and per merchant (per process).
 //! - [`query`]: [`ApiQuery`], query strings with problem+json rejections.
 //! - [`path`]: [`PathId`], ids in the path; malformed ids are 404s.
 //! - [`pagination`]: `limit` validation and opaque keyset cursors.
@@ -18,15 +19,17 @@ pub mod openapi;
 pub mod pagination;
 pub mod path;
 pub mod query;
+pub mod rate_limit;
 pub mod state;
 pub mod store_error;
 pub mod views;
 
-pub use auth::{Auth, PaymentsRead, PaymentsWrite, QuotesWrite, RequiredScope};
+pub use auth::{Auth, AuthGuard, PaymentsRead, PaymentsWrite, QuotesWrite, RequiredScope};
 pub use auth::{InvoicesRead, InvoicesWrite};
 pub use error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
 pub use json::{ApiJson, BODY_LIMIT_BYTES};
 pub use path::PathId;
 pub use query::ApiQuery;
+pub use rate_limit::RateLimitConfig;
 pub use state::{ApiConfig, ApiConfigError, AppState, Clock, DB_ACQUIRE_TIMEOUT, SystemClock};
 pub use store_error::from_store;

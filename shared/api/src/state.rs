@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use meshpay_chain::{ChainsConfig, FeeEstimator, RpcFeeEstimator};
 use meshpay_store::Store;
+
+use crate::auth::AuthGuard;
+use crate::rate_limit::{RateLimitConfig, RateLimitConfigError};
 use time::OffsetDateTime;
 
 /// The application's notion of "now" (quote expiry); a seam so tests can pin time.
@@ -31,6 +34,8 @@ pub struct ApiConfig {
     /// How long a quote can be authorized after it was made (default 60 s): fees move, so a
     /// quote must not be honoured for long.
     pub quote_ttl: Duration,
+    /// Requests per second per key and per merchant, in this instance.
+    pub rate_limits: RateLimitConfig,
 }
 
 impl ApiConfig {
@@ -54,7 +59,11 @@ impl ApiConfig {
                 ttl
             }
         };
-        Ok(Self { quote_ttl })
+        let rate_limits = RateLimitConfig::from_lookup(&get)?;
+        Ok(Self {
+            quote_ttl,
+            rate_limits,
+        })
     }
 }
 
@@ -62,6 +71,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             quote_ttl: Self::DEFAULT_QUOTE_TTL,
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -70,6 +80,8 @@ impl Default for ApiConfig {
 pub enum ApiConfigError {
     #[error("{QUOTE_TTL_ENV} must be a whole number of seconds between 1 and 3600, got {0:?}")]
     QuoteTtl(String),
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitConfigError),
     /// The URL did not parse (its text is not repeated here: it holds a password).
     #[error("{DATABASE_URL_ENV} is not a valid PostgreSQL URL")]
     DatabaseUrl(#[source] sqlx::Error),
@@ -92,6 +104,8 @@ pub struct AppState {
     pub fees: Arc<dyn FeeEstimator>,
     pub clock: Arc<dyn Clock>,
     pub config: ApiConfig,
+    /// Unknown-key cache and rate limits of this process (built from `config`).
+    pub guard: Arc<AuthGuard>,
 }
 
 impl AppState {
@@ -101,6 +115,7 @@ impl AppState {
             chains,
             fees,
             clock: Arc::new(SystemClock),
+            guard: Arc::new(AuthGuard::new(ApiConfig::default().rate_limits)),
             config: ApiConfig::default(),
         }
     }
@@ -135,6 +150,7 @@ impl AppState {
     }
 
     pub fn with_config(mut self, config: ApiConfig) -> Self {
+        self.guard = Arc::new(AuthGuard::new(config.rate_limits));
         self.config = config;
         self
     }
@@ -146,8 +162,9 @@ mod tests {
 
     fn quote_ttl(value: Option<&str>) -> Result<Duration, ApiConfigError> {
         ApiConfig::from_lookup(|name| {
-            assert_eq!(name, QUOTE_TTL_ENV);
-            value.map(str::to_owned)
+            (name == QUOTE_TTL_ENV)
+                .then(|| value.map(str::to_owned))
+                .flatten()
         })
         .map(|config| config.quote_ttl)
     }

@@ -42,6 +42,14 @@ pub fn from_store(error: StoreError, what: &str, chains: &ChainsConfig) -> ApiEr
                 display_amount(chains, &asset, limit),
             ),
         ),
+        StoreError::OpenPaymentsCap { limit } => ApiError::new(
+            ErrorCode::TooManyOpenPayments,
+            format!(
+                "the merchant already has {limit} open payments; wait for some to finish or \
+                 cancel unsent ones"
+            ),
+        ),
+        StoreError::MerchantSuspended => ApiError::merchant_suspended(),
         StoreError::IdempotencyKeyReused => ApiError::new(
             ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was already used with a different request body",

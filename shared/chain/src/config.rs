@@ -55,6 +55,10 @@ pub enum ConfigError {
     /// No `[[chains]]` entry.
     #[error("chains config lists no chains")]
     NoChains,
+    /// A `MESHPAY_RPC_URL_<CHAIN>` override is not an http(s) URL (its value is not repeated:
+    /// it may hold a provider key).
+    #[error("{var} is not an http(s) URL")]
+    InvalidRpcUrlOverride { var: String },
     /// A `MESHPAY_FEE_CAP_WEI_<CHAIN>` override is not a positive integer number of wei.
     #[error("{var} must be a positive integer number of wei")]
     InvalidFeeCapOverride { var: String },
@@ -132,7 +136,25 @@ pub struct Chain {
     /// The `DepositFactory` (contracts/DepositFactory.sol) whose CREATE2 addresses receive
     /// invoice payments; `None`: no pay-ins on this chain.
     pub deposit_factory: Option<Address>,
+    /// An OP-stack rollup (Base, OP Mainnet): every transaction also pays an L1 data fee,
+    /// quoted through the GasPriceOracle predeploy and read from the receipt's `l1Fee`.
+    pub op_stack: bool,
+    /// Every chain's hot wallets and token contracts, refused as recipients on this chain
+    /// (filled in when the whole file is validated).
+    pub own_addresses: std::collections::HashMap<Address, OwnAddress>,
 }
+
+/// Why an address of meshpay's own configuration is never a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnAddress {
+    HotWallet,
+    TokenContract,
+}
+
+/// The hot wallet the template chain files under `infra/chains/` carry: it stands for "your
+/// wallet here". `serve` refuses to start with it; `chains check` reports it.
+pub const PLACEHOLDER_HOT_WALLET: Address =
+    alloy::primitives::address!("0x00000000000000000000000000000000DeaDBeef");
 
 // RPC URLs of hosted providers carry API keys in the path or query: print the origin only.
 impl fmt::Debug for Chain {
@@ -149,6 +171,7 @@ impl fmt::Debug for Chain {
             .field("hot_wallets", &self.hot_wallets)
             .field("deny_list_len", &self.deny_list.len())
             .field("deposit_factory", &self.deposit_factory)
+            .field("op_stack", &self.op_stack)
             .finish()
     }
 }
@@ -171,6 +194,43 @@ impl ChainsConfig {
             }
         }
         Ok(())
+    }
+
+    /// Applies `MESHPAY_RPC_URL_<CHAIN>` overrides (in Azure: Key Vault references, so a
+    /// provider URL with its key is never in the package or the chains file).
+    pub fn apply_rpc_url_overrides(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        for chain in &mut self.chains {
+            let var = rpc_url_override_var(&chain.name);
+            let Some(value) = lookup(&var).filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            match Url::parse(value.trim()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => chain.rpc_url = url,
+                _ => return Err(ConfigError::InvalidRpcUrlOverride { var }),
+            }
+        }
+        Ok(())
+    }
+
+    /// `(chain, problem)` for every template value still in the file (the placeholder hot
+    /// wallet): fine for `chains check` of a template, fatal for `serve`.
+    pub fn placeholders(&self) -> Vec<(String, String)> {
+        self.chains
+            .iter()
+            .filter(|c| c.hot_wallets.contains(&PLACEHOLDER_HOT_WALLET))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    format!(
+                        "hot_wallets lists the template placeholder {PLACEHOLDER_HOT_WALLET}: \
+                         put your hot wallet addresses there"
+                    ),
+                )
+            })
+            .collect()
     }
 
     /// Loads and validates a TOML file.
@@ -230,6 +290,22 @@ impl ChainsConfig {
             }
             chains.push(entry.into_chain().map_err(invalid)?);
         }
+        let mut own = std::collections::HashMap::new();
+        for chain in &chains {
+            for token in &chain.tokens {
+                if let AssetKind::Erc20 { contract } = token.kind() {
+                    own.insert(contract, OwnAddress::TokenContract);
+                }
+            }
+        }
+        for chain in &chains {
+            for wallet in &chain.hot_wallets {
+                own.entry(*wallet).or_insert(OwnAddress::HotWallet);
+            }
+        }
+        for chain in &mut chains {
+            chain.own_addresses = own.clone();
+        }
         Ok(Self { chains })
     }
 }
@@ -238,6 +314,14 @@ impl ChainsConfig {
 pub fn fee_cap_override_var(chain: &str) -> String {
     format!(
         "MESHPAY_FEE_CAP_WEI_{}",
+        chain.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// `MESHPAY_RPC_URL_<CHAIN>` for a chain name (`base-sepolia` → `MESHPAY_RPC_URL_BASE_SEPOLIA`).
+pub fn rpc_url_override_var(chain: &str) -> String {
+    format!(
+        "MESHPAY_RPC_URL_{}",
         chain.to_ascii_uppercase().replace('-', "_")
     )
 }
@@ -284,6 +368,7 @@ struct RawChain {
     deny_list: Vec<String>,
     #[serde(default)]
     deposit_factory: Option<String>,
+    op_stack: bool,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +457,8 @@ impl RawChain {
             hot_wallets,
             deny_list,
             deposit_factory,
+            op_stack: self.op_stack,
+            own_addresses: std::collections::HashMap::new(),
         })
     }
 }

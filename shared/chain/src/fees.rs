@@ -7,7 +7,6 @@
 //! fee in the token, the network fee in the native asset).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use alloy::eips::eip1559::Eip1559Estimation;
@@ -65,17 +64,21 @@ pub struct FeeEstimate {
     /// The estimate exceeded the cap and was clamped to it (the transfer may then wait for
     /// cheaper blocks instead of overpaying).
     pub capped: bool,
+    /// OP-stack chains: the L1 data fee held on top of the gas (see [`crate::l1_fee`]); 0
+    /// elsewhere.
+    pub l1_fee_wei: u128,
 }
 
 impl FeeEstimate {
-    /// `gas_limit * max_fee_per_gas`, in wei of the native asset.
+    /// `gas_limit * max_fee_per_gas` plus the L1 data fee, in wei of the native asset.
     pub fn network_fee_wei(&self) -> U256 {
         U256::from(self.gas_limit) * U256::from(self.max_fee_per_gas_wei)
+            + U256::from(self.l1_fee_wei)
     }
 }
 
 /// Why no fee could be estimated.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FeeError {
     #[error("chain {0:?} is not configured for fee estimation")]
     UnknownChain(String),
@@ -143,8 +146,17 @@ pub struct RpcFeeEstimator {
     rpc_timeout: Duration,
     /// Quotes in the same block see the same fees: cache per chain for `cache_ttl`.
     cache_ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Eip1559Estimation)>>,
+    /// Per chain, the last answer (or failure). One async lock per chain makes a flood of
+    /// quotes that all miss wait for one `eth_feeHistory` instead of sending one each; a
+    /// failure is kept for [`FEE_FAILURE_TTL`] so an outage does not queue them behind one
+    /// timeout after another.
+    cache: HashMap<String, tokio::sync::Mutex<Option<CachedFees>>>,
 }
+
+type CachedFees = (Instant, Result<Eip1559Estimation, FeeError>);
+
+/// How long a failed fee estimate is answered from memory.
+const FEE_FAILURE_TTL: Duration = Duration::from_secs(1);
 
 impl RpcFeeEstimator {
     /// One HTTP provider per chain (no I/O until the first estimate).
@@ -160,11 +172,16 @@ impl RpcFeeEstimator {
                 (chain.name.clone(), provider)
             })
             .collect();
+        let cache = config
+            .chains()
+            .iter()
+            .map(|chain| (chain.name.clone(), tokio::sync::Mutex::new(None)))
+            .collect();
         Self {
             providers,
             rpc_timeout,
             cache_ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache,
         }
     }
 
@@ -175,9 +192,27 @@ impl RpcFeeEstimator {
     }
 
     async fn eip1559(&self, chain: &Chain) -> Result<Eip1559Estimation, FeeError> {
-        if let Some(hit) = self.cached(&chain.name) {
-            return Ok(hit);
+        let slot = self
+            .cache
+            .get(&chain.name)
+            .ok_or_else(|| FeeError::UnknownChain(chain.name.clone()))?;
+        let mut slot = slot.lock().await;
+        if let Some((at, cached)) = slot.as_ref() {
+            let ttl = if cached.is_ok() {
+                self.cache_ttl
+            } else {
+                FEE_FAILURE_TTL
+            };
+            if at.elapsed() < ttl {
+                return cached.clone();
+            }
         }
+        let fetched = self.fetch_eip1559(chain).await;
+        *slot = Some((Instant::now(), fetched.clone()));
+        fetched
+    }
+
+    async fn fetch_eip1559(&self, chain: &Chain) -> Result<Eip1559Estimation, FeeError> {
         let provider = self.provider(chain)?;
         let method = "eth_feeHistory";
         let estimation = tokio::time::timeout(self.rpc_timeout, provider.estimate_eip1559_fees())
@@ -191,16 +226,7 @@ impl RpcFeeEstimator {
                 method,
                 message: rpc_message(&source),
             })?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(chain.name.clone(), (Instant::now(), estimation));
-        }
         Ok(estimation)
-    }
-
-    fn cached(&self, chain: &str) -> Option<Eip1559Estimation> {
-        let cache = self.cache.lock().ok()?;
-        let (at, estimation) = cache.get(chain)?;
-        (at.elapsed() < self.cache_ttl).then_some(*estimation)
     }
 
     /// A plain value transfer costs exactly 21,000 gas, but a recipient that is a contract (a
@@ -288,11 +314,61 @@ impl FeeEstimator for RpcFeeEstimator {
         let estimation = with_headroom(self.eip1559(chain).await?);
         let (max_fee_per_gas_wei, max_priority_fee_per_gas_wei, capped) =
             cap_fees(estimation, chain.max_fee_per_gas_cap_wei);
-        Ok(FeeEstimate {
+        let mut fee = FeeEstimate {
             gas_limit,
             max_fee_per_gas_wei,
             max_priority_fee_per_gas_wei,
             capped,
+            l1_fee_wei: 0,
+        };
+        if chain.op_stack {
+            fee.l1_fee_wei = self.l1_fee(chain, transfer, &fee).await?;
+        }
+        Ok(fee)
+    }
+}
+
+impl RpcFeeEstimator {
+    /// The L1 data fee to hold for this transfer on an OP-stack chain.
+    async fn l1_fee(
+        &self,
+        chain: &Chain,
+        transfer: &TransferSpec,
+        fee: &FeeEstimate,
+    ) -> Result<u128, FeeError> {
+        let (to, value, input) = match transfer.asset.kind() {
+            AssetKind::Native => (transfer.recipient, transfer.amount_base_units, Vec::new()),
+            AssetKind::Erc20 { contract } => {
+                let call = transferCall {
+                    to: transfer.recipient,
+                    amount: transfer.amount_base_units,
+                };
+                (contract, U256::ZERO, call.abi_encode())
+            }
+        };
+        let input = crate::l1_fee::L1FeeInput {
+            chain_id: chain.chain_id,
+            to,
+            value,
+            input: input.into(),
+            gas_limit: fee.gas_limit,
+            max_fee_per_gas: fee.max_fee_per_gas_wei,
+            max_priority_fee_per_gas: fee.max_priority_fee_per_gas_wei,
+        };
+        let method = "GasPriceOracle.getL1Fee";
+        tokio::time::timeout(
+            self.rpc_timeout,
+            crate::l1_fee::quote_l1_fee(self.provider(chain)?, &input),
+        )
+        .await
+        .map_err(|_| FeeError::Timeout {
+            chain: chain.name.clone(),
+            method,
+        })?
+        .map_err(|e| FeeError::Rpc {
+            chain: chain.name.clone(),
+            method,
+            message: e.to_string(),
         })
     }
 }
@@ -327,6 +403,7 @@ impl FeeEstimator for FixedFeeEstimator {
             max_fee_per_gas_wei,
             max_priority_fee_per_gas_wei,
             capped,
+            l1_fee_wei: 0,
         })
     }
 }
@@ -384,7 +461,16 @@ mod tests {
             max_fee_per_gas_wei: 3_000_000_000,
             max_priority_fee_per_gas_wei: 1,
             capped: false,
+            l1_fee_wei: 0,
         };
         assert_eq!(fee.network_fee_wei(), U256::from(63_000_000_000_000u64));
+        let op_stack = FeeEstimate {
+            l1_fee_wei: 5,
+            ..fee
+        };
+        assert_eq!(
+            op_stack.network_fee_wei(),
+            U256::from(63_000_000_000_005u64)
+        );
     }
 }

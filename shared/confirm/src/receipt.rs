@@ -239,6 +239,7 @@ mod tests {
             to: Some(to),
             gas_used: 50_000,
             effective_gas_price_wei: 1_000_000_000,
+            l1_fee_wei: 0,
             logs,
         }
     }

@@ -16,7 +16,7 @@
 //! lagging backend) is retried later. After a reorg a confirm message restarts polling, which
 //! re-sends the stored bytes if they were dropped.
 
-use meshpay_domain::{Charges, PaymentEvent, PaymentId, PaymentStatus, ResolveError};
+use meshpay_domain::{PaymentEvent, PaymentId, PaymentStatus, ResolveError};
 use meshpay_store::{StoreError, Transition};
 use serde_json::json;
 
@@ -106,8 +106,8 @@ impl Pipeline {
                 "tx_hash": tx_hash, "block_number": block_number, "block_hash": block_hash,
             });
             let (event, data) = if let Some(r) = receipt.as_ref().filter(|_| canonical) {
-                let network_fee =
-                    Charges::network_fee_charged(r.gas_used, r.effective_gas_price_wei);
+                // Gas plus, on OP-stack chains, the receipt's L1 data fee.
+                let network_fee = meshpay_domain::Amount::from_base_units(r.network_fee_wei());
                 if let Err(ResolveError::NetworkFeeExceedsHold { charged, held }) =
                     payment.charges.settle(network_fee)
                 {
@@ -122,6 +122,7 @@ impl Pipeline {
                 let mut data = old.clone();
                 data["gas_used"] = json!(r.gas_used);
                 data["effective_gas_price"] = json!(r.effective_gas_price_wei.to_string());
+                data["l1_fee"] = json!(r.l1_fee_wei.to_string());
                 data["network_fee"] = json!(network_fee);
                 (PaymentEvent::Settle { network_fee }, data)
             } else {

@@ -238,6 +238,36 @@ async fn check_daily_limit(
     }
 }
 
+/// Open payments per merchant when the merchant has no cap of its own
+/// (`merchants.max_open_payments`).
+pub const DEFAULT_MAX_OPEN_PAYMENTS: u32 = 1000;
+
+/// The merchant's open (not finished) payments must stay below its cap; a suspended merchant
+/// authorizes nothing. Read under the merchant's account locks: every payment debits its
+/// chain's native asset, so this is exact per chain (concurrent requests on different chains
+/// can overshoot by their number).
+async fn check_open_payments(conn: &mut PgConnection, merchant: MerchantId) -> Result<()> {
+    let (open, cap, suspended): (i64, Option<i32>, bool) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM payments WHERE merchant_id = $1
+                   AND status NOT IN ('settled', 'failed', 'cancelled', 'expired')),
+                m.max_open_payments, m.suspended_at IS NOT NULL
+         FROM merchants m WHERE m.id = $1",
+    )
+    .bind(merchant.as_uuid())
+    .fetch_one(&mut *conn)
+    .await?;
+    if suspended {
+        return Err(StoreError::MerchantSuspended);
+    }
+    let limit = cap
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(DEFAULT_MAX_OPEN_PAYMENTS);
+    if open >= i64::from(limit) {
+        return Err(StoreError::OpenPaymentsCap { limit });
+    }
+    Ok(())
+}
+
 /// Inserts the payment row from the quote's terms; returns created_at.
 async fn insert_payment(
     conn: &mut PgConnection,
@@ -321,6 +351,7 @@ impl Store {
         if let Some(limit) = daily {
             check_daily_limit(&mut tx, req.merchant_id, &c.asset, c.amount, limit).await?;
         }
+        check_open_payments(&mut tx, req.merchant_id).await?;
 
         let id = PaymentId::new();
         let created_at = insert_payment(&mut tx, id, &quote, req).await?;

@@ -51,6 +51,13 @@ pub enum StoreError {
         asset: AssetId,
         limit: Amount,
     },
+    /// The merchant already has `limit` payments that are not finished (authorized, in flight
+    /// or parked): a runaway client cannot tie up every hot wallet and all its balance.
+    #[error("the merchant already has {limit} open payments")]
+    OpenPaymentsCap { limit: u32 },
+    /// The merchant is suspended: no key of it works and none of its payments is sent.
+    #[error("merchant is suspended")]
+    MerchantSuspended,
     /// The Idempotency-Key was used before with a different request.
     #[error("idempotency key was already used with a different request")]
     IdempotencyKeyReused,

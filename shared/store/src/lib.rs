@@ -60,6 +60,7 @@ pub mod error;
 pub mod invoices;
 pub mod ledger;
 pub mod merchants;
+pub mod operations;
 pub mod outbox;
 mod outbox_upkeep;
 pub mod payments;
@@ -74,8 +75,14 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-pub use api_keys::{ApiKeyInfo, ApiKeySecret, CreatedApiKey, KEY_PREFIX, Principal};
-pub use authorize::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
+pub use api_keys::{
+    ApiKeyInfo, ApiKeyListing, ApiKeySecret, CreatedApiKey, KEY_PREFIX, KeyCheck, KeyOptions,
+    Principal, RotatedApiKey,
+};
+pub use authorize::{
+    AuthorizeOutcome, AuthorizeRequest, DEFAULT_MAX_OPEN_PAYMENTS, StoredResponse,
+    request_fingerprint,
+};
 pub use connect::{ConnectMode, DbAuth, DbConfig, DbConfigError, DbConnectError, EntraCredential};
 pub use error::{LimitKind, Result, StoreError};
 pub use invoices::{
@@ -84,6 +91,7 @@ pub use invoices::{
 };
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
+pub use operations::{AuditEntry, AuditRecord, MerchantControls, PruneReport};
 pub use outbox::{NewOutboxMessage, OutboxMessage, topics};
 pub use outbox_upkeep::OutboxDispatch;
 pub use payments::{ListPayments, Payment, PaymentEventRecord, PaymentPage};

@@ -48,8 +48,10 @@ pub enum UrlError {
     NoHost,
     #[error("the URL points to a private, loopback, link-local or reserved address ({0})")]
     ForbiddenAddress(IpAddr),
+    /// `addr` is for the operator's logs only: the message a merchant sees never names the
+    /// address (it would map the internal network for whoever registers URLs).
     #[error(
-        "the URL's host {host} resolves to a private, loopback, link-local or reserved address ({addr})"
+        "the URL's host {host} resolves to a private, loopback, link-local or reserved address"
     )]
     ResolvesToForbidden { host: String, addr: IpAddr },
     #[error("the URL's host {0} does not resolve")]
@@ -395,6 +397,16 @@ mod tests {
                 .is_ok()
         );
         assert!(DEV.check_addrs("h", [ip("10.0.0.1")]).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_after_resolution_does_not_reveal_the_resolved_address() {
+        let error = PROD
+            .check_addrs("intranet.example", [ip("10.1.2.3")])
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("intranet.example"), "{message}");
+        assert!(!message.contains("10.1.2.3"), "{message}");
     }
 
     #[tokio::test]

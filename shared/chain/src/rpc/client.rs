@@ -9,7 +9,7 @@ use alloy::eips::eip1559::Eip1559Estimation;
 use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
-use alloy::transports::TransportError;
+use alloy::transports::{TransportError, TransportErrorKind};
 use url::Url;
 
 use alloy::consensus::Transaction as ConsensusTransaction;
@@ -131,12 +131,23 @@ impl AlloyRpc {
     }
 
     /// `eth_getTransactionReceipt`, reduced to [`ReceiptFacts`]; `None` while not mined.
+    /// Read as JSON first: OP-stack receipts carry `l1Fee`, which the typed receipt drops.
     pub async fn receipt(&self, hash: B256) -> Result<Option<ReceiptFacts>, RpcFailure> {
-        let request = self.provider.get_transaction_receipt(hash);
-        let receipt = self
-            .call("eth_getTransactionReceipt", request.into_future())
-            .await?;
-        Ok(receipt.as_ref().and_then(facts))
+        let method = "eth_getTransactionReceipt";
+        let request = self
+            .provider
+            .raw_request::<_, Option<serde_json::Value>>(method.into(), (hash,));
+        let Some(json) = self.call(method, request).await? else {
+            return Ok(None);
+        };
+        let receipt: TransactionReceipt = serde_json::from_value(json.clone())
+            .map_err(|e| RpcFailure::from_transport(method, TransportErrorKind::custom(e)))?;
+        let l1_fee = crate::l1_fee::receipt_l1_fee(&json)
+            .map_err(|e| RpcFailure::from_transport(method, TransportErrorKind::custom_str(&e)))?;
+        Ok(facts(&receipt).map(|facts| ReceiptFacts {
+            l1_fee_wei: l1_fee,
+            ..facts
+        }))
     }
 
     /// `eth_blockNumber`, and the `finalized` block when asked for.
@@ -215,6 +226,7 @@ pub(super) fn facts(receipt: &TransactionReceipt) -> Option<ReceiptFacts> {
         to: receipt.to,
         gas_used: receipt.gas_used,
         effective_gas_price_wei: receipt.effective_gas_price,
+        l1_fee_wei: 0,
         logs: receipt
             .inner
             .logs()

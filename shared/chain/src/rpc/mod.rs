@@ -95,7 +95,18 @@ pub struct ReceiptFacts {
     pub to: Option<Address>,
     pub gas_used: u64,
     pub effective_gas_price_wei: u128,
+    /// OP-stack chains: the receipt's `l1Fee` (charged on top of the gas); 0 elsewhere.
+    pub l1_fee_wei: u128,
     pub logs: Vec<LogFacts>,
+}
+
+impl ReceiptFacts {
+    /// What the sender paid: `gasUsed × effectiveGasPrice` plus the L1 data fee.
+    pub fn network_fee_wei(&self) -> alloy::primitives::U256 {
+        alloy::primitives::U256::from(self.gas_used)
+            * alloy::primitives::U256::from(self.effective_gas_price_wei)
+            + alloy::primitives::U256::from(self.l1_fee_wei)
+    }
 }
 
 /// The chain head as one check read it.
@@ -104,4 +115,37 @@ pub struct ChainHead {
     pub latest: u64,
     /// The `finalized` block number; `None` when not asked for or not known yet.
     pub finalized: Option<u64>,
+}
+
+#[cfg(test)]
+mod receipt_fee_tests {
+    use super::*;
+
+    #[test]
+    fn the_fee_a_receipt_charged_includes_the_l1_data_fee() {
+        let receipt = ReceiptFacts {
+            tx_hash: B256::ZERO,
+            success: true,
+            block_number: 1,
+            block_hash: B256::ZERO,
+            from: Address::ZERO,
+            to: None,
+            gas_used: 21_000,
+            effective_gas_price_wei: 1_000,
+            l1_fee_wei: 0,
+            logs: Vec::new(),
+        };
+        assert_eq!(
+            receipt.network_fee_wei(),
+            alloy::primitives::U256::from(21_000_000u64)
+        );
+        let op_stack = ReceiptFacts {
+            l1_fee_wei: 7,
+            ..receipt
+        };
+        assert_eq!(
+            op_stack.network_fee_wei(),
+            alloy::primitives::U256::from(21_000_007u64)
+        );
+    }
 }

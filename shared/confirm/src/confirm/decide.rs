@@ -1,6 +1,6 @@
 //! Acting on what the checks saw: confirm, fail or park a final receipt, or wait for more.
 
-use meshpay_domain::{Charges, PaymentEvent, PaymentId, PaymentStatus, ResolveError, transition};
+use meshpay_domain::{PaymentEvent, PaymentId, PaymentStatus, ResolveError, transition};
 use meshpay_store::confirmations::{self, CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
 use meshpay_store::replacements::is_cancellation;
 use meshpay_store::transactions::{self, TxAttempt};
@@ -30,14 +30,14 @@ impl Pipeline {
             block_hash: receipt.block_hash,
         };
         // The gas a mined transaction burnt is spent whatever the verdict.
-        let network_fee =
-            Charges::network_fee_charged(receipt.gas_used, receipt.effective_gas_price_wei);
+        let network_fee = meshpay_domain::Amount::from_base_units(receipt.network_fee_wei());
         let data = json!({
             "tx_hash": receipt.tx_hash,
             "block_number": receipt.block_number,
             "block_hash": receipt.block_hash,
             "gas_used": receipt.gas_used,
             "effective_gas_price": receipt.effective_gas_price_wei.to_string(),
+            "l1_fee": receipt.l1_fee_wei.to_string(),
             "network_fee": network_fee,
         });
         let review = |reason: String| CheckRecord {

@@ -52,6 +52,7 @@ fn too_expensive_receipt(hash: B256, success: bool, block_hash: B256) -> Receipt
         to: None,
         gas_used: 65_000,
         effective_gas_price_wei: 2_000_000_001,
+        l1_fee_wei: 0,
         logs: Vec::new(),
     }
 }

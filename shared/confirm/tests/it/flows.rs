@@ -395,6 +395,7 @@ async fn a_success_receipt_that_does_not_prove_the_transfer_is_parked_for_review
         to: Some(token),
         gas_used: 40_000,
         effective_gas_price_wei: 1,
+        l1_fee_wei: 0,
         logs: vec![LogFacts {
             address: token,
             topics: vec![

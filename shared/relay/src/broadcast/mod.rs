@@ -87,6 +87,18 @@ impl Relay {
                 });
             };
             match payment.status {
+                // A suspended merchant's payouts stop before signing; bytes already signed are
+                // exposed, so a `broadcast` payment is still re-sent.
+                PaymentStatus::Authorized
+                    if self.store.merchant_suspended(payment.merchant_id).await? =>
+                {
+                    let reason = "merchant suspended: requeue after `admin merchant resume`";
+                    self.store.flag_for_review(payment_id, reason).await?;
+                    return Ok(BroadcastOutcome::Parked {
+                        payment_id,
+                        reason: reason.to_owned(),
+                    });
+                }
                 PaymentStatus::Authorized => {
                     if let Step::Done(outcome) = self.first_send(&payment, delivery).await? {
                         return Ok(outcome);

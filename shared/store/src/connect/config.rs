@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::entra::{EntraCredential, at_least_require_tls};
+use super::entra::{EntraCredential, at_least_require_tls, verify_full_tls};
 
 pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 pub const DB_AUTH_ENV: &str = "MESHPAY_DB_AUTH";
@@ -119,12 +119,19 @@ impl DbConfig {
         Ok(DbConfig::new(&url, auth)?.with_max_connections(max_connections))
     }
 
-    /// `url` with `auth`, the default pool size and acquire timeout.
+    /// `url` with `auth`, the default pool size and acquire timeout. An Entra login is always
+    /// `verify-full`, whatever the URL's `sslmode`: this is the path every setting takes.
     pub fn new(url: &str, auth: DbAuth) -> Result<DbConfig, DbConfigError> {
         let options = PgConnectOptions::from_str(url).map_err(DbConfigError::Url)?;
+        let options = match auth {
+            DbAuth::Entra(_) => verify_full_tls(options),
+            DbAuth::Password => options,
+        };
         Ok(DbConfig::from_connect_options(options, auth))
     }
 
+    /// Options built by the caller, who owns their TLS settings (tests against a local server
+    /// with a self-signed certificate); an Entra login is still raised to at least `require`.
     pub fn from_connect_options(options: PgConnectOptions, auth: DbAuth) -> DbConfig {
         let options = match auth {
             DbAuth::Entra(_) => at_least_require_tls(options),
@@ -245,27 +252,25 @@ mod tests {
     }
 
     #[test]
-    fn entra_raises_weak_tls_modes_to_require() {
-        for mode in ["disable", "allow", "prefer"] {
+    fn entra_logins_always_verify_the_servers_name() {
+        for mode in [
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+        ] {
             let url = format!("postgres://app@localhost/db?sslmode={mode}");
             let config = parse(&[(DATABASE_URL_ENV, &url), (DB_AUTH_ENV, "entra")]).unwrap();
             assert!(
-                matches!(config.connect_options().get_ssl_mode(), PgSslMode::Require),
+                matches!(
+                    config.connect_options().get_ssl_mode(),
+                    PgSslMode::VerifyFull
+                ),
                 "{mode}"
             );
         }
-        let config = parse(&[
-            (
-                DATABASE_URL_ENV,
-                "postgres://app@localhost/db?sslmode=verify-ca",
-            ),
-            (DB_AUTH_ENV, "entra"),
-        ])
-        .unwrap();
-        assert!(matches!(
-            config.connect_options().get_ssl_mode(),
-            PgSslMode::VerifyCa
-        ));
     }
 
     #[test]

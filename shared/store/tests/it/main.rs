@@ -8,6 +8,7 @@ mod books;
 mod concurrency;
 mod ledger;
 mod network_fee;
+mod operations;
 mod payments;
 mod review;
 mod support;

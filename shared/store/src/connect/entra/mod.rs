@@ -102,8 +102,15 @@ pub async fn connect_entra(
     Ok(EntraPool { pool, refresher })
 }
 
-/// `disable`/`allow`/`prefer` could send the token unencrypted: raise them to `require`;
-/// `verify-ca`/`verify-full` stay.
+/// An Entra ID token is a bearer credential for the database *and* names the server it is for:
+/// sent to a server whose name was not verified (`require`, `verify-ca`, or a downgrade) it
+/// can be replayed by whoever answered. Every Entra login is `verify-full`, whatever the URL says.
+pub(crate) fn verify_full_tls(options: PgConnectOptions) -> PgConnectOptions {
+    options.ssl_mode(PgSslMode::VerifyFull)
+}
+
+/// The floor for connect options built by hand ([`super::DbConfig::from_connect_options`]):
+/// `disable`/`allow`/`prefer` could send the token unencrypted, so they become `require`.
 pub(crate) fn at_least_require_tls(options: PgConnectOptions) -> PgConnectOptions {
     match options.get_ssl_mode() {
         PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer => {
