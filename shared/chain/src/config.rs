@@ -368,6 +368,7 @@ struct RawChain {
     deny_list: Vec<String>,
     #[serde(default)]
     deposit_factory: Option<String>,
+    #[serde(default)]
     op_stack: bool,
 }
 

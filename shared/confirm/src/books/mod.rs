@@ -231,6 +231,8 @@ impl Pipeline {
     ) -> Result<(), ConfirmError> {
         for f in found {
             let recorded = self.store.record_discrepancy(run_id, &f).await?;
+            // Counted on every run that finds it, so an alert keeps firing while it is open.
+            meshpay_telemetry::metrics::reconcile_discrepancies(f.kind, 1);
             if recorded.new {
                 report.opened.push(recorded.id);
             }
