@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use meshpay_confirm::{ConfirmError, ConfirmMessage, ConfirmOutcome, Pipeline};
+use meshpay_confirm::{ConfirmError, ConfirmMessage, ConfirmOutcome, Pipeline, QueueDelivery};
 use meshpay_domain::PaymentMessage;
-use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, QueueInvocation};
+use meshpay_shim::{Function, FunctionJson, OutputError, Outputs, QueueInvocation, QueueMetadata};
 
 const FUNCTION: FunctionJson = meshpay_shim::function_json!("confirm");
 
@@ -37,9 +37,19 @@ pub async fn handle(
         payment = %message.payment_id, dequeue_count = ?invocation.metadata.dequeue_count,
         chain = ?message.chain(), "confirm message"
     );
-    let outcome = pipeline.confirm(message).await?;
+    let delivery = delivery_of(&invocation.metadata);
+    let outcome = pipeline.confirm_delivery(message, delivery).await?;
     // Our own message types always serialize; a failure would be a bug worth a retry.
     outputs_for(&outcome).map_err(|e| ConfirmError::Output(e.into()))
+}
+
+/// The queue message's id and dequeue count, when the host gave both (without them a
+/// redelivery cannot be told from a duplicate and waits for the lease like one).
+fn delivery_of(metadata: &QueueMetadata) -> Option<QueueDelivery> {
+    Some(QueueDelivery {
+        message_id: metadata.id.clone().filter(|id| !id.is_empty())?,
+        dequeue_count: metadata.dequeue_count?,
+    })
 }
 
 /// The messages and log line each outcome produces.

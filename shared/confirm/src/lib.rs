@@ -47,7 +47,7 @@ pub use config::{ConfigError, ConfirmConfig, ReconcileConfig, WebhookConfig};
 pub use confirm::{ConfirmOutcome, Ignored};
 pub use error::ConfirmError;
 pub use meshpay_chain::rpc::{AlloyRpc, ConfirmRpc};
-pub use meshpay_store::confirmations::CheckOutcome;
+pub use meshpay_store::confirmations::{CheckOutcome, QueueDelivery};
 pub use message::ConfirmMessage;
 pub use reconcile::{Flag, HaltedWalletFlag, ReconcileReport, RunClock};
 pub use settle::SettleOutcome;

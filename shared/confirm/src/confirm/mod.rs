@@ -32,7 +32,9 @@ use std::time::Instant;
 use meshpay_chain::rpc::ConfirmRpc;
 use meshpay_domain::{B256, PaymentId, PaymentStatus};
 use meshpay_store::Payment;
-use meshpay_store::confirmations::{CheckOutcome, CheckRecord, ConfirmClaim, Inclusion};
+use meshpay_store::confirmations::{
+    CheckOutcome, CheckRecord, ConfirmClaim, Inclusion, QueueDelivery,
+};
 use meshpay_store::replacements::is_cancellation;
 use meshpay_store::transactions::TxAttempt;
 
@@ -161,8 +163,19 @@ fn check_attempt_bytes(attempt: &TxAttempt, transfer: &ExpectedTransfer) -> Resu
 }
 
 impl Pipeline {
-    /// Handles one delivery of a confirm message.
+    /// Handles one delivery of a confirm message whose queue metadata is unknown.
     pub async fn confirm(&self, message: ConfirmMessage) -> Result<ConfirmOutcome, ConfirmError> {
+        self.confirm_delivery(message, None).await
+    }
+
+    /// Handles one delivery of a confirm message. `delivery`: the queue message's id and
+    /// dequeue count, which let the host's redelivery of a message whose invocation died resume
+    /// the polling chain that invocation claimed (see `meshpay_store::confirmations`).
+    pub async fn confirm_delivery(
+        &self,
+        message: ConfirmMessage,
+        delivery: Option<QueueDelivery>,
+    ) -> Result<ConfirmOutcome, ConfirmError> {
         let payment_id = message.payment_id;
         let ignored = |reason| Ok(ConfirmOutcome::Ignored { payment_id, reason });
         let Some(payment) = self.store.get_payment_unscoped(payment_id).await? else {
@@ -184,11 +197,17 @@ impl Pipeline {
         let lease = self.config.lease();
         let Some(claim) = self
             .store
-            .claim_confirm_poller(payment_id, message.chain(), lease)
+            .claim_confirm_poller(payment_id, message.chain(), delivery.as_ref(), lease)
             .await?
         else {
             return ignored(Ignored::ChainActive);
         };
+        if claim.resumed {
+            tracing::info!(
+                payment = %payment_id, poller = %claim.poller, seq = claim.next_seq,
+                "confirm chain resumed by the redelivery of its message"
+            );
+        }
         let result = self.poll(&payment, &claim).await;
         if result.is_err() {
             // Let the redelivery (or reconcile) start a new chain at once.

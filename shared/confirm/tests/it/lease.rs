@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use meshpay_confirm::{ConfirmMessage, ConfirmOutcome, Ignored};
 use meshpay_domain::{B256, PaymentStatus};
-use meshpay_store::confirmations::{CheckOutcome, CheckRecord};
+use meshpay_store::confirmations::{CheckOutcome, CheckRecord, QueueDelivery};
 
 use crate::support::ConfirmStack;
 
@@ -16,7 +17,7 @@ async fn one_polling_chain_per_payment_and_duplicates_are_refused() {
     let store = &stack.store;
 
     let first = store
-        .claim_confirm_poller(payment.id, None, LEASE)
+        .claim_confirm_poller(payment.id, None, None, LEASE)
         .await
         .unwrap()
         .unwrap();
@@ -25,14 +26,14 @@ async fn one_polling_chain_per_payment_and_duplicates_are_refused() {
     // A webhook hint or a reconcile nudge while the chain is active starts nothing.
     assert_eq!(
         store
-            .claim_confirm_poller(payment.id, None, LEASE)
+            .claim_confirm_poller(payment.id, None, None, LEASE)
             .await
             .unwrap(),
         None
     );
     // The chain's own next message continues it...
     let second = store
-        .claim_confirm_poller(payment.id, Some((first.poller, 1)), LEASE)
+        .claim_confirm_poller(payment.id, Some((first.poller, 1)), None, LEASE)
         .await
         .unwrap()
         .unwrap();
@@ -44,10 +45,87 @@ async fn one_polling_chain_per_payment_and_duplicates_are_refused() {
     // ...but a second delivery of that same message does not.
     assert_eq!(
         store
-            .claim_confirm_poller(payment.id, Some((first.poller, 1)), LEASE)
+            .claim_confirm_poller(payment.id, Some((first.poller, 1)), None, LEASE)
             .await
             .unwrap(),
         None
+    );
+    stack.finish().await;
+}
+
+fn delivery(message_id: &str, dequeue_count: u64) -> QueueDelivery {
+    QueueDelivery {
+        message_id: message_id.to_owned(),
+        dequeue_count,
+    }
+}
+
+#[tokio::test]
+async fn a_redelivery_of_the_claiming_message_resumes_its_chain_and_copies_stay_refused() {
+    let stack = ConfirmStack::start(1).await;
+    let (payment, _) = stack.broadcast("ETH", 1_000).await;
+    let store = &stack.store;
+    let claim = |chain, delivery: Option<QueueDelivery>| async move {
+        store
+            .claim_confirm_poller(payment.id, chain, delivery.as_ref(), LEASE)
+            .await
+            .unwrap()
+    };
+
+    // The broadcast step's request (queue message A) starts a chain; the chain's next message
+    // (B) continues it, and B's invocation is killed after its claim.
+    let first = claim(None, Some(delivery("A", 1))).await.unwrap();
+    assert!(first.new_chain && !first.resumed);
+    let chain = Some((first.poller, 1));
+    let second = claim(chain, Some(delivery("B", 1))).await.unwrap();
+    assert_eq!((second.next_seq, second.resumed), (2, false));
+    // The host delivers B again: it resumes B's claim (same token, same sequence).
+    let resumed = claim(chain, Some(delivery("B", 2))).await.unwrap();
+    assert_eq!(
+        (
+            resumed.poller,
+            resumed.next_seq,
+            resumed.new_chain,
+            resumed.resumed
+        ),
+        (first.poller, 2, false, true)
+    );
+    assert_eq!(resumed.chain_started_at, first.chain_started_at);
+    // A copy of B sent as another message, the same delivery of B again, a late redelivery
+    // of A (no longer the chain's last claim), and a delivery without queue metadata (cannot be
+    // told from a copy) are all refused.
+    assert_eq!(claim(chain, Some(delivery("B-copy", 1))).await, None);
+    assert_eq!(claim(chain, Some(delivery("B", 2))).await, None);
+    assert_eq!(claim(None, Some(delivery("A", 2))).await, None);
+    assert_eq!(claim(chain, None).await, None);
+
+    // Through the confirm step: B's next redelivery polls the chain and hands on its next
+    // message; a copy of B is still "nothing to do".
+    let pipeline = stack.pipeline();
+    let message = ConfirmMessage::chained(payment.id, first.poller, 1);
+    let outcome = pipeline
+        .confirm_delivery(message, Some(delivery("B", 3)))
+        .await
+        .unwrap();
+    let ConfirmOutcome::Waiting { next, outcome, .. } = outcome else {
+        panic!("expected the resumed chain to poll, got {outcome:?}");
+    };
+    assert_eq!(
+        (next, outcome),
+        (
+            ConfirmMessage::chained(payment.id, first.poller, 2),
+            CheckOutcome::NotMined
+        )
+    );
+    assert_eq!(
+        pipeline
+            .confirm_delivery(message, Some(delivery("B-copy", 2)))
+            .await
+            .unwrap(),
+        ConfirmOutcome::Ignored {
+            payment_id: payment.id,
+            reason: Ignored::ChainActive
+        }
     );
     stack.finish().await;
 }
@@ -59,14 +137,14 @@ async fn an_expired_or_released_lease_lets_a_new_chain_start() {
     let store = &stack.store;
 
     let dead = store
-        .claim_confirm_poller(payment.id, None, Duration::ZERO)
+        .claim_confirm_poller(payment.id, None, None, Duration::ZERO)
         .await
         .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     // Its process died: the lease ran out, so anyone may start over (with a new token).
     let taken = store
-        .claim_confirm_poller(payment.id, None, LEASE)
+        .claim_confirm_poller(payment.id, None, None, LEASE)
         .await
         .unwrap()
         .unwrap();
@@ -75,7 +153,7 @@ async fn an_expired_or_released_lease_lets_a_new_chain_start() {
     // The dead chain's late message cannot continue.
     assert_eq!(
         store
-            .claim_confirm_poller(payment.id, Some((dead.poller, 1)), LEASE)
+            .claim_confirm_poller(payment.id, Some((dead.poller, 1)), None, LEASE)
             .await
             .unwrap(),
         None
@@ -93,7 +171,7 @@ async fn an_expired_or_released_lease_lets_a_new_chain_start() {
     );
     assert!(
         store
-            .claim_confirm_poller(payment.id, None, LEASE)
+            .claim_confirm_poller(payment.id, None, None, LEASE)
             .await
             .unwrap()
             .is_some()

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    CheckOutcome, CheckRecord, ConfirmClaim, ConfirmationState, inclusion_of, ms, seen_columns,
-    truncated,
+    CheckOutcome, CheckRecord, ConfirmClaim, ConfirmationState, QueueDelivery, inclusion_of, ms,
+    seen_columns, truncated,
 };
 use crate::Store;
 use crate::error::Result;
@@ -92,6 +92,7 @@ type ClaimRow = (
     i32,
     OffsetDateTime,
     bool,
+    bool,
     Option<String>,
     Option<i64>,
     Option<String>,
@@ -114,51 +115,77 @@ type StateRow = (
 impl Store {
     /// Claims the payment's confirm polling lease for `lease` (see the module docs).
     /// `message`: the `(poller, seq)` a chain message carries, `None` for a message that may
-    /// only start a chain. `None` back: another chain holds the lease (or this is a duplicate),
-    /// or the payment is flagged for review (no chain runs until an operator clears the flag).
+    /// only start a chain. `delivery`: the queue message this claim comes from, remembered so
+    /// that a redelivery of it (same id, higher dequeue count: the invocation that claimed died)
+    /// resumes the chain it claimed instead of being refused. `None` back: another chain holds
+    /// the lease (or this is a duplicate), or the payment is flagged for review (no chain runs
+    /// until an operator clears the flag).
     pub async fn claim_confirm_poller(
         &self,
         payment: PaymentId,
         message: Option<(Uuid, i32)>,
+        delivery: Option<&QueueDelivery>,
         lease: Duration,
     ) -> Result<Option<ConfirmClaim>> {
         let (token, seq) = match message {
             Some((token, seq)) => (Some(token), Some(seq)),
             None => (None, None),
         };
-        // Continuing: same token, expected seq, lease still valid. Starting: no active lease.
-        // The previous observation is returned as it was before this statement.
+        let message_id = delivery.map(|d| d.message_id.as_str());
+        // A dequeue count beyond i64 cannot happen; saturating keeps "higher" meaningful.
+        let dequeue_count = delivery.map(|d| i64::try_from(d.dequeue_count).unwrap_or(i64::MAX));
+        // Resuming: the active chain was claimed by this same queue message on an earlier
+        // delivery; it keeps its token and sequence (its next message is the one that claim
+        // would have written). Continuing: same token, expected seq, lease still valid.
+        // Starting: no active lease. The previous row is read as it was before this statement.
         let row: Option<ClaimRow> = sqlx::query_as(
             "WITH prev AS (
-                 SELECT tx_hash, block_number, block_hash FROM payment_confirmations
-                  WHERE payment_id = $1
+                 SELECT poller, poller_seq, tx_hash, block_number, block_hash
+                   FROM payment_confirmations WHERE payment_id = $1
              ), claimed AS (
                  INSERT INTO payment_confirmations (payment_id, poller, poller_seq, lease_until,
-                                                    chain_started_at)
-                 VALUES ($1, gen_random_uuid(), 1, now() + $4 * interval '1 millisecond', now())
+                                                    chain_started_at, claim_message_id,
+                                                    claim_dequeue_count)
+                 VALUES ($1, gen_random_uuid(), 1, now() + $4 * interval '1 millisecond', now(),
+                         $5, $6)
                  ON CONFLICT (payment_id) DO UPDATE SET
-                     poller = CASE WHEN payment_confirmations.poller = $2
-                                    AND payment_confirmations.poller_seq = $3
-                                    AND payment_confirmations.lease_until >= now()
+                     poller = CASE WHEN (payment_confirmations.poller IS NOT NULL
+                                         AND payment_confirmations.claim_message_id = $5
+                                         AND payment_confirmations.claim_dequeue_count < $6)
+                                     OR (payment_confirmations.poller = $2
+                                         AND payment_confirmations.poller_seq = $3
+                                         AND payment_confirmations.lease_until >= now())
                                    THEN payment_confirmations.poller ELSE gen_random_uuid() END,
-                     chain_started_at = CASE WHEN payment_confirmations.poller = $2
-                                    AND payment_confirmations.poller_seq = $3
-                                    AND payment_confirmations.lease_until >= now()
+                     chain_started_at = CASE WHEN (payment_confirmations.poller IS NOT NULL
+                                         AND payment_confirmations.claim_message_id = $5
+                                         AND payment_confirmations.claim_dequeue_count < $6)
+                                     OR (payment_confirmations.poller = $2
+                                         AND payment_confirmations.poller_seq = $3
+                                         AND payment_confirmations.lease_until >= now())
                                    THEN payment_confirmations.chain_started_at ELSE now() END,
-                     poller_seq = CASE WHEN payment_confirmations.poller = $2
-                                    AND payment_confirmations.poller_seq = $3
-                                    AND payment_confirmations.lease_until >= now()
+                     poller_seq = CASE WHEN payment_confirmations.poller IS NOT NULL
+                                        AND payment_confirmations.claim_message_id = $5
+                                        AND payment_confirmations.claim_dequeue_count < $6
+                                   THEN payment_confirmations.poller_seq
+                                   WHEN payment_confirmations.poller = $2
+                                        AND payment_confirmations.poller_seq = $3
+                                        AND payment_confirmations.lease_until >= now()
                                    THEN payment_confirmations.poller_seq + 1 ELSE 1 END,
                      lease_until = EXCLUDED.lease_until,
+                     claim_message_id = $5, claim_dequeue_count = $6,
                      updated_at = now()
                  WHERE payment_confirmations.last_outcome IS DISTINCT FROM 'needs_review'
                    AND (payment_confirmations.poller IS NULL
                         OR payment_confirmations.lease_until < now()
                         OR (payment_confirmations.poller = $2
-                            AND payment_confirmations.poller_seq = $3))
-                 RETURNING poller, poller_seq, chain_started_at, poller_seq = 1 AS new_chain
+                            AND payment_confirmations.poller_seq = $3)
+                        OR (payment_confirmations.claim_message_id = $5
+                            AND payment_confirmations.claim_dequeue_count < $6))
+                 RETURNING poller, poller_seq, chain_started_at
              )
-             SELECT c.poller, c.poller_seq, c.chain_started_at, c.new_chain,
+             SELECT c.poller, c.poller_seq, c.chain_started_at,
+                    c.poller IS DISTINCT FROM p.poller AS new_chain,
+                    COALESCE(c.poller = p.poller AND c.poller_seq = p.poller_seq, false) AS resumed,
                     p.tx_hash, p.block_number, p.block_hash
                FROM claimed c LEFT JOIN prev p ON true",
         )
@@ -166,9 +193,12 @@ impl Store {
         .bind(token)
         .bind(seq)
         .bind(ms(lease)?)
+        .bind(message_id)
+        .bind(dequeue_count)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((poller, next_seq, chain_started_at, new_chain, tx, number, hash)) = row else {
+        let Some((poller, next_seq, chain_started_at, new_chain, resumed, tx, number, hash)) = row
+        else {
             return Ok(None);
         };
         Ok(Some(ConfirmClaim {
@@ -176,6 +206,7 @@ impl Store {
             next_seq,
             chain_started_at,
             new_chain,
+            resumed,
             last_seen: inclusion_of(tx, number, hash)?,
         }))
     }

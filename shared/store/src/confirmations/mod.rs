@@ -14,6 +14,14 @@
 //! active (none yet, ended, or its lease expired: its process died). Everything else (webhook
 //! hints, reconcile nudges, duplicates) completes without starting a second chain.
 //!
+//! A claim advances `seq` before the check runs, so the host's redelivery of a message whose
+//! invocation died (the handler was killed) would be refused as a duplicate and the payment
+//! would wait for the lease to lapse. The claim therefore remembers the queue message's id and
+//! dequeue count: a delivery of that same message id with a higher dequeue count resumes the
+//! chain (same token, same `seq`). A copy sent as a separate message has another id and is
+//! still refused; if the dead invocation was in fact still running, both write the same next
+//! message and the first claim of it refuses the second.
+//!
 //! [`Store::claim_confirm_poller`]: crate::Store::claim_confirm_poller
 //! [`Store::record_confirm_check`]: crate::Store::record_confirm_check
 //! [`Store::record_chain_webhook`]: crate::Store::record_chain_webhook
@@ -101,6 +109,14 @@ pub struct Inclusion {
     pub block_hash: B256,
 }
 
+/// The queue message a confirm claim comes from: the trigger's `Id` and `DequeueCount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDelivery {
+    pub message_id: String,
+    /// 1 on the first delivery; the host's retry of a failed or lost invocation is higher.
+    pub dequeue_count: u64,
+}
+
 /// A successful lease claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfirmClaim {
@@ -111,6 +127,9 @@ pub struct ConfirmClaim {
     pub chain_started_at: OffsetDateTime,
     /// True when this claim started a new chain (no token, or took over an expired lease).
     pub new_chain: bool,
+    /// True when this claim is a redelivery of the queue message that made the chain's last
+    /// claim (that invocation died): the chain goes on with the same token and sequence.
+    pub resumed: bool,
     /// The inclusion recorded by the previous check, if it saw one.
     pub last_seen: Option<Inclusion>,
 }
