@@ -509,12 +509,16 @@ mod tests {
         let raw = anvil.rpc("eth_signTransaction", json!([tx])).await;
         let sent = call(proxy.url(), "eth_sendRawTransaction", json!([raw])).await;
         assert!(sent.is_err(), "the reply must be lost: {sent:?}");
-        let balance = anvil.eth_balance(anvil.address(6)).await;
-        assert_eq!(
-            balance,
-            meshpay_domain::U256::from(10u128.pow(22) + 2),
-            "the node must have the transaction"
-        );
+        // The node accepted it before the reply was dropped; it is mined on the node's own
+        // schedule, so wait for the block rather than read once.
+        let expected = meshpay_domain::U256::from(10u128.pow(22) + 2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let mut balance = anvil.eth_balance(anvil.address(6)).await;
+        while balance != expected && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            balance = anvil.eth_balance(anvil.address(6)).await;
+        }
+        assert_eq!(balance, expected, "the node must have the transaction");
         assert_eq!(proxy.injected().get(kind::SEND_REPLY_DROPPED), Some(&1));
     }
 
