@@ -143,32 +143,14 @@ pub async fn create_invoice(
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
     let request = &body.value;
-    let chain = state.chains.chain(&request.chain).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::UnsupportedChain,
-            format!("chain `{}` is not supported", request.chain),
-        )
-    })?;
+    let chain = meshpay_api::money::chain(&state.chains, &request.chain)?;
     let factory = chain.deposit_factory.ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnsupportedChain,
             format!("chain `{}` does not take pay-ins", chain.name),
         )
     })?;
-    let asset = chain.asset(&request.asset).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::UnsupportedAsset,
-            format!(
-                "asset `{}` is not supported on chain {} (supported: {})",
-                request.asset,
-                chain.name,
-                chain.asset_symbols().join(", ")
-            ),
-        )
-    })?;
-    let amount = asset
-        .parse_amount(&request.amount)
-        .map_err(|e| ApiError::validation(format!("amount: {e}")))?;
+    let (asset, amount) = meshpay_api::money::asset_amount(chain, &request.asset, &request.amount)?;
     validate_extras(request)?;
     let expires_in = match request.expires_in {
         None => DEFAULT_EXPIRES_IN,

@@ -138,36 +138,8 @@ fn validate<'a>(
     state: &'a AppState,
     request: &CreateQuoteRequest,
 ) -> Result<QuoteInput<'a>, ApiError> {
-    let chain = state.chains.chain(&request.chain).ok_or_else(|| {
-        let known: Vec<&str> = state
-            .chains
-            .chains()
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        ApiError::new(
-            ErrorCode::UnsupportedChain,
-            format!(
-                "chain `{}` is not supported (supported: {})",
-                request.chain,
-                known.join(", ")
-            ),
-        )
-    })?;
-    let asset = chain.asset(&request.asset).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::UnsupportedAsset,
-            format!(
-                "asset `{}` is not supported on chain {} (supported: {})",
-                request.asset,
-                chain.name,
-                chain.asset_symbols().join(", ")
-            ),
-        )
-    })?;
-    let amount = asset
-        .parse_amount(&request.amount)
-        .map_err(|e| ApiError::validation(format!("amount: {e}")))?;
+    let chain = meshpay_api::money::chain(&state.chains, &request.chain)?;
+    let (asset, amount) = meshpay_api::money::asset_amount(chain, &request.asset, &request.amount)?;
     let recipient = chain
         .validate_recipient(&request.recipient)
         .map_err(|e| ApiError::new(ErrorCode::InvalidRecipient, format!("recipient: {e}")))?;

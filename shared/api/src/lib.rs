@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod money;
 pub mod openapi;
 pub mod pagination;
 pub mod path;
