@@ -4,7 +4,8 @@
 //! - no payment has two mined transactions, and no recipient got more than asked (each payment
 //!   pays a recipient of its own, so the recipient's balance is what the payment delivered);
 //! - per hot wallet, what left it on chain equals what the books say left it: settled amounts
-//!   plus the network fees posted (plus mined work the books do not hold yet, listed);
+//!   plus the network fees posted, cancellations' included (plus mined work the books do not
+//!   hold yet, listed);
 //! - the ledger sums to zero; the nonces each wallet used are gap-free and each used once;
 //! - every merchant webhook event arrived at least once, in per-payment order.
 
@@ -213,11 +214,12 @@ impl Checks<'_> {
                 ),
                 _ => {}
             }
-            // The fee posted must be what the chain charged for the mined transaction.
+            // The fee posted must be what the chain charged for the mined transaction: the
+            // payment's own, or the cancellation's (a 0-value self-transfer on its nonce).
             let charged: Option<U256> = mined.first().map(|(_, r)| r.fee);
             let posted = payment.network_fee_actual.map(U256::from);
             let booked_fee = match payment.status.as_str() {
-                "settled" | "failed" => {
+                "settled" | "failed" | "cancelled" => {
                     if charged.is_some() && posted != charged {
                         findings.payment(
                             payment.id,
