@@ -15,10 +15,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use meshpay_api::views::{PaymentView, Renderer};
-use meshpay_api::{
-    ApiError, ApiJson, AppState, Auth, ErrorCode, PaymentsWrite, Problem, from_store,
-};
-use meshpay_domain::{IdempotencyKey, PaymentId, PaymentMessage, QuoteId};
+use meshpay_api::{ApiError, ApiJson, AppState, Auth, PaymentsWrite, Problem, from_store};
+use meshpay_domain::{PaymentId, PaymentMessage, QuoteId};
 use meshpay_shim::{Function, FunctionJson, QueueOutputs};
 use meshpay_store::{
     AuthorizeOutcome, AuthorizeRequest, Payment, StoredResponse, request_fingerprint,
@@ -31,8 +29,8 @@ const FUNCTION: FunctionJson = meshpay_shim::function_json!("authorize");
 
 /// Output binding name in function.json (queue `payments-broadcast`).
 pub const BROADCAST_OUTPUT: &str = "broadcast";
-/// Request header carrying the client's idempotency key.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub use meshpay_api::idempotency::IDEMPOTENCY_KEY;
+use meshpay_api::idempotency::idempotency_key;
 /// Response header set on replayed responses.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// Longest `reference`, in characters (what the column's check counts).
@@ -122,22 +120,6 @@ pub async fn authorize(
         .await
         .map_err(|e| from_store(e, "quote", &state.chains))?;
     Ok(respond(&outcome, uri.path()))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
-    let value = headers.get(&IDEMPOTENCY_KEY).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::IdempotencyKeyRequired,
-            "send an Idempotency-Key header (e.g. a UUID) so the request can be retried safely",
-        )
-    })?;
-    value
-        .to_str()
-        .ok()
-        .and_then(|key| IdempotencyKey::new(key).ok())
-        .ok_or_else(|| {
-            ApiError::validation("Idempotency-Key must be 1 to 255 visible ASCII characters")
-        })
 }
 
 fn validate(request: &AuthorizePaymentRequest) -> Result<QuoteId, ApiError> {
@@ -243,6 +225,7 @@ fn canonical(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meshpay_api::ErrorCode;
 
     fn request(quote_id: &str) -> AuthorizePaymentRequest {
         AuthorizePaymentRequest {

@@ -18,7 +18,7 @@ use meshpay_api::{
     ApiError, ApiJson, ApiQuery, AppState, Auth, ErrorCode, InvoicesRead, InvoicesWrite, PathId,
     Problem, from_store,
 };
-use meshpay_domain::{IdempotencyKey, InvoiceId, InvoiceStatus};
+use meshpay_domain::{InvoiceId, InvoiceStatus};
 use meshpay_payins::deposit::{DepositFactory, invoice_salt};
 use meshpay_payins::views::{InvoiceRenderer, InvoiceStatusView, InvoiceView, pay_base};
 use meshpay_shim::{Function, FunctionJson};
@@ -30,8 +30,8 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 const FUNCTION: FunctionJson = meshpay_shim::function_json!("invoices");
 
-/// Request header carrying the client's idempotency key.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub use meshpay_api::idempotency::IDEMPOTENCY_KEY;
+use meshpay_api::idempotency::idempotency_key;
 /// Response header set on replayed responses.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// Longest `reference`, in characters.
@@ -203,22 +203,6 @@ pub async fn create_invoice(
             .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
-    let value = headers.get(&IDEMPOTENCY_KEY).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::IdempotencyKeyRequired,
-            "send an Idempotency-Key header (e.g. a UUID) so the request can be retried safely",
-        )
-    })?;
-    value
-        .to_str()
-        .ok()
-        .and_then(|key| IdempotencyKey::new(key).ok())
-        .ok_or_else(|| {
-            ApiError::validation("Idempotency-Key must be 1 to 255 visible ASCII characters")
-        })
 }
 
 fn validate_extras(request: &CreateInvoiceRequest) -> Result<(), ApiError> {

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod idempotency;
 pub mod json;
 pub mod money;
 pub mod openapi;
