@@ -26,6 +26,7 @@ use meshpay_store::invoices::detection::{ObservedTransfer, WatchedAddress};
 use meshpay_store::{PaymentSeen, Store, StoreError};
 use time::OffsetDateTime;
 
+use crate::hint::DetectMessage;
 use crate::rpc::{PayinRpc, ReadError, TransferLog};
 
 /// How far back a recorded transfer's block is re-checked for a reorg.
@@ -40,6 +41,44 @@ pub struct DetectConfig {
     pub rpc_timeout: Duration,
     /// Per asset: amounts below this (base units) are dust, never credited.
     pub dust_below: BTreeMap<AssetId, Amount>,
+    /// Crash tests only ([`PAYIN_FAULT_ENV`]).
+    pub fault: Option<PayinFault>,
+}
+
+/// Fault injection for crash tests: `MESHPAY_PAYIN_FAULT=<point>` aborts the process at `point`
+/// during a queued detection run, on the message's first delivery only (the redelivery then
+/// finds what the crash left). Honoured in builds with debug assertions only.
+pub const PAYIN_FAULT_ENV: &str = "MESHPAY_PAYIN_FAULT";
+
+/// Where a detection run can be stopped; each fires only when its step did something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayinFault {
+    /// Transfers recorded, the log cursor not moved yet.
+    AfterRecordBeforeCursor,
+    /// Transfers marked final, their invoices not refreshed (not credited) yet.
+    AfterFinalBeforeCredit,
+    /// Credits committed, the run not recorded as complete (its hint not yet covered).
+    AfterCreditBeforeComplete,
+}
+
+impl PayinFault {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PayinFault::AfterRecordBeforeCursor => "after_record_before_cursor",
+            PayinFault::AfterFinalBeforeCredit => "after_final_before_credit",
+            PayinFault::AfterCreditBeforeComplete => "after_credit_before_complete",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<PayinFault> {
+        [
+            PayinFault::AfterRecordBeforeCursor,
+            PayinFault::AfterFinalBeforeCredit,
+            PayinFault::AfterCreditBeforeComplete,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == value.trim())
+    }
 }
 
 /// Minimum credited amounts: `chain:SYMBOL=base_units` items, comma-separated
@@ -66,6 +105,14 @@ impl DetectConfig {
             let amount = Amount::parse_base_units(amount.trim()).map_err(|_| bad())?;
             config.dust_below.insert(asset, amount);
         }
+        if let Some(value) = get(PAYIN_FAULT_ENV).filter(|v| !v.trim().is_empty()) {
+            if cfg!(debug_assertions) {
+                config.fault = PayinFault::parse(&value);
+                tracing::warn!(value, armed = config.fault.is_some(), "{PAYIN_FAULT_ENV}");
+            } else {
+                tracing::warn!("{PAYIN_FAULT_ENV} is ignored in release builds");
+            }
+        }
         Ok(config)
     }
 }
@@ -76,6 +123,7 @@ impl Default for DetectConfig {
             max_block_range: 1000,
             rpc_timeout: Duration::from_secs(10),
             dust_below: BTreeMap::new(),
+            fault: None,
         }
     }
 }
@@ -93,6 +141,7 @@ mod tests {
             Some(&Amount::from_u128(10_000))
         );
         assert_eq!(config.dust_below.len(), 2);
+        assert!(config.fault.is_none());
         assert!(DetectConfig::from_lookup(get("anvil:USDC")).is_err());
         assert!(DetectConfig::from_lookup(get("USDC=1")).is_err());
         assert!(DetectConfig::from_lookup(get("anvil:USDC=1.5")).is_err());
@@ -102,6 +151,18 @@ mod tests {
                 .dust_below
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn fault_points_parse_by_name_only() {
+        for fault in [
+            PayinFault::AfterRecordBeforeCursor,
+            PayinFault::AfterFinalBeforeCredit,
+            PayinFault::AfterCreditBeforeComplete,
+        ] {
+            assert_eq!(PayinFault::parse(fault.as_str()), Some(fault));
+        }
+        assert_eq!(PayinFault::parse("after_send_before_record"), None);
     }
 }
 
@@ -127,8 +188,24 @@ pub struct ChainReport {
     pub refreshed: usize,
     pub credits: usize,
     pub reversals: usize,
+    /// Reversals parked for review (the merchant had spent the credit).
+    pub parked: usize,
     /// Invoices whose refresh failed this run (retried by the next).
     pub failed: usize,
+}
+
+/// What a queued run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HintedRun {
+    /// The message names no chain that takes pay-ins (acknowledged, nothing done).
+    NotAPayinChain,
+    /// A run that started after the request completed already.
+    Covered,
+    Ran {
+        report: ChainReport,
+        /// Hints arrived during the run: enqueue this.
+        follow_up: Option<DetectMessage>,
+    },
 }
 
 /// Runs detection over every chain that takes pay-ins.
@@ -162,14 +239,72 @@ impl Detector {
     }
 
     /// One run over every pay-in chain; a chain that fails is reported and the others go on.
+    /// Each completed chain run covers the hints received before it started.
     pub async fn run(&self, now: OffsetDateTime) -> Vec<Result<ChainReport, DetectError>> {
         let mut reports = Vec::new();
         for chain in self.chains.chains() {
             if let Some(rpc) = self.rpcs.get(&chain.name) {
-                reports.push(self.run_chain(chain, rpc, now).await);
+                reports.push(self.run_recorded(chain, rpc, now).await);
             }
         }
         reports
+    }
+
+    async fn run_recorded(
+        &self,
+        chain: &Chain,
+        rpc: &PayinRpc,
+        now: OffsetDateTime,
+    ) -> Result<ChainReport, DetectError> {
+        let started = self.store.db_now().await?;
+        let report = self.run_chain(chain, rpc, now, false).await?;
+        self.store
+            .complete_payin_detection(&chain.name, started, false)
+            .await?;
+        Ok(report)
+    }
+
+    /// A queued run asked for by a hint ([`crate::hint`]): skipped when a run that started
+    /// after the request has completed; otherwise one run of that chain, then a follow-up
+    /// request when hints arrived while it went. `first_delivery` arms [`PAYIN_FAULT_ENV`].
+    pub async fn run_hinted(
+        &self,
+        message: &DetectMessage,
+        now: OffsetDateTime,
+        first_delivery: bool,
+    ) -> Result<HintedRun, DetectError> {
+        let (Some(chain), Some(rpc)) = (
+            self.chains.chain(&message.chain),
+            self.rpcs.get(&message.chain),
+        ) else {
+            return Ok(HintedRun::NotAPayinChain);
+        };
+        if self
+            .store
+            .payin_detection_covered(&chain.name, message.requested_at)
+            .await?
+        {
+            return Ok(HintedRun::Covered);
+        }
+        let started = self.store.db_now().await?;
+        let report = self.run_chain(chain, rpc, now, first_delivery).await?;
+        if report.credits > 0 {
+            self.fault(first_delivery, PayinFault::AfterCreditBeforeComplete);
+        }
+        let follow_up = self
+            .store
+            .complete_payin_detection(&chain.name, started, true)
+            .await?
+            .map(|at| DetectMessage::new(chain.name.clone(), at));
+        Ok(HintedRun::Ran { report, follow_up })
+    }
+
+    /// Stops here if this fault is armed (a crash test's first delivery).
+    fn fault(&self, armed: bool, point: PayinFault) {
+        if armed && self.config.fault == Some(point) {
+            tracing::warn!("injected fault: aborting at {}", point.as_str());
+            std::process::abort();
+        }
     }
 
     async fn run_chain(
@@ -177,6 +312,7 @@ impl Detector {
         chain: &Chain,
         rpc: &PayinRpc,
         now: OffsetDateTime,
+        armed: bool,
     ) -> Result<ChainReport, DetectError> {
         let mut report = ChainReport {
             chain: chain.name.clone(),
@@ -192,18 +328,22 @@ impl Detector {
             head.saturating_sub(chain.confirmations)
         };
         let watched = self.store.watched_deposit_addresses(&chain.name).await?;
-        self.scan(chain, rpc, head, final_head, &watched, &mut report)
+        self.scan(chain, rpc, head, final_head, &watched, &mut report, armed)
             .await?;
         self.native_balances(chain, rpc, final_head, &watched, &mut report)
             .await?;
         self.follow(chain, rpc, head, final_head, &watched, &mut report)
             .await?;
+        if report.finalized > 0 {
+            self.fault(armed, PayinFault::AfterFinalBeforeCredit);
+        }
         for id in self.store.invoices_to_refresh(&chain.name, now).await? {
             match self.store.refresh_invoice(id, now).await {
                 Ok(done) => {
                     report.refreshed += 1;
                     report.credits += done.credits_posted;
                     report.reversals += done.reversals_posted;
+                    report.parked += done.reversals_parked;
                 }
                 Err(error) => {
                     // Stays selected: the next run retries; the invoice shows where it stands.
@@ -223,6 +363,7 @@ impl Detector {
         final_head: u64,
         watched: &[WatchedAddress],
         report: &mut ChainReport,
+        armed: bool,
     ) -> Result<(), DetectError> {
         let range = self.config.max_block_range.max(1);
         let cursor = self.store.payin_cursor(&chain.name).await?;
@@ -244,6 +385,9 @@ impl Detector {
                     }
                 }
             }
+        }
+        if report.recorded > 0 {
+            self.fault(armed, PayinFault::AfterRecordBeforeCursor);
         }
         report.scanned = Some((from, to));
         // Only final blocks are left behind: the others are read again next run.

@@ -4,5 +4,6 @@
 
 pub mod deposit;
 pub mod detect;
+pub mod hint;
 pub mod rpc;
 pub mod views;

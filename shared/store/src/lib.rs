@@ -89,6 +89,7 @@ pub use invoices::{
     CreateInvoiceOutcome, Invoice, InvoicePage, InvoicePayment, ListInvoices, NewInvoice,
     PaymentSeen,
 };
+pub use invoices::reviews::{ReversalReview, RetryOutcome};
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
 pub use operations::{AuditEntry, AuditRecord, MerchantControls, PruneReport};

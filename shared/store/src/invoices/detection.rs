@@ -5,7 +5,9 @@
 use meshpay_domain::{Address, Amount, AssetId, B256, InvoiceId, Received};
 use time::OffsetDateTime;
 
-use super::{Invoice, PaymentSeen, Totals, apply, select_for_update};
+use sqlx::Acquire as _;
+
+use super::{Invoice, PaymentSeen, Totals, apply, reviews, select_for_update};
 use crate::Store;
 use crate::convert;
 use crate::error::{Result, StoreError};
@@ -52,6 +54,9 @@ pub struct Refreshed {
     pub invoice: Invoice,
     pub credits_posted: usize,
     pub reversals_posted: usize,
+    /// Reversals the merchant's balance could not cover, parked for an operator
+    /// ([`super::reviews`]).
+    pub reversals_parked: usize,
 }
 
 type TransferRow = (String, i64, Option<String>, String, String, bool, bool);
@@ -317,6 +322,11 @@ impl Store {
             };
             credits_posted += usize::from(post_invoice_credit(&mut tx, &posting).await?);
         }
+        // A credit whose payment is final again needs no reversal: its parked review closes.
+        for (reference, _) in &credits {
+            reviews::close_if_open(&mut tx, reference, reviews::FINAL_AGAIN).await?;
+        }
+        let mut parked = Vec::new();
         for (reference, amount) in &reversals {
             let credited: Option<(i32,)> = sqlx::query_as(
                 "SELECT 1 FROM ledger_transactions WHERE kind = 'invoice_credit' AND reference = $1",
@@ -324,7 +334,8 @@ impl Store {
             .bind(reference)
             .fetch_optional(&mut *tx)
             .await?;
-            if credited.is_none() {
+            // Parked (or closed by an operator): not retried by every run.
+            if credited.is_none() || reviews::exists(&mut tx, reference).await? {
                 continue;
             }
             let posting = PayinPosting {
@@ -334,7 +345,37 @@ impl Store {
                 fee_bps: invoice.service_fee_bps,
                 reference,
             };
-            reversals_posted += usize::from(post_invoice_reversal(&mut tx, &posting).await?);
+            // A savepoint: a reversal the merchant's balance cannot cover is undone alone and
+            // parked, and the rest of the refresh (status, other postings) still commits.
+            let mut savepoint = tx.begin().await?;
+            match post_invoice_reversal(&mut savepoint, &posting).await {
+                Ok(posted) => {
+                    savepoint.commit().await?;
+                    reversals_posted += usize::from(posted);
+                }
+                Err(StoreError::InsufficientFunds {
+                    available,
+                    required,
+                    ..
+                }) => {
+                    savepoint.rollback().await?;
+                    let review = reviews::park(
+                        &mut tx,
+                        &invoice,
+                        reference,
+                        *amount,
+                        required,
+                        available,
+                    )
+                    .await?;
+                    tracing::warn!(
+                        invoice = %id, reference, review, %required, %available,
+                        "invoice reversal parked for review: the merchant spent the credit"
+                    );
+                    parked.push(review);
+                }
+                Err(error) => return Err(error),
+            }
         }
         let totals = Totals {
             received: seen,
@@ -345,7 +386,8 @@ impl Store {
             && totals.received == invoice.amount_received
             && totals.final_ == invoice.amount_final
             && late == invoice.late;
-        let invoice = if unchanged && credits_posted == 0 && reversals_posted == 0 {
+        let invoice = if unchanged && credits_posted == 0 && reversals_posted == 0 && parked.is_empty()
+        {
             // Nothing changed: the transfers are reflected, so the invoice is not picked again.
             sqlx::query("UPDATE invoices SET refresh_due = false WHERE id = $1")
                 .bind(id.as_uuid())
@@ -356,6 +398,7 @@ impl Store {
             let data = serde_json::json!({
                 "amount_received": seen, "amount_final": final_,
                 "credits_posted": credits_posted, "reversals_posted": reversals_posted,
+                "reversals_parked": parked,
             });
             apply(&mut tx, &invoice, to, &totals, data).await?
         };
@@ -364,6 +407,7 @@ impl Store {
             invoice,
             credits_posted,
             reversals_posted,
+            reversals_parked: parked.len(),
         })
     }
 }

@@ -10,6 +10,8 @@
 //! [`cancel`]: meshpay_domain::invoice::cancel
 
 pub mod detection;
+pub mod hints;
+pub mod reviews;
 
 use meshpay_domain::invoice::cancel;
 use meshpay_domain::{
