@@ -4,6 +4,7 @@
 
 mod audit;
 mod books;
+mod invoices;
 mod keys;
 mod payments;
 mod wallets;
@@ -55,6 +56,9 @@ pub enum AdminCommand {
     /// Discrepancies between the books and the chain: list, show, resolve with a note.
     #[command(subcommand)]
     Discrepancies(books::DiscrepanciesCommand),
+    /// Invoice reversals parked for review: list, post once covered, close with a note.
+    #[command(subcommand)]
+    Invoices(invoices::InvoicesCommand),
     /// The audit trail of admin commands, newest first.
     Audit {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -228,6 +232,7 @@ async fn execute(
             return Ok(());
         }
         AdminCommand::Discrepancies(command) => books::discrepancies(&store, command).await?,
+        AdminCommand::Invoices(command) => invoices::run(&store, command).await?,
         AdminCommand::DemoMerchant(demo) => {
             let (output, key) = demo_merchant(&store, &chains()?, demo).await?;
             println!("{output}");

@@ -55,7 +55,8 @@ pub fn function_app(states: States) -> FunctionApp {
             Some(broadcast.shared_relay()),
         ))
         .register(meshpay_fn_notify::function(webhooks.dispatcher.clone()))
-        .register(meshpay_fn_invoices_detect::function(detector));
+        .register(meshpay_fn_invoices_detect::function(detector.clone()))
+        .register(meshpay_fn_invoices_hint::function(detector));
     diagnostics(app)
 }
 

@@ -140,6 +140,7 @@ param queueNames array = [
   'payments-broadcast'
   'payments-confirm'
   'payments-settle'
+  'payins-detect'
 ]
 
 @description('Storage replication.')

@@ -3,6 +3,11 @@
 //! for each (output `confirm`, queue `payments-confirm`). Nothing in a payload (amounts,
 //! blocks, statuses) is trusted: the confirm step reads the receipt from the chain itself.
 //!
+//! An Alchemy `ADDRESS_ACTIVITY` event naming a watched deposit address also asks for a pay-in
+//! detection run of that invoice's chain (output `detect`, queue `payins-detect`), coalesced per
+//! chain ([`meshpay_payins::hint`]); only the chain is taken from it, and whether an address
+//! matched shows nowhere in the answer.
+//!
 //! Accepted formats, both HMAC-SHA256 under `MESHPAY_CHAIN_WEBHOOK_KEY` over the raw body:
 //! - Alchemy Address Activity: `X-Alchemy-Signature` (hex). Replays: the body's `id` is
 //!   remembered; an event whose `createdAt` is older than the tolerance is answered 200 and
@@ -32,6 +37,7 @@ use meshpay_confirm::webhook::{
 };
 use meshpay_confirm::{ConfirmMessage, WebhookConfig};
 use meshpay_domain::PaymentStatus;
+use meshpay_payins::hint::DetectMessage;
 use meshpay_shim::{Function, FunctionJson, QueueOutputs};
 use meshpay_store::Store;
 use serde_json::json;
@@ -43,6 +49,8 @@ const FUNCTION: FunctionJson = meshpay_shim::function_json!("confirm-webhook");
 
 /// Output binding name in function.json (queue `payments-confirm`).
 pub const CONFIRM_OUTPUT: &str = "confirm";
+/// Output binding name in function.json (queue `payins-detect`).
+pub const DETECT_OUTPUT: &str = "detect";
 
 /// What the handler needs: the store (dedupe, hash lookup) and the webhook configuration.
 #[derive(Clone)]
@@ -157,11 +165,40 @@ async fn receive(
         tracing::info!(source = source.as_str(), %webhook_id, "chain webhook replayed: no effect");
         return Ok(answer("duplicate", &hint, 0));
     }
+    if source == Source::Alchemy {
+        request_detection(&state.store, &body, config.max_hashes, &mut queued).await?;
+    }
     tracing::info!(
         source = source.as_str(), %webhook_id, tx_hashes = hint.tx_hashes.len(), enqueued,
         "chain webhook accepted"
     );
     Ok((queued, answer("accepted", &hint, enqueued)).into_response())
+}
+
+/// Asks for a detection run of each chain with a watched deposit address the event names (at
+/// most one queued per chain at a time: the store coalesces).
+async fn request_detection(
+    store: &Store,
+    body: &[u8],
+    max_addresses: usize,
+    queued: &mut QueueOutputs,
+) -> Result<(), ApiError> {
+    let addresses = meshpay_payins::hint::alchemy_addresses(body, max_addresses);
+    let chains = store
+        .chains_watching(&addresses)
+        .await
+        .map_err(|e| ApiError::internal("chain webhook: deposit address lookup", &e))?;
+    for chain in chains {
+        let requested = store
+            .request_payin_detection(&chain)
+            .await
+            .map_err(|e| ApiError::internal("chain webhook: detection request", &e))?;
+        if let Some(at) = requested {
+            queued.push_json(DETECT_OUTPUT, json!(DetectMessage::new(chain.clone(), at)));
+        }
+        tracing::info!(%chain, queued = requested.is_some(), "pay-in detection hinted");
+    }
+    Ok(())
 }
 
 /// Verifies the signature of whichever format the headers name; returns the format and the
@@ -266,12 +303,14 @@ mod tests {
     }
 
     #[test]
-    fn function_json_is_a_post_route_with_a_confirm_queue_output() {
+    fn function_json_is_a_post_route_with_confirm_and_detect_queue_outputs() {
         let def = FUNCTION.parse().unwrap();
         assert_eq!(def.trigger().methods, ["post"]);
         assert_eq!(def.trigger().route.as_deref(), Some("webhooks/chain"));
         let out = def.output(CONFIRM_OUTPUT).unwrap();
         assert_eq!(out.queue_name.as_deref(), Some("payments-confirm"));
+        let out = def.output(DETECT_OUTPUT).unwrap();
+        assert_eq!(out.queue_name.as_deref(), Some("payins-detect"));
         assert!(!def.is_http_forwardable());
     }
 
