@@ -325,3 +325,75 @@ async fn a_native_payment_is_found_by_balance_at_finality_and_credited_once() {
     );
     env.store.check_ledger_invariants().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_reversal_the_merchant_cannot_cover_is_parked_once_then_posted_by_an_operator_retry() {
+    let env = env().await;
+    let invoice = env.invoice(25 * USDC, Duration::from_secs(3600)).await;
+    let snapshot = env.anvil.rpc("evm_snapshot", json!([])).await;
+    env.pay(DEV_USDC_ADDRESS, invoice.deposit_address, 25 * USDC)
+        .await;
+    env.finalize().await;
+    assert_eq!(env.available().await, Amount::from_u128(24_750_000));
+
+    // The merchant spends most of the credit: a payout holds 20 USDC (+ its fee and gas).
+    let eth = AssetId::new("anvil", "ETH").unwrap();
+    env.store
+        .fund(env.merchant, &eth, Amount::from_u128(10u128.pow(18)), "gas")
+        .await
+        .unwrap();
+    meshpay_testkit::payment::PaymentSetup::new(usdc_asset(), 20 * USDC)
+        .authorize(&env.store, env.merchant)
+        .await;
+    let left = env.available().await;
+    assert!(left < Amount::from_u128(24_750_000), "{left}");
+
+    env.anvil.rpc("evm_revert", json!([snapshot])).await;
+    env.anvil.mine(6).await;
+    env.detect().await;
+    // The invoice moves back all the same; the reversal is parked, not failing every run.
+    let back = env.status(&invoice).await;
+    assert_eq!(back.status, InvoiceStatus::Open);
+    assert_eq!(back.amount_final, Amount::ZERO);
+    let reviews = env.store.invoice_reversal_reviews(true).await.unwrap();
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    let review = &reviews[0];
+    assert_eq!(review.invoice, invoice.id);
+    assert_eq!(review.required, Amount::from_u128(24_750_000));
+    assert_eq!(review.available, left);
+    assert!(review.reason.contains("no longer covers"), "{}", review.reason);
+    for _ in 0..2 {
+        env.detect().await;
+    }
+    assert_eq!(env.store.invoice_reversal_reviews(false).await.unwrap().len(), 1);
+    assert_eq!(env.available().await, left, "nothing reversed while parked");
+    env.store.check_ledger_invariants().await.unwrap();
+
+    // Still short: refused with the figures, nothing posted.
+    assert_eq!(
+        env.store.retry_invoice_reversal(review.id).await.unwrap(),
+        meshpay_store::RetryOutcome::StillShort {
+            available: left,
+            required: Amount::from_u128(24_750_000)
+        }
+    );
+    // The operator tops the merchant up (say, the merchant paid it back): the retry posts it.
+    env.store
+        .fund(env.merchant, &usdc_asset(), Amount::from_u128(25 * USDC), "repaid")
+        .await
+        .unwrap();
+    assert_eq!(
+        env.store.retry_invoice_reversal(review.id).await.unwrap(),
+        meshpay_store::RetryOutcome::Reversed
+    );
+    let expected = left
+        .checked_add(Amount::from_u128(25 * USDC))
+        .and_then(|a| a.checked_sub(Amount::from_u128(24_750_000)))
+        .unwrap();
+    assert_eq!(env.available().await, expected);
+    assert!(env.store.invoice_reversal_reviews(true).await.unwrap().is_empty());
+    assert!(env.store.retry_invoice_reversal(review.id).await.is_err());
+    env.detect().await;
+    assert_eq!(env.available().await, expected, "reversed once");
+    env.store.check_ledger_invariants().await.unwrap();
+}
