@@ -13,6 +13,8 @@ mod confirm_settle;
 mod contract;
 mod foundation;
 mod invoices;
+mod invoices_check;
+mod invoices_hints;
 mod key_lifecycle;
 mod lagging_rpc;
 mod package;
