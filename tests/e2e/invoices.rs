@@ -5,86 +5,20 @@
 
 use std::time::{Duration, Instant};
 
-use meshpay_testkit::anvil::DEV_USDC_ADDRESS;
 use meshpay_testkit::api::Method;
 use meshpay_testkit::browser::Browser;
 use meshpay_testkit::stack::{HandlerSettings, Stack};
-use serde_json::{Value, json};
 
-const PAYER: usize = 5;
-const USDC: u128 = 1_000_000;
+
+use crate::invoices_support::{
+    USDC, assert_invoice_books, block_every_second, create_invoice, pay_usdc, wait_for_status,
+};
 
 async fn start() -> Stack {
     let settings = HandlerSettings::default()
         .env("INVOICES_DETECT_SCHEDULE", "*/1 * * * * *")
         .disabled(&["broadcast", "confirm", "settle", "reconcile"]);
     Stack::builder().devhost(settings).start().await
-}
-
-/// Mines a block a second, as the dev chain does, until dropped.
-fn block_every_second(stack: &Stack) -> tokio::task::JoinHandle<()> {
-    let url = stack.anvil().url().to_owned();
-    tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let _ = http
-                .post(&url)
-                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []}))
-                .send()
-                .await;
-        }
-    })
-}
-
-async fn create_invoice(stack: &Stack, key: &str, amount: &str) -> Value {
-    let body = json!({"chain": "anvil", "asset": "USDC", "amount": amount, "reference": "order-7"});
-    let reply = stack
-        .api()
-        .send(
-            Method::POST,
-            "invoices",
-            Some(key),
-            Some(&uuid::Uuid::new_v4().to_string()),
-            Some(body.to_string()),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
-}
-
-async fn pay_usdc(stack: &Stack, to: &str, amount: u128) {
-    stack
-        .anvil()
-        .mint_usdc(DEV_USDC_ADDRESS, stack.anvil().address(PAYER), amount)
-        .await;
-    let data = format!(
-        "0xa9059cbb{:0>64}{amount:064x}",
-        to.trim_start_matches("0x").to_ascii_lowercase()
-    );
-    stack
-        .anvil()
-        .send_and_wait(
-            json!({"from": stack.anvil().address(PAYER), "to": DEV_USDC_ADDRESS, "data": data}),
-        )
-        .await;
-}
-
-async fn wait_for_status(stack: &Stack, key: &str, id: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let reply = stack.api().get(&format!("invoices/{id}"), key).await;
-        if reply.body["status"] == want {
-            return reply.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "invoice {id} is {}, not {want}: {}",
-            reply.body["status"],
-            stack.log_tail(40)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -161,7 +95,7 @@ async fn an_invoice_paid_in_usdc_turns_paid_credits_the_merchant_once_and_its_pa
         .unwrap();
     let fee = 25 * USDC * u128::from(meshpay_testkit::merchant::FEE_BPS) / 10_000;
     assert_eq!(usdc.1, 25 * USDC - fee);
-    stack.assert_ledger_invariants().await;
+    assert_invoice_books(&stack, id, 25 * USDC).await;
 
     // Paid: too late to cancel.
     let cancel = stack

@@ -8,15 +8,12 @@
 use std::time::{Duration, Instant};
 
 use meshpay_confirm::webhook::{WebhookKey, sign_alchemy};
-use meshpay_testkit::anvil::DEV_USDC_ADDRESS;
-use meshpay_testkit::api::Method;
 use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
 
-use crate::invoices_check::assert_invoice_books;
-
-const PAYER: usize = 5;
-const USDC: u128 = 1_000_000;
+use crate::invoices_support::{
+    PAYER, USDC, assert_invoice_books, create_invoice, pay_usdc, wait_for_status,
+};
 const WEBHOOK_KEY: &str = "whsec_bWVzaHBheS1lMmUtaW52b2ljZS1oaW50cy1rZXk=";
 
 fn settings() -> HandlerSettings {
@@ -25,39 +22,6 @@ fn settings() -> HandlerSettings {
         .env("MESHPAY_CHAIN_WEBHOOK_KEY", WEBHOOK_KEY)
         .fast_retries()
         .disabled(&["broadcast", "confirm", "settle", "reconcile"])
-}
-
-async fn create_invoice(stack: &Stack, key: &str, amount: &str) -> Value {
-    let body = json!({"chain": "anvil", "asset": "USDC", "amount": amount});
-    let reply = stack
-        .api()
-        .send(
-            Method::POST,
-            "invoices",
-            Some(key),
-            Some(&uuid::Uuid::new_v4().to_string()),
-            Some(body.to_string()),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
-}
-
-async fn pay_usdc(stack: &Stack, to: &str, amount: u128) {
-    stack
-        .anvil()
-        .mint_usdc(DEV_USDC_ADDRESS, stack.anvil().address(PAYER), amount)
-        .await;
-    let data = format!(
-        "0xa9059cbb{:0>64}{amount:064x}",
-        to.trim_start_matches("0x").to_ascii_lowercase()
-    );
-    stack
-        .anvil()
-        .send_and_wait(
-            json!({"from": stack.anvil().address(PAYER), "to": DEV_USDC_ADDRESS, "data": data}),
-        )
-        .await;
 }
 
 /// A signed Alchemy Address Activity event naming `to`, with a made-up amount and hash.
@@ -91,23 +55,6 @@ async fn post_signed(stack: &Stack, body: &str) -> (u16, Value) {
         )
         .await;
     (reply.status, reply.body)
-}
-
-async fn wait_for_status(stack: &Stack, key: &str, id: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let reply = stack.api().get(&format!("invoices/{id}"), key).await;
-        if reply.body["status"] == want {
-            return reply.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "invoice {id} is {}, not {want}: {}",
-            reply.body["status"],
-            stack.log_tail(60)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
