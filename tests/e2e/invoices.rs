@@ -9,7 +9,6 @@ use meshpay_testkit::api::Method;
 use meshpay_testkit::browser::Browser;
 use meshpay_testkit::stack::{HandlerSettings, Stack};
 
-
 use crate::invoices_support::{
     USDC, assert_invoice_books, block_every_second, create_invoice, pay_usdc, wait_for_status,
 };

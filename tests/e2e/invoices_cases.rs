@@ -82,7 +82,11 @@ async fn under_over_late_partial_and_wrong_token_payments_end_where_they_should_
     // The wrong token: recorded and shown as unrecognized, the invoice still open, never credited.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let wrong_view = loop {
-        let view = stack.api().get(&format!("invoices/{}", id(&wrong)), key).await.body;
+        let view = stack
+            .api()
+            .get(&format!("invoices/{}", id(&wrong)), key)
+            .await
+            .body;
         if view["payments"].as_array().is_some_and(|p| !p.is_empty()) {
             break view;
         }
@@ -92,7 +96,10 @@ async fn under_over_late_partial_and_wrong_token_payments_end_where_they_should_
     assert_eq!(wrong_view["status"], "open");
     assert_eq!(wrong_view["payments"][0]["asset"], Value::Null);
     assert_eq!(
-        wrong_view["payments"][0]["token"].as_str().unwrap().to_lowercase(),
+        wrong_view["payments"][0]["token"]
+            .as_str()
+            .unwrap()
+            .to_lowercase(),
         other_token.to_lowercase()
     );
 
@@ -105,10 +112,16 @@ async fn under_over_late_partial_and_wrong_token_payments_end_where_they_should_
     assert_invoice_books(&stack, &id(&wrong), 0).await;
     assert_invoice_books(&stack, &id(&late), 25 * USDC).await;
     let fee = |gross: u128| gross * u128::from(meshpay_testkit::merchant::FEE_BPS) / 10_000;
-    let credited: u128 = [10, 30, 25, 25].iter().map(|u| u * USDC - fee(u * USDC)).sum();
+    let credited: u128 = [10, 30, 25, 25]
+        .iter()
+        .map(|u| u * USDC - fee(u * USDC))
+        .sum();
     let usdc = stack.api().balances(key).await;
     let usdc = usdc.iter().find(|(a, _, _)| a == "USDC").unwrap();
-    assert_eq!(usdc.1, credited, "the merchant credited once per final transfer, less the fee");
+    assert_eq!(
+        usdc.1, credited,
+        "the merchant credited once per final transfer, less the fee"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +137,12 @@ async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_
     );
     let snapshot = stack.anvil().rpc("evm_snapshot", json!([])).await;
     pay_usdc(&stack, big["deposit_address"].as_str().unwrap(), 25 * USDC).await;
-    pay_usdc(&stack, small["deposit_address"].as_str().unwrap(), 10 * USDC).await;
+    pay_usdc(
+        &stack,
+        small["deposit_address"].as_str().unwrap(),
+        10 * USDC,
+    )
+    .await;
     stack.anvil().mine(2).await;
     wait_for_status(&stack, key, &big_id, "paid").await;
     wait_for_status(&stack, key, &small_id, "paid").await;
@@ -133,7 +151,12 @@ async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_
     stack.fund(merchant.id, "anvil:ETH", "1").await;
     stack
         .api()
-        .pay(key, "USDC", "20.00", &meshpay_testkit::payment::fresh_recipient())
+        .pay(
+            key,
+            "USDC",
+            "20.00",
+            &meshpay_testkit::payment::fresh_recipient(),
+        )
         .await;
 
     // Both payments leave the chain; a longer branch replaces their blocks.
@@ -159,7 +182,12 @@ async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_
     assert_eq!(review["invoice_id"], big_id.as_str());
     let net = 25 * USDC - 25 * USDC * u128::from(meshpay_testkit::merchant::FEE_BPS) / 10_000;
     assert_eq!(review["required"], net.to_string());
-    assert!(review["reason"].as_str().unwrap().contains("no longer covers"));
+    assert!(
+        review["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer covers")
+    );
 
     // The way out: the merchant's balance is made good, the operator posts the reversal.
     stack.fund(merchant.id, "anvil:USDC", "25").await;

@@ -74,7 +74,10 @@ async fn address_activity_hints_bring_an_invoice_to_paid_without_polling_and_flo
     let mined = Instant::now();
     let (status, known) = hint(&stack, address).await;
     assert_eq!(status, 200);
-    assert_eq!(known, unknown, "whether an address is watched does not show");
+    assert_eq!(
+        known, unknown,
+        "whether an address is watched does not show"
+    );
     wait_for_status(&stack, key, id, "pending").await;
     let to_pending = mined.elapsed();
 

@@ -104,16 +104,26 @@ pub async fn assert_invoice_books(stack: &Stack, invoice_id: &str, credited: u12
     let mut standing: i128 = 0;
     for (kind, _, amount) in &rows {
         let amount: i128 = amount.parse().unwrap();
-        standing += if kind == "invoice_credit" { amount } else { -amount };
+        standing += if kind == "invoice_credit" {
+            amount
+        } else {
+            -amount
+        };
     }
     assert_eq!(standing, credited as i128, "credited once: {rows:?}");
     // Each reference credited at most once and reversed at most once (a reversal only of a
     // credit): what "credited exactly once per final transfer" means in the ledger.
     for (kind, reference, _) in &rows {
-        let same = rows.iter().filter(|(k, r, _)| k == kind && r == reference).count();
+        let same = rows
+            .iter()
+            .filter(|(k, r, _)| k == kind && r == reference)
+            .count();
         assert_eq!(same, 1, "{kind} {reference} posted {same} times");
         if kind == "invoice_reversal" {
-            assert!(rows.iter().any(|(k, r, _)| k == "invoice_credit" && r == reference));
+            assert!(
+                rows.iter()
+                    .any(|(k, r, _)| k == "invoice_credit" && r == reference)
+            );
         }
     }
     let events: Vec<(Option<String>, i64)> = sqlx::query_as(

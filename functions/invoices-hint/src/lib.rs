@@ -74,9 +74,11 @@ mod tests {
 
     #[test]
     fn a_message_of_another_version_is_refused_by_decode() {
-        let current = serde_json::json!({"v": 1, "chain": "anvil", "requested_at": "2026-12-08T00:00:00Z"});
+        let current =
+            serde_json::json!({"v": 1, "chain": "anvil", "requested_at": "2026-12-08T00:00:00Z"});
         assert!(meshpay_shim::decode_message::<DetectMessage>(current).is_ok());
-        let future = serde_json::json!({"v": 2, "chain": "anvil", "requested_at": "2026-12-08T00:00:00Z"});
+        let future =
+            serde_json::json!({"v": 2, "chain": "anvil", "requested_at": "2026-12-08T00:00:00Z"});
         assert!(meshpay_shim::decode_message::<DetectMessage>(future).is_err());
     }
 }

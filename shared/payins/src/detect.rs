@@ -328,7 +328,7 @@ impl Detector {
             head.saturating_sub(chain.confirmations)
         };
         let watched = self.store.watched_deposit_addresses(&chain.name).await?;
-        self.scan(chain, rpc, head, final_head, &watched, &mut report, armed)
+        self.scan(chain, rpc, (head, final_head), &watched, &mut report, armed)
             .await?;
         self.native_balances(chain, rpc, final_head, &watched, &mut report)
             .await?;
@@ -355,12 +355,12 @@ impl Detector {
         Ok(report)
     }
 
+    /// `(head, final_head)`: the latest block and the last final one.
     async fn scan(
         &self,
         chain: &Chain,
         rpc: &PayinRpc,
-        head: u64,
-        final_head: u64,
+        (head, final_head): (u64, u64),
         watched: &[WatchedAddress],
         report: &mut ChainReport,
         armed: bool,

@@ -361,11 +361,22 @@ async fn a_reversal_the_merchant_cannot_cover_is_parked_once_then_posted_by_an_o
     assert_eq!(review.invoice, invoice.id);
     assert_eq!(review.required, Amount::from_u128(24_750_000));
     assert_eq!(review.available, left);
-    assert!(review.reason.contains("no longer covers"), "{}", review.reason);
+    assert!(
+        review.reason.contains("no longer covers"),
+        "{}",
+        review.reason
+    );
     for _ in 0..2 {
         env.detect().await;
     }
-    assert_eq!(env.store.invoice_reversal_reviews(false).await.unwrap().len(), 1);
+    assert_eq!(
+        env.store
+            .invoice_reversal_reviews(false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(env.available().await, left, "nothing reversed while parked");
     env.store.check_ledger_invariants().await.unwrap();
 
@@ -379,7 +390,12 @@ async fn a_reversal_the_merchant_cannot_cover_is_parked_once_then_posted_by_an_o
     );
     // The operator tops the merchant up (say, the merchant paid it back): the retry posts it.
     env.store
-        .fund(env.merchant, &usdc_asset(), Amount::from_u128(25 * USDC), "repaid")
+        .fund(
+            env.merchant,
+            &usdc_asset(),
+            Amount::from_u128(25 * USDC),
+            "repaid",
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -391,7 +407,13 @@ async fn a_reversal_the_merchant_cannot_cover_is_parked_once_then_posted_by_an_o
         .and_then(|a| a.checked_sub(Amount::from_u128(24_750_000)))
         .unwrap();
     assert_eq!(env.available().await, expected);
-    assert!(env.store.invoice_reversal_reviews(true).await.unwrap().is_empty());
+    assert!(
+        env.store
+            .invoice_reversal_reviews(true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(env.store.retry_invoice_reversal(review.id).await.is_err());
     env.detect().await;
     assert_eq!(env.available().await, expected, "reversed once");

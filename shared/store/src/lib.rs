@@ -85,11 +85,11 @@ pub use authorize::{
 };
 pub use connect::{ConnectMode, DbAuth, DbConfig, DbConfigError, DbConnectError, EntraCredential};
 pub use error::{LimitKind, Result, StoreError};
+pub use invoices::reviews::{RetryOutcome, ReversalReview};
 pub use invoices::{
     CreateInvoiceOutcome, Invoice, InvoicePage, InvoicePayment, ListInvoices, NewInvoice,
     PaymentSeen,
 };
-pub use invoices::reviews::{ReversalReview, RetryOutcome};
 pub use ledger::{Balance, FundOutcome};
 pub use merchants::{AssetLimit, Merchant, NewMerchant};
 pub use operations::{AuditEntry, AuditRecord, MerchantControls, PruneReport};

@@ -359,15 +359,9 @@ impl Store {
                     ..
                 }) => {
                     savepoint.rollback().await?;
-                    let review = reviews::park(
-                        &mut tx,
-                        &invoice,
-                        reference,
-                        *amount,
-                        required,
-                        available,
-                    )
-                    .await?;
+                    let review =
+                        reviews::park(&mut tx, &invoice, reference, *amount, required, available)
+                            .await?;
                     tracing::warn!(
                         invoice = %id, reference, review, %required, %available,
                         "invoice reversal parked for review: the merchant spent the credit"
@@ -386,22 +380,22 @@ impl Store {
             && totals.received == invoice.amount_received
             && totals.final_ == invoice.amount_final
             && late == invoice.late;
-        let invoice = if unchanged && credits_posted == 0 && reversals_posted == 0 && parked.is_empty()
-        {
-            // Nothing changed: the transfers are reflected, so the invoice is not picked again.
-            sqlx::query("UPDATE invoices SET refresh_due = false WHERE id = $1")
-                .bind(id.as_uuid())
-                .execute(&mut *tx)
-                .await?;
-            invoice
-        } else {
-            let data = serde_json::json!({
-                "amount_received": seen, "amount_final": final_,
-                "credits_posted": credits_posted, "reversals_posted": reversals_posted,
-                "reversals_parked": parked,
-            });
-            apply(&mut tx, &invoice, to, &totals, data).await?
-        };
+        let invoice =
+            if unchanged && credits_posted == 0 && reversals_posted == 0 && parked.is_empty() {
+                // Nothing changed: the transfers are reflected, so the invoice is not picked again.
+                sqlx::query("UPDATE invoices SET refresh_due = false WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+                invoice
+            } else {
+                let data = serde_json::json!({
+                    "amount_received": seen, "amount_final": final_,
+                    "credits_posted": credits_posted, "reversals_posted": reversals_posted,
+                    "reversals_parked": parked,
+                });
+                apply(&mut tx, &invoice, to, &totals, data).await?
+            };
         tx.commit().await?;
         Ok(Refreshed {
             invoice,

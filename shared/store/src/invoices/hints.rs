@@ -49,9 +49,8 @@ impl Store {
 
     /// The database's clock: when a detection run starts.
     pub async fn db_now(&self) -> Result<OffsetDateTime> {
-        let (now,): (OffsetDateTime,) = sqlx::query_as("SELECT now()")
-            .fetch_one(&self.pool)
-            .await?;
+        let (now,): (OffsetDateTime,) =
+            sqlx::query_as("SELECT now()").fetch_one(&self.pool).await?;
         Ok(now)
     }
 

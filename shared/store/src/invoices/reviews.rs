@@ -68,8 +68,20 @@ const REVIEW_COLUMNS: &str = "id, invoice_id, reference, asset, amount::text, re
      available::text, reason, parked_at, resolved_at, resolution, note";
 
 fn review(row: ReviewRow) -> Result<ReversalReview> {
-    let (id, invoice, reference, asset, amount, required, available, reason, parked_at, resolved_at, resolution, note) =
-        row;
+    let (
+        id,
+        invoice,
+        reference,
+        asset,
+        amount,
+        required,
+        available,
+        reason,
+        parked_at,
+        resolved_at,
+        resolution,
+        note,
+    ) = row;
     Ok(ReversalReview {
         id,
         invoice: InvoiceId::from_uuid(invoice),
