@@ -9,6 +9,7 @@ mod concurrency;
 mod ledger;
 mod network_fee;
 mod operations;
+mod payin_hints;
 mod payments;
 mod review;
 mod support;
