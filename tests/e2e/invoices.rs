@@ -10,11 +10,12 @@ use meshpay_testkit::browser::Browser;
 use meshpay_testkit::stack::{HandlerSettings, Stack};
 
 use crate::invoices_support::{
-    USDC, assert_invoice_books, block_every_second, create_invoice, pay_usdc, wait_for_status,
+    Receiver, USDC, assert_invoice_books, block_every_second, create_invoice, pay_usdc,
+    wait_for_status, with_webhooks,
 };
 
 async fn start() -> Stack {
-    let settings = HandlerSettings::default()
+    let settings = with_webhooks(HandlerSettings::default())
         .env("INVOICES_DETECT_SCHEDULE", "*/1 * * * * *")
         .disabled(&["broadcast", "confirm", "settle", "reconcile"]);
     Stack::builder().devhost(settings).start().await
@@ -25,6 +26,7 @@ async fn an_invoice_paid_in_usdc_turns_paid_credits_the_merchant_once_and_its_pa
     let stack = start().await;
     let merchant = stack.merchant().await;
     let key = &merchant.key;
+    let receiver = Receiver::start(&stack, key).await;
     let invoice = create_invoice(&stack, key, "25.00").await;
     let id = invoice["id"].as_str().unwrap();
     let address = invoice["deposit_address"].as_str().unwrap();
@@ -94,7 +96,7 @@ async fn an_invoice_paid_in_usdc_turns_paid_credits_the_merchant_once_and_its_pa
         .unwrap();
     let fee = 25 * USDC * u128::from(meshpay_testkit::merchant::FEE_BPS) / 10_000;
     assert_eq!(usdc.1, 25 * USDC - fee);
-    assert_invoice_books(&stack, id, 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, id, 25 * USDC).await;
 
     // Paid: too late to cancel.
     let cancel = stack

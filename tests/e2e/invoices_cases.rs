@@ -11,12 +11,12 @@ use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
 
 use crate::invoices_support::{
-    USDC, assert_invoice_books, block_every_second, create_invoice, pay_token, pay_usdc,
-    wait_for_status,
+    Receiver, USDC, assert_invoice_books, block_every_second, create_invoice, pay_token, pay_usdc,
+    wait_for_status, with_webhooks,
 };
 
 async fn start() -> Stack {
-    let settings = HandlerSettings::default()
+    let settings = with_webhooks(HandlerSettings::default())
         .env("INVOICES_DETECT_SCHEDULE", "*/1 * * * * *")
         .disabled(&["broadcast", "confirm", "settle", "reconcile"]);
     Stack::builder().devhost(settings).start().await
@@ -44,6 +44,7 @@ async fn under_over_late_partial_and_wrong_token_payments_end_where_they_should_
     let stack = start().await;
     let merchant = stack.merchant().await;
     let key = &merchant.key;
+    let receiver = Receiver::start(&stack, key).await;
     let miner = block_every_second(&stack);
     let under = create_invoice(&stack, key, "25.00").await;
     let over = create_invoice(&stack, key, "25.00").await;
@@ -106,11 +107,11 @@ async fn under_over_late_partial_and_wrong_token_payments_end_where_they_should_
     // Several more detection runs go by: nothing moves twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
     miner.abort();
-    assert_invoice_books(&stack, &id(&under), 10 * USDC).await;
-    assert_invoice_books(&stack, &id(&over), 30 * USDC).await;
-    assert_invoice_books(&stack, &id(&partial), 25 * USDC).await;
-    assert_invoice_books(&stack, &id(&wrong), 0).await;
-    assert_invoice_books(&stack, &id(&late), 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &id(&under), 10 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &id(&over), 30 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &id(&partial), 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &id(&wrong), 0).await;
+    assert_invoice_books(&stack, &receiver, &id(&late), 25 * USDC).await;
     let fee = |gross: u128| gross * u128::from(meshpay_testkit::merchant::FEE_BPS) / 10_000;
     let credited: u128 = [10, 30, 25, 25]
         .iter()
@@ -129,6 +130,7 @@ async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_
     let stack = start().await;
     let merchant = stack.merchant().await;
     let key = &merchant.key;
+    let receiver = Receiver::start(&stack, key).await;
     let big = create_invoice(&stack, key, "25.00").await;
     let small = create_invoice(&stack, key, "10.00").await;
     let (big_id, small_id) = (
@@ -170,8 +172,8 @@ async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_
 
     // The small one is reversed (credit kept, reversal posted); the big one the merchant can
     // no longer cover is parked with its reason, not retried by the runs that went by.
-    assert_invoice_books(&stack, &small_id, 0).await;
-    assert_invoice_books(&stack, &big_id, 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &small_id, 0).await;
+    assert_invoice_books(&stack, &receiver, &big_id, 25 * USDC).await;
     let kinds = stack
         .count("SELECT count(*) FROM ledger_transactions WHERE kind IN ('invoice_credit', 'invoice_reversal')")
         .await;
@@ -195,5 +197,5 @@ async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_
     admin_ok(&stack, &["invoices", "retry-reversal", "--id", &review_id]);
     assert_eq!(admin_ok(&stack, &["invoices", "reviews"])["count"], 0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_invoice_books(&stack, &big_id, 0).await;
+    assert_invoice_books(&stack, &receiver, &big_id, 0).await;
 }

@@ -5,16 +5,78 @@
 //! checked by the ledger invariants), and its webhook events queued once each, in version order. A sweep check
 //! ("deposit address empty, treasury up by the sum") belongs here too once sweeps run.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use base64::Engine as _;
 use meshpay_testkit::anvil::DEV_USDC_ADDRESS;
 use meshpay_testkit::api::Method;
-use meshpay_testkit::stack::Stack;
+use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
 
 /// The payer: anvil account 5.
 pub const PAYER: usize = 5;
 pub const USDC: u128 = 1_000_000;
+
+/// What the merchant webhooks need in the handler: the `notify` timer every second, delivery to
+/// a loopback endpoint allowed.
+pub fn with_webhooks(settings: HandlerSettings) -> HandlerSettings {
+    settings
+        .env("NOTIFY_SCHEDULE", "* * * * * *")
+        .env("MESHPAY_WEBHOOK_URL_POLICY", "allow-private")
+        .env(
+            "MESHPAY_WEBHOOK_SECRET_KEY",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        )
+}
+
+/// A merchant's webhook endpoint on 127.0.0.1 that records every event body it is sent and
+/// answers 200 (signatures are verified by `tests/e2e/webhooks.rs`).
+#[derive(Clone)]
+pub struct Receiver {
+    received: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    /// Starts it and registers it for the merchant of `key`.
+    pub async fn start(stack: &Stack, key: &str) -> Receiver {
+        let receiver = Receiver {
+            received: Arc::default(),
+        };
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                post(
+                    |State(r): State<Receiver>, Json(body): Json<Value>| async move {
+                        r.received.lock().unwrap().push(body);
+                    },
+                ),
+            )
+            .with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        stack
+            .api()
+            .create_webhook_endpoint(key, &format!("http://{addr}/hook"))
+            .await;
+        receiver
+    }
+
+    /// The event types received for `invoice_id`, in arrival order.
+    fn types_for(&self, invoice_id: &str) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| b["data"]["id"] == invoice_id)
+            .map(|b| b["type"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
 
 /// `POST /api/invoices` for `amount` USDC on anvil, which must succeed.
 pub async fn create_invoice(stack: &Stack, key: &str, amount: &str) -> Value {
@@ -89,7 +151,13 @@ pub async fn wait_for_status(stack: &Stack, key: &str, id: &str, want: &str) -> 
 }
 
 /// `credited`: the sum of the invoice's transfers that must stand credited (base units).
-pub async fn assert_invoice_books(stack: &Stack, invoice_id: &str, credited: u128) {
+/// `receiver`: the merchant's endpoint, which must get the invoice's events once each, in order.
+pub async fn assert_invoice_books(
+    stack: &Stack,
+    receiver: &Receiver,
+    invoice_id: &str,
+    credited: u128,
+) {
     stack.assert_ledger_invariants().await;
     let pool = stack.store.pool();
     let reference = format!("{invoice_id}:%");
@@ -138,4 +206,26 @@ pub async fn assert_invoice_books(stack: &Stack, invoice_id: &str, credited: u12
         events.windows(2).all(|w| w[0].1 < w[1].1),
         "webhooks once each, in order: {events:?}"
     );
+    let queued: Vec<String> = events.into_iter().filter_map(|(t, _)| t).collect();
+    assert!(
+        credited == 0 || !queued.is_empty(),
+        "no webhook for {invoice_id}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivered = receiver.types_for(invoice_id);
+        if delivered == queued {
+            break;
+        }
+        assert!(
+            delivered.len() < queued.len() && queued.starts_with(&delivered),
+            "delivered {delivered:?}, queued {queued:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "delivered {delivered:?} of {queued:?}\n{}",
+            stack.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
