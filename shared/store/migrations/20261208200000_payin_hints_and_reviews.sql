@@ -18,7 +18,8 @@ CREATE TABLE payin_detect_requests (
 -- A reversal that could not be posted: the reorg removed a credited payment, but the merchant
 -- had already spent the credit (available below the amount to take back). The invoice still
 -- moves back; the reversal is parked here for an operator instead of being retried by every
--- run, and is either posted later (`meshpay admin invoices retry-reversal`) or closed with a note.
+-- run, and is either posted later (`meshpay admin invoices retry-reversal`) or closed with a note
+-- (`final_again`: the payment came back, nothing to reverse).
 CREATE TABLE invoice_reversal_reviews (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     invoice_id    uuid NOT NULL REFERENCES invoices (id),
@@ -33,7 +34,7 @@ CREATE TABLE invoice_reversal_reviews (
     reason        text NOT NULL CHECK (length(reason) <= 2000),
     parked_at     timestamptz NOT NULL DEFAULT now(),
     resolved_at   timestamptz,
-    resolution    text CHECK (resolution IN ('reversed', 'closed')),
+    resolution    text CHECK (resolution IN ('reversed', 'closed', 'final_again')),
     note          text CHECK (length(note) BETWEEN 1 AND 2000),
     CHECK ((resolved_at IS NULL) = (resolution IS NULL))
 );

@@ -324,7 +324,7 @@ impl Store {
         }
         // A credit whose payment is final again needs no reversal: its parked review closes.
         for (reference, _) in &credits {
-            reviews::close_if_open(&mut tx, reference, reviews::FINAL_AGAIN).await?;
+            reviews::close_final_again(&mut tx, reference).await?;
         }
         let mut parked = Vec::new();
         for (reference, amount) in &reversals {
@@ -334,8 +334,8 @@ impl Store {
             .bind(reference)
             .fetch_optional(&mut *tx)
             .await?;
-            // Parked (or closed by an operator): not retried by every run.
-            if credited.is_none() || reviews::exists(&mut tx, reference).await? {
+            // Parked (or settled by an operator): not retried by every run.
+            if credited.is_none() || reviews::holds(&mut tx, reference).await? {
                 continue;
             }
             let posting = PayinPosting {
@@ -380,22 +380,22 @@ impl Store {
             && totals.received == invoice.amount_received
             && totals.final_ == invoice.amount_final
             && late == invoice.late;
-        let invoice =
-            if unchanged && credits_posted == 0 && reversals_posted == 0 && parked.is_empty() {
-                // Nothing changed: the transfers are reflected, so the invoice is not picked again.
-                sqlx::query("UPDATE invoices SET refresh_due = false WHERE id = $1")
-                    .bind(id.as_uuid())
-                    .execute(&mut *tx)
-                    .await?;
-                invoice
-            } else {
-                let data = serde_json::json!({
-                    "amount_received": seen, "amount_final": final_,
-                    "credits_posted": credits_posted, "reversals_posted": reversals_posted,
-                    "reversals_parked": parked,
-                });
-                apply(&mut tx, &invoice, to, &totals, data).await?
-            };
+        let nothing_posted = credits_posted == 0 && reversals_posted == 0 && parked.is_empty();
+        let invoice = if unchanged && nothing_posted {
+            // Nothing changed: the transfers are reflected, so the invoice is not picked again.
+            sqlx::query("UPDATE invoices SET refresh_due = false WHERE id = $1")
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            invoice
+        } else {
+            let data = serde_json::json!({
+                "amount_received": seen, "amount_final": final_,
+                "credits_posted": credits_posted, "reversals_posted": reversals_posted,
+                "reversals_parked": parked,
+            });
+            apply(&mut tx, &invoice, to, &totals, data).await?
+        };
         tx.commit().await?;
         Ok(Refreshed {
             invoice,

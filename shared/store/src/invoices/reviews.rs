@@ -16,7 +16,7 @@ use crate::error::{Result, StoreError};
 use crate::ledger::{PayinPosting, post_invoice_reversal};
 
 /// The note of a review closed because its payment is final again.
-pub(crate) const FINAL_AGAIN: &str = "the payment is final again: nothing to reverse";
+const FINAL_AGAIN: &str = "the payment is final again: nothing to reverse";
 
 /// A parked reversal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct ReversalReview {
     pub reason: String,
     pub parked_at: OffsetDateTime,
     pub resolved_at: Option<OffsetDateTime>,
-    /// `reversed` or `closed`.
+    /// `reversed`, `closed` (by an operator) or `final_again`.
     pub resolution: Option<String>,
     pub note: Option<String>,
 }
@@ -133,29 +133,30 @@ pub(crate) async fn park(
     Ok(id)
 }
 
-/// Whether `reference` has a review, open or resolved: either way, refreshes leave it alone.
-pub(crate) async fn exists(conn: &mut PgConnection, reference: &str) -> Result<bool> {
-    let row: Option<(i32,)> =
-        sqlx::query_as("SELECT 1 FROM invoice_reversal_reviews WHERE reference = $1 LIMIT 1")
-            .bind(reference)
-            .fetch_optional(&mut *conn)
-            .await?;
+/// Whether a review holds `reference`'s reversal: one open, or one an operator resolved (a
+/// review closed because the payment was final again does not: if a later reorg removes it
+/// again, the reversal is due again).
+pub(crate) async fn holds(conn: &mut PgConnection, reference: &str) -> Result<bool> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        "SELECT 1 FROM invoice_reversal_reviews
+          WHERE reference = $1 AND resolution IS DISTINCT FROM 'final_again' LIMIT 1",
+    )
+    .bind(reference)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.is_some())
 }
 
-/// Closes the open review of `reference`, if any, with `note`.
-pub(crate) async fn close_if_open(
-    conn: &mut PgConnection,
-    reference: &str,
-    note: &str,
-) -> Result<()> {
+/// Closes the open review of `reference`, if any: its payment is final again, so there is
+/// nothing to reverse.
+pub(crate) async fn close_final_again(conn: &mut PgConnection, reference: &str) -> Result<()> {
     sqlx::query(
         "UPDATE invoice_reversal_reviews
-            SET resolved_at = now(), resolution = 'closed', note = $2
+            SET resolved_at = now(), resolution = 'final_again', note = $2
           WHERE reference = $1 AND resolved_at IS NULL",
     )
     .bind(reference)
-    .bind(note)
+    .bind(FINAL_AGAIN)
     .execute(&mut *conn)
     .await?;
     Ok(())
