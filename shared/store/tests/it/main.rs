@@ -10,6 +10,7 @@ mod ledger;
 mod network_fee;
 mod operations;
 mod payin_hints;
+mod payin_reviews;
 mod payments;
 mod review;
 mod support;
