@@ -2,7 +2,7 @@
 //! by later refreshes, closed by themselves when the payment is final again, and due again if
 //! a later reorg removes it once more.
 
-use meshpay_domain::{Address, Amount, B256, IdempotencyKey, InvoiceId, InvoiceStatus};
+use meshpay_domain::{Address, B256, IdempotencyKey, InvoiceId, InvoiceStatus};
 use meshpay_store::invoices::detection::ObservedTransfer;
 use meshpay_store::{CreateInvoiceOutcome, NewInvoice, PaymentSeen};
 use meshpay_testkit::assets::usdc;
