@@ -206,6 +206,7 @@ fn canonical(value: Value) -> Value {
 mod tests {
     use super::*;
     use meshpay_api::ErrorCode;
+    use meshpay_api::merchant_data::MAX_METADATA_BYTES;
 
     fn request(quote_id: &str) -> AuthorizePaymentRequest {
         AuthorizePaymentRequest {
