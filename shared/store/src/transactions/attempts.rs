@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{TermsRow, checksum, i64_of};
+use super::{TxTermsRow, checksum, i64_of};
 use crate::Store;
 use crate::convert;
 use crate::error::{Result, StoreError};
@@ -164,7 +164,7 @@ struct AttemptRow {
     chain: String,
     from_address: String,
     #[sqlx(flatten)]
-    terms: TermsRow,
+    terms: TxTermsRow,
     tx_hash: String,
     raw_tx: Vec<u8>,
     status: String,

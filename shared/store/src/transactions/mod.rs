@@ -63,7 +63,7 @@ fn checksum(address: Address) -> String {
 /// The columns of a wallet transaction's terms that reservations and attempts share, as read
 /// (`numeric` as text); their rows embed it with `#[sqlx(flatten)]`.
 #[derive(sqlx::FromRow)]
-struct TermsRow {
+struct TxTermsRow {
     chain_id: i64,
     nonce: i64,
     to_address: String,
@@ -73,8 +73,8 @@ struct TermsRow {
     max_priority_fee_per_gas: String,
 }
 
-/// A [`TermsRow`], checked.
-struct Terms {
+/// A [`TxTermsRow`], checked.
+struct TxTerms {
     chain_id: u64,
     nonce: u64,
     to: Address,
@@ -84,9 +84,9 @@ struct Terms {
     max_priority_fee_per_gas_wei: u128,
 }
 
-impl TermsRow {
-    fn decode(self) -> Result<Terms> {
-        Ok(Terms {
+impl TxTermsRow {
+    fn decode(self) -> Result<TxTerms> {
+        Ok(TxTerms {
             chain_id: u64_of(self.chain_id, "chain_id")?,
             nonce: u64_of(self.nonce, "nonce")?,
             to: convert::address(&self.to_address)?,

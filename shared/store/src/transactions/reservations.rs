@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::gaps::{NonceRelease, release_nonce};
 use super::nonces::NonceSource;
-use super::{TermsRow, checksum, i64_of};
+use super::{TxTermsRow, checksum, i64_of};
 use crate::error::Result;
 use crate::{Store, convert};
 
@@ -98,7 +98,7 @@ struct Row {
     chain: String,
     address: String,
     #[sqlx(flatten)]
-    terms: TermsRow,
+    terms: TxTermsRow,
     input: Vec<u8>,
     fee_capped: bool,
     nonce_source: String,
