@@ -12,12 +12,11 @@ use meshpay_domain::{IdempotencyKey, PaymentId, QuoteId, U256};
 use meshpay_store::{AuthorizeOutcome, AuthorizeRequest, StoredResponse, request_fingerprint};
 use meshpay_testkit::anvil::{HOT_WALLETS, TRANSFER_TOPIC};
 use meshpay_testkit::hex::{hex_u64, hex_u128};
-use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::payment::fresh_recipient as recipient;
 use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
 use serde_json::{Value, json};
 
-use crate::support::PipelineStack;
+use crate::support::{PipelineStack, funded_merchant};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -49,8 +48,7 @@ impl PipelineStack<Broadcast> {
                 ..ChainSetup::default()
             })
             .devhost(settings);
-        let merchant = MerchantSetup::funded(10u128.pow(15), 10u128.pow(23));
-        Ctx::start_with(builder, merchant).await
+        Ctx::start_with(builder, funded_merchant()).await
     }
 
     /// Waits until the payment has a transaction that is mined; returns (view, receipt).

@@ -12,25 +12,19 @@ use meshpay_confirm::webhook::{WebhookKey, sign_alchemy, sign_standard};
 use meshpay_domain::{Address, Amount, PaymentId, PaymentStatus};
 use meshpay_store::Payment;
 use meshpay_store::confirmations::CheckOutcome;
-use meshpay_testkit::anvil::{DEV_USDC_ADDRESS, HOT_WALLETS, TRANSFER_TOPIC};
+use meshpay_testkit::anvil::{DEV_USDC_ADDRESS, HOT_WALLETS};
 use meshpay_testkit::hex::{hex_u64, hex_u128};
-use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::payment::fresh_recipient as recipient;
-use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
+use meshpay_testkit::stack::HandlerSettings;
 use serde_json::{Value, json};
 
-use crate::support::PipelineStack;
+use crate::support::{
+    LOG_LINES, MERCHANT_ETH, MERCHANT_USDC, PipelineStack, RECONCILE_IDLE, WAIT, funded_merchant,
+    on_demand_chain,
+};
 
 /// base64("meshpay-e2e-chain-webhook-key-32b").
 const WEBHOOK_KEY: &str = "whsec_bWVzaHBheS1lMmUtY2hhaW4td2ViaG9vay1rZXktMzJi";
-const WAIT: Duration = Duration::from_secs(90);
-/// Merchant funding (base units).
-const MERCHANT_USDC: u128 = 10u128.pow(15);
-const MERCHANT_ETH: u128 = 10u128.pow(23);
-/// Never within a test run.
-const RECONCILE_IDLE: &str = "0 0 0 1 1 *";
-/// Lines of devhost's log shown with a failure.
-const LOG_LINES: usize = 80;
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -80,14 +74,11 @@ fn settings(options: &Options) -> HandlerSettings {
 
 impl PipelineStack<ConfirmSettle> {
     async fn start(options: Options) -> Ctx {
-        let builder = Stack::builder()
-            .chain(ChainSetup {
-                hot_wallet_usdc: 10u128.pow(12),
-                automine: false,
-            })
-            .devhost(settings(&options));
-        let merchant = MerchantSetup::funded(MERCHANT_USDC, MERCHANT_ETH);
-        Ctx::start_with(builder, merchant).await
+        Ctx::start_with(
+            on_demand_chain().devhost(settings(&options)),
+            funded_merchant(),
+        )
+        .await
     }
 
     /// (Re)starts devhost + meshpay on the same database, queues and chain.
@@ -101,10 +92,6 @@ impl PipelineStack<ConfirmSettle> {
         let to = recipient();
         let (id, quoted) = self.pay("USDC", amount, &to).await;
         (id, quoted, to)
-    }
-
-    async fn payment(&self, id: PaymentId) -> Payment {
-        self.store.get_payment_unscoped(id).await.unwrap().unwrap()
     }
 
     /// What the chain charged for the payment's transaction, from anvil's receipt:
@@ -127,33 +114,6 @@ impl PipelineStack<ConfirmSettle> {
             .find(|b| b.asset.symbol() == symbol)
             .unwrap();
         (b.available, b.held)
-    }
-
-    /// Waits until `done(payment)`, mining one block per round when `mine`.
-    async fn wait_until(
-        &self,
-        id: PaymentId,
-        mine: bool,
-        done: impl Fn(&Payment) -> bool,
-    ) -> Payment {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let payment = self.payment(id).await;
-            if done(&payment) {
-                return payment;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} still {} (reason {:?})\n{}",
-                payment.status,
-                payment.failure_reason,
-                self.log_tail(LOG_LINES)
-            );
-            if mine {
-                self.anvil().mine(1).await;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     async fn wait_for_status(&self, id: PaymentId, status: PaymentStatus, mine: bool) -> Payment {
@@ -179,27 +139,6 @@ impl PipelineStack<ConfirmSettle> {
 
     async fn block_number(&self) -> u64 {
         hex_u64(&self.anvil().rpc("eth_blockNumber", json!([])).await)
-    }
-
-    /// Every DevUSDC `Transfer` to `recipient` on the canonical chain (amounts).
-    async fn transfers_to(&self, recipient: &str) -> Vec<u128> {
-        let topic = format!(
-            "0x{:0>64}",
-            recipient.trim_start_matches("0x").to_ascii_lowercase()
-        );
-        let logs = self
-            .anvil()
-            .rpc(
-                "eth_getLogs",
-                json!([{"address": DEV_USDC_ADDRESS, "fromBlock": "0x0", "toBlock": "latest",
-                        "topics": [TRANSFER_TOPIC, null, topic]}]),
-            )
-            .await;
-        logs.as_array()
-            .unwrap()
-            .iter()
-            .map(|log| hex_u128(&log["data"]))
-            .collect()
     }
 
     /// Sets `wallet`'s DevUSDC balance to zero (storage slot of `balanceOf[wallet]`).
@@ -266,7 +205,7 @@ impl PipelineStack<ConfirmSettle> {
                 PaymentStatus::Settled => {
                     let recipient = payment.recipient.to_checksum(None);
                     assert_eq!(
-                        self.transfers_to(&recipient).await,
+                        self.anvil().usdc_transfers_to(&recipient).await,
                         [payment.charges.amount.base_units().to::<u128>()],
                         "settled {} must have exactly one on-chain transfer",
                         payment.id
@@ -311,7 +250,7 @@ async fn authorized_payment_settles_through_the_polling_path_without_a_webhook()
         .wait_for_status(id, PaymentStatus::Settled, true)
         .await;
 
-    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    assert_eq!(stack.anvil().usdc_transfers_to(&to).await, [amount]);
     assert_eq!(
         stack.event_names(id).await,
         ["authorize", "broadcast", "confirm", "settle"]
@@ -394,7 +333,7 @@ async fn a_signed_webhook_confirms_a_payment_whose_polling_gave_up() {
     stack
         .wait_for_status(id, PaymentStatus::Settled, false)
         .await;
-    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    assert_eq!(stack.anvil().usdc_transfers_to(&to).await, [amount]);
     // The same delivery again (the provider retried): acknowledged, no effect.
     let (status, reply) = stack.post_alchemy(&body, WEBHOOK_KEY).await;
     assert_eq!((status, &reply["status"]), (200, &json!("duplicate")));
@@ -505,7 +444,7 @@ async fn a_reverted_erc20_transfer_fails_the_payment_charges_its_gas_and_release
         )
         .await;
     assert_eq!(receipt["status"], "0x0");
-    assert!(stack.transfers_to(&to).await.is_empty());
+    assert!(stack.anvil().usdc_transfers_to(&to).await.is_empty());
     // The token hold is back in full; the gas the reverted transaction burnt is paid from the
     // network-fee hold and only the rest of it released.
     let charged = stack.charged_fee(&failed).await;
@@ -549,7 +488,7 @@ async fn a_reorg_after_confirmation_is_detected_and_healed() {
     // transaction with them.
     let depth = stack.block_number().await - confirmed.block_number.unwrap() + 1;
     stack.anvil().rpc("anvil_reorg", json!([depth, []])).await;
-    assert!(stack.transfers_to(&to).await.is_empty());
+    assert!(stack.anvil().usdc_transfers_to(&to).await.is_empty());
 
     // Settle comes back: it finds the block gone, the payment returns to broadcast, polling
     // re-sends the stored transaction, it is confirmed in a new block and settled.
@@ -573,7 +512,7 @@ async fn a_reorg_after_confirmation_is_detected_and_healed() {
             "settle"
         ]
     );
-    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    assert_eq!(stack.anvil().usdc_transfers_to(&to).await, [amount]);
     // Seen by settle; anvil dropped the transaction with its block, so polling re-sent it.
     let state = stack.store.confirmation(id).await.unwrap().unwrap();
     assert!(state.reorgs_seen >= 1 && state.resends >= 1, "{state:?}");
@@ -609,7 +548,7 @@ async fn the_reconcile_timer_restarts_polling_for_a_payment_left_without_a_messa
     stack
         .wait_for_status(id, PaymentStatus::Settled, true)
         .await;
-    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    assert_eq!(stack.anvil().usdc_transfers_to(&to).await, [amount]);
     assert!(stack.count("SELECT count(*) FROM reconcile_runs").await >= 1);
     assert_eq!(
         stack

@@ -7,19 +7,13 @@
 use std::time::{Duration, Instant};
 
 use meshpay_domain::{PaymentId, PaymentStatus};
-use meshpay_store::Payment;
-use meshpay_testkit::anvil::{DEV_USDC_ADDRESS, TRANSFER_TOPIC};
-use meshpay_testkit::hex::hex_u128;
-use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::payment::fresh_recipient;
 use meshpay_testkit::rpc_proxy::{Faults, kind};
-use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
-use serde_json::json;
+use meshpay_testkit::stack::HandlerSettings;
 
-use crate::support::PipelineStack;
-
-const WAIT: Duration = Duration::from_secs(90);
-const LOG_LINES: usize = 80;
+use crate::support::{
+    LOG_LINES, PipelineStack, RECONCILE_IDLE, WAIT, funded_merchant, on_demand_chain,
+};
 
 struct LaggingRpc;
 type Ctx = PipelineStack<LaggingRpc>;
@@ -34,66 +28,9 @@ impl PipelineStack<LaggingRpc> {
             .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "100")
             .env("MESHPAY_CONFIRM_INVOCATION_WAIT_MS", "1500")
             .env("MESHPAY_CONFIRM_MAX_WAIT_SECS", max_wait_secs.to_string())
-            .env("RECONCILE_SCHEDULE", "0 0 0 1 1 *");
-        let builder = Stack::builder()
-            .chain(ChainSetup {
-                hot_wallet_usdc: 10u128.pow(12),
-                automine: false,
-            })
-            .rpc_proxy(13)
-            .devhost(settings);
-        Ctx::start_with(
-            builder,
-            MerchantSetup::funded(10u128.pow(15), 10u128.pow(23)),
-        )
-        .await
-    }
-
-    async fn payment(&self, id: PaymentId) -> Payment {
-        self.store.get_payment_unscoped(id).await.unwrap().unwrap()
-    }
-
-    /// Waits until `done(payment)`, mining a block per round when `mine`.
-    async fn wait_until(&self, id: PaymentId, mine: bool, done: impl Fn(&Payment) -> bool) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let payment = self.payment(id).await;
-            if done(&payment) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} still {} (reason {:?})\n{}",
-                payment.status,
-                payment.failure_reason,
-                self.log_tail(LOG_LINES)
-            );
-            if mine {
-                self.anvil().mine(1).await;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Every DevUSDC Transfer to `recipient` on anvil's canonical chain (amounts).
-    async fn transfers_to(&self, recipient: &str) -> Vec<u128> {
-        let topic = format!(
-            "0x{:0>64}",
-            recipient.trim_start_matches("0x").to_ascii_lowercase()
-        );
-        let logs = self
-            .anvil()
-            .rpc(
-                "eth_getLogs",
-                json!([{"address": DEV_USDC_ADDRESS, "fromBlock": "0x0", "toBlock": "latest",
-                        "topics": [TRANSFER_TOPIC, null, topic]}]),
-            )
-            .await;
-        logs.as_array()
-            .unwrap()
-            .iter()
-            .map(|log| hex_u128(&log["data"]))
-            .collect()
+            .env("RECONCILE_SCHEDULE", RECONCILE_IDLE);
+        let builder = on_demand_chain().rpc_proxy(13).devhost(settings);
+        Ctx::start_with(builder, funded_merchant()).await
     }
 
     /// Transactions signed for the payment (attempts).
@@ -139,7 +76,7 @@ async fn a_mined_transfer_read_as_unknown_settles_with_one_transfer_and_no_secon
         "the proxy must have answered a mined hash as unknown: {:?}",
         stack.rpc_proxy().injected()
     );
-    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    assert_eq!(stack.anvil().usdc_transfers_to(&to).await, [amount]);
     assert_eq!(stack.attempts(id).await, 1, "the payment was signed again");
     stack.assert_ledger_invariants().await;
 }
@@ -178,7 +115,7 @@ async fn a_mined_transfer_a_lagging_node_never_finds_is_parked_with_a_reason_not
         reason.as_deref().is_some_and(|r| !r.is_empty()),
         "parked without a reason"
     );
-    assert_eq!(stack.transfers_to(&to).await, [amount]);
+    assert_eq!(stack.anvil().usdc_transfers_to(&to).await, [amount]);
     assert_eq!(stack.attempts(id).await, 1, "the payment was signed again");
     stack.assert_ledger_invariants().await;
 }
@@ -203,7 +140,7 @@ async fn behind_a_load_balancer_with_a_lagging_node_payments_settle_once_each() 
 
     assert!(stack.rpc_proxy().injected().get(kind::LAGGING_VIEW) >= Some(&1));
     for ((id, amount), to) in paid {
-        assert_eq!(stack.transfers_to(to).await, [amount]);
+        assert_eq!(stack.anvil().usdc_transfers_to(to).await, [amount]);
         assert_eq!(stack.attempts(id).await, 1, "{id} was signed again");
     }
     stack.assert_ledger_invariants().await;

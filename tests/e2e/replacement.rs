@@ -7,19 +7,15 @@
 use std::time::{Duration, Instant};
 
 use meshpay_domain::{Amount, PaymentId, PaymentStatus};
-use meshpay_store::Payment;
 use meshpay_testkit::api::Method;
 use meshpay_testkit::hex::hex_u128;
-use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::payment::fresh_recipient as recipient;
-use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
+use meshpay_testkit::stack::HandlerSettings;
 use serde_json::json;
 
-use crate::support::PipelineStack;
-
-const WAIT: Duration = Duration::from_secs(90);
-const MERCHANT_ETH: u128 = 10u128.pow(23);
-const LOG_LINES: usize = 80;
+use crate::support::{
+    LOG_LINES, MERCHANT_ETH, PipelineStack, RECONCILE_IDLE, WAIT, funded_merchant, on_demand_chain,
+};
 
 struct Replacement;
 type Ctx = PipelineStack<Replacement>;
@@ -30,41 +26,8 @@ impl PipelineStack<Replacement> {
             .dev_signers()
             .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "100")
             .env("MESHPAY_CONFIRM_INVOCATION_WAIT_MS", "1000")
-            .env("RECONCILE_SCHEDULE", "0 0 0 1 1 *");
-        let builder = Stack::builder()
-            .chain(ChainSetup {
-                hot_wallet_usdc: 10u128.pow(12),
-                automine: false,
-            })
-            .devhost(settings);
-        Ctx::start_with(builder, MerchantSetup::funded(10u128.pow(15), MERCHANT_ETH)).await
-    }
-
-    async fn payment(&self, id: PaymentId) -> Payment {
-        self.store.get_payment_unscoped(id).await.unwrap().unwrap()
-    }
-
-    /// Waits until `done(payment)`, mining one block per round when `mine`.
-    async fn wait_until(&self, id: PaymentId, mine: bool, done: impl Fn(&Payment) -> bool) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let payment = self.payment(id).await;
-            let attempts = self.store.payment_transactions(id).await.unwrap();
-            if done(&payment) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} still {} with {} attempts\n{}",
-                payment.status,
-                attempts.len(),
-                self.log_tail(LOG_LINES)
-            );
-            if mine {
-                self.anvil().mine(1).await;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            .env("RECONCILE_SCHEDULE", RECONCILE_IDLE);
+        Ctx::start_with(on_demand_chain().devhost(settings), funded_merchant()).await
     }
 
     async fn cancel(&self, id: PaymentId) -> meshpay_testkit::api::Reply {

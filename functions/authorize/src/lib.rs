@@ -15,7 +15,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use meshpay_api::views::{PaymentView, Renderer};
-use meshpay_api::{ApiError, ApiJson, AppState, Auth, PaymentsWrite, Problem, from_store};
+use meshpay_api::{
+    ApiError, ApiJson, AppState, Auth, PaymentsWrite, Problem, from_store, merchant_data,
+};
 use meshpay_domain::{PaymentId, PaymentMessage, QuoteId};
 use meshpay_shim::{Function, FunctionJson, QueueOutputs};
 use meshpay_store::{
@@ -33,10 +35,6 @@ pub use meshpay_api::idempotency::IDEMPOTENCY_KEY;
 use meshpay_api::idempotency::idempotency_key;
 /// Response header set on replayed responses.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-/// Longest `reference`, in characters (what the column's check counts).
-pub const MAX_REFERENCE_CHARS: usize = 255;
-/// Largest `metadata` object, serialized.
-pub const MAX_METADATA_BYTES: usize = 4 * 1024;
 
 /// `POST /api/payments`.
 pub fn function(state: AppState) -> Function {
@@ -126,25 +124,7 @@ fn validate(request: &AuthorizePaymentRequest) -> Result<QuoteId, ApiError> {
     let quote_id = request.quote_id.parse::<QuoteId>().map_err(|_| {
         ApiError::validation("quote_id must be a quote id like quo_<32 hex digits>")
     })?;
-    let bad_reference = request.reference.as_ref().is_some_and(|reference| {
-        reference.is_empty()
-            || reference.chars().count() > MAX_REFERENCE_CHARS
-            || reference.chars().any(char::is_control)
-    });
-    if bad_reference {
-        return Err(ApiError::validation(format!(
-            "reference must be 1 to {MAX_REFERENCE_CHARS} characters without control characters"
-        )));
-    }
-    if let Some(metadata) = &request.metadata {
-        // Re-serializing a just-parsed value cannot fail; a failure would count as too large.
-        let size = serde_json::to_vec(metadata).map_or(usize::MAX, |b| b.len());
-        if size > MAX_METADATA_BYTES {
-            return Err(ApiError::validation(format!(
-                "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
-            )));
-        }
-    }
+    merchant_data::validate(request.reference.as_deref(), request.metadata.as_ref())?;
     Ok(quote_id)
 }
 
@@ -226,6 +206,7 @@ fn canonical(value: Value) -> Value {
 mod tests {
     use super::*;
     use meshpay_api::ErrorCode;
+    use meshpay_api::merchant_data::MAX_METADATA_BYTES;
 
     fn request(quote_id: &str) -> AuthorizePaymentRequest {
         AuthorizePaymentRequest {

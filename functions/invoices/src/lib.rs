@@ -13,19 +13,18 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use meshpay_api::pagination::{decode_cursor, encode_cursor, page_limit};
+use meshpay_api::pagination::{PageRequest, TimeKey, encode_cursor, filter};
 use meshpay_api::{
     ApiError, ApiJson, ApiQuery, AppState, Auth, ErrorCode, InvoicesRead, InvoicesWrite, PathId,
-    Problem, from_store,
+    Problem, from_store, merchant_data,
 };
-use meshpay_domain::{InvoiceId, InvoiceStatus};
+use meshpay_domain::InvoiceId;
 use meshpay_payins::deposit::{DepositFactory, invoice_salt};
 use meshpay_payins::views::{InvoiceRenderer, InvoiceStatusView, InvoiceView, pay_base};
 use meshpay_shim::{Function, FunctionJson};
 use meshpay_store::{CreateInvoiceOutcome, ListInvoices, NewInvoice, request_fingerprint};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 const FUNCTION: FunctionJson = meshpay_shim::function_json!("invoices");
@@ -34,10 +33,6 @@ pub use meshpay_api::idempotency::IDEMPOTENCY_KEY;
 use meshpay_api::idempotency::idempotency_key;
 /// Response header set on replayed responses.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-/// Longest `reference`, in characters.
-pub const MAX_REFERENCE_CHARS: usize = 255;
-/// Largest `metadata` object, serialized.
-pub const MAX_METADATA_BYTES: usize = 4 * 1024;
 /// `expires_in` when none is given: one hour.
 pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(3600);
 /// Shortest and longest `expires_in`, seconds.
@@ -151,7 +146,7 @@ pub async fn create_invoice(
         )
     })?;
     let (asset, amount) = meshpay_api::money::asset_amount(chain, &request.asset, &request.amount)?;
-    validate_extras(request)?;
+    merchant_data::validate(request.reference.as_deref(), request.metadata.as_ref())?;
     let expires_in = match request.expires_in {
         None => DEFAULT_EXPIRES_IN,
         Some(secs) if EXPIRES_IN_RANGE.contains(&secs) => Duration::from_secs(secs),
@@ -203,28 +198,6 @@ pub async fn create_invoice(
             .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-fn validate_extras(request: &CreateInvoiceRequest) -> Result<(), ApiError> {
-    let bad_reference = request.reference.as_ref().is_some_and(|reference| {
-        reference.is_empty()
-            || reference.chars().count() > MAX_REFERENCE_CHARS
-            || reference.chars().any(char::is_control)
-    });
-    if bad_reference {
-        return Err(ApiError::validation(format!(
-            "reference must be 1 to {MAX_REFERENCE_CHARS} characters without control characters"
-        )));
-    }
-    if let Some(metadata) = &request.metadata {
-        let size = serde_json::to_vec(metadata).map_or(usize::MAX, |b| b.len());
-        if size > MAX_METADATA_BYTES {
-            return Err(ApiError::validation(format!(
-                "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[utoipa::path(
@@ -282,32 +255,11 @@ pub async fn list_invoices(
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<InvoiceList>, ApiError> {
+    let page = PageRequest::<TimeKey<InvoiceId>>::parse(params.limit, params.cursor.as_deref())?;
     let query = ListInvoices {
-        status: params
-            .status
-            .as_deref()
-            .map(|s| {
-                s.parse::<InvoiceStatus>().map_err(|_| {
-                    ApiError::validation(format!("status `{s}` is not an invoice status"))
-                })
-            })
-            .transpose()?,
-        limit: page_limit(params.limit)?,
-        before: params
-            .cursor
-            .as_deref()
-            .map(decode_cursor::<(i128, InvoiceId)>)
-            .transpose()?
-            .map(|(nanos, id)| {
-                OffsetDateTime::from_unix_timestamp_nanos(nanos)
-                    .map(|at| (at, id))
-                    .map_err(|_| {
-                        ApiError::validation(
-                            "cursor is not valid; use next_cursor from a previous page",
-                        )
-                    })
-            })
-            .transpose()?,
+        status: filter("status", params.status.as_deref(), "an invoice status")?,
+        limit: page.limit,
+        before: page.before.map(Into::into),
     };
     let page = state
         .store
@@ -325,6 +277,6 @@ pub async fn list_invoices(
         data,
         next_cursor: page
             .next_cursor
-            .map(|(at, id)| encode_cursor(&(at.unix_timestamp_nanos(), id))),
+            .map(|at_id| encode_cursor(&TimeKey::from(at_id))),
     }))
 }

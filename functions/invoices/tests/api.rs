@@ -5,17 +5,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
+use axum::http::{Method, StatusCode};
 use meshpay_api::AppState;
 use meshpay_chain::{ChainsConfig, FixedFeeEstimator};
-use meshpay_domain::{Address, FeeBps, InvoiceId, Scope, Scopes};
+use meshpay_domain::{Address, InvoiceId, Scope, Scopes};
 use meshpay_payins::deposit::{DepositFactory, invoice_salt};
-use meshpay_store::{NewMerchant, Store};
+use meshpay_store::Store;
+use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::postgres::TestDb;
+use meshpay_testkit::router;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 struct Env {
     _db: TestDb,
@@ -51,16 +50,8 @@ async fn env() -> Env {
 }
 
 async fn merchant_key(store: &Store, scopes: Scopes) -> String {
-    let merchant = store
-        .create_merchant(&NewMerchant {
-            name: "m".into(),
-            service_fee_bps: FeeBps::new(100).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap();
-    let key = store.create_api_key(merchant.id, scopes).await.unwrap();
-    key.key.expose().to_owned()
+    let merchant = MerchantSetup::default().fee_bps(100).scopes(scopes);
+    merchant.create_with_key(store).await.key
 }
 
 async fn call(
@@ -71,35 +62,14 @@ async fn call(
     idempotency: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value, Option<String>) {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "127.0.0.1:7071")
-        .header("authorization", format!("Bearer {key}"));
-    if let Some(k) = idempotency {
-        request = request.header("idempotency-key", k);
-    }
-    let body = match body {
-        Some(b) => {
-            request = request.header("content-type", "application/json");
-            Body::from(b.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let replayed = response
-        .headers()
-        .get("idempotent-replayed")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let mut headers = vec![("host", "127.0.0.1:7071")];
+    headers.extend(idempotency.map(|k| ("idempotency-key", k)));
+    let reply = router::call(app, method, path, Some(key), &headers, body.as_ref()).await;
+    let replayed = reply.header("idempotent-replayed").map(str::to_owned);
     (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        StatusCode::from_u16(reply.status).unwrap(),
+        reply.body,
         replayed,
     )
 }

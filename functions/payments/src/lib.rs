@@ -6,10 +6,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
-use meshpay_api::pagination::{decode_cursor, encode_cursor, page_limit};
+use meshpay_api::pagination::{PageRequest, encode_cursor, filter};
 use meshpay_api::views::{PaymentList, PaymentStatusView, PaymentView, Renderer};
 use meshpay_api::{ApiError, ApiQuery, AppState, Auth, PathId, PaymentsRead, Problem, from_store};
-use meshpay_domain::{PaymentId, PaymentStatus};
+use meshpay_domain::PaymentId;
 use meshpay_shim::{Function, FunctionJson};
 use meshpay_store::ListPayments;
 use serde::Deserialize;
@@ -101,22 +101,11 @@ pub async fn list_payments(
     auth: Auth<PaymentsRead>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<PaymentList>, ApiError> {
+    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
     let query = ListPayments {
-        status: params
-            .status
-            .as_deref()
-            .map(|s| {
-                s.parse::<PaymentStatus>().map_err(|_| {
-                    ApiError::validation(format!("status `{s}` is not a payment status"))
-                })
-            })
-            .transpose()?,
-        limit: page_limit(params.limit)?,
-        before: params
-            .cursor
-            .as_deref()
-            .map(decode_cursor::<PaymentId>)
-            .transpose()?,
+        status: filter("status", params.status.as_deref(), "a payment status")?,
+        limit: page.limit,
+        before: page.before,
     };
     let page = state
         .store

@@ -10,13 +10,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
-use meshpay_api::pagination::{decode_cursor, encode_cursor, page_limit};
+use meshpay_api::pagination::{PageRequest, encode_cursor, filter};
 use meshpay_api::{ApiError, ApiQuery, AppState, Auth, Problem, RequiredScope, from_store};
 use meshpay_domain::Scope;
 use meshpay_shim::{Function, FunctionJson};
 use meshpay_store::webhooks::{
     DeliveryStatus, ListDeliveries, WebhookAttempt, WebhookDelivery, WebhookDeliveryId,
-    WebhookEndpointId,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -206,33 +205,16 @@ pub async fn list_deliveries(
     auth: Auth<WebhooksWrite>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
+    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
     let query = ListDeliveries {
-        status: params
-            .status
-            .as_deref()
-            .map(|s| {
-                s.parse::<DeliveryStatus>().map_err(|_| {
-                    ApiError::validation(format!(
-                        "status `{s}` is not one of pending, succeeded, failed"
-                    ))
-                })
-            })
-            .transpose()?,
-        endpoint_id: params
-            .endpoint_id
-            .as_deref()
-            .map(|e| {
-                e.parse::<WebhookEndpointId>().map_err(|_| {
-                    ApiError::validation(format!("endpoint_id `{e}` is not a we_… id"))
-                })
-            })
-            .transpose()?,
-        limit: page_limit(params.limit)?,
-        before: params
-            .cursor
-            .as_deref()
-            .map(decode_cursor::<WebhookDeliveryId>)
-            .transpose()?,
+        status: filter(
+            "status",
+            params.status.as_deref(),
+            "one of pending, succeeded, failed",
+        )?,
+        endpoint_id: filter("endpoint_id", params.endpoint_id.as_deref(), "a we_… id")?,
+        limit: page.limit,
+        before: page.before,
     };
     let page = state
         .store

@@ -4,19 +4,18 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request};
-use http_body_util::BodyExt as _;
+use axum::http::Method;
 use meshpay_api::AppState;
 use meshpay_chain::ChainsConfig;
-use meshpay_domain::{FeeBps, MerchantId, Scope, Scopes};
+use meshpay_domain::{MerchantId, Scope};
 use meshpay_fn_webhook_endpoints::{EndpointsState, function};
+use meshpay_store::Store;
 use meshpay_store::webhooks::WebhookEndpointId;
-use meshpay_store::{NewMerchant, Store};
+use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::postgres::TestDb;
+use meshpay_testkit::router;
 use meshpay_webhooks::{SecretCipher, UrlPolicy, WebhookSecret};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 struct Ctx {
     db: TestDb,
@@ -50,19 +49,12 @@ impl Ctx {
     }
 
     async fn merchant(&self, scopes: &[Scope]) -> (MerchantId, String) {
-        let m = self
-            .store
-            .create_merchant(&NewMerchant {
-                name: "m".into(),
-                service_fee_bps: FeeBps::new(0).unwrap(),
-                limits: vec![],
-            })
-            .await
-            .unwrap()
-            .id;
-        let scopes: Scopes = scopes.iter().copied().collect();
-        let key = self.store.create_api_key(m, scopes).await.unwrap();
-        (m, key.key.expose().to_owned())
+        let merchant = MerchantSetup::default()
+            .fee_bps(0)
+            .scopes(scopes.iter().copied().collect())
+            .create_with_key(&self.store)
+            .await;
+        (merchant.id, merchant.key)
     }
 
     async fn count(&self) -> i64 {
@@ -81,28 +73,8 @@ async fn call(
     key: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {key}"));
-    let body = match body {
-        Some(json) => {
-            request = request.header("content-type", "application/json");
-            Body::from(json.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let reply = router::call(app, method, uri, Some(key), &[], body.as_ref()).await;
+    (reply.status, reply.body)
 }
 
 #[tokio::test]

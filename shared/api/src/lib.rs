@@ -4,6 +4,7 @@
 //! - [`auth`]: `Authorization: Bearer` → [`Auth<S>`] with the scope `S` checked by type.
 //! - [`error`]: [`ApiError`] → RFC 9457 `application/problem+json` with a stable `code`.
 //! - [`json`]: [`ApiJson`], strict JSON bodies (64 KiB limit, unknown fields rejected).
+//! - [`merchant_data`]: bounds of the merchant's own `reference` and `metadata`.
 //! - [`rate_limit`]: token buckets per API key and per merchant (per process).
 //! - [`query`]: [`ApiQuery`], query strings with problem+json rejections.
 //! - [`path`]: [`PathId`], ids in the path; malformed ids are 404s.
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod error;
 pub mod idempotency;
 pub mod json;
+pub mod merchant_data;
 pub mod money;
 pub mod openapi;
 pub mod pagination;

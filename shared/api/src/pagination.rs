@@ -1,11 +1,15 @@
 //! Keyset pagination: `?limit=&cursor=`. The cursor is opaque to clients (base64url of the
 //! position's JSON), so the key it carries can change without breaking them; a cursor that does
-//! not decode is a 422, never a silent first page.
+//! not decode is a 422, never a silent first page. Listings parse their query with
+//! [`PageRequest::parse`] and [`filter`], so every listing answers bad input alike.
+
+use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::error::ApiError;
 
@@ -46,6 +50,58 @@ pub fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
     serde_json::from_slice(&json).map_err(|_| invalid())
 }
 
+/// The page a listing asks for: `limit` checked, `cursor` decoded into a keyset position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest<K> {
+    pub limit: u32,
+    /// Where the previous page ended; `None` for the first page.
+    pub before: Option<K>,
+}
+
+impl<K: DeserializeOwned> PageRequest<K> {
+    /// Validates a listing's `limit` and `cursor` query parameters.
+    pub fn parse(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        Ok(Self {
+            limit: page_limit(limit)?,
+            before: cursor.map(decode_cursor).transpose()?,
+        })
+    }
+}
+
+/// Parses an optional query filter. `name` and `expected` make the 422's detail:
+/// "status `x` is not a payment status".
+pub fn filter<T: FromStr>(
+    name: &str,
+    value: Option<&str>,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| ApiError::validation(format!("{name} `{v}` is not {expected}")))
+        })
+        .transpose()
+}
+
+/// A `(created_at, id)` keyset position; its cursor carries `[unix nanoseconds, id]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeKey<I>(
+    #[serde(with = "time::serde::timestamp::nanoseconds")] pub OffsetDateTime,
+    pub I,
+);
+
+impl<I> From<(OffsetDateTime, I)> for TimeKey<I> {
+    fn from((at, id): (OffsetDateTime, I)) -> Self {
+        Self(at, id)
+    }
+}
+
+impl<I> From<TimeKey<I>> for (OffsetDateTime, I) {
+    fn from(TimeKey(at, id): TimeKey<I>) -> Self {
+        (at, id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +131,57 @@ mod tests {
             // "e30" is `{}`: valid base64 and JSON but not the position type
             assert!(decode_cursor::<(String, u32)>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn page_request_checks_limit_and_cursor() {
+        let first = PageRequest::<u32>::parse(None, None).unwrap();
+        assert_eq!(
+            first,
+            PageRequest {
+                limit: 20,
+                before: None
+            }
+        );
+        let next = PageRequest::<u32>::parse(Some(5), Some(&encode_cursor(&7u32))).unwrap();
+        assert_eq!(
+            next,
+            PageRequest {
+                limit: 5,
+                before: Some(7)
+            }
+        );
+        for (limit, cursor) in [(Some(0), None), (None, Some("!!!"))] {
+            let err = PageRequest::<u32>::parse(limit, cursor).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::ValidationFailed);
+        }
+    }
+
+    #[test]
+    fn filter_names_the_parameter_and_what_it_expects() {
+        assert_eq!(filter::<u8>("status", None, "a number").unwrap(), None);
+        assert_eq!(
+            filter::<u8>("status", Some("7"), "a number").unwrap(),
+            Some(7)
+        );
+        let err = filter::<u8>("status", Some("x"), "a number").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationFailed);
+        assert_eq!(err.detail(), "status `x` is not a number");
+    }
+
+    #[test]
+    fn time_key_cursor_is_nanoseconds_and_id_and_refuses_out_of_range_times() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        let cursor = encode_cursor(&TimeKey(at, 9u32));
+        assert_eq!(
+            cursor,
+            encode_cursor(&(1_700_000_000_123_456_789i128, 9u32))
+        );
+        assert_eq!(
+            decode_cursor::<TimeKey<u32>>(&cursor).unwrap(),
+            TimeKey(at, 9)
+        );
+        let far = encode_cursor(&(i128::MAX, 9u32));
+        assert!(decode_cursor::<TimeKey<u32>>(&far).is_err());
     }
 }

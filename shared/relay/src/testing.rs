@@ -6,14 +6,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{AlloyRpc, ChainRpc, DynTxSigner, Relay, RelayConfig};
+use crate::{AlloyRpc, BroadcastOutcome, ChainRpc, Delivery, DynTxSigner, Relay, RelayConfig};
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::k256::ecdsa::SigningKey;
 use alloy::signers::local::PrivateKeySigner;
 use meshpay_chain::ChainsConfig;
-use meshpay_domain::MerchantId;
+use meshpay_domain::{MerchantId, PaymentId};
 use meshpay_signer::testing::{DoubleOptions, FakeCredential, KeyVaultDouble, RedirectToDouble};
 use meshpay_signer::{CredentialConfig, KeyVaultConfig, KeyVaultSigner, RetryConfig};
+use meshpay_store::transactions::WalletNonce;
 use meshpay_store::{Payment, Store};
 use meshpay_testkit::anvil::{Anvil, HOT_WALLET_ACCOUNTS};
 use meshpay_testkit::assets::asset;
@@ -26,6 +27,17 @@ use serde_json::{Value, json};
 
 /// USDC minted to each hot wallet (base units): 1,000,000 USDC.
 pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
+
+/// The delivery after which the default configuration (`max_deliveries` 5) gives up.
+pub const LAST: Delivery = Delivery { dequeue_count: 5 };
+
+/// The reason of an outcome that must be `Failed`.
+pub fn failure_reason(outcome: BroadcastOutcome) -> String {
+    match outcome {
+        BroadcastOutcome::Failed { reason, .. } => reason,
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
 
 pub struct RelayStack {
     pub anvil: Anvil,
@@ -177,6 +189,29 @@ impl RelayStack {
             .gas(quoted)
             .authorize(&self.store, self.merchant)
             .await
+    }
+
+    /// The payment as stored now.
+    pub async fn stored(&self, id: PaymentId) -> Payment {
+        self.store.get_payment_unscoped(id).await.unwrap().unwrap()
+    }
+
+    /// The wallet's nonce counter and gaps on the anvil chain (it must have one).
+    pub async fn nonce_state(&self, wallet: Address) -> WalletNonce {
+        self.store
+            .wallet_nonce("anvil", wallet)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Nothing was signed and no nonce taken: the payment was refused before signing.
+    pub async fn assert_nothing_signed(&self) {
+        let signed = self
+            .count("SELECT count(*) FROM payment_transactions")
+            .await;
+        let nonces = self.count("SELECT count(*) FROM wallet_nonces").await;
+        assert_eq!((signed, nonces), (0, 0), "(transactions, nonce counters)");
     }
 
     pub async fn rpc_call(&self, method: &str, params: Value) -> Value {

@@ -58,6 +58,7 @@ pub mod connect;
 mod convert;
 pub mod error;
 pub mod invoices;
+mod keyset;
 pub mod ledger;
 pub mod merchants;
 pub mod operations;

@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Store;
-use crate::convert;
 use crate::error::{Result, StoreError};
 use crate::quotes::{TERMS_COLUMNS, TermsRow};
+use crate::{convert, keyset};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
@@ -220,19 +220,14 @@ impl Store {
             .bind(merchant_id.as_uuid())
             .bind(params.status.map(|s| s.as_str()))
             .bind(params.before.map(|p| p.as_uuid()))
-            .bind(i64::from(limit) + 1)
+            .bind(keyset::rows_to_read(limit))
             .fetch_all(&self.pool)
             .await?;
-        let mut items = rows
+        let items = rows
             .into_iter()
             .map(PaymentRow::into_payment)
             .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|p| p.id)
-        } else {
-            None
-        };
+        let (items, next_cursor) = keyset::split(items, limit, |p| p.id);
         Ok(PaymentPage { items, next_cursor })
     }
 

@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Store;
-use crate::convert;
 use crate::error::{Result, StoreError};
+use crate::{convert, keyset};
 
 pub use dispatch::{
     AttemptRecord, AttemptVerdict, ClaimLimits, ClaimedDelivery, FanOut, PendingWebhookEvent,
@@ -368,19 +368,14 @@ impl Store {
         .bind(params.endpoint_id.map(|e| e.as_uuid()))
         .bind(params.before.map(|d| d.as_uuid()))
         // One extra row tells whether another page exists.
-        .bind(i64::from(limit) + 1)
+        .bind(keyset::rows_to_read(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut items = rows
+        let items = rows
             .into_iter()
             .map(DeliveryRow::into_delivery)
             .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|d| d.id)
-        } else {
-            None
-        };
+        let (items, next_cursor) = keyset::split(items, limit, |d| d.id);
         Ok(DeliveryPage { items, next_cursor })
     }
 

@@ -274,6 +274,24 @@ impl Anvil {
             .await
     }
 
+    /// Every DevUSDC `Transfer` to `recipient` on the canonical chain, oldest first (amounts in
+    /// base units): what the recipient really got, whatever the database says.
+    pub async fn usdc_transfers_to(&self, recipient: &str) -> Vec<u128> {
+        let topic = format!("0x{}", abi_address(recipient));
+        let logs = self
+            .rpc(
+                "eth_getLogs",
+                json!([{"address": DEV_USDC_ADDRESS, "fromBlock": "0x0", "toBlock": "latest",
+                        "topics": [TRANSFER_TOPIC, null, topic]}]),
+            )
+            .await;
+        logs.as_array()
+            .expect("eth_getLogs result")
+            .iter()
+            .map(|log| crate::hex::hex_u128(&log["data"]))
+            .collect()
+    }
+
     /// Mines `blocks` blocks now.
     pub async fn mine(&self, blocks: u64) {
         for _ in 0..blocks {

@@ -16,6 +16,7 @@ pub mod otlp;
 pub mod payment;
 pub mod ports;
 pub mod postgres;
+pub mod router;
 pub mod rpc_proxy;
 pub mod settings;
 pub mod stack;

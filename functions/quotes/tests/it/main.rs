@@ -1,4 +1,4 @@
-//! The quotes router in-process (`tower::ServiceExt::oneshot`) on a real PostgreSQL database,
+//! The quotes router in-process (`meshpay_testkit::router`) on a real PostgreSQL database,
 //! with a fixed fee estimator so fee arithmetic is checked to the wei.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -6,16 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
+use axum::http::{Method, StatusCode};
 use meshpay_api::AppState;
 use meshpay_chain::{ChainsConfig, FeeEstimator, FixedFeeEstimator, RpcFeeEstimator};
-use meshpay_domain::{FeeBps, Scopes};
-use meshpay_store::{NewMerchant, Store};
+use meshpay_store::Store;
+use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::postgres::TestDb;
+use meshpay_testkit::router;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 const RECIPIENT: &str = "0x976EA74026E726554dB657fA54763abd0C3a0aa9";
 const GWEI: u128 = 1_000_000_000;
@@ -35,18 +33,10 @@ struct Env {
 async fn env(fees: Arc<dyn FeeEstimator>) -> Env {
     let db = TestDb::create_migrated(&meshpay_store::MIGRATOR).await;
     let store = Store::from_pool(db.pool().clone());
-    let merchant = store
-        .create_merchant(&NewMerchant {
-            name: "m".into(),
-            service_fee_bps: FeeBps::new(25).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap();
-    let key = store
-        .create_api_key(merchant.id, Scopes::all())
-        .await
-        .unwrap();
+    let merchant = MerchantSetup::default()
+        .fee_bps(25)
+        .create_with_key(&store)
+        .await;
     let state = AppState::new(store.clone(), chains(), fees);
     Env {
         _db: db,
@@ -55,26 +45,13 @@ async fn env(fees: Arc<dyn FeeEstimator>) -> Env {
             .register(meshpay_fn_quotes::function(state))
             .http_router()
             .unwrap(),
-        key: key.key.expose().to_owned(),
+        key: merchant.key,
     }
 }
 
 async fn post_quote(app: &Router, key: Option<&str>, body: Value) -> (StatusCode, Value) {
-    let mut request = Request::post("/api/quotes").header("content-type", "application/json");
-    if let Some(key) = key {
-        request = request.header("authorization", format!("Bearer {key}"));
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let reply = router::call(app, Method::POST, "/api/quotes", key, &[], Some(&body)).await;
+    (StatusCode::from_u16(reply.status).unwrap(), reply.body)
 }
 
 fn usdc_250() -> Value {

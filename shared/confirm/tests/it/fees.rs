@@ -10,7 +10,7 @@ use meshpay_confirm::{CheckOutcome, ConfirmMessage, ConfirmOutcome, ConfirmRpc, 
 use meshpay_domain::PaymentStatus;
 use meshpay_relay::RpcFailure;
 
-use crate::support::ConfirmStack;
+use crate::support::{ConfirmStack, parked_reason};
 
 /// A node that answers every receipt request with one scripted receipt.
 struct ScriptedNode {
@@ -141,13 +141,7 @@ async fn a_reverted_transaction_charged_above_the_hold_is_parked_not_failed() {
         .await
         .unwrap();
 
-    let ConfirmOutcome::Parked {
-        outcome, reason, ..
-    } = outcome
-    else {
-        panic!("expected Parked, got {outcome:?}");
-    };
-    assert_eq!(outcome, CheckOutcome::NeedsReview);
+    let reason = parked_reason(outcome, CheckOutcome::NeedsReview);
     assert!(reason.contains("more than"), "{reason}");
     assert_eq!(stack.status(payment.id).await, PaymentStatus::Broadcast);
     assert_eq!(stack.balances().await, balances);

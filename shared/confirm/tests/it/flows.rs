@@ -12,7 +12,7 @@ use meshpay_domain::{Amount, PaymentStatus};
 use meshpay_relay::RpcFailure;
 use std::time::Duration;
 
-use crate::support::{ConfirmStack, MERCHANT_ETH, MERCHANT_USDC};
+use crate::support::{ConfirmStack, MERCHANT_ETH, MERCHANT_USDC, parked_reason};
 
 fn waiting(outcome: &ConfirmOutcome) -> (ConfirmMessage, CheckOutcome) {
     match outcome {
@@ -320,13 +320,7 @@ async fn a_polling_chain_gives_up_after_its_total_wait_and_records_why() {
         .confirm(ConfirmMessage::new(payment.id))
         .await
         .unwrap();
-    let ConfirmOutcome::Parked {
-        outcome, reason, ..
-    } = parked
-    else {
-        panic!("expected Parked, got {parked:?}");
-    };
-    assert_eq!(outcome, CheckOutcome::Stalled);
+    let reason = parked_reason(parked, CheckOutcome::Stalled);
     assert!(reason.contains("not_mined"), "{reason}");
     let state = stack.store.confirmation(payment.id).await.unwrap().unwrap();
     assert_eq!(
@@ -413,13 +407,7 @@ async fn a_success_receipt_that_does_not_prove_the_transfer_is_parked_for_review
         .confirm(ConfirmMessage::new(payment.id))
         .await
         .unwrap();
-    let ConfirmOutcome::Parked {
-        outcome, reason, ..
-    } = parked
-    else {
-        panic!("expected Parked, got {parked:?}");
-    };
-    assert_eq!(outcome, CheckOutcome::NeedsReview);
+    let reason = parked_reason(parked, CheckOutcome::NeedsReview);
     assert!(reason.contains("no Transfer"), "{reason}");
     // Neither settled nor released: the hold stays until an operator decides.
     assert_eq!(stack.status(payment.id).await, PaymentStatus::Broadcast);

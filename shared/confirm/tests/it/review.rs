@@ -7,7 +7,7 @@ use meshpay_relay::transfer::{self, TransferCall, TxParams};
 use meshpay_store::transactions::{self, AttemptStatus, NewTxAttempt, TxAttempt};
 use meshpay_testkit::anvil::HOT_WALLET_ACCOUNTS;
 
-use crate::support::ConfirmStack;
+use crate::support::{ConfirmStack, parked_reason};
 
 #[tokio::test]
 async fn a_review_flag_stops_the_polling_chain_and_survives_later_confirm_messages() {
@@ -141,13 +141,7 @@ async fn a_mined_earlier_attempt_is_seen_and_the_live_one_is_never_sent() {
         .confirm(ConfirmMessage::new(payment.id))
         .await
         .unwrap();
-    let ConfirmOutcome::Parked {
-        outcome, reason, ..
-    } = outcome
-    else {
-        panic!("expected Parked, got {outcome:?}");
-    };
-    assert_eq!(outcome, CheckOutcome::NeedsReview);
+    let reason = parked_reason(outcome, CheckOutcome::NeedsReview);
     assert!(reason.contains("earlier transaction"), "{reason}");
     assert!(
         stack

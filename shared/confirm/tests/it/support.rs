@@ -10,9 +10,10 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use meshpay_chain::ChainsConfig;
-use meshpay_confirm::{ConfirmConfig, ConfirmMessage, ConfirmOutcome, Pipeline};
+use meshpay_confirm::{CheckOutcome, ConfirmConfig, ConfirmMessage, ConfirmOutcome, Pipeline};
 use meshpay_domain::{Amount, MerchantId, PaymentId, PaymentStatus};
 use meshpay_relay::{AlloyRpc, BroadcastOutcome, Delivery, DynTxSigner, Relay, RelayConfig};
+
 use meshpay_store::{Balance, Payment, Store};
 use meshpay_testkit::anvil::{Anvil, DEV_USDC_ADDRESS, HOT_WALLET_ACCOUNTS, HOT_WALLETS};
 use meshpay_testkit::assets::asset;
@@ -28,6 +29,19 @@ pub const WALLET_USDC: u128 = 1_000_000 * 1_000_000;
 /// The merchant's starting balances (base units).
 pub const MERCHANT_USDC: u128 = 10u128.pow(15);
 pub const MERCHANT_ETH: u128 = 10u128.pow(24);
+
+/// The reason of an outcome that must be `Parked` with the check outcome `expected`.
+pub fn parked_reason(outcome: ConfirmOutcome, expected: CheckOutcome) -> String {
+    match outcome {
+        ConfirmOutcome::Parked {
+            outcome, reason, ..
+        } => {
+            assert_eq!(outcome, expected, "{reason}");
+            reason
+        }
+        other => panic!("expected Parked, got {other:?}"),
+    }
+}
 
 pub struct ConfirmStack {
     pub anvil: Anvil,

@@ -40,12 +40,7 @@ async fn native_payment_lands_with_the_quoted_amount() {
     assert_eq!(receipt["status"], json!("0x1"));
     assert_eq!(stack.anvil.eth_balance(recipient).await, U256::from(amount));
 
-    let stored = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stack.stored(payment.id).await;
     assert_eq!(stored.status, PaymentStatus::Broadcast);
     assert_eq!(stored.tx_hash, Some(tx.tx_hash));
     assert_eq!(stored.nonce, Some(tx.nonce));
@@ -139,14 +134,7 @@ async fn same_message_delivered_five_times_sends_one_transaction() {
             .len(),
         1
     );
-    let wallet = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .hot_wallet
-        .unwrap();
+    let wallet = stack.stored(payment.id).await.hot_wallet.unwrap();
     assert_eq!(
         stack.mined_nonce(wallet).await,
         1,
@@ -238,13 +226,7 @@ async fn messages_for_unknown_or_finished_payments_change_nothing() {
             reason: Ignored::Status(PaymentStatus::Cancelled)
         }
     );
-    assert_eq!(
-        stack
-            .count("SELECT count(*) FROM payment_transactions")
-            .await,
-        0
-    );
-    assert_eq!(stack.count("SELECT count(*) FROM wallet_nonces").await, 0);
+    stack.assert_nothing_signed().await;
     for &w in &stack.wallets {
         assert_eq!(stack.pending_nonce(w).await, 0, "nothing signed or sent");
     }

@@ -15,9 +15,7 @@ use crate::faulty::{FaultyRpc, rpc_error};
 use meshpay_testkit::assets::eth;
 use meshpay_testkit::payment::{QuotedGas, fresh_address};
 
-use crate::support::RelayStack;
-
-const LAST: Delivery = Delivery { dequeue_count: 5 };
+use crate::support::{LAST, RelayStack, failure_reason};
 
 async fn eth_balance_of_merchant(stack: &RelayStack) -> (U256, U256) {
     let balances = stack.store.balances(stack.merchant).await.unwrap();
@@ -69,43 +67,25 @@ async fn insufficient_funds_is_retried_then_fails_the_payment_and_rewinds_the_no
         }
         other => panic!("expected a rejected send, got {other}"),
     }
-    let stored = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stack.stored(payment.id).await;
     assert_eq!(
         stored.status,
         PaymentStatus::Broadcast,
         "kept for the retry"
     );
 
-    let outcome = relay.broadcast(payment.id, LAST).await.unwrap();
-    let BroadcastOutcome::Failed { reason, .. } = outcome else {
-        panic!("expected Failed, got {outcome:?}")
-    };
+    let reason = failure_reason(relay.broadcast(payment.id, LAST).await.unwrap());
     assert!(
         reason.to_ascii_lowercase().contains("insufficient funds"),
         "{reason}"
     );
-    let failed = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let failed = stack.stored(payment.id).await;
     assert_eq!(failed.status, PaymentStatus::Failed);
     let recorded = failed.failure_reason.unwrap().to_ascii_lowercase();
     assert!(recorded.contains("insufficient funds"), "{recorded}");
     let attempts = stack.store.payment_transactions(payment.id).await.unwrap();
     assert_eq!(attempts[0].status, AttemptStatus::Rejected);
-    let state = stack
-        .store
-        .wallet_nonce("anvil", wallet)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(wallet).await;
     assert_eq!(state.next_nonce, 0, "the only nonce was handed back");
     let (available_after, held_after) = eth_balance_of_merchant(&stack).await;
     assert_eq!(
@@ -144,9 +124,7 @@ async fn intrinsic_gas_too_low_fails_the_payment_at_once() {
         .await;
 
     let outcome = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap();
-    let BroadcastOutcome::Failed { reason, .. } = outcome else {
-        panic!("expected Failed, got {outcome:?}")
-    };
+    let reason = failure_reason(outcome);
     assert!(
         reason
             .to_ascii_lowercase()
@@ -154,12 +132,7 @@ async fn intrinsic_gas_too_low_fails_the_payment_at_once() {
         "{reason}"
     );
     assert_eq!(faulty.sends_forwarded(), 1, "anvil itself refused it");
-    let state = stack
-        .store
-        .wallet_nonce("anvil", stack.wallets[0])
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(stack.wallets[0]).await;
     assert_eq!(state.next_nonce, 0);
     let (_, held) = eth_balance_of_merchant(&stack).await;
     assert_eq!(held, U256::ZERO);
@@ -194,12 +167,7 @@ async fn unknown_send_outcome_never_fails_the_payment_even_on_the_last_delivery(
             ),
             "{error}"
         );
-        let stored = stack
-            .store
-            .get_payment_unscoped(payment.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = stack.stored(payment.id).await;
         assert_eq!(stored.status, PaymentStatus::Broadcast);
     }
     // The node recovers: the same stored bytes go out.
@@ -236,22 +204,9 @@ async fn transfer_that_would_revert_is_retried_then_fails_before_signing() {
         matches!(&error, RelayError::Rpc(f) if f.is_revert()),
         "{error}"
     );
-    let outcome = relay.broadcast(payment.id, LAST).await.unwrap();
-    let BroadcastOutcome::Failed { reason, .. } = outcome else {
-        panic!("expected Failed, got {outcome:?}")
-    };
+    let reason = failure_reason(relay.broadcast(payment.id, LAST).await.unwrap());
     assert!(reason.contains("revert"), "{reason}");
-    assert_eq!(
-        stack
-            .count("SELECT count(*) FROM payment_transactions")
-            .await,
-        0
-    );
-    assert_eq!(
-        stack.count("SELECT count(*) FROM wallet_nonces").await,
-        0,
-        "no nonce taken"
-    );
+    stack.assert_nothing_signed().await;
     stack.finish().await;
 }
 
@@ -296,23 +251,13 @@ async fn crash_after_send_then_insufficient_funds_never_fails_a_payment_whose_by
             "{outcome:?}"
         );
     }
-    let stored = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stack.stored(payment.id).await;
     assert_eq!(
         stored.status,
         PaymentStatus::Broadcast,
         "nonce and hold kept"
     );
-    let state = stack
-        .store
-        .wallet_nonce("anvil", wallet)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(wallet).await;
     assert_eq!(state.next_nonce, 1, "the nonce was not handed back");
 
     // The peer's copy lands: the payment is still there to be confirmed.
@@ -325,13 +270,7 @@ async fn crash_after_send_then_insufficient_funds_never_fails_a_payment_whose_by
     stack.mine_all().await;
     stack.receipt(attempt.tx_hash).await;
     assert_eq!(
-        stack
-            .store
-            .get_payment_unscoped(payment.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
+        stack.stored(payment.id).await.status,
         PaymentStatus::Broadcast,
         "never failed while its bytes could land"
     );

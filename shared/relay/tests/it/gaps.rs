@@ -47,12 +47,7 @@ async fn gap_at_zero(
         "{outcome:?}"
     );
     let wallet = stack.wallets[0];
-    let state = stack
-        .store
-        .wallet_nonce("anvil", wallet)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(wallet).await;
     assert_eq!((state.next_nonce, state.gaps), (n as u64, vec![0]));
     payments
 }
@@ -150,12 +145,7 @@ async fn reconcile_fills_a_stale_gap_on_a_quiet_wallet_with_a_self_transfer() {
         stack.anvil.eth_balance(payments[1].recipient).await,
         U256::from(101)
     );
-    let state = stack
-        .store
-        .wallet_nonce("anvil", wallet)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(wallet).await;
     assert_eq!((state.next_nonce, state.gaps), (2, vec![]));
     assert_eq!(
         stack

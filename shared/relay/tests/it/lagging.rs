@@ -10,9 +10,7 @@ use meshpay_testkit::payment::fresh_address;
 use serde_json::json;
 
 use crate::faulty::FaultyRpc;
-use crate::support::RelayStack;
-
-const LAST: Delivery = Delivery { dequeue_count: 5 };
+use crate::support::{LAST, RelayStack};
 
 #[tokio::test]
 async fn a_lagging_node_never_gets_a_mined_payment_signed_twice() {
@@ -99,13 +97,7 @@ async fn without_proof_the_last_delivery_parks_the_payment_instead_of_re_signing
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].status, AttemptStatus::Sent);
     assert_eq!(
-        stack
-            .store
-            .get_payment_unscoped(payment.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
+        stack.stored(payment.id).await.status,
         PaymentStatus::Broadcast
     );
     stack.finish().await;

@@ -109,16 +109,7 @@ async fn counter_behind_the_chain_jumps_to_the_pending_nonce() {
         events.last().unwrap().data["nonce_source"],
         json!("chainfloor")
     );
-    assert_eq!(
-        stack
-            .store
-            .wallet_nonce("anvil", wallet)
-            .await
-            .unwrap()
-            .unwrap()
-            .next_nonce,
-        4
-    );
+    assert_eq!(stack.nonce_state(wallet).await.next_nonce, 4);
     stack.finish().await;
 }
 
@@ -164,12 +155,7 @@ async fn nonce_taken_by_another_sender_is_resynced_and_the_payment_re_signed() {
         attempts.iter().map(|a| a.status).collect::<Vec<_>>(),
         vec![AttemptStatus::Superseded, AttemptStatus::Sent]
     );
-    let stored = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stack.stored(payment.id).await;
     assert_eq!((stored.tx_hash, stored.nonce), (Some(tx.tx_hash), Some(1)));
     assert_eq!(
         stack.anvil.eth_balance(payment.recipient).await,
@@ -206,28 +192,14 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
         matches!(outcome, BroadcastOutcome::Failed { .. }),
         "{outcome:?}"
     );
-    let failed = stack
-        .store
-        .get_payment_unscoped(a.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let failed = stack.stored(a.id).await;
     assert!(
         failed
             .failure_reason
             .unwrap()
             .contains("intrinsic gas too low")
     );
-    assert_eq!(
-        stack
-            .store
-            .wallet_nonce("anvil", wallet)
-            .await
-            .unwrap()
-            .unwrap()
-            .gaps,
-        vec![0]
-    );
+    assert_eq!(stack.nonce_state(wallet).await.gaps, vec![0]);
 
     // C takes the gap; B and C then both mine: the wallet's sequence has no hole.
     let c = stack.payment("ETH", 300).await;
@@ -242,16 +214,7 @@ async fn refused_nonce_in_the_middle_becomes_a_gap_the_next_payment_fills() {
     assert_eq!(tb.nonce, 1);
     stack.mine_all().await;
     assert_eq!(stack.mined_nonce(wallet).await, 2);
-    assert!(
-        stack
-            .store
-            .wallet_nonce("anvil", wallet)
-            .await
-            .unwrap()
-            .unwrap()
-            .gaps
-            .is_empty()
-    );
+    assert!(stack.nonce_state(wallet).await.gaps.is_empty());
     // A's hold went back to the merchant; B and C keep theirs.
     assert_eq!(
         stack.anvil.eth_balance(a.recipient).await,
@@ -295,12 +258,7 @@ async fn releasing_the_latest_nonce_rewinds_the_counter_over_adjacent_gaps() {
         NonceRelease::Rewound
     );
     db.commit().await.unwrap();
-    let state = stack
-        .store
-        .wallet_nonce("anvil", wallet)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(wallet).await;
     assert_eq!((state.next_nonce, state.gaps), (1, vec![]));
 
     // Below the chain's floor a nonce is consumed: nothing to hand back; gaps under the floor
@@ -402,12 +360,7 @@ async fn counter_behind_the_chain_halts_the_wallet_and_nothing_is_re_signed() {
     );
     let attempts = stack.store.payment_transactions(a.id).await.unwrap();
     assert_eq!(attempts.len(), 1, "not re-signed");
-    let state = stack
-        .store
-        .wallet_nonce("anvil", wallet)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(wallet).await;
     assert_eq!(state.next_nonce, 1, "the counter did not jump");
     assert!(state.halted.is_some(), "{state:?}");
     let halted = stack.store.halted_wallets(None).await.unwrap();

@@ -10,9 +10,8 @@ use meshpay_testkit::hex::hex_u128;
 use meshpay_testkit::payment::{QuotedGas, fresh_address};
 use serde_json::json;
 
-use crate::support::RelayStack;
+use crate::support::{LAST, RelayStack, failure_reason};
 
-const LAST: Delivery = Delivery { dequeue_count: 5 };
 const GWEI: u128 = 1_000_000_000;
 
 /// (available, held) of the merchant in `asset`.
@@ -111,12 +110,7 @@ async fn quoted_max_fee_below_the_base_fee_stalls_the_payment_and_its_bytes_are_
     let attempt = stack.store.live_attempt(payment.id).await.unwrap().unwrap();
     assert_eq!(attempt.gas_limit, 21_000);
     assert_eq!(attempt.max_fee_per_gas_wei, quoted.max_fee_per_gas);
-    let stored = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stack.stored(payment.id).await;
     assert_eq!(stored.status, PaymentStatus::Stalled);
     assert!(
         stored
@@ -140,12 +134,7 @@ async fn quoted_max_fee_below_the_base_fee_stalls_the_payment_and_its_bytes_are_
         .await;
     assert_eq!(hex_u128(&tx["maxFeePerGas"]), quoted.max_fee_per_gas);
     assert_eq!(stack.receipt(sent.tx_hash).await["status"], json!("0x1"));
-    let resumed = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let resumed = stack.stored(payment.id).await;
     assert_eq!(
         (resumed.status, resumed.status_reason),
         (PaymentStatus::Broadcast, None)
@@ -177,26 +166,11 @@ async fn transfer_needing_more_gas_than_quoted_is_never_signed_and_fails_on_the_
         matches!(error, RelayError::GasAboveQuote { needed, quoted: 30_000 } if needed > 30_000),
         "{error}"
     );
-    let outcome = relay.broadcast(payment.id, LAST).await.unwrap();
-    let BroadcastOutcome::Failed { reason, .. } = outcome else {
-        panic!("expected Failed, got {outcome:?}")
-    };
+    let reason = failure_reason(relay.broadcast(payment.id, LAST).await.unwrap());
     assert!(reason.contains("above the quoted 30000"), "{reason}");
 
-    assert_eq!(
-        stack
-            .count("SELECT count(*) FROM payment_transactions")
-            .await,
-        0,
-        "nothing signed"
-    );
-    assert_eq!(stack.count("SELECT count(*) FROM wallet_nonces").await, 0);
-    let stored = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    stack.assert_nothing_signed().await;
+    let stored = stack.stored(payment.id).await;
     assert_eq!(stored.status, PaymentStatus::Failed);
     assert_eq!(
         merchant_balance(&stack, &eth()).await,

@@ -18,9 +18,7 @@ use crate::faulty::{FaultyRpc, rpc_error};
 use meshpay_testkit::assets::eth;
 use meshpay_testkit::payment::fresh_address;
 
-use crate::support::RelayStack;
-
-const LAST: Delivery = Delivery { dequeue_count: 5 };
+use crate::support::{LAST, RelayStack};
 
 /// Stores the payment's signed transaction without sending it (the fault hook stops the first
 /// delivery between persisting and sending).
@@ -60,8 +58,7 @@ async fn review_reason(stack: &RelayStack, payment: PaymentId) -> Option<String>
 }
 
 async fn status(stack: &RelayStack, payment: PaymentId) -> PaymentStatus {
-    let stored = stack.store.get_payment_unscoped(payment).await.unwrap();
-    stored.unwrap().status
+    stack.stored(payment).await.status
 }
 
 #[tokio::test]

@@ -99,12 +99,7 @@ async fn payments_signed_by_a_slow_throttling_key_vault_get_gap_free_nonces_one_
         let expected: Vec<i64> = (0..nonces.len() as i64).collect();
         assert_eq!(nonces, &expected, "{wallet}: gap-free, none reused");
         let address = wallet.parse().unwrap();
-        let state = stack
-            .store
-            .wallet_nonce("anvil", address)
-            .await
-            .unwrap()
-            .unwrap();
+        let state = stack.nonce_state(address).await;
         assert_eq!(state.next_nonce, nonces.len() as u64, "{wallet}");
         assert!(state.gaps.is_empty(), "{wallet}: {:?}", state.gaps);
         assert_eq!(stack.mined_nonce(address).await, state.next_nonce);
@@ -238,12 +233,7 @@ async fn a_signing_failure_hands_the_reserved_nonce_back_and_a_later_delivery_re
             .unwrap()
             .is_empty()
     );
-    let state = stack
-        .store
-        .wallet_nonce("anvil", wallet)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(wallet).await;
     assert_eq!(
         (state.next_nonce, state.gaps),
         (2, vec![0]),
@@ -294,12 +284,7 @@ async fn beyond_the_in_flight_window_a_delivery_allocates_nothing_and_is_retried
             .unwrap()
             .is_none()
     );
-    let state = stack
-        .store
-        .wallet_nonce("anvil", stack.wallets[0])
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(stack.wallets[0]).await;
     assert_eq!(state.next_nonce, 2, "no nonce handed out beyond the window");
     stack.finish().await;
 }
@@ -379,12 +364,7 @@ async fn a_nonce_reserved_for_a_payment_cancelled_before_it_was_signed_is_handed
             .is_none()
     );
     let wallet = stack.wallets[0];
-    let state = stack
-        .store
-        .wallet_nonce("anvil", wallet)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stack.nonce_state(wallet).await;
     assert_eq!((state.next_nonce, state.gaps), (2, vec![0]));
 
     // The payment behind it is signed on its reserved nonce 1; the next one fills nonce 0.

@@ -89,12 +89,7 @@ async fn an_underpriced_refusal_without_room_under_the_ceiling_stalls_the_paymen
         ),
         "{outcome:?}"
     );
-    let stalled = stack
-        .store
-        .get_payment_unscoped(payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stalled = stack.stored(payment.id).await;
     assert_eq!(stalled.status, PaymentStatus::Stalled);
     assert!(
         stalled

@@ -22,9 +22,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Store;
-use crate::convert;
 use crate::error::{Result, StoreError};
 use crate::outbox::{self, NewOutboxMessage, topics};
+use crate::{convert, keyset};
 
 #[derive(Debug, Clone)]
 pub struct NewInvoice {
@@ -317,20 +317,14 @@ impl Store {
         .bind(query.status.map(InvoiceStatus::as_str))
         .bind(before_at)
         .bind(before_id)
-        .bind(i64::from(query.limit) + 1)
+        .bind(keyset::rows_to_read(query.limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut items = rows
+        let items = rows
             .into_iter()
             .map(Invoice::try_from)
             .collect::<Result<Vec<_>>>()?;
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|i| (i.created_at, i.id))
-        } else {
-            None
-        };
+        let (items, next_cursor) = keyset::split(items, query.limit, |i| (i.created_at, i.id));
         Ok(InvoicePage { items, next_cursor })
     }
 

@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{checksum, i64_of, u64_of};
+use super::{TxTermsRow, checksum, i64_of};
 use crate::Store;
 use crate::convert;
 use crate::error::{Result, StoreError};
@@ -162,14 +162,9 @@ struct AttemptRow {
     payment_id: Uuid,
     attempt: i32,
     chain: String,
-    chain_id: i64,
     from_address: String,
-    nonce: i64,
-    to_address: String,
-    value: String,
-    gas_limit: i64,
-    max_fee_per_gas: String,
-    max_priority_fee_per_gas: String,
+    #[sqlx(flatten)]
+    terms: TxTermsRow,
     tx_hash: String,
     raw_tx: Vec<u8>,
     status: String,
@@ -184,22 +179,20 @@ struct AttemptRow {
 
 impl AttemptRow {
     fn into_attempt(self) -> Result<TxAttempt> {
+        let terms = self.terms.decode()?;
         Ok(TxAttempt {
             id: self.id,
             payment_id: PaymentId::from_uuid(self.payment_id),
             attempt: self.attempt,
             chain: self.chain,
-            chain_id: u64_of(self.chain_id, "chain_id")?,
+            chain_id: terms.chain_id,
             from: convert::address(&self.from_address)?,
-            nonce: u64_of(self.nonce, "nonce")?,
-            to: convert::address(&self.to_address)?,
-            value_wei: self
-                .value
-                .parse::<U256>()
-                .map_err(|_| convert::corrupt("value", &self.value))?,
-            gas_limit: u64_of(self.gas_limit, "gas_limit")?,
-            max_fee_per_gas_wei: convert::u128_text(&self.max_fee_per_gas)?,
-            max_priority_fee_per_gas_wei: convert::u128_text(&self.max_priority_fee_per_gas)?,
+            nonce: terms.nonce,
+            to: terms.to,
+            value_wei: terms.value_wei,
+            gas_limit: terms.gas_limit,
+            max_fee_per_gas_wei: terms.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: terms.max_priority_fee_per_gas_wei,
             tx_hash: convert::b256(&self.tx_hash)?,
             raw: self.raw_tx,
             status: AttemptStatus::parse(&self.status)?,

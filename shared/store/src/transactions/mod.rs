@@ -26,7 +26,7 @@ mod nonces;
 mod reservations;
 mod sends;
 
-use meshpay_domain::{Address, PaymentId, PaymentStatus};
+use meshpay_domain::{Address, PaymentId, PaymentStatus, U256};
 use sqlx::PgConnection;
 
 use crate::convert;
@@ -58,6 +58,47 @@ fn u64_of(value: i64, what: &str) -> Result<u64> {
 
 fn checksum(address: Address) -> String {
     address.to_checksum(None)
+}
+
+/// The columns of a wallet transaction's terms that reservations and attempts share, as read
+/// (`numeric` as text); their rows embed it with `#[sqlx(flatten)]`.
+#[derive(sqlx::FromRow)]
+struct TxTermsRow {
+    chain_id: i64,
+    nonce: i64,
+    to_address: String,
+    value: String,
+    gas_limit: i64,
+    max_fee_per_gas: String,
+    max_priority_fee_per_gas: String,
+}
+
+/// A [`TxTermsRow`], checked.
+struct TxTerms {
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value_wei: U256,
+    gas_limit: u64,
+    max_fee_per_gas_wei: u128,
+    max_priority_fee_per_gas_wei: u128,
+}
+
+impl TxTermsRow {
+    fn decode(self) -> Result<TxTerms> {
+        Ok(TxTerms {
+            chain_id: u64_of(self.chain_id, "chain_id")?,
+            nonce: u64_of(self.nonce, "nonce")?,
+            to: convert::address(&self.to_address)?,
+            value_wei: self
+                .value
+                .parse::<U256>()
+                .map_err(|_| convert::corrupt("value", &self.value))?,
+            gas_limit: u64_of(self.gas_limit, "gas_limit")?,
+            max_fee_per_gas_wei: convert::u128_text(&self.max_fee_per_gas)?,
+            max_priority_fee_per_gas_wei: convert::u128_text(&self.max_priority_fee_per_gas)?,
+        })
+    }
 }
 
 /// Locks the payment's row until the caller's transaction ends and returns its status and

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::gaps::{NonceRelease, release_nonce};
 use super::nonces::NonceSource;
-use super::{checksum, i64_of, u64_of};
+use super::{TxTermsRow, checksum, i64_of};
 use crate::error::Result;
 use crate::{Store, convert};
 
@@ -96,15 +96,10 @@ struct Row {
     id: Uuid,
     payment_id: Uuid,
     chain: String,
-    chain_id: i64,
     address: String,
-    nonce: i64,
-    to_address: String,
-    value: String,
+    #[sqlx(flatten)]
+    terms: TxTermsRow,
     input: Vec<u8>,
-    gas_limit: i64,
-    max_fee_per_gas: String,
-    max_priority_fee_per_gas: String,
     fee_capped: bool,
     nonce_source: String,
     created_at: OffsetDateTime,
@@ -112,22 +107,20 @@ struct Row {
 
 impl Row {
     fn into_reservation(self) -> Result<NonceReservation> {
+        let terms = self.terms.decode()?;
         Ok(NonceReservation {
             id: self.id,
             payment_id: PaymentId::from_uuid(self.payment_id),
             chain: self.chain,
-            chain_id: u64_of(self.chain_id, "chain_id")?,
+            chain_id: terms.chain_id,
             from: convert::address(&self.address)?,
-            nonce: u64_of(self.nonce, "nonce")?,
-            to: convert::address(&self.to_address)?,
-            value_wei: self
-                .value
-                .parse::<U256>()
-                .map_err(|_| convert::corrupt("value", &self.value))?,
+            nonce: terms.nonce,
+            to: terms.to,
+            value_wei: terms.value_wei,
             input: self.input,
-            gas_limit: u64_of(self.gas_limit, "gas_limit")?,
-            max_fee_per_gas_wei: convert::u128_text(&self.max_fee_per_gas)?,
-            max_priority_fee_per_gas_wei: convert::u128_text(&self.max_priority_fee_per_gas)?,
+            gas_limit: terms.gas_limit,
+            max_fee_per_gas_wei: terms.max_fee_per_gas_wei,
+            max_priority_fee_per_gas_wei: terms.max_priority_fee_per_gas_wei,
             fee_capped: self.fee_capped,
             source: source_parse(&self.nonce_source)?,
             created_at: self.created_at,

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use meshpay_domain::{Amount, FailureReason, PaymentEvent};
-use meshpay_store::webhooks::{ClaimLimits, DeliveryStatus, ListDeliveries};
+use meshpay_domain::{Amount, FailureReason, MerchantId, PaymentEvent};
+use meshpay_store::webhooks::{ClaimLimits, DeliveryPage, DeliveryStatus, ListDeliveries};
 
 use crate::support::{Ctx, Hook};
 
@@ -15,11 +15,16 @@ const PIPELINE: [PaymentEvent; 3] = [
     },
 ];
 
-fn all_deliveries() -> ListDeliveries {
-    ListDeliveries {
+/// The merchant's deliveries, newest first (a test makes fewer than a page).
+async fn deliveries(ctx: &Ctx, merchant: MerchantId) -> DeliveryPage {
+    let all = ListDeliveries {
         limit: 100,
         ..ListDeliveries::default()
-    }
+    };
+    ctx.store
+        .list_webhook_deliveries(merchant, &all)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -81,11 +86,7 @@ async fn events_arrive_signed_in_order_with_a_stable_id_across_retries() {
     assert_eq!(received[0].json()["data"]["status"], "authorized");
     assert_eq!(received[0].json()["data"]["version"], 1);
 
-    let page = ctx
-        .store
-        .list_webhook_deliveries(m, &all_deliveries())
-        .await
-        .unwrap();
+    let page = deliveries(&ctx, m).await;
     assert_eq!(page.items.len(), 4);
     assert!(
         page.items
@@ -176,11 +177,7 @@ async fn gone_disables_the_endpoint_and_fails_its_pending_deliveries() {
             .unwrap()
             .contains("410")
     );
-    let page = ctx
-        .store
-        .list_webhook_deliveries(m, &all_deliveries())
-        .await
-        .unwrap();
+    let page = deliveries(&ctx, m).await;
     assert_eq!(page.items.len(), 2);
     assert!(
         page.items
@@ -262,11 +259,7 @@ async fn a_response_holding_nul_is_stored_sanitised_and_retried_on_schedule() {
     let again = dispatcher.run_once().await.unwrap();
     assert_eq!(again.attempted, 0, "{again:?}");
 
-    let page = ctx
-        .store
-        .list_webhook_deliveries(m, &all_deliveries())
-        .await
-        .unwrap();
+    let page = deliveries(&ctx, m).await;
     let delivery = &page.items[0];
     assert_eq!(delivery.status, DeliveryStatus::Pending);
     assert_eq!(delivery.attempts, 1);
@@ -367,11 +360,7 @@ async fn a_late_result_of_an_expired_lease_does_not_overwrite_the_newer_attempt(
         .await
         .unwrap();
     assert!(applied);
-    let d = ctx
-        .store
-        .list_webhook_deliveries(m, &all_deliveries())
-        .await
-        .unwrap();
+    let d = deliveries(&ctx, m).await;
     assert_eq!(d.items[0].status, DeliveryStatus::Failed);
     assert_eq!(ctx.count("SELECT count(*) FROM webhook_attempts").await, 2);
 }
@@ -414,19 +403,8 @@ async fn deleting_an_endpoint_fails_its_pending_deliveries_and_is_tenant_scoped(
             .unwrap()
             .is_empty()
     );
-    let d = ctx
-        .store
-        .list_webhook_deliveries(m, &all_deliveries())
-        .await
-        .unwrap();
+    let d = deliveries(&ctx, m).await;
     assert_eq!(d.items[0].status, DeliveryStatus::Failed);
     assert_eq!(d.items[0].last_error.as_deref(), Some("endpoint deleted"));
-    assert!(
-        ctx.store
-            .list_webhook_deliveries(other, &all_deliveries())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    assert!(deliveries(&ctx, other).await.items.is_empty());
 }
