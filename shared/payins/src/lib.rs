@@ -5,4 +5,5 @@
 pub mod deposit;
 pub mod detect;
 pub mod rpc;
+pub mod sweep;
 pub mod views;

@@ -22,12 +22,14 @@ mod holds;
 mod invariants;
 mod payins;
 mod postings;
+mod sweeps;
 mod wallets;
 
 pub(crate) use accounts::lock_merchant_accounts;
 pub use balances::{Balance, FundOutcome};
 pub(crate) use holds::{HoldOutcome, place_holds, resolve_holds};
 pub(crate) use payins::{PayinPosting, post_invoice_credit, post_invoice_reversal};
+pub(crate) use sweeps::post_sweep;
 pub(crate) use wallets::{WalletPosting, post_wallet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,9 @@ pub(crate) enum TxKind {
     InvoiceCredit,
     /// The exact opposite of an [`TxKind::InvoiceCredit`] whose payment a reorg removed.
     InvoiceReversal,
+    /// Deposit addresses flushed to the treasury: `payins` to `hot_wallets`, and the
+    /// sweep's gas from `hot_wallets` to `network_fees`.
+    Sweep,
 }
 
 impl TxKind {
@@ -96,6 +101,7 @@ impl TxKind {
             TxKind::FeeAdjustment => "fee_adjustment",
             TxKind::InvoiceCredit => "invoice_credit",
             TxKind::InvoiceReversal => "invoice_reversal",
+            TxKind::Sweep => "sweep",
         }
     }
 }
