@@ -24,6 +24,7 @@ pub fn function_app(states: States) -> FunctionApp {
         confirm,
         broadcast,
         detector,
+        sweeper,
     } = states;
     let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), &webhooks);
     let chain_webhook = meshpay_fn_confirm_webhook::WebhookState {
@@ -55,7 +56,8 @@ pub fn function_app(states: States) -> FunctionApp {
             Some(broadcast.shared_relay()),
         ))
         .register(meshpay_fn_notify::function(webhooks.dispatcher.clone()))
-        .register(meshpay_fn_invoices_detect::function(detector));
+        .register(meshpay_fn_invoices_detect::function(detector))
+        .register(meshpay_fn_sweep::function(sweeper));
     diagnostics(app)
 }
 
@@ -93,6 +95,8 @@ pub struct States {
     pub broadcast: meshpay_fn_broadcast::Broadcast,
     /// Pay-in detection (the `invoices-detect` timer).
     pub detector: Arc<meshpay_payins::detect::Detector>,
+    /// Sweeps of deposit addresses (the `sweep` timer), with the broadcast step's relay.
+    pub sweeper: Arc<meshpay_payins::sweep::Sweeper>,
 }
 
 impl States {
@@ -120,6 +124,8 @@ impl States {
             chains.clone(),
             settings.payins,
         ));
+        let sweep_store = store.clone();
+        let sweep_chains = chains.clone();
         let broadcast = meshpay_fn_broadcast::Broadcast::lazy(RelaySetup {
             store,
             chains,
@@ -127,12 +133,19 @@ impl States {
             secrets: settings.signer_secrets,
             config: settings.relay,
         });
+        let sweeper = Arc::new(meshpay_payins::sweep::Sweeper::new(
+            sweep_store,
+            sweep_chains,
+            broadcast.shared_relay(),
+            settings.sweep,
+        ));
         Ok(States {
             payments,
             webhooks,
             confirm,
             broadcast,
             detector,
+            sweeper,
         })
     }
 }

@@ -54,6 +54,7 @@ pub struct Settings {
     pub relay: RelayConfig,
     pub telemetry: ExportConfig,
     pub payins: meshpay_payins::detect::DetectConfig,
+    pub sweep: meshpay_payins::sweep::SweepConfig,
 }
 
 impl Settings {
@@ -81,6 +82,8 @@ impl Settings {
             telemetry: telemetry(&get).context("telemetry configuration")?,
             payins: meshpay_payins::detect::DetectConfig::from_lookup(&get)
                 .context("pay-ins configuration")?,
+            sweep: meshpay_payins::sweep::SweepConfig::from_lookup(&get)
+                .context("sweep configuration")?,
         })
     }
 }

@@ -57,6 +57,29 @@ impl Default for SweepConfig {
     }
 }
 
+/// Most invoices per sweep transaction (1–64; default 16).
+pub const SWEEP_BATCH_ENV: &str = "MESHPAY_SWEEP_BATCH";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{SWEEP_BATCH_ENV}: `{0}` is not a number from 1 to 64")]
+pub struct SweepConfigError(pub String);
+
+impl SweepConfig {
+    /// [`SWEEP_BATCH_ENV`] read through `get`, on top of the defaults.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SweepConfigError> {
+        let mut config = SweepConfig::default();
+        if let Some(value) = get(SWEEP_BATCH_ENV) {
+            config.batch = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or(SweepConfigError(value))?;
+        }
+        Ok(config)
+    }
+}
+
 /// Where a test stops a run, as if the process died right after that step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopAfter {
