@@ -238,9 +238,8 @@ impl Sweeper {
         };
         let call = sweep_call(factory, chain, due);
         let estimate = relay.estimate_call(&chain.name, wallet, &call).await?;
-        let gas_limit = estimate.saturating_add(
-            estimate.saturating_mul(self.config.gas_headroom_pct) / 100,
-        );
+        let gas_limit =
+            estimate.saturating_add(estimate.saturating_mul(self.config.gas_headroom_pct) / 100);
         let fees = relay.current_fees(&chain.name).await?;
         let floor = relay.pending_nonce(&chain.name, wallet).await?;
         let treasury = self.treasury(chain, factory).await?;
@@ -256,14 +255,20 @@ impl Sweeper {
             max_priority_fee_per_gas_wei: fees.max_priority_fee_per_gas_wei,
             payments: due.iter().flat_map(|d| d.payments.clone()).collect(),
         };
-        Ok(match self.store.plan_sweep(&new, relay.config().db_timeouts).await? {
-            PlanOutcome::Planned(sweep, allocation) => {
-                tracing::info!(chain = %chain.name, sweep = %sweep.id, %wallet,
+        Ok(
+            match self
+                .store
+                .plan_sweep(&new, relay.config().db_timeouts)
+                .await?
+            {
+                PlanOutcome::Planned(sweep, allocation) => {
+                    tracing::info!(chain = %chain.name, sweep = %sweep.id, %wallet,
                     nonce = allocation.nonce, invoices = due.len(), gas_limit, "sweep planned");
-                Some(sweep)
-            }
-            PlanOutcome::InFlight => None,
-        })
+                    Some(sweep)
+                }
+                PlanOutcome::InFlight => None,
+            },
+        )
     }
 
     /// The factory's treasury (an immutable of its code, read once per plan).
@@ -279,10 +284,16 @@ impl Sweeper {
         let bytes = match read.await {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(error)) => {
-                return Err(SweepError::Chain(chain.name.clone(), format!("treasury(): {error}")));
+                return Err(SweepError::Chain(
+                    chain.name.clone(),
+                    format!("treasury(): {error}"),
+                ));
             }
             Err(_) => {
-                return Err(SweepError::Chain(chain.name.clone(), "treasury() timed out".into()));
+                return Err(SweepError::Chain(
+                    chain.name.clone(),
+                    "treasury() timed out".into(),
+                ));
             }
         };
         IDepositFactory::treasuryCall::abi_decode_returns(&bytes)
@@ -366,7 +377,9 @@ impl Sweeper {
         self.stop(StopAfter::Send)?;
         match answer {
             WalletSend::Accepted => {
-                self.store.record_sweep_send(attempt.id, Ok(()), true).await?;
+                self.store
+                    .record_sweep_send(attempt.id, Ok(()), true)
+                    .await?;
                 report.sent.push(attempt.tx_hash);
             }
             WalletSend::Refused {
@@ -491,7 +504,10 @@ impl Sweeper {
             head.latest >= receipt.block_number.saturating_add(chain.confirmations)
         };
         if !deep_enough {
-            report.waiting = Some(format!("mined in block {}, not final yet", receipt.block_number));
+            report.waiting = Some(format!(
+                "mined in block {}, not final yet",
+                receipt.block_number
+            ));
             return Ok(());
         }
         // Positive evidence only: the canonical block at that height must be the receipt's.

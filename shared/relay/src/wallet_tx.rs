@@ -102,13 +102,10 @@ impl Relay {
             max_fee_per_gas_wei: fresh.max_fee_per_gas_wei,
             max_priority_fee_per_gas_wei: fresh.max_priority_fee_per_gas_wei,
         };
-        Ok(fee_policy::replacement(
-            previous,
-            fresh,
-            base_fee,
-            ctx.chain.max_fee_per_gas_cap_wei,
+        Ok(
+            fee_policy::replacement(previous, fresh, base_fee, ctx.chain.max_fee_per_gas_cap_wei)
+                .ok(),
         )
-        .ok())
     }
 
     /// The next block's base fee, when the node reports one.

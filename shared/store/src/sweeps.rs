@@ -59,7 +59,10 @@ impl SweepStatus {
         matches!(
             (self, to),
             (SweepStatus::Planned, SweepStatus::Broadcast)
-                | (SweepStatus::Broadcast, SweepStatus::Confirmed | SweepStatus::Failed)
+                | (
+                    SweepStatus::Broadcast,
+                    SweepStatus::Confirmed | SweepStatus::Failed
+                )
         )
     }
 }
@@ -250,7 +253,15 @@ async fn move_sweep(
         });
     }
     let version = sweep.version + 1;
-    insert_event(conn, sweep.id, version, sweep.status.as_str(), to.as_str(), data).await?;
+    insert_event(
+        conn,
+        sweep.id,
+        version,
+        sweep.status.as_str(),
+        to.as_str(),
+        data,
+    )
+    .await?;
     Ok(version)
 }
 
