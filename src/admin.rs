@@ -4,6 +4,7 @@
 
 mod audit;
 mod books;
+mod invoices;
 mod keys;
 mod payments;
 mod wallets;
@@ -49,6 +50,9 @@ pub enum AdminCommand {
     /// top-up.
     #[command(subcommand)]
     Wallets(wallets::WalletsCommand),
+    /// Invoices: sweep a token the configuration does not know off a deposit address.
+    #[command(subcommand)]
+    Invoices(invoices::InvoicesCommand),
     /// Runs the books against the chain once now and prints the report; exits 1 while any
     /// discrepancy is open.
     Reconcile(books::ReconcileArgs),
@@ -221,6 +225,7 @@ async fn execute(
             books::topup(&store, chains()?, topup).await?
         }
         AdminCommand::Wallets(command) => wallets::run(&store, command).await?,
+        AdminCommand::Invoices(command) => invoices::run(&store, command).await?,
         AdminCommand::Reconcile(reconcile) => {
             if !books::reconcile(&store, chains()?, reconcile).await? {
                 std::process::exit(1);

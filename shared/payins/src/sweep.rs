@@ -25,12 +25,14 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::SolCall;
 use meshpay_chain::rpc::{AlloyRpc, ReceiptFacts};
 use meshpay_chain::{Chain, ChainsConfig};
+use meshpay_domain::InvoiceId;
 use meshpay_domain::{Amount, AssetId, AssetKind};
 use meshpay_relay::fee_policy::FeePair;
 use meshpay_relay::transfer::{TransferCall, TxParams};
 use meshpay_relay::{LazyRelay, Relay, RelayError, WalletSend};
 use meshpay_store::sweeps::{
-    DueInvoice, NewSweep, NewSweepTx, PlanOutcome, Sweep, SweepReceipt, SweepStatus, SweepTx,
+    DueInvoice, NewSweep, NewSweepTx, PlanOutcome, Sweep, SweepKind, SweepReceipt, SweepStatus,
+    SweepTx,
 };
 use meshpay_store::{Store, StoreError};
 use serde::Serialize;
@@ -103,6 +105,10 @@ pub enum SweepError {
     Stopped(StopAfter),
     #[error("chain {0}: {1}")]
     Chain(String, String),
+    /// An operator's sweep that cannot be made (unknown invoice, nothing of that token
+    /// recorded, a sweep already in flight on the chain, a recognized token).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// What one run did on one chain.
@@ -211,7 +217,11 @@ impl Sweeper {
         if due.is_empty() {
             return Ok(report);
         }
-        let Some(sweep) = self.plan(relay, chain, &due).await? else {
+        let call = sweep_call(factory_of(chain)?, chain, &due);
+        let Some(sweep) = self
+            .plan(relay, chain, SweepKind::Invoices, call, &due)
+            .await?
+        else {
             return Ok(report);
         };
         report.planned = Some((sweep.id, due.len()));
@@ -225,18 +235,17 @@ impl Sweeper {
         &self,
         relay: &Relay,
         chain: &Chain,
+        kind: SweepKind,
+        call: TransferCall,
         due: &[DueInvoice],
     ) -> Result<Option<Sweep>, SweepError> {
-        let factory = chain
-            .deposit_factory
-            .ok_or_else(|| SweepError::Chain(chain.name.clone(), "no deposit factory".into()))?;
+        let factory = factory_of(chain)?;
         let Some(wallet) = relay.wallet_for_upkeep(&chain.name).await? else {
             return Err(SweepError::Chain(
                 chain.name.clone(),
                 "every hot wallet is halted".into(),
             ));
         };
-        let call = sweep_call(factory, chain, due);
         let estimate = relay.estimate_call(&chain.name, wallet, &call).await?;
         let gas_limit =
             estimate.saturating_add(estimate.saturating_mul(self.config.gas_headroom_pct) / 100);
@@ -245,6 +254,7 @@ impl Sweeper {
         let treasury = self.treasury(chain, factory).await?;
         let new = NewSweep {
             chain: chain.name.clone(),
+            kind,
             wallet,
             chain_floor: floor,
             factory,
@@ -521,10 +531,10 @@ impl Sweeper {
                 return Ok(());
             }
         }
-        let flows = if receipt.success {
+        let (flows, unrecognized) = if receipt.success {
             self.flows(nodes, chain, sweep, &receipt).await?
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let finished = SweepReceipt {
             tx_hash: receipt.tx_hash,
@@ -535,6 +545,7 @@ impl Sweeper {
             fee: receipt.network_fee_wei(),
             native: chain.native.id().clone(),
             flows,
+            unrecognized,
         };
         if self.store.finish_sweep(sweep.id, &finished).await? {
             let status = if receipt.success {
@@ -557,19 +568,9 @@ impl Sweeper {
         chain: &Chain,
         sweep: &Sweep,
         receipt: &ReceiptFacts,
-    ) -> Result<Vec<(AssetId, Amount)>, SweepError> {
+    ) -> Result<Flows, SweepError> {
         let mut flows: Vec<(AssetId, Amount)> = Vec::new();
-        let mut add = |asset: &AssetId, amount: U256| {
-            if amount.is_zero() {
-                return;
-            }
-            match flows.iter_mut().find(|(a, _)| a == asset) {
-                Some((_, total)) => {
-                    *total = Amount::from_base_units(total.base_units().saturating_add(amount));
-                }
-                None => flows.push((asset.clone(), Amount::from_base_units(amount))),
-            }
-        };
+        let mut unrecognized: Vec<(AssetId, Amount)> = Vec::new();
         for log in &receipt.logs {
             if log.topics.len() != 3
                 || log.topics[0] != TRANSFER_TOPIC
@@ -578,18 +579,118 @@ impl Sweeper {
             {
                 continue;
             }
-            let Some(asset) = token_asset(chain, log.address) else {
-                continue;
-            };
-            add(asset, U256::from_be_slice(&log.data));
+            let amount = U256::from_be_slice(&log.data);
+            match token_asset(chain, log.address) {
+                Some(asset) => add(&mut flows, asset, amount),
+                None if sweep.kind == SweepKind::Operator => {
+                    add(
+                        &mut unrecognized,
+                        &unrecognized_asset(chain, log.address)?,
+                        amount,
+                    );
+                }
+                None => {}
+            }
         }
         let before = receipt.block_number.saturating_sub(1);
         for deposit in self.store.sweep_deposits(sweep.id).await? {
             let held = nodes.payins.balance_at(deposit, before).await?;
-            add(chain.native.id(), held);
+            add(&mut flows, chain.native.id(), held);
         }
-        Ok(flows)
+        Ok((flows, unrecognized))
     }
+
+    /// An operator's sweep of `token`, a token the chain's configuration does not know, paid
+    /// to the invoice's deposit address: planned, signed, stored and sent now; the `sweep`
+    /// timer confirms it and posts the amount to the `unrecognized` account, never to a
+    /// merchant.
+    pub async fn operator_sweep(
+        &self,
+        invoice: InvoiceId,
+        token: Address,
+    ) -> Result<SweepReport, SweepError> {
+        let relay = self.relay.get().await?.clone();
+        let Some((chain_name, due)) = self.store.unrecognized_due(invoice, token).await? else {
+            return Err(SweepError::Refused(format!("invoice {invoice} not found")));
+        };
+        let chain = self
+            .chains
+            .chain(&chain_name)
+            .ok_or_else(|| SweepError::Refused(format!("chain {chain_name} is not configured")))?;
+        if token_asset(chain, token).is_some() {
+            return Err(SweepError::Refused(format!(
+                "{token} is a configured token of {chain_name}: the sweep timer sweeps it"
+            )));
+        }
+        if due.payments.is_empty() {
+            return Err(SweepError::Refused(format!(
+                "invoice {invoice} has no unswept payment in {token}"
+            )));
+        }
+        let factory = factory_of(chain)?;
+        let call = TransferCall {
+            to: factory,
+            value_wei: U256::ZERO,
+            input: IDepositFactory::sweepCall {
+                salts: vec![due.salt],
+                tokens: vec![token],
+            }
+            .abi_encode()
+            .into(),
+        };
+        let due = [due];
+        let Some(sweep) = self
+            .plan(&relay, chain, SweepKind::Operator, call, &due)
+            .await?
+        else {
+            return Err(SweepError::Refused(format!(
+                "a sweep is in flight on {chain_name}: try again once it is confirmed"
+            )));
+        };
+        let nodes = Nodes {
+            confirm: AlloyRpc::new(chain.rpc_url.clone(), self.config.rpc_timeout)
+                .for_chain(&chain.name),
+            payins: PayinRpc::new(chain.rpc_url.clone(), self.config.rpc_timeout),
+        };
+        let mut report = SweepReport {
+            chain: chain.name.clone(),
+            planned: Some((sweep.id, 1)),
+            ..SweepReport::default()
+        };
+        self.advance(&relay, &nodes, chain, sweep, &mut report)
+            .await?;
+        Ok(report)
+    }
+}
+
+/// What reached the treasury: configured assets, and unrecognized tokens.
+type Flows = (Vec<(AssetId, Amount)>, Vec<(AssetId, Amount)>);
+
+fn add(flows: &mut Vec<(AssetId, Amount)>, asset: &AssetId, amount: U256) {
+    if amount.is_zero() {
+        return;
+    }
+    match flows.iter_mut().find(|(a, _)| a == asset) {
+        Some((_, total)) => {
+            *total = Amount::from_base_units(total.base_units().saturating_add(amount));
+        }
+        None => flows.push((asset.clone(), Amount::from_base_units(amount))),
+    }
+}
+
+fn factory_of(chain: &Chain) -> Result<Address, SweepError> {
+    chain
+        .deposit_factory
+        .ok_or_else(|| SweepError::Chain(chain.name.clone(), "no deposit factory".into()))
+}
+
+/// The ledger asset of a token the configuration does not know: `<chain>:T` and the first 15
+/// hex digits of its contract (an asset symbol holds 16 characters; the full contract is in
+/// the posting's details).
+pub fn unrecognized_asset(chain: &Chain, token: Address) -> Result<AssetId, SweepError> {
+    let hex = alloy::hex::encode_upper(token.as_slice());
+    AssetId::new(&chain.name, &format!("T{}", &hex[..15]))
+        .map_err(|e| SweepError::Chain(chain.name.clone(), e.to_string()))
 }
 
 /// The configured asset of a token contract.

@@ -433,3 +433,90 @@ async fn a_batched_sweep_costs_less_gas_than_one_sweep_per_invoice() {
     );
     assert!(batched < single, "batched {batched}, single {single}");
 }
+
+#[tokio::test]
+async fn an_operator_sweeps_an_unrecognized_token_to_the_treasury_posted_apart_from_merchants() {
+    let env = env().await;
+    let invoice = env.paid_invoice(5 * USDC).await;
+    // A token the chain's configuration does not know, paid to the same deposit address.
+    let stray = env.anvil.deploy_dev_usdc().await;
+    env.anvil
+        .mint_usdc(&stray, env.anvil.address(PAYER), 7 * USDC)
+        .await;
+    let data = format!(
+        "0xa9059cbb{:0>64}{:064x}",
+        invoice
+            .deposit_address
+            .to_string()
+            .trim_start_matches("0x")
+            .to_ascii_lowercase(),
+        7 * USDC
+    );
+    env.anvil
+        .send_and_wait(json!({"from": env.anvil.address(PAYER), "to": stray, "data": data}))
+        .await;
+    env.detect_final(&[&invoice]).await;
+    let sweeper = env.sweeper(None);
+    // The timer sweeps the USDC and leaves the stray token where it is.
+    env.sweep_until_settled(&sweeper).await;
+    let deposit = invoice.deposit_address.to_string();
+    assert_eq!(env.anvil.usdc_balance(&deposit).await, 0);
+    assert_eq!(env.anvil.erc20_balance(&stray, &deposit).await, 7 * USDC);
+    let available_before = env
+        .store
+        .balances(env.merchant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.asset.to_string(), b.available))
+        .collect::<Vec<_>>();
+
+    let token = Address::from_str(&stray).unwrap();
+    // A configured token is the timer's, not the operator's.
+    let refused = sweeper
+        .operator_sweep(invoice.id, Address::from_str(DEV_USDC_ADDRESS).unwrap())
+        .await;
+    assert!(
+        matches!(refused, Err(SweepError::Refused(_))),
+        "{refused:?}"
+    );
+    let treasury_before = env
+        .anvil
+        .erc20_balance(&stray, &treasury().to_string())
+        .await;
+    let report = sweeper.operator_sweep(invoice.id, token).await.unwrap();
+    assert_eq!(report.sent.len(), 1, "{report:?}");
+    env.anvil.mine(1).await;
+    env.sweep_until_settled(&sweeper).await;
+
+    assert_eq!(env.anvil.erc20_balance(&stray, &deposit).await, 0);
+    assert_eq!(
+        env.anvil
+            .erc20_balance(&stray, &treasury().to_string())
+            .await,
+        treasury_before + 7 * USDC
+    );
+    let chain = env.chains.chain("anvil").unwrap();
+    let asset = meshpay_payins::sweep::unrecognized_asset(chain, token)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        env.posted("unrecognized", &asset).await,
+        (7 * USDC).to_string()
+    );
+    assert_eq!(env.posted("payins", &asset).await, format!("-{}", 7 * USDC));
+    // Never a merchant's: balances unchanged.
+    let available_after = env
+        .store
+        .balances(env.merchant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.asset.to_string(), b.available))
+        .collect::<Vec<_>>();
+    assert_eq!(available_before, available_after);
+    // A second operator sweep finds nothing left to move.
+    let again = sweeper.operator_sweep(invoice.id, token).await;
+    assert!(matches!(again, Err(SweepError::Refused(_))), "{again:?}");
+    env.store.check_ledger_invariants().await.unwrap();
+}

@@ -8,6 +8,9 @@
 CREATE TABLE sweeps (
     id                        uuid PRIMARY KEY,
     chain                     text NOT NULL,
+    -- invoices: the `sweep` timer's batch of final, recognized payments; operator: a token the
+    -- chain's configuration does not know, swept by `meshpay admin invoices sweep`.
+    kind                      text NOT NULL CHECK (kind IN ('invoices', 'operator')),
     status                    text NOT NULL
                                   CHECK (status IN ('planned', 'broadcast', 'confirmed', 'failed')),
     -- Optimistic concurrency: every status change is `UPDATE ... WHERE version = expected`.
@@ -96,7 +99,9 @@ ALTER TABLE hot_wallet_nonces ADD CONSTRAINT hot_wallet_nonces_sweep_check
 
 -- Ledger: `sweep` (one per sweep, reference `sweep:<id>`) moves what the sweep brought to the
 -- treasury from the asset's `payins` account to `hot_wallets`, and its gas from `hot_wallets`
--- to `network_fees`.
+-- to `network_fees`. A token the configuration does not know goes from `payins` to
+-- `unrecognized` instead (never to a merchant, outside the hot wallets' audited books), under
+-- the asset `<chain>:T<first 15 hex digits of its contract>`.
 DO $$
 DECLARE
     def text;
@@ -106,5 +111,12 @@ BEGIN
     ALTER TABLE ledger_transactions DROP CONSTRAINT ledger_transactions_kind_check;
     EXECUTE format('ALTER TABLE ledger_transactions ADD CONSTRAINT ledger_transactions_kind_check '
         'CHECK ((%s) OR kind = ''sweep'')',
+        substring(def FROM '^CHECK \((.*)\)$'));
+
+    SELECT pg_get_constraintdef(oid) INTO def FROM pg_constraint
+     WHERE conname = 'ledger_accounts_kind_check';
+    ALTER TABLE ledger_accounts DROP CONSTRAINT ledger_accounts_kind_check;
+    EXECUTE format('ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check '
+        'CHECK ((%s) OR kind = ''unrecognized'')',
         substring(def FROM '^CHECK \((.*)\)$'));
 END $$;

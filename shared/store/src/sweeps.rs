@@ -67,6 +67,33 @@ impl SweepStatus {
     }
 }
 
+/// What a sweep is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepKind {
+    /// The `sweep` timer's batch of final, recognized invoice payments.
+    Invoices,
+    /// An operator's sweep of a token the chain's configuration does not know.
+    Operator,
+}
+
+impl SweepKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SweepKind::Invoices => "invoices",
+            SweepKind::Operator => "operator",
+        }
+    }
+
+    fn parse(text: &str) -> Result<SweepKind> {
+        match text {
+            "invoices" => Ok(SweepKind::Invoices),
+            "operator" => Ok(SweepKind::Operator),
+            other => Err(convert::corrupt("sweep kind", other)),
+        }
+    }
+}
+
 /// One final, recognized invoice payment a sweep moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuePayment {
@@ -90,6 +117,7 @@ pub struct DueInvoice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSweep {
     pub chain: String,
+    pub kind: SweepKind,
     pub wallet: Address,
     /// The chain's pending nonce of the wallet, read just before.
     pub chain_floor: u64,
@@ -107,6 +135,7 @@ pub struct NewSweep {
 pub struct Sweep {
     pub id: Uuid,
     pub chain: String,
+    pub kind: SweepKind,
     pub status: SweepStatus,
     pub version: i64,
     pub wallet: Address,
@@ -167,8 +196,11 @@ pub struct SweepReceipt {
     pub fee: U256,
     /// The native asset the fee is paid in.
     pub native: AssetId,
-    /// What reached the treasury, per asset (empty when reverted).
+    /// What reached the treasury, per configured asset (empty when reverted).
     pub flows: Vec<(AssetId, Amount)>,
+    /// What reached the treasury in tokens the configuration does not know (operator sweeps),
+    /// under their ledger asset (`<chain>:T<first 15 hex digits of the contract>`).
+    pub unrecognized: Vec<(AssetId, Amount)>,
 }
 
 /// What [`Store::plan_sweep`] did.
@@ -183,6 +215,7 @@ type SweepRow = (
     Uuid,
     String,
     String,
+    String,
     i64,
     String,
     i64,
@@ -195,15 +228,31 @@ type SweepRow = (
     Option<String>,
 );
 
-const SWEEP_COLUMNS: &str = "id, chain, status, version, wallet, nonce, factory, treasury, input,
+const SWEEP_COLUMNS: &str =
+    "id, chain, kind, status, version, wallet, nonce, factory, treasury, input,
     gas_limit, max_fee_per_gas::text, max_priority_fee_per_gas::text, tx_hash";
 
 fn sweep_of(row: SweepRow) -> Result<Sweep> {
-    let (id, chain, status, version, wallet, nonce, factory, treasury, input, gas, fee, tip, hash) =
-        row;
+    let (
+        id,
+        chain,
+        kind,
+        status,
+        version,
+        wallet,
+        nonce,
+        factory,
+        treasury,
+        input,
+        gas,
+        fee,
+        tip,
+        hash,
+    ) = row;
     Ok(Sweep {
         id,
         chain,
+        kind: SweepKind::parse(&kind)?,
         status: SweepStatus::parse(&status)?,
         version,
         wallet: convert::address(&wallet)?,
@@ -344,6 +393,58 @@ impl Store {
         Ok(due)
     }
 
+    /// The invoice's chain, salt and deposit address, and its payments in `token` that the
+    /// configuration does not know (recorded, never credited) and that no sweep (other than a
+    /// failed one) covers.
+    pub async fn unrecognized_due(
+        &self,
+        invoice: InvoiceId,
+        token: Address,
+    ) -> Result<Option<(String, DueInvoice)>> {
+        let head: Option<(String, Vec<u8>, String)> =
+            sqlx::query_as("SELECT chain, salt, deposit_address FROM invoices WHERE id = $1")
+                .bind(invoice.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((chain, salt, deposit)) = head else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT p.tx_hash, p.log_index FROM invoice_payments p
+              WHERE p.invoice_id = $1 AND lower(p.token) = lower($2) AND p.asset IS NULL
+                AND p.status <> 'removed'
+                AND NOT EXISTS (SELECT 1 FROM sweep_payments sp JOIN sweeps s ON s.id = sp.sweep_id
+                                 WHERE sp.invoice_id = p.invoice_id AND sp.tx_hash = p.tx_hash
+                                   AND sp.log_index = p.log_index AND s.status <> 'failed')
+              ORDER BY p.tx_hash, p.log_index",
+        )
+        .bind(invoice.as_uuid())
+        .bind(token.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let salt: [u8; 32] = salt
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("invoice salt".into()))?;
+        let payments = rows
+            .into_iter()
+            .map(|(tx_hash, log_index)| DuePayment {
+                invoice,
+                tx_hash,
+                log_index,
+                token,
+            })
+            .collect();
+        Ok(Some((
+            chain,
+            DueInvoice {
+                invoice,
+                salt: B256::from(salt),
+                deposit: convert::address(&deposit)?,
+                payments,
+            },
+        )))
+    }
+
     /// Allocates the wallet's next nonce and stores the sweep `planned` with every field to
     /// sign and the payments it covers, in one transaction.
     pub async fn plan_sweep(&self, new: &NewSweep, timeouts: TxTimeouts) -> Result<PlanOutcome> {
@@ -362,8 +463,8 @@ impl Store {
         let id = Uuid::now_v7();
         let inserted = sqlx::query(
             "INSERT INTO sweeps (id, chain, status, version, wallet, nonce, factory, treasury,
-                 input, gas_limit, max_fee_per_gas, max_priority_fee_per_gas)
-             VALUES ($1, $2, 'planned', 1, $3, $4, $5, $6, $7, $8, $9::numeric, $10::numeric)",
+                 input, gas_limit, max_fee_per_gas, max_priority_fee_per_gas, kind)
+             VALUES ($1, $2, 'planned', 1, $3, $4, $5, $6, $7, $8, $9::numeric, $10::numeric, $11)",
         )
         .bind(id)
         .bind(&new.chain)
@@ -375,6 +476,7 @@ impl Store {
         .bind(i64_of(new.gas_limit, "gas_limit")?)
         .bind(new.max_fee_per_gas_wei.to_string())
         .bind(new.max_priority_fee_per_gas_wei.to_string())
+        .bind(new.kind.as_str())
         .execute(&mut *tx)
         .await;
         if let Err(error) = inserted {
@@ -617,6 +719,7 @@ impl Store {
         let flows: Vec<serde_json::Value> = receipt
             .flows
             .iter()
+            .chain(&receipt.unrecognized)
             .map(|(asset, amount)| serde_json::json!({"asset": asset, "amount": amount}))
             .collect();
         let data = serde_json::json!({
@@ -633,6 +736,7 @@ impl Store {
             &mut tx,
             &format!("sweep:{sweep}"),
             &receipt.flows,
+            &receipt.unrecognized,
             Some((&receipt.native, Amount::from_base_units(receipt.fee))),
             &details,
         )

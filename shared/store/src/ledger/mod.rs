@@ -45,6 +45,8 @@ pub(crate) enum AccountKind {
     HotWallets,
     /// Money paid in to deposit addresses (the outside world: goes negative).
     Payins,
+    /// Tokens the configuration does not know, swept to the treasury by an operator.
+    Unrecognized,
 }
 
 impl AccountKind {
@@ -58,6 +60,7 @@ impl AccountKind {
             AccountKind::NetworkFees => "network_fees",
             AccountKind::HotWallets => "hot_wallets",
             AccountKind::Payins => "payins",
+            AccountKind::Unrecognized => "unrecognized",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A sweep's posting: what it brought to the treasury moves from each asset's `payins` account
 //! (the outside world pay-ins come from) to `hot_wallets`, and its gas from `hot_wallets` to
-//! `network_fees`. One ledger transaction per sweep (`sweep`, reference `sweep:<id>`), so a
+//! `network_fees`; a token the configuration does not know (an operator's sweep) goes from
+//! `payins` to `unrecognized`, never to a merchant. One ledger transaction per sweep (`sweep`, reference `sweep:<id>`), so a
 //! repeated confirmation posts nothing twice.
 
 use meshpay_domain::{Amount, AssetId};
@@ -17,6 +18,7 @@ pub(crate) async fn post_sweep(
     conn: &mut PgConnection,
     reference: &str,
     flows: &[(AssetId, Amount)],
+    unrecognized: &[(AssetId, Amount)],
     fee: Option<(&AssetId, Amount)>,
     details: &serde_json::Value,
 ) -> Result<bool> {
@@ -51,6 +53,11 @@ pub(crate) async fn post_sweep(
         let payins = system_account(conn, AccountKind::Payins, asset).await?;
         let wallets = system_account(conn, AccountKind::HotWallets, asset).await?;
         accounts.push((payins, wallets, asset, *amount));
+    }
+    for (asset, amount) in unrecognized.iter().filter(|(_, a)| !a.is_zero()) {
+        let payins = system_account(conn, AccountKind::Payins, asset).await?;
+        let held = system_account(conn, AccountKind::Unrecognized, asset).await?;
+        accounts.push((payins, held, asset, *amount));
     }
     for (from, to, asset, amount) in accounts {
         pair(from, to, asset, amount);
