@@ -288,6 +288,7 @@ mod tests {
             relay: meshpay_relay::RelayConfig::default(),
             telemetry: crate::settings::telemetry(|_| None).unwrap(),
             payins: meshpay_payins::detect::DetectConfig::default(),
+            sweep: meshpay_payins::sweep::SweepConfig::default(),
         };
         function_app(States::new(settings).await.unwrap())
     }

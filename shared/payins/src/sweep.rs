@@ -274,7 +274,7 @@ impl Sweeper {
                 PlanOutcome::Planned(sweep, allocation) => {
                     tracing::info!(chain = %chain.name, sweep = %sweep.id, %wallet,
                     nonce = allocation.nonce, invoices = due.len(), gas_limit, "sweep planned");
-                    Some(sweep)
+                    Some(*sweep)
                 }
                 PlanOutcome::InFlight => None,
             },

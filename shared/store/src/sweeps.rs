@@ -206,7 +206,7 @@ pub struct SweepReceipt {
 /// What [`Store::plan_sweep`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanOutcome {
-    Planned(Sweep, NonceAllocation),
+    Planned(Box<Sweep>, NonceAllocation),
     /// Another sweep of the chain is in flight (or was planned meanwhile): nothing written.
     InFlight,
 }
@@ -504,7 +504,7 @@ impl Store {
         insert_event(&mut tx, id, 1, "new", "planned", &data).await?;
         tx.commit().await?;
         let sweep = self.sweep(id).await?.ok_or(StoreError::NotFound)?;
-        Ok(PlanOutcome::Planned(sweep, allocation))
+        Ok(PlanOutcome::Planned(Box::new(sweep), allocation))
     }
 
     pub async fn sweep(&self, id: Uuid) -> Result<Option<Sweep>> {
