@@ -1,7 +1,8 @@
 //! Sweeps through devhost and `meshpay` on anvil (a block a second, finality 1 block): an
 //! invoice paid in USDC turns paid, the `sweep` timer flushes its deposit address to the
 //! factory's treasury through a hot wallet, and `meshpay admin reconcile --json` finds the
-//! books and the chain in agreement (the sweep's gas and the treasury's inflow counted).
+//! books and the chain in agreement (the sweep's gas and the treasury's inflow counted, the
+//! deposit address read empty at the sweep's block).
 
 use std::time::{Duration, Instant};
 
@@ -164,4 +165,11 @@ async fn an_invoice_paid_in_usdc_is_swept_to_the_treasury_and_the_books_stay_cle
     let (code, report) = reconcile(&stack);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["discrepancies"], json!([]), "{report:#}");
+    // The books read the deposit address empty at the sweep's block.
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM sweeps WHERE deposits_verified_at IS NOT NULL")
+            .await,
+        1
+    );
 }

@@ -260,6 +260,7 @@ impl Sweeper {
             factory,
             treasury,
             input: call.input.to_vec(),
+            tokens: flushed_tokens(&call.input),
             gas_limit,
             max_fee_per_gas_wei: fees.max_fee_per_gas_wei,
             max_priority_fee_per_gas_wei: fees.max_priority_fee_per_gas_wei,
@@ -661,6 +662,13 @@ impl Sweeper {
             .await?;
         Ok(report)
     }
+}
+
+/// The tokens a `sweep(salts, tokens)` call flushes.
+fn flushed_tokens(input: &[u8]) -> Vec<Address> {
+    IDepositFactory::sweepCall::abi_decode(input)
+        .map(|call| call.tokens)
+        .unwrap_or_default()
 }
 
 /// What reached the treasury: configured assets, and unrecognized tokens.

@@ -19,8 +19,10 @@ CREATE TABLE sweeps (
     nonce                     bigint NOT NULL CHECK (nonce >= 0),
     factory                   text NOT NULL,
     treasury                  text NOT NULL,
-    -- The call signed: `sweep(salts, tokens)` on the factory, no value.
+    -- The call signed: `sweep(salts, tokens)` on the factory, no value; `tokens` as listed in
+    -- it (the native coin is always flushed).
     input                     bytea NOT NULL,
+    tokens                    text[] NOT NULL,
     gas_limit                 bigint NOT NULL CHECK (gas_limit > 0),
     max_fee_per_gas           numeric(39,0) NOT NULL CHECK (max_fee_per_gas > 0),
     max_priority_fee_per_gas  numeric(39,0) NOT NULL
@@ -32,6 +34,8 @@ CREATE TABLE sweeps (
     gas_used                  bigint,
     network_fee               numeric(78,0),
     status_reason             text,
+    -- The books found every swept deposit address empty at the sweep's block.
+    deposits_verified_at      timestamptz,
     created_at                timestamptz NOT NULL DEFAULT now(),
     updated_at                timestamptz NOT NULL DEFAULT now(),
     UNIQUE (chain, wallet, nonce),
@@ -97,6 +101,8 @@ ALTER TABLE hot_wallet_nonces ADD CONSTRAINT hot_wallet_nonces_source_check
 ALTER TABLE hot_wallet_nonces ADD CONSTRAINT hot_wallet_nonces_sweep_check
     CHECK ((source = 'sweep') = (sweep_id IS NOT NULL));
 
+
+
 -- Ledger: `sweep` (one per sweep, reference `sweep:<id>`) moves what the sweep brought to the
 -- treasury from the asset's `payins` account to `hot_wallets`, and its gas from `hot_wallets`
 -- to `network_fees`. A token the configuration does not know goes from `payins` to
@@ -118,5 +124,13 @@ BEGIN
     ALTER TABLE ledger_accounts DROP CONSTRAINT ledger_accounts_kind_check;
     EXECUTE format('ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check '
         'CHECK ((%s) OR kind = ''unrecognized'')',
+        substring(def FROM '^CHECK \((.*)\)$'));
+
+    -- A confirmed sweep whose deposit address still held a swept asset at the sweep's block.
+    SELECT pg_get_constraintdef(oid) INTO def FROM pg_constraint
+     WHERE conname = 'reconcile_discrepancies_kind_check';
+    ALTER TABLE reconcile_discrepancies DROP CONSTRAINT reconcile_discrepancies_kind_check;
+    EXECUTE format('ALTER TABLE reconcile_discrepancies ADD CONSTRAINT reconcile_discrepancies_kind_check '
+        'CHECK ((%s) OR kind = ''sweep_not_empty'')',
         substring(def FROM '^CHECK \((.*)\)$'));
 END $$;

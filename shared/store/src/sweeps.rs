@@ -124,6 +124,8 @@ pub struct NewSweep {
     pub factory: Address,
     pub treasury: Address,
     pub input: Vec<u8>,
+    /// The tokens `input` flushes.
+    pub tokens: Vec<Address>,
     pub gas_limit: u64,
     pub max_fee_per_gas_wei: u128,
     pub max_priority_fee_per_gas_wei: u128,
@@ -463,8 +465,9 @@ impl Store {
         let id = Uuid::now_v7();
         let inserted = sqlx::query(
             "INSERT INTO sweeps (id, chain, status, version, wallet, nonce, factory, treasury,
-                 input, gas_limit, max_fee_per_gas, max_priority_fee_per_gas, kind)
-             VALUES ($1, $2, 'planned', 1, $3, $4, $5, $6, $7, $8, $9::numeric, $10::numeric, $11)",
+                 input, gas_limit, max_fee_per_gas, max_priority_fee_per_gas, kind, tokens)
+             VALUES ($1, $2, 'planned', 1, $3, $4, $5, $6, $7, $8, $9::numeric, $10::numeric, $11,
+                 $12)",
         )
         .bind(id)
         .bind(&new.chain)
@@ -477,6 +480,12 @@ impl Store {
         .bind(new.max_fee_per_gas_wei.to_string())
         .bind(new.max_priority_fee_per_gas_wei.to_string())
         .bind(new.kind.as_str())
+        .bind(
+            new.tokens
+                .iter()
+                .map(|t| t.to_checksum(None))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await;
         if let Err(error) = inserted {
@@ -770,4 +779,61 @@ async fn insert_attempt(conn: &mut PgConnection, sweep: Uuid, new: &NewSweepTx) 
         max_priority_fee_per_gas_wei: new.max_priority_fee_per_gas_wei,
         live: true,
     })
+}
+
+/// A confirmed sweep whose deposit addresses the books have not yet found empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepToVerify {
+    pub id: Uuid,
+    pub block_number: u64,
+    pub block_hash: B256,
+    pub deposits: Vec<Address>,
+    /// The tokens it flushed (the native coin always).
+    pub tokens: Vec<Address>,
+}
+
+impl Store {
+    /// Confirmed sweeps of the chain mined at or below `block` whose deposit addresses the
+    /// books have not yet found empty, oldest first, at most `limit`.
+    pub async fn sweeps_to_verify(
+        &self,
+        chain: &str,
+        block: u64,
+        limit: i64,
+    ) -> Result<Vec<SweepToVerify>> {
+        let rows: Vec<(Uuid, i64, String, Vec<String>)> = sqlx::query_as(
+            "SELECT id, block_number, block_hash, tokens FROM sweeps
+              WHERE chain = $1 AND status = 'confirmed' AND deposits_verified_at IS NULL
+                AND block_number <= $2
+              ORDER BY block_number, id LIMIT $3",
+        )
+        .bind(chain)
+        .bind(i64_of(block, "block")?)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, number, hash, tokens) in rows {
+            out.push(SweepToVerify {
+                id,
+                block_number: convert::u64_from_i64(number, "block_number")?,
+                block_hash: convert::b256(&hash)?,
+                deposits: self.sweep_deposits(id).await?,
+                tokens: tokens
+                    .iter()
+                    .map(|t| convert::address(t))
+                    .collect::<Result<_>>()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records that the books found every deposit address of the sweep empty at its block.
+    pub async fn mark_sweep_verified(&self, sweep: Uuid) -> Result<()> {
+        sqlx::query("UPDATE sweeps SET deposits_verified_at = now() WHERE id = $1")
+            .bind(sweep)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
