@@ -520,3 +520,77 @@ async fn an_operator_sweeps_an_unrecognized_token_to_the_treasury_posted_apart_f
     assert!(matches!(again, Err(SweepError::Refused(_))), "{again:?}");
     env.store.check_ledger_invariants().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_sweep_priced_under_a_risen_base_fee_is_replaced_on_its_nonce_and_charged_the_mined_fee()
+{
+    const GWEI: u128 = 1_000_000_000;
+    let env = env().await;
+    let invoice = env.paid_invoice(9 * USDC).await;
+    env.detect_final(&[&invoice]).await;
+    // Planned (nonce and fees stored) at today's low base fee...
+    let stopped = env.sweeper(Some(StopAfter::Plan)).run().await;
+    assert!(matches!(
+        stopped.as_slice(),
+        [Err(SweepError::Stopped(StopAfter::Plan))]
+    ));
+    let planned = env.store.open_sweeps("anvil").await.unwrap().remove(0);
+    // ...then the base fee jumps far above the planned max fee; blocks are mined by the test.
+    env.anvil.rpc("evm_setAutomine", json!([false])).await;
+    let high = 40 * GWEI;
+    assert!(planned.max_fee_per_gas_wei < high);
+    env.anvil
+        .rpc(
+            "anvil_setNextBlockBaseFeePerGas",
+            json!([format!("{high:#x}")]),
+        )
+        .await;
+    env.anvil.mine(1).await;
+    let sweeper = env.sweeper(None);
+    for _ in 0..6 {
+        for report in sweeper.run().await {
+            report.unwrap();
+        }
+        if env.store.open_sweeps("anvil").await.unwrap().is_empty() {
+            break;
+        }
+        // Later blocks' base fees follow EIP-1559 down from there.
+        env.anvil.mine(1).await;
+    }
+    let sweep = env
+        .store
+        .sweep_of_invoice(invoice.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sweep.status, SweepStatus::Confirmed);
+    let attempts = env.store.sweep_attempts(sweep.id).await.unwrap();
+    assert!(attempts.len() >= 2, "{attempts:?}");
+    assert!(
+        !attempts[0].live,
+        "the under-priced transaction was replaced"
+    );
+    let mined = attempts
+        .iter()
+        .find(|a| Some(a.tx_hash) == sweep.tx_hash)
+        .unwrap();
+    // Priced for the next base fee after the jump (7/8 of it), not the planned fee.
+    assert!(mined.max_fee_per_gas_wei >= high * 7 / 8, "{mined:?}");
+    // Exactly one transaction on the nonce, the treasury up once, the mined one's fee posted.
+    let nonce = env
+        .anvil
+        .rpc(
+            "eth_getTransactionCount",
+            json!([sweep.wallet.to_string(), "latest"]),
+        )
+        .await;
+    assert_eq!(hex_u128(&nonce), u128::from(sweep.nonce) + 1);
+    assert_eq!(env.anvil.usdc_balance(invoice.deposit_address).await, 0);
+    let receipt = env.receipt(&mined.tx_hash.to_string()).await;
+    let fee = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+    assert_eq!(
+        env.posted("network_fees", "anvil:ETH").await,
+        fee.to_string()
+    );
+    env.store.check_ledger_invariants().await.unwrap();
+}
