@@ -594,3 +594,76 @@ async fn a_sweep_priced_under_a_risen_base_fee_is_replaced_on_its_nonce_and_char
     );
     env.store.check_ledger_invariants().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its_invoices() {
+    use alloy::sol_types::SolCall;
+    use meshpay_payins::deposit::IDepositFactory;
+    let env = env().await;
+    let invoice = env.paid_invoice(3 * USDC).await;
+    env.detect_final(&[&invoice]).await;
+    let stopped = env.sweeper(Some(StopAfter::Plan)).run().await;
+    assert!(matches!(
+        stopped.as_slice(),
+        [Err(SweepError::Stopped(StopAfter::Plan))]
+    ));
+    let planned = env.store.open_sweeps("anvil").await.unwrap().remove(0);
+    // The factory's admin revokes the planned wallet: its sweep is mined and reverts.
+    let set = |allowed: bool| {
+        let data = IDepositFactory::setSweeperCall {
+            sweeper: planned.wallet,
+            allowed,
+        }
+        .abi_encode();
+        json!({
+            "from": env.anvil.address(meshpay_testkit::anvil::DEPOSIT_FACTORY_ADMIN_ACCOUNT),
+            "to": DEV_DEPOSIT_FACTORY_ADDRESS,
+            "data": format!("0x{}", alloy::hex::encode(data)),
+        })
+    };
+    env.anvil.send_and_wait(set(false)).await;
+    let sweeper = env.sweeper(None);
+    for _ in 0..4 {
+        // Once failed, the invoice is due again, but the revoked wallet's estimate reverts:
+        // nothing more is planned or signed while it stays revoked.
+        let _ = sweeper.run().await;
+        let status = env.store.sweep(planned.id).await.unwrap().unwrap().status;
+        if status == SweepStatus::Failed {
+            break;
+        }
+        env.anvil.mine(1).await;
+    }
+    assert_eq!(env.count("SELECT count(*) FROM sweeps").await, 1);
+    let failed = env.store.sweep(planned.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, SweepStatus::Failed);
+    assert_eq!(
+        env.anvil.usdc_balance(invoice.deposit_address).await,
+        3 * USDC
+    );
+    let receipt = env.receipt(&failed.tx_hash.unwrap().to_string()).await;
+    assert_eq!(receipt["status"], "0x0");
+    let fee = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+    assert_eq!(
+        env.posted("network_fees", "anvil:ETH").await,
+        fee.to_string()
+    );
+    assert_eq!(env.posted("hot_wallets", "anvil:USDC").await, "0");
+
+    // Allowed again: the invoice is due again and the next sweep moves it.
+    env.anvil.send_and_wait(set(true)).await;
+    env.sweep_until_settled(&sweeper).await;
+    let swept = env
+        .store
+        .sweep_of_invoice(invoice.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(swept.id, failed.id);
+    assert_eq!(swept.status, SweepStatus::Confirmed);
+    assert_eq!(env.anvil.usdc_balance(invoice.deposit_address).await, 0);
+    assert_eq!(
+        env.posted("hot_wallets", "anvil:USDC").await,
+        (3 * USDC).to_string()
+    );
+    env.store.check_ledger_invariants().await.unwrap();
+}

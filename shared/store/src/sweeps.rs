@@ -20,6 +20,9 @@ use crate::ledger::post_sweep;
 use crate::transactions::{NonceAllocation, TxTimeouts, allocate_nonce, set_timeouts};
 use crate::{Store, convert};
 
+/// Reverted sweeps of a payment after which the timer stops trying it.
+pub const MAX_FAILED_SWEEPS: i64 = 3;
+
 /// Where a sweep is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -350,7 +353,9 @@ async fn lock_sweep(conn: &mut PgConnection, id: Uuid) -> Result<Sweep> {
 
 impl Store {
     /// Invoices of the chain whose final, recognized payments no sweep (other than a failed
-    /// one) covers, oldest change first, at most `limit` invoices.
+    /// one) covers, oldest change first, at most `limit` invoices. A payment whose sweeps
+    /// reverted [`MAX_FAILED_SWEEPS`] times is left out (each try burns gas): it stays at its
+    /// deposit address, the failed sweeps and their reason on record, for an operator.
     pub async fn due_sweeps(&self, chain: &str, limit: usize) -> Result<Vec<DueInvoice>> {
         let rows: Vec<(Uuid, Vec<u8>, String, String, i64, String)> = sqlx::query_as(
             "SELECT i.id, i.salt, i.deposit_address, p.tx_hash, p.log_index, p.token
@@ -360,10 +365,14 @@ impl Store {
                 AND NOT EXISTS (SELECT 1 FROM sweep_payments sp JOIN sweeps s ON s.id = sp.sweep_id
                                  WHERE sp.invoice_id = p.invoice_id AND sp.tx_hash = p.tx_hash
                                    AND sp.log_index = p.log_index AND s.status <> 'failed')
+                AND (SELECT count(*) FROM sweep_payments sp JOIN sweeps s ON s.id = sp.sweep_id
+                      WHERE sp.invoice_id = p.invoice_id AND sp.tx_hash = p.tx_hash
+                        AND sp.log_index = p.log_index AND s.status = 'failed') < $2
               ORDER BY i.updated_at, i.id, p.tx_hash, p.log_index
               LIMIT 1000",
         )
         .bind(chain)
+        .bind(MAX_FAILED_SWEEPS)
         .fetch_all(&self.pool)
         .await?;
         let mut due: Vec<DueInvoice> = Vec::new();
