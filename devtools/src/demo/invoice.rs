@@ -180,7 +180,11 @@ async fn treasury(http: &reqwest::Client, rpc: &str) -> anyhow::Result<String> {
     )
     .await?;
     let word = word.as_str().context("treasury()")?;
-    Ok(format!("0x{}", &word[word.len().saturating_sub(40)..]))
+    let address: alloy::primitives::Address =
+        format!("0x{}", &word[word.len().saturating_sub(40)..])
+            .parse()
+            .context("treasury() answer")?;
+    Ok(address.to_checksum(None))
 }
 
 /// `owner`'s dev USDC balance.
