@@ -2,7 +2,8 @@
 //! invoice paid in USDC turns paid, the `sweep` timer flushes its deposit address to the
 //! factory's treasury through a hot wallet, and `meshpay admin reconcile --json` finds the
 //! books and the chain in agreement (the sweep's gas and the treasury's inflow counted, the
-//! deposit address read empty at the sweep's block).
+//! deposit address read empty at the sweep's block). A token the configuration does not know is
+//! left where it is until an operator runs `meshpay admin invoices sweep`.
 
 use std::time::{Duration, Instant};
 
@@ -172,4 +173,105 @@ async fn an_invoice_paid_in_usdc_is_swept_to_the_treasury_and_the_books_stay_cle
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn an_unrecognized_token_is_swept_only_by_the_operator_command_and_audited() {
+    let stack = start().await;
+    let merchant = stack.merchant().await;
+    let key = &merchant.key;
+    let body = json!({"chain": "anvil", "asset": "USDC", "amount": "10.00"});
+    let created = stack
+        .api()
+        .send(
+            Method::POST,
+            "invoices",
+            Some(key),
+            Some(&uuid::Uuid::new_v4().to_string()),
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let deposit = created.body["deposit_address"].as_str().unwrap().to_owned();
+    let miner = block_every_second(&stack);
+    let stray = stack.anvil().deploy_dev_usdc().await;
+    stack
+        .anvil()
+        .mint_usdc(&stray, stack.anvil().address(PAYER), 4 * USDC)
+        .await;
+    let data = format!(
+        "0xa9059cbb{:0>64}{:064x}",
+        deposit.trim_start_matches("0x").to_ascii_lowercase(),
+        4 * USDC
+    );
+    stack
+        .anvil()
+        .send_and_wait(json!({"from": stack.anvil().address(PAYER), "to": stray, "data": data}))
+        .await;
+    wait_until(&stack, "wrong token recorded final", async || {
+        stack
+            .count("SELECT count(*) FROM invoice_payments WHERE asset IS NULL AND status = 'final'")
+            .await
+            == 1
+    })
+    .await;
+    // The timer never moves it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.count("SELECT count(*) FROM sweeps").await, 0);
+    assert_eq!(
+        stack.anvil().erc20_balance(&stray, &deposit).await,
+        4 * USDC
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"))
+        .args(["admin", "invoices", "sweep", &id, "--token", &stray])
+        .env("DATABASE_URL", stack.db.url())
+        .env("MESHPAY_CHAINS_CONFIG", stack.chains_path())
+        .env(
+            "MESHPAY_SIGNERS_CONFIG",
+            meshpay_testkit::ports::repo_root().join("signers.dev.toml"),
+        )
+        .env(
+            "MESHPAY_WEBHOOK_SECRET_KEY",
+            "ZGV2LW9ubHktd2ViaG9vay1rZXktbm90LXNlY3JldCE=",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["sent"].as_array().unwrap().len(), 1, "{answer:#}");
+    wait_until(&stack, "operator sweep confirmed", async || {
+        stack
+            .count("SELECT count(*) FROM sweeps WHERE kind = 'operator' AND status = 'confirmed'")
+            .await
+            == 1
+    })
+    .await;
+    miner.abort();
+    assert_eq!(stack.anvil().erc20_balance(&stray, &deposit).await, 0);
+    assert_eq!(
+        stack.anvil().erc20_balance(&stray, HOT_WALLETS[0]).await,
+        4 * USDC
+    );
+    assert_eq!(
+        stack
+            .count(
+                "SELECT count(*) FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
+                  WHERE a.kind = 'unrecognized' AND e.amount = 4000000"
+            )
+            .await,
+        1
+    );
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM admin_audit WHERE command LIKE 'invoices sweep%' AND outcome = 'ok'")
+            .await,
+        1
+    );
+    stack.assert_ledger_invariants().await;
 }
