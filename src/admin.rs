@@ -50,15 +50,16 @@ pub enum AdminCommand {
     /// top-up.
     #[command(subcommand)]
     Wallets(wallets::WalletsCommand),
+    /// Invoices: reversals parked for review (list, post once covered, close with a note); sweep
+    /// a token the configuration does not know off a deposit address.
+    #[command(subcommand)]
+    Invoices(invoices::InvoicesCommand),
     /// Runs the books against the chain once now and prints the report; exits 1 while any
     /// discrepancy is open.
     Reconcile(books::ReconcileArgs),
     /// Discrepancies between the books and the chain: list, show, resolve with a note.
     #[command(subcommand)]
     Discrepancies(books::DiscrepanciesCommand),
-    /// Invoice reversals parked for review: list, post once covered, close with a note.
-    #[command(subcommand)]
-    Invoices(invoices::InvoicesCommand),
     /// The audit trail of admin commands, newest first.
     Audit {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -225,6 +226,7 @@ async fn execute(
             books::topup(&store, chains()?, topup).await?
         }
         AdminCommand::Wallets(command) => wallets::run(&store, command).await?,
+        AdminCommand::Invoices(command) => invoices::run(&store, command).await?,
         AdminCommand::Reconcile(reconcile) => {
             if !books::reconcile(&store, chains()?, reconcile).await? {
                 std::process::exit(1);
@@ -232,7 +234,6 @@ async fn execute(
             return Ok(());
         }
         AdminCommand::Discrepancies(command) => books::discrepancies(&store, command).await?,
-        AdminCommand::Invoices(command) => invoices::run(&store, command).await?,
         AdminCommand::DemoMerchant(demo) => {
             let (output, key) = demo_merchant(&store, &chains()?, demo).await?;
             println!("{output}");

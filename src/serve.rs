@@ -24,6 +24,7 @@ pub fn function_app(states: States) -> FunctionApp {
         confirm,
         broadcast,
         detector,
+        sweeper,
     } = states;
     let endpoints = meshpay_fn_webhook_endpoints::EndpointsState::new(payments.clone(), &webhooks);
     let chain_webhook = meshpay_fn_confirm_webhook::WebhookState {
@@ -56,7 +57,8 @@ pub fn function_app(states: States) -> FunctionApp {
         ))
         .register(meshpay_fn_notify::function(webhooks.dispatcher.clone()))
         .register(meshpay_fn_invoices_detect::function(detector.clone()))
-        .register(meshpay_fn_invoices_hint::function(detector));
+        .register(meshpay_fn_invoices_hint::function(detector))
+        .register(meshpay_fn_sweep::function(sweeper));
     diagnostics(app)
 }
 
@@ -94,6 +96,8 @@ pub struct States {
     pub broadcast: meshpay_fn_broadcast::Broadcast,
     /// Pay-in detection (the `invoices-detect` timer).
     pub detector: Arc<meshpay_payins::detect::Detector>,
+    /// Sweeps of deposit addresses (the `sweep` timer), with the broadcast step's relay.
+    pub sweeper: Arc<meshpay_payins::sweep::Sweeper>,
 }
 
 impl States {
@@ -121,6 +125,8 @@ impl States {
             chains.clone(),
             settings.payins,
         ));
+        let sweep_store = store.clone();
+        let sweep_chains = chains.clone();
         let broadcast = meshpay_fn_broadcast::Broadcast::lazy(RelaySetup {
             store,
             chains,
@@ -128,12 +134,19 @@ impl States {
             secrets: settings.signer_secrets,
             config: settings.relay,
         });
+        let sweeper = Arc::new(meshpay_payins::sweep::Sweeper::new(
+            sweep_store,
+            sweep_chains,
+            broadcast.shared_relay(),
+            settings.sweep,
+        ));
         Ok(States {
             payments,
             webhooks,
             confirm,
             broadcast,
             detector,
+            sweeper,
         })
     }
 }
@@ -276,6 +289,7 @@ mod tests {
             relay: meshpay_relay::RelayConfig::default(),
             telemetry: crate::settings::telemetry(|_| None).unwrap(),
             payins: meshpay_payins::detect::DetectConfig::default(),
+            sweep: meshpay_payins::sweep::SweepConfig::default(),
         };
         function_app(States::new(settings).await.unwrap())
     }

@@ -13,7 +13,7 @@
 //! | merchant webhooks | `MESHPAY_WEBHOOK_SECRET_KEY` (required), `MESHPAY_WEBHOOK_*` |
 //! | relay | `MESHPAY_GAP_FILL_AFTER_SECS`, `MESHPAY_WALLET_STUCK_AFTER_SECS`, `MESHPAY_WALLET_MAX_IN_FLIGHT`, `MESHPAY_REPLACE_AFTER_SECS`, `MESHPAY_FAULT` (crash-test hook, dev/test builds only) |
 //! | telemetry | `OTEL_SDK_DISABLED`, `OTEL_EXPORTER_OTLP_[TRACES_\|METRICS_]ENDPOINT`, `OTEL_EXPORTER_OTLP_[TRACES_\|METRICS_]PROTOCOL`, `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_SERVICE_NAME`, `WEBSITE_INSTANCE_ID` (see [`telemetry`]) |
-//! | pay-ins | `MESHPAY_PAYIN_DUST_MIN`, `MESHPAY_PAYIN_FAULT` (crash-test hook, dev/test builds only) |
+//! | pay-ins | `MESHPAY_PAYIN_DUST_MIN`, `MESHPAY_SWEEP_BATCH`, `MESHPAY_PAYIN_FAULT` (crash-test hook, dev/test builds only) |
 //!
 //! `Debug` shows no secret: the database password, the webhook keys and RPC URL paths are left
 //! out by the types that hold them.
@@ -54,6 +54,7 @@ pub struct Settings {
     pub relay: RelayConfig,
     pub telemetry: ExportConfig,
     pub payins: meshpay_payins::detect::DetectConfig,
+    pub sweep: meshpay_payins::sweep::SweepConfig,
 }
 
 impl Settings {
@@ -81,6 +82,8 @@ impl Settings {
             telemetry: telemetry(&get).context("telemetry configuration")?,
             payins: meshpay_payins::detect::DetectConfig::from_lookup(&get)
                 .context("pay-ins configuration")?,
+            sweep: meshpay_payins::sweep::SweepConfig::from_lookup(&get)
+                .context("sweep configuration")?,
         })
     }
 }

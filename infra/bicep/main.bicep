@@ -70,6 +70,9 @@ param reconcileSchedule string = '0 */1 * * * *'
 @description('NCRONTAB schedule of the invoices-detect timer function, which finds pay-ins to deposit addresses and credits them at finality (INVOICES_DETECT_SCHEDULE).')
 param invoicesDetectSchedule string = '*/15 * * * * *'
 
+@description('NCRONTAB schedule of the sweep timer function, which flushes the deposit addresses of final invoices to the treasury (SWEEP_SCHEDULE).')
+param sweepSchedule string = '0 */1 * * * *'
+
 @description('PostgreSQL connections per app instance (MESHPAY_DB_MAX_CONNECTIONS); instances x this must fit the server max_connections.')
 @minValue(1)
 @maxValue(100)
@@ -469,6 +472,10 @@ var hostSettings = [
   {
     name: 'INVOICES_DETECT_SCHEDULE'
     value: invoicesDetectSchedule
+  }
+  {
+    name: 'SWEEP_SCHEDULE'
+    value: sweepSchedule
   }
   {
     // The host's default is 100 MB: bodies are refused before they reach the handler.

@@ -1,9 +1,17 @@
 //! `meshpay admin invoices`: reversals parked for review (a reorg removed a credited payment the
 //! merchant had already spent): list them, post one once the merchant's balance covers it, or
-//! close one with a note.
+//! close one with a note; and `sweep <invoice> --token <address>`: a token the chain's
+//! configuration does not know, paid to an invoice's deposit address (recorded on the invoice,
+//! never credited), moved to the treasury by a hot wallet and posted to the `unrecognized`
+//! account, never to a merchant. The sweep signs, so it runs with the function app's settings
+//! (signers file and its secrets); the `sweep` timer confirms the transaction and posts it.
+
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
+use meshpay_domain::{Address, InvoiceId};
+use meshpay_payins::sweep::Sweeper;
 use meshpay_store::{RetryOutcome, ReversalReview, Store};
 use serde_json::{Value, json};
 
@@ -26,6 +34,16 @@ pub enum InvoicesCommand {
         id: i64,
         #[arg(long)]
         note: String,
+    },
+    /// Sweeps an unrecognized token off the invoice's deposit address to the treasury. Refused
+    /// for a configured token (the sweep timer moves those), when nothing unswept of it is
+    /// recorded on the invoice, and while another sweep of the chain is in flight.
+    Sweep {
+        /// `inv_…`
+        invoice: String,
+        /// The token contract (`0x…`).
+        #[arg(long)]
+        token: String,
     },
 }
 
@@ -75,5 +93,37 @@ pub async fn run(store: &Store, command: InvoicesCommand) -> anyhow::Result<Valu
             tracing::warn!(id, note = %note, "parked invoice reversal closed by an operator");
             Ok(json!({ "id": id, "closed": true }))
         }
+        InvoicesCommand::Sweep { invoice, token } => sweep(store, invoice, token).await,
     }
+}
+
+async fn sweep(store: &Store, invoice: String, token: String) -> anyhow::Result<Value> {
+    let invoice: InvoiceId = invoice
+        .parse()
+        .with_context(|| format!("invoice {invoice:?}"))?;
+    let token: Address = token
+        .parse()
+        .with_context(|| format!("--token {token:?} is not an address"))?;
+    let settings = crate::settings::Settings::from_env()?;
+    let chains = Arc::new(settings.chains);
+    let relay = meshpay_relay::LazyRelay::new(meshpay_relay::RelaySetup {
+        store: store.clone(),
+        chains: chains.clone(),
+        signers: settings.signers,
+        secrets: settings.signer_secrets,
+        config: settings.relay,
+    });
+    let sweeper = Sweeper::new(store.clone(), chains, relay, settings.sweep);
+    let report = sweeper
+        .operator_sweep(invoice, token)
+        .await
+        .context("operator sweep")?;
+    let Some((sweep, _)) = report.planned else {
+        bail!("no sweep planned");
+    };
+    tracing::warn!(%invoice, %token, %sweep, "unrecognized token swept by an operator");
+    Ok(json!({
+        "invoice_id": invoice, "token": token, "sweep_id": sweep, "chain": report.chain,
+        "sent": report.sent, "waiting": report.waiting,
+    }))
 }

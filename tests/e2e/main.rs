@@ -22,5 +22,6 @@ mod package;
 mod payments_api;
 mod replacement;
 mod support;
+mod sweep;
 mod telemetry;
 mod webhooks;

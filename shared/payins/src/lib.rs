@@ -6,4 +6,5 @@ pub mod deposit;
 pub mod detect;
 pub mod hint;
 pub mod rpc;
+pub mod sweep;
 pub mod views;

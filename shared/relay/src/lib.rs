@@ -44,6 +44,7 @@ mod replace;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod transfer;
+mod wallet_tx;
 pub mod wallets;
 
 use std::collections::HashMap;
@@ -64,6 +65,7 @@ pub use heal::{HealBudget, HealReport, WalletHeal};
 pub use lazy::{LazyRelay, RelaySetup};
 pub use meshpay_chain::rpc::{AlloyRpc, ChainRpc, RpcFailure, SendClass, classify_send};
 pub use replace::{Replacement, RepriceMode, RepriceOutcome};
+pub use wallet_tx::WalletSend;
 pub use wallets::{DynTxSigner, WalletPool};
 
 /// Which delivery of the queue message this is (the trigger's `DequeueCount`, 1-based).

@@ -68,6 +68,7 @@ pub mod payments;
 pub mod quotes;
 pub mod replacements;
 pub mod review;
+pub mod sweeps;
 pub mod transactions;
 pub mod transition;
 pub mod webhooks;

@@ -23,11 +23,13 @@
 //!    transaction used.
 //! 4. **Settled payments** inside the depth window are re-checked on a sample ([`settled`]),
 //!    before the wallets (a re-inclusion's fee adjustment belongs in their balances).
+//! 5. **Swept deposit addresses** are empty after their sweep ([`sweeps`]).
 //!
 //! Each finding is a [`FoundDiscrepancy`] stored under its dedupe key (the open row is
 //! refreshed, never duplicated); a scope checked clean resolves its open rows.
 
 mod settled;
+mod sweeps;
 mod topup;
 mod wallet;
 
@@ -186,6 +188,14 @@ impl Pipeline {
                 report
                     .errors
                     .push(format!("{}: settled re-check: {error}", chain.name));
+            }
+            if let Err(error) = self
+                .check_swept_deposits(chain, rpc.as_ref(), pin, run_id, &mut report)
+                .await
+            {
+                report
+                    .errors
+                    .push(format!("{}: swept deposits: {error}", chain.name));
             }
             for wallet in &chain.hot_wallets {
                 if Instant::now() > deadline {

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! expected = opening + top-ups (after the opening block, up to the block)
+//!          + what confirmed sweeps mined after the opening block, up to the block, brought to
+//!            this wallet as the factory's treasury (their `sweep` postings to `hot_wallets`)
 //!          - for each nonce consumed by meshpay since the opening (below the chain's nonce at
 //!            the block):
 //!              a payment that ended (settled, failed, cancelled): its ledger postings to the
@@ -10,6 +12,7 @@
 //!              a payment still in flight: the chain's figures of its mined transaction (native:
 //!                value + fee; a token: its Transfer logs out of the wallet), listed apart
 //!              a gap fill: its `gap_fill_fee` posting
+//!              a sweep it sent: its `sweep` posting's gas once finished, else the chain's fee
 //!              a transaction meshpay did not send that an operator explained: the chain's
 //!                figures (counted with the in-flight ones)
 //! ```
@@ -29,6 +32,8 @@ pub struct ExpectedBalance {
     pub asset: AssetId,
     pub opening: String,
     pub topups: String,
+    /// Brought by confirmed sweeps of deposit addresses (this wallet is the treasury).
+    pub swept_in: String,
     /// Posted to the outflow account by payments that ended.
     pub outflows: String,
     /// Posted to the network-fee account (payments that ended, gap fills).
@@ -41,6 +46,7 @@ pub struct ExpectedBalance {
 }
 
 type ExpectedRow = (
+    String,
     String,
     String,
     String,
@@ -90,11 +96,26 @@ impl Store {
                           AND split_part(t.reference, ':', 2) IN (SELECT payment_id::text FROM ended))
                       OR (t.kind = 'gap_fill_fee'
                           AND t.reference IN (SELECT 'gap_fill:' || gap_fill_id FROM n
-                                              WHERE gap_fill_id IS NOT NULL)))),
+                                              WHERE gap_fill_id IS NOT NULL))
+                      OR (t.kind = 'sweep'
+                          AND t.reference IN (SELECT 'sweep:' || sweep_id FROM n
+                                              WHERE sweep_id IS NOT NULL)))),
+             swept AS (
+               SELECT coalesce(sum(e.amount), 0) AS amount FROM sweeps s
+               JOIN b ON true
+               JOIN ledger_transactions t ON t.kind = 'sweep' AND t.reference = 'sweep:' || s.id
+               JOIN ledger_entries e ON e.transaction_id = t.id AND e.amount > 0 AND e.asset = $3
+               JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'hot_wallets'
+               WHERE s.chain = $1 AND s.treasury = $2 AND s.status = 'confirmed'
+                 AND s.block_number > b.opening_block AND s.block_number <= $5),
              chain_side AS (
                SELECT n.payment_id, n.value, n.fee, n.token_transfers FROM n
                JOIN payments p ON p.id = n.payment_id
                WHERE p.status NOT IN ('settled', 'failed', 'cancelled')
+               UNION ALL
+               SELECT NULL, n.value, n.fee, '[]'::jsonb FROM n
+               JOIN sweeps s ON s.id = n.sweep_id
+               WHERE s.status NOT IN ('confirmed', 'failed')
                UNION ALL
                SELECT NULL, value, fee, token_transfers FROM explained),
              flight AS (
@@ -104,14 +125,14 @@ impl Store {
                                  FROM jsonb_array_elements(c.token_transfers) x
                                  WHERE x->>'asset' = $3) END AS spent
                FROM chain_side c)
-             SELECT funding.opening::text, funding.topups::text, posted.outflows::text,
-                    posted.fees::text,
+             SELECT funding.opening::text, funding.topups::text, swept.amount::text,
+                    posted.outflows::text, posted.fees::text,
                     (SELECT coalesce(sum(spent), 0) FROM flight)::text,
-                    (funding.opening + funding.topups - posted.outflows - posted.fees
+                    (funding.opening + funding.topups + swept.amount - posted.outflows - posted.fees
                        - (SELECT coalesce(sum(spent), 0) FROM flight))::text,
                     coalesce((SELECT array_agg(payment_id) FROM flight
                               WHERE spent > 0 AND payment_id IS NOT NULL), '{}')
-             FROM funding, posted",
+             FROM funding, posted, swept",
         )
         .bind(chain)
         .bind(wallet.to_string())
@@ -121,11 +142,12 @@ impl Store {
         .bind(i64_of(nonce, "nonce")?)
         .fetch_one(&self.pool)
         .await?;
-        let (opening, topups, outflows, fees, in_flight, expected, flight) = row;
+        let (opening, topups, swept_in, outflows, fees, in_flight, expected, flight) = row;
         Ok(ExpectedBalance {
             asset: asset.clone(),
             opening,
             topups,
+            swept_in,
             outflows,
             network_fees: fees,
             in_flight,

@@ -1,6 +1,6 @@
 //! The nonce walk's records: which transaction consumed each nonce of a hot wallet, found at a
 //! final block, and the transactions meshpay itself signed on a nonce (payment attempts of any
-//! kind, and gap fills).
+//! kind, gap fills and sweeps).
 
 use meshpay_domain::{Address, Amount, AssetId, B256, PaymentId, U256};
 use uuid::Uuid;
@@ -16,6 +16,8 @@ use crate::ledger::{WalletPosting, post_wallet};
 pub enum NonceSource {
     Payment(PaymentId),
     GapFill(Uuid),
+    /// A sweep of deposit addresses (`meshpay_store::sweeps`).
+    Sweep(Uuid),
     /// Not meshpay: the key was used outside it.
     Unknown,
 }
@@ -87,12 +89,17 @@ impl Store {
         wallet: Address,
         nonce: u64,
     ) -> Result<Vec<NonceCandidate>> {
-        let rows: Vec<(String, Option<uuid::Uuid>, Option<uuid::Uuid>, String)> = sqlx::query_as(
-            "SELECT tx_hash, payment_id, NULL::uuid, value::text FROM payment_transactions
+        type Row = (String, Option<Uuid>, Option<Uuid>, Option<Uuid>, String);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT tx_hash, payment_id, NULL::uuid, NULL::uuid, value::text FROM payment_transactions
               WHERE chain = $1 AND from_address = $2 AND nonce = $3
              UNION ALL
-             SELECT tx_hash, NULL::uuid, id, '0' FROM wallet_gap_fills
-              WHERE chain = $1 AND address = $2 AND nonce = $3",
+             SELECT tx_hash, NULL::uuid, id, NULL::uuid, '0' FROM wallet_gap_fills
+              WHERE chain = $1 AND address = $2 AND nonce = $3
+             UNION ALL
+             SELECT t.tx_hash, NULL::uuid, NULL::uuid, s.id, '0' FROM sweep_transactions t
+               JOIN sweeps s ON s.id = t.sweep_id
+              WHERE s.chain = $1 AND s.wallet = $2 AND s.nonce = $3",
         )
         .bind(chain)
         .bind(wallet.to_string())
@@ -100,11 +107,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(hash, payment, fill, value)| {
-                let source = match (payment, fill) {
-                    (Some(p), _) => NonceSource::Payment(PaymentId::from_uuid(p)),
-                    (None, Some(f)) => NonceSource::GapFill(f),
-                    (None, None) => {
+            .map(|(hash, payment, fill, sweep, value)| {
+                let source = match (payment, fill, sweep) {
+                    (Some(p), _, _) => NonceSource::Payment(PaymentId::from_uuid(p)),
+                    (None, Some(f), _) => NonceSource::GapFill(f),
+                    (None, None, Some(s)) => NonceSource::Sweep(s),
+                    (None, None, None) => {
                         return Err(StoreError::Corrupt("candidate without owner".into()));
                     }
                 };
@@ -142,17 +150,20 @@ impl Store {
         if moved == 0 {
             return Ok(false);
         }
-        let (source, payment, fill) = match consumed.source {
-            NonceSource::Payment(p) => ("payment", Some(p.as_uuid()), None),
-            NonceSource::GapFill(f) => ("gap_fill", None, Some(f)),
-            NonceSource::Unknown => ("unknown", None, None),
+        let (source, payment, fill, sweep) = match consumed.source {
+            NonceSource::Payment(p) => ("payment", Some(p.as_uuid()), None, None),
+            NonceSource::GapFill(f) => ("gap_fill", None, Some(f), None),
+            NonceSource::Sweep(s) => ("sweep", None, None, Some(s)),
+            NonceSource::Unknown => ("unknown", None, None, None),
         };
         let transfers = serde_json::to_value(&consumed.token_transfers)
             .map_err(|e| StoreError::Invalid(format!("token transfers: {e}")))?;
         sqlx::query(
             "INSERT INTO hot_wallet_nonces (chain, address, nonce, tx_hash, block_number, block_hash,
-                 source, payment_id, gap_fill_id, success, value, fee, to_address, token_transfers)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::numeric, $12::numeric, $13, $14)",
+                 source, payment_id, gap_fill_id, success, value, fee, to_address, token_transfers,
+                 sweep_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::numeric, $12::numeric, $13, $14,
+                 $15)",
         )
         .bind(chain)
         .bind(wallet.to_string())
@@ -168,6 +179,7 @@ impl Store {
         .bind(consumed.fee.to_string())
         .bind(consumed.to.map(|a| a.to_string()))
         .bind(transfers)
+        .bind(sweep)
         .execute(&mut *tx)
         .await?;
         if let (Some(fill), false) = (fill, consumed.fee.is_zero()) {

@@ -22,12 +22,14 @@ mod holds;
 mod invariants;
 mod payins;
 mod postings;
+mod sweeps;
 mod wallets;
 
 pub(crate) use accounts::lock_merchant_accounts;
 pub use balances::{Balance, FundOutcome};
 pub(crate) use holds::{HoldOutcome, place_holds, resolve_holds};
 pub(crate) use payins::{PayinPosting, post_invoice_credit, post_invoice_reversal};
+pub(crate) use sweeps::post_sweep;
 pub(crate) use wallets::{WalletPosting, post_wallet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub(crate) enum AccountKind {
     HotWallets,
     /// Money paid in to deposit addresses (the outside world: goes negative).
     Payins,
+    /// Tokens the configuration does not know, swept to the treasury by an operator.
+    Unrecognized,
 }
 
 impl AccountKind {
@@ -56,6 +60,7 @@ impl AccountKind {
             AccountKind::NetworkFees => "network_fees",
             AccountKind::HotWallets => "hot_wallets",
             AccountKind::Payins => "payins",
+            AccountKind::Unrecognized => "unrecognized",
         }
     }
 }
@@ -80,6 +85,9 @@ pub(crate) enum TxKind {
     InvoiceCredit,
     /// The exact opposite of an [`TxKind::InvoiceCredit`] whose payment a reorg removed.
     InvoiceReversal,
+    /// Deposit addresses flushed to the treasury: `payins` to `hot_wallets`, and the
+    /// sweep's gas from `hot_wallets` to `network_fees`.
+    Sweep,
 }
 
 impl TxKind {
@@ -96,6 +104,7 @@ impl TxKind {
             TxKind::FeeAdjustment => "fee_adjustment",
             TxKind::InvoiceCredit => "invoice_credit",
             TxKind::InvoiceReversal => "invoice_reversal",
+            TxKind::Sweep => "sweep",
         }
     }
 }
