@@ -69,6 +69,17 @@ impl AzureMonitor {
     ) -> Result<AzureMonitor, AzureMonitorError> {
         Exporter::new_from_connection_string(connection_string, ())
             .map_err(|error| AzureMonitorError::ConnectionString(error.to_string()))?;
+        // The parser takes `InstrumentationKey=` as a key; ingestion would refuse every item.
+        let has_key = connection_string.split(';').any(|pair| {
+            pair.split_once('=').is_some_and(|(key, value)| {
+                key.trim().eq_ignore_ascii_case("instrumentationkey") && !value.trim().is_empty()
+            })
+        });
+        if !has_key {
+            return Err(AzureMonitorError::ConnectionString(
+                "missing instrumentation key".to_owned(),
+            ));
+        }
         let auth = match authentication.map(str::trim).filter(|a| !a.is_empty()) {
             None => IngestionAuth::InstrumentationKey,
             Some(text) => parse_authentication(text)?,
@@ -232,6 +243,9 @@ mod tests {
     #[test]
     fn a_bad_connection_string_is_refused_without_repeating_it() {
         let error = AzureMonitor::new("IngestionEndpoint=https://x.example/", None).unwrap_err();
+        assert!(!error.to_string().contains("x.example"), "{error}");
+        let error = AzureMonitor::new("InstrumentationKey= ;IngestionEndpoint=https://x.example/", None)
+            .unwrap_err();
         assert!(!error.to_string().contains("x.example"), "{error}");
         let error = AzureMonitor::new("not a connection string", None).unwrap_err();
         assert!(!error.to_string().contains("not a connection"), "{error}");
