@@ -42,6 +42,7 @@ pub mod attr {
     /// What the step decided (`broadcast`, `confirmed`, `settled`, `retry`, `failed`, ...).
     pub const OUTCOME: &str = "meshpay.outcome";
     pub const HTTP_STATUS: &str = "http.response.status_code";
+    pub const HTTP_ROUTE: &str = "http.route";
 }
 
 /// How an invocation was triggered (OpenTelemetry FaaS conventions).

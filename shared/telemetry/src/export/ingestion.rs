@@ -34,6 +34,9 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 pub struct AzureMonitor {
     connection_string: String,
     auth: IngestionAuth,
+    /// `host:port` of an `http://` loopback ingestion endpoint (a local double), see
+    /// [`plain_loopback`].
+    plain_loopback: Option<String>,
 }
 
 /// How ingestion requests prove who sends them.
@@ -87,6 +90,7 @@ impl AzureMonitor {
         Ok(AzureMonitor {
             connection_string: connection_string.to_owned(),
             auth,
+            plain_loopback: plain_loopback(connection_string),
         })
     }
 
@@ -119,6 +123,7 @@ impl AzureMonitor {
             http,
             runtime,
             credential,
+            plain_loopback: self.plain_loopback.clone(),
         };
         Exporter::new_from_connection_string(&self.connection_string, client)
             .map_err(|error| AzureMonitorError::ConnectionString(error.to_string()))
@@ -132,6 +137,28 @@ impl fmt::Debug for AzureMonitor {
             .field("auth", &self.auth)
             .finish()
     }
+}
+
+/// The exporter turns every ingestion endpoint into `https://`. An `http://` endpoint on the
+/// loopback interface (a test double, a local proxy) is kept as written: that traffic never
+/// leaves the machine. Any other host is always reached over TLS.
+fn plain_loopback(connection_string: &str) -> Option<String> {
+    let endpoint = connection_string.split(';').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("ingestionendpoint")
+            .then(|| value.trim())
+    })?;
+    let url = url::Url::parse(endpoint).ok()?;
+    let loopback = match url.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+    };
+    if url.scheme() != "http" || !loopback {
+        return None;
+    }
+    Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
 }
 
 /// `Authorization=AAD` with an optional `ClientId=<id>`; keys are case-insensitive.
@@ -167,6 +194,7 @@ pub(crate) struct IngestionClient {
     http: reqwest::Client,
     runtime: tokio::runtime::Handle,
     credential: Option<Arc<dyn TokenCredential>>,
+    plain_loopback: Option<String>,
 }
 
 type HttpError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -187,9 +215,16 @@ impl HttpClient for IngestionClient {
 impl IngestionClient {
     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, HttpError> {
         let (parts, body) = request.into_parts();
+        let mut url = parts.uri.to_string();
+        if let Some(authority) = &self.plain_loopback
+            && let Some(rest) = url.strip_prefix("https://")
+            && rest.split('/').next() == Some(authority.as_str())
+        {
+            url = format!("http://{rest}");
+        }
         let mut builder = self
             .http
-            .request(parts.method, parts.uri.to_string())
+            .request(parts.method, url)
             .headers(parts.headers)
             .body(body);
         if let Some(credential) = &self.credential {
@@ -259,6 +294,17 @@ mod tests {
         assert!(!debug.contains("westeurope"), "{debug}");
     }
 
+    #[test]
+    fn only_a_loopback_endpoint_may_stay_plain_http() {
+        let of = |endpoint: &str| plain_loopback(&format!("InstrumentationKey=k;IngestionEndpoint={endpoint}"));
+        assert_eq!(of("http://127.0.0.1:4000/"), Some("127.0.0.1:4000".into()));
+        assert_eq!(of("http://localhost:4000"), Some("localhost:4000".into()));
+        assert_eq!(of("http://[::1]:4000/"), Some("[::1]:4000".into()));
+        assert_eq!(of("http://10.0.0.4:4000/"), None);
+        assert_eq!(of("http://in.applicationinsights.azure.com/"), None);
+        assert_eq!(of("https://127.0.0.1:4000/"), None);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_upload_polled_outside_the_runtime_runs_on_it_with_the_token() {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -286,8 +332,9 @@ mod tests {
             http: reqwest::Client::new(),
             runtime: tokio::runtime::Handle::current(),
             credential: Some(Arc::new(FixedToken)),
+            plain_loopback: Some(address.to_string()),
         };
-        let request = http::Request::post(format!("http://{address}/v2/track"))
+        let request = http::Request::post(format!("https://{address}/v2/track"))
             .body(Bytes::from_static(b"body"))
             .unwrap();
         // The SDK's export thread: a plain thread polling the future with no tokio context.
