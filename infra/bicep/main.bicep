@@ -215,8 +215,18 @@ param postgresAdminPrincipalType string = 'Group'
 @maxValue(730)
 param logRetentionDays int = 90
 
-@description('''OTLP/HTTP endpoint meshpay exports its traces and metrics to (OTEL_EXPORTER_OTLP_ENDPOINT), e.g. an
-OpenTelemetry Collector that forwards to this Application Insights. Empty: no exporter, no overhead.''')
+@description('''Where meshpay sends its own spans and metrics (MESHPAY_TELEMETRY_EXPORTER): azuremonitor = straight to this
+deployment's Application Insights (its connection string, Entra-authenticated with the app identity); otlp =
+to otlpEndpoint (e.g. your own OpenTelemetry Collector); none = nothing exported, no overhead.''')
+@allowed([
+  'azuremonitor'
+  'otlp'
+  'none'
+])
+param telemetryExporter string = 'azuremonitor'
+
+@description('''OTLP/HTTP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) when telemetryExporter is otlp; meshpay refuses to start
+with otlp and no endpoint.''')
 param otlpEndpoint string = ''
 
 @description('OTLP encoding (OTEL_EXPORTER_OTLP_PROTOCOL).')
@@ -538,8 +548,18 @@ var meshpaySettings = [
   }
 ]
 
-// OpenTelemetry export of the handler (docs/DEPLOY.md, "Telemetry"): only with an endpoint.
-var telemetrySettings = empty(otlpEndpoint) ? [] : [
+// OpenTelemetry export of the handler (docs/DEPLOY.md, "Telemetry"), chosen explicitly. Its
+// cloud role is `meshpay`, next to the host's (the Function App's name) in the same operations.
+var telemetrySettings = concat([
+  {
+    name: 'MESHPAY_TELEMETRY_EXPORTER'
+    value: telemetryExporter
+  }
+  {
+    name: 'OTEL_SERVICE_NAME'
+    value: 'meshpay'
+  }
+], telemetryExporter == 'otlp' ? [
   {
     name: 'OTEL_EXPORTER_OTLP_ENDPOINT'
     value: otlpEndpoint
@@ -548,11 +568,7 @@ var telemetrySettings = empty(otlpEndpoint) ? [] : [
     name: 'OTEL_EXPORTER_OTLP_PROTOCOL'
     value: otlpProtocol
   }
-  {
-    name: 'OTEL_SERVICE_NAME'
-    value: names.functionApp
-  }
-]
+] : [])
 
 var chainWebhookSettings = chainWebhookEnabled ? [
   {
