@@ -317,6 +317,7 @@ module observability 'modules/observability.bicep' = {
     namePrefix: namePrefix
     location: location
     tags: tags
+    meshpayExportsHere: telemetryExporter == 'azuremonitor'
     workspaceId: monitoring.outputs.workspaceId
     actionGroupIds: alertActionGroupIds
   }

@@ -22,6 +22,9 @@ param tags object
 @description('Resource id of the Log Analytics workspace the alerts and the workbook query.')
 param workspaceId string
 
+@description('Whether meshpay sends its own telemetry to this workspace (telemetryExporter azuremonitor); adds the telemetry-silent alert.')
+param meshpayExportsHere bool = true
+
 @description('Action group resource ids notified by every alert (empty: alerts fire without notifications).')
 param actionGroupIds array = []
 
@@ -75,6 +78,10 @@ var alertDefinitions = [
     window: 'PT15M'
     query: 'AppMetrics | where Name == "meshpay.webhook.deliveries" | extend outcome = tostring(Properties["outcome"]) | summarize total = sum(Sum), bad = sumif(Sum, outcome != "delivered") | where total >= 20 and bad * 100.0 / total >= ${webhookFailurePercent}'
   }
+]
+
+// Only where meshpay's own export lands here: otherwise it would fire forever.
+var telemetryAlerts = meshpayExportsHere ? [
   {
     name: 'telemetry-silent'
     severity: 3
@@ -83,9 +90,9 @@ var alertDefinitions = [
     window: 'PT30M'
     query: 'AppRequests | summarize meshpay = countif(AppRoleName == "meshpay"), host = countif(AppRoleName != "meshpay") | where host > 0 and meshpay == 0'
   }
-]
+] : []
 
-resource alerts 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = [for alert in alertDefinitions: {
+resource alerts 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = [for alert in concat(alertDefinitions, telemetryAlerts): {
   name: 'alert-${namePrefix}-${alert.name}'
   location: location
   tags: tags
