@@ -434,7 +434,11 @@ mod tests {
     #[test]
     fn a_chosen_exporter_without_its_setting_or_a_bad_value_stops_start_up() {
         let otlp = telemetry_of(&[CONNECTION, ("MESHPAY_TELEMETRY_EXPORTER", "otlp")]);
-        assert!(otlp.unwrap_err().to_string().contains("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        assert!(
+            otlp.unwrap_err()
+                .to_string()
+                .contains("OTEL_EXPORTER_OTLP_ENDPOINT")
+        );
         let azure = telemetry_of(&[("MESHPAY_TELEMETRY_EXPORTER", "azuremonitor")]);
         assert!(azure.unwrap_err().to_string().contains("CONNECTION_STRING"));
         let other = telemetry_of(&[CONNECTION, ("MESHPAY_TELEMETRY_EXPORTER", "jaeger")]);
@@ -443,7 +447,10 @@ mod tests {
         assert!(format!("{bad:#}").contains("connection string"), "{bad:#}");
         let auth = telemetry_of(&[
             CONNECTION,
-            ("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "Authorization=Basic"),
+            (
+                "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+                "Authorization=Basic",
+            ),
         ]);
         assert!(auth.is_err());
     }

@@ -80,7 +80,10 @@ pub(crate) async fn pay_traced(
         .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "100")
         .env("NOTIFY_SCHEDULE", "* * * * * *")
         .env("MESHPAY_WEBHOOK_URL_POLICY", "allow-private")
-        .env("MESHPAY_WEBHOOK_SECRET_KEY", STANDARD.encode(WEBHOOK_SECRET_KEY));
+        .env(
+            "MESHPAY_WEBHOOK_SECRET_KEY",
+            STANDARD.encode(WEBHOOK_SECRET_KEY),
+        );
     let builder = Stack::builder()
         .chain(ChainSetup {
             hot_wallet_usdc: 10u128.pow(12),

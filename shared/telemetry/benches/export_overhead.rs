@@ -4,6 +4,7 @@
 //! answers like the service). Prints figures; asserts nothing about time.
 //!
 //!     cargo bench -p meshpay-telemetry --features export --bench export_overhead
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -31,7 +32,11 @@ fn invocation(i: usize) {
             KeyValue::new(attr::DEQUEUE_COUNT, 1i64),
         ],
     );
-    span::record_on(&context, attr::PAYMENT_ID, "pay_01a24d73678070ef948cbe1ba514ff8c");
+    span::record_on(
+        &context,
+        attr::PAYMENT_ID,
+        "pay_01a24d73678070ef948cbe1ba514ff8c",
+    );
     span::record_on(&context, attr::CHAIN_ID, 31337i64);
     span::record_on(&context, attr::NONCE, i as i64);
     span::record_on(&context, attr::OUTCOME, "broadcast");
@@ -54,7 +59,10 @@ fn measure(label: &str) -> f64 {
         std::thread::sleep(Duration::from_millis(150));
     }
     let per = total.as_secs_f64() * 1e6 / (ROUND * ROUNDS) as f64;
-    println!("{label:>28}: {per:8.2} µs per invocation ({} invocations)", ROUND * ROUNDS);
+    println!(
+        "{label:>28}: {per:8.2} µs per invocation ({} invocations)",
+        ROUND * ROUNDS
+    );
     per
 }
 
@@ -123,7 +131,9 @@ async fn main() {
 
     let uploads = Arc::new(AtomicUsize::new(0));
     let endpoint = track_endpoint(uploads.clone()).await;
-    let connection = format!("InstrumentationKey=00000000-0000-4000-8000-000000000001;IngestionEndpoint={endpoint}");
+    let connection = format!(
+        "InstrumentationKey=00000000-0000-4000-8000-000000000001;IngestionEndpoint={endpoint}"
+    );
     let config = ExportConfig {
         service_name: "meshpay-bench".into(),
         service_version: "0".into(),

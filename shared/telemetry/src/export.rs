@@ -107,9 +107,7 @@ pub fn start(config: &ExportConfig) -> Result<Option<Telemetry>, ExportError> {
             let tracer = config
                 .traces
                 .then(|| tracer_provider(exporter.clone(), &resource));
-            let meter = config
-                .metrics
-                .then(|| meter_provider(exporter, &resource));
+            let meter = config.metrics.then(|| meter_provider(exporter, &resource));
             (tracer, meter)
         }
     };

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use meshpay_telemetry::export::{self, AzureMonitor, ExportConfig, Exporter};
-use meshpay_telemetry::span::{self, Trigger, attr};
 use meshpay_telemetry::KeyValue;
+use meshpay_telemetry::export::{self, AzureMonitor, ExportConfig, Exporter};
 use meshpay_telemetry::propagation::context_from_traceparent;
+use meshpay_telemetry::span::{self, Trigger, attr};
 use meshpay_testkit::appinsights::AppInsightsIngestion;
 use serde_json::Value;
 
@@ -69,8 +69,14 @@ async fn a_queue_step_is_a_request_of_the_message_operation_linking_the_host_inv
     };
     let broadcast = named("broadcast");
     assert_eq!(broadcast["data"]["baseType"], "RequestData");
-    assert_eq!(broadcast["tags"]["ai.operation.id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_eq!(broadcast["tags"]["ai.operation.parentId"], "00f067aa0ba902b7");
+    assert_eq!(
+        broadcast["tags"]["ai.operation.id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(
+        broadcast["tags"]["ai.operation.parentId"],
+        "00f067aa0ba902b7"
+    );
     assert_eq!(broadcast["tags"]["ai.cloud.role"], "meshpay-test");
     assert_eq!(broadcast["tags"]["ai.cloud.roleInstance"], "instance-1");
     let properties = &broadcast["data"]["baseData"]["properties"];
@@ -86,6 +92,9 @@ async fn a_queue_step_is_a_request_of_the_message_operation_linking_the_host_inv
         }])
     );
     let reconcile = named("reconcile");
-    assert_eq!(reconcile["tags"]["ai.operation.id"], "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(
+        reconcile["tags"]["ai.operation.id"],
+        "0af7651916cd43dd8448eb211c80319c"
+    );
     assert!(reconcile["data"]["baseData"]["properties"]["_MS.links"].is_null());
 }

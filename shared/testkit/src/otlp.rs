@@ -76,7 +76,6 @@ impl OtlpReceiver {
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
-
 }
 
 impl ReceivedTelemetry for OtlpReceiver {

@@ -158,7 +158,11 @@ fn plain_loopback(connection_string: &str) -> Option<String> {
     if url.scheme() != "http" || !loopback {
         return None;
     }
-    Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
 }
 
 /// `Authorization=AAD` with an optional `ClientId=<id>`; keys are case-insensitive.
@@ -168,7 +172,9 @@ fn parse_authentication(text: &str) -> Result<IngestionAuth, AzureMonitorError> 
     for pair in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair
             .split_once('=')
-            .ok_or(AzureMonitorError::Authentication("expected key=value pairs"))?;
+            .ok_or(AzureMonitorError::Authentication(
+                "expected key=value pairs",
+            ))?;
         match key.trim().to_ascii_lowercase().as_str() {
             "authorization" if value.trim().eq_ignore_ascii_case("aad") => aad = true,
             "authorization" => {
@@ -213,7 +219,10 @@ impl HttpClient for IngestionClient {
 }
 
 impl IngestionClient {
-    async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, HttpError> {
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, HttpError> {
         let (parts, body) = request.into_parts();
         let mut url = parts.uri.to_string();
         if let Some(authority) = &self.plain_loopback
@@ -279,8 +288,11 @@ mod tests {
     fn a_bad_connection_string_is_refused_without_repeating_it() {
         let error = AzureMonitor::new("IngestionEndpoint=https://x.example/", None).unwrap_err();
         assert!(!error.to_string().contains("x.example"), "{error}");
-        let error = AzureMonitor::new("InstrumentationKey= ;IngestionEndpoint=https://x.example/", None)
-            .unwrap_err();
+        let error = AzureMonitor::new(
+            "InstrumentationKey= ;IngestionEndpoint=https://x.example/",
+            None,
+        )
+        .unwrap_err();
         assert!(!error.to_string().contains("x.example"), "{error}");
         let error = AzureMonitor::new("not a connection string", None).unwrap_err();
         assert!(!error.to_string().contains("not a connection"), "{error}");
@@ -296,7 +308,11 @@ mod tests {
 
     #[test]
     fn only_a_loopback_endpoint_may_stay_plain_http() {
-        let of = |endpoint: &str| plain_loopback(&format!("InstrumentationKey=k;IngestionEndpoint={endpoint}"));
+        let of = |endpoint: &str| {
+            plain_loopback(&format!(
+                "InstrumentationKey=k;IngestionEndpoint={endpoint}"
+            ))
+        };
         assert_eq!(of("http://127.0.0.1:4000/"), Some("127.0.0.1:4000".into()));
         assert_eq!(of("http://localhost:4000"), Some("localhost:4000".into()));
         assert_eq!(of("http://[::1]:4000/"), Some("[::1]:4000".into()));
