@@ -25,8 +25,9 @@ use opentelemetry_application_insights::{Exporter, HttpClient};
 const INGESTION_SCOPE: &str = "https://monitor.azure.com//.default";
 /// One upload; the exporter retries failed uploads (with backoff, for up to ~35 s in all).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The track endpoint answers a small JSON summary; anything larger is not it.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The track endpoint answers a JSON summary with one entry per refused item (a few MB at
+/// most for a full batch); the bound is opentelemetry-http's for its own clients.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where and how to send to Application Insights. `Debug` leaves the connection string out:
 /// its instrumentation key lets anyone write into the resource where local auth is on.
