@@ -142,24 +142,28 @@ pub fn telemetry(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<ExportC
     let any_otlp_endpoint = otlp_endpoint("TRACES").is_some() || otlp_endpoint("METRICS").is_some();
     let connection_string = set("APPLICATIONINSIGHTS_CONNECTION_STRING");
     let choice = set("MESHPAY_TELEMETRY_EXPORTER").map(|v| v.trim().to_ascii_lowercase());
-    let otlp = match choice.as_deref() {
+    enum Chosen {
+        Otlp,
+        AzureMonitor,
+    }
+    let chosen = match choice.as_deref() {
         _ if disabled => None,
         Some("none") => None,
-        Some("otlp") => Some(true),
-        Some("azuremonitor") => Some(false),
+        Some("otlp") => Some(Chosen::Otlp),
+        Some("azuremonitor") => Some(Chosen::AzureMonitor),
         Some(other) => {
             anyhow::bail!("MESHPAY_TELEMETRY_EXPORTER={other}: use otlp, azuremonitor or none")
         }
-        None if any_otlp_endpoint => Some(true),
-        None => connection_string.as_ref().map(|_| false),
+        None if any_otlp_endpoint => Some(Chosen::Otlp),
+        None => connection_string.as_ref().map(|_| Chosen::AzureMonitor),
     };
-    let exporter = match otlp {
+    let exporter = match chosen {
         None => None,
-        Some(true) if !any_otlp_endpoint => anyhow::bail!(
+        Some(Chosen::Otlp) if !any_otlp_endpoint => anyhow::bail!(
             "MESHPAY_TELEMETRY_EXPORTER=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT (or a signal's own)"
         ),
-        Some(true) => Some(Exporter::Otlp),
-        Some(false) => {
+        Some(Chosen::Otlp) => Some(Exporter::Otlp),
+        Some(Chosen::AzureMonitor) => {
             let connection = connection_string.context(
                 "MESHPAY_TELEMETRY_EXPORTER=azuremonitor needs APPLICATIONINSIGHTS_CONNECTION_STRING",
             )?;
