@@ -12,7 +12,7 @@
 //! | confirm, reconcile, chain webhook | `MESHPAY_CONFIRM_*`, `MESHPAY_RECONCILE_*`, `MESHPAY_CHAIN_WEBHOOK_*` |
 //! | merchant webhooks | `MESHPAY_WEBHOOK_SECRET_KEY` (required), `MESHPAY_WEBHOOK_*` |
 //! | relay | `MESHPAY_GAP_FILL_AFTER_SECS`, `MESHPAY_WALLET_STUCK_AFTER_SECS`, `MESHPAY_WALLET_MAX_IN_FLIGHT`, `MESHPAY_REPLACE_AFTER_SECS`, `MESHPAY_FAULT` (crash-test hook, dev/test builds only) |
-//! | telemetry | `OTEL_SDK_DISABLED`, `OTEL_EXPORTER_OTLP_[TRACES_\|METRICS_]ENDPOINT`, `OTEL_EXPORTER_OTLP_[TRACES_\|METRICS_]PROTOCOL`, `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_SERVICE_NAME`, `WEBSITE_INSTANCE_ID` (see [`telemetry`]) |
+//! | telemetry | `MESHPAY_TELEMETRY_EXPORTER`, `APPLICATIONINSIGHTS_CONNECTION_STRING`, `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`, `OTEL_SDK_DISABLED`, `OTEL_EXPORTER_OTLP_[TRACES_\|METRICS_]ENDPOINT`, `OTEL_EXPORTER_OTLP_[TRACES_\|METRICS_]PROTOCOL`, `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_SERVICE_NAME`, `WEBSITE_INSTANCE_ID` (see [`telemetry`]) |
 //! | pay-ins | `MESHPAY_PAYIN_DUST_MIN`, `MESHPAY_SWEEP_BATCH`, `MESHPAY_PAYIN_FAULT` (crash-test hook, dev/test builds only) |
 //!
 //! `Debug` shows no secret: the database password, the webhook keys and RPC URL paths are left
@@ -27,7 +27,7 @@ use meshpay_confirm::ConfirmConfig;
 use meshpay_relay::{Fault, RelayConfig, SignersFile};
 use meshpay_signer::SignerSecrets;
 use meshpay_store::DbConfig;
-use meshpay_telemetry::export::ExportConfig;
+use meshpay_telemetry::export::{AzureMonitor, ExportConfig, Exporter};
 use meshpay_webhooks::WebhooksConfig;
 
 /// The chains file (`chains.toml`).
@@ -124,33 +124,84 @@ fn signers(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<SignersFile> 
     SignersFile::load(&path).context("signers configuration")
 }
 
-/// Which OpenTelemetry signals to export over OTLP/HTTP. A signal is exported when an OTLP
-/// endpoint is set for it (`OTEL_EXPORTER_OTLP_ENDPOINT`, or the signal's own
-/// `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`), unless `OTEL_<SIGNAL>_EXPORTER=none` or
-/// `OTEL_SDK_DISABLED=true`; with no endpoint nothing is created. The exporter reads the
-/// endpoint, protocol, headers and timeout itself, as the specification defines them; only
-/// the HTTP protocols are built in, so `grpc` stops start-up instead of exporting nothing.
+/// Which OpenTelemetry signals to export, and where. `MESHPAY_TELEMETRY_EXPORTER`
+/// (`otlp`, `azuremonitor` or `none`) chooses explicitly; without it, an OTLP endpoint
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT` or a signal's own `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`)
+/// means OTLP, else `APPLICATIONINSIGHTS_CONNECTION_STRING` (the one the Functions host uses)
+/// means Application Insights, else nothing is created. `OTEL_<SIGNAL>_EXPORTER=none` drops a
+/// signal and `OTEL_SDK_DISABLED=true` drops both.
+///
+/// OTLP: a signal needs an endpoint; the exporter reads the endpoint, protocol, headers and
+/// timeout itself, as the specification defines them; only the HTTP protocols are built in, so
+/// `grpc` stops start-up instead of exporting nothing. Application Insights: both signals, with
+/// an Entra ID token when `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` says `Authorization=AAD`.
 pub fn telemetry(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<ExportConfig> {
     let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
     let disabled = set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let otlp_endpoint = |upper: &str| {
+        set(&format!("OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"))
+            .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    };
+    let any_otlp_endpoint = otlp_endpoint("TRACES").is_some() || otlp_endpoint("METRICS").is_some();
+    let connection_string = set("APPLICATIONINSIGHTS_CONNECTION_STRING");
+    let choice = set("MESHPAY_TELEMETRY_EXPORTER").map(|v| v.trim().to_ascii_lowercase());
+    enum Chosen {
+        Otlp,
+        AzureMonitor,
+    }
+    let chosen = match choice.as_deref() {
+        _ if disabled => None,
+        Some("none") => None,
+        Some("otlp") => Some(Chosen::Otlp),
+        Some("azuremonitor") => Some(Chosen::AzureMonitor),
+        Some(other) => {
+            anyhow::bail!("MESHPAY_TELEMETRY_EXPORTER={other}: use otlp, azuremonitor or none")
+        }
+        None if any_otlp_endpoint => Some(Chosen::Otlp),
+        None => connection_string.as_ref().map(|_| Chosen::AzureMonitor),
+    };
+    let exporter = match chosen {
+        None => None,
+        Some(Chosen::Otlp) if !any_otlp_endpoint => anyhow::bail!(
+            "MESHPAY_TELEMETRY_EXPORTER=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT (or a signal's own)"
+        ),
+        Some(Chosen::Otlp) => Some(Exporter::Otlp),
+        Some(Chosen::AzureMonitor) => {
+            let connection = connection_string.context(
+                "MESHPAY_TELEMETRY_EXPORTER=azuremonitor needs APPLICATIONINSIGHTS_CONNECTION_STRING",
+            )?;
+            let authentication = set("APPLICATIONINSIGHTS_AUTHENTICATION_STRING");
+            let azure = AzureMonitor::new(&connection, authentication.as_deref())
+                .context("APPLICATIONINSIGHTS_CONNECTION_STRING / _AUTHENTICATION_STRING")?;
+            Some(Exporter::AzureMonitor(azure))
+        }
+    };
     let signal = |signal: &str| -> anyhow::Result<bool> {
         let upper = signal.to_ascii_uppercase();
-        let endpoint = set(&format!("OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"))
-            .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"));
-        let exporter = set(&format!("OTEL_{upper}_EXPORTER"));
-        if disabled || endpoint.is_none() || exporter.as_deref().map(str::trim) == Some("none") {
-            return Ok(false);
+        let chosen = set(&format!("OTEL_{upper}_EXPORTER"));
+        match chosen.as_deref().map(str::trim) {
+            Some("none") => return Ok(false),
+            None | Some("otlp") => {}
+            Some(other) => {
+                anyhow::bail!("OTEL_{upper}_EXPORTER={other}: only `otlp` or `none` is supported")
+            }
         }
-        if let Some(other) = exporter.filter(|e| e.trim() != "otlp") {
-            anyhow::bail!("OTEL_{upper}_EXPORTER={other}: only `otlp` or `none` is supported");
-        }
-        let protocol = set(&format!("OTEL_EXPORTER_OTLP_{upper}_PROTOCOL"))
-            .or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL"));
-        match protocol.as_deref().map(str::trim) {
-            None | Some("http/protobuf") | Some("http/json") => Ok(true),
-            Some(other) => anyhow::bail!(
-                "OTLP protocol `{other}` for {signal}: use http/protobuf or http/json"
-            ),
+        match &exporter {
+            None => Ok(false),
+            Some(Exporter::AzureMonitor(_)) => Ok(true),
+            Some(Exporter::Otlp) => {
+                if otlp_endpoint(&upper).is_none() {
+                    return Ok(false);
+                }
+                let protocol = set(&format!("OTEL_EXPORTER_OTLP_{upper}_PROTOCOL"))
+                    .or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL"));
+                match protocol.as_deref().map(str::trim) {
+                    None | Some("http/protobuf") | Some("http/json") => Ok(true),
+                    Some(other) => anyhow::bail!(
+                        "OTLP protocol `{other}` for {signal}: use http/protobuf or http/json"
+                    ),
+                }
+            }
         }
     };
     Ok(ExportConfig {
@@ -159,6 +210,7 @@ pub fn telemetry(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<ExportC
         instance_id: set("WEBSITE_INSTANCE_ID"),
         traces: signal("traces")?,
         metrics: signal("metrics")?,
+        exporter: exporter.unwrap_or(Exporter::Otlp),
     })
 }
 
@@ -305,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn without_an_otlp_endpoint_no_signal_is_exported() {
+    fn without_an_otlp_endpoint_or_a_connection_string_no_signal_is_exported() {
         let config = telemetry_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).unwrap();
         assert!(config.is_off());
         assert_eq!(config.service_name, "meshpay");
@@ -338,5 +390,75 @@ mod tests {
         assert!(grpc.unwrap_err().to_string().contains("grpc"));
         let zipkin = telemetry_of(&[endpoint, ("OTEL_TRACES_EXPORTER", "zipkin")]);
         assert!(zipkin.unwrap_err().to_string().contains("zipkin"));
+    }
+
+    const CONNECTION: (&str, &str) = (
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "InstrumentationKey=11111111-2222-3333-4444-555555555555;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/",
+    );
+
+    fn is_azure_monitor(config: &ExportConfig) -> bool {
+        matches!(config.exporter, Exporter::AzureMonitor(_))
+    }
+
+    #[test]
+    fn the_host_connection_string_alone_exports_both_signals_to_application_insights() {
+        let config = telemetry_of(&[
+            CONNECTION,
+            (
+                "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+                "ClientId=abc;Authorization=AAD",
+            ),
+        ])
+        .unwrap();
+        assert!(is_azure_monitor(&config) && config.traces && config.metrics);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("11111111-2222"), "{debug}");
+        let no_metrics = telemetry_of(&[CONNECTION, ("OTEL_METRICS_EXPORTER", "none")]).unwrap();
+        assert!(no_metrics.traces && !no_metrics.metrics);
+    }
+
+    #[test]
+    fn an_otlp_endpoint_wins_over_the_connection_string_unless_the_exporter_is_chosen() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        let otlp = telemetry_of(&[CONNECTION, endpoint]).unwrap();
+        assert_eq!(otlp.exporter, Exporter::Otlp);
+        let chosen = telemetry_of(&[
+            CONNECTION,
+            endpoint,
+            ("MESHPAY_TELEMETRY_EXPORTER", "azuremonitor"),
+        ])
+        .unwrap();
+        assert!(is_azure_monitor(&chosen));
+        for off in [
+            ("MESHPAY_TELEMETRY_EXPORTER", "none"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ] {
+            assert!(telemetry_of(&[CONNECTION, endpoint, off]).unwrap().is_off());
+        }
+    }
+
+    #[test]
+    fn a_chosen_exporter_without_its_setting_or_a_bad_value_stops_start_up() {
+        let otlp = telemetry_of(&[CONNECTION, ("MESHPAY_TELEMETRY_EXPORTER", "otlp")]);
+        assert!(
+            otlp.unwrap_err()
+                .to_string()
+                .contains("OTEL_EXPORTER_OTLP_ENDPOINT")
+        );
+        let azure = telemetry_of(&[("MESHPAY_TELEMETRY_EXPORTER", "azuremonitor")]);
+        assert!(azure.unwrap_err().to_string().contains("CONNECTION_STRING"));
+        let other = telemetry_of(&[CONNECTION, ("MESHPAY_TELEMETRY_EXPORTER", "jaeger")]);
+        assert!(other.unwrap_err().to_string().contains("jaeger"));
+        let bad = telemetry_of(&[(CONNECTION.0, "InstrumentationKey=")]).unwrap_err();
+        assert!(format!("{bad:#}").contains("connection string"), "{bad:#}");
+        let auth = telemetry_of(&[
+            CONNECTION,
+            (
+                "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+                "Authorization=Basic",
+            ),
+        ]);
+        assert!(auth.is_err());
     }
 }

@@ -219,8 +219,18 @@ param postgresAdminPrincipalType string = 'Group'
 @maxValue(730)
 param logRetentionDays int = 90
 
-@description('''OTLP/HTTP endpoint meshpay exports its traces and metrics to (OTEL_EXPORTER_OTLP_ENDPOINT), e.g. an
-OpenTelemetry Collector that forwards to this Application Insights. Empty: no exporter, no overhead.''')
+@description('''Where meshpay sends its own spans and metrics (MESHPAY_TELEMETRY_EXPORTER): azuremonitor = straight to this
+deployment's Application Insights (its connection string, Entra-authenticated with the app identity); otlp =
+to otlpEndpoint (e.g. your own OpenTelemetry Collector); none = nothing exported, no overhead.''')
+@allowed([
+  'azuremonitor'
+  'otlp'
+  'none'
+])
+param telemetryExporter string = 'azuremonitor'
+
+@description('''OTLP/HTTP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) when telemetryExporter is otlp; meshpay refuses to start
+with otlp and no endpoint.''')
 param otlpEndpoint string = ''
 
 @description('OTLP encoding (OTEL_EXPORTER_OTLP_PROTOCOL).')
@@ -311,6 +321,7 @@ module observability 'modules/observability.bicep' = {
     namePrefix: namePrefix
     location: location
     tags: tags
+    meshpayExportsHere: telemetryExporter == 'azuremonitor'
     workspaceId: monitoring.outputs.workspaceId
     actionGroupIds: alertActionGroupIds
   }
@@ -546,8 +557,18 @@ var meshpaySettings = [
   }
 ]
 
-// OpenTelemetry export of the handler (docs/DEPLOY.md, "Telemetry"): only with an endpoint.
-var telemetrySettings = empty(otlpEndpoint) ? [] : [
+// OpenTelemetry export of the handler (docs/DEPLOY.md, "Telemetry"), chosen explicitly. Its
+// cloud role is `meshpay`, next to the host's (the Function App's name) in the same operations.
+var telemetrySettings = concat([
+  {
+    name: 'MESHPAY_TELEMETRY_EXPORTER'
+    value: telemetryExporter
+  }
+  {
+    name: 'OTEL_SERVICE_NAME'
+    value: 'meshpay'
+  }
+], telemetryExporter == 'otlp' ? [
   {
     name: 'OTEL_EXPORTER_OTLP_ENDPOINT'
     value: otlpEndpoint
@@ -556,11 +577,7 @@ var telemetrySettings = empty(otlpEndpoint) ? [] : [
     name: 'OTEL_EXPORTER_OTLP_PROTOCOL'
     value: otlpProtocol
   }
-  {
-    name: 'OTEL_SERVICE_NAME'
-    value: names.functionApp
-  }
-]
+] : [])
 
 var chainWebhookSettings = chainWebhookEnabled ? [
   {

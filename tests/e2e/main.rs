@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin_review;
+mod appinsights;
 mod authz;
 mod books;
 mod broadcast;

@@ -1,9 +1,14 @@
 // Dashboards and alerts over the Log Analytics workspace behind Application Insights: the
 // workbook (pipeline funnel, latency, wallet health, discrepancies) and one scheduled-query
-// alert per condition an operator must act on. Metric names are meshpay's OpenTelemetry
-// instruments (shared/telemetry/src/metrics.rs); they land in the AppMetrics table (Name,
-// Sum, Count, Min, Max, Properties) when the OTLP export is routed to this workspace
-// (docs/DEPLOY.md, "Telemetry"). docs/OPERATIONS.md says what each alert means and what to do.
+// alert per condition an operator must act on. meshpay's Application Insights exporter
+// (MESHPAY_TELEMETRY_EXPORTER=azuremonitor, docs/DEPLOY.md "Telemetry") lands its data in this
+// workspace's tables (Application Insights' own names in brackets): its OpenTelemetry
+// instruments (shared/telemetry/src/metrics.rs) in AppMetrics [customMetrics] (Name, Sum,
+// Count, Min, Max, Properties = the attributes), each function invocation in AppRequests
+// [requests] (Name = the function, or "POST <route>" for HTTP ones; OperationId = the payment's
+// trace id) and webhook deliveries in AppDependencies [dependencies], all under
+// AppRoleName "meshpay" (the host's own rows carry the Function App's name).
+// docs/OPERATIONS.md says what each alert means and what to do.
 
 @description('Name prefix, e.g. meshpay-prod.')
 param namePrefix string
@@ -16,6 +21,9 @@ param tags object
 
 @description('Resource id of the Log Analytics workspace the alerts and the workbook query.')
 param workspaceId string
+
+@description('Whether meshpay sends its own telemetry to this workspace (telemetryExporter azuremonitor); adds the telemetry-silent alert.')
+param meshpayExportsHere bool = true
 
 @description('Action group resource ids notified by every alert (empty: alerts fire without notifications).')
 param actionGroupIds array = []
@@ -72,7 +80,19 @@ var alertDefinitions = [
   }
 ]
 
-resource alerts 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = [for alert in alertDefinitions: {
+// Only where meshpay's own export lands here: otherwise it would fire forever.
+var telemetryAlerts = meshpayExportsHere ? [
+  {
+    name: 'telemetry-silent'
+    severity: 3
+    description: 'No meshpay request for 30 minutes while the host ran functions: the handler\'s telemetry export stopped (payments are unaffected; dashboards and the other alerts go blind).'
+    frequency: 'PT15M'
+    window: 'PT30M'
+    query: 'AppRequests | summarize meshpay = countif(AppRoleName == "meshpay"), host = countif(AppRoleName != "meshpay") | where host > 0 and meshpay == 0'
+  }
+] : []
+
+resource alerts 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = [for alert in concat(alertDefinitions, telemetryAlerts): {
   name: 'alert-${namePrefix}-${alert.name}'
   location: location
   tags: tags
@@ -124,6 +144,14 @@ var workbookQueries = [
   {
     title: 'Discrepancies by kind, poisoned messages and webhook outcomes'
     query: 'AppMetrics | where Name in ("meshpay.reconcile.discrepancies", "meshpay.queue.poisoned", "meshpay.webhook.deliveries") | extend label = strcat(Name, " ", tostring(Properties["kind"]), tostring(Properties["function"]), tostring(Properties["outcome"])) | summarize n = sum(Sum) by label, bin(TimeGenerated, 1h) | render columnchart'
+  }
+  {
+    title: 'Invocations by function: count, failures, p95 duration (ms)'
+    query: 'AppRequests | where AppRoleName == "meshpay" | extend function = tostring(Properties["faas.name"]) | summarize invocations = count(), failed = countif(Success == false), p95_ms = percentile(DurationMs, 95) by function | order by invocations desc'
+  }
+  {
+    title: 'Slowest payments end to end (one operation per payment: open its OperationId in Transaction search)'
+    query: 'union AppRequests, AppDependencies | where AppRoleName == "meshpay" | extend payment = tostring(Properties["meshpay.payment_id"]) | where isnotempty(payment) | summarize steps = make_set(tostring(Properties["faas.name"])), started = min(TimeGenerated), ended = max(TimeGenerated) by OperationId, payment | extend seconds = datetime_diff("second", ended, started) | top 20 by seconds desc'
   }
 ]
 

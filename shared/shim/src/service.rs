@@ -277,7 +277,7 @@ impl InvocationTrace {
             attributes.push(KeyValue::new(attr::INVOCATION_ID, id.clone()));
         }
         let trigger = definition.trigger();
-        let (kind, parent, dequeue_count) = if trigger.kind == BindingType::QueueTrigger {
+        let (kind, parent, linked, dequeue_count) = if trigger.kind == BindingType::QueueTrigger {
             let (message_parent, ids) = match envelope.data.get_mut(&trigger.name) {
                 Some(data) => telemetry::take_message_context(data),
                 None => (None, Vec::new()),
@@ -293,15 +293,18 @@ impl InvocationTrace {
                     i64::try_from(count).unwrap_or(i64::MAX),
                 ));
             }
-            (
-                Trigger::Queue,
-                message_parent.or(host_parent),
-                Some(metadata.dequeue_count),
-            )
+            // The message's trace (the payment's) is the parent; the host's own context for
+            // this invocation is a trace of its own, linked.
+            let (parent, linked) = match message_parent {
+                Some(message) => (Some(message), host_parent),
+                None => (host_parent, None),
+            };
+            (Trigger::Queue, parent, linked, Some(metadata.dequeue_count))
         } else {
-            (Trigger::Timer, host_parent, None)
+            (Trigger::Timer, host_parent, None, None)
         };
-        let context = span::start_invocation(definition.name(), kind, parent, attributes);
+        let context =
+            span::start_linked_invocation(definition.name(), kind, parent, linked, attributes);
         if let Some(count) = dequeue_count {
             metrics::queue_delivery(definition.name(), count);
         }

@@ -88,6 +88,11 @@ pub(crate) async fn http_span(function: &'static str, request: Request, next: Ne
         "http.request.method",
         request.method().as_str().to_owned(),
     )];
+    // The route template, not the path: low cardinality, and Application Insights names the
+    // request by method and route (by method alone without it).
+    if let Some(route) = request.extensions().get::<axum::extract::MatchedPath>() {
+        attributes.push(KeyValue::new(attr::HTTP_ROUTE, route.as_str().to_owned()));
+    }
     if let Some(id) = invocation_id(request.headers()) {
         attributes.push(KeyValue::new(attr::INVOCATION_ID, id.to_owned()));
     }

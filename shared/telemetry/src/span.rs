@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, Value, global};
 
 /// Set once, when the binary installs a trace exporter. Until then no span is started and no
@@ -42,6 +42,7 @@ pub mod attr {
     /// What the step decided (`broadcast`, `confirmed`, `settled`, `retry`, `failed`, ...).
     pub const OUTCOME: &str = "meshpay.outcome";
     pub const HTTP_STATUS: &str = "http.response.status_code";
+    pub const HTTP_ROUTE: &str = "http.route";
 }
 
 /// How an invocation was triggered (OpenTelemetry FaaS conventions).
@@ -76,6 +77,19 @@ pub fn start_invocation(
     function: &str,
     trigger: Trigger,
     parent: Option<Context>,
+    attributes: Vec<KeyValue>,
+) -> Context {
+    start_linked_invocation(function, trigger, parent, None, attributes)
+}
+
+/// [`start_invocation`] with a link to `linked`: a queue message's own trace is the parent,
+/// and the host's context for the same invocation (its request telemetry, a trace of its
+/// own) is linked, so either leads to the other.
+pub fn start_linked_invocation(
+    function: &str,
+    trigger: Trigger,
+    parent: Option<Context>,
+    linked: Option<Context>,
     mut attributes: Vec<KeyValue>,
 ) -> Context {
     if !tracing_enabled() {
@@ -84,11 +98,17 @@ pub fn start_invocation(
     attributes.push(KeyValue::new(attr::FUNCTION, function.to_owned()));
     attributes.push(KeyValue::new(attr::TRIGGER, trigger.name()));
     let parent = parent.unwrap_or_default();
+    let links = linked
+        .map(|cx| cx.span().span_context().clone())
+        .filter(|linked| linked.is_valid() && *linked != *parent.span().span_context())
+        .map(|linked| vec![Link::with_context(linked)])
+        .unwrap_or_default();
     let tracer = global::tracer(TRACER);
     let span = tracer
         .span_builder(function.to_owned())
         .with_kind(trigger.kind())
         .with_attributes(attributes)
+        .with_links(links)
         .start_with_context(&tracer, &parent);
     parent.with_span(span)
 }

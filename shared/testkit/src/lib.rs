@@ -5,6 +5,7 @@
 
 pub mod anvil;
 pub mod api;
+pub mod appinsights;
 pub mod assets;
 pub mod azurite;
 pub mod browser;

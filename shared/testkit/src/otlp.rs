@@ -32,6 +32,13 @@ impl ReceivedSpan {
     }
 }
 
+/// What an in-test telemetry endpoint has received, in OpenTelemetry terms, whichever wire
+/// format it speaks (OTLP here, Application Insights envelopes in [`crate::appinsights`]).
+pub trait ReceivedTelemetry {
+    fn spans(&self) -> Vec<ReceivedSpan>;
+    fn metric_names(&self) -> BTreeSet<String>;
+}
+
 #[derive(Debug, Default)]
 struct Received {
     spans: Vec<ReceivedSpan>,
@@ -69,12 +76,14 @@ impl OtlpReceiver {
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
+}
 
-    pub fn spans(&self) -> Vec<ReceivedSpan> {
+impl ReceivedTelemetry for OtlpReceiver {
+    fn spans(&self) -> Vec<ReceivedSpan> {
         self.received.lock().unwrap().spans.clone()
     }
 
-    pub fn metric_names(&self) -> BTreeSet<String> {
+    fn metric_names(&self) -> BTreeSet<String> {
         self.received.lock().unwrap().metric_names.clone()
     }
 }
