@@ -89,6 +89,8 @@ pub struct Anvil {
     port: u16,
     url: String,
     log: PathBuf,
+    // One pool for every call: building a reqwest client reads the OS root certificates.
+    http: reqwest::Client,
 }
 
 impl Anvil {
@@ -135,15 +137,15 @@ impl Anvil {
             port,
             url: format!("http://127.0.0.1:{port}"),
             log,
+            http: reqwest::Client::new(),
         };
 
-        let client = reqwest::Client::new();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = anvil.child.try_wait() {
                 return Err(format!("anvil exited with {status}: {}", anvil.log_tail()));
             }
-            if let Ok(v) = rpc(&client, &anvil.url, "eth_chainId", json!([])).await {
+            if let Ok(v) = rpc(&anvil.http, &anvil.url, "eth_chainId", json!([])).await {
                 if v.as_str() == Some(&format!("{CHAIN_ID:#x}")) {
                     return Ok(anvil);
                 }
@@ -187,7 +189,7 @@ impl Anvil {
     /// Calls a JSON-RPC method and returns its `result` (panics on transport or RPC error):
     /// for test setup such as `evm_mine`, `anvil_setBalance`, `evm_snapshot`.
     pub async fn rpc(&self, method: &str, params: Value) -> Value {
-        rpc(&reqwest::Client::new(), &self.url, method, params)
+        rpc(&self.http, &self.url, method, params)
             .await
             .unwrap_or_else(|e| panic!("anvil {method}: {e}"))
     }
