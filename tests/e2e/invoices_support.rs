@@ -334,7 +334,10 @@ async fn assert_swept(stack: &Stack, treasury: &Treasury, invoice_id: &str) {
     );
 
     // This invoice: what it holds now, and what its sweeps moved out of it.
-    let id = uuid::Uuid::parse_str(invoice_id).unwrap();
+    let id = invoice_id
+        .parse::<meshpay_domain::InvoiceId>()
+        .unwrap()
+        .as_uuid();
     let (deposit, invoice_final): (String, String) = sqlx::query_as(
         "SELECT i.deposit_address,
                 (SELECT COALESCE(sum(p.amount), 0)::text FROM invoice_payments p
