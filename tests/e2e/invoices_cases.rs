@@ -7,10 +7,11 @@
 //! `sweep` timer running every second: what is final and recognized is swept, nothing else.
 //!
 //! A sweep moves only final payments, so a reorg can take back a swept payment only by going
-//! deeper than finality: out of scope (the books would keep the sweep the chain lost, and
-//! `reconcile` reports it). The reorg case removes payments that were final (deeper than
-//! finality, to exercise reversals), so its sweep is held off until the reorg is over: then the
-//! timer finds the removed payments not due and sweeps nothing.
+//! deeper than finality: out of scope (a confirmed sweep is not re-checked; one still in flight
+//! is re-sent on the new branch and posts only what its receipt moved). The reorg case removes
+//! payments that were final (deeper than finality, to exercise reversals), so its sweep is held
+//! off until the reorg is over: then the timer finds the removed payments not due and sweeps
+//! nothing.
 
 use std::time::Duration;
 
