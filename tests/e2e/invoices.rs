@@ -1,6 +1,6 @@
 //! Pay-ins through devhost and `meshpay` on anvil (a block a second, finality 1 block): an
 //! invoice created over the API, paid in USDC by anvil account 5, seen by the `invoices-detect`
-//! timer, paid and credited once; its public pay page, in a headless Chromium, shows the
+//! timer, paid and credited once, swept to the treasury; its public pay page, in a headless Chromium, shows the
 //! address and QR code and turns to paid by itself.
 
 use std::time::{Duration, Instant};
@@ -10,12 +10,12 @@ use meshpay_testkit::browser::Browser;
 use meshpay_testkit::stack::{HandlerSettings, Stack};
 
 use crate::invoices_support::{
-    Receiver, USDC, assert_invoice_books, block_every_second, create_invoice, pay_usdc,
-    wait_for_status, with_webhooks,
+    Receiver, Treasury, USDC, assert_invoice_books, block_every_second, create_invoice, pay_usdc,
+    wait_for_status, with_sweeps, with_webhooks,
 };
 
 async fn start() -> Stack {
-    let settings = with_webhooks(HandlerSettings::default())
+    let settings = with_sweeps(with_webhooks(HandlerSettings::default()))
         .env("INVOICES_DETECT_SCHEDULE", "*/1 * * * * *")
         .disabled(&["broadcast", "confirm", "settle", "reconcile"]);
     Stack::builder().devhost(settings).start().await
@@ -70,6 +70,7 @@ async fn an_invoice_paid_in_usdc_turns_paid_credits_the_merchant_once_and_its_pa
         Some("Waiting for payment")
     );
 
+    let treasury = Treasury::measure(&stack).await;
     let miner = block_every_second(&stack);
     pay_usdc(&stack, address, 25 * USDC).await;
     let mined = Instant::now();
@@ -96,7 +97,7 @@ async fn an_invoice_paid_in_usdc_turns_paid_credits_the_merchant_once_and_its_pa
         .unwrap();
     let fee = 25 * USDC * u128::from(meshpay_testkit::merchant::FEE_BPS) / 10_000;
     assert_eq!(usdc.1, 25 * USDC - fee);
-    assert_invoice_books(&stack, &receiver, id, 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &treasury, id, 25 * USDC).await;
 
     // Paid: too late to cancel.
     let cancel = stack

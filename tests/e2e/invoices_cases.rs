@@ -3,7 +3,15 @@
 //! nothing): under, over and late payments, two partial payments summing to paid, a wrong
 //! token (recorded as unrecognized, never credited); and a reorg removing credited payments
 //! (invoices back, reversals posted, credits kept; the one the merchant had spent parked for
-//! review, then posted by an operator). Each case ends with [`assert_invoice_books`].
+//! review, then posted by an operator). Each case ends with [`assert_invoice_books`], the
+//! `sweep` timer running every second: what is final and recognized is swept, nothing else.
+//!
+//! A sweep moves only final payments, so a reorg can take back a swept payment only by going
+//! deeper than finality: out of scope (a confirmed sweep is not re-checked; one still in flight
+//! is re-sent on the new branch and posts only what its receipt moved). The reorg case removes
+//! payments that were final (deeper than finality, to exercise reversals), so its sweep is held
+//! off until the reorg is over: then the timer finds the removed payments not due and sweeps
+//! nothing.
 
 use std::time::Duration;
 
@@ -11,15 +19,14 @@ use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
 
 use crate::invoices_support::{
-    Receiver, USDC, assert_invoice_books, block_every_second, create_invoice, pay_token, pay_usdc,
-    wait_for_status, with_webhooks,
+    Receiver, Treasury, USDC, assert_invoice_books, block_every_second, create_invoice, pay_token,
+    pay_usdc, wait_for_status, with_sweeps, with_webhooks,
 };
 
-async fn start() -> Stack {
-    let settings = with_webhooks(HandlerSettings::default())
+fn settings() -> HandlerSettings {
+    with_sweeps(with_webhooks(HandlerSettings::default()))
         .env("INVOICES_DETECT_SCHEDULE", "*/1 * * * * *")
-        .disabled(&["broadcast", "confirm", "settle", "reconcile"]);
-    Stack::builder().devhost(settings).start().await
+        .disabled(&["broadcast", "confirm", "settle", "reconcile"])
 }
 
 fn admin_ok(stack: &Stack, args: &[&str]) -> Value {
@@ -41,10 +48,11 @@ fn admin_ok(stack: &Stack, args: &[&str]) -> Value {
 
 #[tokio::test]
 async fn under_over_late_partial_and_wrong_token_payments_end_where_they_should_credited_once() {
-    let stack = start().await;
+    let stack = Stack::builder().devhost(settings()).start().await;
     let merchant = stack.merchant().await;
     let key = &merchant.key;
     let receiver = Receiver::start(&stack, key).await;
+    let treasury = Treasury::measure(&stack).await;
     let miner = block_every_second(&stack);
     let under = create_invoice(&stack, key, "25.00").await;
     let over = create_invoice(&stack, key, "25.00").await;
@@ -107,11 +115,11 @@ async fn under_over_late_partial_and_wrong_token_payments_end_where_they_should_
     // Several more detection runs go by: nothing moves twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
     miner.abort();
-    assert_invoice_books(&stack, &receiver, &id(&under), 10 * USDC).await;
-    assert_invoice_books(&stack, &receiver, &id(&over), 30 * USDC).await;
-    assert_invoice_books(&stack, &receiver, &id(&partial), 25 * USDC).await;
-    assert_invoice_books(&stack, &receiver, &id(&wrong), 0).await;
-    assert_invoice_books(&stack, &receiver, &id(&late), 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &treasury, &id(&under), 10 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &treasury, &id(&over), 30 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &treasury, &id(&partial), 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &treasury, &id(&wrong), 0).await;
+    assert_invoice_books(&stack, &receiver, &treasury, &id(&late), 25 * USDC).await;
     let fee = |gross: u128| gross * u128::from(meshpay_testkit::merchant::FEE_BPS) / 10_000;
     let credited: u128 = [10, 30, 25, 25]
         .iter()
@@ -127,10 +135,14 @@ async fn under_over_late_partial_and_wrong_token_payments_end_where_they_should_
 
 #[tokio::test]
 async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_merchant_spent() {
-    let stack = start().await;
+    let mut stack = Stack::builder()
+        .devhost(settings().disabled(&["sweep"]))
+        .start()
+        .await;
     let merchant = stack.merchant().await;
     let key = &merchant.key;
     let receiver = Receiver::start(&stack, key).await;
+    let treasury = Treasury::measure(&stack).await;
     let big = create_invoice(&stack, key, "25.00").await;
     let small = create_invoice(&stack, key, "10.00").await;
     let (big_id, small_id) = (
@@ -168,12 +180,15 @@ async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_
     let small_back = wait_for_status(&stack, key, &small_id, "open").await;
     assert_eq!(big_back["payments"][0]["status"], "removed");
     assert_eq!(small_back["payments"][0]["status"], "removed");
+    // The sweep comes back after the reorg: nothing is due.
+    stack.restart_devhost(settings()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.count("SELECT count(*) FROM sweeps").await, 0);
 
     // The small one is reversed (credit kept, reversal posted); the big one the merchant can
     // no longer cover is parked with its reason, not retried by the runs that went by.
-    assert_invoice_books(&stack, &receiver, &small_id, 0).await;
-    assert_invoice_books(&stack, &receiver, &big_id, 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &treasury, &small_id, 0).await;
+    assert_invoice_books(&stack, &receiver, &treasury, &big_id, 25 * USDC).await;
     let kinds = stack
         .count("SELECT count(*) FROM ledger_transactions WHERE kind IN ('invoice_credit', 'invoice_reversal')")
         .await;
@@ -197,5 +212,5 @@ async fn a_reorg_removing_credited_payments_reverses_them_and_parks_the_one_the_
     admin_ok(&stack, &["invoices", "retry-reversal", "--id", &review_id]);
     assert_eq!(admin_ok(&stack, &["invoices", "reviews"])["count"], 0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_invoice_books(&stack, &receiver, &big_id, 0).await;
+    assert_invoice_books(&stack, &receiver, &treasury, &big_id, 0).await;
 }

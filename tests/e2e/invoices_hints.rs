@@ -12,13 +12,13 @@ use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
 
 use crate::invoices_support::{
-    PAYER, Receiver, USDC, assert_invoice_books, create_invoice, pay_usdc, wait_for_status,
-    with_webhooks,
+    PAYER, Receiver, Treasury, USDC, assert_invoice_books, create_invoice, pay_usdc,
+    wait_for_status, with_sweeps, with_webhooks,
 };
 const WEBHOOK_KEY: &str = "whsec_bWVzaHBheS1lMmUtaW52b2ljZS1oaW50cy1rZXk=";
 
 fn settings() -> HandlerSettings {
-    with_webhooks(HandlerSettings::default())
+    with_sweeps(with_webhooks(HandlerSettings::default()))
         .env("INVOICES_DETECT_SCHEDULE", "0 0 * * * *")
         .env("MESHPAY_CHAIN_WEBHOOK_KEY", WEBHOOK_KEY)
         .fast_retries()
@@ -64,6 +64,7 @@ async fn address_activity_hints_bring_an_invoice_to_paid_without_polling_and_flo
     let merchant = stack.merchant().await;
     let key = &merchant.key;
     let receiver = Receiver::start(&stack, key).await;
+    let treasury = Treasury::measure(&stack).await;
     let invoice = create_invoice(&stack, key, "25.00").await;
     let id = invoice["id"].as_str().unwrap();
     let address = invoice["deposit_address"].as_str().unwrap();
@@ -139,7 +140,7 @@ async fn address_activity_hints_bring_an_invoice_to_paid_without_polling_and_flo
         .matches("pay-in detection (hinted)")
         .count();
     assert!(last <= runs + 1, "{last} runs after one new event");
-    assert_invoice_books(&stack, &receiver, id, 25 * USDC).await;
+    assert_invoice_books(&stack, &receiver, &treasury, id, 25 * USDC).await;
     let poisoned = stack
         .azurite
         .queue("payins-detect-poison")
@@ -155,6 +156,7 @@ async fn a_hinted_detection_killed_at_each_step_ends_paid_and_credited_once() {
     let mut stack = Stack::builder().devhost(settings()).start().await;
     let merchant = stack.merchant().await;
     let receiver = Receiver::start(&stack, &merchant.key).await;
+    let treasury = Treasury::measure(&stack).await;
     for fault in [
         "after_record_before_cursor",
         "after_final_before_credit",
@@ -182,6 +184,6 @@ async fn a_hinted_detection_killed_at_each_step_ends_paid_and_credited_once() {
         stack
             .drained("payins-detect", Duration::from_secs(30))
             .await;
-        assert_invoice_books(&stack, &receiver, id, 10 * USDC).await;
+        assert_invoice_books(&stack, &receiver, &treasury, id, 10 * USDC).await;
     }
 }

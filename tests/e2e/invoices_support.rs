@@ -2,8 +2,11 @@
 //! anvil account 5, waiting for a status, and the one check every case ends with: the ledger balanced, the invoice's
 //! final recognized transfers each credited exactly once (amount − fee, none reversed unless
 //! removed), the merchant's share being the credit less the fee (posted by the credit itself,
-//! checked by the ledger invariants), and its webhook events queued once each, in version order. A sweep check
-//! ("deposit address empty, treasury up by the sum") belongs here too once sweeps run.
+//! checked by the ledger invariants), and its webhook events queued once each, in version order;
+//! then, once the `sweep` timer has moved every final recognized payment: the deposit address
+//! empty of the invoice's asset and of native coin, the treasury up by the sum of the final
+//! recognized transfers since it was measured, each sweep's gas posted to network fees, the
+//! ledger still summing to zero; an invoice with nothing final and recognized swept by nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,8 +15,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
 use base64::Engine as _;
-use meshpay_testkit::anvil::DEV_USDC_ADDRESS;
+use meshpay_testkit::anvil::{DEV_USDC_ADDRESS, HOT_WALLETS};
 use meshpay_testkit::api::Method;
+use meshpay_testkit::hex::hex_u128;
 use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::{Value, json};
 
@@ -31,6 +35,31 @@ pub fn with_webhooks(settings: HandlerSettings) -> HandlerSettings {
             "MESHPAY_WEBHOOK_SECRET_KEY",
             base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
         )
+}
+
+/// The `sweep` timer every second with the dev hot wallets' keys: final invoices are flushed to
+/// the treasury while a case runs.
+pub fn with_sweeps(settings: HandlerSettings) -> HandlerSettings {
+    settings
+        .dev_signers()
+        .env("SWEEP_SCHEDULE", "*/1 * * * * *")
+}
+
+/// The factory's treasury (hot wallet account 1) and its DevUSDC balance when measured: before
+/// the payer's first transfer, so what a case sweeps is the growth since.
+pub struct Treasury {
+    address: &'static str,
+    before: u128,
+}
+
+impl Treasury {
+    pub async fn measure(stack: &Stack) -> Treasury {
+        let address = HOT_WALLETS[0];
+        Treasury {
+            address,
+            before: stack.anvil().usdc_balance(address).await,
+        }
+    }
 }
 
 /// A merchant's webhook endpoint on 127.0.0.1 that records every event body it is sent and
@@ -152,9 +181,11 @@ pub async fn wait_for_status(stack: &Stack, key: &str, id: &str, want: &str) -> 
 
 /// `credited`: the sum of the invoice's transfers that must stand credited (base units).
 /// `receiver`: the merchant's endpoint, which must get the invoice's events once each, in order.
+/// `treasury`: measured before the case's first transfer.
 pub async fn assert_invoice_books(
     stack: &Stack,
     receiver: &Receiver,
+    treasury: &Treasury,
     invoice_id: &str,
     credited: u128,
 ) {
@@ -228,4 +259,176 @@ pub async fn assert_invoice_books(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_swept(stack, treasury, invoice_id).await;
+}
+
+/// The sweep half of [`assert_invoice_books`]: waits (mining a block every 200 ms, so each
+/// sweep gets its confirmation) until no final recognized payment on the chain lacks a
+/// confirmed sweep and none is in flight, then checks the invoice's deposit address, the
+/// treasury, the sweeps' receipts and gas postings against the chain.
+async fn assert_swept(stack: &Stack, treasury: &Treasury, invoice_id: &str) {
+    let pool = stack.store.pool();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let unswept = stack
+            .count(
+                "SELECT count(*) FROM invoice_payments p
+                  WHERE p.status = 'final' AND p.asset IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM sweep_payments sp JOIN sweeps s ON s.id = sp.sweep_id
+                                     WHERE sp.invoice_id = p.invoice_id AND sp.tx_hash = p.tx_hash
+                                       AND sp.log_index = p.log_index AND s.status = 'confirmed')",
+            )
+            .await;
+        let in_flight = stack
+            .count("SELECT count(*) FROM sweeps WHERE status IN ('planned', 'broadcast')")
+            .await;
+        if unswept == 0 && in_flight == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unswept} final payments unswept, {in_flight} sweeps in flight\n{}",
+            stack.log_tail(40)
+        );
+        stack.anvil().mine(1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM sweeps WHERE status = 'failed'")
+            .await,
+        0,
+        "no sweep reverted"
+    );
+    stack.assert_ledger_invariants().await;
+
+    // The treasury: up by every final recognized transfer on the chain, which the sweeps'
+    // postings carried from pay-ins to the hot wallets.
+    let (final_sum,): (String,) = sqlx::query_as(
+        "SELECT COALESCE(sum(amount), 0)::text FROM invoice_payments
+          WHERE status = 'final' AND asset IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let final_sum: u128 = final_sum.parse().unwrap();
+    let treasury_now = stack.anvil().usdc_balance(treasury.address).await;
+    assert_eq!(
+        treasury_now,
+        treasury.before + final_sum,
+        "treasury up by the final recognized transfers"
+    );
+    let (posted,): (String,) = sqlx::query_as(
+        "SELECT COALESCE(sum(e.amount), 0)::text FROM ledger_entries e
+           JOIN ledger_accounts a ON a.id = e.account_id
+           JOIN ledger_transactions t ON t.id = e.transaction_id
+          WHERE t.kind = 'sweep' AND a.kind = 'hot_wallets' AND a.asset = 'anvil:USDC'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        posted,
+        final_sum.to_string(),
+        "sweeps posted what they moved"
+    );
+
+    // This invoice: what it holds now, and what its sweeps moved out of it.
+    let id = invoice_id
+        .parse::<meshpay_domain::InvoiceId>()
+        .unwrap()
+        .as_uuid();
+    let (deposit, invoice_final): (String, String) = sqlx::query_as(
+        "SELECT i.deposit_address,
+                (SELECT COALESCE(sum(p.amount), 0)::text FROM invoice_payments p
+                  WHERE p.invoice_id = i.id AND p.status = 'final' AND p.asset IS NOT NULL)
+           FROM invoices i WHERE i.id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let invoice_final: u128 = invoice_final.parse().unwrap();
+    assert_eq!(stack.anvil().usdc_balance(&deposit).await, 0, "{deposit}");
+    assert!(
+        stack.anvil().eth_balance(&deposit).await.is_zero(),
+        "{deposit} holds native coin"
+    );
+    let sweeps: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT DISTINCT s.id::text, s.tx_hash, s.network_fee::text
+           FROM sweeps s JOIN sweep_payments sp ON sp.sweep_id = s.id
+          WHERE sp.invoice_id = $1 AND s.status = 'confirmed'",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    if invoice_final == 0 {
+        assert_eq!(sweeps, [], "nothing to sweep, nothing swept");
+        let unrecognized: Vec<(String, String)> = sqlx::query_as(
+            "SELECT token, sum(amount)::text FROM invoice_payments
+              WHERE invoice_id = $1 AND status = 'final' AND asset IS NULL GROUP BY token",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for (token, amount) in unrecognized {
+            assert_eq!(
+                stack
+                    .anvil()
+                    .erc20_balance(&token, &deposit)
+                    .await
+                    .to_string(),
+                amount,
+                "an unrecognized token stays until an operator sweeps it"
+            );
+        }
+        return;
+    }
+    let mut moved = 0u128;
+    for (sweep, tx_hash, fee) in &sweeps {
+        let receipt = stack
+            .anvil()
+            .rpc("eth_getTransactionReceipt", json!([tx_hash]))
+            .await;
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
+        let gas = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+        assert_eq!(fee, &gas.to_string(), "sweep {sweep}: fee of its receipt");
+        let (to_fees,): (String,) = sqlx::query_as(
+            "SELECT COALESCE(sum(e.amount), 0)::text FROM ledger_entries e
+               JOIN ledger_accounts a ON a.id = e.account_id
+               JOIN ledger_transactions t ON t.id = e.transaction_id
+              WHERE t.reference = $1 AND a.kind = 'network_fees'",
+        )
+        .bind(format!("sweep:{sweep}"))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            to_fees,
+            gas.to_string(),
+            "sweep {sweep}: gas to network fees"
+        );
+        moved += transfers(&receipt, &deposit, treasury.address);
+    }
+    assert_eq!(moved, invoice_final, "swept from {deposit} to the treasury");
+}
+
+/// The DevUSDC `Transfer` logs of `receipt` from `from` to `to`, summed.
+fn transfers(receipt: &Value, from: &str, to: &str) -> u128 {
+    let topic = |a: &str| format!("0x{:0>64}", a.trim_start_matches("0x").to_ascii_lowercase());
+    receipt["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|log| {
+            log["address"]
+                .as_str()
+                .is_some_and(|a| a.eq_ignore_ascii_case(DEV_USDC_ADDRESS))
+                && log["topics"][1].as_str() == Some(topic(from).as_str())
+                && log["topics"][2].as_str() == Some(topic(to).as_str())
+        })
+        .map(|log| hex_u128(&log["data"]))
+        .sum()
 }
