@@ -203,9 +203,7 @@ fn flushed(receipt: &Value) -> Vec<(Address, Address, U256)> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|log| {
-            log["topics"][0] == json!(hex(&IDepositForwarder::Flushed::SIGNATURE_HASH.0))
-        })
+        .filter(|log| log["topics"][0] == json!(hex(&IDepositForwarder::Flushed::SIGNATURE_HASH.0)))
         .map(|log| {
             let topic = alloy::hex::decode(log["topics"][1].as_str().unwrap()).unwrap();
             let data = alloy::hex::decode(log["data"].as_str().unwrap()).unwrap();
@@ -246,7 +244,11 @@ async fn a_sweep_moves_eth_and_usdc_to_the_treasury_and_a_second_sweep_moves_not
         flushed(&first),
         [
             (deposit, chain.usdc, U256::from(25_000_000u64)),
-            (deposit, Address::ZERO, U256::from(3_000_000_000_000_000u128)),
+            (
+                deposit,
+                Address::ZERO,
+                U256::from(3_000_000_000_000_000u128)
+            ),
         ]
     );
 
