@@ -599,8 +599,7 @@ impl Sweeper {
                         amount,
                     );
                 }
-                // Flushed only because it sat at the address: the books leave it to an
-                // operator sweep (the treasury holds it, no account does).
+                // The timer's sweeps list configured tokens only: nothing else is flushed.
                 None => {}
             }
             flows.deposits.push(DepositFlow {
