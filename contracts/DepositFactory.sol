@@ -18,6 +18,11 @@ contract DepositForwarder {
     address public immutable factory;
     address public immutable treasury;
 
+    /// One per asset moved (`token` = address(0) for the native coin), emitted by the deposit
+    /// address itself: the receipt then says exactly what each deposit sent to the treasury,
+    /// including coin paid in the same block before the sweep.
+    event Flushed(address indexed token, uint256 amount);
+
     error NotFactory();
     error NativeTransferFailed();
     error TokenTransferFailed(address token);
@@ -30,7 +35,8 @@ contract DepositForwarder {
     receive() external payable {}
 
     /// Moves this address's whole balance of each token, then of the native coin, to the
-    /// treasury. Empty balances are skipped, so a second flush is a no-op.
+    /// treasury, with a `Flushed` event per asset moved. Empty balances are skipped, so a
+    /// second flush is a no-op.
     function flush(address[] calldata tokens) external {
         if (msg.sender != factory) revert NotFactory();
         for (uint256 i = 0; i < tokens.length; ++i) {
@@ -41,11 +47,13 @@ contract DepositForwarder {
             (bool ok, bytes memory ret) =
                 token.call(abi.encodeCall(IERC20Minimal.transfer, (treasury, amount)));
             if (!ok || (ret.length != 0 && !abi.decode(ret, (bool)))) revert TokenTransferFailed(token);
+            emit Flushed(token, amount);
         }
         uint256 native = address(this).balance;
         if (native != 0) {
             (bool sent,) = treasury.call{value: native}("");
             if (!sent) revert NativeTransferFailed();
+            emit Flushed(address(0), native);
         }
     }
 }

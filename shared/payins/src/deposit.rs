@@ -20,6 +20,8 @@ alloy::sol! {
     /// The forwarder's one call; only its factory may make it.
     interface IDepositForwarder {
         function flush(address[] calldata tokens) external;
+        /// Emitted by the deposit address per asset it sent (`token` zero: the native coin).
+        event Flushed(address indexed token, uint256 amount);
     }
 }
 

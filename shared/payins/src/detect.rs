@@ -401,9 +401,12 @@ impl Detector {
     }
 
     /// Native coin payments leave no log: the deposit address's balance at the final head is
-    /// compared with what was recorded, and an increase is recorded as one transfer keyed by
-    /// that block (tx hash zero, log index = block number), final at once and followed for
-    /// reorgs like any other. Pending native payments are therefore not shown before finality.
+    /// compared with what the books say it holds there (recorded, less what confirmed sweeps
+    /// mined at or below that block took out), and an increase is recorded as one transfer
+    /// keyed by that block (tx hash zero, log index = block number), final at once and
+    /// followed for reorgs like any other. Pending native payments are therefore not shown
+    /// before finality. While a sweep of the invoice is sent but not finished the address is
+    /// skipped: it may have moved coin by an amount the books learn only from its receipt.
     async fn native_balances(
         &self,
         chain: &Chain,
@@ -415,10 +418,20 @@ impl Detector {
         let native = chain.native.id();
         let mut block_hash = None;
         for watch in watched.iter().filter(|w| &w.asset == native) {
+            // Read after the head (see `Store::native_book`), before the balance.
+            let book = self.store.native_book(watch.invoice, final_head).await?;
+            if book.sweep_in_flight {
+                continue;
+            }
             let balance =
                 Amount::from_base_units(rpc.balance_at(watch.deposit_address, final_head).await?);
-            let recorded = self.store.native_recorded(watch.invoice).await?;
-            let Some(increase) = balance.checked_sub(recorded).filter(|a| !a.is_zero()) else {
+            // Coin a sweep took that was never recorded (paid after the last read, before the
+            // sweep) is a payment too: it shows here as swept beyond what was recorded.
+            let Some(increase) = balance
+                .checked_add(book.swept)
+                .and_then(|held| held.checked_sub(book.recorded))
+                .filter(|a| !a.is_zero())
+            else {
                 continue;
             };
             let hash = match block_hash {

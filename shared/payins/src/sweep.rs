@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolEvent};
 use meshpay_chain::rpc::{AlloyRpc, ReceiptFacts};
 use meshpay_chain::{Chain, ChainsConfig};
 use meshpay_domain::InvoiceId;
@@ -31,14 +31,14 @@ use meshpay_relay::fee_policy::FeePair;
 use meshpay_relay::transfer::{TransferCall, TxParams};
 use meshpay_relay::{LazyRelay, Relay, RelayError, WalletSend};
 use meshpay_store::sweeps::{
-    DueInvoice, NewSweep, NewSweepTx, PlanOutcome, Sweep, SweepKind, SweepReceipt, SweepStatus,
-    SweepTx,
+    DepositFlow, DueInvoice, NewSweep, NewSweepTx, PlanOutcome, Sweep, SweepKind, SweepReceipt,
+    SweepStatus, SweepTx,
 };
 use meshpay_store::{Store, StoreError};
 use serde::Serialize;
 
-use crate::deposit::IDepositFactory;
-use crate::rpc::{PayinRpc, ReadError, TRANSFER_TOPIC};
+use crate::deposit::{IDepositFactory, IDepositForwarder};
+use crate::rpc::ReadError;
 
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
@@ -144,7 +144,6 @@ impl std::fmt::Debug for Sweeper {
 /// The nodes one chain's sweep reads.
 struct Nodes {
     confirm: AlloyRpc,
-    payins: PayinRpc,
 }
 
 impl Sweeper {
@@ -197,7 +196,6 @@ impl Sweeper {
         let nodes = Nodes {
             confirm: AlloyRpc::new(chain.rpc_url.clone(), self.config.rpc_timeout)
                 .for_chain(&chain.name),
-            payins: PayinRpc::new(chain.rpc_url.clone(), self.config.rpc_timeout),
         };
         let mut report = SweepReport {
             chain: chain.name.clone(),
@@ -532,10 +530,10 @@ impl Sweeper {
                 return Ok(());
             }
         }
-        let (flows, unrecognized) = if receipt.success {
-            self.flows(nodes, chain, sweep, &receipt).await?
+        let flows = if receipt.success {
+            self.flows(chain, sweep, &receipt).await?
         } else {
-            (Vec::new(), Vec::new())
+            Flows::default()
         };
         let finished = SweepReceipt {
             tx_hash: receipt.tx_hash,
@@ -545,8 +543,9 @@ impl Sweeper {
             gas_used: receipt.gas_used,
             fee: receipt.network_fee_wei(),
             native: chain.native.id().clone(),
-            flows,
-            unrecognized,
+            flows: flows.assets,
+            unrecognized: flows.unrecognized,
+            deposits: flows.deposits,
         };
         if self.store.finish_sweep(sweep.id, &finished).await? {
             let status = if receipt.success {
@@ -561,44 +560,55 @@ impl Sweeper {
         Ok(())
     }
 
-    /// What reached the treasury: the receipt's `Transfer` logs of configured tokens to it, and
-    /// the native coin the swept deposit addresses held in the block before.
+    /// What reached the treasury, from the receipt alone: each `Flushed(token, amount)` a
+    /// deposit address of this sweep emitted (token zero: the native coin, so coin paid in the
+    /// same block before the sweep is counted exactly). Logs of any other address are ignored
+    /// (a token's contract could emit a look-alike event).
     async fn flows(
         &self,
-        nodes: &Nodes,
         chain: &Chain,
         sweep: &Sweep,
         receipt: &ReceiptFacts,
     ) -> Result<Flows, SweepError> {
-        let mut flows: Vec<(AssetId, Amount)> = Vec::new();
-        let mut unrecognized: Vec<(AssetId, Amount)> = Vec::new();
+        let deposits = self.store.sweep_deposits(sweep.id).await?;
+        let mut flows = Flows::default();
         for log in &receipt.logs {
-            if log.topics.len() != 3
-                || log.topics[0] != TRANSFER_TOPIC
-                || Address::from_word(log.topics[2]) != sweep.treasury
+            if log.topics.len() != 2
+                || log.topics[0] != IDepositForwarder::Flushed::SIGNATURE_HASH
                 || log.data.len() != 32
+                || !deposits.contains(&log.address)
             {
                 continue;
             }
+            let token = Address::from_word(log.topics[1]);
             let amount = U256::from_be_slice(&log.data);
-            match token_asset(chain, log.address) {
-                Some(asset) => add(&mut flows, asset, amount),
+            if amount.is_zero() {
+                continue;
+            }
+            let asset = if token.is_zero() {
+                Some(chain.native.id())
+            } else {
+                token_asset(chain, token)
+            };
+            match asset {
+                Some(asset) => add(&mut flows.assets, asset, amount),
                 None if sweep.kind == SweepKind::Operator => {
                     add(
-                        &mut unrecognized,
-                        &unrecognized_asset(chain, log.address)?,
+                        &mut flows.unrecognized,
+                        &unrecognized_asset(chain, token)?,
                         amount,
                     );
                 }
+                // The timer's sweeps list configured tokens only: nothing else is flushed.
                 None => {}
             }
+            flows.deposits.push(DepositFlow {
+                deposit: log.address,
+                token,
+                amount: Amount::from_base_units(amount),
+            });
         }
-        let before = receipt.block_number.saturating_sub(1);
-        for deposit in self.store.sweep_deposits(sweep.id).await? {
-            let held = nodes.payins.balance_at(deposit, before).await?;
-            add(&mut flows, chain.native.id(), held);
-        }
-        Ok((flows, unrecognized))
+        Ok(flows)
     }
 
     /// An operator's sweep of `token`, a token the chain's configuration does not know, paid
@@ -651,7 +661,6 @@ impl Sweeper {
         let nodes = Nodes {
             confirm: AlloyRpc::new(chain.rpc_url.clone(), self.config.rpc_timeout)
                 .for_chain(&chain.name),
-            payins: PayinRpc::new(chain.rpc_url.clone(), self.config.rpc_timeout),
         };
         let mut report = SweepReport {
             chain: chain.name.clone(),
@@ -671,8 +680,13 @@ fn flushed_tokens(input: &[u8]) -> Vec<Address> {
         .unwrap_or_default()
 }
 
-/// What reached the treasury: configured assets, and unrecognized tokens.
-type Flows = (Vec<(AssetId, Amount)>, Vec<(AssetId, Amount)>);
+/// What reached the treasury: configured assets, unrecognized tokens, and per deposit address.
+#[derive(Debug, Default)]
+struct Flows {
+    assets: Vec<(AssetId, Amount)>,
+    unrecognized: Vec<(AssetId, Amount)>,
+    deposits: Vec<DepositFlow>,
+}
 
 fn add(flows: &mut Vec<(AssetId, Amount)>, asset: &AssetId, amount: U256) {
     if amount.is_zero() {

@@ -197,6 +197,25 @@ async fn the_deposit_address_computed_off_chain_is_where_the_factory_deploys() {
     assert_eq!(chain.code_len(predicted).await, 45, "an EIP-1167 clone");
 }
 
+/// A receipt's `Flushed(token, amount)` logs: (emitting address, token, amount).
+fn flushed(receipt: &Value) -> Vec<(Address, Address, U256)> {
+    receipt["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|log| log["topics"][0] == json!(hex(&IDepositForwarder::Flushed::SIGNATURE_HASH.0)))
+        .map(|log| {
+            let topic = alloy::hex::decode(log["topics"][1].as_str().unwrap()).unwrap();
+            let data = alloy::hex::decode(log["data"].as_str().unwrap()).unwrap();
+            (
+                Address::from_str(log["address"].as_str().unwrap()).unwrap(),
+                Address::from_slice(&topic[12..]),
+                U256::from_be_slice(&data),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_sweep_moves_eth_and_usdc_to_the_treasury_and_a_second_sweep_moves_nothing() {
     let chain = Chain::start().await;
@@ -220,8 +239,22 @@ async fn a_sweep_moves_eth_and_usdc_to_the_treasury_and_a_second_sweep_moves_not
         treasury_eth + U256::from(3_000_000_000_000_000u128)
     );
 
+    // The deposit address itself says what it sent: one `Flushed` per asset moved.
+    assert_eq!(
+        flushed(&first),
+        [
+            (deposit, chain.usdc, U256::from(25_000_000u64)),
+            (
+                deposit,
+                Address::ZERO,
+                U256::from(3_000_000_000_000_000u128)
+            ),
+        ]
+    );
+
     let second = chain.sweep(SWEEPER, vec![salt], vec![chain.usdc]).await;
     println!("gas: second sweep, nothing to move {}", gas_used(&second));
+    assert_eq!(flushed(&second), [], "nothing moved, nothing emitted");
     assert_eq!(chain.anvil.usdc_balance(treasury).await, 25_000_000);
     assert_eq!(
         chain.anvil.eth_balance(treasury).await,
@@ -237,6 +270,13 @@ async fn a_sweep_moves_eth_and_usdc_to_the_treasury_and_a_second_sweep_moves_not
         gas_used(&third)
     );
     assert_eq!(chain.anvil.usdc_balance(treasury).await, 30_000_000);
+    assert_eq!(
+        flushed(&third),
+        [
+            (deposit, chain.usdc, U256::from(5_000_000u64)),
+            (deposit, Address::ZERO, U256::from(1_000_000_000u64)),
+        ]
+    );
     assert_eq!(chain.anvil.usdc_balance(deposit).await, 0);
     assert_eq!(chain.anvil.eth_balance(deposit).await, U256::ZERO);
 }

@@ -12,7 +12,7 @@ use alloy::signers::local::PrivateKeySigner;
 use meshpay_chain::ChainsConfig;
 use meshpay_chain::rpc::AlloyRpc;
 use meshpay_domain::{
-    Address, Amount, AssetId, FeeBps, IdempotencyKey, InvoiceId, InvoiceStatus, MerchantId,
+    Address, Amount, AssetId, FeeBps, IdempotencyKey, InvoiceId, InvoiceStatus, MerchantId, U256,
 };
 use meshpay_payins::deposit::{DepositFactory, invoice_salt};
 use meshpay_payins::detect::{DetectConfig, Detector};
@@ -91,6 +91,12 @@ async fn env() -> Env {
     }
 }
 
+const ETH: u128 = 1_000_000_000_000_000_000;
+
+fn eth_asset() -> AssetId {
+    AssetId::new("anvil", "ETH").unwrap()
+}
+
 fn usdc_asset() -> AssetId {
     AssetId::new("anvil", "USDC").unwrap()
 }
@@ -112,27 +118,7 @@ impl Env {
 
     /// An invoice of `amount` USDC, paid in full and final.
     async fn paid_invoice(&self, amount: u128) -> Invoice {
-        let id = InvoiceId::unguessable();
-        let salt = invoice_salt(id);
-        let factory = Address::from_str(DEV_DEPOSIT_FACTORY_ADDRESS).unwrap();
-        let new = NewInvoice {
-            merchant_id: self.merchant,
-            idempotency_key: IdempotencyKey::new(&id.to_string()).unwrap(),
-            request_hash: [0; 32],
-            asset: usdc_asset(),
-            amount: Amount::from_u128(amount),
-            factory,
-            id,
-            salt,
-            deposit_address: DepositFactory::at(factory).deposit_address(salt),
-            reference: None,
-            metadata: None,
-            expires_at: OffsetDateTime::now_utc() + Duration::from_secs(3600),
-        };
-        let CreateInvoiceOutcome::Created(invoice) = self.store.create_invoice(&new).await.unwrap()
-        else {
-            panic!("replayed")
-        };
+        let invoice = self.invoice_in(usdc_asset(), amount).await;
         let data = format!(
             "0xa9059cbb{:0>64}{amount:064x}",
             invoice
@@ -147,6 +133,82 @@ impl Env {
             )
             .await;
         invoice
+    }
+
+    /// An invoice of `amount` base units of `asset`, unpaid.
+    async fn invoice_in(&self, asset: AssetId, amount: u128) -> Invoice {
+        let id = InvoiceId::unguessable();
+        let salt = invoice_salt(id);
+        let factory = Address::from_str(DEV_DEPOSIT_FACTORY_ADDRESS).unwrap();
+        let new = NewInvoice {
+            merchant_id: self.merchant,
+            idempotency_key: IdempotencyKey::new(&id.to_string()).unwrap(),
+            request_hash: [0; 32],
+            asset,
+            amount: Amount::from_u128(amount),
+            factory,
+            id,
+            salt,
+            deposit_address: DepositFactory::at(factory).deposit_address(salt),
+            reference: None,
+            metadata: None,
+            expires_at: OffsetDateTime::now_utc() + Duration::from_secs(3600),
+        };
+        let CreateInvoiceOutcome::Created(invoice) = self.store.create_invoice(&new).await.unwrap()
+        else {
+            panic!("replayed")
+        };
+        invoice
+    }
+
+    /// The payer's ETH transfer of `wei` to the invoice's deposit address (not waited for).
+    fn eth_payment(&self, invoice: &Invoice, wei: u128) -> serde_json::Value {
+        json!({"from": self.anvil.address(PAYER), "to": invoice.deposit_address.to_string(),
+               "value": format!("{wei:#x}")})
+    }
+
+    /// Detection after two more blocks (final with 1-block finality).
+    async fn detect(&self) {
+        self.anvil.mine(2).await;
+        for report in self.detector.run(OffsetDateTime::now_utc()).await {
+            assert_eq!(report.unwrap().failed, 0);
+        }
+    }
+
+    async fn status(&self, invoice: &Invoice) -> InvoiceStatus {
+        self.store
+            .get_invoice(self.merchant, invoice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+
+    /// The native amounts recorded for an invoice, in order, not removed.
+    async fn native_recorded(&self, invoice: &Invoice) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT amount::text FROM invoice_payments
+              WHERE invoice_id = $1 AND token = $2 AND status <> 'removed'
+              ORDER BY block_number",
+        )
+        .bind(invoice.id.as_uuid())
+        .bind(Address::ZERO.to_checksum(None))
+        .fetch_all(self.store.pool())
+        .await
+        .unwrap()
+    }
+
+    /// What a sweep's deposit address sent of a token, from `sweep_flows`.
+    async fn swept_flow(&self, invoice: &Invoice, token: Address) -> String {
+        sqlx::query_scalar(
+            "SELECT coalesce(sum(amount), 0)::text FROM sweep_flows
+              WHERE deposit_address = $1 AND token = $2",
+        )
+        .bind(invoice.deposit_address.to_checksum(None))
+        .bind(token.to_checksum(None))
+        .fetch_one(self.store.pool())
+        .await
+        .unwrap()
     }
 
     /// Detection until every invoice given is paid (final).
@@ -665,5 +727,114 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
         env.posted("hot_wallets", "anvil:USDC").await,
         (3 * USDC).to_string()
     );
+    env.store.check_ledger_invariants().await.unwrap();
+}
+
+#[tokio::test]
+async fn native_coin_paid_after_a_sweep_is_detected_at_its_own_amount_and_swept_once() {
+    let env = env().await;
+    let invoice = env.invoice_in(eth_asset(), ETH).await;
+    env.anvil
+        .send_and_wait(env.eth_payment(&invoice, ETH))
+        .await;
+    env.detect().await;
+    assert_eq!(env.status(&invoice).await, InvoiceStatus::Paid);
+    let sweeper = env.sweeper(None);
+    env.sweep_until_settled(&sweeper).await;
+    assert_eq!(
+        env.anvil.eth_balance(invoice.deposit_address).await,
+        U256::ZERO
+    );
+    assert_eq!(
+        env.swept_flow(&invoice, Address::ZERO).await,
+        ETH.to_string()
+    );
+
+    // A later payment to the same (now empty) address: 0.3 ETH over, seen as 0.3 ETH.
+    let over = 3 * ETH / 10;
+    env.anvil
+        .send_and_wait(env.eth_payment(&invoice, over))
+        .await;
+    env.detect().await;
+    assert_eq!(
+        env.native_recorded(&invoice).await,
+        [ETH.to_string(), over.to_string()]
+    );
+    assert_eq!(env.status(&invoice).await, InvoiceStatus::Overpaid);
+
+    // Swept in turn; the books then expect an empty address and record nothing more.
+    env.sweep_until_settled(&sweeper).await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM sweeps WHERE status = 'confirmed'")
+            .await,
+        2
+    );
+    env.detect().await;
+    env.detect().await;
+    assert_eq!(env.native_recorded(&invoice).await.len(), 2);
+    assert_eq!(
+        env.posted("payins", "anvil:ETH").await,
+        format!("-{}", ETH + over)
+    );
+    env.store.check_ledger_invariants().await.unwrap();
+}
+
+#[tokio::test]
+async fn native_coin_paid_in_the_sweeps_block_before_it_is_swept_posted_and_then_detected() {
+    let env = env().await;
+    let invoice = env.invoice_in(eth_asset(), ETH).await;
+    env.anvil
+        .send_and_wait(env.eth_payment(&invoice, ETH))
+        .await;
+    env.detect().await;
+    assert_eq!(env.status(&invoice).await, InvoiceStatus::Paid);
+
+    // 0.2 ETH more and the sweep land in one block, the payment first (a higher tip).
+    let extra = 2 * ETH / 10;
+    env.anvil.rpc("evm_setAutomine", json!([false])).await;
+    let mut payment = env.eth_payment(&invoice, extra);
+    payment["maxPriorityFeePerGas"] = json!(format!("{:#x}", 50_000_000_000u128));
+    payment["maxFeePerGas"] = json!(format!("{:#x}", 100_000_000_000u128));
+    let paid = env.anvil.rpc("eth_sendTransaction", json!([payment])).await;
+    let sweeper = env.sweeper(None);
+    for report in sweeper.run().await {
+        assert_eq!(report.unwrap().sent.len(), 1);
+    }
+    env.anvil.rpc("evm_setAutomine", json!([true])).await;
+    env.anvil.mine(1).await;
+    env.sweep_until_settled(&sweeper).await;
+    let sweep = env
+        .store
+        .sweep_of_invoice(invoice.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let sweep_receipt = env.receipt(&sweep.tx_hash.unwrap().to_string()).await;
+    let paid_receipt = env.receipt(paid.as_str().unwrap()).await;
+    assert_eq!(sweep_receipt["blockNumber"], paid_receipt["blockNumber"]);
+    assert!(
+        hex_u128(&paid_receipt["transactionIndex"]) < hex_u128(&sweep_receipt["transactionIndex"])
+    );
+
+    // Everything the address held moved, and exactly that is posted and recorded per deposit.
+    assert_eq!(
+        env.anvil.eth_balance(invoice.deposit_address).await,
+        U256::ZERO
+    );
+    assert_eq!(
+        env.posted("payins", "anvil:ETH").await,
+        format!("-{}", ETH + extra)
+    );
+    assert_eq!(
+        env.swept_flow(&invoice, Address::ZERO).await,
+        (ETH + extra).to_string()
+    );
+    // Detection never saw the 0.2 ETH at the address: the sweep's record of it is the proof.
+    env.detect().await;
+    assert_eq!(
+        env.native_recorded(&invoice).await,
+        [ETH.to_string(), extra.to_string()]
+    );
+    assert_eq!(env.status(&invoice).await, InvoiceStatus::Overpaid);
     env.store.check_ledger_invariants().await.unwrap();
 }

@@ -206,6 +206,17 @@ pub struct SweepReceipt {
     /// What reached the treasury in tokens the configuration does not know (operator sweeps),
     /// under their ledger asset (`<chain>:T<first 15 hex digits of the contract>`).
     pub unrecognized: Vec<(AssetId, Amount)>,
+    /// What each deposit address sent, per token (the zero address: native coin).
+    pub deposits: Vec<DepositFlow>,
+}
+
+/// One `Flushed(token, amount)` of a sweep's receipt: a deposit address sent `amount` of
+/// `token` (the zero address: the native coin) to the treasury.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepositFlow {
+    pub deposit: Address,
+    pub token: Address,
+    pub amount: Amount,
 }
 
 /// What [`Store::plan_sweep`] did.
@@ -745,6 +756,20 @@ impl Store {
             "gas_used": receipt.gas_used, "fee": receipt.fee.to_string(), "flows": flows,
         });
         move_sweep(&mut tx, &locked, to, &data).await?;
+        for flow in receipt.deposits.iter().filter(|f| !f.amount.is_zero()) {
+            sqlx::query(
+                "INSERT INTO sweep_flows (sweep_id, deposit_address, token, amount)
+                 VALUES ($1, $2, $3, $4::numeric)
+                 ON CONFLICT (sweep_id, deposit_address, token)
+                 DO UPDATE SET amount = sweep_flows.amount + EXCLUDED.amount",
+            )
+            .bind(sweep)
+            .bind(flow.deposit.to_checksum(None))
+            .bind(flow.token.to_checksum(None))
+            .bind(flow.amount.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         let details = serde_json::json!({
             "chain": locked.chain, "wallet": locked.wallet, "treasury": locked.treasury,
             "nonce": locked.nonce, "tx_hash": receipt.tx_hash, "flows": flows,

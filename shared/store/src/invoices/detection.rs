@@ -13,6 +13,18 @@ use crate::convert;
 use crate::error::{Result, StoreError};
 use crate::ledger::{PayinPosting, post_invoice_credit, post_invoice_reversal};
 
+/// The native coin an invoice's deposit address should hold at a block, as the books know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeBook {
+    /// Native transfers recorded for the invoice, not removed.
+    pub recorded: Amount,
+    /// Taken out by confirmed sweeps mined at or below the block.
+    pub swept: Amount,
+    /// A sweep of the invoice is sent and not finished: it may have moved coin at or below
+    /// the block by an amount not known yet.
+    pub sweep_in_flight: bool,
+}
+
 /// A transfer read from the chain.
 #[derive(Debug, Clone)]
 pub struct ObservedTransfer {
@@ -131,18 +143,36 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The native amount recorded for an invoice so far (transfers not removed, token = the zero
-    /// address): what a balance check compares the deposit address's balance with.
-    pub async fn native_recorded(&self, invoice: InvoiceId) -> Result<Amount> {
-        let (sum,): (String,) = sqlx::query_as(
-            "SELECT coalesce(sum(amount), 0)::text FROM invoice_payments
-             WHERE invoice_id = $1 AND token = $2 AND status <> 'removed'",
+    /// What native detection compares a deposit address's balance at `block` with: the
+    /// native coin recorded for the invoice (transfers not removed) and what confirmed sweeps
+    /// mined at or below `block` took out of its deposit address (`sweep_flows`). Read after
+    /// the head `block` was derived from: a sweep still `planned` then was never sent, so it
+    /// cannot be in a block up to `block`; a `broadcast` one may be, and its amount is not
+    /// known until it is confirmed, so `sweep_in_flight` tells detection to wait.
+    pub async fn native_book(&self, invoice: InvoiceId, block: u64) -> Result<NativeBook> {
+        let native = Address::ZERO.to_checksum(None);
+        let (recorded, swept, in_flight): (String, String, bool) = sqlx::query_as(
+            "SELECT
+               (SELECT coalesce(sum(amount), 0)::text FROM invoice_payments
+                 WHERE invoice_id = $1 AND token = $2 AND status <> 'removed'),
+               (SELECT coalesce(sum(f.amount), 0)::text FROM sweep_flows f
+                  JOIN sweeps s ON s.id = f.sweep_id
+                  JOIN invoices i ON i.chain = s.chain AND i.deposit_address = f.deposit_address
+                 WHERE i.id = $1 AND f.token = $2 AND s.status = 'confirmed'
+                   AND s.block_number <= $3),
+               EXISTS (SELECT 1 FROM sweep_payments sp JOIN sweeps s ON s.id = sp.sweep_id
+                        WHERE sp.invoice_id = $1 AND s.status = 'broadcast')",
         )
         .bind(invoice.as_uuid())
-        .bind(Address::ZERO.to_checksum(None))
+        .bind(native)
+        .bind(i64::try_from(block).map_err(|_| StoreError::Invalid("block number".into()))?)
         .fetch_one(&self.pool)
         .await?;
-        convert::amount(&sum)
+        Ok(NativeBook {
+            recorded: convert::amount(&recorded)?,
+            swept: convert::amount(&swept)?,
+            sweep_in_flight: in_flight,
+        })
     }
 
     /// Moves the cursor back to `block` (never forward): a reorg replaced blocks from there.

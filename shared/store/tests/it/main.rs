@@ -7,6 +7,7 @@ mod authorize;
 mod books;
 mod concurrency;
 mod ledger;
+mod native_book;
 mod network_fee;
 mod operations;
 mod payin_hints;
