@@ -12,10 +12,16 @@
 //!    meshpay adds on top of the chain.
 //! 4. Pipeline: N USDC payments quote → settled at a concurrency, as payments/s next to the
 //!    limits (and the ratio to the slowest), with peak RSS of devhost and meshpay.
+//! 5. The handler alone: spawn → first 200 (copies of the running handler), and `GET
+//!    /api/health` on a bare axum route, on the handler (the shim) and through devhost.
+//!
+//! The single payments run twice: by confirm's polling alone, and with the chain-webhook path
+//! (the bench posts a signed Alchemy hint as soon as the transaction has a receipt).
 //!
 //! Figures only: nothing here asserts a time.
 
 mod api;
+mod handler;
 mod limits;
 mod pipeline;
 mod report;
@@ -54,6 +60,12 @@ pub struct BenchArgs {
     /// Operations per limit measurement (anvil sends, Azurite cycles, PostgreSQL commits).
     #[arg(long, default_value_t = 2000)]
     pub limit_ops: usize,
+    /// Fresh handler processes timed from spawn to their first 200; 0 leaves it out.
+    #[arg(long, default_value_t = 20)]
+    pub spawn_runs: usize,
+    /// Sequential `GET /api/health` per route of the shim comparison; 0 leaves it out.
+    #[arg(long, default_value_t = 2000)]
+    pub route_requests: usize,
     /// Extra handler settings, `NAME=value` (repeatable), e.g. to compare a tunable.
     #[arg(long = "set", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
@@ -68,10 +80,15 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected NAME=value, got {text:?}"))
 }
 
-/// Handler settings of every phase: quotes live long enough for the run, logs quiet.
+/// The chain-webhook signing key the handler is given, so the bench can play the provider.
+const CHAIN_WEBHOOK_KEY: &str = "whsec_bWVzaHBheS1iZW5jaC1jaGFpbi13ZWJob29rLWtleS0=";
+
+/// Handler settings of every phase: quotes live long enough for the run, logs quiet, the
+/// chain-webhook key.
 fn handler_settings(args: &BenchArgs) -> HandlerSettings {
     let base = HandlerSettings::default()
         .env("MESHPAY_QUOTE_TTL_SECONDS", "3600")
+        .env("MESHPAY_CHAIN_WEBHOOK_KEY", CHAIN_WEBHOOK_KEY)
         .env("RUST_LOG", "warn");
     args.settings.iter().fold(base, |settings, (key, value)| {
         settings.env(key, value.clone())
@@ -110,12 +127,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.limit_ops > 0 {
         report.limits = limits::run(&stack, args.limit_ops).await?;
     }
+    if args.spawn_runs > 0 {
+        report.spawn = Some(handler::spawn_to_first_200(&stack, args.spawn_runs).await?);
+    }
+    if args.route_requests > 0 {
+        report.routes = handler::shim_overhead(&stack, args.route_requests).await?;
+    }
 
     stack
         .restart_devhost(handler_settings(&args).dev_signers())
         .await;
     if args.single > 0 {
-        report.single = pipeline::single(&stack, &merchant, args.single).await?;
+        report.single = pipeline::single(&stack, &merchant, args.single, None).await?;
+        let hints = pipeline::WebhookHints {
+            key: CHAIN_WEBHOOK_KEY,
+        };
+        report.single_webhook =
+            Some(pipeline::single(&stack, &merchant, args.single, Some(&hints)).await?);
     }
     if args.payments > 0 {
         let pipeline_run = pipeline::run(&stack, &merchant, args.payments, args.concurrency);

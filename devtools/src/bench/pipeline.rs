@@ -108,18 +108,83 @@ async fn events(stack: &Stack, id: PaymentId) -> anyhow::Result<Vec<(String, Off
     Ok(rows)
 }
 
-pub async fn single(stack: &Stack, merchant: &Merchant, payments: usize) -> anyhow::Result<Single> {
+/// The chain-webhook path: the signing key of the handler's `MESHPAY_CHAIN_WEBHOOK_KEY`, with
+/// which the bench plays the provider (an Alchemy Address Activity hint posted the moment the
+/// payment's transaction has a receipt on anvil).
+pub struct WebhookHints<'a> {
+    pub key: &'a str,
+}
+
+impl WebhookHints<'_> {
+    /// Posts the hint once the transaction of `id` is mined; `true` once posted.
+    async fn post_when_mined(&self, stack: &Stack, id: PaymentId) -> anyhow::Result<bool> {
+        let Some(payment) = stack.store.get_payment_unscoped(id).await? else {
+            return Ok(false);
+        };
+        let Some(tx_hash) = payment.tx_hash else {
+            return Ok(false);
+        };
+        let receipt = stack
+            .anvil()
+            .rpc("eth_getTransactionReceipt", json!([tx_hash]))
+            .await;
+        if receipt.is_null() {
+            return Ok(false);
+        }
+        let body = json!({
+            "webhookId": "wh_bench", "id": format!("whevt_{}", uuid::Uuid::new_v4().simple()),
+            "createdAt": OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)?,
+            "type": "ADDRESS_ACTIVITY",
+            "event": {"network": "ETH_MAINNET", "activity": [{
+                "hash": tx_hash.to_string(), "category": "token", "asset": "USDC",
+            }]}
+        })
+        .to_string();
+        let key = meshpay_confirm::webhook::WebhookKey::new(self.key.to_owned());
+        let signature = meshpay_confirm::webhook::sign_alchemy(&key, body.as_bytes())
+            .context("signing the chain webhook")?;
+        let reply = stack
+            .api()
+            .post_unauthenticated(
+                "webhooks/chain",
+                &body,
+                &[("X-Alchemy-Signature", signature)],
+            )
+            .await;
+        if reply.status != 200 {
+            bail!("chain webhook answered {} {}", reply.status, reply.body);
+        }
+        Ok(true)
+    }
+}
+
+pub async fn single(
+    stack: &Stack,
+    merchant: &Merchant,
+    payments: usize,
+    hints: Option<&WebhookHints<'_>>,
+) -> anyhow::Result<Single> {
     let api = stack.api();
     let key = merchant.key.as_str();
     let chain_time = Duration::from_secs(CONFIRMATIONS * BLOCK_TIME_SECS);
-    let bar = progress(payments, "single payments");
+    let what = if hints.is_some() {
+        "single payments (webhook)"
+    } else {
+        "single payments (polling)"
+    };
+    let bar = progress(payments, what);
     let mut totals = Vec::new();
     let mut steps: Vec<Vec<(String, Duration)>> = Vec::new();
     for _ in 0..payments {
         let quote = quote(&api, key).await?;
         let started = Instant::now();
         let id = authorize(&api, key, &quote).await?;
+        let mut hinted = hints.is_none();
         loop {
+            if !hinted && let Some(hints) = hints {
+                hinted = hints.post_when_mined(stack, id).await?;
+            }
             let view = api.get(&format!("/payments/{id}"), key).await;
             match view.body["status"].as_str() {
                 Some("settled") => break,

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::api::ApiRow;
+use super::handler::{RouteLatency, Spawn};
 use super::limits::Limit;
 use super::pipeline::{Pipeline, Single};
 use super::rss::Peaks;
@@ -16,8 +17,12 @@ pub struct Report {
     pub api: Vec<ApiRow>,
     pub limits: Vec<Limit>,
     pub single: Single,
+    /// The same single payments with the chain-webhook hint posted at inclusion.
+    pub single_webhook: Option<Single>,
     pub pipeline: Option<Pipeline>,
     pub rss: Peaks,
+    pub spawn: Option<Spawn>,
+    pub routes: Vec<RouteLatency>,
 }
 
 impl Report {
@@ -107,22 +112,49 @@ impl Report {
             );
         }
         println!();
-        let s = &self.single;
-        println!(
-            "single payment ({} sequential): authorize → settled p50 {:.0} ms; overhead on top of \
-             {} × {} s: p50 {:.0} ms (min {:.0}, max {:.0})",
-            s.payments,
-            ms(s.total_p50),
-            CONFIRMATIONS,
-            BLOCK_TIME_SECS,
-            ms(s.overhead_p50),
-            ms(s.overhead_min),
-            ms(s.overhead_max)
-        );
-        for (step, gap) in &s.steps {
-            println!("  {step:<28} p50 {:>7.0} ms", ms(*gap));
+        let paths = std::iter::once(("polling", &self.single))
+            .chain(self.single_webhook.iter().map(|s| ("chain webhook", s)));
+        for (path, s) in paths {
+            println!(
+                "single payment, {path} ({} sequential): authorize → settled p50 {:.0} ms; \
+                 overhead on top of {} × {} s: p50 {:.0} ms (min {:.0}, max {:.0})",
+                s.payments,
+                ms(s.total_p50),
+                CONFIRMATIONS,
+                BLOCK_TIME_SECS,
+                ms(s.overhead_p50),
+                ms(s.overhead_min),
+                ms(s.overhead_max)
+            );
+            for (step, gap) in &s.steps {
+                println!("  {step:<28} p50 {:>7.0} ms", ms(*gap));
+            }
         }
         println!();
+        if let Some(spawn) = &self.spawn {
+            println!(
+                "handler spawn → first 200 ({} runs): p50 {:.1} ms (min {:.1}, max {:.1})",
+                spawn.runs,
+                ms(spawn.p50),
+                ms(spawn.min),
+                ms(spawn.max)
+            );
+        }
+        let floor = self.routes.first().map(|r| r.p50);
+        for route in &self.routes {
+            let over = floor.map_or(0.0, |f| ms(route.p50) - ms(f));
+            println!(
+                "GET /api/health {:<20} n {:>5}: p50 {:>7.3} ms p99 {:>7.3} ms (+{:.3} ms p50)",
+                route.name,
+                route.requests,
+                ms(route.p50),
+                ms(route.p99),
+                over
+            );
+        }
+        if self.spawn.is_some() || !self.routes.is_empty() {
+            println!();
+        }
         for (name, kib) in &self.rss {
             println!(
                 "peak RSS {name:<8} {:>8.1} MiB (pipeline phase)",
@@ -159,6 +191,20 @@ impl Report {
                 "overhead_max_ms": ms(self.single.overhead_max),
                 "steps": self.single.steps.iter().map(|(s, d)| json!({"step": s, "p50_ms": ms(*d)})).collect::<Vec<_>>(),
             },
+            "single_webhook": self.single_webhook.as_ref().map(|s| json!({
+                "payments": s.payments,
+                "total_p50_ms": ms(s.total_p50),
+                "overhead_p50_ms": ms(s.overhead_p50),
+                "overhead_min_ms": ms(s.overhead_min),
+                "overhead_max_ms": ms(s.overhead_max),
+                "steps": s.steps.iter().map(|(step, d)| json!({"step": step, "p50_ms": ms(*d)})).collect::<Vec<_>>(),
+            })),
+            "handler_spawn": self.spawn.as_ref().map(|s| json!({
+                "runs": s.runs, "p50_ms": ms(s.p50), "min_ms": ms(s.min), "max_ms": ms(s.max),
+            })),
+            "health_routes": self.routes.iter().map(|r| json!({
+                "route": r.name, "requests": r.requests, "p50_ms": ms(r.p50), "p99_ms": ms(r.p99),
+            })).collect::<Vec<_>>(),
             "peak_rss_kib": self.rss,
         })
     }

@@ -53,7 +53,8 @@ pub struct RelayConfig {
     /// treated as stuck: new payments go to a healthy wallet while there is one.
     pub wallet_stuck_after: Duration,
     /// A pending transaction that waited this long is re-priced when the fee estimate is above
-    /// what it pays (one below the next base fee is re-priced at once), see
+    /// what it pays or when it is next in line on its wallet and still not mined (one below
+    /// the next base fee is re-priced at once), see
     /// [`crate::fee_policy`].
     pub replace_after: Duration,
     /// Test hook ([`Fault`]).

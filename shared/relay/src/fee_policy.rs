@@ -13,8 +13,14 @@
 //!   fresh estimate wins when it is higher. The base for the bump is the highest-priced
 //!   attempt of the nonce, since any of them may be the one in a node's pool.
 //! - **Due.** A pending transaction is re-priced when the next block's base fee is above its
-//!   max fee (it cannot be included), or when it has waited `replace_after` and the fresh
-//!   estimate is above what it pays (outbid on the tip).
+//!   max fee (it cannot be included), or when it has waited `replace_after` and either the
+//!   fresh estimate is above what it pays (outbid on the tip) or it is next in line on its
+//!   wallet (every earlier nonce mined) and still not mined. The last case is a node holding a
+//!   transaction it will never mine at any price: a pool that computed the transaction's
+//!   dependency on the previous nonce just before the block that mined that nonce was pruned
+//!   (anvil, and reth's validate-then-insert race) parks it for good, and a node that accepted
+//!   bytes without passing them on does the same. The same bytes sent again are "already
+//!   known"; only new bytes on the nonce (this bump) get it mined.
 //! - **Stalled.** When the base fee is above the ceiling, or the bump itself would cross it,
 //!   nothing is signed: the payment shows `stalled` until fees come back.
 
@@ -93,8 +99,29 @@ pub fn replacement(
     })
 }
 
+/// How long a pending transaction has waited, and whether it is next in line on its wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    /// It has waited `replace_after`.
+    pub long_enough: bool,
+    /// Every earlier nonce of its wallet is mined at the node's head and its own is not
+    /// (`false` when unknown: nothing is concluded from a read that failed).
+    pub next_in_line: bool,
+}
+
 /// Whether a pending transaction paying `signed` should be re-priced now.
 pub fn replacement_due(
+    signed: FeePair,
+    fresh: FeePair,
+    next_base_fee_wei: Option<u128>,
+    waiting: Waiting,
+) -> bool {
+    replacement_due_on_fees(signed, fresh, next_base_fee_wei, waiting.long_enough)
+        || (waiting.long_enough && waiting.next_in_line)
+}
+
+/// [`replacement_due`] by the fees alone: below the next base fee, or outbid after waiting.
+fn replacement_due_on_fees(
     signed: FeePair,
     fresh: FeePair,
     next_base_fee_wei: Option<u128>,
@@ -196,20 +223,70 @@ mod tests {
         );
     }
 
+    fn waited(long_enough: bool) -> Waiting {
+        Waiting {
+            long_enough,
+            next_in_line: false,
+        }
+    }
+
     #[test]
     fn a_replacement_is_due_below_the_base_fee_or_when_outbid_after_waiting() {
         let signed = pair(2_000, 100);
-        assert!(replacement_due(signed, signed, Some(2_001), false));
-        assert!(!replacement_due(signed, signed, Some(2_000), true));
+        assert!(replacement_due(signed, signed, Some(2_001), waited(false)));
+        assert!(!replacement_due(signed, signed, Some(2_000), waited(true)));
         assert!(!replacement_due(
             signed,
             pair(3_000, 100),
             Some(1_000),
-            false
+            waited(false)
         ));
-        assert!(replacement_due(signed, pair(3_000, 100), Some(1_000), true));
-        assert!(replacement_due(signed, pair(2_000, 101), None, true));
-        assert!(!replacement_due(signed, pair(1_000, 50), None, true));
+        assert!(replacement_due(
+            signed,
+            pair(3_000, 100),
+            Some(1_000),
+            waited(true)
+        ));
+        assert!(replacement_due(
+            signed,
+            pair(2_000, 101),
+            None,
+            waited(true)
+        ));
+        assert!(!replacement_due(
+            signed,
+            pair(1_000, 50),
+            None,
+            waited(true)
+        ));
+    }
+
+    #[test]
+    fn a_transaction_next_in_line_and_unmined_after_waiting_is_due_at_any_fee() {
+        let signed = pair(2_000, 100);
+        let cheaper_market = pair(1_000, 50);
+        let next_in_line = |long_enough| Waiting {
+            long_enough,
+            next_in_line: true,
+        };
+        assert!(replacement_due(
+            signed,
+            cheaper_market,
+            Some(500),
+            next_in_line(true)
+        ));
+        assert!(!replacement_due(
+            signed,
+            cheaper_market,
+            Some(500),
+            next_in_line(false)
+        ));
+        assert!(!replacement_due(
+            signed,
+            cheaper_market,
+            Some(500),
+            waited(true)
+        ));
     }
 
     #[test]

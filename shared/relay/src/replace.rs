@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! in flight (broadcast | stalled | cancelling), live attempt L on nonce n
-//!   ─ due? (next base fee > L's max fee, or waited `replace_after` and outbid; a cancellation
-//!     not sent yet is always due) ── no ──▶ stalled? → Resume (fees allow L again)
+//!   ─ due? (next base fee > L's max fee, or waited `replace_after` and outbid or next in line
+//!     on its wallet yet unmined; a cancellation not sent yet is always due)
+//!     ── no ──▶ stalled? → Resume (fees allow L again)
 //!   ─ fees = max(bump of the highest attempt of n, fresh) ≤ ceiling ── above ──▶ broadcast?
 //!     → Stall ("fee market above the quoted maximum"), nothing signed
 //!   ─ sign on nonce n (no lock held) ─▶ ONE db transaction under the payment's row lock:
@@ -34,7 +35,7 @@ use meshpay_store::transactions::{self, NewTxAttempt, TxAttempt};
 use meshpay_store::{Payment, PaymentPatch, Transition, apply_transition};
 use serde_json::json;
 
-use crate::fee_policy::{self, FeePair};
+use crate::fee_policy::{self, FeePair, Waiting};
 use crate::transfer::{self, TransferCall, TxParams};
 use crate::{
     Ack, BroadcastOutcome, ChainContext, Relay, RelayConfigError, RelayError, SentTransaction,
@@ -121,11 +122,18 @@ impl Relay {
         };
         let base_fee = ctx.rpc.next_base_fee().await?;
         let signed = fee_pair(&live);
-        let waited = age(&live) >= self.config.replace_after;
-        if mode == RepriceMode::IfDue
-            && !must_cancel
-            && !fee_policy::replacement_due(signed, fresh, base_fee, waited)
-        {
+        let mut waiting = Waiting {
+            long_enough: age(&live) >= self.config.replace_after,
+            next_in_line: false,
+        };
+        let mut due = fee_policy::replacement_due(signed, fresh, base_fee, waiting);
+        if !due && waiting.long_enough && mode == RepriceMode::IfDue && !must_cancel {
+            // Asked only once the fees alone do not make it due: two reads per check of a
+            // transaction that has waited.
+            waiting.next_in_line = self.unmined_next_in_line(ctx, &live).await;
+            due = fee_policy::replacement_due(signed, fresh, base_fee, waiting);
+        }
+        if mode == RepriceMode::IfDue && !must_cancel && !due {
             let resumed = payment.status == PaymentStatus::Stalled
                 && self
                     .change_status(
@@ -224,6 +232,25 @@ impl Relay {
             resumed,
             refused,
         }))
+    }
+
+    /// Whether the wallet's nonce at the node's head is the live attempt's own: every earlier
+    /// nonce mined, this one not, so the next block could include it at its price. `false`
+    /// when the node cannot say (a failed read proves nothing; a lagging node reports a lower
+    /// nonce, which also says `false`).
+    async fn unmined_next_in_line(&self, ctx: &ChainContext, live: &TxAttempt) -> bool {
+        let read = async {
+            let head = ctx.rpc.head(false).await?;
+            ctx.rpc.nonce_at(live.from, head.latest).await
+        };
+        match read.await {
+            Ok(nonce) => nonce == live.nonce,
+            Err(error) => {
+                tracing::debug!(payment = %live.payment_id, %error,
+                    "wallet nonce at the head unknown: not re-pricing for it");
+                false
+            }
+        }
     }
 
     /// The call of the replacement: the payment's own transfer again, or the cancellation (a

@@ -359,3 +359,124 @@ async fn a_cancel_that_loses_the_race_to_the_original_ends_settled_and_a_later_c
     ));
     stack.finish().await;
 }
+
+/// The state a node's pool can leave a transaction in for good: in the pool (re-sending its
+/// bytes answers "already known"), next in line on its wallet, priced above the base fee, and
+/// never mined. anvil gets there when a block mines the previous nonce between the moment it
+/// validates the transaction (finding it one ahead of the chain: "requires the previous
+/// nonce") and the moment it inserts it (after that block pruned the previous nonce's marker).
+/// Reproduced without the race: the wallet's nonce is set one back, the bytes sent (parked
+/// behind the missing nonce), and the nonce set forward again (the pool is not told).
+async fn park_in_pool_for_good(
+    stack: &ConfirmStack,
+    attempt: &meshpay_store::transactions::TxAttempt,
+) {
+    let wallet = attempt.from.to_string();
+    stack
+        .anvil
+        .rpc("anvil_dropTransaction", json!([attempt.tx_hash]))
+        .await;
+    let nonce = |n: u64| json!([wallet, format!("{n:#x}")]);
+    stack
+        .anvil
+        .rpc("anvil_setNonce", nonce(attempt.nonce - 1))
+        .await;
+    let raw = format!("0x{}", alloy::hex::encode(&attempt.raw));
+    stack
+        .anvil
+        .rpc("eth_sendRawTransaction", json!([raw]))
+        .await;
+    stack
+        .anvil
+        .rpc("anvil_setNonce", nonce(attempt.nonce))
+        .await;
+    let status = stack.anvil.rpc("txpool_status", json!([])).await;
+    assert_eq!(
+        status["queued"], "0x1",
+        "parked behind a nonce already used"
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_next_in_line_that_the_pool_never_mines_is_replaced_and_settles_once() {
+    let stack = ConfirmStack::start(1).await;
+    let pipeline = stack.pipeline();
+    // Each hot wallet starts one nonce up, so the payment's nonce has one before it.
+    for wallet in meshpay_testkit::anvil::HOT_WALLETS {
+        stack
+            .anvil
+            .rpc("anvil_setNonce", json!([wallet, "0x1"]))
+            .await;
+    }
+    let replace_after = std::time::Duration::from_secs(1);
+    let relay = stack.relay_with(meshpay_relay::RelayConfig {
+        replace_after,
+        ..meshpay_relay::RelayConfig::default()
+    });
+    let amount = 10u128.pow(15);
+    let recipient = fresh_address();
+    let payment = PaymentSetup::new(asset("ETH"), amount)
+        .recipient(recipient)
+        .gas(QuotedGas {
+            gas_limit: 21_000,
+            max_fee_per_gas: 20 * GWEI,
+            max_priority_fee_per_gas: 2 * GWEI,
+        })
+        .authorize(&stack.store, stack.merchant)
+        .await;
+    let BroadcastOutcome::Sent(first) = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap()
+    else {
+        panic!("first broadcast not sent");
+    };
+    let original = stack.store.live_attempt(payment.id).await.unwrap().unwrap();
+    assert_eq!(original.nonce, 1);
+    park_in_pool_for_good(&stack, &original).await;
+
+    // Blocks come and go with room to spare and a falling base fee: nothing includes it, and
+    // nothing about the fee market says it is outbid.
+    stack.mine(3).await;
+    assert!(stack.receipt(first.tx_hash).await.is_null());
+    let waiting = pipeline
+        .confirm(ConfirmMessage::new(payment.id))
+        .await
+        .unwrap();
+    let ConfirmOutcome::Waiting {
+        next,
+        rebroadcast: true,
+        ..
+    } = waiting
+    else {
+        panic!("expected a pending check handed to the broadcast step, got {waiting:?}");
+    };
+    tokio::time::sleep(replace_after).await;
+    let replacement = replaced(relay.broadcast(payment.id, Delivery::FIRST).await.unwrap());
+    assert_eq!(replacement.nonce, original.nonce);
+    assert_eq!(replacement.replaced, first.tx_hash);
+    assert!(!replacement.cancellation && replacement.refused.is_none());
+    assert!(replacement.max_fee_per_gas_wei * 1000 >= original.max_fee_per_gas_wei * 1125);
+    assert!(replacement.max_fee_per_gas_wei <= payment.max_fee_per_gas);
+
+    stack.mine(1).await;
+    let ConfirmOutcome::Confirmed { tx_hash, .. } =
+        stack.settled_or_cancelled(&pipeline, next).await
+    else {
+        panic!("not confirmed");
+    };
+    assert_eq!(tx_hash, replacement.tx_hash);
+    assert_eq!(
+        pipeline.settle(payment.id).await.unwrap(),
+        SettleOutcome::Settled {
+            payment_id: payment.id
+        }
+    );
+    let settled = stack.payment_now(payment.id).await;
+    assert_eq!(settled.status, PaymentStatus::Settled);
+    assert_eq!(
+        settled.network_fee_actual,
+        Some(stack.charged_fee(replacement.tx_hash).await)
+    );
+    // Paid once; the parked bytes can never be mined now that their nonce is used.
+    assert_eq!(stack.anvil.eth_balance(recipient).await, U256::from(amount));
+    assert!(stack.receipt(first.tx_hash).await.is_null());
+    stack.finish().await;
+}

@@ -97,6 +97,10 @@ impl ConfirmStack {
     }
 
     pub fn relay(&self) -> Relay {
+        self.relay_with(RelayConfig::default())
+    }
+
+    pub fn relay_with(&self, config: RelayConfig) -> Relay {
         let chain = self.chains.chain("anvil").unwrap().clone();
         let signers: Vec<DynTxSigner> = HOT_WALLET_ACCOUNTS
             .iter()
@@ -109,7 +113,7 @@ impl ConfirmStack {
             self.anvil.url().parse().unwrap(),
             Duration::from_secs(10),
         ));
-        Relay::new(self.store.clone(), RelayConfig::default())
+        Relay::new(self.store.clone(), config)
             .with_chain(chain, rpc, signers)
             .unwrap()
     }
