@@ -17,7 +17,8 @@
 use std::time::Instant;
 
 use alloy::primitives::Address;
-use meshpay_store::transactions::TxAttempt;
+use meshpay_store::sweeps::SweepTx;
+use meshpay_store::transactions::{NonceHolder, TxAttempt};
 use serde::Serialize;
 
 use crate::{ChainContext, Relay, RelayConfigError, RelayError};
@@ -174,20 +175,31 @@ impl Relay {
             }
         }
         // One more than may be sent, to tell "all done" from "budget spent".
-        let attempts = self
+        let holders = self
             .store
-            .live_attempts_from(chain, wallet, chain_nonce, max_sends.saturating_add(1))
+            .nonce_holders_from(chain, wallet, chain_nonce, max_sends.saturating_add(1))
             .await?;
-        for attempt in attempts {
+        for holder in holders {
             if report.sends >= max_sends || deadline.is_some_and(|d| Instant::now() >= d) {
                 report.out_of_budget = true;
                 break;
             }
-            match self.resend_locked(ctx, &attempt, &mut report).await? {
+            let outcome = match &holder {
+                NonceHolder::Live(attempt) => self.resend_locked(ctx, attempt, &mut report).await?,
+                NonceHolder::Mined(attempt) => {
+                    report.sends += 1;
+                    self.resend_mined(ctx, attempt).await?
+                }
+                NonceHolder::Sweep { tx, .. } => {
+                    report.sends += 1;
+                    self.resend_sweep(ctx, tx).await?
+                }
+            };
+            match outcome {
                 Resend::Accepted => report.resent += 1,
                 Resend::Skipped => {}
                 Resend::Refused(error) => {
-                    report.stopped_at = Some((attempt.nonce, error));
+                    report.stopped_at = Some((holder.nonce(), error));
                     break;
                 }
             }
@@ -240,6 +252,59 @@ impl Relay {
             }
         };
         Ok(outcome)
+    }
+}
+
+impl Relay {
+    /// Re-sends the bytes a final payment's receipt named, after a reorg took them out of the
+    /// chain: the same transaction, so it cannot pay twice. Only the send is recorded; the
+    /// payment and the attempt keep their status, and a refusal is reported, never stored
+    /// against the payment.
+    async fn resend_mined(
+        &self,
+        ctx: &ChainContext,
+        attempt: &TxAttempt,
+    ) -> Result<Resend, RelayError> {
+        let outcome = match ctx.rpc.send_raw(&attempt.raw).await.err() {
+            None => Resend::Accepted,
+            Some(failure) => match classify_send(&failure) {
+                SendClass::AlreadyKnown => Resend::Accepted,
+                // The chain has the nonce again (these bytes, mined anew).
+                SendClass::NonceTooLow => return Ok(Resend::Skipped),
+                _ => Resend::Refused(failure.to_string()),
+            },
+        };
+        if matches!(outcome, Resend::Accepted) {
+            self.store.record_mined_resend(attempt.id).await?;
+            tracing::warn!(payment = %attempt.payment_id, tx_hash = %attempt.tx_hash,
+                nonce = attempt.nonce, "mined transaction re-sent after a reorg removed it");
+        }
+        Ok(outcome)
+    }
+
+    /// Re-sends a sweep's stored transaction (its mined one, or its live one), recorded as the
+    /// sweep step records its own sends.
+    async fn resend_sweep(&self, ctx: &ChainContext, tx: &SweepTx) -> Result<Resend, RelayError> {
+        self.store.begin_sweep_send(tx.id).await?;
+        let Err(failure) = ctx.rpc.send_raw(&tx.raw).await else {
+            self.store.record_sweep_send(tx.id, Ok(()), true).await?;
+            return Ok(Resend::Accepted);
+        };
+        let error = failure.to_string();
+        let class = classify_send(&failure);
+        if class == SendClass::AlreadyKnown {
+            self.store.record_sweep_send(tx.id, Ok(()), true).await?;
+            return Ok(Resend::Accepted);
+        }
+        let exposed = class == SendClass::Unknown;
+        self.store
+            .record_sweep_send(tx.id, Err(&error), exposed)
+            .await?;
+        Ok(if class == SendClass::NonceTooLow {
+            Resend::Skipped
+        } else {
+            Resend::Refused(error)
+        })
     }
 }
 

@@ -151,13 +151,13 @@ impl std::fmt::Debug for TxAttempt {
     }
 }
 
-const ATTEMPT_COLUMNS: &str = "id, payment_id, attempt, chain, chain_id, from_address, nonce, \
+pub(super) const ATTEMPT_COLUMNS: &str = "id, payment_id, attempt, chain, chain_id, from_address, nonce, \
      to_address, value::text AS value, gas_limit, max_fee_per_gas::text AS max_fee_per_gas, \
      max_priority_fee_per_gas::text AS max_priority_fee_per_gas, tx_hash, raw_tx, status, \
      send_count, last_error, created_at, first_sent_at, last_sent_at, exposed_at, send_started_at";
 
 #[derive(sqlx::FromRow)]
-struct AttemptRow {
+pub(super) struct AttemptRow {
     id: Uuid,
     payment_id: Uuid,
     attempt: i32,
@@ -178,7 +178,7 @@ struct AttemptRow {
 }
 
 impl AttemptRow {
-    fn into_attempt(self) -> Result<TxAttempt> {
+    pub(super) fn into_attempt(self) -> Result<TxAttempt> {
         let terms = self.terms.decode()?;
         Ok(TxAttempt {
             id: self.id,

@@ -22,6 +22,7 @@ mod attempts;
 mod fills;
 mod gaps;
 mod health;
+mod holders;
 mod nonces;
 mod reservations;
 mod sends;
@@ -39,6 +40,7 @@ pub use attempts::{
 pub use fills::{GapFill, NewGapFill, StaleGap, claim_gap, insert_gap_fill};
 pub use gaps::{NonceRelease, release_nonce};
 pub use health::WalletHealth;
+pub use holders::NonceHolder;
 pub use nonces::{
     HaltedWallet, NonceAllocation, NonceSource, WalletNonce, allocate_nonce, halt_wallet,
     resync_nonce,
