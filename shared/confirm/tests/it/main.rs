@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod fees;
+mod healing;
 mod flows;
 mod lease;
 mod reconcile;
