@@ -1,18 +1,25 @@
 //! [`Relay::heal_wallet`]: re-sends a wallet's stored transactions that the chain has not seen;
 //! [`Relay::heal_wallets`]: every wallet, within a budget (the reconcile timer's pass).
 //!
-//! By construction every nonce between the chain's pending nonce and the wallet's counter has a
-//! stored live transaction (or is a handed-back gap the next allocation fills), so a counter
-//! ahead of the chain is repaired by re-sending, lowest nonce first, never by rewinding over
+//! By construction every nonce between the chain's pending nonce and the wallet's counter has
+//! stored signed bytes (or is a handed-back gap the next allocation fills), so a counter ahead
+//! of the chain is repaired by re-sending, lowest nonce first, never by rewinding over
 //! transactions that may still be mined (the jam of OpenZeppelin relayer #818/#843). This is
 //! per wallet what a confirm check does per payment, but it does not wait for each payment's
 //! confirm chain to notice: one lost send stalls every later nonce of the wallet.
 //!
-//! Each re-send starts by recording the send under the payment's row lock, and only while the
-//! attempt is still the payment's live transaction (`Store::begin_send`), so the broadcast step
-//! (which takes the same lock to fail a payment) never fails a payment whose bytes are on their
-//! way to a node. Re-sending stored
-//! bytes never signs anything and never changes a payment's status.
+//! Whatever holds a nonce is re-sent: a gap fill, an in-flight payment's live attempt, a
+//! sweep's transaction, and the attempt a final payment's receipt named (settled, or cancelled
+//! by its self-transfer). The last matters after a reorg: nodes need not put reorged
+//! transactions back into their pools, and one missing mined cancellation would hold every
+//! later nonce. The bytes sent are the ones already signed for that nonce, so at most one of
+//! them is ever mined: the pending-nonce read is proof enough.
+//!
+//! A live attempt's re-send starts by recording the send under the payment's row lock, and only
+//! while the attempt is still the payment's live transaction (`Store::begin_send`), so the
+//! broadcast step (which takes the same lock to fail a payment) never fails a payment whose
+//! bytes are on their way to a node. A mined attempt's re-send is only counted. Re-sending
+//! stored bytes never signs anything and never changes a payment's status.
 
 use std::time::Instant;
 

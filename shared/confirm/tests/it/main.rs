@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod fees;
-mod healing;
 mod flows;
+mod healing;
 mod lease;
 mod reconcile;
 mod reorgs;

@@ -327,28 +327,4 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         live_attempt(&mut conn, payment).await
     }
-
-    /// Live attempts of a wallet with a nonce at or above `from_nonce`, lowest nonce first: what
-    /// to re-send when the chain's pending nonce lags behind the counter (a lost send).
-    pub async fn live_attempts_from(
-        &self,
-        chain: &str,
-        wallet: Address,
-        from_nonce: u64,
-        limit: u32,
-    ) -> Result<Vec<TxAttempt>> {
-        let sql = format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM payment_transactions
-              WHERE chain = $1 AND from_address = $2 AND nonce >= $3 AND status IN ('signed', 'sent')
-              ORDER BY nonce LIMIT $4"
-        );
-        let rows: Vec<AttemptRow> = sqlx::query_as(&sql)
-            .bind(chain)
-            .bind(checksum(wallet))
-            .bind(i64_of(from_nonce, "nonce")?)
-            .bind(i64::from(limit.min(1000)))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(AttemptRow::into_attempt).collect()
-    }
 }

@@ -7,10 +7,10 @@ use uuid::Uuid;
 
 use super::attempts::{ATTEMPT_COLUMNS, AttemptRow};
 use super::{TxAttempt, checksum, i64_of, u64_of};
+use crate::Store;
 use crate::convert;
 use crate::error::Result;
 use crate::sweeps::SweepTx;
-use crate::Store;
 
 /// The stored transaction to re-send for one nonce.
 #[derive(Debug, Clone)]
