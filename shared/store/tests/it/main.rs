@@ -9,6 +9,7 @@ mod concurrency;
 mod ledger;
 mod native_book;
 mod network_fee;
+mod nonce_holders;
 mod operations;
 mod payin_hints;
 mod payin_reviews;
