@@ -37,7 +37,10 @@ impl Store {
     /// The payment attempts and sweep transactions holding the wallet's nonces at or above
     /// `from_nonce`, lowest nonce first, at most `limit` (gap fills are
     /// [`Store::gap_fills_from`]). A payment that is no longer in flight contributes only the
-    /// attempt its receipt named (block recorded); one that failed unmined contributes nothing.
+    /// attempt its receipt named, and only when it ended on that receipt: `confirmed`,
+    /// `settled`, `cancelled`, or `failed` with a network fee charged (reverted on chain). A
+    /// failure before mining contributes nothing, even with a block left from a reorged
+    /// confirmation (the payment no longer holds funds for it).
     pub async fn nonce_holders_from(
         &self,
         chain: &str,
@@ -54,8 +57,9 @@ impl Store {
                 WHERE t.chain = $1 AND t.from_address = $2 AND t.nonce >= $3
                   AND ((p.status IN ('broadcast', 'stalled', 'cancelling')
                         AND t.status IN ('signed', 'sent'))
-                    OR (p.status NOT IN ('broadcast', 'stalled', 'cancelling')
-                        AND p.block_number IS NOT NULL AND p.tx_hash = t.tx_hash))
+                    OR (p.block_number IS NOT NULL AND p.tx_hash = t.tx_hash
+                        AND (p.status IN ('confirmed', 'settled', 'cancelled')
+                             OR (p.status = 'failed' AND p.network_fee_actual IS NOT NULL))))
              ) held ORDER BY nonce LIMIT $4"
         );
         let rows: Vec<HeldRow> = sqlx::query_as(&sql)
