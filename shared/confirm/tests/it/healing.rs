@@ -118,6 +118,21 @@ async fn a_settled_payments_transfer_reorged_out_is_resent_by_healing_and_the_wa
         events,
         "re-sending mined bytes changes nothing of the payment"
     );
+    // The books' settled re-check finds the same transaction in its new block: the recorded
+    // inclusion follows it and nothing is reported.
+    let mined_again = stack.receipt(hash).await;
+    stack.mine(2).await;
+    let (_, open) = stack.pipeline().reconcile_books_now().await;
+    assert!(
+        !open.iter().any(|d| d.kind == "settled_reorged"),
+        "{open:?}"
+    );
+    let moved = stack.payment_now(payment.id).await;
+    assert_eq!(
+        moved.block_number,
+        Some(ConfirmStack::inclusion_block(&mined_again))
+    );
+    assert_eq!(moved.status, PaymentStatus::Settled);
     // Each recipient was paid exactly once.
     for paid in [&payment, &next] {
         assert_eq!(
