@@ -12,7 +12,7 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use meshpay_store::connect::ConnectMode;
 use meshpay_store::connect::entra::{self, POSTGRES_SCOPE, RefreshPolicy};
 use meshpay_store::{DbAuth, DbConfig, DbConnectError, EntraCredential};
-use meshpay_testkit::postgres::server_url;
+use meshpay_testkit::postgres::{maintenance_url, server_url};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
@@ -66,7 +66,7 @@ impl TempRole {
     /// `None` (and a note on stderr) when the admin role may not create roles.
     async fn create(password: &str) -> Option<TempRole> {
         let admin_url =
-            std::env::var("MESHPAY_TEST_PG_ROLE_ADMIN_URL").unwrap_or_else(|_| server_url());
+            std::env::var("MESHPAY_TEST_PG_ROLE_ADMIN_URL").unwrap_or_else(|_| maintenance_url());
         let name = format!("mp_entra_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url).await.unwrap();
         let created = sqlx::query(&format!(

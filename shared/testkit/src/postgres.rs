@@ -31,6 +31,13 @@ pub fn server_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
 }
 
+/// The server's `postgres` maintenance database, where test databases are created and dropped:
+/// not the database `DATABASE_URL` names, which `make dev` drops and recreates (`WITH FORCE`)
+/// while tests may be running beside it.
+pub fn maintenance_url() -> String {
+    with_database(&server_url(), "postgres")
+}
+
 /// A fresh, empty database that exists for the lifetime of this value.
 pub struct TestDb {
     name: String,
@@ -43,7 +50,7 @@ impl TestDb {
     /// Creates a uniquely named empty database and a pool on it. Panics with a hint when the
     /// server is unreachable.
     pub async fn create() -> TestDb {
-        let admin_url = server_url();
+        let admin_url = maintenance_url();
         let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
             panic!(
                 "cannot connect to PostgreSQL at {} ({e}); start it with `scripts/postgres.sh ensure` \

@@ -3,12 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use meshpay_testkit::anvil::{Anvil, AnvilOptions, CHAIN_ID, DEV_ADDRESSES, DEV_USDC_ADDRESS};
-use meshpay_testkit::postgres::{TestDb, server_url};
+use meshpay_testkit::postgres::{TestDb, maintenance_url};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
 async fn database_exists(name: &str) -> bool {
-    let mut admin = PgConnection::connect(&server_url()).await.unwrap();
+    let mut admin = PgConnection::connect(&maintenance_url()).await.unwrap();
     let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(name)
         .fetch_optional(&mut admin)
