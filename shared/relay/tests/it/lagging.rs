@@ -17,13 +17,20 @@ async fn a_lagging_node_never_gets_a_mined_payment_signed_twice() {
     let stack = RelayStack::start_with_wallets(&[1]).await;
     let lagging = FaultyRpc::new(stack.rpc());
     let relay = stack.relay_with(lagging.clone(), RelayConfig::default());
+    // Blocks are mined by hand: with automine a receipt poll can mine an extra block before it
+    // sees the transaction's, making that block final (proof) earlier than this test means.
+    stack.rpc_call("evm_setAutomine", json!([false])).await;
     let amount = 10u128.pow(15);
     let payment = stack.payment("ETH", amount).await;
     let BroadcastOutcome::Sent(tx) = relay.broadcast(payment.id, Delivery::FIRST).await.unwrap()
     else {
         panic!("not sent")
     };
-    stack.receipt(tx.tx_hash).await;
+    stack.rpc_call("evm_mine", json!([])).await;
+    let receipt = stack
+        .rpc_call("eth_getTransactionReceipt", json!([tx.tx_hash]))
+        .await;
+    assert!(!receipt.is_null(), "mined in the block just made");
     // A redelivery reaches a backend that has the block state ("nonce too low") but not our
     // transaction ("unknown hash").
     lagging.forget(tx.tx_hash);
