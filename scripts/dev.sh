@@ -128,7 +128,8 @@ psql "${DATABASE_URL%/*}/postgres" -XAtq -v ON_ERROR_STOP=1 \
 
 phase "azurite + anvil"
 rm -f "$DEV/dev.pids"
-start azurite node_modules/.bin/azurite --silent --location "$DEV/azurite" --skipApiVersionCheck \
+# --disableTelemetry: Azurite reports usage to Microsoft by default (and spools it under /tmp).
+start azurite node_modules/.bin/azurite --silent --disableTelemetry --location "$DEV/azurite" --skipApiVersionCheck \
   --blobHost 127.0.0.1 --blobPort 10000 --queueHost 127.0.0.1 --queuePort 10001 \
   --tableHost 127.0.0.1 --tablePort 10002
 wait_up azurite 30 port_busy 10001

@@ -209,6 +209,9 @@ fn spawn(port: u16, dir: &std::path::Path) -> Result<Child, String> {
         .arg("--location")
         .arg(dir)
         .arg("--silent")
+        // Azurite reports usage to Microsoft by default; with no route out here it spools every
+        // report under the temp directory instead, a new directory per run.
+        .arg("--disableTelemetry")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)

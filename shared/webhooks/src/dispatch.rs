@@ -51,8 +51,8 @@ impl Default for DispatchLimits {
     fn default() -> Self {
         DispatchLimits {
             fan_out_batch: 200,
-            claim_batch: 32,
-            per_endpoint: 4,
+            claim_batch: 64,
+            per_endpoint: 16,
             concurrency: 8,
             run_budget: Duration::from_secs(25),
             retention: Duration::from_secs(30 * 24 * 3600),

@@ -309,29 +309,36 @@ impl Store {
         limits: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
         let rows: Vec<ClaimRow> = sqlx::query_as(
-            "WITH ranked AS (
-                 SELECT d.id, d.next_attempt_at,
-                        row_number() OVER (PARTITION BY d.endpoint_id
-                                           ORDER BY d.next_attempt_at, d.id) AS n
-                 FROM webhook_deliveries d
-                 WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-                   AND NOT EXISTS (
-                       SELECT 1 FROM webhook_deliveries p
-                       WHERE p.endpoint_id = d.endpoint_id AND p.payment_id = d.payment_id
-                         AND p.status = 'pending' AND p.event_seq < d.event_seq)
-             ), picked AS (
-                 SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
-                 WHERE r.n <= $2 AND d.status = 'pending' AND d.next_attempt_at <= now()
-                 ORDER BY r.next_attempt_at, d.id
+            // Per live endpoint, its oldest due deliveries that are the first pending one of
+            // their payment, locked as they are read and at most `$2` of them: an index walk
+            // that stops after the endpoint's share, so a claim costs about its own size, never
+            // the backlog's. The order check is a `min` (an index probe on all three columns of
+            // `webhook_deliveries_order` whatever the statistics say): as `NOT EXISTS`, with
+            // statistics taken while nothing was pending, the planner scanned the whole pending
+            // set for every candidate and one claim ran for minutes.
+            "WITH picked AS (
+                 SELECT c.id FROM webhook_endpoints e
+                 CROSS JOIN LATERAL (
+                     SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+                     WHERE d.endpoint_id = e.id AND d.status = 'pending'
+                       AND d.next_attempt_at <= now()
+                       AND (d.payment_id IS NULL OR d.event_seq = (
+                           SELECT min(p.event_seq) FROM webhook_deliveries p
+                           WHERE p.endpoint_id = d.endpoint_id AND p.payment_id = d.payment_id
+                             AND p.status = 'pending'))
+                     ORDER BY d.next_attempt_at, d.id
+                     LIMIT $2
+                     FOR UPDATE OF d SKIP LOCKED
+                 ) c
+                 WHERE e.disabled_at IS NULL AND e.deleted_at IS NULL
+                 ORDER BY c.next_attempt_at, c.id
                  LIMIT $1
-                 FOR UPDATE OF d SKIP LOCKED
              )
              UPDATE webhook_deliveries d
                 SET attempts = d.attempts + 1,
                     next_attempt_at = now() + $3 * interval '1 millisecond'
                FROM picked, webhook_endpoints e, webhook_events ev
               WHERE d.id = picked.id AND e.id = d.endpoint_id AND ev.id = d.event_id
-                AND e.disabled_at IS NULL AND e.deleted_at IS NULL
              RETURNING d.id, d.attempts, d.event_id, d.event_type, d.endpoint_id, e.url,
                        e.secret_ciphertext, ev.body, d.payment_id, ev.traceparent",
         )

@@ -151,6 +151,47 @@ async fn a_later_event_waits_while_an_earlier_one_of_the_same_payment_is_pending
 }
 
 #[tokio::test]
+async fn a_claim_gives_each_endpoint_its_share_so_one_backlog_cannot_crowd_out_another() {
+    let ctx = Ctx::new().await;
+    let (busy, quiet) = (ctx.merchant().await, ctx.merchant().await);
+    let hook = Hook::start(&[], 200).await;
+    let (busy_endpoint, _) = ctx.endpoint(busy, &hook.url("/hook"), None).await;
+    let (quiet_endpoint, _) = ctx.endpoint(quiet, &hook.url("/hook"), None).await;
+    for _ in 0..5 {
+        ctx.payment(busy).await;
+    }
+    ctx.payment(quiet).await;
+    ctx.store
+        .fan_out_webhook_events(100, |e, p| {
+            meshpay_webhooks::events::render(e, p, &ctx.chains)
+        })
+        .await
+        .unwrap();
+    let limits = ClaimLimits {
+        batch: 3,
+        per_endpoint: 2,
+        lease: Duration::from_secs(60),
+    };
+    let claimed = ctx.store.claim_webhook_deliveries(limits).await.unwrap();
+    let to = |endpoint| claimed.iter().filter(|c| c.endpoint_id == endpoint).count();
+    assert_eq!((to(busy_endpoint.id), to(quiet_endpoint.id)), (2, 1));
+    // The rest of the backlog comes in later claims, oldest first, each delivery once.
+    let mut seen: Vec<_> = claimed.iter().map(|c| c.id).collect();
+    loop {
+        let next = ctx.store.claim_webhook_deliveries(limits).await.unwrap();
+        if next.is_empty() {
+            break;
+        }
+        assert!(next.iter().all(|c| c.endpoint_id == busy_endpoint.id));
+        seen.extend(next.iter().map(|c| c.id));
+    }
+    let mut distinct = seen.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!((seen.len(), distinct.len()), (6, 6));
+}
+
+#[tokio::test]
 async fn gone_disables_the_endpoint_and_fails_its_pending_deliveries() {
     let ctx = Ctx::new().await;
     let m = ctx.merchant().await;
