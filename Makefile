@@ -53,6 +53,9 @@ clean-stack: ## stop what make dev started and delete its local data (.dev/)
 .PHONY: bench-signing
 bench-signing: ## broadcast throughput with Key Vault doubles (90 ms a sign, 429 bursts), 500 payments, 2 wallets
 	cargo bench -p meshpay-relay --bench signing --profile dev
+.PHONY: bench-notify
+bench-notify: ## merchant webhook dispatch draining a backlog of 4,000 deliveries (fan-out, claim, deliveries/s)
+	cargo bench -p meshpay-webhooks --bench backlog --profile dev
 .PHONY: chaos
 chaos: ## fault harness: 5,000 payments under seeded faults, money invariants checked (CHAOS_SEED replays, CHAOS_PAYMENTS)
 	@scripts/chaos.sh
