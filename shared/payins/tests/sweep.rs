@@ -9,97 +9,64 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
-use meshpay_chain::ChainsConfig;
 use meshpay_chain::rpc::AlloyRpc;
-use meshpay_domain::{
-    Address, Amount, AssetId, FeeBps, IdempotencyKey, InvoiceId, InvoiceStatus, MerchantId, U256,
-};
-use meshpay_payins::deposit::{DepositFactory, invoice_salt};
+use meshpay_domain::{Address, AssetId, InvoiceStatus, U256};
 use meshpay_payins::detect::{DetectConfig, Detector};
 use meshpay_payins::sweep::{StopAfter, SweepConfig, SweepError, Sweeper};
 use meshpay_relay::{DynTxSigner, LazyRelay, Relay, RelayConfig};
-use meshpay_store::sweeps::SweepStatus;
-use meshpay_store::{CreateInvoiceOutcome, Invoice, NewInvoice, NewMerchant, Store};
+use meshpay_store::Invoice;
+use meshpay_store::sweeps::{Sweep, SweepStatus};
 use meshpay_testkit::anvil::{
-    Anvil, DEV_DEPOSIT_FACTORY_ADDRESS, DEV_USDC_ADDRESS, HOT_WALLET_ACCOUNTS, HOT_WALLETS,
+    DEV_DEPOSIT_FACTORY_ADDRESS, DEV_USDC_ADDRESS, HOT_WALLET_ACCOUNTS, HOT_WALLETS,
 };
-use meshpay_testkit::postgres::TestDb;
 use serde_json::json;
 use time::OffsetDateTime;
 
-const PAYER: usize = 5;
-const USDC: u128 = 1_000_000;
+mod support;
+
+use support::{PAYER, PayinStack, USDC, eth_asset, usdc_asset};
 
 struct Env {
-    anvil: Anvil,
-    _db: TestDb,
-    store: Store,
+    base: PayinStack,
     detector: Detector,
-    merchant: MerchantId,
-    chains: Arc<ChainsConfig>,
     relay: LazyRelay,
 }
 
+impl std::ops::Deref for Env {
+    type Target = PayinStack;
+    fn deref(&self) -> &PayinStack {
+        &self.base
+    }
+}
+
 async fn env() -> Env {
-    let (anvil, db) = tokio::join!(
-        Anvil::start(),
-        TestDb::create_migrated(&meshpay_store::MIGRATOR)
+    let base = PayinStack::start(1, 1_000_000 * USDC).await;
+    let detector = Detector::new(
+        base.store.clone(),
+        base.chains.clone(),
+        DetectConfig::default(),
     );
-    anvil.deploy_dev_usdc_to(&[PAYER], 1_000_000 * USDC).await;
-    anvil.deploy_deposit_factory().await;
-    let hot: Vec<String> = HOT_WALLETS.iter().map(|s| (*s).to_owned()).collect();
-    let chains = Arc::new(
-        ChainsConfig::from_toml_str(&meshpay_testkit::chains::anvil_chain_toml(
-            anvil.url(),
-            1,
-            &hot,
-        ))
-        .unwrap(),
-    );
-    let store = Store::from_pool(db.pool().clone());
-    let merchant = store
-        .create_merchant(&NewMerchant {
-            name: "m".into(),
-            service_fee_bps: FeeBps::new(100).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap()
-        .id;
-    let detector = Detector::new(store.clone(), chains.clone(), DetectConfig::default());
     let signers: Vec<DynTxSigner> = HOT_WALLET_ACCOUNTS
         .iter()
         .map(|&i| {
-            Arc::new(PrivateKeySigner::from_str(anvil.private_key(i)).unwrap()) as DynTxSigner
+            Arc::new(PrivateKeySigner::from_str(base.anvil.private_key(i)).unwrap()) as DynTxSigner
         })
         .collect();
     let rpc = Arc::new(AlloyRpc::new(
-        anvil.url().parse().unwrap(),
+        base.anvil.url().parse().unwrap(),
         Duration::from_secs(10),
     ));
-    let relay = Relay::new(store.clone(), RelayConfig::default())
-        .with_chain(chains.chain("anvil").unwrap().clone(), rpc, signers)
+    let relay = Relay::new(base.store.clone(), RelayConfig::default())
+        .with_chain(base.chains.chain("anvil").unwrap().clone(), rpc, signers)
         .unwrap();
     Env {
-        anvil,
-        _db: db,
-        store,
+        base,
         detector,
-        merchant,
-        chains,
         relay: LazyRelay::ready(Arc::new(relay)),
     }
 }
 
 const ETH: u128 = 1_000_000_000_000_000_000;
-
-fn eth_asset() -> AssetId {
-    AssetId::new("anvil", "ETH").unwrap()
-}
-
-fn usdc_asset() -> AssetId {
-    AssetId::new("anvil", "USDC").unwrap()
-}
 
 fn treasury() -> Address {
     Address::from_str(HOT_WALLETS[0]).unwrap()
@@ -137,28 +104,38 @@ impl Env {
 
     /// An invoice of `amount` base units of `asset`, unpaid.
     async fn invoice_in(&self, asset: AssetId, amount: u128) -> Invoice {
-        let id = InvoiceId::unguessable();
-        let salt = invoice_salt(id);
-        let factory = Address::from_str(DEV_DEPOSIT_FACTORY_ADDRESS).unwrap();
-        let new = NewInvoice {
-            merchant_id: self.merchant,
-            idempotency_key: IdempotencyKey::new(&id.to_string()).unwrap(),
-            request_hash: [0; 32],
-            asset,
-            amount: Amount::from_u128(amount),
-            factory,
-            id,
-            salt,
-            deposit_address: DepositFactory::at(factory).deposit_address(salt),
-            reference: None,
-            metadata: None,
-            expires_at: OffsetDateTime::now_utc() + Duration::from_secs(3600),
-        };
-        let CreateInvoiceOutcome::Created(invoice) = self.store.create_invoice(&new).await.unwrap()
-        else {
-            panic!("replayed")
-        };
+        self.base
+            .invoice_in(asset, amount, Duration::from_secs(3600))
+            .await
+    }
+
+    /// An invoice of 1 ETH, paid in full and final.
+    async fn paid_eth_invoice(&self) -> Invoice {
+        let invoice = self.invoice_in(eth_asset(), ETH).await;
+        self.anvil
+            .send_and_wait(self.eth_payment(&invoice, ETH))
+            .await;
+        self.detect().await;
+        assert_eq!(self.status(&invoice).await, InvoiceStatus::Paid);
         invoice
+    }
+
+    /// The 1 ETH invoice recorded 1 ETH and then `more` wei as two payments: overpaid.
+    async fn overpaid_by(&self, invoice: &Invoice, more: u128) {
+        assert_eq!(
+            self.native_recorded(invoice).await,
+            [ETH.to_string(), more.to_string()]
+        );
+        assert_eq!(self.status(invoice).await, InvoiceStatus::Overpaid);
+    }
+
+    /// The sweep covering the invoice.
+    async fn sweep_of(&self, invoice: &Invoice) -> Sweep {
+        self.store
+            .sweep_of_invoice(invoice.id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// The payer's ETH transfer of `wei` to the invoice's deposit address (not waited for).
@@ -176,12 +153,7 @@ impl Env {
     }
 
     async fn status(&self, invoice: &Invoice) -> InvoiceStatus {
-        self.store
-            .get_invoice(self.merchant, invoice.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status
+        self.invoice_now(invoice).await.status
     }
 
     /// The native amounts recorded for an invoice, in order, not removed.
@@ -218,12 +190,7 @@ impl Env {
             assert_eq!(report.unwrap().failed, 0);
         }
         for invoice in invoices {
-            let seen = self
-                .store
-                .get_invoice(self.merchant, invoice.id)
-                .await
-                .unwrap()
-                .unwrap();
+            let seen = self.invoice_now(invoice).await;
             assert_eq!(seen.status, InvoiceStatus::Paid, "{seen:?}");
         }
     }
@@ -297,12 +264,9 @@ async fn two_final_invoices_are_swept_in_one_transaction_posted_once_and_never_t
             .await,
         2
     );
-    let sweep = env.store.sweep_of_invoice(a.id).await.unwrap().unwrap();
+    let sweep = env.sweep_of(&a).await;
     assert_eq!(sweep.status, SweepStatus::Confirmed);
-    assert_eq!(
-        env.store.sweep_of_invoice(b.id).await.unwrap().unwrap().id,
-        sweep.id
-    );
+    assert_eq!(env.sweep_of(&b).await.id, sweep.id);
     // Deposit addresses empty, forwarders deployed, the treasury up by the sum.
     assert_eq!(env.anvil.usdc_balance(a.deposit_address).await, 0);
     assert_eq!(env.anvil.usdc_balance(b.deposit_address).await, 0);
@@ -405,12 +369,7 @@ async fn resumes_after(step: StopAfter) {
     env.anvil.mine(1).await;
     env.sweep_until_settled(&env.sweeper(None)).await;
 
-    let sweep = env
-        .store
-        .sweep_of_invoice(invoice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sweep = env.sweep_of(&invoice).await;
     assert_eq!(sweep.status, SweepStatus::Confirmed, "{step:?}");
     assert_eq!(env.count("SELECT count(*) FROM sweeps").await, 1);
     // Exactly one transaction from the sweeping wallet, on the planned nonce.
@@ -476,12 +435,7 @@ async fn a_batched_sweep_costs_less_gas_than_one_sweep_per_invoice() {
             let invoice = env.paid_invoice((10 + i as u128) * USDC).await;
             env.detect_final(&[&invoice]).await;
             env.sweep_until_settled(&env.sweeper(None)).await;
-            let sweep = env
-                .store
-                .sweep_of_invoice(invoice.id)
-                .await
-                .unwrap()
-                .unwrap();
+            let sweep = env.sweep_of(&invoice).await;
             total += hex_u128(&env.receipt(&sweep.tx_hash.unwrap().to_string()).await["gasUsed"]);
         }
         total
@@ -619,12 +573,7 @@ async fn a_sweep_priced_under_a_risen_base_fee_is_replaced_on_its_nonce_and_char
         // Later blocks' base fees follow EIP-1559 down from there.
         env.anvil.mine(1).await;
     }
-    let sweep = env
-        .store
-        .sweep_of_invoice(invoice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sweep = env.sweep_of(&invoice).await;
     assert_eq!(sweep.status, SweepStatus::Confirmed);
     let attempts = env.store.sweep_attempts(sweep.id).await.unwrap();
     assert!(attempts.len() >= 2, "{attempts:?}");
@@ -714,12 +663,7 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
     // Allowed again: the invoice is due again and the next sweep moves it.
     env.anvil.send_and_wait(set(true)).await;
     env.sweep_until_settled(&sweeper).await;
-    let swept = env
-        .store
-        .sweep_of_invoice(invoice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let swept = env.sweep_of(&invoice).await;
     assert_ne!(swept.id, failed.id);
     assert_eq!(swept.status, SweepStatus::Confirmed);
     assert_eq!(env.anvil.usdc_balance(invoice.deposit_address).await, 0);
@@ -733,12 +677,7 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
 #[tokio::test]
 async fn native_coin_paid_after_a_sweep_is_detected_at_its_own_amount_and_swept_once() {
     let env = env().await;
-    let invoice = env.invoice_in(eth_asset(), ETH).await;
-    env.anvil
-        .send_and_wait(env.eth_payment(&invoice, ETH))
-        .await;
-    env.detect().await;
-    assert_eq!(env.status(&invoice).await, InvoiceStatus::Paid);
+    let invoice = env.paid_eth_invoice().await;
     let sweeper = env.sweeper(None);
     env.sweep_until_settled(&sweeper).await;
     assert_eq!(
@@ -756,11 +695,7 @@ async fn native_coin_paid_after_a_sweep_is_detected_at_its_own_amount_and_swept_
         .send_and_wait(env.eth_payment(&invoice, over))
         .await;
     env.detect().await;
-    assert_eq!(
-        env.native_recorded(&invoice).await,
-        [ETH.to_string(), over.to_string()]
-    );
-    assert_eq!(env.status(&invoice).await, InvoiceStatus::Overpaid);
+    env.overpaid_by(&invoice, over).await;
 
     // Swept in turn; the books then expect an empty address and record nothing more.
     env.sweep_until_settled(&sweeper).await;
@@ -782,12 +717,7 @@ async fn native_coin_paid_after_a_sweep_is_detected_at_its_own_amount_and_swept_
 #[tokio::test]
 async fn native_coin_paid_in_the_sweeps_block_before_it_is_swept_posted_and_then_detected() {
     let env = env().await;
-    let invoice = env.invoice_in(eth_asset(), ETH).await;
-    env.anvil
-        .send_and_wait(env.eth_payment(&invoice, ETH))
-        .await;
-    env.detect().await;
-    assert_eq!(env.status(&invoice).await, InvoiceStatus::Paid);
+    let invoice = env.paid_eth_invoice().await;
 
     // 0.2 ETH more and the sweep land in one block, the payment first (a higher tip).
     let extra = 2 * ETH / 10;
@@ -803,12 +733,7 @@ async fn native_coin_paid_in_the_sweeps_block_before_it_is_swept_posted_and_then
     env.anvil.rpc("evm_setAutomine", json!([true])).await;
     env.anvil.mine(1).await;
     env.sweep_until_settled(&sweeper).await;
-    let sweep = env
-        .store
-        .sweep_of_invoice(invoice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sweep = env.sweep_of(&invoice).await;
     let sweep_receipt = env.receipt(&sweep.tx_hash.unwrap().to_string()).await;
     let paid_receipt = env.receipt(paid.as_str().unwrap()).await;
     assert_eq!(sweep_receipt["blockNumber"], paid_receipt["blockNumber"]);
@@ -831,10 +756,6 @@ async fn native_coin_paid_in_the_sweeps_block_before_it_is_swept_posted_and_then
     );
     // Detection never saw the 0.2 ETH at the address: the sweep's record of it is the proof.
     env.detect().await;
-    assert_eq!(
-        env.native_recorded(&invoice).await,
-        [ETH.to_string(), extra.to_string()]
-    );
-    assert_eq!(env.status(&invoice).await, InvoiceStatus::Overpaid);
+    env.overpaid_by(&invoice, extra).await;
     env.store.check_ledger_invariants().await.unwrap();
 }
