@@ -129,6 +129,20 @@ impl Env {
         assert_eq!(self.status(invoice).await, InvoiceStatus::Overpaid);
     }
 
+    /// A final invoice of `amount` USDC whose sweep is planned (nonce and fees stored) and
+    /// not signed yet.
+    async fn planned_sweep(&self, amount: u128) -> (Invoice, Sweep) {
+        let invoice = self.paid_invoice(amount).await;
+        self.detect_final(&[&invoice]).await;
+        let stopped = self.sweeper(Some(StopAfter::Plan)).run().await;
+        assert!(matches!(
+            stopped.as_slice(),
+            [Err(SweepError::Stopped(StopAfter::Plan))]
+        ));
+        let planned = self.store.open_sweeps("anvil").await.unwrap().remove(0);
+        (invoice, planned)
+    }
+
     /// The sweep covering the invoice.
     async fn sweep_of(&self, invoice: &Invoice) -> Sweep {
         self.store
@@ -542,15 +556,8 @@ async fn a_sweep_priced_under_a_risen_base_fee_is_replaced_on_its_nonce_and_char
 {
     const GWEI: u128 = 1_000_000_000;
     let env = env().await;
-    let invoice = env.paid_invoice(9 * USDC).await;
-    env.detect_final(&[&invoice]).await;
     // Planned (nonce and fees stored) at today's low base fee...
-    let stopped = env.sweeper(Some(StopAfter::Plan)).run().await;
-    assert!(matches!(
-        stopped.as_slice(),
-        [Err(SweepError::Stopped(StopAfter::Plan))]
-    ));
-    let planned = env.store.open_sweeps("anvil").await.unwrap().remove(0);
+    let (invoice, planned) = env.planned_sweep(9 * USDC).await;
     // ...then the base fee jumps far above the planned max fee; blocks are mined by the test.
     env.anvil.rpc("evm_setAutomine", json!([false])).await;
     let high = 40 * GWEI;
@@ -611,14 +618,7 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
     use alloy::sol_types::SolCall;
     use meshpay_payins::deposit::IDepositFactory;
     let env = env().await;
-    let invoice = env.paid_invoice(3 * USDC).await;
-    env.detect_final(&[&invoice]).await;
-    let stopped = env.sweeper(Some(StopAfter::Plan)).run().await;
-    assert!(matches!(
-        stopped.as_slice(),
-        [Err(SweepError::Stopped(StopAfter::Plan))]
-    ));
-    let planned = env.store.open_sweeps("anvil").await.unwrap().remove(0);
+    let (invoice, planned) = env.planned_sweep(3 * USDC).await;
     // The factory's admin revokes the planned wallet: its sweep is mined and reverts.
     let set = |allowed: bool| {
         let data = IDepositFactory::setSweeperCall {
