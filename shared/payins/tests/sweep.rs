@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
 use meshpay_chain::rpc::AlloyRpc;
+use meshpay_confirm::{ConfirmConfig, Pipeline};
 use meshpay_domain::{Address, AssetId, InvoiceStatus, U256};
 use meshpay_payins::detect::{DetectConfig, Detector};
 use meshpay_payins::sweep::{StopAfter, SweepConfig, SweepError, Sweeper};
 use meshpay_relay::{DynTxSigner, LazyRelay, Relay, RelayConfig};
 use meshpay_store::Invoice;
+use meshpay_store::books::Mined;
 use meshpay_store::sweeps::{Sweep, SweepStatus};
 use meshpay_testkit::anvil::{
     DEV_DEPOSIT_FACTORY_ADDRESS, DEV_USDC_ADDRESS, HOT_WALLET_ACCOUNTS, HOT_WALLETS,
@@ -757,5 +759,88 @@ async fn native_coin_paid_in_the_sweeps_block_before_it_is_swept_posted_and_then
     // Detection never saw the 0.2 ETH at the address: the sweep's record of it is the proof.
     env.detect().await;
     env.overpaid_by(&invoice, extra).await;
+    env.store.check_ledger_invariants().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sweep_reorged_out_and_mined_again_elsewhere_has_its_recorded_block_follow_the_chain() {
+    let env = env().await;
+    let invoice = env.paid_invoice(7 * USDC).await;
+    env.detect_final(&[&invoice]).await;
+    env.sweep_until_settled(&env.sweeper(None)).await;
+    let sweep = env.sweep_of(&invoice).await;
+    assert_eq!(sweep.status, SweepStatus::Confirmed);
+    let hash = sweep.tx_hash.unwrap().to_string();
+    let recorded_block = |env: &Env| {
+        let pool = env.store.pool().clone();
+        async move {
+            let block: i64 = sqlx::query_scalar("SELECT block_number FROM sweeps WHERE id = $1")
+                .bind(sweep.id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            u64::try_from(block).unwrap()
+        }
+    };
+    let old_block = recorded_block(&env).await;
+    assert_eq!(
+        hex_u128(&env.receipt(&hash).await["blockNumber"]),
+        u128::from(old_block)
+    );
+
+    // A reorg from the sweep's block takes it off the chain (anvil does not return it to its
+    // pool); healing sends the same bytes again and they are mined in a later block.
+    let head = hex_u128(&env.anvil.rpc("eth_blockNumber", json!([])).await);
+    let depth = u64::try_from(head).unwrap() - old_block + 1;
+    env.anvil.rpc("anvil_reorg", json!([depth, []])).await;
+    assert!(env.receipt(&hash).await.is_null());
+    let relay = env.relay.get().await.unwrap();
+    let healed = relay.heal_wallet("anvil", sweep.wallet).await.unwrap();
+    assert!(healed.resent >= 1, "{healed:?}");
+    let mined_again = env.receipt(&hash).await;
+    let new_block = u64::try_from(hex_u128(&mined_again["blockNumber"])).unwrap();
+    assert_ne!(new_block, old_block);
+    env.anvil.mine(2).await;
+
+    // The books' re-check finds it there: the recorded block follows, once, with its event;
+    // the fee the new block charged is what the books hold; the deposit address is read empty
+    // at the new block; nothing is reported.
+    let books = Pipeline::new(
+        env.store.clone(),
+        env.chains.clone(),
+        ConfirmConfig::default(),
+    );
+    let (report, open) = books.reconcile_books_now().await;
+    assert!(open.is_empty(), "{open:?}");
+    assert!(report.violations.is_empty(), "{report:?}");
+    assert_eq!(recorded_block(&env).await, new_block);
+    let mined = Mined::Sweep {
+        id: sweep.id,
+        status: SweepStatus::Confirmed,
+    };
+    assert_eq!(
+        env.store.inclusion_moves(&mined).await.unwrap(),
+        vec![(old_block, new_block)]
+    );
+    assert_eq!(env.sweep_of(&invoice).await.status, SweepStatus::Confirmed);
+    let fee = hex_u128(&mined_again["gasUsed"]) * hex_u128(&mined_again["effectiveGasPrice"]);
+    let fees: String = sqlx::query_scalar(
+        "SELECT coalesce(sum(e.amount), 0)::text FROM ledger_entries e
+           JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'network_fees'
+          WHERE e.asset = 'anvil:ETH'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(fees, fee.to_string());
+    assert_eq!(
+        env.count("SELECT count(*) FROM sweeps WHERE deposits_verified_at IS NOT NULL")
+            .await,
+        1
+    );
+    // A second run finds the record true and moves nothing.
+    let (_, open) = books.reconcile_books_now().await;
+    assert!(open.is_empty(), "{open:?}");
+    assert_eq!(env.store.inclusion_moves(&mined).await.unwrap().len(), 1);
     env.store.check_ledger_invariants().await.unwrap();
 }

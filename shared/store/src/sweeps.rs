@@ -47,7 +47,7 @@ impl SweepStatus {
         }
     }
 
-    fn parse(text: &str) -> Result<SweepStatus> {
+    pub(crate) fn parse(text: &str) -> Result<SweepStatus> {
         Ok(match text {
             "planned" => SweepStatus::Planned,
             "broadcast" => SweepStatus::Broadcast,

@@ -1,31 +1,28 @@
-//! Payments that ended on a receipt stay true: a sample of those inside the depth window
-//! (settled, cancelled by their mined replacement, failed with a fee charged) is re-checked each
-//! run. The receipt naming the recorded block proves it; otherwise only positive evidence
-//! counts: the canonical block at the recorded height has another hash. Then the payment is
-//! reported (`settled_reorged`, or `receipt_reorged` for the others) and handed to the reorg
-//! path: the reorg is recorded on its confirm record and its stored signed bytes are sent again
-//! if no node knows them (the same bytes, same nonce: it can be mined once at most). Once the
-//! transaction is in a canonical final block again, the payment's recorded inclusion follows it
+//! Mined transactions stay where the books say: a sample of the payments that ended on a
+//! receipt inside the depth window (settled, cancelled by their mined replacement, failed with
+//! a fee charged) and of the finished sweeps there is re-checked each run. The receipt naming
+//! the recorded block proves it; otherwise only positive evidence counts: the canonical block
+//! at the recorded height has another hash. Then it is reported (`settled_reorged`,
+//! `receipt_reorged` for the other payments, `sweep_reorged`) and handed to the reorg path: a
+//! payment's reorg is recorded on its confirm record, and the stored signed bytes are sent again
+//! if no node knows them (the same bytes, same nonce: mined once at most). Once the transaction
+//! is in a canonical final block again with the same outcome, the recorded inclusion follows it
 //! (an appended inclusion move; a different fee charged there is posted as a
-//! `fee_adjustment`) and the discrepancy resolves. The payment's status never changes here: the
-//! same transaction was mined, so what it ended in still holds.
+//! `fee_adjustment`) and the discrepancy resolves. The status never changes here: the same
+//! transaction was mined. A sweep re-mined with another outcome or other amounts than it posted
+//! (a deposit address received more in between) stays reported for an operator.
+
+use std::collections::BTreeMap;
 
 use meshpay_chain::Chain;
-use meshpay_chain::rpc::{BooksRpc, PinnedBlock};
-use meshpay_domain::PaymentStatus;
-use meshpay_store::books::{FoundDiscrepancy, InclusionRef};
+use meshpay_chain::rpc::{BooksRpc, PinnedBlock, ReceiptFacts};
+use meshpay_domain::{Address, B256, U256};
+use meshpay_store::books::{FoundDiscrepancy, InclusionRef, Mined};
+use meshpay_store::sweeps::SweepStatus;
 use serde_json::json;
 
 use super::BooksReport;
 use crate::{ConfirmError, Pipeline};
-
-/// The discrepancy kind of a recorded inclusion whose block left the chain.
-fn reorged_kind(status: PaymentStatus) -> &'static str {
-    match status {
-        PaymentStatus::Settled => "settled_reorged",
-        _ => "receipt_reorged",
-    }
-}
 
 impl Pipeline {
     pub(super) async fn recheck_inclusions(
@@ -50,15 +47,19 @@ impl Pipeline {
         let mut cleared = Vec::new();
         for recorded in sample {
             report.settled_checked += 1;
-            let kind = reorged_kind(recorded.status);
-            let key = format!("{kind}:{}", recorded.payment_id);
+            let mined = recorded.mined;
+            let kind = mined.reorged_kind();
+            let key = match mined {
+                Mined::Payment { id, .. } => format!("{kind}:{id}"),
+                Mined::Sweep { id, .. } => format!("{kind}:{id}"),
+            };
             let receipt = rpc.receipt(recorded.tx_hash).await?;
             if receipt
                 .as_ref()
                 .is_some_and(|r| r.block_hash == recorded.block_hash)
             {
                 self.store
-                    .record_inclusion_recheck(recorded.payment_id, "canonical")
+                    .record_inclusion_recheck(&mined, "canonical")
                     .await?;
                 cleared.push(key);
                 continue;
@@ -67,32 +68,47 @@ impl Pipeline {
             if canonical.is_none_or(|h| h == recorded.block_hash) {
                 // One node's missing receipt proves nothing while the block is still there.
                 self.store
-                    .record_inclusion_recheck(recorded.payment_id, "inconclusive")
+                    .record_inclusion_recheck(&mined, "inconclusive")
                     .await?;
                 continue;
             }
             report.settled_reorged += 1;
-            // Found again in a canonical, final block: the payment stands, in that block.
-            if let Some(r) = receipt.as_ref().filter(|r| r.block_number <= pin.number)
-                && rpc.block_hash(r.block_number).await? == Some(r.block_hash)
-            {
-                let moved = self
-                    .store
-                    .move_inclusion(&recorded, r.block_number, r.block_hash, r.network_fee_wei())
-                    .await?;
-                self.store
-                    .record_inclusion_recheck(recorded.payment_id, "canonical")
-                    .await?;
-                tracing::warn!(payment = %recorded.payment_id, status = %recorded.status,
-                    from = recorded.block_number, to = r.block_number,
-                    fee_adjustment = ?moved.and_then(|m| m.fee_adjustment),
-                    "payment's transaction re-included in another block after a reorg");
-                cleared.push(key);
-                continue;
-            }
-            let detail = self.hand_to_reorg_path(chain, &recorded, canonical).await?;
+            // Found again in a canonical, final block: it stands, in that block.
+            let again = match receipt.filter(|r| r.block_number <= pin.number) {
+                Some(r) if rpc.block_hash(r.block_number).await? == Some(r.block_hash) => Some(r),
+                _ => None,
+            };
+            let detail = match again {
+                Some(r) => match self.same_outcome(&mined, &r).await? {
+                    None => {
+                        let moved = self
+                            .store
+                            .move_inclusion(
+                                &recorded,
+                                r.block_number,
+                                r.block_hash,
+                                r.network_fee_wei(),
+                                chain.native.id(),
+                            )
+                            .await?;
+                        self.store
+                            .record_inclusion_recheck(&mined, "canonical")
+                            .await?;
+                        tracing::warn!(%mined, from = recorded.block_number, to = r.block_number,
+                            fee_adjustment = ?moved.and_then(|m| m.fee_adjustment),
+                            "mined transaction re-included in another block after a reorg");
+                        cleared.push(key);
+                        continue;
+                    }
+                    Some(difference) => format!(
+                        "{mined}'s transaction {} was mined again in block {} ({}), but {difference}",
+                        recorded.tx_hash, r.block_number, r.block_hash
+                    ),
+                },
+                None => self.hand_to_reorg_path(chain, &recorded, canonical).await?,
+            };
             self.store
-                .record_inclusion_recheck(recorded.payment_id, "reorged")
+                .record_inclusion_recheck(&mined, "reorged")
                 .await?;
             found.push(FoundDiscrepancy {
                 dedupe_key: key,
@@ -100,7 +116,7 @@ impl Pipeline {
                 chain: chain.name.clone(),
                 wallet: recorded.wallet.map(|w| w.to_string()),
                 asset: None,
-                payment_id: Some(recorded.payment_id),
+                payment_id: mined.payment_id(),
                 expected: None,
                 actual: None,
                 difference: None,
@@ -114,18 +130,59 @@ impl Pipeline {
         self.settle_findings(run_id, found, cleared, report).await
     }
 
-    /// Records the reorg on the payment's confirm record and sends its stored bytes again when
+    /// `None` when the transaction mined again ended as recorded; otherwise what differs. A
+    /// payment's transaction is the one whose receipt ended it (any outcome of the same bytes
+    /// is what the chain did); a sweep's posting came from its receipt's outcome and `Flushed`
+    /// logs, which the chain state of another block can change.
+    async fn same_outcome(
+        &self,
+        mined: &Mined,
+        receipt: &ReceiptFacts,
+    ) -> Result<Option<String>, ConfirmError> {
+        let Mined::Sweep { id, status } = *mined else {
+            return Ok(None);
+        };
+        if receipt.success != (status == SweepStatus::Confirmed) {
+            return Ok(Some(format!(
+                "it {} there",
+                if receipt.success {
+                    "succeeded"
+                } else {
+                    "reverted"
+                }
+            )));
+        }
+        let deposits = self.store.sweep_deposits(id).await?;
+        let mut moved: BTreeMap<(Address, Address), U256> = BTreeMap::new();
+        for log in receipt.logs.iter().filter_map(|l| l.flushed()) {
+            if deposits.contains(&log.deposit) && !log.amount.is_zero() {
+                let sum = moved.entry((log.deposit, log.token)).or_default();
+                *sum = sum.saturating_add(log.amount);
+            }
+        }
+        let posted: BTreeMap<(Address, Address), U256> = self
+            .store
+            .sweep_flows(id)
+            .await?
+            .into_iter()
+            .map(|f| ((f.deposit, f.token), f.amount.base_units()))
+            .collect();
+        Ok((moved != posted)
+            .then(|| format!("it moved {moved:?} there, other amounts than the {posted:?} posted")))
+    }
+
+    /// Records a payment's reorg on its confirm record and sends the stored bytes again when
     /// no node knows them. Returns the report's text.
     async fn hand_to_reorg_path(
         &self,
         chain: &Chain,
         recorded: &InclusionRef,
-        canonical: Option<meshpay_domain::B256>,
+        canonical: Option<B256>,
     ) -> Result<String, ConfirmError> {
         let (_, rpc) = self.chain(&chain.name)?;
         let mut detail = format!(
-            "{} payment's block {} ({}) left the chain: block {} is now {}",
-            recorded.status,
+            "{}'s block {} ({}) left the chain: block {} is now {}",
+            recorded.mined,
             recorded.block_number,
             recorded.block_hash,
             recorded.block_number,
@@ -140,10 +197,10 @@ impl Pipeline {
                 None => detail.push_str("; no stored bytes to send again"),
             }
         }
-        self.store
-            .record_reorg(recorded.payment_id, &detail)
-            .await?;
-        tracing::error!(payment = %recorded.payment_id, %detail, "mined payment reorged");
+        if let Some(payment) = recorded.mined.payment_id() {
+            self.store.record_reorg(payment, &detail).await?;
+        }
+        tracing::error!(mined = %recorded.mined, %detail, "mined transaction reorged");
         Ok(detail)
     }
 }

@@ -7,6 +7,7 @@ use meshpay_confirm::{ConfirmMessage, ConfirmOutcome, SettleOutcome};
 use meshpay_domain::PaymentStatus;
 use meshpay_relay::{BroadcastOutcome, Delivery, RepriceOutcome};
 use meshpay_store::Payment;
+use meshpay_store::books::Mined;
 use meshpay_testkit::assets::asset;
 use meshpay_testkit::payment::{PaymentSetup, fresh_address};
 

@@ -8,7 +8,8 @@
 //!   is posted in the same transaction) and the candidates meshpay sent on a nonce.
 //! - [`expected`]: what the books say a wallet holds after a block.
 //! - [`discrepancies`]: open, refreshed, resolved.
-//! - [`inclusions`]: the payments that ended on a receipt, which a run re-checks.
+//! - [`inclusions`]: the payments that ended on a receipt and the finished sweeps, which a run
+//!   re-checks.
 //!
 //! Concurrency: a run checks a wallet under [`Store::lock_wallet_books`] (a transaction-level
 //! advisory lock), so two runs check it one after the other and see the same books.
@@ -29,7 +30,7 @@ use crate::error::{Result, StoreError};
 pub use discrepancies::{Discrepancy, DiscrepancyFilter, FoundDiscrepancy, Recorded};
 pub use expected::ExpectedBalance;
 pub use funding::{NewOpening, NewTopup, TopupOutcome};
-pub use inclusions::{InclusionMove, InclusionRef};
+pub use inclusions::{InclusionMove, InclusionRef, Mined};
 pub use nonces::{ConsumedNonce, NonceCandidate, NonceSource, TokenTransfer, UnknownTx};
 
 /// A hot wallet the books follow.
