@@ -125,16 +125,17 @@ impl ConfirmStack {
             self.store.payment_events(before.id).await.unwrap().len(),
             events
         );
+        let mined = Mined::Payment {
+            id: before.id,
+            status: before.status,
+        };
         assert_eq!(
-            self.store.inclusion_moves(before.id).await.unwrap(),
+            self.store.inclusion_moves(&mined).await.unwrap(),
             vec![(old_block, new_block)]
         );
         // A second run finds the record true and moves nothing.
         self.pipeline().reconcile_books_now().await;
-        assert_eq!(
-            self.store.inclusion_moves(before.id).await.unwrap().len(),
-            1
-        );
+        assert_eq!(self.store.inclusion_moves(&mined).await.unwrap().len(), 1);
     }
 }
 
