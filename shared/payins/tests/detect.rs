@@ -80,6 +80,19 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// A 25 USDC invoice paid in full, final and credited (24.75 USDC after the fee), and an
+    /// anvil snapshot taken before the payment (reverting to it reorgs the payment out).
+    async fn credited_after_snapshot(&self) -> (Invoice, serde_json::Value) {
+        let invoice = self.invoice(25 * USDC, Duration::from_secs(3600)).await;
+        let snapshot = self.anvil.rpc("evm_snapshot", json!([])).await;
+        self.pay(DEV_USDC_ADDRESS, invoice.deposit_address, 25 * USDC)
+            .await;
+        self.finalize().await;
+        assert_eq!(self.status(&invoice).await.status, InvoiceStatus::Paid);
+        assert_eq!(self.available().await, Amount::from_u128(24_750_000));
+        (invoice, snapshot)
+    }
+
     async fn finalize(&self) {
         self.anvil.mine(2).await;
         self.detect().await;
@@ -197,13 +210,7 @@ async fn under_over_partial_late_dust_and_wrong_token_payments_end_where_they_sh
 #[tokio::test]
 async fn a_reorg_removing_a_credited_payment_moves_the_invoice_back_and_reverses_the_credit() {
     let env = env().await;
-    let invoice = env.invoice(25 * USDC, Duration::from_secs(3600)).await;
-    let snapshot = env.anvil.rpc("evm_snapshot", json!([])).await;
-    env.pay(DEV_USDC_ADDRESS, invoice.deposit_address, 25 * USDC)
-        .await;
-    env.finalize().await;
-    assert_eq!(env.status(&invoice).await.status, InvoiceStatus::Paid);
-    assert_eq!(env.available().await, Amount::from_u128(24_750_000));
+    let (invoice, snapshot) = env.credited_after_snapshot().await;
 
     // The payment's block and those after it leave the chain; a longer branch replaces them.
     env.anvil.rpc("evm_revert", json!([snapshot])).await;
@@ -262,12 +269,7 @@ async fn a_native_payment_is_found_by_balance_at_finality_and_credited_once() {
 #[tokio::test]
 async fn a_reversal_the_merchant_cannot_cover_is_parked_once_then_posted_by_an_operator_retry() {
     let env = env().await;
-    let invoice = env.invoice(25 * USDC, Duration::from_secs(3600)).await;
-    let snapshot = env.anvil.rpc("evm_snapshot", json!([])).await;
-    env.pay(DEV_USDC_ADDRESS, invoice.deposit_address, 25 * USDC)
-        .await;
-    env.finalize().await;
-    assert_eq!(env.available().await, Amount::from_u128(24_750_000));
+    let (invoice, snapshot) = env.credited_after_snapshot().await;
 
     // The merchant spends most of the credit: a payout holds 20 USDC (+ its fee and gas).
     let eth = AssetId::new("anvil", "ETH").unwrap();
