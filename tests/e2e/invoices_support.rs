@@ -145,17 +145,6 @@ pub async fn pay_token(stack: &Stack, token: &str, to: &str, amount: u128) {
         .await;
 }
 
-/// `meshpay admin <args>` against the stack's database and chains.
-pub fn admin_command(stack: &Stack, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"));
-    command
-        .arg("admin")
-        .args(args)
-        .env("DATABASE_URL", stack.db.url())
-        .env("MESHPAY_CHAINS_CONFIG", stack.chains_path());
-    command
-}
-
 /// Mines a block a second, as the dev chain does, until dropped.
 pub fn block_every_second(stack: &Stack) -> tokio::task::JoinHandle<()> {
     let url = stack.anvil().url().to_owned();

@@ -11,9 +11,8 @@ use meshpay_testkit::anvil::HOT_WALLETS;
 use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
 use serde_json::{Value, json};
 
-use crate::invoices_support::{
-    USDC, admin_command, block_every_second, create_invoice, pay_token, pay_usdc,
-};
+use crate::invoices_support::{USDC, block_every_second, create_invoice, pay_token, pay_usdc};
+use crate::support::{admin_command, json_answer};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -40,6 +39,7 @@ async fn start() -> Stack {
 /// `meshpay admin reconcile --json`: (exit code, report).
 fn reconcile(stack: &Stack) -> (i32, Value) {
     let out = admin_command(stack, &["reconcile", "--json"])
+        .env("MESHPAY_CHAINS_CONFIG", stack.chains_path())
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -161,23 +161,18 @@ async fn an_unrecognized_token_is_swept_only_by_the_operator_command_and_audited
         4 * USDC
     );
 
-    let out = admin_command(&stack, &["invoices", "sweep", &id, "--token", &stray])
-        .env(
-            "MESHPAY_SIGNERS_CONFIG",
-            meshpay_testkit::ports::repo_root().join("signers.dev.toml"),
-        )
-        .env(
-            "MESHPAY_WEBHOOK_SECRET_KEY",
-            "ZGV2LW9ubHktd2ViaG9vay1rZXktbm90LXNlY3JldCE=",
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let answer = json_answer(
+        admin_command(&stack, &["invoices", "sweep", &id, "--token", &stray])
+            .env("MESHPAY_CHAINS_CONFIG", stack.chains_path())
+            .env(
+                "MESHPAY_SIGNERS_CONFIG",
+                meshpay_testkit::ports::repo_root().join("signers.dev.toml"),
+            )
+            .env(
+                "MESHPAY_WEBHOOK_SECRET_KEY",
+                "ZGV2LW9ubHktd2ViaG9vay1rZXktbm90LXNlY3JldCE=",
+            ),
     );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["sent"].as_array().unwrap().len(), 1, "{answer:#}");
     wait_for_one(
         &stack,
