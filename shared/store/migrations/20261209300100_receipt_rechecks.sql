@@ -27,8 +27,9 @@ CREATE TABLE inclusion_moves (
     from_block_hash  text NOT NULL,
     to_block         bigint NOT NULL,
     to_block_hash    text NOT NULL,
-    -- Base units of the fee asset: what the books held, what the new block charged (the
-    -- difference is the `fee_adjustment` posting, if any).
+    -- Base units of the native coin: what the books held, what the new block charged (the
+    -- difference is the `fee_adjustment` posting, if any; `payments.network_fee_actual`, the
+    -- merchant's charge, and `sweeps.network_fee` keep what was charged when it ended).
     fee_posted       numeric(78,0) NOT NULL,
     fee_charged      numeric(78,0) NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
