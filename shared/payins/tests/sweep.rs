@@ -247,6 +247,18 @@ impl Env {
         .unwrap()
     }
 
+    /// The number of transactions `wallet` has mined.
+    async fn chain_nonce(&self, wallet: Address) -> u64 {
+        let nonce = self
+            .anvil
+            .rpc(
+                "eth_getTransactionCount",
+                json!([wallet.to_string(), "latest"]),
+            )
+            .await;
+        u64::try_from(hex_u128(&nonce)).unwrap()
+    }
+
     async fn receipt(&self, hash: &str) -> serde_json::Value {
         self.anvil
             .rpc("eth_getTransactionReceipt", json!([hash]))
@@ -256,6 +268,11 @@ impl Env {
 
 fn hex_u128(v: &serde_json::Value) -> u128 {
     u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// What a receipt charged its sender (anvil has no L1 fee).
+fn receipt_fee(receipt: &serde_json::Value) -> u128 {
+    hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"])
 }
 
 #[tokio::test]
@@ -293,7 +310,7 @@ async fn two_final_invoices_are_swept_in_one_transaction_posted_once_and_never_t
     // Ledger: 65 USDC from payins to the hot wallets, the receipt's fee to network fees.
     let tx_hash = sweep.tx_hash.unwrap().to_string();
     let receipt = env.receipt(&tx_hash).await;
-    let fee = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+    let fee = receipt_fee(&receipt);
     assert_eq!(
         env.posted("hot_wallets", "anvil:USDC").await,
         (65 * USDC).to_string()
@@ -317,13 +334,7 @@ async fn two_final_invoices_are_swept_in_one_transaction_posted_once_and_never_t
     );
 
     // Later runs, as a duplicate trigger or a redelivery would make, do nothing more.
-    let nonce_after = env
-        .anvil
-        .rpc(
-            "eth_getTransactionCount",
-            json!([sweep.wallet.to_string(), "latest"]),
-        )
-        .await;
+    let nonce_after = env.chain_nonce(sweep.wallet).await;
     for _ in 0..3 {
         for report in sweeper.run().await {
             let report = report.unwrap();
@@ -340,15 +351,7 @@ async fn two_final_invoices_are_swept_in_one_transaction_posted_once_and_never_t
             .await,
         1
     );
-    assert_eq!(
-        env.anvil
-            .rpc(
-                "eth_getTransactionCount",
-                json!([sweep.wallet.to_string(), "latest"])
-            )
-            .await,
-        nonce_after
-    );
+    assert_eq!(env.chain_nonce(sweep.wallet).await, nonce_after);
     // The events tell the state machine's path.
     let path: Vec<(String, String)> = sqlx::query_as(
         "SELECT from_status, to_status FROM sweep_events WHERE sweep_id = $1 ORDER BY version",
@@ -389,14 +392,8 @@ async fn resumes_after(step: StopAfter) {
     assert_eq!(sweep.status, SweepStatus::Confirmed, "{step:?}");
     assert_eq!(env.count("SELECT count(*) FROM sweeps").await, 1);
     // Exactly one transaction from the sweeping wallet, on the planned nonce.
-    let mined = env
-        .anvil
-        .rpc(
-            "eth_getTransactionCount",
-            json!([sweep.wallet.to_string(), "latest"]),
-        )
-        .await;
-    assert_eq!(hex_u128(&mined), u128::from(sweep.nonce) + 1, "{step:?}");
+    let mined = env.chain_nonce(sweep.wallet).await;
+    assert_eq!(mined, sweep.nonce + 1, "{step:?}");
     assert_eq!(env.anvil.usdc_balance(invoice.deposit_address).await, 0);
     assert_eq!(
         env.anvil.usdc_balance(treasury()).await,
@@ -597,17 +594,11 @@ async fn a_sweep_priced_under_a_risen_base_fee_is_replaced_on_its_nonce_and_char
     // Priced for the next base fee after the jump (7/8 of it), not the planned fee.
     assert!(mined.max_fee_per_gas_wei >= high * 7 / 8, "{mined:?}");
     // Exactly one transaction on the nonce, the treasury up once, the mined one's fee posted.
-    let nonce = env
-        .anvil
-        .rpc(
-            "eth_getTransactionCount",
-            json!([sweep.wallet.to_string(), "latest"]),
-        )
-        .await;
-    assert_eq!(hex_u128(&nonce), u128::from(sweep.nonce) + 1);
+    let nonce = env.chain_nonce(sweep.wallet).await;
+    assert_eq!(nonce, sweep.nonce + 1);
     assert_eq!(env.anvil.usdc_balance(invoice.deposit_address).await, 0);
     let receipt = env.receipt(&mined.tx_hash.to_string()).await;
-    let fee = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+    let fee = receipt_fee(&receipt);
     assert_eq!(
         env.posted("network_fees", "anvil:ETH").await,
         fee.to_string()
@@ -655,7 +646,7 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
     );
     let receipt = env.receipt(&failed.tx_hash.unwrap().to_string()).await;
     assert_eq!(receipt["status"], "0x0");
-    let fee = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+    let fee = receipt_fee(&receipt);
     assert_eq!(
         env.posted("network_fees", "anvil:ETH").await,
         fee.to_string()
@@ -823,7 +814,7 @@ async fn a_sweep_reorged_out_and_mined_again_elsewhere_has_its_recorded_block_fo
         vec![(old_block, new_block)]
     );
     assert_eq!(env.sweep_of(&invoice).await.status, SweepStatus::Confirmed);
-    let fee = hex_u128(&mined_again["gasUsed"]) * hex_u128(&mined_again["effectiveGasPrice"]);
+    let fee = receipt_fee(&mined_again);
     let fees: String = sqlx::query_scalar(
         "SELECT coalesce(sum(e.amount), 0)::text FROM ledger_entries e
            JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'network_fees'
