@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshpay_chain::ChainsConfig;
-use meshpay_domain::{Address, Amount, AssetId, FeeBps, IdempotencyKey, InvoiceId, MerchantId};
+use meshpay_domain::{Address, Amount, AssetId, IdempotencyKey, InvoiceId, MerchantId};
 use meshpay_payins::deposit::{DepositFactory, invoice_salt};
-use meshpay_store::{CreateInvoiceOutcome, Invoice, NewInvoice, NewMerchant, Store};
+use meshpay_store::{CreateInvoiceOutcome, Invoice, NewInvoice, Store};
 use meshpay_testkit::anvil::{Anvil, DEV_DEPOSIT_FACTORY_ADDRESS, HOT_WALLETS};
+use meshpay_testkit::merchant::MerchantSetup;
 use meshpay_testkit::postgres::TestDb;
 use time::OffsetDateTime;
 
@@ -56,15 +57,7 @@ impl PayinStack {
             .unwrap(),
         );
         let store = Store::from_pool(db.pool().clone());
-        let merchant = store
-            .create_merchant(&NewMerchant {
-                name: "m".into(),
-                service_fee_bps: FeeBps::new(100).unwrap(),
-                limits: vec![],
-            })
-            .await
-            .unwrap()
-            .id;
+        let merchant = MerchantSetup::default().fee_bps(100).create(&store).await;
         PayinStack {
             anvil,
             _db: db,
