@@ -10,6 +10,8 @@ use meshpay_testkit::payment::PaymentSetup;
 use meshpay_testkit::stack::Stack;
 use serde_json::{Value, json};
 
+use crate::support::{admin_command, json_answer};
+
 /// A database and Azurite, no chain and no host: the admin commands run on their own.
 struct Ctx {
     stack: Stack,
@@ -22,28 +24,23 @@ impl Ctx {
         }
     }
 
-    fn admin(&self, args: &[&str]) -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"))
-            .arg("admin")
-            .args(args)
-            .env("DATABASE_URL", self.stack.db.url())
+    fn admin_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = admin_command(&self.stack, args);
+        command
             .env(
                 "AzureWebJobsStorage",
                 self.stack.azurite.connection_string(),
             )
-            .env_remove("MESHPAY_CHAINS_CONFIG")
-            .output()
-            .unwrap()
+            .env_remove("MESHPAY_CHAINS_CONFIG");
+        command
+    }
+
+    fn admin(&self, args: &[&str]) -> Output {
+        self.admin_command(args).output().unwrap()
     }
 
     fn admin_ok(&self, args: &[&str]) -> Value {
-        let out = self.admin(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        json_answer(&mut self.admin_command(args))
     }
 
     /// An authorized 1 USDC payment of a fresh funded merchant.

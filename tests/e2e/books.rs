@@ -14,7 +14,7 @@ use meshpay_testkit::payment::fresh_recipient as recipient;
 use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
 use serde_json::{Value, json};
 
-use crate::support::PipelineStack;
+use crate::support::{PipelineStack, admin_command, json_answer};
 
 const WAIT: Duration = Duration::from_secs(120);
 /// Never within a test run: reconcile runs only when the test runs it.
@@ -75,12 +75,8 @@ impl PipelineStack<Books> {
     }
 
     fn admin_command(&self, args: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"));
-        command
-            .arg("admin")
-            .args(args)
-            .env("DATABASE_URL", self.stack.db.url())
-            .env("MESHPAY_CHAINS_CONFIG", self.stack.chains_path());
+        let mut command = admin_command(&self.stack, args);
+        command.env("MESHPAY_CHAINS_CONFIG", self.stack.chains_path());
         command
     }
 
@@ -89,13 +85,7 @@ impl PipelineStack<Books> {
     }
 
     fn admin_ok(&self, args: &[&str]) -> Value {
-        let out = self.admin(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        json_answer(&mut self.admin_command(args))
     }
 
     /// `meshpay admin reconcile --json`: (exit code, report).

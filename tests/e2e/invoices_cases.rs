@@ -7,8 +7,9 @@
 //! `sweep` timer running every second: what is final and recognized is swept, nothing else.
 //!
 //! A sweep moves only final payments, so a reorg can take back a swept payment only by going
-//! deeper than finality: out of scope (a confirmed sweep is not re-checked; one still in flight
-//! is re-sent on the new branch and posts only what its receipt moved). The reorg case removes
+//! deeper than finality: out of scope (the books re-check a confirmed sweep's block and report
+//! one mined again with other amounts; one still in flight is re-sent on the new branch and
+//! posts only what its receipt moved). The reorg case removes
 //! payments that were final (deeper than finality, to exercise reversals), so its sweep is held
 //! off until the reorg is over: then the timer finds the removed payments not due and sweeps
 //! nothing.
@@ -22,6 +23,7 @@ use crate::invoices_support::{
     Receiver, Treasury, USDC, assert_invoice_books, block_every_second, create_invoice, pay_token,
     pay_usdc, wait_for_status, with_sweeps, with_webhooks,
 };
+use crate::support::{admin_command, json_answer};
 
 fn settings() -> HandlerSettings {
     with_sweeps(with_webhooks(HandlerSettings::default()))
@@ -30,20 +32,11 @@ fn settings() -> HandlerSettings {
 }
 
 fn admin_ok(stack: &Stack, args: &[&str]) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"))
-        .arg("admin")
-        .args(args)
-        .env("DATABASE_URL", stack.db.url())
-        .env("AzureWebJobsStorage", stack.azurite.connection_string())
-        .env_remove("MESHPAY_CHAINS_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_answer(
+        admin_command(stack, args)
+            .env("AzureWebJobsStorage", stack.azurite.connection_string())
+            .env_remove("MESHPAY_CHAINS_CONFIG"),
+    )
 }
 
 #[tokio::test]

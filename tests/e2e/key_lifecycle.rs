@@ -5,21 +5,14 @@
 use meshpay_testkit::stack::{HandlerSettings, Stack};
 use serde_json::Value;
 
+use crate::support::{admin_command, json_answer};
+
 fn admin(stack: &Stack, args: &[&str]) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"))
-        .arg("admin")
-        .args(args)
-        .env("DATABASE_URL", stack.db.url())
-        .env("MESHPAY_ADMIN_ACTOR", "e2e-operator")
-        .env_remove("MESHPAY_CHAINS_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_answer(
+        admin_command(stack, args)
+            .env("MESHPAY_ADMIN_ACTOR", "e2e-operator")
+            .env_remove("MESHPAY_CHAINS_CONFIG"),
+    )
 }
 
 #[tokio::test]

@@ -118,3 +118,26 @@ impl<M> DerefMut for PipelineStack<M> {
         &mut self.stack
     }
 }
+
+/// `meshpay admin <args>` against the stack's database; each caller adds what its command
+/// reads (chains, queues, the actor).
+pub fn admin_command(stack: &Stack, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"));
+    command
+        .arg("admin")
+        .args(args)
+        .env("DATABASE_URL", stack.db.url());
+    command
+}
+
+/// Runs `command`, which must succeed, and parses its JSON answer.
+pub fn json_answer(command: &mut std::process::Command) -> Value {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        command.get_args().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

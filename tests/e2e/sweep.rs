@@ -7,13 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use meshpay_testkit::anvil::{DEV_USDC_ADDRESS, HOT_WALLETS};
-use meshpay_testkit::api::Method;
+use meshpay_testkit::anvil::HOT_WALLETS;
 use meshpay_testkit::stack::{ChainSetup, HandlerSettings, Stack};
 use serde_json::{Value, json};
 
-const PAYER: usize = 5;
-const USDC: u128 = 1_000_000;
+use crate::invoices_support::{USDC, block_every_second, create_invoice, pay_token, pay_usdc};
+use crate::support::{admin_command, json_answer};
+
 const WAIT: Duration = Duration::from_secs(90);
 
 async fn start() -> Stack {
@@ -36,27 +36,9 @@ async fn start() -> Stack {
     stack
 }
 
-/// Mines a block a second, as the dev chain does, until aborted.
-fn block_every_second(stack: &Stack) -> tokio::task::JoinHandle<()> {
-    let url = stack.anvil().url().to_owned();
-    tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let _ = http
-                .post(&url)
-                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []}))
-                .send()
-                .await;
-        }
-    })
-}
-
 /// `meshpay admin reconcile --json`: (exit code, report).
 fn reconcile(stack: &Stack) -> (i32, Value) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"))
-        .args(["admin", "reconcile", "--json"])
-        .env("DATABASE_URL", stack.db.url())
+    let out = admin_command(stack, &["reconcile", "--json"])
         .env("MESHPAY_CHAINS_CONFIG", stack.chains_path())
         .output()
         .unwrap();
@@ -81,6 +63,11 @@ async fn wait_until(stack: &Stack, what: &str, mut done: impl AsyncFnMut() -> bo
     }
 }
 
+/// Waits until `count_sql` counts exactly one row.
+async fn wait_for_one(stack: &Stack, what: &str, count_sql: &str) {
+    wait_until(stack, what, async || stack.count(count_sql).await == 1).await;
+}
+
 #[tokio::test]
 async fn an_invoice_paid_in_usdc_is_swept_to_the_treasury_and_the_books_stay_clean() {
     let stack = start().await;
@@ -88,39 +75,14 @@ async fn an_invoice_paid_in_usdc_is_swept_to_the_treasury_and_the_books_stay_cle
     assert_eq!(code, 0, "books open clean: {opening:#}");
     let merchant = stack.merchant().await;
     let key = &merchant.key;
-    let body = json!({"chain": "anvil", "asset": "USDC", "amount": "25.00"});
-    let created = stack
-        .api()
-        .send(
-            Method::POST,
-            "invoices",
-            Some(key),
-            Some(&uuid::Uuid::new_v4().to_string()),
-            Some(body.to_string()),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
-    let deposit = created.body["deposit_address"].as_str().unwrap().to_owned();
+    let created = create_invoice(&stack, key, "25.00").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let deposit = created["deposit_address"].as_str().unwrap().to_owned();
     let treasury = HOT_WALLETS[0];
     let treasury_before = stack.anvil().usdc_balance(treasury).await;
 
     let miner = block_every_second(&stack);
-    stack
-        .anvil()
-        .mint_usdc(DEV_USDC_ADDRESS, stack.anvil().address(PAYER), 25 * USDC)
-        .await;
-    let data = format!(
-        "0xa9059cbb{:0>64}{:064x}",
-        deposit.trim_start_matches("0x").to_ascii_lowercase(),
-        25 * USDC
-    );
-    stack
-        .anvil()
-        .send_and_wait(
-            json!({"from": stack.anvil().address(PAYER), "to": DEV_USDC_ADDRESS, "data": data}),
-        )
-        .await;
+    pay_usdc(&stack, &deposit, 25 * USDC).await;
     let mined = Instant::now();
     wait_until(&stack, "invoice paid", async || {
         stack.api().get(&format!("invoices/{id}"), key).await.body["status"] == "paid"
@@ -132,12 +94,11 @@ async fn an_invoice_paid_in_usdc_is_swept_to_the_treasury_and_the_books_stay_cle
     })
     .await;
     let swept = mined.elapsed();
-    wait_until(&stack, "sweep confirmed", async || {
-        stack
-            .count("SELECT count(*) FROM sweeps WHERE status = 'confirmed'")
-            .await
-            == 1
-    })
+    wait_for_one(
+        &stack,
+        "sweep confirmed",
+        "SELECT count(*) FROM sweeps WHERE status = 'confirmed'",
+    )
     .await;
     let confirmed = mined.elapsed();
     miner.abort();
@@ -180,41 +141,17 @@ async fn an_unrecognized_token_is_swept_only_by_the_operator_command_and_audited
     let stack = start().await;
     let merchant = stack.merchant().await;
     let key = &merchant.key;
-    let body = json!({"chain": "anvil", "asset": "USDC", "amount": "10.00"});
-    let created = stack
-        .api()
-        .send(
-            Method::POST,
-            "invoices",
-            Some(key),
-            Some(&uuid::Uuid::new_v4().to_string()),
-            Some(body.to_string()),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
-    let deposit = created.body["deposit_address"].as_str().unwrap().to_owned();
+    let created = create_invoice(&stack, key, "10.00").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let deposit = created["deposit_address"].as_str().unwrap().to_owned();
     let miner = block_every_second(&stack);
     let stray = stack.anvil().deploy_dev_usdc().await;
-    stack
-        .anvil()
-        .mint_usdc(&stray, stack.anvil().address(PAYER), 4 * USDC)
-        .await;
-    let data = format!(
-        "0xa9059cbb{:0>64}{:064x}",
-        deposit.trim_start_matches("0x").to_ascii_lowercase(),
-        4 * USDC
-    );
-    stack
-        .anvil()
-        .send_and_wait(json!({"from": stack.anvil().address(PAYER), "to": stray, "data": data}))
-        .await;
-    wait_until(&stack, "wrong token recorded final", async || {
-        stack
-            .count("SELECT count(*) FROM invoice_payments WHERE asset IS NULL AND status = 'final'")
-            .await
-            == 1
-    })
+    pay_token(&stack, &stray, &deposit, 4 * USDC).await;
+    wait_for_one(
+        &stack,
+        "wrong token recorded final",
+        "SELECT count(*) FROM invoice_payments WHERE asset IS NULL AND status = 'final'",
+    )
     .await;
     // The timer never moves it.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -224,33 +161,24 @@ async fn an_unrecognized_token_is_swept_only_by_the_operator_command_and_audited
         4 * USDC
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshpay"))
-        .args(["admin", "invoices", "sweep", &id, "--token", &stray])
-        .env("DATABASE_URL", stack.db.url())
-        .env("MESHPAY_CHAINS_CONFIG", stack.chains_path())
-        .env(
-            "MESHPAY_SIGNERS_CONFIG",
-            meshpay_testkit::ports::repo_root().join("signers.dev.toml"),
-        )
-        .env(
-            "MESHPAY_WEBHOOK_SECRET_KEY",
-            "ZGV2LW9ubHktd2ViaG9vay1rZXktbm90LXNlY3JldCE=",
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let answer = json_answer(
+        admin_command(&stack, &["invoices", "sweep", &id, "--token", &stray])
+            .env("MESHPAY_CHAINS_CONFIG", stack.chains_path())
+            .env(
+                "MESHPAY_SIGNERS_CONFIG",
+                meshpay_testkit::ports::repo_root().join("signers.dev.toml"),
+            )
+            .env(
+                "MESHPAY_WEBHOOK_SECRET_KEY",
+                "ZGV2LW9ubHktd2ViaG9vay1rZXktbm90LXNlY3JldCE=",
+            ),
     );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["sent"].as_array().unwrap().len(), 1, "{answer:#}");
-    wait_until(&stack, "operator sweep confirmed", async || {
-        stack
-            .count("SELECT count(*) FROM sweeps WHERE kind = 'operator' AND status = 'confirmed'")
-            .await
-            == 1
-    })
+    wait_for_one(
+        &stack,
+        "operator sweep confirmed",
+        "SELECT count(*) FROM sweeps WHERE kind = 'operator' AND status = 'confirmed'",
+    )
     .await;
     miner.abort();
     assert_eq!(stack.anvil().erc20_balance(&stray, &deposit).await, 0);

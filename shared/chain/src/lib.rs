@@ -12,6 +12,7 @@
 pub mod address;
 pub mod config;
 pub mod fees;
+pub mod flushed;
 pub mod l1_fee;
 pub mod recipient;
 pub mod redact;

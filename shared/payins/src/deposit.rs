@@ -106,6 +106,33 @@ mod tests {
     }
 
     #[test]
+    fn the_chains_flushed_reader_decodes_the_forwarders_event() {
+        use alloy::sol_types::SolEvent;
+        let token = Address::repeat_byte(0x33);
+        let event = IDepositForwarder::Flushed {
+            token,
+            amount: alloy::primitives::U256::from(25_000_000u64),
+        };
+        let data = event.encode_log_data();
+        let log = meshpay_chain::rpc::LogFacts {
+            address: Address::repeat_byte(0x44),
+            topics: data.topics().to_vec(),
+            data: data.data.clone(),
+        };
+        assert_eq!(
+            log.flushed(),
+            Some(meshpay_chain::flushed::FlushedLog {
+                deposit: Address::repeat_byte(0x44),
+                token,
+                amount: alloy::primitives::U256::from(25_000_000u64),
+            })
+        );
+        let mut other = log.clone();
+        other.topics[0] = IDepositFactory::Swept::SIGNATURE_HASH;
+        assert_eq!(other.flushed(), None);
+    }
+
+    #[test]
     fn clone_init_code_is_the_eip1167_creation_code() {
         let code = clone_init_code(Address::repeat_byte(0xbe));
         assert_eq!(

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::sol_types::{SolCall, SolEvent};
-use meshpay_chain::rpc::{AlloyRpc, ReceiptFacts};
+use alloy::sol_types::SolCall;
+use meshpay_chain::flushed::FlushedLog;
+use meshpay_chain::rpc::{AlloyRpc, LogFacts, ReceiptFacts};
 use meshpay_chain::{Chain, ChainsConfig};
 use meshpay_domain::InvoiceId;
 use meshpay_domain::{Amount, AssetId, AssetKind};
@@ -37,7 +38,7 @@ use meshpay_store::sweeps::{
 use meshpay_store::{Store, StoreError};
 use serde::Serialize;
 
-use crate::deposit::{IDepositFactory, IDepositForwarder};
+use crate::deposit::IDepositFactory;
 use crate::rpc::ReadError;
 
 #[derive(Debug, Clone)]
@@ -572,17 +573,13 @@ impl Sweeper {
     ) -> Result<Flows, SweepError> {
         let deposits = self.store.sweep_deposits(sweep.id).await?;
         let mut flows = Flows::default();
-        for log in &receipt.logs {
-            if log.topics.len() != 2
-                || log.topics[0] != IDepositForwarder::Flushed::SIGNATURE_HASH
-                || log.data.len() != 32
-                || !deposits.contains(&log.address)
-            {
-                continue;
-            }
-            let token = Address::from_word(log.topics[1]);
-            let amount = U256::from_be_slice(&log.data);
-            if amount.is_zero() {
+        for flushed in receipt.logs.iter().filter_map(LogFacts::flushed) {
+            let FlushedLog {
+                deposit,
+                token,
+                amount,
+            } = flushed;
+            if !deposits.contains(&deposit) || amount.is_zero() {
                 continue;
             }
             let asset = if token.is_zero() {
@@ -603,7 +600,7 @@ impl Sweeper {
                 None => {}
             }
             flows.deposits.push(DepositFlow {
-                deposit: log.address,
+                deposit,
                 token,
                 amount: Amount::from_base_units(amount),
             });

@@ -3,109 +3,47 @@
 //! finality (less the 1% fee), a reorg reverses a credit, and the ledger stays balanced.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use meshpay_chain::ChainsConfig;
-use meshpay_domain::{
-    Address, Amount, AssetId, FeeBps, IdempotencyKey, InvoiceId, InvoiceStatus, MerchantId,
-};
-use meshpay_payins::deposit::{DepositFactory, invoice_salt};
+use meshpay_domain::{Address, Amount, AssetId, InvoiceStatus};
 use meshpay_payins::detect::{DetectConfig, Detector};
-use meshpay_store::{CreateInvoiceOutcome, Invoice, NewInvoice, NewMerchant, Store};
-use meshpay_testkit::anvil::{Anvil, DEV_DEPOSIT_FACTORY_ADDRESS, DEV_USDC_ADDRESS, HOT_WALLETS};
-use meshpay_testkit::postgres::TestDb;
+use meshpay_store::Invoice;
+use meshpay_testkit::anvil::DEV_USDC_ADDRESS;
 use serde_json::json;
 use time::OffsetDateTime;
 
-const PAYER: usize = 5;
-const USDC: u128 = 1_000_000;
+mod support;
+
+use support::{PAYER, PayinStack, USDC, usdc_asset};
 
 struct Env {
-    anvil: Anvil,
-    _db: TestDb,
-    store: Store,
+    base: PayinStack,
     detector: Detector,
-    merchant: MerchantId,
-    chains: Arc<ChainsConfig>,
+}
+
+impl std::ops::Deref for Env {
+    type Target = PayinStack;
+    fn deref(&self) -> &PayinStack {
+        &self.base
+    }
 }
 
 async fn env() -> Env {
-    let (anvil, db) = tokio::join!(
-        Anvil::start(),
-        TestDb::create_migrated(&meshpay_store::MIGRATOR)
-    );
-    anvil.deploy_dev_usdc_to(&[PAYER], 1_000 * USDC).await;
-    anvil.deploy_deposit_factory().await;
-    anvil.rpc("evm_setAutomine", json!([false])).await;
-    let hot: Vec<String> = HOT_WALLETS.iter().map(|s| (*s).to_owned()).collect();
-    let chains = Arc::new(
-        ChainsConfig::from_toml_str(&meshpay_testkit::chains::anvil_chain_toml(
-            anvil.url(),
-            2,
-            &hot,
-        ))
-        .unwrap(),
-    );
-    let store = Store::from_pool(db.pool().clone());
-    let merchant = store
-        .create_merchant(&NewMerchant {
-            name: "m".into(),
-            service_fee_bps: FeeBps::new(100).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap()
-        .id;
+    let base = PayinStack::start(2, 1_000 * USDC).await;
+    base.anvil.rpc("evm_setAutomine", json!([false])).await;
     let config = DetectConfig {
         dust_below: [(usdc_asset(), Amount::from_u128(10_000))]
             .into_iter()
             .collect(),
         ..DetectConfig::default()
     };
-    let detector = Detector::new(store.clone(), chains.clone(), config);
-    Env {
-        anvil,
-        _db: db,
-        store,
-        detector,
-        merchant,
-        chains,
-    }
-}
-
-fn usdc_asset() -> AssetId {
-    AssetId::new("anvil", "USDC").unwrap()
+    let detector = Detector::new(base.store.clone(), base.chains.clone(), config);
+    Env { base, detector }
 }
 
 impl Env {
     async fn invoice(&self, amount: u128, expires_in: Duration) -> Invoice {
         self.invoice_in(usdc_asset(), amount, expires_in).await
-    }
-
-    async fn invoice_in(&self, asset: AssetId, amount: u128, expires_in: Duration) -> Invoice {
-        let id = InvoiceId::unguessable();
-        let salt = invoice_salt(id);
-        let factory = Address::from_str(DEV_DEPOSIT_FACTORY_ADDRESS).unwrap();
-        let new = NewInvoice {
-            merchant_id: self.merchant,
-            idempotency_key: IdempotencyKey::new(&id.to_string()).unwrap(),
-            request_hash: [0; 32],
-            asset,
-            amount: Amount::from_u128(amount),
-            factory,
-            id,
-            salt,
-            deposit_address: DepositFactory::at(factory).deposit_address(salt),
-            reference: None,
-            metadata: None,
-            expires_at: OffsetDateTime::now_utc() + expires_in,
-        };
-        match self.store.create_invoice(&new).await.unwrap() {
-            CreateInvoiceOutcome::Created(invoice) => invoice,
-            CreateInvoiceOutcome::Replayed(_) => panic!("replayed"),
-        }
     }
 
     /// Sends `amount` of `token` from the payer to `to` and mines it.
@@ -128,11 +66,7 @@ impl Env {
     }
 
     async fn status(&self, invoice: &Invoice) -> Invoice {
-        self.store
-            .get_invoice(self.merchant, invoice.id)
-            .await
-            .unwrap()
-            .unwrap()
+        self.invoice_now(invoice).await
     }
 
     async fn available(&self) -> Amount {
@@ -144,6 +78,19 @@ impl Env {
             .find(|b| b.asset == usdc_asset())
             .map(|b| b.available)
             .unwrap_or_default()
+    }
+
+    /// A 25 USDC invoice paid in full, final and credited (24.75 USDC after the fee), and an
+    /// anvil snapshot taken before the payment (reverting to it reorgs the payment out).
+    async fn credited_after_snapshot(&self) -> (Invoice, serde_json::Value) {
+        let invoice = self.invoice(25 * USDC, Duration::from_secs(3600)).await;
+        let snapshot = self.anvil.rpc("evm_snapshot", json!([])).await;
+        self.pay(DEV_USDC_ADDRESS, invoice.deposit_address, 25 * USDC)
+            .await;
+        self.finalize().await;
+        assert_eq!(self.status(&invoice).await.status, InvoiceStatus::Paid);
+        assert_eq!(self.available().await, Amount::from_u128(24_750_000));
+        (invoice, snapshot)
     }
 
     async fn finalize(&self) {
@@ -201,7 +148,6 @@ async fn an_exact_payment_is_pending_then_paid_and_credited_once_less_the_fee() 
     let events: Vec<&str> = events.iter().map(|(t,)| t.as_str()).collect();
     assert_eq!(events, ["invoice.pending", "invoice.paid"]);
     env.store.check_ledger_invariants().await.unwrap();
-    let _ = &env.chains;
 }
 
 #[tokio::test]
@@ -264,13 +210,7 @@ async fn under_over_partial_late_dust_and_wrong_token_payments_end_where_they_sh
 #[tokio::test]
 async fn a_reorg_removing_a_credited_payment_moves_the_invoice_back_and_reverses_the_credit() {
     let env = env().await;
-    let invoice = env.invoice(25 * USDC, Duration::from_secs(3600)).await;
-    let snapshot = env.anvil.rpc("evm_snapshot", json!([])).await;
-    env.pay(DEV_USDC_ADDRESS, invoice.deposit_address, 25 * USDC)
-        .await;
-    env.finalize().await;
-    assert_eq!(env.status(&invoice).await.status, InvoiceStatus::Paid);
-    assert_eq!(env.available().await, Amount::from_u128(24_750_000));
+    let (invoice, snapshot) = env.credited_after_snapshot().await;
 
     // The payment's block and those after it leave the chain; a longer branch replaces them.
     env.anvil.rpc("evm_revert", json!([snapshot])).await;
@@ -329,12 +269,7 @@ async fn a_native_payment_is_found_by_balance_at_finality_and_credited_once() {
 #[tokio::test]
 async fn a_reversal_the_merchant_cannot_cover_is_parked_once_then_posted_by_an_operator_retry() {
     let env = env().await;
-    let invoice = env.invoice(25 * USDC, Duration::from_secs(3600)).await;
-    let snapshot = env.anvil.rpc("evm_snapshot", json!([])).await;
-    env.pay(DEV_USDC_ADDRESS, invoice.deposit_address, 25 * USDC)
-        .await;
-    env.finalize().await;
-    assert_eq!(env.available().await, Amount::from_u128(24_750_000));
+    let (invoice, snapshot) = env.credited_after_snapshot().await;
 
     // The merchant spends most of the credit: a payout holds 20 USDC (+ its fee and gas).
     let eth = AssetId::new("anvil", "ETH").unwrap();

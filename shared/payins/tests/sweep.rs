@@ -9,97 +9,66 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
-use meshpay_chain::ChainsConfig;
 use meshpay_chain::rpc::AlloyRpc;
-use meshpay_domain::{
-    Address, Amount, AssetId, FeeBps, IdempotencyKey, InvoiceId, InvoiceStatus, MerchantId, U256,
-};
-use meshpay_payins::deposit::{DepositFactory, invoice_salt};
+use meshpay_confirm::{ConfirmConfig, Pipeline};
+use meshpay_domain::{Address, AssetId, InvoiceStatus, U256};
 use meshpay_payins::detect::{DetectConfig, Detector};
 use meshpay_payins::sweep::{StopAfter, SweepConfig, SweepError, Sweeper};
 use meshpay_relay::{DynTxSigner, LazyRelay, Relay, RelayConfig};
-use meshpay_store::sweeps::SweepStatus;
-use meshpay_store::{CreateInvoiceOutcome, Invoice, NewInvoice, NewMerchant, Store};
+use meshpay_store::Invoice;
+use meshpay_store::books::Mined;
+use meshpay_store::sweeps::{Sweep, SweepStatus};
 use meshpay_testkit::anvil::{
-    Anvil, DEV_DEPOSIT_FACTORY_ADDRESS, DEV_USDC_ADDRESS, HOT_WALLET_ACCOUNTS, HOT_WALLETS,
+    DEV_DEPOSIT_FACTORY_ADDRESS, DEV_USDC_ADDRESS, HOT_WALLET_ACCOUNTS, HOT_WALLETS,
 };
-use meshpay_testkit::postgres::TestDb;
 use serde_json::json;
 use time::OffsetDateTime;
 
-const PAYER: usize = 5;
-const USDC: u128 = 1_000_000;
+mod support;
+
+use support::{PAYER, PayinStack, USDC, eth_asset, usdc_asset};
 
 struct Env {
-    anvil: Anvil,
-    _db: TestDb,
-    store: Store,
+    base: PayinStack,
     detector: Detector,
-    merchant: MerchantId,
-    chains: Arc<ChainsConfig>,
     relay: LazyRelay,
 }
 
+impl std::ops::Deref for Env {
+    type Target = PayinStack;
+    fn deref(&self) -> &PayinStack {
+        &self.base
+    }
+}
+
 async fn env() -> Env {
-    let (anvil, db) = tokio::join!(
-        Anvil::start(),
-        TestDb::create_migrated(&meshpay_store::MIGRATOR)
+    let base = PayinStack::start(1, 1_000_000 * USDC).await;
+    let detector = Detector::new(
+        base.store.clone(),
+        base.chains.clone(),
+        DetectConfig::default(),
     );
-    anvil.deploy_dev_usdc_to(&[PAYER], 1_000_000 * USDC).await;
-    anvil.deploy_deposit_factory().await;
-    let hot: Vec<String> = HOT_WALLETS.iter().map(|s| (*s).to_owned()).collect();
-    let chains = Arc::new(
-        ChainsConfig::from_toml_str(&meshpay_testkit::chains::anvil_chain_toml(
-            anvil.url(),
-            1,
-            &hot,
-        ))
-        .unwrap(),
-    );
-    let store = Store::from_pool(db.pool().clone());
-    let merchant = store
-        .create_merchant(&NewMerchant {
-            name: "m".into(),
-            service_fee_bps: FeeBps::new(100).unwrap(),
-            limits: vec![],
-        })
-        .await
-        .unwrap()
-        .id;
-    let detector = Detector::new(store.clone(), chains.clone(), DetectConfig::default());
     let signers: Vec<DynTxSigner> = HOT_WALLET_ACCOUNTS
         .iter()
         .map(|&i| {
-            Arc::new(PrivateKeySigner::from_str(anvil.private_key(i)).unwrap()) as DynTxSigner
+            Arc::new(PrivateKeySigner::from_str(base.anvil.private_key(i)).unwrap()) as DynTxSigner
         })
         .collect();
     let rpc = Arc::new(AlloyRpc::new(
-        anvil.url().parse().unwrap(),
+        base.anvil.url().parse().unwrap(),
         Duration::from_secs(10),
     ));
-    let relay = Relay::new(store.clone(), RelayConfig::default())
-        .with_chain(chains.chain("anvil").unwrap().clone(), rpc, signers)
+    let relay = Relay::new(base.store.clone(), RelayConfig::default())
+        .with_chain(base.chains.chain("anvil").unwrap().clone(), rpc, signers)
         .unwrap();
     Env {
-        anvil,
-        _db: db,
-        store,
+        base,
         detector,
-        merchant,
-        chains,
         relay: LazyRelay::ready(Arc::new(relay)),
     }
 }
 
 const ETH: u128 = 1_000_000_000_000_000_000;
-
-fn eth_asset() -> AssetId {
-    AssetId::new("anvil", "ETH").unwrap()
-}
-
-fn usdc_asset() -> AssetId {
-    AssetId::new("anvil", "USDC").unwrap()
-}
 
 fn treasury() -> Address {
     Address::from_str(HOT_WALLETS[0]).unwrap()
@@ -137,28 +106,52 @@ impl Env {
 
     /// An invoice of `amount` base units of `asset`, unpaid.
     async fn invoice_in(&self, asset: AssetId, amount: u128) -> Invoice {
-        let id = InvoiceId::unguessable();
-        let salt = invoice_salt(id);
-        let factory = Address::from_str(DEV_DEPOSIT_FACTORY_ADDRESS).unwrap();
-        let new = NewInvoice {
-            merchant_id: self.merchant,
-            idempotency_key: IdempotencyKey::new(&id.to_string()).unwrap(),
-            request_hash: [0; 32],
-            asset,
-            amount: Amount::from_u128(amount),
-            factory,
-            id,
-            salt,
-            deposit_address: DepositFactory::at(factory).deposit_address(salt),
-            reference: None,
-            metadata: None,
-            expires_at: OffsetDateTime::now_utc() + Duration::from_secs(3600),
-        };
-        let CreateInvoiceOutcome::Created(invoice) = self.store.create_invoice(&new).await.unwrap()
-        else {
-            panic!("replayed")
-        };
+        self.base
+            .invoice_in(asset, amount, Duration::from_secs(3600))
+            .await
+    }
+
+    /// An invoice of 1 ETH, paid in full and final.
+    async fn paid_eth_invoice(&self) -> Invoice {
+        let invoice = self.invoice_in(eth_asset(), ETH).await;
+        self.anvil
+            .send_and_wait(self.eth_payment(&invoice, ETH))
+            .await;
+        self.detect().await;
+        assert_eq!(self.status(&invoice).await, InvoiceStatus::Paid);
         invoice
+    }
+
+    /// The 1 ETH invoice recorded 1 ETH and then `more` wei as two payments: overpaid.
+    async fn overpaid_by(&self, invoice: &Invoice, more: u128) {
+        assert_eq!(
+            self.native_recorded(invoice).await,
+            [ETH.to_string(), more.to_string()]
+        );
+        assert_eq!(self.status(invoice).await, InvoiceStatus::Overpaid);
+    }
+
+    /// A final invoice of `amount` USDC whose sweep is planned (nonce and fees stored) and
+    /// not signed yet.
+    async fn planned_sweep(&self, amount: u128) -> (Invoice, Sweep) {
+        let invoice = self.paid_invoice(amount).await;
+        self.detect_final(&[&invoice]).await;
+        let stopped = self.sweeper(Some(StopAfter::Plan)).run().await;
+        assert!(matches!(
+            stopped.as_slice(),
+            [Err(SweepError::Stopped(StopAfter::Plan))]
+        ));
+        let planned = self.store.open_sweeps("anvil").await.unwrap().remove(0);
+        (invoice, planned)
+    }
+
+    /// The sweep covering the invoice.
+    async fn sweep_of(&self, invoice: &Invoice) -> Sweep {
+        self.store
+            .sweep_of_invoice(invoice.id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// The payer's ETH transfer of `wei` to the invoice's deposit address (not waited for).
@@ -176,12 +169,7 @@ impl Env {
     }
 
     async fn status(&self, invoice: &Invoice) -> InvoiceStatus {
-        self.store
-            .get_invoice(self.merchant, invoice.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status
+        self.invoice_now(invoice).await.status
     }
 
     /// The native amounts recorded for an invoice, in order, not removed.
@@ -218,12 +206,7 @@ impl Env {
             assert_eq!(report.unwrap().failed, 0);
         }
         for invoice in invoices {
-            let seen = self
-                .store
-                .get_invoice(self.merchant, invoice.id)
-                .await
-                .unwrap()
-                .unwrap();
+            let seen = self.invoice_now(invoice).await;
             assert_eq!(seen.status, InvoiceStatus::Paid, "{seen:?}");
         }
     }
@@ -264,6 +247,18 @@ impl Env {
         .unwrap()
     }
 
+    /// The number of transactions `wallet` has mined.
+    async fn chain_nonce(&self, wallet: Address) -> u64 {
+        let nonce = self
+            .anvil
+            .rpc(
+                "eth_getTransactionCount",
+                json!([wallet.to_string(), "latest"]),
+            )
+            .await;
+        u64::try_from(hex_u128(&nonce)).unwrap()
+    }
+
     async fn receipt(&self, hash: &str) -> serde_json::Value {
         self.anvil
             .rpc("eth_getTransactionReceipt", json!([hash]))
@@ -273,6 +268,11 @@ impl Env {
 
 fn hex_u128(v: &serde_json::Value) -> u128 {
     u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// What a receipt charged its sender (anvil has no L1 fee).
+fn receipt_fee(receipt: &serde_json::Value) -> u128 {
+    hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"])
 }
 
 #[tokio::test]
@@ -297,12 +297,9 @@ async fn two_final_invoices_are_swept_in_one_transaction_posted_once_and_never_t
             .await,
         2
     );
-    let sweep = env.store.sweep_of_invoice(a.id).await.unwrap().unwrap();
+    let sweep = env.sweep_of(&a).await;
     assert_eq!(sweep.status, SweepStatus::Confirmed);
-    assert_eq!(
-        env.store.sweep_of_invoice(b.id).await.unwrap().unwrap().id,
-        sweep.id
-    );
+    assert_eq!(env.sweep_of(&b).await.id, sweep.id);
     // Deposit addresses empty, forwarders deployed, the treasury up by the sum.
     assert_eq!(env.anvil.usdc_balance(a.deposit_address).await, 0);
     assert_eq!(env.anvil.usdc_balance(b.deposit_address).await, 0);
@@ -313,7 +310,7 @@ async fn two_final_invoices_are_swept_in_one_transaction_posted_once_and_never_t
     // Ledger: 65 USDC from payins to the hot wallets, the receipt's fee to network fees.
     let tx_hash = sweep.tx_hash.unwrap().to_string();
     let receipt = env.receipt(&tx_hash).await;
-    let fee = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+    let fee = receipt_fee(&receipt);
     assert_eq!(
         env.posted("hot_wallets", "anvil:USDC").await,
         (65 * USDC).to_string()
@@ -337,13 +334,7 @@ async fn two_final_invoices_are_swept_in_one_transaction_posted_once_and_never_t
     );
 
     // Later runs, as a duplicate trigger or a redelivery would make, do nothing more.
-    let nonce_after = env
-        .anvil
-        .rpc(
-            "eth_getTransactionCount",
-            json!([sweep.wallet.to_string(), "latest"]),
-        )
-        .await;
+    let nonce_after = env.chain_nonce(sweep.wallet).await;
     for _ in 0..3 {
         for report in sweeper.run().await {
             let report = report.unwrap();
@@ -360,15 +351,7 @@ async fn two_final_invoices_are_swept_in_one_transaction_posted_once_and_never_t
             .await,
         1
     );
-    assert_eq!(
-        env.anvil
-            .rpc(
-                "eth_getTransactionCount",
-                json!([sweep.wallet.to_string(), "latest"])
-            )
-            .await,
-        nonce_after
-    );
+    assert_eq!(env.chain_nonce(sweep.wallet).await, nonce_after);
     // The events tell the state machine's path.
     let path: Vec<(String, String)> = sqlx::query_as(
         "SELECT from_status, to_status FROM sweep_events WHERE sweep_id = $1 ORDER BY version",
@@ -405,23 +388,12 @@ async fn resumes_after(step: StopAfter) {
     env.anvil.mine(1).await;
     env.sweep_until_settled(&env.sweeper(None)).await;
 
-    let sweep = env
-        .store
-        .sweep_of_invoice(invoice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sweep = env.sweep_of(&invoice).await;
     assert_eq!(sweep.status, SweepStatus::Confirmed, "{step:?}");
     assert_eq!(env.count("SELECT count(*) FROM sweeps").await, 1);
     // Exactly one transaction from the sweeping wallet, on the planned nonce.
-    let mined = env
-        .anvil
-        .rpc(
-            "eth_getTransactionCount",
-            json!([sweep.wallet.to_string(), "latest"]),
-        )
-        .await;
-    assert_eq!(hex_u128(&mined), u128::from(sweep.nonce) + 1, "{step:?}");
+    let mined = env.chain_nonce(sweep.wallet).await;
+    assert_eq!(mined, sweep.nonce + 1, "{step:?}");
     assert_eq!(env.anvil.usdc_balance(invoice.deposit_address).await, 0);
     assert_eq!(
         env.anvil.usdc_balance(treasury()).await,
@@ -476,12 +448,7 @@ async fn a_batched_sweep_costs_less_gas_than_one_sweep_per_invoice() {
             let invoice = env.paid_invoice((10 + i as u128) * USDC).await;
             env.detect_final(&[&invoice]).await;
             env.sweep_until_settled(&env.sweeper(None)).await;
-            let sweep = env
-                .store
-                .sweep_of_invoice(invoice.id)
-                .await
-                .unwrap()
-                .unwrap();
+            let sweep = env.sweep_of(&invoice).await;
             total += hex_u128(&env.receipt(&sweep.tx_hash.unwrap().to_string()).await["gasUsed"]);
         }
         total
@@ -588,15 +555,8 @@ async fn a_sweep_priced_under_a_risen_base_fee_is_replaced_on_its_nonce_and_char
 {
     const GWEI: u128 = 1_000_000_000;
     let env = env().await;
-    let invoice = env.paid_invoice(9 * USDC).await;
-    env.detect_final(&[&invoice]).await;
     // Planned (nonce and fees stored) at today's low base fee...
-    let stopped = env.sweeper(Some(StopAfter::Plan)).run().await;
-    assert!(matches!(
-        stopped.as_slice(),
-        [Err(SweepError::Stopped(StopAfter::Plan))]
-    ));
-    let planned = env.store.open_sweeps("anvil").await.unwrap().remove(0);
+    let (invoice, planned) = env.planned_sweep(9 * USDC).await;
     // ...then the base fee jumps far above the planned max fee; blocks are mined by the test.
     env.anvil.rpc("evm_setAutomine", json!([false])).await;
     let high = 40 * GWEI;
@@ -619,12 +579,7 @@ async fn a_sweep_priced_under_a_risen_base_fee_is_replaced_on_its_nonce_and_char
         // Later blocks' base fees follow EIP-1559 down from there.
         env.anvil.mine(1).await;
     }
-    let sweep = env
-        .store
-        .sweep_of_invoice(invoice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sweep = env.sweep_of(&invoice).await;
     assert_eq!(sweep.status, SweepStatus::Confirmed);
     let attempts = env.store.sweep_attempts(sweep.id).await.unwrap();
     assert!(attempts.len() >= 2, "{attempts:?}");
@@ -639,17 +594,11 @@ async fn a_sweep_priced_under_a_risen_base_fee_is_replaced_on_its_nonce_and_char
     // Priced for the next base fee after the jump (7/8 of it), not the planned fee.
     assert!(mined.max_fee_per_gas_wei >= high * 7 / 8, "{mined:?}");
     // Exactly one transaction on the nonce, the treasury up once, the mined one's fee posted.
-    let nonce = env
-        .anvil
-        .rpc(
-            "eth_getTransactionCount",
-            json!([sweep.wallet.to_string(), "latest"]),
-        )
-        .await;
-    assert_eq!(hex_u128(&nonce), u128::from(sweep.nonce) + 1);
+    let nonce = env.chain_nonce(sweep.wallet).await;
+    assert_eq!(nonce, sweep.nonce + 1);
     assert_eq!(env.anvil.usdc_balance(invoice.deposit_address).await, 0);
     let receipt = env.receipt(&mined.tx_hash.to_string()).await;
-    let fee = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+    let fee = receipt_fee(&receipt);
     assert_eq!(
         env.posted("network_fees", "anvil:ETH").await,
         fee.to_string()
@@ -662,14 +611,7 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
     use alloy::sol_types::SolCall;
     use meshpay_payins::deposit::IDepositFactory;
     let env = env().await;
-    let invoice = env.paid_invoice(3 * USDC).await;
-    env.detect_final(&[&invoice]).await;
-    let stopped = env.sweeper(Some(StopAfter::Plan)).run().await;
-    assert!(matches!(
-        stopped.as_slice(),
-        [Err(SweepError::Stopped(StopAfter::Plan))]
-    ));
-    let planned = env.store.open_sweeps("anvil").await.unwrap().remove(0);
+    let (invoice, planned) = env.planned_sweep(3 * USDC).await;
     // The factory's admin revokes the planned wallet: its sweep is mined and reverts.
     let set = |allowed: bool| {
         let data = IDepositFactory::setSweeperCall {
@@ -704,7 +646,7 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
     );
     let receipt = env.receipt(&failed.tx_hash.unwrap().to_string()).await;
     assert_eq!(receipt["status"], "0x0");
-    let fee = hex_u128(&receipt["gasUsed"]) * hex_u128(&receipt["effectiveGasPrice"]);
+    let fee = receipt_fee(&receipt);
     assert_eq!(
         env.posted("network_fees", "anvil:ETH").await,
         fee.to_string()
@@ -714,12 +656,7 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
     // Allowed again: the invoice is due again and the next sweep moves it.
     env.anvil.send_and_wait(set(true)).await;
     env.sweep_until_settled(&sweeper).await;
-    let swept = env
-        .store
-        .sweep_of_invoice(invoice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let swept = env.sweep_of(&invoice).await;
     assert_ne!(swept.id, failed.id);
     assert_eq!(swept.status, SweepStatus::Confirmed);
     assert_eq!(env.anvil.usdc_balance(invoice.deposit_address).await, 0);
@@ -733,12 +670,7 @@ async fn a_reverted_sweep_fails_with_its_gas_posted_and_the_next_sweep_moves_its
 #[tokio::test]
 async fn native_coin_paid_after_a_sweep_is_detected_at_its_own_amount_and_swept_once() {
     let env = env().await;
-    let invoice = env.invoice_in(eth_asset(), ETH).await;
-    env.anvil
-        .send_and_wait(env.eth_payment(&invoice, ETH))
-        .await;
-    env.detect().await;
-    assert_eq!(env.status(&invoice).await, InvoiceStatus::Paid);
+    let invoice = env.paid_eth_invoice().await;
     let sweeper = env.sweeper(None);
     env.sweep_until_settled(&sweeper).await;
     assert_eq!(
@@ -756,11 +688,7 @@ async fn native_coin_paid_after_a_sweep_is_detected_at_its_own_amount_and_swept_
         .send_and_wait(env.eth_payment(&invoice, over))
         .await;
     env.detect().await;
-    assert_eq!(
-        env.native_recorded(&invoice).await,
-        [ETH.to_string(), over.to_string()]
-    );
-    assert_eq!(env.status(&invoice).await, InvoiceStatus::Overpaid);
+    env.overpaid_by(&invoice, over).await;
 
     // Swept in turn; the books then expect an empty address and record nothing more.
     env.sweep_until_settled(&sweeper).await;
@@ -782,12 +710,7 @@ async fn native_coin_paid_after_a_sweep_is_detected_at_its_own_amount_and_swept_
 #[tokio::test]
 async fn native_coin_paid_in_the_sweeps_block_before_it_is_swept_posted_and_then_detected() {
     let env = env().await;
-    let invoice = env.invoice_in(eth_asset(), ETH).await;
-    env.anvil
-        .send_and_wait(env.eth_payment(&invoice, ETH))
-        .await;
-    env.detect().await;
-    assert_eq!(env.status(&invoice).await, InvoiceStatus::Paid);
+    let invoice = env.paid_eth_invoice().await;
 
     // 0.2 ETH more and the sweep land in one block, the payment first (a higher tip).
     let extra = 2 * ETH / 10;
@@ -803,12 +726,7 @@ async fn native_coin_paid_in_the_sweeps_block_before_it_is_swept_posted_and_then
     env.anvil.rpc("evm_setAutomine", json!([true])).await;
     env.anvil.mine(1).await;
     env.sweep_until_settled(&sweeper).await;
-    let sweep = env
-        .store
-        .sweep_of_invoice(invoice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sweep = env.sweep_of(&invoice).await;
     let sweep_receipt = env.receipt(&sweep.tx_hash.unwrap().to_string()).await;
     let paid_receipt = env.receipt(paid.as_str().unwrap()).await;
     assert_eq!(sweep_receipt["blockNumber"], paid_receipt["blockNumber"]);
@@ -831,10 +749,89 @@ async fn native_coin_paid_in_the_sweeps_block_before_it_is_swept_posted_and_then
     );
     // Detection never saw the 0.2 ETH at the address: the sweep's record of it is the proof.
     env.detect().await;
+    env.overpaid_by(&invoice, extra).await;
+    env.store.check_ledger_invariants().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sweep_reorged_out_and_mined_again_elsewhere_has_its_recorded_block_follow_the_chain() {
+    let env = env().await;
+    let invoice = env.paid_invoice(7 * USDC).await;
+    env.detect_final(&[&invoice]).await;
+    env.sweep_until_settled(&env.sweeper(None)).await;
+    let sweep = env.sweep_of(&invoice).await;
+    assert_eq!(sweep.status, SweepStatus::Confirmed);
+    let hash = sweep.tx_hash.unwrap().to_string();
+    let recorded_block = |env: &Env| {
+        let pool = env.store.pool().clone();
+        async move {
+            let block: i64 = sqlx::query_scalar("SELECT block_number FROM sweeps WHERE id = $1")
+                .bind(sweep.id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            u64::try_from(block).unwrap()
+        }
+    };
+    let old_block = recorded_block(&env).await;
     assert_eq!(
-        env.native_recorded(&invoice).await,
-        [ETH.to_string(), extra.to_string()]
+        hex_u128(&env.receipt(&hash).await["blockNumber"]),
+        u128::from(old_block)
     );
-    assert_eq!(env.status(&invoice).await, InvoiceStatus::Overpaid);
+
+    // A reorg from the sweep's block takes it off the chain (anvil does not return it to its
+    // pool); healing sends the same bytes again and they are mined in a later block.
+    let head = hex_u128(&env.anvil.rpc("eth_blockNumber", json!([])).await);
+    let depth = u64::try_from(head).unwrap() - old_block + 1;
+    env.anvil.rpc("anvil_reorg", json!([depth, []])).await;
+    assert!(env.receipt(&hash).await.is_null());
+    let relay = env.relay.get().await.unwrap();
+    let healed = relay.heal_wallet("anvil", sweep.wallet).await.unwrap();
+    assert!(healed.resent >= 1, "{healed:?}");
+    let mined_again = env.receipt(&hash).await;
+    let new_block = u64::try_from(hex_u128(&mined_again["blockNumber"])).unwrap();
+    assert_ne!(new_block, old_block);
+    env.anvil.mine(2).await;
+
+    // The books' re-check finds it there: the recorded block follows, once, with its event;
+    // the fee the new block charged is what the books hold; the deposit address is read empty
+    // at the new block; nothing is reported.
+    let books = Pipeline::new(
+        env.store.clone(),
+        env.chains.clone(),
+        ConfirmConfig::default(),
+    );
+    let (report, open) = books.reconcile_books_now().await;
+    assert!(open.is_empty(), "{open:?}");
+    assert!(report.violations.is_empty(), "{report:?}");
+    assert_eq!(recorded_block(&env).await, new_block);
+    let mined = Mined::Sweep {
+        id: sweep.id,
+        status: SweepStatus::Confirmed,
+    };
+    assert_eq!(
+        env.store.inclusion_moves(&mined).await.unwrap(),
+        vec![(old_block, new_block)]
+    );
+    assert_eq!(env.sweep_of(&invoice).await.status, SweepStatus::Confirmed);
+    let fee = receipt_fee(&mined_again);
+    let fees: String = sqlx::query_scalar(
+        "SELECT coalesce(sum(e.amount), 0)::text FROM ledger_entries e
+           JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'network_fees'
+          WHERE e.asset = 'anvil:ETH'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(fees, fee.to_string());
+    assert_eq!(
+        env.count("SELECT count(*) FROM sweeps WHERE deposits_verified_at IS NOT NULL")
+            .await,
+        1
+    );
+    // A second run finds the record true and moves nothing.
+    let (_, open) = books.reconcile_books_now().await;
+    assert!(open.is_empty(), "{open:?}");
+    assert_eq!(env.store.inclusion_moves(&mined).await.unwrap().len(), 1);
     env.store.check_ledger_invariants().await.unwrap();
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::ledger::post_sweep;
-use crate::transactions::{NonceAllocation, TxTimeouts, allocate_nonce, set_timeouts};
+use crate::transactions::{NonceAllocation, SendLog, TxTimeouts, allocate_nonce, set_timeouts};
 use crate::{Store, convert};
 
 /// Reverted sweeps of a payment after which the timer stops trying it.
@@ -47,7 +47,7 @@ impl SweepStatus {
         }
     }
 
-    fn parse(text: &str) -> Result<SweepStatus> {
+    pub(crate) fn parse(text: &str) -> Result<SweepStatus> {
         Ok(match text {
             "planned" => SweepStatus::Planned,
             "broadcast" => SweepStatus::Broadcast,
@@ -675,15 +675,7 @@ impl Store {
     /// Records, before the bytes go out, that the attempt is about to be sent (an earlier start
     /// whose answer was never recorded turns into `exposed_at`).
     pub async fn begin_sweep_send(&self, attempt: Uuid) -> Result<()> {
-        sqlx::query(
-            "UPDATE sweep_transactions
-                SET exposed_at = coalesce(exposed_at, send_started_at), send_started_at = now()
-              WHERE id = $1",
-        )
-        .bind(attempt)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        SendLog::SweepTransactions.begin(&self.pool, attempt).await
     }
 
     /// Records one send: `Ok` = a node has it; `exposed`: the bytes may be in a pool.
@@ -693,27 +685,9 @@ impl Store {
         outcome: std::result::Result<(), &str>,
         exposed: bool,
     ) -> Result<()> {
-        let (accepted, error) = match outcome {
-            Ok(()) => (true, None),
-            Err(message) => (false, Some(message)),
-        };
-        sqlx::query(
-            "UPDATE sweep_transactions
-                SET send_count = send_count + 1, last_sent_at = now(),
-                    exposed_at = CASE WHEN $3 THEN coalesce(exposed_at, send_started_at, now())
-                                      ELSE exposed_at END,
-                    send_started_at = NULL,
-                    status = CASE WHEN $2 AND status = 'signed' THEN 'sent' ELSE status END,
-                    last_error = CASE WHEN $2 THEN NULL ELSE $4 END
-              WHERE id = $1",
-        )
-        .bind(attempt)
-        .bind(accepted)
-        .bind(exposed || accepted)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        SendLog::SweepTransactions
+            .record(&self.pool, attempt, outcome, exposed)
+            .await
     }
 
     /// Records the sweep's final receipt, moves it to `confirmed` (or `failed` when it

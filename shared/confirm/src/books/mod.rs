@@ -21,14 +21,16 @@
 //!    the chain's), every unknown transaction, the balance of every asset against the books
 //!    ([`meshpay_store::books::expected`]), and settled payments whose nonce another
 //!    transaction used.
-//! 4. **Settled payments** inside the depth window are re-checked on a sample ([`settled`]),
-//!    before the wallets (a re-inclusion's fee adjustment belongs in their balances).
+//! 4. **Payments that ended on a receipt** (settled, cancelled by their mined replacement,
+//!    failed with a fee charged) inside the depth window are re-checked on a sample
+//!    ([`inclusions`]), before the wallets (a re-inclusion's fee adjustment belongs in their
+//!    balances).
 //! 5. **Swept deposit addresses** are empty after their sweep ([`sweeps`]).
 //!
 //! Each finding is a [`FoundDiscrepancy`] stored under its dedupe key (the open row is
 //! refreshed, never duplicated); a scope checked clean resolves its open rows.
 
-mod settled;
+mod inclusions;
 mod sweeps;
 mod topup;
 mod wallet;
@@ -55,7 +57,8 @@ pub struct BooksReport {
     /// Per chain: the block the reads were pinned to.
     pub pinned: Vec<PinnedReport>,
     pub wallets: Vec<WalletReport>,
-    /// Settled payments re-checked, and those whose block left the chain.
+    /// Payments that ended on a receipt re-checked (settled, cancelled, failed with a fee), and
+    /// those whose block left the chain.
     pub settled_checked: u32,
     pub settled_reorged: u32,
     /// Found by this run (new or still open).
@@ -179,15 +182,15 @@ impl Pipeline {
                 block: pin.number,
                 block_hash: pin.hash.to_string(),
             });
-            // Settled payments first: a re-inclusion after a reorg may post a fee adjustment
+            // Mined payments first: a re-inclusion after a reorg may post a fee adjustment
             // that the wallets' balances then include.
             if let Err(error) = self
-                .recheck_settled(chain, rpc.as_ref(), pin, run_id, &mut report)
+                .recheck_inclusions(chain, rpc.as_ref(), pin, run_id, &mut report)
                 .await
             {
                 report
                     .errors
-                    .push(format!("{}: settled re-check: {error}", chain.name));
+                    .push(format!("{}: inclusion re-check: {error}", chain.name));
             }
             if let Err(error) = self
                 .check_swept_deposits(chain, rpc.as_ref(), pin, run_id, &mut report)

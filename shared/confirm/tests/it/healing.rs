@@ -7,6 +7,7 @@ use meshpay_confirm::{ConfirmMessage, ConfirmOutcome, SettleOutcome};
 use meshpay_domain::PaymentStatus;
 use meshpay_relay::{BroadcastOutcome, Delivery, RepriceOutcome};
 use meshpay_store::Payment;
+use meshpay_store::books::Mined;
 use meshpay_testkit::assets::asset;
 use meshpay_testkit::payment::{PaymentSetup, fresh_address};
 
@@ -93,6 +94,49 @@ impl ConfirmStack {
         assert_eq!(quiet.resent, 0, "{quiet:?}");
         next
     }
+
+    /// The books' re-check of payments that ended on a receipt finds `mined` in its new block:
+    /// the recorded inclusion follows it (one recorded move, status and events unchanged), the
+    /// ledger still balances and nothing is reported.
+    async fn books_follow_the_new_block(&self, before: &Payment, mined: B256) {
+        let old_block = before.block_number.expect("a mined payment has a block");
+        let events = self.store.payment_events(before.id).await.unwrap().len();
+        let mined_again = self.receipt(mined).await;
+        let new_block = ConfirmStack::inclusion_block(&mined_again);
+        assert_ne!(new_block, old_block, "re-mined in another block");
+        self.mine(2).await;
+        let (report, open) = self.pipeline().reconcile_books_now().await;
+        assert!(
+            !open
+                .iter()
+                .any(|d| d.kind.ends_with("_reorged") || d.kind == "balance"),
+            "{open:?}"
+        );
+        assert!(report.violations.is_empty(), "{report:?}");
+        let moved = self.payment_now(before.id).await;
+        assert_eq!(moved.block_number, Some(new_block));
+        assert_eq!(
+            moved.block_hash.map(|h| h.to_string()),
+            mined_again["blockHash"].as_str().map(str::to_owned)
+        );
+        assert_eq!(moved.status, before.status);
+        assert_eq!(moved.version, before.version);
+        assert_eq!(
+            self.store.payment_events(before.id).await.unwrap().len(),
+            events
+        );
+        let mined = Mined::Payment {
+            id: before.id,
+            status: before.status,
+        };
+        assert_eq!(
+            self.store.inclusion_moves(&mined).await.unwrap(),
+            vec![(old_block, new_block)]
+        );
+        // A second run finds the record true and moves nothing.
+        self.pipeline().reconcile_books_now().await;
+        assert_eq!(self.store.inclusion_moves(&mined).await.unwrap().len(), 1);
+    }
 }
 
 #[tokio::test]
@@ -118,21 +162,7 @@ async fn a_settled_payments_transfer_reorged_out_is_resent_by_healing_and_the_wa
         events,
         "re-sending mined bytes changes nothing of the payment"
     );
-    // The books' settled re-check finds the same transaction in its new block: the recorded
-    // inclusion follows it and nothing is reported.
-    let mined_again = stack.receipt(hash).await;
-    stack.mine(2).await;
-    let (_, open) = stack.pipeline().reconcile_books_now().await;
-    assert!(
-        !open.iter().any(|d| d.kind == "settled_reorged"),
-        "{open:?}"
-    );
-    let moved = stack.payment_now(payment.id).await;
-    assert_eq!(
-        moved.block_number,
-        Some(ConfirmStack::inclusion_block(&mined_again))
-    );
-    assert_eq!(moved.status, PaymentStatus::Settled);
+    stack.books_follow_the_new_block(&settled, hash).await;
     // Each recipient was paid exactly once.
     for paid in [&payment, &next] {
         assert_eq!(
@@ -181,10 +211,14 @@ async fn a_mined_cancellation_reorged_out_is_resent_by_healing_and_the_wallet_mo
     // The cancellation was re-sent, never the transfer it replaced.
     assert!(stack.receipt(original).await.is_null());
     assert_eq!(stack.anvil.eth_balance(payment.recipient).await, U256::ZERO);
-    assert_eq!(stack.status(payment.id).await, PaymentStatus::Cancelled);
+    let cancelled = stack.payment_now(payment.id).await;
+    assert_eq!(cancelled.status, PaymentStatus::Cancelled);
     assert_eq!(
         stack.store.payment_events(payment.id).await.unwrap().len(),
         events
     );
+    stack
+        .books_follow_the_new_block(&cancelled, cancel.tx_hash)
+        .await;
     stack.finish().await;
 }

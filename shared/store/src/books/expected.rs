@@ -93,7 +93,10 @@ impl Store {
                WHERE e.asset = $3
                  AND (t.payment_id IN (SELECT payment_id FROM ended)
                       OR (t.kind = 'fee_adjustment'
-                          AND split_part(t.reference, ':', 2) IN (SELECT payment_id::text FROM ended))
+                          AND split_part(t.reference, ':', 2) IN (SELECT payment_id::text FROM ended
+                                                                  UNION ALL
+                                                                  SELECT sweep_id::text FROM n
+                                                                  WHERE sweep_id IS NOT NULL))
                       OR (t.kind = 'gap_fill_fee'
                           AND t.reference IN (SELECT 'gap_fill:' || gap_fill_id FROM n
                                               WHERE gap_fill_id IS NOT NULL))

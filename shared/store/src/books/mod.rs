@@ -8,7 +8,8 @@
 //!   is posted in the same transaction) and the candidates meshpay sent on a nonce.
 //! - [`expected`]: what the books say a wallet holds after a block.
 //! - [`discrepancies`]: open, refreshed, resolved.
-//! - [`settled`]: the settled payments a run re-checks.
+//! - [`inclusions`]: the payments that ended on a receipt and the finished sweeps, which a run
+//!   re-checks.
 //!
 //! Concurrency: a run checks a wallet under [`Store::lock_wallet_books`] (a transaction-level
 //! advisory lock), so two runs check it one after the other and see the same books.
@@ -16,8 +17,8 @@
 pub mod discrepancies;
 pub mod expected;
 pub mod funding;
+pub mod inclusions;
 pub mod nonces;
-pub mod settled;
 
 use meshpay_domain::{Address, B256};
 use sqlx::{Postgres, Transaction};
@@ -29,8 +30,8 @@ use crate::error::{Result, StoreError};
 pub use discrepancies::{Discrepancy, DiscrepancyFilter, FoundDiscrepancy, Recorded};
 pub use expected::ExpectedBalance;
 pub use funding::{NewOpening, NewTopup, TopupOutcome};
+pub use inclusions::{InclusionMove, InclusionRef, Mined};
 pub use nonces::{ConsumedNonce, NonceCandidate, NonceSource, TokenTransfer, UnknownTx};
-pub use settled::SettledRef;
 
 /// A hot wallet the books follow.
 #[derive(Debug, Clone, PartialEq, Eq)]

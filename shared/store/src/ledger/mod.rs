@@ -79,7 +79,8 @@ pub(crate) enum TxKind {
     WalletTopup,
     /// The network fee of a gap fill (a 0-value self-transfer), paid by the hot wallet.
     GapFillFee,
-    /// A settled payment re-included by a reorg at another fee: the difference.
+    /// A payment's or sweep's transaction re-included by a reorg at another fee: the
+    /// difference.
     FeeAdjustment,
     /// A final invoice payment credited to the merchant, less the service fee.
     InvoiceCredit,

@@ -8,6 +8,7 @@ use meshpay_domain::{Address, B256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::send_log::SendLog;
 use super::{checksum, i64_of, u64_of};
 use crate::error::{Result, StoreError};
 use crate::{Store, convert};
@@ -224,15 +225,7 @@ impl Store {
     /// whose answer was never recorded turns into `exposed_at`), as [`Store::begin_send`] does
     /// for a payment's attempt.
     pub async fn begin_fill_send(&self, fill: Uuid) -> Result<()> {
-        sqlx::query(
-            "UPDATE wallet_gap_fills
-                SET exposed_at = coalesce(exposed_at, send_started_at), send_started_at = now()
-              WHERE id = $1",
-        )
-        .bind(fill)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        SendLog::GapFills.begin(&self.pool, fill).await
     }
 
     /// Records one send of a fill: `Ok` = a node has it, `Err(message)` = refused or unknown.
@@ -243,26 +236,8 @@ impl Store {
         outcome: Result<(), &str>,
         exposed: bool,
     ) -> Result<()> {
-        let (accepted, error) = match outcome {
-            Ok(()) => (true, None),
-            Err(message) => (false, Some(message)),
-        };
-        sqlx::query(
-            "UPDATE wallet_gap_fills
-                SET send_count = send_count + 1, last_sent_at = now(),
-                    exposed_at = CASE WHEN $3 THEN coalesce(exposed_at, send_started_at, now())
-                                      ELSE exposed_at END,
-                    send_started_at = NULL,
-                    status = CASE WHEN $2 THEN 'sent' ELSE status END,
-                    last_error = CASE WHEN $2 THEN NULL ELSE $4 END
-              WHERE id = $1",
-        )
-        .bind(fill)
-        .bind(accepted)
-        .bind(exposed || accepted)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        SendLog::GapFills
+            .record(&self.pool, fill, outcome, exposed)
+            .await
     }
 }

@@ -25,6 +25,7 @@ mod health;
 mod holders;
 mod nonces;
 mod reservations;
+mod send_log;
 mod sends;
 
 use meshpay_domain::{Address, PaymentId, PaymentStatus, U256};
@@ -49,6 +50,7 @@ pub use reservations::{
     NewReservation, NonceReservation, TxTimeouts, insert_reservation, release_reservation,
     reservation_of, set_timeouts, take_reservation,
 };
+pub(crate) use send_log::SendLog;
 
 fn i64_of(value: u64, what: &str) -> Result<i64> {
     i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what} {value} too large")))

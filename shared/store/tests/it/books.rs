@@ -275,3 +275,61 @@ async fn outbox_queue_rows_are_dispatched_once_after_the_grace_and_pruned_after_
     );
     ctx.finish().await;
 }
+
+#[tokio::test]
+async fn the_re_check_samples_every_payment_that_ended_on_a_receipt_and_no_other() {
+    let ctx = Ctx::new().await;
+    let merchant = MerchantSetup::funded(10u128.pow(12), 10u128.pow(20))
+        .create(&ctx.store)
+        .await;
+    // (status, fee charged, re-checked): each with a mined transaction on record in block
+    // 51 + its index.
+    let cases = [
+        ("settled", true, true),
+        ("cancelled", true, true),
+        ("failed", true, true),
+        // Failed before mining, with a block left from a reorged confirmation.
+        ("failed", false, false),
+        ("confirmed", true, false),
+        ("broadcast", false, false),
+    ];
+    let mut ids = Vec::new();
+    for (i, (status, fee, sampled)) in cases.into_iter().enumerate() {
+        let payment = PaymentSetup::new(usdc(), 1_000_000)
+            .recipient(recipient())
+            .authorize(&ctx.store, merchant)
+            .await;
+        let byte = u8::try_from(i + 1).unwrap();
+        // Test-only: the pipeline's records of a mined transaction, written directly.
+        sqlx::query(
+            "UPDATE payments SET status = $2, tx_hash = $3, block_number = $4, block_hash = $5,
+                    network_fee_actual = CASE WHEN $6 THEN 21000 END
+              WHERE id = $1",
+        )
+        .bind(payment.id.as_uuid())
+        .bind(status)
+        .bind(B256::repeat_byte(byte).to_string())
+        .bind(50 + i64::from(byte))
+        .bind(B256::repeat_byte(0xb0 + byte).to_string())
+        .bind(fee)
+        .execute(ctx.store.pool())
+        .await
+        .unwrap();
+        if sampled {
+            ids.push(payment.id);
+        }
+    }
+    let sample = ctx.store.inclusion_sample("anvil", 0, 20).await.unwrap();
+    let mut sampled: Vec<_> = sample.iter().filter_map(|r| r.mined.payment_id()).collect();
+    sampled.sort();
+    ids.sort();
+    assert_eq!(sampled, ids);
+    // Below the window's first block: nothing.
+    assert!(
+        ctx.store
+            .inclusion_sample("anvil", 60, 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -149,3 +149,77 @@ async fn invariant_check_reports_a_tampered_cached_balance() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn kinds_are_rows_seeded_from_the_checks_they_replaced_and_referenced_by_foreign_keys() {
+    let ctx = Ctx::new().await;
+    let pool = ctx.store.pool();
+    let kinds = |table: &'static str| async move {
+        let kinds: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT kind FROM {table} ORDER BY kind"))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        kinds
+    };
+    let sorted = |v: Vec<&str>| {
+        let mut v: Vec<String> = v.into_iter().map(str::to_owned).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        kinds("ledger_transaction_kinds").await,
+        sorted(vec![
+            "fund",
+            "hold",
+            "release",
+            "settle",
+            "network_fee",
+            "wallet_opening",
+            "wallet_topup",
+            "gap_fill_fee",
+            "fee_adjustment",
+            "invoice_credit",
+            "invoice_reversal",
+            "sweep",
+        ])
+    );
+    assert_eq!(
+        kinds("ledger_account_kinds").await,
+        sorted(vec![
+            "merchant_available",
+            "merchant_held",
+            "funding",
+            "outflow",
+            "service_fees",
+            "network_fees",
+            "hot_wallets",
+            "payins",
+            "unrecognized",
+        ])
+    );
+    assert_eq!(
+        kinds("reconcile_discrepancy_kinds").await,
+        sorted(vec![
+            "nonce",
+            "balance",
+            "unknown_transaction",
+            "settled_reorged",
+            "settled_not_on_chain",
+            "sweep_not_empty",
+            "receipt_reorged",
+            "sweep_reorged",
+        ])
+    );
+    let (foreign, checks): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE contype = 'f'), count(*) FILTER (WHERE contype = 'c')
+           FROM pg_constraint
+          WHERE conname IN ('ledger_transactions_kind_fkey', 'ledger_accounts_kind_fkey',
+                            'reconcile_discrepancies_kind_fkey', 'ledger_transactions_kind_check',
+                            'ledger_accounts_kind_check', 'reconcile_discrepancies_kind_check')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!((foreign, checks), (3, 0));
+}

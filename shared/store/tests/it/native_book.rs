@@ -2,14 +2,12 @@
 //! confirmed sweeps mined at or below that block took; a sweep sent and not finished makes it
 //! wait; a planned or failed one changes nothing.
 
-use meshpay_domain::{Address, Amount, B256, IdempotencyKey, InvoiceId};
+use meshpay_domain::{Address, Amount, B256, InvoiceId};
+use meshpay_store::Store;
 use meshpay_store::invoices::detection::{NativeBook, ObservedTransfer};
-use meshpay_store::{CreateInvoiceOutcome, NewInvoice, Store};
-use meshpay_testkit::assets::usdc;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::support::{Ctx, merchant_with_usdc, usdc_units};
+use crate::support::{Ctx, merchant_with_usdc, usdc_invoice};
 
 const DEPOSIT: Address = Address::repeat_byte(0xde);
 
@@ -84,24 +82,7 @@ async fn only_confirmed_sweeps_at_or_below_the_block_are_subtracted_and_a_sent_o
     let ctx = Ctx::new().await;
     let store = &ctx.store;
     let merchant = merchant_with_usdc(store, 0, 0).await;
-    let id = InvoiceId::unguessable();
-    let new = NewInvoice {
-        merchant_id: merchant,
-        idempotency_key: IdempotencyKey::new("inv-1").unwrap(),
-        request_hash: [0; 32],
-        asset: usdc(),
-        amount: usdc_units(25),
-        factory: Address::repeat_byte(0xfa),
-        id,
-        salt: B256::ZERO,
-        deposit_address: DEPOSIT,
-        reference: None,
-        metadata: None,
-        expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
-    };
-    let CreateInvoiceOutcome::Created(_) = store.create_invoice(&new).await.unwrap() else {
-        panic!("replayed");
-    };
+    let id = usdc_invoice(store, merchant, DEPOSIT).await;
     store
         .record_invoice_transfer(&ObservedTransfer {
             invoice: id,

@@ -2,38 +2,21 @@
 //! by later refreshes, closed by themselves when the payment is final again, and due again if
 //! a later reorg removes it once more.
 
-use meshpay_domain::{Address, B256, IdempotencyKey, InvoiceId, InvoiceStatus};
+use meshpay_domain::{Address, B256, InvoiceStatus};
+use meshpay_store::PaymentSeen;
 use meshpay_store::invoices::detection::ObservedTransfer;
-use meshpay_store::{CreateInvoiceOutcome, NewInvoice, PaymentSeen};
 use meshpay_testkit::assets::usdc;
 use meshpay_testkit::payment::PaymentSetup;
 use time::OffsetDateTime;
 
-use crate::support::{Ctx, merchant_with_usdc, usdc_units};
+use crate::support::{Ctx, merchant_with_usdc, usdc_invoice, usdc_units};
 
 #[tokio::test]
 async fn a_parked_reversal_is_left_alone_closes_when_the_payment_returns_and_parks_again() {
     let ctx = Ctx::new().await;
     let store = &ctx.store;
     let merchant = merchant_with_usdc(store, 0, 0).await;
-    let id = InvoiceId::unguessable();
-    let new = NewInvoice {
-        merchant_id: merchant,
-        idempotency_key: IdempotencyKey::new("inv-1").unwrap(),
-        request_hash: [0; 32],
-        asset: usdc(),
-        amount: usdc_units(25),
-        factory: Address::repeat_byte(0xfa),
-        id,
-        salt: B256::ZERO,
-        deposit_address: Address::repeat_byte(0xde),
-        reference: None,
-        metadata: None,
-        expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
-    };
-    let CreateInvoiceOutcome::Created(_) = store.create_invoice(&new).await.unwrap() else {
-        panic!("replayed");
-    };
+    let id = usdc_invoice(store, merchant, Address::repeat_byte(0xde)).await;
     let transfer = ObservedTransfer {
         invoice: id,
         tx_hash: B256::repeat_byte(1),

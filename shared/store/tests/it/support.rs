@@ -1,9 +1,11 @@
 //! Fixtures: a store on a fresh database, merchants, funded balances, quotes.
 
-use meshpay_domain::{Address, Amount, AssetId, Charges, IdempotencyKey, MerchantId};
+use meshpay_domain::{
+    Address, Amount, AssetId, B256, Charges, IdempotencyKey, InvoiceId, MerchantId,
+};
 use meshpay_store::{
-    AuthorizeOutcome, AuthorizeRequest, NewQuote, Payment, Quote, Store, StoredResponse,
-    request_fingerprint,
+    AuthorizeOutcome, AuthorizeRequest, CreateInvoiceOutcome, NewInvoice, NewQuote, Payment, Quote,
+    Store, StoredResponse, request_fingerprint,
 };
 use meshpay_testkit::assets::{eth, usdc};
 use meshpay_testkit::merchant::MerchantSetup;
@@ -150,4 +152,27 @@ pub async fn authorize(store: &Store, m: MerchantId, quote: &Quote, key: &str) -
 pub async fn count(store: &Store, sql: &str) -> i64 {
     let (n,): (i64,) = sqlx::query_as(sql).fetch_one(store.pool()).await.unwrap();
     n
+}
+
+/// An open invoice of 25 USDC paid to `deposit`, created as the API would.
+pub async fn usdc_invoice(store: &Store, merchant: MerchantId, deposit: Address) -> InvoiceId {
+    let id = InvoiceId::unguessable();
+    let new = NewInvoice {
+        merchant_id: merchant,
+        idempotency_key: IdempotencyKey::new("inv-1").unwrap(),
+        request_hash: [0; 32],
+        asset: usdc(),
+        amount: usdc_units(25),
+        factory: Address::repeat_byte(0xfa),
+        id,
+        salt: B256::ZERO,
+        deposit_address: deposit,
+        reference: None,
+        metadata: None,
+        expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    let CreateInvoiceOutcome::Created(_) = store.create_invoice(&new).await.unwrap() else {
+        panic!("replayed");
+    };
+    id
 }
