@@ -120,6 +120,8 @@ impl States {
             chains.clone(),
             settings.confirm,
         ));
+        // Hints from the chain webhook (taken by any instance) wake this process's chains.
+        confirm.listen_for_hints();
         let detector = Arc::new(meshpay_payins::detect::Detector::new(
             store.clone(),
             chains.clone(),
