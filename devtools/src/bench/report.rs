@@ -127,6 +127,11 @@ impl Report {
                 ms(s.overhead_min),
                 ms(s.overhead_max)
             );
+            println!(
+                "  meshpay's own time (without the inclusion wait and confirmations): p50 {:.0} ms, p90 {:.0} ms",
+                ms(s.own_p50),
+                ms(s.own_p90)
+            );
             for (step, p50, p90) in &s.steps {
                 println!("  {step:<28} p50 {:>7.0} ms  p90 {:>7.0} ms", ms(*p50), ms(*p90));
             }
@@ -189,6 +194,8 @@ impl Report {
                 "total_p50_ms": ms(self.single.total_p50),
                 "overhead_p50_ms": ms(self.single.overhead_p50),
                 "overhead_p90_ms": ms(self.single.overhead_p90),
+                "own_p50_ms": ms(self.single.own_p50),
+                "own_p90_ms": ms(self.single.own_p90),
                 "overhead_min_ms": ms(self.single.overhead_min),
                 "overhead_max_ms": ms(self.single.overhead_max),
                 "steps": self.single.steps.iter().map(|(s, p50, p90)| json!({"step": s, "p50_ms": ms(*p50), "p90_ms": ms(*p90)})).collect::<Vec<_>>(),
@@ -198,6 +205,8 @@ impl Report {
                 "total_p50_ms": ms(s.total_p50),
                 "overhead_p50_ms": ms(s.overhead_p50),
                 "overhead_p90_ms": ms(s.overhead_p90),
+                "own_p50_ms": ms(s.own_p50),
+                "own_p90_ms": ms(s.own_p90),
                 "overhead_min_ms": ms(s.overhead_min),
                 "overhead_max_ms": ms(s.overhead_max),
                 "steps": s.steps.iter().map(|(step, p50, p90)| json!({"step": step, "p50_ms": ms(*p50), "p90_ms": ms(*p90)})).collect::<Vec<_>>(),
