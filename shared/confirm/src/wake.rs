@@ -9,8 +9,9 @@
 //! answers every hint that arrived before it started, hints that arrive together cost one
 //! check, and a hint is honoured no sooner than [`HINT_GAP`] after the previous check (a flood
 //! of hints cannot make a chain read the node in a tight loop); a head wake needs the head to
-//! rise past where it stood when the pause began, so at most one check per new block, and for a
-//! transaction not yet mined no sooner than the cadence floor after the previous check.
+//! rise past where the reader saw it when the previous check started, so at most one check per
+//! new block (a node behind the reader cannot cause a loop), and for a transaction not yet
+//! mined no sooner than the cadence floor after the previous check.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -219,12 +220,20 @@ impl HeadView {
     }
 }
 
+/// A pause's wait for the head.
+pub struct HeadWake<'a> {
+    pub view: &'a mut HeadView,
+    /// The head the reader had seen when the previous check started: only a higher one wakes.
+    pub above: u64,
+    /// The block the chain waits for: the inclusion block plus the depth when the transaction
+    /// is mined; `None` (any new block) while it is not.
+    pub target: Option<u64>,
+}
+
 /// What a pause waits for besides its cadence.
 pub struct PauseWakes<'a> {
     pub hint: Option<&'a mut Registration>,
-    /// The head view and the block the chain waits for: the inclusion block plus the depth
-    /// when the transaction is mined, `None` (any new block) while it is not.
-    pub head: Option<(&'a mut HeadView, Option<u64>)>,
+    pub head: Option<HeadWake<'a>>,
     /// The cadence floor: a head wake of a transaction not yet mined waits this long after the
     /// previous check.
     pub floor: Duration,
@@ -244,12 +253,16 @@ pub async fn pause(checked: Instant, pause: Duration, wakes: PauseWakes<'_>) -> 
     };
     let head_rose = async {
         match head {
-            Some((view, Some(target))) => {
-                let above = view.now();
-                view.rises(above, target).await;
-            }
-            Some((view, None)) => {
-                let above = view.now();
+            Some(HeadWake {
+                view,
+                above,
+                target: Some(target),
+            }) => view.rises(above, target).await,
+            Some(HeadWake {
+                view,
+                above,
+                target: None,
+            }) => {
                 view.rises(above, 0).await;
                 tokio::time::sleep_until(checked + floor).await;
             }
@@ -347,5 +360,102 @@ mod tests {
         .await;
         assert_eq!(woken, Woken::Hint);
         assert!(checked.elapsed() >= HINT_GAP);
+    }
+
+    /// A node whose head the test sets.
+    struct Head(std::sync::atomic::AtomicU64);
+
+    #[async_trait::async_trait]
+    impl ConfirmRpc for Head {
+        async fn receipt(
+            &self,
+            _: meshpay_domain::B256,
+        ) -> Result<Option<crate::receipt::ReceiptFacts>, meshpay_chain::rpc::RpcFailure> {
+            Ok(None)
+        }
+        async fn head(
+            &self,
+            _: bool,
+        ) -> Result<meshpay_chain::rpc::ChainHead, meshpay_chain::rpc::RpcFailure> {
+            Ok(meshpay_chain::rpc::ChainHead {
+                latest: self.0.load(std::sync::atomic::Ordering::SeqCst),
+                finalized: None,
+            })
+        }
+        async fn block_hash(
+            &self,
+            _: u64,
+        ) -> Result<Option<meshpay_domain::B256>, meshpay_chain::rpc::RpcFailure> {
+            Ok(None)
+        }
+        async fn transaction_known(
+            &self,
+            _: meshpay_domain::B256,
+        ) -> Result<bool, meshpay_chain::rpc::RpcFailure> {
+            Ok(true)
+        }
+        async fn send_raw(
+            &self,
+            _: &[u8],
+        ) -> Result<meshpay_domain::B256, meshpay_chain::rpc::RpcFailure> {
+            Ok(meshpay_domain::B256::ZERO)
+        }
+    }
+
+    async fn reader_at(block: u64) -> (Arc<Head>, HeadView) {
+        let node = Arc::new(Head(std::sync::atomic::AtomicU64::new(block)));
+        let watch = HeadWatch::new(node.clone(), Duration::from_millis(5));
+        let mut view = watch.subscribe();
+        view.rises(0, block).await;
+        (node, view)
+    }
+
+    #[tokio::test]
+    async fn a_final_block_that_appeared_during_the_check_wakes_at_once() {
+        let (_node, mut view) = reader_at(10).await;
+        let wakes = PauseWakes {
+            hint: None,
+            head: Some(HeadWake {
+                view: &mut view,
+                above: 9,
+                target: Some(10),
+            }),
+            floor: Duration::from_millis(250),
+        };
+        let woken = pause(Instant::now(), Duration::from_secs(30), wakes).await;
+        assert_eq!(woken, Woken::Head);
+    }
+
+    #[tokio::test]
+    async fn a_check_behind_the_reader_waits_for_the_next_block_not_a_loop() {
+        let (node, mut view) = reader_at(10).await;
+        let early = tokio::time::timeout(Duration::from_millis(100), view.rises(10, 10)).await;
+        assert!(early.is_err(), "woke without a new block");
+        node.0.store(11, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::timeout(Duration::from_secs(5), view.rises(10, 10))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_head_reader_stops_when_no_chain_waits_and_starts_again_for_the_next() {
+        let node = Arc::new(Head(std::sync::atomic::AtomicU64::new(3)));
+        let watch = HeadWatch::new(node, Duration::from_millis(5));
+        let reading = || *watch.running.lock().unwrap();
+        let view = watch.subscribe();
+        assert!(reading());
+        drop(view);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while reading() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the reader kept reading with nobody waiting");
+        let mut view = watch.subscribe();
+        assert!(reading());
+        tokio::time::timeout(Duration::from_secs(5), view.rises(0, 3))
+            .await
+            .unwrap();
     }
 }

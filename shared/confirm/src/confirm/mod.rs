@@ -41,7 +41,7 @@ use meshpay_store::transactions::TxAttempt;
 
 use crate::finality::FinalityPolicy;
 use crate::receipt::{ExpectedTransfer, ReceiptFacts, Verdict, check_signed_bytes};
-use crate::wake::{self, PauseWakes};
+use crate::wake::{self, HeadWake, PauseWakes};
 use crate::{ConfirmError, ConfirmMessage, Pipeline};
 
 /// Why a message needed no work.
@@ -312,6 +312,7 @@ impl Pipeline {
         let (mut reorg_seen, mut resent) = (false, false);
         loop {
             hints.checking();
+            let head_before = head.as_ref().map_or(0, wake::HeadView::now);
             match self.observe(&target, last_seen, &mut resent).await? {
                 Observation::Review(reason) => {
                     tracing::error!(payment = %payment.id, %reason, "parked for review");
@@ -363,7 +364,11 @@ impl Pipeline {
                         .map(|seen| seen.block_number.saturating_add(target.policy.confirmations));
                     let wakes = PauseWakes {
                         hint: Some(&mut hints),
-                        head: head.as_mut().map(|view| (view, final_block)),
+                        head: head.as_mut().map(|view| HeadWake {
+                            view,
+                            above: head_before,
+                            target: final_block,
+                        }),
                         floor: self.config.poll_interval_min,
                     };
                     let woken = wake::pause(checked, pause, wakes).await;
