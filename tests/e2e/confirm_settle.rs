@@ -366,7 +366,9 @@ async fn a_signed_webhook_makes_the_running_polling_chain_check_at_once() {
     })
     .await;
     let (id, amount, to) = stack.pay_usdc("15.00").await;
-    let payment = stack.wait_for_status(id, PaymentStatus::Broadcast, false).await;
+    let payment = stack
+        .wait_for_status(id, PaymentStatus::Broadcast, false)
+        .await;
     // The broadcast step's message started a chain; its first check found nothing mined and
     // it now waits a minute before the next.
     let deadline = Instant::now() + WAIT;

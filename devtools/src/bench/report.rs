@@ -133,7 +133,11 @@ impl Report {
                 ms(s.own_p90)
             );
             for (step, p50, p90) in &s.steps {
-                println!("  {step:<28} p50 {:>7.0} ms  p90 {:>7.0} ms", ms(*p50), ms(*p90));
+                println!(
+                    "  {step:<28} p50 {:>7.0} ms  p90 {:>7.0} ms",
+                    ms(*p50),
+                    ms(*p90)
+                );
             }
         }
         println!();

@@ -304,7 +304,10 @@ mod tests {
         }
         registration.checking();
         let again = tokio::time::timeout(Duration::from_millis(50), registration.hinted()).await;
-        assert!(again.is_err(), "hints answered by a check woke the chain again");
+        assert!(
+            again.is_err(),
+            "hints answered by a check woke the chain again"
+        );
         wakers.wake(id);
         tokio::time::timeout(Duration::from_secs(5), registration.hinted())
             .await

@@ -359,9 +359,10 @@ impl Pipeline {
                             .await;
                     }
                     // Mined: the block that makes it final; not mined: any new block.
-                    let final_block = record
-                        .seen
-                        .map(|seen| seen.block_number.saturating_add(target.policy.confirmations));
+                    let final_block = record.seen.map(|seen| {
+                        seen.block_number
+                            .saturating_add(target.policy.confirmations)
+                    });
                     let wakes = PauseWakes {
                         hint: Some(&mut hints),
                         head: head.as_mut().map(|view| HeadWake {

@@ -187,7 +187,10 @@ async fn a_hint_for_another_payment_wakes_nothing() {
         .await
         .expect("the woken chain did not check")
         .unwrap();
-    assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, ConfirmOutcome::Confirmed { .. }),
+        "{outcome:?}"
+    );
     listener.abort();
     stack.finish().await;
 }
@@ -217,7 +220,10 @@ async fn a_chain_checks_when_its_final_block_appears_without_any_hint() {
         .await
         .expect("the chain did not check when its final block appeared")
         .unwrap();
-    assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, ConfirmOutcome::Confirmed { .. }),
+        "{outcome:?}"
+    );
     assert_eq!(node.checks(), 2);
     stack.finish().await;
 }
