@@ -372,12 +372,12 @@ async fn a_signed_webhook_makes_the_running_polling_chain_check_at_once() {
     // The broadcast step's message started a chain; its first check found nothing mined and
     // it now waits a minute before the next.
     let deadline = Instant::now() + WAIT;
-    while !stack
+    while stack
         .store
         .confirmation(id)
         .await
         .unwrap()
-        .is_some_and(|s| s.poller.is_some())
+        .is_none_or(|s| s.poller.is_none())
     {
         assert!(Instant::now() < deadline, "{}", stack.log_tail(LOG_LINES));
         tokio::time::sleep(Duration::from_millis(50)).await;
