@@ -2,8 +2,9 @@
 //! transaction hashes are mapped to our broadcast payments and a confirm message is enqueued
 //! for each (output `confirm`, queue `payments-confirm`: it starts a polling chain where none
 //! runs), and a confirm hint is sent to every instance (`NOTIFY`), which makes a polling chain
-//! already running for the payment check the chain at once (`meshpay_confirm::wake`). Nothing in a payload (amounts,
-//! blocks, statuses) is trusted: the confirm step reads the receipt from the chain itself.
+//! already running for the payment check the chain at once (`meshpay_confirm::wake`). Nothing
+//! in a payload (amounts, blocks, statuses) is trusted: the confirm step reads the receipt from
+//! the chain itself.
 //!
 //! An Alchemy `ADDRESS_ACTIVITY` event naming a watched deposit address also asks for a pay-in
 //! detection run of that invoice's chain (output `detect`, queue `payins-detect`), coalesced per

@@ -53,8 +53,10 @@ pub use message::ConfirmMessage;
 pub use reconcile::{Flag, HaltedWalletFlag, ReconcileReport, RunClock};
 pub use settle::SettleOutcome;
 
-/// Pause before a failed hint subscription is opened again.
+/// Pause before a failed hint subscription is opened again, doubled after each failure in a
+/// row up to the ceiling (the database may be down for a while).
 const HINT_RESUBSCRIBE: std::time::Duration = std::time::Duration::from_secs(1);
+const HINT_RESUBSCRIBE_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The confirm, settle and reconcile engine: cheap to share (`Arc<Pipeline>`), one per process.
 pub struct Pipeline {
@@ -134,28 +136,33 @@ impl Pipeline {
         let store = self.store.clone();
         let wakers = self.wakers.clone();
         tokio::spawn(async move {
+            let mut retry = HINT_RESUBSCRIBE;
             loop {
                 match store.listen_confirm_hints().await {
-                    Ok(mut hints) => loop {
-                        match hints.next().await {
-                            Ok(Some(payment)) => {
-                                let woke = wakers.wake(payment);
-                                tracing::debug!(%payment, woke, "confirm hint");
-                            }
-                            Ok(None) => {
-                                tracing::warn!("confirm hint subscription lost; reconnected");
-                            }
-                            Err(error) => {
-                                tracing::warn!(%error, "confirm hint subscription failed");
-                                break;
+                    Ok(mut hints) => {
+                        retry = HINT_RESUBSCRIBE;
+                        loop {
+                            match hints.next().await {
+                                Ok(Some(payment)) => {
+                                    let woke = wakers.wake(payment);
+                                    tracing::debug!(%payment, woke, "confirm hint");
+                                }
+                                Ok(None) => {
+                                    tracing::warn!("confirm hint subscription lost; reconnected");
+                                }
+                                Err(error) => {
+                                    tracing::warn!(%error, "confirm hint subscription failed");
+                                    break;
+                                }
                             }
                         }
-                    },
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "confirm hint subscription not opened");
                     }
                 }
-                tokio::time::sleep(HINT_RESUBSCRIBE).await;
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(HINT_RESUBSCRIBE_MAX);
             }
         })
     }
