@@ -81,6 +81,8 @@ fn diagnostics(app: FunctionApp) -> FunctionApp {
 /// each broadcast keeps one for its sign-and-store transaction, and a queue batch runs up to 16
 /// at once, so without them broadcasts would take the connections HTTP requests wait for.
 const BROADCAST_DB_CONNECTIONS: u32 = 8;
+/// The connection confirm's hint subscription (`LISTEN`) holds for the process's lifetime.
+const HINT_LISTENER_DB_CONNECTIONS: u32 = 1;
 
 /// The functions' shared states, built once from the settings on the process's one database
 /// pool. No I/O but an Entra token (with `MESHPAY_DB_AUTH=entra`): the pool connects on first
@@ -102,7 +104,9 @@ pub struct States {
 
 impl States {
     pub async fn new(settings: Settings) -> anyhow::Result<States> {
-        let pool_size = settings.database.max_connections + BROADCAST_DB_CONNECTIONS;
+        let pool_size = settings.database.max_connections
+            + BROADCAST_DB_CONNECTIONS
+            + HINT_LISTENER_DB_CONNECTIONS;
         let database = settings
             .database
             .with_max_connections(pool_size)
@@ -120,6 +124,8 @@ impl States {
             chains.clone(),
             settings.confirm,
         ));
+        // Hints from the chain webhook (taken by any instance) wake this process's chains.
+        confirm.listen_for_hints();
         let detector = Arc::new(meshpay_payins::detect::Detector::new(
             store.clone(),
             chains.clone(),

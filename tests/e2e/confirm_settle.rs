@@ -32,6 +32,9 @@ struct Options {
     /// `MESHPAY_CONFIRM_MAX_WAIT_SECS`: a small value makes a polling chain give up quickly.
     max_wait_secs: u64,
     reconcile_schedule: &'static str,
+    /// Confirm checks a pending transaction once a minute and never on a new head: only a
+    /// chain webhook hint brings a check forward.
+    hints_only: bool,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             settle_disabled: false,
             max_wait_secs: 600,
             reconcile_schedule: RECONCILE_IDLE,
+            hints_only: false,
         }
     }
 }
@@ -51,7 +55,7 @@ type Ctx = PipelineStack<ConfirmSettle>;
 /// The handler's settings for `options`: fast polling, the chain webhook key, a reconcile run
 /// that considers a payment stale after a second.
 fn settings(options: &Options) -> HandlerSettings {
-    HandlerSettings::default()
+    let settings = HandlerSettings::default()
         .dev_signers()
         .env("MESHPAY_CHAIN_WEBHOOK_KEY", WEBHOOK_KEY)
         .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "100")
@@ -69,7 +73,15 @@ fn settings(options: &Options) -> HandlerSettings {
             } else {
                 "false"
             },
-        )
+        );
+    if !options.hints_only {
+        return settings;
+    }
+    settings
+        .env("MESHPAY_CONFIRM_POLL_MIN_MS", "60000")
+        .env("MESHPAY_CONFIRM_POLL_INTERVAL_MS", "60000")
+        .env("MESHPAY_CONFIRM_INVOCATION_WAIT_MS", "120000")
+        .env("MESHPAY_CONFIRM_HEAD_POLL_MS", "0")
 }
 
 impl PipelineStack<ConfirmSettle> {
@@ -343,6 +355,50 @@ async fn a_signed_webhook_confirms_a_payment_whose_polling_gave_up() {
             .await,
         1
     );
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn a_signed_webhook_makes_the_running_polling_chain_check_at_once() {
+    let stack = Ctx::start(Options {
+        hints_only: true,
+        ..Options::default()
+    })
+    .await;
+    let (id, amount, to) = stack.pay_usdc("15.00").await;
+    let payment = stack
+        .wait_for_status(id, PaymentStatus::Broadcast, false)
+        .await;
+    // The broadcast step's message started a chain; its first check found nothing mined and
+    // it now waits a minute before the next.
+    let deadline = Instant::now() + WAIT;
+    while stack
+        .store
+        .confirmation(id)
+        .await
+        .unwrap()
+        .is_none_or(|s| s.poller.is_none())
+    {
+        assert!(Instant::now() < deadline, "{}", stack.log_tail(LOG_LINES));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.anvil().mine(2).await;
+
+    let body = Ctx::alchemy_body(&payment.tx_hash.unwrap().to_string());
+    let (status, reply) = stack.post_alchemy(&body, WEBHOOK_KEY).await;
+    assert_eq!((status, &reply["status"]), (200, &json!("accepted")));
+    // Well before the chain's next check by its cadence (a minute after the first).
+    let woken_by = Instant::now() + Duration::from_secs(30);
+    while stack.payment(id).await.status != PaymentStatus::Settled {
+        assert!(
+            Instant::now() < woken_by,
+            "the hint did not wake the running chain\n{}",
+            stack.log_tail(LOG_LINES)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stack.anvil().usdc_transfers_to(&to).await, [amount]);
     stack.finish().await;
 }
 

@@ -21,6 +21,8 @@ const SINGLE_TIMEOUT: Duration = Duration::from_secs(120);
 const RUN_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Pause between two reads of a payment's status (a read takes a few ms locally).
 const POLL: Duration = Duration::from_millis(20);
+/// Pause between two reads of anvil's head while a single payment runs.
+const HEAD_POLL: Duration = Duration::from_millis(5);
 /// A client's retries of a request answered 503 (or in flight), and the pause between them.
 const RETRIES: usize = 40;
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
@@ -31,11 +33,56 @@ pub struct Single {
     pub payments: usize,
     pub total_p50: Duration,
     pub overhead_p50: Duration,
+    pub overhead_p90: Duration,
     pub overhead_min: Duration,
     pub overhead_max: Duration,
-    /// Median time between consecutive status changes (authorized → broadcast → ...), from the
-    /// payment's events.
-    pub steps: Vec<(String, Duration)>,
+    /// authorize → settled minus the chain's part (the wait for the inclusion block and the
+    /// confirmations): what meshpay itself takes, p50 and p90.
+    pub own_p50: Duration,
+    pub own_p90: Duration,
+    /// Where each payment's time went, p50 and p90 over the payments (see [`Phases`]).
+    pub steps: Vec<(String, Duration, Duration)>,
+}
+
+/// One payment's time split at the moments the bench saw: its status changes (database clock)
+/// and the moments its inclusion block and the block that made it final appeared on anvil (the
+/// bench reads the head every few ms, on the same machine's clock).
+#[derive(Debug, Clone, Copy)]
+struct Phases {
+    /// `POST /payments` sent → `authorized` event (the API).
+    authorize: Duration,
+    /// `authorized` → `broadcast` (queue hop, signing, send).
+    broadcast: Duration,
+    /// `broadcast` → its block appeared (the chain: the wait for the next block).
+    inclusion: Duration,
+    /// Inclusion block → the block that makes it final appeared (the chain: confirmations).
+    finality: Duration,
+    /// Final block appeared → `confirmed` (confirm noticing: poll lag, wake-up, the reads).
+    notice: Duration,
+    /// `confirmed` → `settled` (queue hop, settle's canonical re-check, the postings).
+    settle: Duration,
+}
+
+impl Phases {
+    const NAMES: [&'static str; 6] = [
+        "request → authorized",
+        "authorized → broadcast",
+        "broadcast → block (chain)",
+        "block → final (chain)",
+        "final block → confirmed",
+        "confirmed → settled",
+    ];
+
+    fn values(&self) -> [Duration; 6] {
+        [
+            self.authorize,
+            self.broadcast,
+            self.inclusion,
+            self.finality,
+            self.notice,
+            self.settle,
+        ]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -159,13 +206,96 @@ impl WebhookHints<'_> {
     }
 }
 
+/// When each block number was first seen (wall clock of this machine).
+type BlockTimes = std::sync::Mutex<std::collections::BTreeMap<u64, OffsetDateTime>>;
+
+/// Reads anvil's head every [`HEAD_POLL`] and records when each block first appeared; never
+/// returns (raced against the payment's wait).
+async fn watch_blocks(stack: &Stack, seen: &BlockTimes) {
+    loop {
+        let head = stack.anvil().rpc("eth_blockNumber", json!([])).await;
+        let now = OffsetDateTime::now_utc();
+        if let Some(number) = head
+            .as_str()
+            .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+            && let Ok(mut seen) = seen.lock()
+        {
+            seen.entry(number).or_insert(now);
+        }
+        tokio::time::sleep(HEAD_POLL).await;
+    }
+}
+
+/// One payment from `POST /payments` to `settled`, with its time split into [`Phases`].
+async fn one_single(
+    stack: &Stack,
+    key: &str,
+    hints: Option<&WebhookHints<'_>>,
+    blocks: &BlockTimes,
+) -> anyhow::Result<(Duration, Phases)> {
+    let api = stack.api();
+    let quote = quote(&api, key).await?;
+    let requested = OffsetDateTime::now_utc();
+    let started = Instant::now();
+    let id = authorize(&api, key, &quote).await?;
+    let mut hinted = hints.is_none();
+    loop {
+        if !hinted && let Some(hints) = hints {
+            hinted = hints.post_when_mined(stack, id).await?;
+        }
+        let view = api.get(&format!("/payments/{id}"), key).await;
+        match view.body["status"].as_str() {
+            Some("settled") => break,
+            Some("failed" | "canceled") => bail!("payment {id}: {}", view.body),
+            _ if started.elapsed() > SINGLE_TIMEOUT => bail!("payment {id} not settled"),
+            _ => tokio::time::sleep(POLL).await,
+        }
+    }
+    let total = started.elapsed();
+    let events = events(stack, id).await?;
+    let at = |status: &str| {
+        events
+            .iter()
+            .find(|(to, _)| to == status)
+            .map(|(_, at)| *at)
+            .with_context(|| format!("payment {id} has no {status} event"))
+    };
+    let (authorized, broadcast) = (at("authorized")?, at("broadcast")?);
+    let (confirmed, settled) = (at("confirmed")?, at("settled")?);
+    let payment = stack
+        .store
+        .get_payment_unscoped(id)
+        .await?
+        .context("payment vanished")?;
+    let block = payment.block_number.context("settled without a block")?;
+    let appeared = |number: u64| {
+        blocks
+            .lock()
+            .ok()
+            .and_then(|seen| seen.get(&number).copied())
+            .with_context(|| format!("block {number} was not seen by the bench"))
+    };
+    let (included, final_block) = (appeared(block)?, appeared(block + CONFIRMATIONS)?);
+    let gap = |from: OffsetDateTime, to: OffsetDateTime| (to - from).unsigned_abs();
+    Ok((
+        total,
+        Phases {
+            authorize: gap(requested, authorized),
+            broadcast: gap(authorized, broadcast),
+            inclusion: gap(broadcast, included),
+            finality: gap(included, final_block),
+            notice: gap(final_block, confirmed),
+            settle: gap(confirmed, settled),
+        },
+    ))
+}
+
 pub async fn single(
     stack: &Stack,
     merchant: &Merchant,
     payments: usize,
     hints: Option<&WebhookHints<'_>>,
 ) -> anyhow::Result<Single> {
-    let api = stack.api();
     let key = merchant.key.as_str();
     let chain_time = Duration::from_secs(CONFIRMATIONS * BLOCK_TIME_SECS);
     let what = if hints.is_some() {
@@ -174,67 +304,55 @@ pub async fn single(
         "single payments (polling)"
     };
     let bar = progress(payments, what);
+    let blocks = BlockTimes::default();
     let mut totals = Vec::new();
-    let mut steps: Vec<Vec<(String, Duration)>> = Vec::new();
-    for _ in 0..payments {
-        let quote = quote(&api, key).await?;
-        let started = Instant::now();
-        let id = authorize(&api, key, &quote).await?;
-        let mut hinted = hints.is_none();
-        loop {
-            if !hinted && let Some(hints) = hints {
-                hinted = hints.post_when_mined(stack, id).await?;
-            }
-            let view = api.get(&format!("/payments/{id}"), key).await;
-            match view.body["status"].as_str() {
-                Some("settled") => break,
-                Some("failed" | "canceled") => bail!("payment {id}: {}", view.body),
-                _ if started.elapsed() > SINGLE_TIMEOUT => bail!("payment {id} not settled"),
-                _ => tokio::time::sleep(POLL).await,
-            }
-        }
-        totals.push(started.elapsed());
-        let events = events(stack, id).await?;
-        steps.push(
-            events
-                .windows(2)
-                .map(|w| {
-                    let gap = (w[1].1 - w[0].1).unsigned_abs();
-                    (format!("{} → {}", w[0].0, w[1].0), gap)
-                })
-                .collect(),
-        );
+    let mut own = Vec::new();
+    let mut phases = Vec::new();
+    for i in 0..payments {
+        // Started one after the other, the payments would all reach the chain at the same
+        // moment of the block interval (a fixed delay after the block that settled the one
+        // before) and share one inclusion wait. Real payments arrive at any moment: spread the
+        // starts evenly over the interval (golden-ratio steps, the same every run).
+        let phase = (i as f64 * 0.618_034).fract() * (BLOCK_TIME_SECS as f64);
+        tokio::time::sleep(Duration::from_secs_f64(phase)).await;
+        let (total, split) = tokio::select! {
+            done = one_single(stack, key, hints, &blocks) => done?,
+            () = watch_blocks(stack, &blocks) => unreachable!("the block watch never ends"),
+        };
+        totals.push(total);
+        own.push(total.saturating_sub(split.inclusion + split.finality));
+        phases.push(split);
         bar.inc(1);
     }
     bar.finish_and_clear();
     totals.sort();
+    own.sort();
     let overheads: Vec<Duration> = totals
         .iter()
         .map(|t| t.saturating_sub(chain_time))
         .collect();
-    // Median of each step over the payments that had it (same sequence for every payment).
-    let names: Vec<String> = steps
-        .first()
-        .map(|s| s.iter().map(|(name, _)| name.clone()).collect())
-        .unwrap_or_default();
-    let steps = names
-        .into_iter()
-        .map(|name| {
-            let mut gaps: Vec<Duration> = steps
-                .iter()
-                .filter_map(|s| s.iter().find(|(n, _)| *n == name).map(|(_, d)| *d))
-                .collect();
+    let steps = Phases::NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut gaps: Vec<Duration> = phases.iter().map(|p| p.values()[i]).collect();
             gaps.sort();
-            let median = percentile(&gaps, 0.5);
-            (name, median)
+            (
+                (*name).to_owned(),
+                percentile(&gaps, 0.5),
+                percentile(&gaps, 0.9),
+            )
         })
         .collect();
     Ok(Single {
         payments,
         total_p50: percentile(&totals, 0.5),
         overhead_p50: percentile(&overheads, 0.5),
+        overhead_p90: percentile(&overheads, 0.9),
         overhead_min: overheads.first().copied().unwrap_or_default(),
         overhead_max: overheads.last().copied().unwrap_or_default(),
+        own_p50: percentile(&own, 0.5),
+        own_p90: percentile(&own, 0.9),
         steps,
     })
 }

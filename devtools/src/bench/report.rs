@@ -117,17 +117,27 @@ impl Report {
         for (path, s) in paths {
             println!(
                 "single payment, {path} ({} sequential): authorize → settled p50 {:.0} ms; \
-                 overhead on top of {} × {} s: p50 {:.0} ms (min {:.0}, max {:.0})",
+                 overhead on top of {} × {} s: p50 {:.0} ms, p90 {:.0} ms (min {:.0}, max {:.0})",
                 s.payments,
                 ms(s.total_p50),
                 CONFIRMATIONS,
                 BLOCK_TIME_SECS,
                 ms(s.overhead_p50),
+                ms(s.overhead_p90),
                 ms(s.overhead_min),
                 ms(s.overhead_max)
             );
-            for (step, gap) in &s.steps {
-                println!("  {step:<28} p50 {:>7.0} ms", ms(*gap));
+            println!(
+                "  meshpay's own time (without the inclusion wait and confirmations): p50 {:.0} ms, p90 {:.0} ms",
+                ms(s.own_p50),
+                ms(s.own_p90)
+            );
+            for (step, p50, p90) in &s.steps {
+                println!(
+                    "  {step:<28} p50 {:>7.0} ms  p90 {:>7.0} ms",
+                    ms(*p50),
+                    ms(*p90)
+                );
             }
         }
         println!();
@@ -187,17 +197,23 @@ impl Report {
                 "payments": self.single.payments,
                 "total_p50_ms": ms(self.single.total_p50),
                 "overhead_p50_ms": ms(self.single.overhead_p50),
+                "overhead_p90_ms": ms(self.single.overhead_p90),
+                "own_p50_ms": ms(self.single.own_p50),
+                "own_p90_ms": ms(self.single.own_p90),
                 "overhead_min_ms": ms(self.single.overhead_min),
                 "overhead_max_ms": ms(self.single.overhead_max),
-                "steps": self.single.steps.iter().map(|(s, d)| json!({"step": s, "p50_ms": ms(*d)})).collect::<Vec<_>>(),
+                "steps": self.single.steps.iter().map(|(s, p50, p90)| json!({"step": s, "p50_ms": ms(*p50), "p90_ms": ms(*p90)})).collect::<Vec<_>>(),
             },
             "single_webhook": self.single_webhook.as_ref().map(|s| json!({
                 "payments": s.payments,
                 "total_p50_ms": ms(s.total_p50),
                 "overhead_p50_ms": ms(s.overhead_p50),
+                "overhead_p90_ms": ms(s.overhead_p90),
+                "own_p50_ms": ms(s.own_p50),
+                "own_p90_ms": ms(s.own_p90),
                 "overhead_min_ms": ms(s.overhead_min),
                 "overhead_max_ms": ms(s.overhead_max),
-                "steps": s.steps.iter().map(|(step, d)| json!({"step": step, "p50_ms": ms(*d)})).collect::<Vec<_>>(),
+                "steps": s.steps.iter().map(|(step, p50, p90)| json!({"step": step, "p50_ms": ms(*p50), "p90_ms": ms(*p90)})).collect::<Vec<_>>(),
             })),
             "handler_spawn": self.spawn.as_ref().map(|s| json!({
                 "runs": s.runs, "p50_ms": ms(s.p50), "min_ms": ms(s.min), "max_ms": ms(s.max),

@@ -1,7 +1,10 @@
 //! `confirm-webhook`: `POST /api/webhooks/chain` takes chain-event webhooks as *hints*: their
 //! transaction hashes are mapped to our broadcast payments and a confirm message is enqueued
-//! for each (output `confirm`, queue `payments-confirm`). Nothing in a payload (amounts,
-//! blocks, statuses) is trusted: the confirm step reads the receipt from the chain itself.
+//! for each (output `confirm`, queue `payments-confirm`: it starts a polling chain where none
+//! runs), and a confirm hint is sent to every instance (`NOTIFY`), which makes a polling chain
+//! already running for the payment check the chain at once (`meshpay_confirm::wake`). Nothing
+//! in a payload (amounts, blocks, statuses) is trusted: the confirm step reads the receipt from
+//! the chain itself.
 //!
 //! An Alchemy `ADDRESS_ACTIVITY` event naming a watched deposit address also asks for a pay-in
 //! detection run of that invoice's chain (output `detect`, queue `payins-detect`), coalesced per
@@ -148,14 +151,15 @@ async fn receive(
         .await
         .map_err(|e| ApiError::internal("chain webhook: payment lookup", &e))?;
     let mut queued = QueueOutputs::new();
-    let mut enqueued = 0;
+    let mut hinted = Vec::new();
     for (payment_id, status, _) in payments {
         // Only a broadcast payment waits for a confirmation; a confirmed one is with settle.
-        if status == PaymentStatus::Broadcast {
+        if status == PaymentStatus::Broadcast && !hinted.contains(&payment_id) {
             queued.push_json(CONFIRM_OUTPUT, json!(ConfirmMessage::new(payment_id)));
-            enqueued += 1;
+            hinted.push(payment_id);
         }
     }
+    let enqueued = hinted.len();
     let first = state
         .store
         .record_chain_webhook(source.as_str(), &webhook_id, hint.tx_hashes.len(), enqueued)
@@ -164,6 +168,11 @@ async fn receive(
     if !first {
         tracing::info!(source = source.as_str(), %webhook_id, "chain webhook replayed: no effect");
         return Ok(answer("duplicate", &hint, 0));
+    }
+    // The queue message starts a chain if none runs; a running chain (on any instance) is
+    // woken instead, which checks the chain at once. Losing the wake-up costs only latency.
+    if let Err(error) = state.store.hint_confirmations(&hinted).await {
+        tracing::warn!(%error, "confirm hint not sent; the polling chains keep their pace");
     }
     if source == Source::Alchemy {
         request_detection(&state.store, &body, config.max_hashes, &mut queued).await?;

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `MESHPAY_CONFIRM_POLL_INTERVAL_MS` | 2000 | longest pause between chain checks inside one invocation |
 //! | `MESHPAY_CONFIRM_POLL_MIN_MS` | 250 | shortest pause: a transaction's pause is a quarter of its age between the two (`cadence`) |
+//! | `MESHPAY_CONFIRM_HEAD_POLL_MS` | 100 | how often one shared reader per chain reads the head while chains wait, to check a transaction the moment its final block appears (`wake`); 0: off |
 //! | `MESHPAY_CONFIRM_INVOCATION_WAIT_MS` | 20000 | longest one confirm invocation keeps checking before it re-enqueues itself |
 //! | `MESHPAY_CONFIRM_MAX_WAIT_SECS` | 3600 | a polling chain gives up (reason recorded) after this; reconcile starts a new one |
 //! | `MESHPAY_RECONCILE_STALE_SECS` | 300 | a payment waiting this long for its next step is nudged (once per this period) |
@@ -23,6 +24,7 @@ use crate::webhook::WebhookKey;
 
 pub const POLL_INTERVAL_ENV: &str = "MESHPAY_CONFIRM_POLL_INTERVAL_MS";
 pub const POLL_MIN_ENV: &str = "MESHPAY_CONFIRM_POLL_MIN_MS";
+pub const HEAD_POLL_ENV: &str = "MESHPAY_CONFIRM_HEAD_POLL_MS";
 pub const INVOCATION_WAIT_ENV: &str = "MESHPAY_CONFIRM_INVOCATION_WAIT_MS";
 pub const MAX_WAIT_ENV: &str = "MESHPAY_CONFIRM_MAX_WAIT_SECS";
 pub const RECONCILE_STALE_ENV: &str = "MESHPAY_RECONCILE_STALE_SECS";
@@ -53,6 +55,9 @@ pub struct ConfirmConfig {
     pub poll_interval: Duration,
     /// Floor of that pause (the pause of a just-sent transaction; see [`crate::cadence`]).
     pub poll_interval_min: Duration,
+    /// How often the shared head reader of a chain reads its head while chains wait on it
+    /// (`None`: no head wake-ups, the cadence alone; see [`crate::wake`]).
+    pub head_poll: Option<Duration>,
     pub invocation_wait: Duration,
     pub max_chain_wait: Duration,
     pub reconcile: ReconcileConfig,
@@ -97,6 +102,7 @@ impl Default for ConfirmConfig {
             rpc_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_secs(2),
             poll_interval_min: Duration::from_millis(250),
+            head_poll: Some(Duration::from_millis(100)),
             invocation_wait: Duration::from_secs(20),
             max_chain_wait: Duration::from_secs(3600),
             reconcile: ReconcileConfig {
@@ -141,6 +147,8 @@ impl ConfirmConfig {
         };
         c.poll_interval = Duration::from_millis(number(POLL_INTERVAL_ENV, 2_000, 10, 60_000)?);
         c.poll_interval_min = Duration::from_millis(number(POLL_MIN_ENV, 250, 10, 60_000)?);
+        let head_poll = number(HEAD_POLL_ENV, 100, 0, 60_000)?;
+        c.head_poll = (head_poll > 0).then(|| Duration::from_millis(head_poll));
         // Well inside host.json's functionTimeout (5 min) together with the RPC timeouts.
         c.invocation_wait = Duration::from_millis(number(INVOCATION_WAIT_ENV, 20_000, 0, 180_000)?);
         c.max_chain_wait = Duration::from_secs(number(MAX_WAIT_ENV, 3_600, 1, 7 * 86_400)?);
@@ -190,6 +198,16 @@ mod tests {
         assert_eq!(c.reconcile.stale_after, Duration::from_secs(300));
         assert!(c.webhook.key.is_none());
         assert_eq!(c.webhook.max_body_bytes, 256 * 1024);
+        assert_eq!(c.head_poll, Some(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_head_poll_of_zero_turns_head_wake_ups_off() {
+        assert_eq!(from(&[(HEAD_POLL_ENV, "0")]).unwrap().head_poll, None);
+        assert_eq!(
+            from(&[(HEAD_POLL_ENV, "40")]).unwrap().head_poll,
+            Some(Duration::from_millis(40))
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod message;
 pub mod receipt;
 mod reconcile;
 mod settle;
+pub mod wake;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -52,6 +53,11 @@ pub use message::ConfirmMessage;
 pub use reconcile::{Flag, HaltedWalletFlag, ReconcileReport, RunClock};
 pub use settle::SettleOutcome;
 
+/// Pause before a failed hint subscription is opened again, doubled after each failure in a
+/// row up to the ceiling (the database may be down for a while).
+const HINT_RESUBSCRIBE: std::time::Duration = std::time::Duration::from_secs(1);
+const HINT_RESUBSCRIBE_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The confirm, settle and reconcile engine: cheap to share (`Arc<Pipeline>`), one per process.
 pub struct Pipeline {
     store: Store,
@@ -59,6 +65,10 @@ pub struct Pipeline {
     rpcs: HashMap<String, Arc<dyn ConfirmRpc>>,
     /// The books check's reads (pinned to a block).
     books_rpcs: HashMap<String, Arc<dyn BooksRpc>>,
+    /// Each chain's shared head reader (none when `config.head_poll` is off).
+    heads: HashMap<String, Arc<wake::HeadWatch>>,
+    /// The polling chains running in this process, woken by hints.
+    wakers: Arc<wake::Wakers>,
     config: ConfirmConfig,
 }
 
@@ -83,19 +93,78 @@ impl Pipeline {
             rpcs.insert(chain.name.clone(), rpc.clone());
             books_rpcs.insert(chain.name.clone(), rpc);
         }
-        Pipeline {
+        let mut pipeline = Pipeline {
             store,
             chains,
-            rpcs,
+            rpcs: HashMap::new(),
             books_rpcs,
+            heads: HashMap::new(),
+            wakers: Arc::default(),
             config,
+        };
+        for (chain, rpc) in rpcs {
+            pipeline = pipeline.with_rpc(&chain, rpc);
         }
+        pipeline
     }
 
-    /// Replaces a chain's RPC (tests put a scripted or faulty node here).
+    /// Replaces a chain's RPC (tests put a scripted or faulty node here); its head reader
+    /// reads through it too.
     pub fn with_rpc(mut self, chain: &str, rpc: Arc<dyn ConfirmRpc>) -> Self {
+        if let Some(interval) = self.config.head_poll {
+            self.heads.insert(
+                chain.to_owned(),
+                wake::HeadWatch::new(rpc.clone(), interval),
+            );
+        }
         self.rpcs.insert(chain.to_owned(), rpc);
         self
+    }
+
+    /// Wakes the polling chain of `payment` if one runs in this process (it checks the chain
+    /// at once, see [`wake`]); `true` if one did. Hints from other instances arrive through
+    /// [`Pipeline::listen_for_hints`].
+    pub fn wake(&self, payment: meshpay_domain::PaymentId) -> bool {
+        self.wakers.wake(payment)
+    }
+
+    /// Wakes this process's polling chains named by confirm hints from any instance
+    /// (`Store::hint_confirmations`), until the returned task is aborted. A lost subscription
+    /// is opened again after a pause; hints sent meanwhile are lost, which only costs latency
+    /// (each chain's cadence still checks).
+    pub fn listen_for_hints(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let wakers = self.wakers.clone();
+        tokio::spawn(async move {
+            let mut retry = HINT_RESUBSCRIBE;
+            loop {
+                match store.listen_confirm_hints().await {
+                    Ok(mut hints) => {
+                        retry = HINT_RESUBSCRIBE;
+                        loop {
+                            match hints.next().await {
+                                Ok(Some(payment)) => {
+                                    let woke = wakers.wake(payment);
+                                    tracing::debug!(%payment, woke, "confirm hint");
+                                }
+                                Ok(None) => {
+                                    tracing::warn!("confirm hint subscription lost; reconnected");
+                                }
+                                Err(error) => {
+                                    tracing::warn!(%error, "confirm hint subscription failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "confirm hint subscription not opened");
+                    }
+                }
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(HINT_RESUBSCRIBE_MAX);
+            }
+        })
     }
 
     /// Replaces a chain's RPC of the books check.

@@ -1,7 +1,8 @@
 //! [`Pipeline::confirm`]: one delivery of a `payments-confirm` message.
 //!
 //! ```text
-//! broadcast ─claim lease─▶ loop (paced by cadence::next_check, up to invocation_wait):
+//! broadcast ─claim lease─▶ loop (paced by cadence::next_check, brought forward by a hint or
+//!                                the final block appearing (`wake`), up to invocation_wait):
 //!     receipt? ── none ──▶ known to the node? ── no ──▶ re-send stored raw bytes (once)
 //!        │                        └─ yes: pending
 //!        └─ mined ──▶ head (+ finalized) ──▶ final? ── no: wait
@@ -40,6 +41,7 @@ use meshpay_store::transactions::TxAttempt;
 
 use crate::finality::FinalityPolicy;
 use crate::receipt::{ExpectedTransfer, ReceiptFacts, Verdict, check_signed_bytes};
+use crate::wake::{self, HeadWake, PauseWakes};
 use crate::{ConfirmError, ConfirmMessage, Pipeline};
 
 /// Why a message needed no work.
@@ -299,9 +301,18 @@ impl Pipeline {
             }
         };
         let deadline = Instant::now() + self.config.invocation_wait;
+        // Registered before the first check, so a hint that arrives while a check runs still
+        // brings the next one forward.
+        let mut hints = self.wakers.register(payment.id);
+        let mut head = match self.heads.get(payment.chain()) {
+            Some(watch) if !target.policy.use_finalized => Some(watch.subscribe()),
+            _ => None,
+        };
         let mut last_seen = claim.last_seen;
         let (mut reorg_seen, mut resent) = (false, false);
         loop {
+            hints.checking();
+            let head_before = head.as_ref().map_or(0, wake::HeadView::now);
             match self.observe(&target, last_seen, &mut resent).await? {
                 Observation::Review(reason) => {
                     tracing::error!(payment = %payment.id, %reason, "parked for review");
@@ -332,6 +343,7 @@ impl Pipeline {
                 } => {
                     reorg_seen |= record.reorg_seen;
                     last_seen = record.seen;
+                    let checked = tokio::time::Instant::now();
                     let pause = self.next_check(&target.attempt);
                     let out_of_time = Instant::now() + pause > deadline;
                     if rebroadcast || out_of_time {
@@ -346,7 +358,24 @@ impl Pipeline {
                             .wait_more(payment.id, claim, record, rebroadcast || fee_check)
                             .await;
                     }
-                    tokio::time::sleep(pause).await;
+                    // Mined: the block that makes it final; not mined: any new block.
+                    let final_block = record.seen.map(|seen| {
+                        seen.block_number
+                            .saturating_add(target.policy.confirmations)
+                    });
+                    let wakes = PauseWakes {
+                        hint: Some(&mut hints),
+                        head: head.as_mut().map(|view| HeadWake {
+                            view,
+                            above: head_before,
+                            target: final_block,
+                        }),
+                        floor: self.config.poll_interval_min,
+                    };
+                    let woken = wake::pause(checked, pause, wakes).await;
+                    tracing::debug!(
+                        payment = %payment.id, woken = woken.as_str(), "confirm checks again"
+                    );
                 }
             }
         }

@@ -12,3 +12,4 @@ mod reorgs;
 mod replacement;
 mod review;
 mod support;
+mod wake;

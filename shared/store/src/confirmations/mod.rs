@@ -4,6 +4,8 @@
 //!   was last seen to say ([`Store::record_confirm_check`], [`finish_confirm_chain`]);
 //! - chain webhook replay dedupe ([`Store::record_chain_webhook`]) and the tx-hash → payment
 //!   lookup a webhook hint needs ([`Store::payments_by_tx_hashes`]);
+//! - confirm hints to every instance (`NOTIFY`/`LISTEN`: [`Store::hint_confirmations`]), which
+//!   wake a running polling chain of the hinted payment;
 //! - reconcile scans that claim a "nudge" atomically ([`Store::nudge_stale`]) and the run log.
 //!
 //! # The polling lease
@@ -26,9 +28,11 @@
 //! [`Store::record_confirm_check`]: crate::Store::record_confirm_check
 //! [`Store::record_chain_webhook`]: crate::Store::record_chain_webhook
 //! [`Store::payments_by_tx_hashes`]: crate::Store::payments_by_tx_hashes
+//! [`Store::hint_confirmations`]: crate::Store::hint_confirmations
 //! [`Store::nudge_stale`]: crate::Store::nudge_stale
 
 mod chain_webhooks;
+mod hints;
 mod lease;
 mod reconcile;
 
@@ -41,6 +45,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::error::{Result, StoreError};
 
+pub use hints::{CONFIRM_HINT_CHANNEL, ConfirmHints};
 pub use lease::{finish_confirm_chain, lock_confirm_chain};
 pub use reconcile::NudgeStep;
 
