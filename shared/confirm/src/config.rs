@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `MESHPAY_CONFIRM_POLL_INTERVAL_MS` | 2000 | longest pause between chain checks inside one invocation |
 //! | `MESHPAY_CONFIRM_POLL_MIN_MS` | 250 | shortest pause: a transaction's pause is a quarter of its age between the two (`cadence`) |
-//! | `MESHPAY_CONFIRM_HEAD_POLL_MS` | 100 | how often one shared reader per chain reads the head while chains wait, to check a transaction the moment its final block appears (`wake`); 0: off |
+//! | `MESHPAY_CONFIRM_HEAD_POLL_MS` | 100 | shortest pause between head reads of the one shared reader per chain that runs while chains wait, to check a transaction the moment its final block appears (`wake`); the reader paces itself to an eighth of the chain's measured block time, at most 2 s; 0: off |
 //! | `MESHPAY_CONFIRM_INVOCATION_WAIT_MS` | 20000 | longest one confirm invocation keeps checking before it re-enqueues itself |
 //! | `MESHPAY_CONFIRM_MAX_WAIT_SECS` | 3600 | a polling chain gives up (reason recorded) after this; reconcile starts a new one |
 //! | `MESHPAY_RECONCILE_STALE_SECS` | 300 | a payment waiting this long for its next step is nudged (once per this period) |

@@ -131,9 +131,12 @@ impl Drop for Registration {
 }
 
 /// One reader of a chain's head per process, shared by every chain waiting on it: it reads
-/// `eth_blockNumber` every `interval` while at least one chain waits, and stops when none
-/// does. The highest block seen is published; a failed read publishes nothing (the cadence
-/// still bounds every pause).
+/// `eth_blockNumber` while at least one chain waits, and stops when none does. The highest
+/// block seen is published; a failed read publishes nothing (the cadence still bounds every
+/// pause). Reads are paced to the chain's own block time ([`read_pause`]): about
+/// [`READS_PER_BLOCK`] per block, never more often than `interval`, so a 12 s chain costs the
+/// RPC provider a read every 1.5 s, not ten a second, and a new block is still seen within an
+/// eighth of a block.
 pub struct HeadWatch {
     rpc: Arc<dyn ConfirmRpc>,
     interval: Duration,
@@ -172,6 +175,7 @@ impl HeadWatch {
     }
 
     async fn read_heads(self: Arc<Self>) {
+        let mut pace = BlockPace::default();
         loop {
             {
                 let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
@@ -181,6 +185,7 @@ impl HeadWatch {
                 }
             }
             if let Ok(head) = self.rpc.head(false).await {
+                pace.saw(head.latest, Instant::now());
                 self.highest.send_if_modified(|highest| {
                     let higher = head.latest > *highest;
                     if higher {
@@ -189,7 +194,49 @@ impl HeadWatch {
                     higher
                 });
             }
-            tokio::time::sleep(self.interval).await;
+            tokio::time::sleep(read_pause(self.interval, pace.block_time)).await;
+        }
+    }
+}
+
+/// Head reads per block time once the reader has measured it.
+pub const READS_PER_BLOCK: u32 = 8;
+/// The longest pause between head reads, however slow the chain.
+const MAX_READ_PAUSE: Duration = Duration::from_secs(2);
+
+/// The pause before the next head read: an [`READS_PER_BLOCK`]th of the measured block time,
+/// at least `floor` (the setting) and at most [`MAX_READ_PAUSE`] (or `floor` if higher);
+/// `floor` until a block time is measured.
+pub fn read_pause(floor: Duration, block_time: Option<Duration>) -> Duration {
+    match block_time {
+        Some(block) => (block / READS_PER_BLOCK).clamp(floor, MAX_READ_PAUSE.max(floor)),
+        None => floor,
+    }
+}
+
+/// The chain's block time as the head reader sees it: the time between two head changes
+/// divided by the blocks between them, smoothed (a quarter weight to each new sample) so one
+/// late block or a burst after a stall does not swing the pace.
+#[derive(Debug, Default)]
+struct BlockPace {
+    last: Option<(u64, Instant)>,
+    block_time: Option<Duration>,
+}
+
+impl BlockPace {
+    fn saw(&mut self, head: u64, at: Instant) {
+        match self.last {
+            Some((previous, since)) if head > previous => {
+                let blocks = u32::try_from(head - previous).unwrap_or(u32::MAX);
+                let sample = at.duration_since(since) / blocks;
+                self.block_time = Some(match self.block_time {
+                    Some(smoothed) => (smoothed * 3 + sample) / 4,
+                    None => sample,
+                });
+                self.last = Some((head, at));
+            }
+            Some(_) => {}
+            None => self.last = Some((head, at)),
         }
     }
 }
@@ -411,6 +458,50 @@ mod tests {
         let mut view = watch.subscribe();
         view.rises(0, block).await;
         (node, view)
+    }
+
+    #[test]
+    fn head_reads_follow_the_chains_block_time_within_their_bounds() {
+        let floor = Duration::from_millis(100);
+        assert_eq!(read_pause(floor, None), floor);
+        // Ethereum (12 s): every 1.5 s; Base (2 s): every 250 ms; anvil (1 s): 125 ms.
+        assert_eq!(
+            read_pause(floor, Some(Duration::from_secs(12))),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            read_pause(floor, Some(Duration::from_secs(2))),
+            Duration::from_millis(250)
+        );
+        // Never faster than the setting, never slower than 2 s (unless the setting says so).
+        assert_eq!(read_pause(floor, Some(Duration::from_millis(200))), floor);
+        assert_eq!(
+            read_pause(floor, Some(Duration::from_secs(60))),
+            Duration::from_secs(2)
+        );
+        let slow = Duration::from_secs(5);
+        assert_eq!(read_pause(slow, Some(Duration::from_secs(60))), slow);
+    }
+
+    #[test]
+    fn the_block_time_is_measured_between_head_changes_and_smoothed() {
+        let start = Instant::now();
+        let mut pace = BlockPace::default();
+        pace.saw(10, start);
+        pace.saw(10, start + Duration::from_millis(500));
+        assert_eq!(pace.block_time, None, "no change seen yet");
+        pace.saw(12, start + Duration::from_secs(4));
+        assert_eq!(
+            pace.block_time,
+            Some(Duration::from_secs(2)),
+            "2 blocks in 4 s"
+        );
+        // One late block moves the estimate a quarter of the way.
+        pace.saw(13, start + Duration::from_secs(10));
+        assert_eq!(pace.block_time, Some(Duration::from_secs(3)));
+        // A head that goes back (another node behind a load balancer) is ignored.
+        pace.saw(11, start + Duration::from_secs(11));
+        assert_eq!(pace.block_time, Some(Duration::from_secs(3)));
     }
 
     #[tokio::test]
