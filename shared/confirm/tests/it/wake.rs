@@ -103,6 +103,26 @@ async fn wait_for_listener(stack: &ConfirmStack) {
     .expect("no hint listener");
 }
 
+/// A pipeline with the slow cadence, reading the chain through a counting node, whose hint
+/// listener is already listening.
+async fn listening_pipeline(
+    stack: &ConfirmStack,
+) -> (
+    Arc<Pipeline>,
+    Arc<CountingNode>,
+    tokio::task::JoinHandle<()>,
+) {
+    let node = CountingNode::new(stack);
+    let pipeline = Arc::new(
+        stack
+            .pipeline_with(slow_cadence(None))
+            .with_rpc("anvil", node.clone()),
+    );
+    let listener = pipeline.listen_for_hints();
+    wait_for_listener(stack).await;
+    (pipeline, node, listener)
+}
+
 fn run_chain(
     pipeline: &Arc<Pipeline>,
     payment: PaymentId,
@@ -119,14 +139,7 @@ fn run_chain(
 #[tokio::test]
 async fn an_early_hint_costs_one_check_and_a_hint_once_final_confirms_at_once() {
     let stack = ConfirmStack::start(1).await;
-    let node = CountingNode::new(&stack);
-    let pipeline = Arc::new(
-        stack
-            .pipeline_with(slow_cadence(None))
-            .with_rpc("anvil", node.clone()),
-    );
-    let listener = pipeline.listen_for_hints();
-    wait_for_listener(&stack).await;
+    let (pipeline, node, listener) = listening_pipeline(&stack).await;
     let (payment, _) = stack.broadcast("USDC", 1_000_000).await;
     let chain = run_chain(&pipeline, payment.id);
     node.wait_for_checks(1).await;
@@ -159,14 +172,7 @@ async fn an_early_hint_costs_one_check_and_a_hint_once_final_confirms_at_once() 
 #[tokio::test]
 async fn a_hint_for_another_payment_wakes_nothing() {
     let stack = ConfirmStack::start(1).await;
-    let node = CountingNode::new(&stack);
-    let pipeline = Arc::new(
-        stack
-            .pipeline_with(slow_cadence(None))
-            .with_rpc("anvil", node.clone()),
-    );
-    let listener = pipeline.listen_for_hints();
-    wait_for_listener(&stack).await;
+    let (pipeline, node, listener) = listening_pipeline(&stack).await;
     let (payment, _) = stack.broadcast("ETH", 1_000).await;
     let chain = run_chain(&pipeline, payment.id);
     node.wait_for_checks(1).await;
