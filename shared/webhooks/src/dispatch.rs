@@ -6,8 +6,10 @@
 //!    decide: 2xx → succeeded; 410 → endpoint disabled, its pending deliveries failed;
 //!    anything else → next attempt per the retry schedule (or `Retry-After`, if longer), or
 //!    failed after the last one.
-//! 3. Repeat while there is work and run time left (deliveries unblocked by a success go out
-//!    in the same run); then prune old history, a bounded batch per run.
+//! 3. Keep `concurrency` attempts in flight while there is work and run time left: a claim
+//!    tops up the free slots (when half are free), skipping endpoints already at their
+//!    in-flight cap, so one slow endpoint never holds up the others (deliveries unblocked by a
+//!    success go out in the same run); then prune old history, a bounded batch per run.
 
 use meshpay_telemetry::span::{self, attr};
 use meshpay_telemetry::{Context, FutureExt as _, KeyValue, metrics, propagation};
@@ -15,11 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use meshpay_chain::ChainsConfig;
 use meshpay_store::webhooks::{
-    AttemptRecord, AttemptVerdict, ClaimLimits, ClaimedDelivery, FanOut,
+    AttemptRecord, AttemptVerdict, ClaimLimits, ClaimedDelivery, FanOut, WebhookEndpointId,
 };
 use meshpay_store::{Store, StoreError};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 use crate::cipher::SecretCipher;
@@ -32,9 +36,11 @@ use crate::retry::RetrySchedule;
 pub struct DispatchLimits {
     /// Outbox rows per fan-out transaction.
     pub fan_out_batch: u32,
-    /// Deliveries per claim.
+    /// Deliveries per claim at most (a claim takes only as many as there are free slots).
     pub claim_batch: u32,
-    /// Deliveries per endpoint per claim (a slow endpoint cannot hold up other merchants).
+    /// Deliveries per endpoint per claim; an endpoint with this many in flight gets no more
+    /// until one finishes (so at most twice this, less one, in flight): a slow or dead
+    /// endpoint holds a few slots, never the run, and other merchants' events keep going out.
     pub per_endpoint: u32,
     /// Requests in flight at once.
     pub concurrency: usize,
@@ -52,8 +58,8 @@ impl Default for DispatchLimits {
         DispatchLimits {
             fan_out_batch: 200,
             claim_batch: 64,
-            per_endpoint: 16,
-            concurrency: 8,
+            per_endpoint: 4,
+            concurrency: 16,
             run_budget: Duration::from_secs(25),
             retention: Duration::from_secs(30 * 24 * 3600),
             prune_batch: 500,
@@ -127,25 +133,73 @@ impl Dispatcher {
         let deadline = Instant::now() + self.limits.run_budget;
         let mut report = RunReport::default();
         let lease = self.client.config().timeout + Duration::from_secs(20);
-        let claim = ClaimLimits {
-            batch: self.limits.claim_batch,
-            per_endpoint: self.limits.per_endpoint,
-            lease,
-        };
-        while Instant::now() < deadline {
-            self.fan_out(&mut report, deadline).await?;
-            let claimed = self.store.claim_webhook_deliveries(claim).await?;
-            if claimed.is_empty() {
-                break;
+        let concurrency = self.limits.concurrency.max(1);
+        let cap = self.limits.per_endpoint.max(1);
+        let mut in_flight = FuturesUnordered::new();
+        let mut lanes = Lanes::default();
+        let mut tally = RunReport::default();
+        let mut failure = None;
+        loop {
+            let free = concurrency - in_flight.len();
+            let top_up = in_flight.is_empty() || free >= concurrency.div_ceil(2);
+            if top_up && !lanes.exhausted && failure.is_none() && Instant::now() < deadline {
+                let at_cap: Vec<WebhookEndpointId> = lanes
+                    .busy
+                    .iter()
+                    .filter(|(_, n)| **n >= cap)
+                    .map(|(endpoint, _)| *endpoint)
+                    .collect();
+                let claim = ClaimLimits {
+                    batch: u32::try_from(free)
+                        .unwrap_or(u32::MAX)
+                        .min(self.limits.claim_batch),
+                    per_endpoint: cap,
+                    lease,
+                };
+                let fanned = &mut report.fanned_out;
+                let step = async {
+                    self.fan_out(fanned, deadline).await?;
+                    self.store
+                        .claim_webhook_deliveries_except(claim, &at_cap)
+                        .await
+                };
+                tokio::pin!(step);
+                // Attempts in flight keep going while the claim runs: each may hold one of the
+                // pool's connections to record its result, and the claim may need one of them.
+                let claimed = loop {
+                    tokio::select! {
+                        claimed = &mut step => break claimed,
+                        Some((endpoint, recorded)) = in_flight.next() => {
+                            lanes.finish(&mut tally, endpoint, recorded);
+                        }
+                    }
+                };
+                match claimed {
+                    Ok(claimed) => {
+                        // Empty because every endpoint with work was at its cap is not the
+                        // end: their attempts may all have finished during the claim.
+                        lanes.exhausted = claimed.is_empty() && at_cap.is_empty();
+                        for delivery in claimed {
+                            let endpoint = delivery.endpoint_id;
+                            *lanes.busy.entry(endpoint).or_default() += 1;
+                            in_flight.push(async move { (endpoint, self.deliver(delivery).await) });
+                        }
+                    }
+                    // Attempts already sent are still recorded before the run fails.
+                    Err(error) => failure = Some(error),
+                }
             }
-            let results: Vec<Option<Recorded>> = futures::stream::iter(claimed)
-                .map(|delivery| self.deliver(delivery))
-                .buffer_unordered(self.limits.concurrency.max(1))
-                .collect()
-                .await;
-            for recorded in results {
-                report.tally(recorded);
-            }
+            let Some((endpoint, recorded)) = in_flight.next().await else {
+                if lanes.exhausted || failure.is_some() || Instant::now() >= deadline {
+                    break;
+                }
+                continue;
+            };
+            lanes.finish(&mut tally, endpoint, recorded);
+        }
+        report.add(&tally);
+        if let Some(error) = failure {
+            return Err(error.into());
         }
         report.pruned = self
             .store
@@ -155,7 +209,7 @@ impl Dispatcher {
     }
 
     /// Fans out until the outbox has no more webhook rows (or time is up).
-    async fn fan_out(&self, report: &mut RunReport, deadline: Instant) -> Result<(), StoreError> {
+    async fn fan_out(&self, total: &mut FanOut, deadline: Instant) -> Result<(), StoreError> {
         let chains = &self.chains;
         loop {
             let batch = self
@@ -171,7 +225,6 @@ impl Dispatcher {
                     rendered
                 })
                 .await?;
-            let total = &mut report.fanned_out;
             total.outbox_rows += batch.outbox_rows;
             total.events += batch.events;
             total.deliveries += batch.deliveries;
@@ -307,8 +360,45 @@ struct Recorded {
     verdict: AttemptVerdict,
     applied: bool,
 }
+/// What a run has in flight per endpoint, and whether the last claim found nothing.
+#[derive(Default)]
+struct Lanes {
+    busy: HashMap<WebhookEndpointId, u32>,
+    /// Set when a claim found nothing: no claim until an attempt ends its delivery (which may
+    /// unblock the next event of its payment); the run ends when nothing is left in flight.
+    exhausted: bool,
+}
+
+impl Lanes {
+    fn finish(
+        &mut self,
+        tally: &mut RunReport,
+        endpoint: WebhookEndpointId,
+        recorded: Option<Recorded>,
+    ) {
+        if let Some(n) = self.busy.get_mut(&endpoint) {
+            *n = n.saturating_sub(1);
+        }
+        let ended = recorded
+            .as_ref()
+            .is_some_and(|r| !matches!(r.verdict, AttemptVerdict::RetryIn(_)));
+        self.exhausted &= !ended;
+        tally.tally(recorded);
+    }
+}
 
 impl RunReport {
+    /// Adds another report's attempt counts (not its fan-out or pruning).
+    fn add(&mut self, other: &RunReport) {
+        self.attempted += other.attempted;
+        self.succeeded += other.succeeded;
+        self.retrying += other.retrying;
+        self.failed += other.failed;
+        self.endpoints_disabled += other.endpoints_disabled;
+        self.stale += other.stale;
+        self.unrecorded += other.unrecorded;
+    }
+
     fn tally(&mut self, recorded: Option<Recorded>) {
         self.attempted += 1;
         let Some(recorded) = recorded else {

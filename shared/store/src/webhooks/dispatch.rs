@@ -308,6 +308,17 @@ impl Store {
         &self,
         limits: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
+        self.claim_webhook_deliveries_except(limits, &[]).await
+    }
+
+    /// [`Store::claim_webhook_deliveries`] without the endpoints in `skip` (the dispatcher's
+    /// endpoints already at their in-flight cap).
+    pub async fn claim_webhook_deliveries_except(
+        &self,
+        limits: ClaimLimits,
+        skip: &[WebhookEndpointId],
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let skip: Vec<Uuid> = skip.iter().map(|e| e.as_uuid()).collect();
         let rows: Vec<ClaimRow> = sqlx::query_as(
             // Per live endpoint, its oldest due deliveries that are the first pending one of
             // their payment, locked as they are read and at most `$2` of them: an index walk
@@ -330,7 +341,7 @@ impl Store {
                      LIMIT $2
                      FOR UPDATE OF d SKIP LOCKED
                  ) c
-                 WHERE e.disabled_at IS NULL AND e.deleted_at IS NULL
+                 WHERE e.disabled_at IS NULL AND e.deleted_at IS NULL AND e.id <> ALL ($4)
                  ORDER BY c.next_attempt_at, c.id
                  LIMIT $1
              )
@@ -345,6 +356,7 @@ impl Store {
         .bind(i64::from(limits.batch.clamp(1, 1000)))
         .bind(i64::from(limits.per_endpoint.max(1)))
         .bind(millis(limits.lease)?)
+        .bind(&skip)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed: Vec<ClaimedDelivery> = rows

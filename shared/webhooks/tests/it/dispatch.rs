@@ -192,6 +192,40 @@ async fn a_claim_gives_each_endpoint_its_share_so_one_backlog_cannot_crowd_out_a
 }
 
 #[tokio::test]
+async fn a_slow_endpoint_holds_a_few_slots_while_other_merchants_events_go_out() {
+    let ctx = Ctx::new().await;
+    let (slow, quick) = (ctx.merchant().await, ctx.merchant().await);
+    let hook = Hook::start(&[], 200).await;
+    ctx.endpoint(slow, &hook.url("/slow"), None).await;
+    ctx.endpoint(quick, &hook.url("/hook"), None).await;
+    // The slow merchant's twelve events are older: they come first in due order.
+    for _ in 0..12 {
+        ctx.payment(slow).await;
+    }
+    let quick_payment = ctx.payment(quick).await.id.to_string();
+
+    let report = ctx.dispatcher("0,5s").run_once().await.unwrap();
+
+    assert_eq!((report.attempted, report.succeeded), (13, 13));
+    let received = hook.received();
+    let is_quick = |r: &&crate::support::Received| r.json()["data"]["id"] == quick_payment;
+    let quick_at = received.iter().find(is_quick).unwrap().at;
+    let first_slow = received
+        .iter()
+        .filter(|r| !is_quick(r))
+        .map(|r| r.at)
+        .min()
+        .unwrap();
+    // Sent before any of the slow endpoint's requests was answered: it did not wait for a
+    // slot the slow endpoint held.
+    assert!(
+        quick_at < first_slow + crate::support::SLOW,
+        "the quick merchant's event waited {:?} behind the slow endpoint",
+        quick_at - first_slow
+    );
+}
+
+#[tokio::test]
 async fn gone_disables_the_endpoint_and_fails_its_pending_deliveries() {
     let ctx = Ctx::new().await;
     let m = ctx.merchant().await;

@@ -137,6 +137,8 @@ pub struct Received {
     pub headers: HeaderMap,
     pub body: String,
     pub answered: u16,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -170,7 +172,8 @@ struct HookState {
     fallback: Arc<Mutex<u16>>,
 }
 
-/// A merchant endpoint on 127.0.0.1: `POST /hook` answers the scripted statuses;
+/// A merchant endpoint on 127.0.0.1: `POST /hook` answers the scripted statuses (`POST /slow`
+/// too, after [`SLOW`]);
 /// `GET|POST /redirect` redirects to `/hook`; `POST /big` answers 200 with 1 MiB; `POST /nul`
 /// answers 500 with a body holding U+0000 (which PostgreSQL text cannot store).
 pub struct Hook {
@@ -191,6 +194,7 @@ impl Hook {
             .route("/redirect", get(redirect).post(redirect))
             .route("/big", post(big))
             .route("/nul", post(nul))
+            .route("/slow", post(slow))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -239,8 +243,18 @@ async fn hook(State(state): State<HookState>, headers: HeaderMap, body: Bytes) -
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
         answered,
+        at: Instant::now(),
     });
     StatusCode::from_u16(answered).unwrap()
+}
+
+/// How long `POST /slow` takes to answer 200.
+pub const SLOW: Duration = Duration::from_millis(1500);
+
+async fn slow(state: State<HookState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let answered = hook(state, headers, body).await;
+    tokio::time::sleep(SLOW).await;
+    answered
 }
 
 async fn redirect() -> (StatusCode, [(&'static str, &'static str); 1]) {
