@@ -100,8 +100,12 @@ fn inclusion_of(
 
 impl Store {
     /// Up to `limit` payments of `chain` that ended on a receipt in a block at or above
-    /// `from_block`, then up to `limit` finished sweeps there, each the least recently
-    /// re-checked first.
+    /// `from_block`, then up to `limit` finished sweeps there: first those whose last re-check
+    /// did not find them canonical (reorged out, or the check was inconclusive), so a reorged
+    /// transaction is followed on every run until it is back in a final block and its recorded
+    /// block and fee have moved (not after every other one in the window has had its turn:
+    /// minutes, with fees on record that the chain no longer charged); then the least recently
+    /// re-checked.
     pub async fn inclusion_sample(
         &self,
         chain: &str,
@@ -114,7 +118,8 @@ impl Store {
              FROM payments p LEFT JOIN settled_rechecks r ON r.payment_id = p.id
              WHERE {ENDED_ON_RECEIPT} AND p.chain = $1 AND p.block_number >= $2
                AND p.tx_hash IS NOT NULL AND p.block_hash IS NOT NULL
-             ORDER BY r.checked_at ASC NULLS FIRST, p.block_number DESC LIMIT $3"
+             ORDER BY r.outcome IS NOT DISTINCT FROM 'canonical', r.checked_at ASC NULLS FIRST,
+                      p.block_number DESC LIMIT $3"
         ))
         .bind(chain)
         .bind(from)
@@ -126,7 +131,8 @@ impl Store {
              FROM sweeps s LEFT JOIN sweep_rechecks r ON r.sweep_id = s.id
              WHERE s.status IN ('confirmed', 'failed') AND s.chain = $1 AND s.block_number >= $2
                AND s.tx_hash IS NOT NULL AND s.block_hash IS NOT NULL
-             ORDER BY r.checked_at ASC NULLS FIRST, s.block_number DESC LIMIT $3",
+             ORDER BY r.outcome IS NOT DISTINCT FROM 'canonical', r.checked_at ASC NULLS FIRST,
+                      s.block_number DESC LIMIT $3",
         )
         .bind(chain)
         .bind(from)

@@ -324,6 +324,22 @@ async fn the_re_check_samples_every_payment_that_ended_on_a_receipt_and_no_other
     sampled.sort();
     ids.sort();
     assert_eq!(sampled, ids);
+    // Each checked, all canonical but one, which a reorg took off the chain: that one comes
+    // first, however recently it was checked.
+    let reorged = ids[1];
+    for r in &sample {
+        let outcome = if r.mined.payment_id() == Some(reorged) {
+            "reorged"
+        } else {
+            "canonical"
+        };
+        ctx.store
+            .record_inclusion_recheck(&r.mined, outcome)
+            .await
+            .unwrap();
+    }
+    let first = ctx.store.inclusion_sample("anvil", 0, 1).await.unwrap();
+    assert_eq!(first[0].mined.payment_id(), Some(reorged));
     // Below the window's first block: nothing.
     assert!(
         ctx.store
