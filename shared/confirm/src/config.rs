@@ -12,7 +12,7 @@
 //! | `MESHPAY_RECONCILE_BATCH` | 200 | most payments nudged per step and run |
 //! | `MESHPAY_RECONCILE_NONCES_PER_WALLET` | 200 | most nonces of one hot wallet the books walk per run (the cursor carries on) |
 //! | `MESHPAY_RECONCILE_SETTLED_WINDOW_BLOCKS` | 7200 | settled payments included this many blocks below the head are re-checked |
-//! | `MESHPAY_RECONCILE_SETTLED_SAMPLE` | 20 | settled payments re-checked per chain and run (least recently checked first) |
+//! | `MESHPAY_RECONCILE_SETTLED_SAMPLE` | 20 | mined payments (and as many sweeps) re-checked per chain and run: any the last check found reorged first, then the least recently checked |
 //! | `MESHPAY_OUTBOX_GRACE_SECS` | 60 | an undelivered outbox queue message older than this is dispatched by reconcile |
 //! | `MESHPAY_OUTBOX_RETENTION_SECS` | 604800 | dispatched outbox rows are pruned after this |
 //! | `MESHPAY_CHAIN_WEBHOOK_KEY` | unset | chain webhook signing key (unset: every webhook is refused) |
