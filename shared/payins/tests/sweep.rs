@@ -264,6 +264,19 @@ impl Env {
             .rpc("eth_getTransactionReceipt", json!([hash]))
             .await
     }
+
+    /// The receipt of `hash` once anvil has one: automine answers a send before the block that
+    /// mines it is stored, so a receipt read right after a send can still be null.
+    async fn mined_receipt(&self, hash: &str) -> serde_json::Value {
+        for _ in 0..200 {
+            let receipt = self.receipt(hash).await;
+            if !receipt.is_null() {
+                return receipt;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{hash} not mined after 10 s");
+    }
 }
 
 fn hex_u128(v: &serde_json::Value) -> u128 {
@@ -788,7 +801,7 @@ async fn a_sweep_reorged_out_and_mined_again_elsewhere_has_its_recorded_block_fo
     let relay = env.relay.get().await.unwrap();
     let healed = relay.heal_wallet("anvil", sweep.wallet).await.unwrap();
     assert!(healed.resent >= 1, "{healed:?}");
-    let mined_again = env.receipt(&hash).await;
+    let mined_again = env.mined_receipt(&hash).await;
     let new_block = u64::try_from(hex_u128(&mined_again["blockNumber"])).unwrap();
     assert_ne!(new_block, old_block);
     env.anvil.mine(2).await;
